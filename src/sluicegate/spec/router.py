@@ -1,0 +1,278 @@
+"""The router's configuration: listeners, rules, target groups, admin API (the ALB in YAML).
+
+These keys are a user-facing contract: extend, never rename. Validation names the field.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from sluicegate.spec._duration import Duration
+
+__all__ = [
+    "AdminSpec",
+    "ForwardSpec",
+    "HealthCheckSpec",
+    "ListenerSpec",
+    "MatchSpec",
+    "RouterConfig",
+    "RuleSpec",
+    "StickinessSpec",
+    "TargetGroupSpec",
+    "TimeoutsSpec",
+    "WeightedGroup",
+    "parse_target",
+]
+
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+Name = Annotated[str, Field(pattern=_NAME)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+# ALB allows target-group weights 0..999; we keep the same range.
+Weight = Annotated[int, Field(ge=0, le=999)]
+_TOKEN_CHARS = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def parse_target(value: str) -> tuple[str, int]:
+    """``"127.0.0.1:9001"`` -> ``("127.0.0.1", 9001)``; ValueError names what is wrong."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"target {value!r} must be host:port")
+    host = host.strip("[]")
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"target {value!r} has an invalid port")
+    return host, int(port)
+
+
+def _check_address(value: str) -> str:
+    if value in ("localhost", ""):
+        return value or "127.0.0.1"
+    try:
+        ipaddress.ip_address(value)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not an IP address") from exc
+    return value
+
+
+class WeightedGroup(_Model):
+    target_group: Name
+    weight: Weight = 1
+
+
+class StickinessSpec(_Model):
+    """Target-group stickiness: the router issues a signed cookie naming the chosen group."""
+
+    enabled: bool = False
+    duration: Duration = 86400.0
+    cookie_name: str = "sluice_tg"
+
+    @field_validator("duration")
+    @classmethod
+    def _duration_range(cls, v: float) -> float:
+        if not 1 <= v <= 7 * 86400:
+            raise ValueError("stickiness duration must be between 1s and 7d (as on ALB)")
+        return v
+
+    @field_validator("cookie_name")
+    @classmethod
+    def _cookie_token(cls, v: str) -> str:
+        if not _TOKEN_CHARS.match(v):
+            raise ValueError(f"{v!r} is not a valid cookie name")
+        return v
+
+
+class ForwardSpec(_Model):
+    forward: list[WeightedGroup] = Field(min_length=1, max_length=5)
+    stickiness: StickinessSpec = StickinessSpec()
+
+    @model_validator(mode="after")
+    def _weights(self) -> ForwardSpec:
+        names = [g.target_group for g in self.forward]
+        if len(set(names)) != len(names):
+            raise ValueError("a target group appears twice in one forward action")
+        if sum(g.weight for g in self.forward) == 0:
+            raise ValueError("at least one target group needs a weight above 0")
+        return self
+
+
+# A match value is one glob pattern ("*" and "?") or a list of them (any may match).
+Patterns = str | list[str]
+
+
+class MatchSpec(_Model):
+    """Conditions of a rule; all given conditions must hold (values are globs, any-of lists)."""
+
+    path_prefix: str | None = None
+    host: Patterns | None = None
+    header: dict[str, Patterns] | None = None
+    cookie: dict[str, Patterns] | None = None
+    query: dict[str, Patterns] | None = None
+
+    @field_validator("path_prefix")
+    @classmethod
+    def _slash(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith("/"):
+            raise ValueError("path_prefix must start with /")
+        return v
+
+    @field_validator("header")
+    @classmethod
+    def _header_names(cls, v: dict[str, Patterns] | None) -> dict[str, Patterns] | None:
+        for name in v or {}:
+            if not _TOKEN_CHARS.match(name):
+                raise ValueError(f"{name!r} is not a valid header name")
+        return v
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> MatchSpec:
+        if not any(
+            (self.path_prefix, self.host, self.header, self.cookie, self.query)
+        ):
+            raise ValueError("a rule needs at least one condition")
+        return self
+
+
+class RuleSpec(ForwardSpec):
+    match: MatchSpec
+
+
+class ListenerSpec(_Model):
+    name: Name
+    port: Port
+    address: str = "127.0.0.1"
+    rules: list[RuleSpec] = Field(default_factory=list)
+    default: ForwardSpec
+
+    _addr = field_validator("address")(classmethod(lambda cls, v: _check_address(v)))
+
+
+class HealthCheckSpec(_Model):
+    enabled: bool = True
+    path: str = "/"
+    interval: Duration = 5.0
+    timeout: Duration = 2.0
+    healthy_threshold: Annotated[int, Field(ge=1, le=10)] = 2
+    unhealthy_threshold: Annotated[int, Field(ge=1, le=10)] = 2
+    # Status codes that count as healthy, ALB-style: "200", "200-399", "200,204".
+    matcher: str = "200-399"
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError("health check path must start with /")
+        return v
+
+    @field_validator("matcher")
+    @classmethod
+    def _matcher(cls, v: str) -> str:
+        for part in v.split(","):
+            lo, _, hi = part.strip().partition("-")
+            if not lo.isdigit() or (hi and not hi.isdigit()):
+                raise ValueError(f"matcher {v!r} must look like 200, 200-399 or 200,204")
+        return v
+
+    @model_validator(mode="after")
+    def _timeout_below_interval(self) -> HealthCheckSpec:
+        if self.interval <= 0 or self.timeout <= 0:
+            raise ValueError("interval and timeout must be above 0")
+        if self.timeout > self.interval:
+            raise ValueError("timeout must not exceed interval")
+        return self
+
+    def healthy_status(self, status: int) -> bool:
+        for part in self.matcher.split(","):
+            lo, _, hi = part.strip().partition("-")
+            if int(lo) <= status <= int(hi or lo):
+                return True
+        return False
+
+
+class TargetGroupSpec(_Model):
+    name: Name
+    targets: list[str] = Field(default_factory=list)
+    algorithm: Literal["round_robin", "least_outstanding_requests"] = "round_robin"
+    health_check: HealthCheckSpec = HealthCheckSpec()
+    deregistration_delay: Duration = 30.0
+
+    @field_validator("targets")
+    @classmethod
+    def _targets(cls, v: list[str]) -> list[str]:
+        for t in v:
+            parse_target(t)
+        if len(set(v)) != len(v):
+            raise ValueError("a target is listed twice")
+        return v
+
+
+class AdminSpec(_Model):
+    port: Port = 9900
+    address: str = "127.0.0.1"
+    # The environment variable holding the admin token; never the token itself in the file.
+    token_env: str = "SLUICE_ADMIN_TOKEN"
+    # Serve GET /metrics without a token (for a Prometheus scrape on a trusted host).
+    public_metrics: bool = False
+
+    _addr = field_validator("address")(classmethod(lambda cls, v: _check_address(v)))
+
+
+class TimeoutsSpec(_Model):
+    connect: Duration = 3.0
+    request: Duration = 60.0  # upstream must answer (send the response head) within this
+    idle: Duration = 60.0  # client keep-alive connection with no request in progress
+    header: Duration = 10.0  # client must send a complete request head within this
+    upstream_idle: Duration = 30.0  # pooled upstream connection kept open at most this long
+
+
+class LimitsSpec(_Model):
+    max_request_line: Annotated[int, Field(ge=256, le=1 << 20)] = 8192
+    max_header_bytes: Annotated[int, Field(ge=1024, le=1 << 22)] = 32768
+
+
+class RouterConfig(_Model):
+    listeners: list[ListenerSpec] = Field(min_length=1)
+    target_groups: list[TargetGroupSpec] = Field(min_length=1)
+    admin: AdminSpec = AdminSpec()
+    timeouts: TimeoutsSpec = TimeoutsSpec()
+    limits: LimitsSpec = LimitsSpec()
+    # Environment variable with the key that signs stickiness cookies. Without it the router
+    # makes a random key at start, so sticky clients are re-balanced after a restart.
+    sticky_secret_env: str = "SLUICE_STICKY_SECRET"
+    metrics_window: Duration = 300.0
+
+    @model_validator(mode="after")
+    def _references(self) -> RouterConfig:
+        groups = [g.name for g in self.target_groups]
+        if len(set(groups)) != len(groups):
+            raise ValueError("target group names must be unique")
+        names = [lst.name for lst in self.listeners]
+        if len(set(names)) != len(names):
+            raise ValueError("listener names must be unique")
+        ports = [lst.port for lst in self.listeners]
+        if len(set(ports)) != len(ports):
+            raise ValueError("two listeners use the same port")
+        if self.admin.port in ports:
+            raise ValueError(f"admin port {self.admin.port} is also a listener port")
+        known = set(groups)
+        for i, lst in enumerate(self.listeners):
+            actions = [("default", lst.default)] + [
+                (f"rules[{j}]", r) for j, r in enumerate(lst.rules)
+            ]
+            for where, action in actions:
+                for g in action.forward:
+                    if g.target_group not in known:
+                        raise ValueError(
+                            f"listeners[{i}].{where}: unknown target group {g.target_group!r}"
+                            f" (known: {', '.join(sorted(known))})"
+                        )
+        return self
+
+    def target_group(self, name: str) -> TargetGroupSpec | None:
+        return next((g for g in self.target_groups if g.name == name), None)
