@@ -1,0 +1,5 @@
+"""``python -m sluicegate`` is ``sluice``."""
+
+from sluicegate.cli import main
+
+main()

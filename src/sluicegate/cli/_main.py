@@ -1,0 +1,64 @@
+"""``sluice``: the command group and its subcommands."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from sluicegate import __version__
+from sluicegate._logging import configure_logging
+from sluicegate.errors import SluicegateError
+
+__all__ = ["main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="sluice")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]),
+              help="How much the process logs to stderr.")
+@click.option("--log-json", is_flag=True, help="Log one JSON object per line.")
+def cli(log_level: str, log_json: bool) -> None:
+    """Sluicegate: release web services safely, on one machine or many."""
+    configure_logging(log_level, json=log_json)
+
+
+@cli.command()
+@click.option("--config", "-c", "config_path", required=True,
+              type=click.Path(dir_okay=False), help="Router config file (YAML or JSON).")
+@click.option("--workers", "-w", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Data-plane processes sharing the listener ports (SO_REUSEPORT).")
+@click.option("--insecure", is_flag=True,
+              help="Serve the admin API without a token. For local development only.")
+@click.option("--check", is_flag=True, help="Validate the config and exit.")
+def router(config_path: str, workers: int, insecure: bool, check: bool) -> None:
+    """Run the router standalone: listeners, target groups, admin API.
+
+    The admin token is read from the environment variable named by admin.token_env
+    (default SLUICE_ADMIN_TOKEN); the key that signs sticky cookies from the one named by
+    sticky_secret_env (default SLUICE_STICKY_SECRET).
+    """
+    from sluicegate.router import RouterSettings, run_router
+    from sluicegate.spec import RouterConfig, load_file
+
+    config = load_file(RouterConfig, config_path)
+    if check:
+        click.echo(f"{config_path}: valid ({len(config.listeners)} listener(s), "
+                   f"{len(config.target_groups)} target group(s))")
+        return
+    settings = RouterSettings.from_env(config, workers=workers, insecure=insecure)
+    run_router(config, settings)
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=False)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except SluicegateError as exc:
+        click.echo(f"sluice: error: {exc}", err=True)
+        sys.exit(2)

@@ -1,0 +1,418 @@
+"""The client side of the proxy: parse a request, route it, stream it upstream (hot path).
+
+One ``ClientProtocol`` per accepted connection. llhttp (via httptools) is strict and already
+rejects the request-smuggling vectors (CL with TE, duplicate CL, bad chunk sizes, obs-fold,
+bare CR/LF); we add the checks it leaves to the application: the Host header, HTTP/0.9,
+CONNECT, and size limits (414/431). Any of these answers a clean 4xx and closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import TYPE_CHECKING, cast
+
+import httptools
+
+from sluicegate.router._exchange import Exchange
+from sluicegate.router._match import RequestView
+from sluicegate.router._responses import error_response
+from sluicegate.router._sticky import find_cookie
+
+if TYPE_CHECKING:
+    from sluicegate.router._dataplane import DataPlane, ListenerState
+
+__all__ = ["ClientProtocol"]
+
+# Header codes: what on_header does with a request header beyond copying it upstream.
+_COPY, _DROP, _HOST, _COOKIE, _XFF, _CONNECTION, _UPGRADE, _TE, _CL = range(9)
+_SPECIAL = {
+    b"content-length": _CL,
+    b"host": _HOST,
+    b"cookie": _COOKIE,
+    b"x-forwarded-for": _XFF,
+    b"x-forwarded-proto": _DROP,
+    b"x-forwarded-host": _DROP,
+    b"connection": _CONNECTION,
+    b"upgrade": _UPGRADE,
+    b"transfer-encoding": _TE,
+    b"keep-alive": _DROP,
+    b"proxy-connection": _DROP,
+    b"te": _DROP,
+    b"trailer": _DROP,
+}
+# Connection tokens that name no header to strip.
+_PLAIN_TOKENS = frozenset((b"keep-alive", b"close", b"upgrade"))
+
+# Deadline kinds for the data plane's timeout sweep.
+IDLE, HEADER, UPSTREAM, NONE = 0, 1, 2, 3
+_PAUSE_BODY_BUFFER = 256 * 1024
+
+
+class _Reject(Exception):
+    """Raised inside a parser callback to answer ``status`` and close."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class ClientProtocol(asyncio.Protocol):
+    __slots__ = (
+        "active", "cookie", "deadline", "dkind", "ex", "headers", "host", "hparts", "ip",
+        "listener", "parser", "plane", "queue", "read_paused", "size", "te_chunked",
+        "has_cl", "tokens", "transport", "tunnel", "upgrade_hdr", "url", "xff",
+    )
+
+    def __init__(self, plane: DataPlane, listener: ListenerState) -> None:
+        self.plane = plane
+        self.listener = listener
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.ex: Exchange | None = None  # the exchange whose request is being parsed
+        self.active: Exchange | None = None  # the exchange being served
+        self.queue: deque[Exchange] | None = None  # pipelined exchanges waiting their turn
+        self.tunnel: asyncio.Transport | None = None  # after a 101: the upstream transport
+        self.read_paused = False
+        self.ip = b"unknown"
+        self.deadline = 0.0
+        self.dkind = IDLE
+        self._reset_head()
+
+    def _reset_head(self) -> None:
+        self.url = b""
+        self.hparts: list[bytes] = []
+        self.headers: list[tuple[bytes, bytes]] | None = None
+        self.size = 0
+        self.host: bytes | None = None
+        self.cookie: bytes | None = None
+        self.xff: bytes | None = None
+        self.tokens: bytes | None = None
+        self.upgrade_hdr: bytes | None = None
+        self.te_chunked = False
+        self.has_cl = False
+
+    # -- asyncio callbacks -------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        peer = transport.get_extra_info("peername")
+        if peer:
+            self.ip = str(peer[0]).encode()
+        self.plane.clients.add(self)
+        self.deadline = self.plane.now + self.plane.idle_timeout
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.plane.clients.discard(self)
+        ex = self.active
+        self.active = None
+        self.queue = None
+        if ex is not None and ex.upstream is not None:
+            ex.upstream.abandon(ex)
+        self.transport = None
+
+    def data_received(self, data: bytes) -> None:
+        if self.tunnel is not None:
+            self.tunnel.write(data)
+            return
+        ex = self.active
+        if ex is not None and ex.upgrade and ex.body_done:
+            ex.tunnel_data.append(data)  # bytes for the upstream once it agrees to upgrade
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            up = self.active
+            if up is not None and up.upgrade:
+                up.tunnel_data.append(data[exc.args[0]:])
+        except httptools.HttpParserCallbackError as exc:
+            ctx = exc.__context__
+            if isinstance(ctx, _Reject):
+                self._reject(ctx.status, ctx.reason)
+            else:
+                self.plane.log.exception("request handling failed", exc_info=ctx)
+                self._reject(500, "internal error")
+        except httptools.HttpParserError as exc:
+            self._reject(400, str(exc) or "malformed request")
+
+    def pause_writing(self) -> None:
+        up = self.tunnel_peer()
+        if up is not None:
+            up.pause_reading()
+
+    def resume_writing(self) -> None:
+        up = self.tunnel_peer()
+        if up is not None:
+            up.resume_reading()
+
+    def tunnel_peer(self) -> asyncio.Transport | None:
+        if self.tunnel is not None:
+            return self.tunnel
+        ex = self.active
+        if ex is not None and ex.upstream is not None:
+            return ex.upstream.transport
+        return None
+
+    # -- httptools callbacks -----------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._reset_head()
+        if self.listener.route.rules:
+            self.headers = []
+        self.deadline = self.plane.now + self.plane.header_timeout
+        self.dkind = HEADER
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+        if len(self.url) > self.plane.max_request_line:
+            raise _Reject(414, "request line too long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.size += len(name) + len(value) + 4
+        if self.size > self.plane.max_header_bytes:
+            raise _Reject(431, "request headers too large")
+        lname = name.lower()
+        code = _SPECIAL.get(lname, _COPY)
+        if self.headers is not None:
+            self.headers.append((lname, value))
+        if code == _COPY:
+            self.hparts += (name, b": ", value, b"\r\n")
+        elif code == _HOST:
+            if self.host is not None:
+                raise _Reject(400, "more than one Host header")
+            self.host = value
+            self.hparts += (name, b": ", value, b"\r\n")
+        elif code == _COOKIE:
+            self.cookie = value if self.cookie is None else self.cookie + b"; " + value
+            self.hparts += (name, b": ", value, b"\r\n")
+        elif code == _XFF:
+            self.xff = value if self.xff is None else self.xff + b", " + value
+        elif code == _CONNECTION:
+            self.tokens = value if self.tokens is None else self.tokens + b"," + value
+        elif code == _UPGRADE:
+            self.upgrade_hdr = value
+        elif code == _TE:
+            self.te_chunked = True  # llhttp accepts only a final "chunked" coding
+        elif code == _CL:
+            self.hparts += (name, b": ", value, b"\r\n")
+            self.has_cl = value.strip() not in (b"0", b"")
+
+    def on_headers_complete(self) -> None:
+        parser = self.parser
+        version = parser.get_http_version()
+        http11 = version == "1.1"
+        if not http11 and version != "1.0":
+            raise _Reject(505 if version > "1.1" else 400, "unsupported HTTP version")
+        if http11 and self.host is None:
+            raise _Reject(400, "missing Host header")
+        method: bytes = parser.get_method()
+        if method == b"CONNECT":
+            raise _Reject(405, "CONNECT is not supported")
+        upgrade = bool(parser.should_upgrade()) and self.upgrade_hdr is not None
+        has_body = self.te_chunked or self.has_cl
+        plane = self.plane
+        route = self.listener.route
+        view = None
+        if self.headers is not None and route.rules:
+            view = _view(self.url, self.host, self.headers)
+        action = route.choose(view)
+        entry = None
+        set_cookie = None
+        codec = action.sticky
+        if codec is not None:
+            if self.cookie is not None:
+                value = find_cookie(self.cookie, action.cookie_eq)
+                if value:
+                    group = codec.verify(value, plane.now_sec)
+                    if group is not None:
+                        entry = action.sticky_entry(group)
+            if entry is None:
+                entry = action.pick()
+                value = codec.issue(entry.group.name, plane.now_sec + action.max_age)
+                set_cookie = b"".join((
+                    b"Set-Cookie: ", action.cookie_eq, value, b"; Max-Age=",
+                    str(action.max_age).encode(), b"; Path=/; HttpOnly; SameSite=Lax\r\n",
+                ))
+        else:
+            entry = action.pick()
+        hparts = self.hparts
+        if self.tokens is not None:
+            hparts = _strip_named(hparts, self.tokens)
+        xff = self.ip if self.xff is None else self.xff + b", " + self.ip
+        tail = [b"X-Forwarded-For: ", xff, b"\r\nX-Forwarded-Proto: http\r\n"]
+        if self.host is not None:
+            tail += (b"X-Forwarded-Host: ", self.host, b"\r\n")
+        if self.te_chunked:
+            tail.append(b"Transfer-Encoding: chunked\r\n")
+        if upgrade:
+            tail += (b"Connection: upgrade\r\nUpgrade: ", self.upgrade_hdr or b"", b"\r\n")
+        tail.append(b"\r\n")
+        head = b"".join((method, b" ", self.url, b" HTTP/1.1\r\n", *hparts, *tail))
+        ex = Exchange(self, method, head, entry, set_cookie, bool(parser.should_keep_alive()),
+                      http11, self.te_chunked, has_body, upgrade, plane.loop.time())
+        self.ex = ex
+        if self.active is None:
+            self.active = ex
+            self.deadline = plane.now + plane.request_timeout
+            self.dkind = UPSTREAM
+            plane.dispatch(ex)
+        else:
+            if self.queue is None:
+                self.queue = deque()
+            self.queue.append(ex)
+            self._pause()
+
+    def on_body(self, body: bytes) -> None:
+        ex = self.ex
+        if ex is None:
+            return
+        if ex.chunked:
+            data = b"%x\r\n%b\r\n" % (len(body), body)
+        else:
+            data = body
+        up = ex.upstream
+        if up is not None and up.transport is not None and ex is self.active:
+            up.transport.write(data)
+        else:
+            ex.body.append(data)
+            ex.buffered += len(data)
+            if ex.buffered > _PAUSE_BODY_BUFFER:
+                self._pause()
+
+    def on_message_complete(self) -> None:
+        ex = self.ex
+        if ex is None:
+            return
+        self.ex = None
+        if ex.chunked:
+            up = ex.upstream
+            if up is not None and up.transport is not None and ex is self.active:
+                up.transport.write(b"0\r\n\r\n")
+            else:
+                ex.body.append(b"0\r\n\r\n")
+        ex.body_done = True
+        if not ex.keep_alive:
+            self._pause()  # nothing after a Connection: close request is read
+
+    # -- called by the upstream side -----------------------------------------------------------
+
+    def flush_body(self, ex: Exchange) -> None:
+        """The upstream connection for ``ex`` is ready: send what was buffered, read on."""
+        if ex.body:
+            assert ex.upstream is not None and ex.upstream.transport is not None
+            ex.upstream.transport.writelines(ex.body)
+            ex.body = []
+            ex.buffered = 0
+        if self.read_paused and (self.queue is None or not self.queue) and ex.keep_alive:
+            self._resume()
+
+    def response_started(self) -> None:
+        self.dkind = NONE
+
+    def exchange_done(self, ex: Exchange) -> None:
+        """The response to ``ex`` has been written; serve the next pipelined request."""
+        if ex is not self.active:
+            return
+        self.active = None
+        transport = self.transport
+        if transport is None:
+            return
+        if not ex.keep_alive or not ex.body_done:
+            transport.close()
+            return
+        plane = self.plane
+        self.deadline = plane.now + plane.idle_timeout
+        self.dkind = IDLE
+        queue = self.queue
+        if queue:
+            nxt = queue.popleft()
+            self.active = nxt
+            self.deadline = plane.now + plane.request_timeout
+            self.dkind = UPSTREAM
+            plane.dispatch(nxt)
+        elif self.read_paused:
+            self._resume()
+
+    def start_tunnel(self, upstream: asyncio.Transport, ex: Exchange) -> None:
+        self.tunnel = upstream
+        self.dkind = NONE
+        if ex.tunnel_data:
+            upstream.writelines(ex.tunnel_data)
+            ex.tunnel_data = []
+        if self.read_paused:
+            self._resume()
+
+    def router_error(self, ex: Exchange, status: int, reason: str) -> None:
+        """Answer ``ex`` with a router-generated error (502/503/504) and count it."""
+        if ex is not self.active or self.transport is None:
+            return
+        latency = self.plane.loop.time() - ex.start
+        if status in (502, 504):
+            ex.entry.series.record_router_error(status, latency)
+        else:
+            ex.entry.series.record(status, latency)
+        keep = ex.keep_alive and ex.body_done and not ex.upgrade
+        self.transport.write(error_response(status, reason, keep, ex.set_cookie))
+        if not keep:
+            ex.keep_alive = False
+        self.exchange_done(ex)
+
+    def timed_out(self) -> None:
+        """Called by the data plane's sweep when ``deadline`` has passed."""
+        transport = self.transport
+        if transport is None:
+            return
+        if self.dkind == HEADER:
+            self.listener.unrouted.record(408, 0.0)
+            transport.write(error_response(408, "request header timeout", False, None))
+            transport.close()
+        elif self.dkind == UPSTREAM and self.active is not None:
+            ex = self.active
+            if ex.upstream is not None:
+                ex.upstream.abandon(ex)
+            ex.keep_alive = False
+            self.router_error(ex, 504, "upstream timed out")
+        else:
+            transport.close()
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _reject(self, status: int, reason: str) -> None:
+        self.listener.unrouted.record(status, 0.0)
+        if self.transport is not None:
+            if self.active is None or not self.active.response_started:
+                self.transport.write(error_response(status, reason, False, None))
+            self.transport.close()
+
+    def _pause(self) -> None:
+        if not self.read_paused and self.transport is not None:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def _resume(self) -> None:
+        if self.read_paused and self.transport is not None:
+            self.read_paused = False
+            self.transport.resume_reading()
+
+
+def _strip_named(hparts: list[bytes], tokens: bytes) -> list[bytes]:
+    """Drop headers the Connection header names (they are hop-by-hop for this hop only)."""
+    named = {t.strip().lower() for t in tokens.split(b",")} - _PLAIN_TOKENS
+    if not named:
+        return hparts
+    out: list[bytes] = []
+    for i in range(0, len(hparts), 4):
+        if hparts[i].lower() not in named:
+            out += hparts[i : i + 4]
+    return out
+
+
+def _view(url: bytes, host: bytes | None, headers: list[tuple[bytes, bytes]]) -> RequestView:
+    path, _, query = url.decode("latin-1").partition("?")
+    hmap: dict[str, list[str]] = {}
+    for name, value in headers:
+        hmap.setdefault(name.decode("latin-1"), []).append(value.decode("latin-1"))
+    return RequestView(path=path, query_string=query,
+                       host=(host or b"").decode("latin-1"), headers=hmap)
+

@@ -1,0 +1,252 @@
+"""The router's control side: holds the effective config, runs health checks, serves the admin
+API, and fans every change out to the data planes (one in-process, or N workers).
+
+A change is validated before any plane sees it and counts as done once every plane has
+applied it and reported back; a change rejected by validation leaves the last good state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sluicegate.errors import ConflictError, NotFoundError, SluicegateError, SpecError, \
+    TransientError
+from sluicegate.router._admin_http import AdminRequest, AdminResponse, error
+from sluicegate.router._exposition import prometheus_text, summarize
+from sluicegate.router._health import HealthChecker
+from sluicegate.router._metrics import merge_snapshots
+from sluicegate.router._planes import PlaneHandle
+from sluicegate.spec import RouterConfig, parse_document, parse_target
+
+__all__ = ["RouterController"]
+
+log = logging.getLogger("sluicegate.router")
+_WEIGHTS = re.compile(r"^/v1/listeners/([^/]+)/weights$")
+_TARGETS = re.compile(r"^/v1/target-groups/([^/]+)/targets$")
+_TARGET = re.compile(r"^/v1/target-groups/([^/]+)/targets/([^/]+)$")
+
+
+class RouterController:
+    def __init__(self, config: RouterConfig, planes: Sequence[PlaneHandle]) -> None:
+        self.config = config
+        self.planes = list(planes)
+        self.health = HealthChecker(self._on_health)
+        self.generation = 1
+        self._lock = asyncio.Lock()  # one change at a time, in the order received
+
+    async def start(self) -> None:
+        self.health.configure(self.config.target_groups, {})
+
+    async def stop(self) -> None:
+        self.health.stop()
+        await asyncio.gather(*(p.stop() for p in self.planes), return_exceptions=True)
+
+    def _on_health(self, group: str, target: str, healthy: bool) -> None:
+        asyncio.get_running_loop().create_task(self._fan("set_health", group, target, healthy))
+
+    async def _fan(self, op: str, *args: Any) -> list[Any]:
+        return list(await asyncio.gather(*(getattr(p, op)(*args) for p in self.planes)))
+
+    # -- changes ---------------------------------------------------------------------------------
+
+    async def reload(self, config: RouterConfig) -> None:
+        async with self._lock:
+            await self._fan("apply_config", config)
+            self.config = config
+            self.generation += 1
+            self.health.configure(config.target_groups, {})
+            # Health already known for surviving targets is pushed again to fresh state.
+            for (group, target), state in self.health.states.items():
+                await self._fan("set_health", group, target, state.healthy)
+
+    async def set_weights(self, listener: str, weights: Mapping[str, int],
+                          rule: int | None) -> dict[str, int]:
+        async with self._lock:
+            results = await self._fan("set_weights", listener, weights, rule)
+            applied: dict[str, int] = results[0]
+            if any(r != applied for r in results):
+                raise TransientError("workers disagree on the weights; retry the call")
+            self.config = _with_weights(self.config, listener, applied, rule)
+            self.generation += 1
+            log.info("weights of %s%s set to %s", listener,
+                     "" if rule is None else f" rule {rule}", applied)
+            return applied
+
+    async def register(self, group: str, target: str) -> None:
+        async with self._lock:
+            parse_target(target)
+            await self._fan("register", group, target)
+            self.config = _with_targets(self.config, group, add=target)
+            self.generation += 1
+            self.health.configure(self.config.target_groups, {})
+
+    async def deregister(self, group: str, target: str, delay: float | None) -> float:
+        async with self._lock:
+            spec = self.config.target_group(group)
+            if spec is None:
+                raise NotFoundError(f"no target group named {group!r}")
+            await self._fan("deregister", group, target, delay)
+            self.config = _with_targets(self.config, group, remove=target)
+            self.generation += 1
+            self.health.configure(self.config.target_groups, {})
+            return spec.deregistration_delay if delay is None else delay
+
+    # -- reads -------------------------------------------------------------------------------
+
+    async def snapshot(self, window: int) -> dict[str, Any]:
+        return merge_snapshots(await self._fan("metrics", window))
+
+    async def status(self) -> dict[str, Any]:
+        """Merged status: in-flight and connections summed over the planes."""
+        statuses = await self._fan("status")
+        merged: dict[str, Any] = json.loads(json.dumps(statuses[0]))
+        for other in statuses[1:]:
+            merged["clients"] += other["clients"]
+            for gname, g in other["groups"].items():
+                mine = merged["groups"].get(gname)
+                if mine is None:
+                    continue
+                for addr, t in g["targets"].items():
+                    if addr in mine["targets"]:
+                        for k in ("in_flight", "connections", "idle"):
+                            mine["targets"][addr][k] += t[k]
+        for gname, g in merged["groups"].items():
+            for addr, t in g["targets"].items():
+                state = self.health.states.get((gname, addr))
+                t["last_check_error"] = state.last_error if state else ""
+        merged["workers"] = len(self.planes)
+        merged["generation"] = self.generation
+        return merged
+
+    # -- the admin API ---------------------------------------------------------------------------
+
+    async def handle(self, req: AdminRequest) -> AdminResponse:
+        try:
+            return await self._route(req)
+        except SpecError as exc:
+            return error(422, "invalid input", problems=[
+                {"path": p.path, "message": p.message} for p in exc.problems])
+        except json.JSONDecodeError as exc:
+            return error(400, f"body is not valid JSON: {exc.msg} at position {exc.pos}")
+        except NotFoundError as exc:
+            return error(404, str(exc))
+        except ConflictError as exc:
+            return error(409, str(exc))
+        except TransientError as exc:
+            return error(503, str(exc))
+        except SluicegateError as exc:
+            return error(400, str(exc))
+
+    async def _route(self, req: AdminRequest) -> AdminResponse:
+        m, path = req.method, req.path.rstrip("/") or "/"
+        if path == "/healthz" and m == "GET":
+            return AdminResponse(200, {"status": "ok", "generation": self.generation})
+        if path == "/metrics" and m == "GET":
+            text = prometheus_text(await self.snapshot(0), await self.status())
+            return AdminResponse(200, text, "text/plain; version=0.0.4; charset=utf-8")
+        if path == "/v1/metrics" and m == "GET":
+            window = _int_arg(req, "window", 60, 1, int(self.config.metrics_window))
+            return AdminResponse(200, summarize(await self.snapshot(window), window))
+        if path == "/v1/config":
+            if m == "GET":
+                return AdminResponse(200, {"generation": self.generation,
+                                           "config": self.config.model_dump(mode="json")})
+            if m == "PUT":
+                body = req.json()
+                config = parse_document(RouterConfig, body.get("config", body)
+                                        if isinstance(body, dict) else body, "request body")
+                await self.reload(config)
+                return AdminResponse(200, {"generation": self.generation})
+        if path == "/v1/status" and m == "GET":
+            return AdminResponse(200, await self.status())
+        if path == "/v1/target-groups" and m == "GET":
+            return AdminResponse(200, (await self.status())["groups"])
+        if path == "/v1/listeners" and m == "GET":
+            return AdminResponse(200, (await self.status())["listeners"])
+        if match := _WEIGHTS.match(path):
+            listener = match.group(1)
+            if m == "GET":
+                status = (await self.status())["listeners"]
+                if listener not in status:
+                    raise NotFoundError(f"no listener named {listener!r}")
+                return AdminResponse(200, {"listener": listener, **status[listener]})
+            if m == "PUT":
+                weights, rule = _weights_body(req.json())
+                applied = await self.set_weights(listener, weights, rule)
+                return AdminResponse(200, {"listener": listener, "rule": rule,
+                                           "weights": applied, "generation": self.generation})
+        if (match := _TARGETS.match(path)) and m == "POST":
+            body = req.json()
+            if not isinstance(body, dict) or not isinstance(body.get("target"), str):
+                raise SpecError([_problem("target", 'expected {"target": "host:port"}')])
+            try:
+                await self.register(match.group(1), body["target"])
+            except ValueError as exc:
+                raise SpecError([_problem("target", str(exc))]) from exc
+            return AdminResponse(201, {"target_group": match.group(1),
+                                       "target": body["target"], "state": "registered"})
+        if (match := _TARGET.match(path)) and m == "DELETE":
+            delay_arg = req.query.get("delay")
+            delay = float(delay_arg[0]) if delay_arg else None
+            used = await self.deregister(match.group(1), match.group(2), delay)
+            return AdminResponse(202, {"target_group": match.group(1), "target": match.group(2),
+                                       "state": "draining", "deregistration_delay": used})
+        return error(404 if m in ("GET", "PUT", "POST", "DELETE") else 405,
+                     f"no route for {m} {req.path}")
+
+
+def _problem(path: str, message: str) -> Any:
+    from sluicegate.errors import Problem
+
+    return Problem(path, message)
+
+
+def _int_arg(req: AdminRequest, name: str, default: int, lo: int, hi: int) -> int:
+    raw = req.query.get(name)
+    if not raw:
+        return default
+    if not raw[0].isdigit() or not lo <= int(raw[0]) <= hi:
+        raise SpecError([_problem(name, f"must be a whole number from {lo} to {hi}")])
+    return int(raw[0])
+
+
+def _weights_body(body: Any) -> tuple[dict[str, int], int | None]:
+    if not isinstance(body, dict) or not isinstance(body.get("weights"), dict):
+        raise SpecError([_problem("weights", 'expected {"weights": {"<group>": <int>, ...}}')])
+    weights: dict[str, int] = {}
+    for name, w in body["weights"].items():
+        if not isinstance(w, int) or isinstance(w, bool):
+            raise SpecError([_problem(f"weights.{name}", "weight must be a whole number")])
+        weights[name] = w
+    rule = body.get("rule")
+    if rule is not None and (not isinstance(rule, int) or isinstance(rule, bool)):
+        raise SpecError([_problem("rule", "rule must be a rule index or null")])
+    return weights, rule
+
+
+def _with_weights(config: RouterConfig, listener: str, weights: Mapping[str, int],
+                  rule: int | None) -> RouterConfig:
+    data = config.model_dump(mode="json")
+    for lst in data["listeners"]:
+        if lst["name"] == listener:
+            action = lst["default"] if rule is None else lst["rules"][rule]
+            for wg in action["forward"]:
+                wg["weight"] = weights.get(wg["target_group"], wg["weight"])
+    return RouterConfig.model_validate(data)
+
+
+def _with_targets(config: RouterConfig, group: str, add: str | None = None,
+                  remove: str | None = None) -> RouterConfig:
+    data = config.model_dump(mode="json")
+    for g in data["target_groups"]:
+        if g["name"] == group:
+            if add is not None and add not in g["targets"]:
+                g["targets"].append(add)
+            if remove is not None and remove in g["targets"]:
+                g["targets"].remove(remove)
+    return RouterConfig.model_validate(data)

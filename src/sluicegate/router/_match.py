@@ -1,0 +1,78 @@
+"""Rule conditions compiled to predicates over a request view (pure)."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.cookies import SimpleCookie
+from urllib.parse import parse_qsl
+
+from sluicegate.spec.router import MatchSpec
+
+__all__ = ["RequestView", "compile_match"]
+
+
+@dataclass
+class RequestView:
+    """What a rule may look at. Built only when a listener has rules."""
+
+    path: str
+    query_string: str
+    host: str
+    headers: dict[str, list[str]]  # lower-cased names
+    _cookies: dict[str, str] | None = field(default=None, repr=False)
+    _query: dict[str, list[str]] | None = field(default=None, repr=False)
+
+    @property
+    def cookies(self) -> dict[str, str]:
+        if self._cookies is None:
+            jar: SimpleCookie = SimpleCookie()
+            for raw in self.headers.get("cookie", []):
+                try:
+                    jar.load(raw)
+                except Exception:  # a malformed cookie header matches no cookie rule
+                    continue
+            self._cookies = {k: m.value for k, m in jar.items()}
+        return self._cookies
+
+    @property
+    def query(self) -> dict[str, list[str]]:
+        if self._query is None:
+            out: dict[str, list[str]] = {}
+            for k, v in parse_qsl(self.query_string, keep_blank_values=True):
+                out.setdefault(k, []).append(v)
+            self._query = out
+        return self._query
+
+
+Predicate = Callable[[RequestView], bool]
+
+
+def _globs(patterns: str | list[str], ignore_case: bool) -> re.Pattern[str]:
+    items = [patterns] if isinstance(patterns, str) else patterns
+    flags = re.IGNORECASE if ignore_case else 0
+    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in items), flags)
+
+
+def compile_match(spec: MatchSpec) -> Predicate:
+    """All given conditions must hold; each value list matches if any glob matches."""
+    checks: list[Predicate] = []
+    if spec.path_prefix is not None:
+        prefix = spec.path_prefix
+        checks.append(lambda r: r.path.startswith(prefix))
+    if spec.host is not None:
+        host_re = _globs(spec.host, ignore_case=True)
+        # The port is not part of the host match, as on ALB.
+        checks.append(lambda r: bool(host_re.match(r.host.rsplit(":", 1)[0])))
+    for name, patterns in (spec.header or {}).items():
+        key, rx = name.lower(), _globs(patterns, ignore_case=True)
+        checks.append(lambda r, k=key, x=rx: any(x.match(v) for v in r.headers.get(k, ())))
+    for name, patterns in (spec.cookie or {}).items():
+        rx = _globs(patterns, ignore_case=False)
+        checks.append(lambda r, k=name, x=rx: k in r.cookies and bool(x.match(r.cookies[k])))
+    for name, patterns in (spec.query or {}).items():
+        rx = _globs(patterns, ignore_case=False)
+        checks.append(lambda r, k=name, x=rx: any(x.match(v) for v in r.query.get(k, ())))
+    return lambda r: all(check(r) for check in checks)

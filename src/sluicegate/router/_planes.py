@@ -1,0 +1,64 @@
+"""Handles on data planes: the same calls whether the plane is in this process or a worker."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from sluicegate.router._dataplane import DataPlane
+from sluicegate.spec.router import RouterConfig
+
+__all__ = ["LocalPlane", "PlaneHandle"]
+
+
+class PlaneHandle(Protocol):
+    """What the control side asks of a data plane. Each call returns once it is in force."""
+
+    async def apply_config(self, config: RouterConfig) -> None: ...
+
+    async def set_weights(self, listener: str, weights: Mapping[str, int],
+                          rule: int | None) -> dict[str, int]: ...
+
+    async def set_health(self, group: str, target: str, healthy: bool) -> None: ...
+
+    async def register(self, group: str, target: str) -> None: ...
+
+    async def deregister(self, group: str, target: str, delay: float | None) -> None: ...
+
+    async def metrics(self, window: int) -> dict[str, Any]: ...
+
+    async def status(self) -> dict[str, Any]: ...
+
+    async def stop(self) -> None: ...
+
+
+class LocalPlane:
+    """The data plane runs on this event loop (``--workers 1``)."""
+
+    def __init__(self, plane: DataPlane) -> None:
+        self.plane = plane
+
+    async def apply_config(self, config: RouterConfig) -> None:
+        await self.plane.apply_config(config)
+
+    async def set_weights(self, listener: str, weights: Mapping[str, int],
+                          rule: int | None) -> dict[str, int]:
+        return self.plane.set_weights(listener, weights, rule)
+
+    async def set_health(self, group: str, target: str, healthy: bool) -> None:
+        self.plane.set_health(group, target, healthy)
+
+    async def register(self, group: str, target: str) -> None:
+        self.plane.register(group, target)
+
+    async def deregister(self, group: str, target: str, delay: float | None) -> None:
+        self.plane.deregister(group, target, delay)
+
+    async def metrics(self, window: int) -> dict[str, Any]:
+        return self.plane.metrics.snapshot(window)
+
+    async def status(self) -> dict[str, Any]:
+        return self.plane.status()
+
+    async def stop(self) -> None:
+        await self.plane.stop()

@@ -1,0 +1,112 @@
+"""Assemble and run a standalone router: data plane(s), control side, admin API, signals."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import secrets
+import signal
+from collections.abc import Callable
+
+from sluicegate.clock import SystemClock
+from sluicegate.errors import AuthError, TransientError
+from sluicegate.router._admin_http import serve_admin
+from sluicegate.router._control import RouterController
+from sluicegate.router._dataplane import DataPlane
+from sluicegate.router._planes import LocalPlane, PlaneHandle
+from sluicegate.router._workers import WorkerPlane
+from sluicegate.spec.router import RouterConfig
+
+__all__ = ["RouterSettings", "run_router", "serve_router"]
+
+log = logging.getLogger("sluicegate.router")
+
+
+class RouterSettings:
+    """Everything outside the config file: process layout and secrets (from the environment)."""
+
+    def __init__(self, workers: int = 1, insecure: bool = False, token: str | None = None,
+                 sticky_key: bytes | None = None, metrics: bool = True) -> None:
+        if workers < 1:
+            raise ValueError("workers must be at least 1")
+        self.workers = workers
+        self.insecure = insecure
+        self.token = token
+        self.sticky_key = sticky_key
+        self.metrics = metrics
+
+    @classmethod
+    def from_env(cls, config: RouterConfig, workers: int = 1,
+                 insecure: bool = False) -> RouterSettings:
+        token = os.environ.get(config.admin.token_env) or None
+        if token is None and not insecure:
+            raise AuthError(
+                f"the admin API needs a token: set {config.admin.token_env} "
+                "(or start with --insecure for local development only)")
+        secret = os.environ.get(config.sticky_secret_env)
+        if secret:
+            key = hashlib.sha256(secret.encode()).digest()
+        else:
+            log.warning("%s is not set: sticky cookies are signed with a random key and "
+                        "clients will be re-balanced after a restart", config.sticky_secret_env)
+            key = secrets.token_bytes(32)
+        metrics = os.environ.get("SLUICE_ROUTER_METRICS", "1") != "0"
+        return cls(workers, insecure, None if insecure else token, key, metrics)
+
+
+async def serve_router(config: RouterConfig, settings: RouterSettings,
+                       stop: asyncio.Event, on_ready: Callable[[], None] | None = None) -> None:
+    """Run until ``stop`` is set, then shut down gracefully."""
+    key = settings.sticky_key or secrets.token_bytes(32)
+    planes: list[PlaneHandle] = []
+    controller: RouterController | None = None
+    if settings.workers == 1:
+        plane = DataPlane(key, SystemClock(), metrics_enabled=settings.metrics)
+        try:
+            await plane.start(config)
+        except OSError as exc:
+            raise TransientError(f"cannot open a listener: {exc}") from exc
+        planes.append(LocalPlane(plane))
+    else:
+        for i in range(settings.workers):
+            worker = WorkerPlane(i, key, settings.metrics,
+                                 lambda: controller.config if controller else config)
+            await worker.start()
+            planes.append(worker)
+    controller = RouterController(config, planes)
+    await controller.start()
+    public = frozenset({"/healthz", "/metrics"} if config.admin.public_metrics else {"/healthz"})
+    try:
+        admin = await serve_admin(controller.handle, config.admin.address, config.admin.port,
+                                  settings.token, public)
+    except OSError as exc:
+        await controller.stop()
+        raise TransientError(f"cannot open the admin port {config.admin.port}: "
+                             f"{exc.strerror or exc}") from exc
+    listeners = ", ".join(f"{lst.name}@{lst.address}:{lst.port}" for lst in config.listeners)
+    log.info("router ready: listeners %s, admin %s:%d, %d worker(s)%s", listeners,
+             config.admin.address, config.admin.port, settings.workers,
+             " (INSECURE: admin API without token)" if settings.insecure else "")
+    if on_ready is not None:
+        on_ready()
+    await stop.wait()
+    log.info("router stopping")
+    admin.close()
+    await controller.stop()
+
+
+def run_router(config: RouterConfig, settings: RouterSettings,
+               on_ready: Callable[[], None] | None = None) -> None:
+    """Blocking entry point for the CLI: uvloop, SIGTERM/SIGINT handling."""
+    import uvloop
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await serve_router(config, settings, stop, on_ready)
+
+    uvloop.run(main())

@@ -1,0 +1,285 @@
+"""The upstream side of the proxy: one keep-alive connection to a target (hot path).
+
+A connection serves one exchange at a time and returns to its target's idle pool when the
+response is complete and both sides allow reuse. Response bodies stream to the client as they
+arrive; chunked or close-delimited bodies are re-chunked for HTTP/1.1 clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, cast
+
+import httptools
+
+from sluicegate.router._exchange import IDEMPOTENT, Exchange
+
+if TYPE_CHECKING:
+    from sluicegate.router._dataplane import DataPlane
+    from sluicegate.router._table import Target
+
+__all__ = ["UpstreamProtocol"]
+
+_COPY, _DROP, _CHUNKED, _CLOSE, _CL, _UPG = range(6)
+_SPECIAL = {
+    b"connection": _CLOSE,
+    b"transfer-encoding": _CHUNKED,
+    b"keep-alive": _DROP,
+    b"proxy-connection": _DROP,
+    b"te": _DROP,
+    b"trailer": _DROP,
+    b"upgrade": _UPG,
+    b"content-length": _CL,
+}
+
+
+class UpstreamProtocol(asyncio.Protocol):
+    __slots__ = (
+        "chunked", "close_after", "ex", "got_bytes", "has_cl", "hparts", "idle_since",
+        "parser", "plane", "reason", "rechunk", "reused", "target", "transport", "tunnel",
+        "until_close", "upgrade_hdr",
+    )
+
+    def __init__(self, plane: DataPlane, target: Target) -> None:
+        self.plane = plane
+        self.target = target
+        self.transport: asyncio.Transport | None = None
+        self.parser: httptools.HttpResponseParser | None = None
+        self.ex: Exchange | None = None
+        self.tunnel = False
+        self.reused = False
+        self.idle_since = 0.0
+        self._reset()
+
+    def _reset(self) -> None:
+        self.hparts: list[bytes] = []
+        self.reason = b""
+        self.got_bytes = False
+        self.close_after = False
+        self.rechunk = False  # re-frame the body as chunked for the client
+        self.chunked = False  # the upstream sent a chunked body
+        self.until_close = False  # the body ends when the upstream closes
+        self.has_cl = False
+        self.upgrade_hdr: bytes | None = None
+
+    # -- asyncio callbacks -------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        self.target.active.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        target = self.target
+        target.active.discard(self)
+        if self in target.idle:
+            target.idle.remove(self)
+        ex = self.ex
+        if ex is None:
+            return
+        self.ex = None
+        target.in_flight -= 1
+        client = ex.client
+        if self.tunnel:
+            if client.transport is not None:
+                client.transport.close()
+            return
+        if ex.response_started:
+            if self.until_close:
+                # A body delimited by close ends here: that is its normal end.
+                self.ex = ex
+                target.in_flight += 1
+                self.on_message_complete()
+            elif client.transport is not None:
+                client.transport.close()  # a truncated response: the client must notice
+            return
+        retryable = not self.got_bytes and not ex.retried and (
+            not self.reused or (ex.method in IDEMPOTENT and not ex.has_body)
+        )
+        if retryable:
+            ex.retried = True
+            self.plane.retry(ex, target, stale=self.reused)
+        else:
+            client.router_error(ex, 502, "upstream closed the connection")
+
+    def data_received(self, data: bytes) -> None:
+        if self.tunnel:
+            ex = self.ex
+            if ex is not None and ex.client.transport is not None:
+                ex.client.transport.write(data)
+            return
+        self.got_bytes = True
+        parser = self.parser
+        if parser is None or self.ex is None:
+            # Bytes on an idle connection: the upstream is confused; never reuse it.
+            if self.transport is not None:
+                self.transport.close()
+            return
+        try:
+            parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            self._start_tunnel(data[exc.args[0]:])
+        except httptools.HttpParserError:
+            self._fail_protocol()
+
+    def pause_writing(self) -> None:
+        ex = self.ex
+        if ex is not None and ex.client.transport is not None:
+            ex.client.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        ex = self.ex
+        if ex is not None and ex.client.transport is not None and not ex.client.read_paused:
+            ex.client.transport.resume_reading()
+
+    # -- driven by the data plane and the client side ------------------------------------------
+
+    def send(self, ex: Exchange) -> None:
+        """Start ``ex`` on this connection: write the head and whatever body is buffered."""
+        self.ex = ex
+        ex.upstream = self
+        self._reset()
+        if self.parser is None:
+            self.parser = httptools.HttpResponseParser(self)
+        assert self.transport is not None
+        self.transport.write(ex.head)
+        ex.client.flush_body(ex)
+
+    def abandon(self, ex: Exchange) -> None:
+        """The client went away or timed out: this connection's state is unknown; close it."""
+        if self.ex is ex:
+            self.ex = None
+            self.target.in_flight -= 1
+            if self.transport is not None:
+                self.transport.abort()
+
+    # -- httptools callbacks -----------------------------------------------------------------
+
+    def on_status(self, reason: bytes) -> None:
+        self.reason += reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        code = _SPECIAL.get(name.lower(), _COPY)
+        if code == _COPY:
+            self.hparts += (name, b": ", value, b"\r\n")
+        elif code == _CL:
+            self.has_cl = True
+            self.hparts += (name, b": ", value, b"\r\n")
+        elif code == _CHUNKED:
+            self.chunked = True
+        elif code == _CLOSE:
+            if b"close" in value.lower():
+                self.close_after = True
+        elif code == _UPG:
+            self.upgrade_hdr = value
+
+    def on_headers_complete(self) -> None:
+        ex = self.ex
+        parser = self.parser
+        assert ex is not None and parser is not None
+        status = parser.get_status_code()
+        client = ex.client
+        transport = client.transport
+        if status < 200 and status != 101:
+            # Interim response (100 Continue, 103 Early Hints): relay it and keep waiting.
+            if transport is not None and ex.http11:
+                transport.write(b"".join((b"HTTP/1.1 %d " % status, self.reason, b"\r\n",
+                                          *self.hparts, b"\r\n")))
+            self.hparts = []
+            self.reason = b""
+            return
+        ex.status = status
+        ex.response_started = True
+        client.response_started()
+        parts = self.hparts
+        tail: list[bytes] = []
+        no_body = ex.method == b"HEAD" or status in (204, 304)
+        if status == 101:
+            tail += (b"Connection: upgrade\r\nUpgrade: ", self.upgrade_hdr or b"", b"\r\n")
+        elif no_body:
+            pass
+        elif self.chunked or not self.has_cl:
+            # Chunked upstream, or a body delimited by close: re-chunk for HTTP/1.1 clients;
+            # an HTTP/1.0 client gets the raw bytes and a close at the end.
+            if not self.chunked:
+                self.until_close = self.close_after = True
+            if ex.http11:
+                self.rechunk = True
+                tail.append(b"Transfer-Encoding: chunked\r\n")
+            else:
+                self.rechunk = False
+                ex.keep_alive = False
+        if status != 101:
+            if not ex.keep_alive or not ex.body_done:
+                tail.append(b"Connection: close\r\n")
+                ex.keep_alive = False
+            elif not ex.http11:
+                tail.append(b"Connection: keep-alive\r\n")
+        if ex.set_cookie is not None:
+            tail.append(ex.set_cookie)
+        if transport is not None:
+            transport.write(b"".join((b"HTTP/1.1 %d " % status, self.reason, b"\r\n", *parts,
+                                      *tail, b"\r\n")))
+        if no_body and status != 101:
+            # llhttp cannot know a HEAD response has no body; finish it ourselves and let the
+            # next exchange start with a fresh parser.
+            self.parser = None
+            self._complete(ex)
+
+    def on_body(self, body: bytes) -> None:
+        ex = self.ex
+        if ex is None:
+            return
+        transport = ex.client.transport
+        if transport is None:
+            return
+        if self.rechunk:
+            transport.write(b"%x\r\n%b\r\n" % (len(body), body))
+        else:
+            transport.write(body)
+
+    def on_message_complete(self) -> None:
+        ex = self.ex
+        if ex is None or ex.status == 0 or ex.status == 101:
+            return
+        if self.rechunk:
+            transport = ex.client.transport
+            if transport is not None:
+                transport.write(b"0\r\n\r\n")
+        self._complete(ex)
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _complete(self, ex: Exchange) -> None:
+        self.ex = None
+        self.target.in_flight -= 1
+        plane = self.plane
+        ex.entry.series.record(ex.status, plane.loop.time() - ex.start)
+        transport = self.transport
+        if transport is not None:
+            if self.close_after or not ex.body_done or self.target.draining:
+                transport.close()
+            else:
+                self.reused = True
+                self.idle_since = plane.now
+                self.target.idle.append(self)
+        ex.client.exchange_done(ex)
+
+    def _start_tunnel(self, leftover: bytes) -> None:
+        ex = self.ex
+        if ex is None or self.transport is None:
+            return
+        self.tunnel = True
+        ex.entry.series.record(101, self.plane.loop.time() - ex.start)
+        client = ex.client
+        if leftover and client.transport is not None:
+            client.transport.write(leftover)
+        client.start_tunnel(self.transport, ex)
+
+    def _fail_protocol(self) -> None:
+        ex = self.ex
+        if ex is not None:
+            ex.retried = True  # a malformed response is not retried
+        if self.transport is not None:
+            self.transport.abort()  # connection_lost answers the client
+
