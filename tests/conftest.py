@@ -1,0 +1,49 @@
+"""Shared fixtures: sample apps and routers as real processes, stopped at teardown."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests._support import AppProcess, RouterProcess, start_app, start_router
+
+AppFactory = Callable[..., AppProcess]
+RouterFactory = Callable[..., RouterProcess]
+
+
+@pytest.fixture
+def app_factory() -> Iterator[AppFactory]:
+    """``app_factory(port=None, version="v1", name=None, **kw) -> AppProcess``."""
+    started: list[AppProcess] = []
+
+    def make(*args: Any, **kwargs: Any) -> AppProcess:
+        app = start_app(*args, **kwargs)
+        started.append(app)
+        return app
+
+    yield make
+    for app in reversed(started):
+        app.stop()
+
+
+@pytest.fixture
+def router_factory() -> Iterator[RouterFactory]:
+    """``router_factory(config, workers=1, insecure=False, token="test-token", **kw)``.
+
+    A router's stderr is printed at teardown when the test failed (pytest shows it).
+    """
+    started: list[RouterProcess] = []
+
+    def make(*args: Any, **kwargs: Any) -> RouterProcess:
+        router = start_router(*args, **kwargs)
+        started.append(router)
+        return router
+
+    yield make
+    for router in reversed(started):
+        router.stop()
+        logs = router.logs()
+        if logs:
+            print(f"--- router {router.admin_url} stderr ---\n{logs[-20000:]}")
