@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any
 
@@ -20,9 +21,13 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, int | float):
         seconds = float(value)
     elif isinstance(value, str) and (m := _PATTERN.match(value)):
-        seconds = float(m.group(1)) * _UNITS[m.group(2) or "s"]
+        number, unit = float(m.group(1)), m.group(2) or "s"
+        # Divide for milliseconds: 9 / 1000 is exactly the float 0.009, 9 * 0.001 is not.
+        seconds = number / 1000 if unit == "ms" else number * _UNITS[unit]
     else:
         raise ValueError(f"{value!r} is not a duration; write 500ms, 5s, 2m, 1h or 7d")
+    if not math.isfinite(seconds):
+        raise ValueError(f"{value!r} is not a finite duration")
     if seconds < 0:
         raise ValueError("a duration cannot be negative")
     return seconds

@@ -32,11 +32,17 @@ def load_file(model: type[M], path: str | Path) -> M:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigFileError(source, f"cannot read file: {exc.strerror}") from exc
+        raise ConfigFileError(source, f"cannot read file: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigFileError(
+            source, f"cannot read file: not UTF-8 text (bad byte at offset {exc.start})"
+        ) from exc
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigFileError(source, f"not valid YAML{where}") from exc
+        problem = getattr(exc, "problem", None)
+        what = f": {problem}" if problem else ""
+        raise ConfigFileError(source, f"not valid YAML{where}{what}") from exc
     return parse_document(model, data, source)

@@ -7,11 +7,21 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
+from sluicegate.errors import Problem
 from sluicegate.spec._duration import Duration
+from sluicegate.spec._errors import LocatedError
 
 __all__ = [
     "AdminSpec",
@@ -34,6 +44,7 @@ Port = Annotated[int, Field(ge=1, le=65535)]
 # ALB allows target-group weights 0..999; we keep the same range.
 Weight = Annotated[int, Field(ge=0, le=999)]
 _TOKEN_CHARS = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_PORT = re.compile(r"^[0-9]{1,5}$")
 
 
 class _Model(BaseModel):
@@ -46,7 +57,7 @@ def parse_target(value: str) -> tuple[str, int]:
     if not sep or not host:
         raise ValueError(f"target {value!r} must be host:port")
     host = host.strip("[]")
-    if not port.isdigit() or not 1 <= int(port) <= 65535:
+    if not _PORT.match(port) or not 1 <= int(port) <= 65535:
         raise ValueError(f"target {value!r} has an invalid port")
     return host, int(port)
 
@@ -94,16 +105,34 @@ class ForwardSpec(_Model):
 
     @model_validator(mode="after")
     def _weights(self) -> ForwardSpec:
-        names = [g.target_group for g in self.forward]
-        if len(set(names)) != len(names):
-            raise ValueError("a target group appears twice in one forward action")
+        problems: list[Problem] = []
+        seen: set[str] = set()
+        for k, g in enumerate(self.forward):
+            if g.target_group in seen:
+                problems.append(
+                    Problem(
+                        f"forward[{k}].target_group",
+                        f"target group {g.target_group!r} appears twice in one forward action",
+                    )
+                )
+            seen.add(g.target_group)
         if sum(g.weight for g in self.forward) == 0:
-            raise ValueError("at least one target group needs a weight above 0")
+            problems.append(Problem("forward", "at least one target group needs a weight above 0"))
+        if problems:
+            raise LocatedError(problems)
         return self
 
 
+def _check_patterns(value: Any) -> Any:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return value
+    raise ValueError("expected a glob pattern or a non-empty list of glob patterns")
+
+
 # A match value is one glob pattern ("*" and "?") or a list of them (any may match).
-Patterns = str | list[str]
+Patterns = Annotated[str | list[str], BeforeValidator(_check_patterns)]
 
 
 class MatchSpec(_Model):
@@ -132,9 +161,7 @@ class MatchSpec(_Model):
 
     @model_validator(mode="after")
     def _not_empty(self) -> MatchSpec:
-        if not any(
-            (self.path_prefix, self.host, self.header, self.cookie, self.query)
-        ):
+        if not any((self.path_prefix, self.host, self.header, self.cookie, self.query)):
             raise ValueError("a rule needs at least one condition")
         return self
 
@@ -151,6 +178,9 @@ class ListenerSpec(_Model):
     default: ForwardSpec
 
     _addr = field_validator("address")(classmethod(lambda cls, v: _check_address(v)))
+
+
+_STATUS = re.compile(r"^[1-5][0-9][0-9]$")
 
 
 class HealthCheckSpec(_Model):
@@ -174,9 +204,11 @@ class HealthCheckSpec(_Model):
     @classmethod
     def _matcher(cls, v: str) -> str:
         for part in v.split(","):
-            lo, _, hi = part.strip().partition("-")
-            if not lo.isdigit() or (hi and not hi.isdigit()):
+            lo, dash, hi = part.strip().partition("-")
+            if not _STATUS.match(lo) or (dash and not _STATUS.match(hi)):
                 raise ValueError(f"matcher {v!r} must look like 200, 200-399 or 200,204")
+            if int(lo) > int(hi or lo):
+                raise ValueError(f"matcher {v!r} has a range that ends before it starts")
         return v
 
     @model_validator(mode="after")
@@ -195,9 +227,14 @@ class HealthCheckSpec(_Model):
         return False
 
 
+def _check_target(value: str) -> str:
+    parse_target(value)
+    return value
+
+
 class TargetGroupSpec(_Model):
     name: Name
-    targets: list[str] = Field(default_factory=list)
+    targets: list[Annotated[str, AfterValidator(_check_target)]] = Field(default_factory=list)
     algorithm: Literal["round_robin", "least_outstanding_requests"] = "round_robin"
     health_check: HealthCheckSpec = HealthCheckSpec()
     deregistration_delay: Duration = 30.0
@@ -205,10 +242,11 @@ class TargetGroupSpec(_Model):
     @field_validator("targets")
     @classmethod
     def _targets(cls, v: list[str]) -> list[str]:
-        for t in v:
-            parse_target(t)
-        if len(set(v)) != len(v):
-            raise ValueError("a target is listed twice")
+        seen: set[str] = set()
+        for k, t in enumerate(v):
+            if t in seen:
+                raise LocatedError([Problem(f"[{k}]", f"target {t!r} is listed twice")])
+            seen.add(t)
         return v
 
 
@@ -249,29 +287,62 @@ class RouterConfig(_Model):
 
     @model_validator(mode="after")
     def _references(self) -> RouterConfig:
-        groups = [g.name for g in self.target_groups]
-        if len(set(groups)) != len(groups):
-            raise ValueError("target group names must be unique")
-        names = [lst.name for lst in self.listeners]
-        if len(set(names)) != len(names):
-            raise ValueError("listener names must be unique")
-        ports = [lst.port for lst in self.listeners]
-        if len(set(ports)) != len(ports):
-            raise ValueError("two listeners use the same port")
-        if self.admin.port in ports:
-            raise ValueError(f"admin port {self.admin.port} is also a listener port")
-        known = set(groups)
+        """Checks across sections; reports every problem at the field that causes it."""
+        problems: list[Problem] = []
+        first_group: dict[str, int] = {}
+        for i, g in enumerate(self.target_groups):
+            if g.name in first_group:
+                problems.append(
+                    Problem(
+                        f"target_groups[{i}].name",
+                        f"target group {g.name!r} is already defined at"
+                        f" target_groups[{first_group[g.name]}]",
+                    )
+                )
+            first_group.setdefault(g.name, i)
+        first_listener: dict[str, int] = {}
+        port_owner: dict[int, str] = {}
         for i, lst in enumerate(self.listeners):
-            actions = [("default", lst.default)] + [
-                (f"rules[{j}]", r) for j, r in enumerate(lst.rules)
-            ]
+            if lst.name in first_listener:
+                problems.append(
+                    Problem(
+                        f"listeners[{i}].name",
+                        f"listener {lst.name!r} is already defined at"
+                        f" listeners[{first_listener[lst.name]}]",
+                    )
+                )
+            first_listener.setdefault(lst.name, i)
+            if lst.port in port_owner:
+                problems.append(
+                    Problem(
+                        f"listeners[{i}].port",
+                        f"port {lst.port} is already used by listener {port_owner[lst.port]!r}",
+                    )
+                )
+            port_owner.setdefault(lst.port, lst.name)
+        if self.admin.port in port_owner:
+            problems.append(
+                Problem(
+                    "admin.port",
+                    f"admin port {self.admin.port} is also the port of listener"
+                    f" {port_owner[self.admin.port]!r}",
+                )
+            )
+        known = ", ".join(sorted(first_group))
+        for i, lst in enumerate(self.listeners):
+            actions: list[tuple[str, ForwardSpec]] = [("default", lst.default)]
+            actions += [(f"rules[{j}]", r) for j, r in enumerate(lst.rules)]
             for where, action in actions:
-                for g in action.forward:
-                    if g.target_group not in known:
-                        raise ValueError(
-                            f"listeners[{i}].{where}: unknown target group {g.target_group!r}"
-                            f" (known: {', '.join(sorted(known))})"
+                for k, wg in enumerate(action.forward):
+                    if wg.target_group not in first_group:
+                        problems.append(
+                            Problem(
+                                f"listeners[{i}].{where}.forward[{k}].target_group",
+                                f"unknown target group {wg.target_group!r} (known: {known})",
+                            )
                         )
+        if problems:
+            raise LocatedError(problems)
         return self
 
     def target_group(self, name: str) -> TargetGroupSpec | None:
