@@ -49,7 +49,7 @@ IDLE, HEADER, UPSTREAM, NONE = 0, 1, 2, 3
 _PAUSE_BODY_BUFFER = 256 * 1024
 
 
-class _Reject(Exception):
+class _RejectError(Exception):
     """Raised inside a parser callback to answer ``status`` and close."""
 
     def __init__(self, status: int, reason: str) -> None:
@@ -60,9 +60,29 @@ class _Reject(Exception):
 
 class ClientProtocol(asyncio.Protocol):
     __slots__ = (
-        "active", "cookie", "deadline", "dkind", "ex", "headers", "host", "hparts", "ip",
-        "listener", "parser", "plane", "queue", "read_paused", "size", "te_chunked",
-        "has_cl", "tokens", "transport", "tunnel", "upgrade_hdr", "url", "xff",
+        "active",
+        "cookie",
+        "deadline",
+        "dkind",
+        "ex",
+        "has_cl",
+        "headers",
+        "host",
+        "hparts",
+        "ip",
+        "listener",
+        "parser",
+        "plane",
+        "queue",
+        "read_paused",
+        "size",
+        "te_chunked",
+        "tokens",
+        "transport",
+        "tunnel",
+        "upgrade_hdr",
+        "url",
+        "xff",
     )
 
     def __init__(self, plane: DataPlane, listener: ListenerState) -> None:
@@ -128,7 +148,7 @@ class ClientProtocol(asyncio.Protocol):
                 up.tunnel_data.append(data[exc.args[0]:])
         except httptools.HttpParserCallbackError as exc:
             ctx = exc.__context__
-            if isinstance(ctx, _Reject):
+            if isinstance(ctx, _RejectError):
                 self._reject(ctx.status, ctx.reason)
             else:
                 self.plane.log.exception("request handling failed", exc_info=ctx)
@@ -166,12 +186,12 @@ class ClientProtocol(asyncio.Protocol):
     def on_url(self, url: bytes) -> None:
         self.url += url
         if len(self.url) > self.plane.max_request_line:
-            raise _Reject(414, "request line too long")
+            raise _RejectError(414, "request line too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.size += len(name) + len(value) + 4
         if self.size > self.plane.max_header_bytes:
-            raise _Reject(431, "request headers too large")
+            raise _RejectError(431, "request headers too large")
         lname = name.lower()
         code = _SPECIAL.get(lname, _COPY)
         if self.headers is not None:
@@ -180,7 +200,7 @@ class ClientProtocol(asyncio.Protocol):
             self.hparts += (name, b": ", value, b"\r\n")
         elif code == _HOST:
             if self.host is not None:
-                raise _Reject(400, "more than one Host header")
+                raise _RejectError(400, "more than one Host header")
             self.host = value
             self.hparts += (name, b": ", value, b"\r\n")
         elif code == _COOKIE:
@@ -203,12 +223,12 @@ class ClientProtocol(asyncio.Protocol):
         version = parser.get_http_version()
         http11 = version == "1.1"
         if not http11 and version != "1.0":
-            raise _Reject(505 if version > "1.1" else 400, "unsupported HTTP version")
+            raise _RejectError(505 if version > "1.1" else 400, "unsupported HTTP version")
         if http11 and self.host is None:
-            raise _Reject(400, "missing Host header")
+            raise _RejectError(400, "missing Host header")
         method: bytes = parser.get_method()
         if method == b"CONNECT":
-            raise _Reject(405, "CONNECT is not supported")
+            raise _RejectError(405, "CONNECT is not supported")
         upgrade = bool(parser.should_upgrade()) and self.upgrade_hdr is not None
         has_body = self.te_chunked or self.has_cl
         plane = self.plane
@@ -267,10 +287,7 @@ class ClientProtocol(asyncio.Protocol):
         ex = self.ex
         if ex is None:
             return
-        if ex.chunked:
-            data = b"%x\r\n%b\r\n" % (len(body), body)
-        else:
-            data = body
+        data = b"%x\r\n%b\r\n" % (len(body), body) if ex.chunked else body
         up = ex.upstream
         if up is not None and up.transport is not None and ex is self.active:
             up.transport.write(data)

@@ -14,8 +14,14 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sluicegate.errors import ConflictError, NotFoundError, SluicegateError, SpecError, \
-    TransientError
+from sluicegate.errors import (
+    ConflictError,
+    NotFoundError,
+    Problem,
+    SluicegateError,
+    SpecError,
+    TransientError,
+)
 from sluicegate.router._admin_http import AdminRequest, AdminResponse, error
 from sluicegate.router._exposition import prometheus_text, summarize
 from sluicegate.router._health import HealthChecker
@@ -200,9 +206,7 @@ class RouterController:
                      f"no route for {m} {req.path}")
 
 
-def _problem(path: str, message: str) -> Any:
-    from sluicegate.errors import Problem
-
+def _problem(path: str, message: str) -> Problem:
     return Problem(path, message)
 
 

@@ -315,7 +315,7 @@ class DataPlane:
                 self.loop.create_connection(lambda: UpstreamProtocol(self, target),
                                             target.host, target.port),
                 self.connect_timeout)
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError) as exc:
             target.in_flight -= 1
             timeout = isinstance(exc, asyncio.TimeoutError)
             if ex.client.active is not ex:

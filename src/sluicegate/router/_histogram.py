@@ -18,8 +18,7 @@ NUM_BUCKETS = 16 + (36 - 4) * 8
 def bucket_index(us: int) -> int:
     if us < 16:
         return us if us > 0 else 0
-    if us > _MAX_US:
-        us = _MAX_US
+    us = min(us, _MAX_US)
     bl = us.bit_length()
     return 16 + ((bl - 5) << 3) + ((us >> (bl - 4)) - 8)
 

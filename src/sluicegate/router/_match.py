@@ -67,12 +67,21 @@ def compile_match(spec: MatchSpec) -> Predicate:
         # The port is not part of the host match, as on ALB.
         checks.append(lambda r: bool(host_re.match(r.host.rsplit(":", 1)[0])))
     for name, patterns in (spec.header or {}).items():
-        key, rx = name.lower(), _globs(patterns, ignore_case=True)
-        checks.append(lambda r, k=key, x=rx: any(x.match(v) for v in r.headers.get(k, ())))
+        checks.append(_header_check(name.lower(), _globs(patterns, ignore_case=True)))
     for name, patterns in (spec.cookie or {}).items():
-        rx = _globs(patterns, ignore_case=False)
-        checks.append(lambda r, k=name, x=rx: k in r.cookies and bool(x.match(r.cookies[k])))
+        checks.append(_cookie_check(name, _globs(patterns, ignore_case=False)))
     for name, patterns in (spec.query or {}).items():
-        rx = _globs(patterns, ignore_case=False)
-        checks.append(lambda r, k=name, x=rx: any(x.match(v) for v in r.query.get(k, ())))
+        checks.append(_query_check(name, _globs(patterns, ignore_case=False)))
     return lambda r: all(check(r) for check in checks)
+
+
+def _header_check(key: str, rx: re.Pattern[str]) -> Predicate:
+    return lambda r: any(rx.match(v) for v in r.headers.get(key, ()))
+
+
+def _cookie_check(key: str, rx: re.Pattern[str]) -> Predicate:
+    return lambda r: key in r.cookies and bool(rx.match(r.cookies[key]))
+
+
+def _query_check(key: str, rx: re.Pattern[str]) -> Predicate:
+    return lambda r: any(rx.match(v) for v in r.query.get(key, ()))

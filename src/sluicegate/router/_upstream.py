@@ -35,9 +35,24 @@ _SPECIAL = {
 
 class UpstreamProtocol(asyncio.Protocol):
     __slots__ = (
-        "chunked", "close_after", "ex", "got_bytes", "has_cl", "hparts", "idle_since",
-        "parser", "plane", "reason", "rechunk", "reused", "target", "transport", "tunnel",
-        "until_close", "upgrade_hdr",
+        "chunked",
+        "close_after",
+        "ex",
+        "got_bytes",
+        "has_cl",
+        "hparts",
+        "idle_since",
+        "out",
+        "parser",
+        "plane",
+        "reason",
+        "rechunk",
+        "reused",
+        "target",
+        "transport",
+        "tunnel",
+        "until_close",
+        "upgrade_hdr",
     )
 
     def __init__(self, plane: DataPlane, target: Target) -> None:
@@ -49,6 +64,8 @@ class UpstreamProtocol(asyncio.Protocol):
         self.tunnel = False
         self.reused = False
         self.idle_since = 0.0
+        # Bytes for the client gathered during one data_received, written with one syscall.
+        self.out: list[bytes] = []
         self._reset()
 
     def _reset(self) -> None:
@@ -121,6 +138,16 @@ class UpstreamProtocol(asyncio.Protocol):
             self._start_tunnel(data[exc.args[0]:])
         except httptools.HttpParserError:
             self._fail_protocol()
+        if self.out:
+            self._flush()
+
+    def _flush(self) -> None:
+        out = self.out
+        self.out = []
+        ex = self.ex
+        transport = ex.client.transport if ex is not None else None
+        if transport is not None:
+            transport.write(out[0] if len(out) == 1 else b"".join(out))
 
     def pause_writing(self) -> None:
         ex = self.ex
@@ -142,7 +169,13 @@ class UpstreamProtocol(asyncio.Protocol):
         if self.parser is None:
             self.parser = httptools.HttpResponseParser(self)
         assert self.transport is not None
-        self.transport.write(ex.head)
+        if ex.body:
+            # Head and the body bytes that came with it, in one syscall.
+            self.transport.write(b"".join((ex.head, *ex.body)))
+            ex.body = []
+            ex.buffered = 0
+        else:
+            self.transport.write(ex.head)
         ex.client.flush_body(ex)
 
     def abandon(self, ex: Exchange) -> None:
@@ -183,7 +216,7 @@ class UpstreamProtocol(asyncio.Protocol):
         if status < 200 and status != 101:
             # Interim response (100 Continue, 103 Early Hints): relay it and keep waiting.
             if transport is not None and ex.http11:
-                transport.write(b"".join((b"HTTP/1.1 %d " % status, self.reason, b"\r\n",
+                self.out.append(b"".join((b"HTTP/1.1 %d " % status, self.reason, b"\r\n",
                                           *self.hparts, b"\r\n")))
             self.hparts = []
             self.reason = b""
@@ -218,7 +251,7 @@ class UpstreamProtocol(asyncio.Protocol):
         if ex.set_cookie is not None:
             tail.append(ex.set_cookie)
         if transport is not None:
-            transport.write(b"".join((b"HTTP/1.1 %d " % status, self.reason, b"\r\n", *parts,
+            self.out.append(b"".join((b"HTTP/1.1 %d " % status, self.reason, b"\r\n", *parts,
                                       *tail, b"\r\n")))
         if no_body and status != 101:
             # llhttp cannot know a HEAD response has no body; finish it ourselves and let the
@@ -230,27 +263,24 @@ class UpstreamProtocol(asyncio.Protocol):
         ex = self.ex
         if ex is None:
             return
-        transport = ex.client.transport
-        if transport is None:
-            return
         if self.rechunk:
-            transport.write(b"%x\r\n%b\r\n" % (len(body), body))
+            self.out.append(b"%x\r\n%b\r\n" % (len(body), body))
         else:
-            transport.write(body)
+            self.out.append(body)
 
     def on_message_complete(self) -> None:
         ex = self.ex
-        if ex is None or ex.status == 0 or ex.status == 101:
+        if ex is None or ex.status in (0, 101):
             return
         if self.rechunk:
-            transport = ex.client.transport
-            if transport is not None:
-                transport.write(b"0\r\n\r\n")
+            self.out.append(b"0\r\n\r\n")
         self._complete(ex)
 
     # -- internals -----------------------------------------------------------------------------
 
     def _complete(self, ex: Exchange) -> None:
+        if self.out:
+            self._flush()
         self.ex = None
         self.target.in_flight -= 1
         plane = self.plane
@@ -271,6 +301,8 @@ class UpstreamProtocol(asyncio.Protocol):
             return
         self.tunnel = True
         ex.entry.series.record(101, self.plane.loop.time() - ex.start)
+        if self.out:
+            self._flush()
         client = ex.client
         if leftover and client.transport is not None:
             client.transport.write(leftover)

@@ -17,8 +17,14 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sluicegate.errors import ConflictError, NotFoundError, Problem, SluicegateError, \
-    SpecError, TransientError
+from sluicegate.errors import (
+    ConflictError,
+    NotFoundError,
+    Problem,
+    SluicegateError,
+    SpecError,
+    TransientError,
+)
 from sluicegate.spec.router import RouterConfig
 
 __all__ = ["WorkerPlane", "encode_error", "raise_error"]
