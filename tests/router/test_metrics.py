@@ -1,0 +1,78 @@
+"""Per-second series: counts land in their second, rotate into a bounded ring, merge exactly."""
+
+from __future__ import annotations
+
+from sluicegate.router import MetricsRegistry
+from sluicegate.router._exposition import prometheus_text, summarize
+from sluicegate.router._metrics import merge_snapshots
+
+
+def test_requests_are_counted_by_status_class_in_the_current_second() -> None:
+    reg = MetricsRegistry(window_seconds=10)
+    reg.rotate(100)
+    s = reg.get("web", "blue")
+    for status in (200, 201, 302, 404, 503):
+        s.record(status, 0.001)
+    s.record_router_error(502, 0.002)
+    s.record_router_error(504, 1.0)
+    reg.rotate(101)
+    [(t, c)] = list(s.ring)
+    assert t == 100
+    assert (c.requests, c.status[2], c.status[3], c.status[4], c.status[5]) == (7, 2, 1, 1, 3)
+    assert (c.r502, c.r504) == (1, 1)
+
+
+def test_ring_keeps_only_the_window() -> None:
+    reg = MetricsRegistry(window_seconds=3)
+    reg.rotate(1)
+    s = reg.get("web", "blue")
+    for second in range(2, 10):
+        s.record(200, 0.001)
+        reg.rotate(second)
+    assert [t for t, _ in s.ring] == [6, 7, 8]
+    assert s.total.requests == 8  # totals keep counting for Prometheus
+
+
+def test_snapshots_from_two_workers_merge_by_second() -> None:
+    snaps = []
+    for n in (3, 4):
+        reg = MetricsRegistry(window_seconds=60)
+        reg.rotate(50)
+        for _ in range(n):
+            reg.get("web", "green").record(200, 0.01)
+        reg.rotate(51)
+        snaps.append(reg.snapshot(60))
+    merged = merge_snapshots(snaps)
+    [series] = merged["series"]
+    assert series["seconds"][0][0] == 50
+    assert series["seconds"][0][1]["requests"] == 7
+    assert series["total"]["requests"] == 7
+
+
+def test_summary_reports_window_sums_and_percentiles() -> None:
+    reg = MetricsRegistry(window_seconds=60)
+    reg.rotate(10)
+    s = reg.get("web", "blue")
+    for _ in range(99):
+        s.record(200, 0.001)
+    s.record(500, 0.2)
+    reg.rotate(11)
+    [row] = summarize(reg.snapshot(60), 60)["series"]
+    assert (row["requests"], row["2xx"], row["5xx"]) == (100, 99, 1)
+    assert 0.9 < row["p50_ms"] < 1.1
+    assert row["seconds"][0]["t"] == 10
+
+
+def test_prometheus_text_has_counters_histogram_and_gauges() -> None:
+    reg = MetricsRegistry(window_seconds=60)
+    reg.rotate(10)
+    reg.get("web", "blue").record(200, 0.003)
+    status = {"groups": {"blue": {"fail_open": False, "targets": {"127.0.0.1:1": {
+        "healthy": True}}}}, "listeners": {"web": {"default": {"blue": 100}}}}
+    text = prometheus_text(reg.snapshot(0), status)
+    assert 'sluicegate_router_requests_total{listener="web",target_group="blue",code="2xx"} 1' \
+        in text
+    assert ('sluicegate_router_request_duration_seconds_bucket{listener="web",'
+            'target_group="blue",le="0.005"} 1') in text
+    assert 'sluicegate_router_weight{listener="web",target_group="blue"} 100' in text
+    assert 'sluicegate_router_target_healthy{target_group="blue",target="127.0.0.1:1"} 1' in text
