@@ -866,7 +866,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     target.port, target.available = blue, True
                     continue
                 target.port = port
-                start_target(procs, tmp, target, blue, green, admin, python)
+                try:
+                    start_target(procs, tmp, target, blue, green, admin, python)
+                except OSError as exc:
+                    target.reason = f"could not start: {exc}"
+                    print(f"  {name}: NOT available: {target.reason}")
 
             print("\n## Split check (200 requests without a cookie; 50 with the sticky cookie)\n")
             for name, target in targets.items():
