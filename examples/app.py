@@ -214,6 +214,10 @@ class Connection(asyncio.Protocol):
                 stream.close(ConnectionResetError("client went away"))
         if self.task is not None:
             self.task.cancel()
+        while not self.queue.empty():  # pipelined requests that will never be answered
+            req = self.queue.get_nowait()
+            if req is not None and req.counted:
+                self.state.in_flight -= 1
 
     def pause_writing(self) -> None:
         self.writable.clear()
@@ -326,7 +330,12 @@ class Connection(asyncio.Protocol):
     def shutdown(self) -> None:
         """Finish the request in progress, then close; close idle connections now."""
         self.closing = True
-        if self.pending == 0 and self.transport is not None:
+        if self.transport is None:
+            return
+        if self.raw is not None:  # a WebSocket: say "going away" and close
+            self.transport.write(_ws.close_frame(1001, "server shutting down"))
+            self.transport.close()
+        elif self.pending == 0:
             self.transport.close()
 
 

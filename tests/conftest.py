@@ -32,7 +32,7 @@ def app_factory() -> Iterator[AppFactory]:
 def router_factory() -> Iterator[RouterFactory]:
     """``router_factory(config, workers=1, insecure=False, token="test-token", **kw)``.
 
-    A router's stderr is printed at teardown when the test failed (pytest shows it).
+    Each router's stderr is printed at teardown; pytest shows it for failed tests.
     """
     started: list[RouterProcess] = []
 

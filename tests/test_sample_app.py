@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -45,6 +45,13 @@ def raw_exchange(port: int, data: bytes, timeout: float = 5.0) -> bytes:
         while chunk := s.recv(65536):
             chunks.append(chunk)
     return b"".join(chunks)
+
+
+def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.02)
 
 
 def expected_download(size: int) -> str:
@@ -165,10 +172,7 @@ def test_stats_in_flight(app: AppProcess, client: httpx.Client) -> None:
     t = threading.Thread(target=lambda: httpx.get(app.url + "/slow?ms=800", timeout=10))
     t.start()
     try:
-        deadline = time.monotonic() + 5
-        while app.stats()["in_flight"] != 1:
-            assert time.monotonic() < deadline, "slow request never showed as in flight"
-            time.sleep(0.02)
+        eventually(lambda: app.stats()["in_flight"] == 1)
     finally:
         t.join()
     assert app.stats()["in_flight"] == 0
@@ -189,6 +193,14 @@ def test_keep_alive_and_pipelining(app: AppProcess) -> None:
     assert out.index(b"slow 100 ms") < out.index(b"5\r\nhello\r\n0\r\n\r\n")
     assert out.index(b"hello\r\n0\r\n\r\n") < out.index(b"hello from")
     assert app.stats()["requests"] == 3
+
+
+def test_client_gone_mid_pipeline_leaves_no_in_flight(app: AppProcess) -> None:
+    app.reset()
+    with socket.create_connection(("127.0.0.1", app.port)) as s:
+        s.sendall(b"GET /slow?ms=300 HTTP/1.1\r\nHost: x\r\n\r\n" * 3)
+        eventually(lambda: app.stats()["in_flight"] == 3)
+    eventually(lambda: app.stats()["in_flight"] == 0)
 
 
 def test_http10_closes_after_response(app: AppProcess) -> None:
@@ -350,10 +362,7 @@ def test_sigterm_finishes_in_flight_requests(app_factory: AppFactory) -> None:
     result: dict[str, httpx.Response] = {}
     t = threading.Thread(target=lambda: result.update(r=httpx.get(a.url + "/slow?ms=700")))
     t.start()
-    deadline = time.monotonic() + 5
-    while a.stats()["in_flight"] == 0:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    eventually(lambda: a.stats()["in_flight"] == 1)
     a.proc.send_signal(signal.SIGTERM)
     time.sleep(0.2)
     with pytest.raises(httpx.ConnectError):
@@ -363,6 +372,16 @@ def test_sigterm_finishes_in_flight_requests(app_factory: AppFactory) -> None:
     t.join(5)
     assert result["r"].status_code == 200
     assert result["r"].headers.get("connection") == "close"
+    assert a.proc.wait(5) == 0
+
+
+def test_sigterm_closes_websockets_with_going_away(app_factory: AppFactory) -> None:
+    a = app_factory()
+    with WebSocketClient("127.0.0.1", a.port, "/ws") as ws:
+        a.proc.send_signal(signal.SIGTERM)
+        _fin, opcode, payload = ws.recv_frame()
+        assert opcode == 8
+        assert payload[:2] == (1001).to_bytes(2, "big")
     assert a.proc.wait(5) == 0
 
 
