@@ -214,7 +214,7 @@ def _int_arg(req: AdminRequest, name: str, default: int, lo: int, hi: int) -> in
     raw = req.query.get(name)
     if not raw:
         return default
-    if not raw[0].isdigit() or not lo <= int(raw[0]) <= hi:
+    if not raw[0].isascii() or not raw[0].isdigit() or not lo <= int(raw[0]) <= hi:
         raise SpecError([_problem(name, f"must be a whole number from {lo} to {hi}")])
     return int(raw[0])
 

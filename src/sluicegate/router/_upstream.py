@@ -110,9 +110,10 @@ class UpstreamProtocol(asyncio.Protocol):
             elif client.transport is not None:
                 client.transport.close()  # a truncated response: the client must notice
             return
-        retryable = not self.got_bytes and not ex.retried and (
-            not self.reused or (ex.method in IDEMPOTENT and not ex.has_body)
-        )
+        # The request was sent, so only the keep-alive race is retried: a pooled connection
+        # the upstream closed before reading it, for a request safe to send twice.
+        retryable = (not self.got_bytes and not ex.retried and self.reused
+                     and ex.method in IDEMPOTENT and not ex.has_body)
         if retryable:
             ex.retried = True
             self.plane.retry(ex, target, stale=self.reused)
