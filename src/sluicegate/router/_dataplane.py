@@ -163,6 +163,8 @@ class DataPlane:
             if state.server is not None:
                 state.server.close()
         self.config = config
+        for server in new_servers.values():
+            await server.start_serving()
 
     async def _listen(self, spec: ListenerSpec) -> asyncio.Server:
         sock = socket.socket(socket.AF_INET6 if ":" in spec.address else socket.AF_INET,
@@ -178,8 +180,10 @@ class DataPlane:
         sock.listen(4096)
         sock.setblocking(False)
         state_name = spec.name
+        # Not serving until apply_config has installed the listener's routing (see below).
         return await self.loop.create_server(
-            lambda: ClientProtocol(self, self.listeners[state_name]), sock=sock)
+            lambda: ClientProtocol(self, self.listeners[state_name]), sock=sock,
+            start_serving=False)
 
     def set_weights(self, listener: str, weights: Mapping[str, int],
                     rule: int | None = None) -> dict[str, int]:
