@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import yaml
+
 from tests._support import (
     REPO_ROOT,
     AppProcess,

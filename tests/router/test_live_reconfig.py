@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
+
 from tests._support import RouterProcess, router_config
 from tests._support.rawhttp import get_many
 from tests.conftest import AppFactory, RouterFactory

@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
+
 from tests._support import AppProcess, RouterProcess, router_config, start_app, start_router
 from tests._support.rawhttp import Reply, get_many
 
