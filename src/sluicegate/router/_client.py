@@ -3,7 +3,9 @@
 One ``ClientProtocol`` per accepted connection. llhttp (via httptools) is strict and already
 rejects the request-smuggling vectors (CL with TE, duplicate CL, bad chunk sizes, obs-fold,
 bare CR/LF); we add the checks it leaves to the application: the Host header, HTTP/0.9,
-CONNECT, and size limits (414/431). Any of these answers a clean 4xx and closes.
+CONNECT, size limits (414/431), and transfer codings other than a lone "chunked" (llhttp
+only checks those after on_headers_complete, i.e. after we would have dispatched). Any of
+these answers a clean 4xx/5xx and closes; the head is never forwarded.
 """
 
 from __future__ import annotations
@@ -66,16 +68,20 @@ class ClientProtocol(asyncio.Protocol):
         "dkind",
         "ex",
         "has_cl",
+        "hbytes",
         "headers",
         "host",
         "hparts",
+        "in_head",
         "ip",
         "listener",
         "parser",
         "plane",
         "queue",
         "read_paused",
+        "rejected",
         "size",
+        "te",
         "te_chunked",
         "tokens",
         "transport",
@@ -95,9 +101,11 @@ class ClientProtocol(asyncio.Protocol):
         self.queue: deque[Exchange] | None = None  # pipelined exchanges waiting their turn
         self.tunnel: asyncio.Transport | None = None  # after a 101: the upstream transport
         self.read_paused = False
+        self.rejected: bytes | None = None  # an error answer due after the requests before it
         self.ip = b"unknown"
         self.deadline = 0.0
         self.dkind = IDLE
+        self.in_head = False  # between on_message_begin and on_headers_complete
         self._reset_head()
 
     def _reset_head(self) -> None:
@@ -110,7 +118,11 @@ class ClientProtocol(asyncio.Protocol):
         self.xff: bytes | None = None
         self.tokens: bytes | None = None
         self.upgrade_hdr: bytes | None = None
+        self.te: bytes | None = None
         self.te_chunked = False
+        # Head bytes received after the read in which the message began. httptools buffers
+        # a header until its end before calling on_header, so the limit is enforced here.
+        self.hbytes = -1
         self.has_cl = False
 
     # -- asyncio callbacks -------------------------------------------------------------------
@@ -155,6 +167,15 @@ class ClientProtocol(asyncio.Protocol):
                 self._reject(500, "internal error")
         except httptools.HttpParserError as exc:
             self._reject(400, str(exc) or "malformed request")
+            return
+        if self.in_head:
+            if self.hbytes < 0:
+                self.hbytes = 0  # the read that began the message: at most one read's worth
+            else:
+                self.hbytes += len(data)
+                plane = self.plane
+                if self.hbytes > plane.max_header_bytes + plane.max_request_line:
+                    self._reject(431, "request headers too large")
 
     def pause_writing(self) -> None:
         up = self.tunnel_peer()
@@ -178,10 +199,12 @@ class ClientProtocol(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self._reset_head()
+        self.in_head = True
         if self.listener.route.rules:
             self.headers = []
-        self.deadline = self.plane.now + self.plane.header_timeout
-        self.dkind = HEADER
+        if self.active is None:  # else the request in progress keeps its own deadline
+            self.deadline = self.plane.now + self.plane.header_timeout
+            self.dkind = HEADER
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -213,12 +236,13 @@ class ClientProtocol(asyncio.Protocol):
         elif code == _UPGRADE:
             self.upgrade_hdr = value
         elif code == _TE:
-            self.te_chunked = True  # llhttp accepts only a final "chunked" coding
+            self.te = value if self.te is None else self.te + b"," + value
         elif code == _CL:
             self.hparts += (name, b": ", value, b"\r\n")
             self.has_cl = value.strip() not in (b"0", b"")
 
     def on_headers_complete(self) -> None:
+        self.in_head = False
         parser = self.parser
         version = parser.get_http_version()
         http11 = version == "1.1"
@@ -226,6 +250,9 @@ class ClientProtocol(asyncio.Protocol):
             raise _RejectError(505 if version > "1.1" else 400, "unsupported HTTP version")
         if http11 and self.host is None:
             raise _RejectError(400, "missing Host header")
+        if self.te is not None:
+            _check_transfer_encoding(self.te, http11)
+            self.te_chunked = True
         method: bytes = parser.get_method()
         if method == b"CONNECT":
             raise _RejectError(405, "CONNECT is not supported")
@@ -339,8 +366,6 @@ class ClientProtocol(asyncio.Protocol):
             transport.close()
             return
         plane = self.plane
-        self.deadline = plane.now + plane.idle_timeout
-        self.dkind = IDLE
         queue = self.queue
         if queue:
             nxt = queue.popleft()
@@ -348,8 +373,18 @@ class ClientProtocol(asyncio.Protocol):
             self.deadline = plane.now + plane.request_timeout
             self.dkind = UPSTREAM
             plane.dispatch(nxt)
-        elif self.read_paused:
-            self._resume()
+        elif self.rejected is not None:
+            transport.write(self.rejected)  # a malformed request after the ones just served
+            transport.close()
+        else:
+            if self.in_head:  # the next request's head is arriving
+                self.deadline = plane.now + plane.header_timeout
+                self.dkind = HEADER
+            else:
+                self.deadline = plane.now + plane.idle_timeout
+                self.dkind = IDLE
+            if self.read_paused:
+                self._resume()
 
     def start_tunnel(self, upstream: asyncio.Transport, ex: Exchange) -> None:
         self.tunnel = upstream
@@ -396,11 +431,33 @@ class ClientProtocol(asyncio.Protocol):
     # -- helpers -------------------------------------------------------------------------------
 
     def _reject(self, status: int, reason: str) -> None:
+        self.in_head = False
         self.listener.unrouted.record(status, 0.0)
-        if self.transport is not None:
-            if self.active is None or not self.active.response_started:
-                self.transport.write(error_response(status, reason, False, None))
-            self.transport.close()
+        transport = self.transport
+        if transport is None:
+            return
+        ex = self.active
+        bad = self.ex  # the exchange whose body was being read, if the error is in a body
+        self.ex = None
+        answer = error_response(status, reason, False, None)
+        if ex is not None and bad is not ex:
+            # Pipelined: the requests before the bad one are answered first, in order, then
+            # the error (answering it now would pair it with the request in progress).
+            queue = self.queue
+            if queue and queue[-1] is bad:
+                queue.pop()
+            self.rejected = answer
+            self._pause()
+            return
+        if ex is None or not ex.response_started:
+            transport.write(answer)
+        # Nothing more goes upstream: a connect still in progress finds the exchange gone,
+        # and a connection that carried part of this request is never reused.
+        self.active = None
+        self.queue = None
+        if ex is not None and ex.upstream is not None:
+            ex.upstream.abandon(ex)
+        transport.close()
 
     def _pause(self) -> None:
         if not self.read_paused and self.transport is not None:
@@ -408,9 +465,20 @@ class ClientProtocol(asyncio.Protocol):
             self.transport.pause_reading()
 
     def _resume(self) -> None:
-        if self.read_paused and self.transport is not None:
+        if self.read_paused and self.transport is not None and self.rejected is None:
             self.read_paused = False
             self.transport.resume_reading()
+
+
+def _check_transfer_encoding(te: bytes, http11: bool) -> None:
+    """Only a lone "chunked" is forwarded (re-framed); anything else is refused (RFC 9112 6)."""
+    codings = [c.strip().lower() for c in te.split(b",")]
+    if codings[-1] != b"chunked":
+        raise _RejectError(400, "Transfer-Encoding must end with chunked")
+    if not http11:
+        raise _RejectError(400, "Transfer-Encoding in an HTTP/1.0 request")
+    if len(codings) > 1:
+        raise _RejectError(501, "transfer codings other than chunked are not supported")
 
 
 def _strip_named(hparts: list[bytes], tokens: bytes) -> list[bytes]:
