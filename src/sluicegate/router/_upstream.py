@@ -222,6 +222,10 @@ class UpstreamProtocol(asyncio.Protocol):
             self.hparts = []
             self.reason = b""
             return
+        if status == 101 and not ex.upgrade:
+            # Switching a connection the client never asked to switch would hand it a raw
+            # tunnel to the upstream, past routing and parsing: a protocol error (502).
+            raise ValueError("101 Switching Protocols to a request without Upgrade")
         ex.status = status
         ex.response_started = True
         client.response_started()
@@ -244,6 +248,11 @@ class UpstreamProtocol(asyncio.Protocol):
                 self.rechunk = False
                 ex.keep_alive = False
         if status != 101:
+            if ex.upgrade:
+                # The upstream declined the upgrade. What the client sent after its request
+                # was meant for the new protocol, so neither connection can go on as HTTP.
+                ex.keep_alive = False
+                self.close_after = True
             if not ex.keep_alive or not ex.body_done:
                 tail.append(b"Connection: close\r\n")
                 ex.keep_alive = False
