@@ -9,6 +9,7 @@ normal request on a new connection must still be served (and is the ``"/"`` the 
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import threading
@@ -289,6 +290,11 @@ MALFORMED_HEADS = [
     pytest.param(b"GET /a b HTTP/1.1\r\n" + H + b"\r\n", 400, id="space-in-target"),
     pytest.param(b"get /hostile HTTP/1.1\r\n" + H + b"\r\n", 400, id="lower-case-method"),
     pytest.param(b"GET /\r\n\r\n", 400, id="http-0.9"),
+    pytest.param(b"GET ftp://shop.example/ HTTP/1.1\r\n" + H + b"\r\n", 400, id="ftp-target"),
+    pytest.param(
+        b"GET http://user@shop.example/ HTTP/1.1\r\n" + H + b"\r\n", 400, id="userinfo-in-target"
+    ),
+    pytest.param(b"GET http:///hostile HTTP/1.1\r\n" + H + b"\r\n", 400, id="target-without-host"),
     pytest.param(b"GET /hostile HTTP/1.1\r\n\r\n", 400, id="http-1.1-without-host"),
     pytest.param(
         b"GET /hostile HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n\r\n",
@@ -383,6 +389,46 @@ def test_slow_header_block_gets_408_then_close(
     assert_error_answer(raw, 408)
     assert 0.7 < elapsed < 2.5  # header timeout 1s, checked every 0.25 s
     assert backend_saw_besides_a_normal_request(router, app) == {}
+
+
+def test_connection_header_cannot_strip_content_length_to_smuggle_a_request(
+    router: RouterProcess, app: AppProcess, port: int
+) -> None:
+    """Content-Length named in Connection stays: without it the body would reach the upstream
+    as a request of its own."""
+    smuggled = b"GET /smuggled HTTP/1.1\r\nHost: shop.example\r\n\r\n"
+    raw = exchange(
+        port,
+        b"POST /upload HTTP/1.1\r\n" + H + b"Connection: close, Content-Length\r\n"
+        b"Content-Length: %d\r\n\r\n%b" % (len(smuggled), smuggled),
+    )
+    assert raw.startswith(b"HTTP/1.1 200 ")
+    assert json.loads(raw.partition(b"\r\n\r\n")[2])["bytes"] == len(smuggled)
+    assert backend_saw_besides_a_normal_request(router, app) == {"/upload": 1}
+
+
+def test_connection_header_cannot_strip_host(
+    router: RouterProcess, app: AppProcess, port: int
+) -> None:
+    raw = exchange(port, b"GET /headers HTTP/1.1\r\n" + H + b"Connection: close, Host\r\n\r\n")
+    seen = json.loads(raw.partition(b"\r\n\r\n")[2])["headers"]
+    assert [v for k, v in seen if k.lower() == "host"] == ["shop.example"]
+
+
+def test_absolute_form_target_goes_upstream_in_origin_form_with_its_host(
+    router: RouterProcess, app: AppProcess, port: int
+) -> None:
+    """RFC 9112 3.2.2: the target's authority wins over Host. Rules and upstream then agree on
+    host and path (a path rule cannot be bypassed with ``http://host/path``)."""
+    raw = exchange(
+        port,
+        b"GET http://other.example/headers?a=1 HTTP/1.1\r\n" + H + b"Connection: close\r\n\r\n",
+    )
+    assert raw.startswith(b"HTTP/1.1 200 ")
+    answer = json.loads(raw.partition(b"\r\n\r\n")[2])
+    assert answer["target"] == "/headers?a=1"
+    hosts = [(k.lower(), v) for k, v in answer["headers"] if k.lower().endswith("host")]
+    assert sorted(hosts) == [("host", "other.example"), ("x-forwarded-host", "other.example")]
 
 
 # -- pipelining and upgrades -----------------------------------------------------------------

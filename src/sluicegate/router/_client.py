@@ -43,8 +43,9 @@ _SPECIAL = {
     b"te": _DROP,
     b"trailer": _DROP,
 }
-# Connection tokens that name no header to strip.
-_PLAIN_TOKENS = frozenset((b"keep-alive", b"close", b"upgrade"))
+# Connection tokens that name no header to strip, and the headers a Connection token must never
+# strip: without Content-Length the upstream would read the body as the next request (smuggling).
+_PLAIN_TOKENS = frozenset((b"keep-alive", b"close", b"upgrade", b"content-length", b"host"))
 
 # Deadline kinds for the data plane's timeout sweep.
 IDLE, HEADER, UPSTREAM, NONE = 0, 1, 2, 3
@@ -256,6 +257,8 @@ class ClientProtocol(asyncio.Protocol):
         method: bytes = parser.get_method()
         if method == b"CONNECT":
             raise _RejectError(405, "CONNECT is not supported")
+        if self.url[:1] != b"/" and self.url != b"*":
+            self._origin_form()
         upgrade = bool(parser.should_upgrade()) and self.upgrade_hdr is not None
         has_body = self.te_chunked or self.has_cl
         plane = self.plane
@@ -429,6 +432,29 @@ class ClientProtocol(asyncio.Protocol):
             transport.close()
 
     # -- helpers -------------------------------------------------------------------------------
+
+    def _origin_form(self) -> None:
+        """An absolute-form target (``http://host/path``) names the host (RFC 9112 3.2.2): use
+        it, and forward origin-form, so rules and the upstream see the same host and path."""
+        scheme, sep, rest = self.url.partition(b"://")
+        if not sep or scheme.lower() not in (b"http", b"https"):
+            raise _RejectError(400, "the request target must be a path or an http(s) URL")
+        end = len(rest)
+        for ch in (b"/", b"?"):
+            i = rest.find(ch)
+            if 0 <= i < end:
+                end = i
+        authority, path = rest[:end], rest[end:]
+        if not authority or b"@" in authority:
+            raise _RejectError(400, "the request target has no usable host")
+        self.url = path if path[:1] == b"/" else b"/" + path
+        self.host = authority
+        hp = self.hparts
+        kept = [x for i in range(0, len(hp), 4) if hp[i].lower() != b"host" for x in hp[i : i + 4]]
+        self.hparts = [*kept, b"Host", b": ", authority, b"\r\n"]
+        if self.headers is not None:
+            self.headers = [(n, v) for n, v in self.headers if n != b"host"]
+            self.headers.append((b"host", authority))
 
     def _reject(self, status: int, reason: str) -> None:
         self.in_head = False
