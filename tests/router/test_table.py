@@ -125,3 +125,26 @@ def test_forward_action_without_stickiness_has_no_codec() -> None:
     route = build_route(listener(sticky=False), groups(), MetricsRegistry(), codecs)
     assert route.default.sticky is None
     assert isinstance(route.default, ForwardAction)
+
+
+def test_decide_assigns_a_new_client_and_says_so_in_a_cookie() -> None:
+    action = build_route(listener(blue=0, green=100), groups(), MetricsRegistry(), codecs).default
+    entry, set_cookie = action.decide(None, now=1000)
+    assert entry.group.name == "green"
+    assert set_cookie is not None
+    assert set_cookie.startswith(b"Set-Cookie: sluice_tg=green.4600.")  # 1000 + 1 h
+    assert set_cookie.endswith(b"; Max-Age=86400; Path=/; HttpOnly; SameSite=Lax\r\n")
+
+
+def test_decide_honours_a_genuine_cookie_and_sends_no_new_one() -> None:
+    action = build_route(listener(blue=1, green=999), groups(), MetricsRegistry(), codecs).default
+    value = codecs("sluice_tg").issue("blue", 5000)
+    entry, set_cookie = action.decide(b"a=1; sluice_tg=" + value, now=1000)
+    assert (entry.group.name, set_cookie) == ("blue", None)
+
+
+def test_decide_rebalances_an_expired_cookie() -> None:
+    action = build_route(listener(blue=0, green=100), groups(), MetricsRegistry(), codecs).default
+    value = codecs("sluice_tg").issue("green", 999)
+    entry, set_cookie = action.decide(b"sluice_tg=" + value, now=1000)
+    assert entry.group.name == "green" and set_cookie is not None

@@ -17,9 +17,14 @@ from typing import TYPE_CHECKING, cast
 import httptools
 
 from sluicegate.router._exchange import Exchange
-from sluicegate.router._match import RequestView
+from sluicegate.router._head import (
+    RejectError,
+    check_transfer_encoding,
+    origin_form,
+    request_view,
+    strip_named,
+)
 from sluicegate.router._responses import error_response
-from sluicegate.router._sticky import find_cookie
 
 if TYPE_CHECKING:
     from sluicegate.router._dataplane import DataPlane, ListenerState
@@ -45,20 +50,10 @@ _SPECIAL = {
 }
 # Connection tokens that name no header to strip, and the headers a Connection token must never
 # strip: without Content-Length the upstream would read the body as the next request (smuggling).
-_PLAIN_TOKENS = frozenset((b"keep-alive", b"close", b"upgrade", b"content-length", b"host"))
 
 # Deadline kinds for the data plane's timeout sweep.
 IDLE, HEADER, UPSTREAM, NONE = 0, 1, 2, 3
 _PAUSE_BODY_BUFFER = 256 * 1024
-
-
-class _RejectError(Exception):
-    """Raised inside a parser callback to answer ``status`` and close."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
 
 
 class ClientProtocol(asyncio.Protocol):
@@ -161,7 +156,7 @@ class ClientProtocol(asyncio.Protocol):
                 up.tunnel_data.append(data[exc.args[0]:])
         except httptools.HttpParserCallbackError as exc:
             ctx = exc.__context__
-            if isinstance(ctx, _RejectError):
+            if isinstance(ctx, RejectError):
                 self._reject(ctx.status, ctx.reason)
             else:
                 self.plane.log.exception("request handling failed", exc_info=ctx)
@@ -210,12 +205,12 @@ class ClientProtocol(asyncio.Protocol):
     def on_url(self, url: bytes) -> None:
         self.url += url
         if len(self.url) > self.plane.max_request_line:
-            raise _RejectError(414, "request line too long")
+            raise RejectError(414, "request line too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.size += len(name) + len(value) + 4
         if self.size > self.plane.max_header_bytes:
-            raise _RejectError(431, "request headers too large")
+            raise RejectError(431, "request headers too large")
         lname = name.lower()
         code = _SPECIAL.get(lname, _COPY)
         if self.headers is not None:
@@ -224,7 +219,7 @@ class ClientProtocol(asyncio.Protocol):
             self.hparts += (name, b": ", value, b"\r\n")
         elif code == _HOST:
             if self.host is not None:
-                raise _RejectError(400, "more than one Host header")
+                raise RejectError(400, "more than one Host header")
             self.host = value
             self.hparts += (name, b": ", value, b"\r\n")
         elif code == _COOKIE:
@@ -248,15 +243,15 @@ class ClientProtocol(asyncio.Protocol):
         version = parser.get_http_version()
         http11 = version == "1.1"
         if not http11 and version != "1.0":
-            raise _RejectError(505 if version > "1.1" else 400, "unsupported HTTP version")
+            raise RejectError(505 if version > "1.1" else 400, "unsupported HTTP version")
         if http11 and self.host is None:
-            raise _RejectError(400, "missing Host header")
+            raise RejectError(400, "missing Host header")
         if self.te is not None:
-            _check_transfer_encoding(self.te, http11)
+            check_transfer_encoding(self.te, http11)
             self.te_chunked = True
         method: bytes = parser.get_method()
         if method == b"CONNECT":
-            raise _RejectError(405, "CONNECT is not supported")
+            raise RejectError(405, "CONNECT is not supported")
         if self.url[:1] != b"/" and self.url != b"*":
             self._origin_form()
         upgrade = bool(parser.should_upgrade()) and self.upgrade_hdr is not None
@@ -265,30 +260,12 @@ class ClientProtocol(asyncio.Protocol):
         route = self.listener.route
         view = None
         if self.headers is not None and route.rules:
-            view = _view(self.url, self.host, self.headers)
+            view = request_view(self.url, self.host, self.headers)
         action = route.choose(view)
-        entry = None
-        set_cookie = None
-        codec = action.sticky
-        if codec is not None:
-            if self.cookie is not None:
-                value = find_cookie(self.cookie, action.cookie_eq)
-                if value:
-                    group = codec.verify(value, plane.now_sec)
-                    if group is not None:
-                        entry = action.sticky_entry(group)
-            if entry is None:
-                entry = action.pick()
-                value = codec.issue(entry.group.name, plane.now_sec + action.max_age)
-                set_cookie = b"".join((
-                    b"Set-Cookie: ", action.cookie_eq, value, b"; Max-Age=",
-                    str(action.max_age).encode(), b"; Path=/; HttpOnly; SameSite=Lax\r\n",
-                ))
-        else:
-            entry = action.pick()
+        entry, set_cookie = action.decide(self.cookie, plane.now_sec)
         hparts = self.hparts
         if self.tokens is not None:
-            hparts = _strip_named(hparts, self.tokens)
+            hparts = strip_named(hparts, self.tokens)
         xff = self.ip if self.xff is None else self.xff + b", " + self.ip
         tail = [b"X-Forwarded-For: ", xff, b"\r\nX-Forwarded-Proto: http\r\n"]
         if self.host is not None:
@@ -321,6 +298,9 @@ class ClientProtocol(asyncio.Protocol):
         up = ex.upstream
         if up is not None and up.transport is not None and ex is self.active:
             up.transport.write(data)
+            # timeouts.request counts from the end of the request: a long upload that keeps
+            # moving slides the deadline instead of getting a 504 half-way.
+            self.deadline = self.plane.now + self.plane.request_timeout
         else:
             ex.body.append(data)
             ex.buffered += len(data)
@@ -434,27 +414,8 @@ class ClientProtocol(asyncio.Protocol):
     # -- helpers -------------------------------------------------------------------------------
 
     def _origin_form(self) -> None:
-        """An absolute-form target (``http://host/path``) names the host (RFC 9112 3.2.2): use
-        it, and forward origin-form, so rules and the upstream see the same host and path."""
-        scheme, sep, rest = self.url.partition(b"://")
-        if not sep or scheme.lower() not in (b"http", b"https"):
-            raise _RejectError(400, "the request target must be a path or an http(s) URL")
-        end = len(rest)
-        for ch in (b"/", b"?"):
-            i = rest.find(ch)
-            if 0 <= i < end:
-                end = i
-        authority, path = rest[:end], rest[end:]
-        if not authority or b"@" in authority:
-            raise _RejectError(400, "the request target has no usable host")
-        self.url = path if path[:1] == b"/" else b"/" + path
-        self.host = authority
-        hp = self.hparts
-        kept = [x for i in range(0, len(hp), 4) if hp[i].lower() != b"host" for x in hp[i : i + 4]]
-        self.hparts = [*kept, b"Host", b": ", authority, b"\r\n"]
-        if self.headers is not None:
-            self.headers = [(n, v) for n, v in self.headers if n != b"host"]
-            self.headers.append((b"host", authority))
+        self.url, self.host, self.hparts, self.headers = origin_form(
+            self.url, self.hparts, self.headers)
 
     def _reject(self, status: int, reason: str) -> None:
         self.in_head = False
@@ -494,36 +455,3 @@ class ClientProtocol(asyncio.Protocol):
         if self.read_paused and self.transport is not None and self.rejected is None:
             self.read_paused = False
             self.transport.resume_reading()
-
-
-def _check_transfer_encoding(te: bytes, http11: bool) -> None:
-    """Only a lone "chunked" is forwarded (re-framed); anything else is refused (RFC 9112 6)."""
-    codings = [c.strip().lower() for c in te.split(b",")]
-    if codings[-1] != b"chunked":
-        raise _RejectError(400, "Transfer-Encoding must end with chunked")
-    if not http11:
-        raise _RejectError(400, "Transfer-Encoding in an HTTP/1.0 request")
-    if len(codings) > 1:
-        raise _RejectError(501, "transfer codings other than chunked are not supported")
-
-
-def _strip_named(hparts: list[bytes], tokens: bytes) -> list[bytes]:
-    """Drop headers the Connection header names (they are hop-by-hop for this hop only)."""
-    named = {t.strip().lower() for t in tokens.split(b",")} - _PLAIN_TOKENS
-    if not named:
-        return hparts
-    out: list[bytes] = []
-    for i in range(0, len(hparts), 4):
-        if hparts[i].lower() not in named:
-            out += hparts[i : i + 4]
-    return out
-
-
-def _view(url: bytes, host: bytes | None, headers: list[tuple[bytes, bytes]]) -> RequestView:
-    path, _, query = url.decode("latin-1").partition("?")
-    hmap: dict[str, list[str]] = {}
-    for name, value in headers:
-        hmap.setdefault(name.decode("latin-1"), []).append(value.decode("latin-1"))
-    return RequestView(path=path, query_string=query,
-                       host=(host or b"").decode("latin-1"), headers=hmap)
-

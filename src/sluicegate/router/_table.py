@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from sluicegate.errors import NotFoundError, Problem, SpecError
 from sluicegate.router._match import RequestView, compile_match
 from sluicegate.router._metrics import MetricsRegistry, Series
-from sluicegate.router._sticky import StickyCodec
+from sluicegate.router._sticky import StickyCodec, find_cookie
 from sluicegate.spec.router import ForwardSpec, ListenerSpec, TargetGroupSpec
 
 if TYPE_CHECKING:
@@ -97,7 +97,7 @@ class Entry:
 class ForwardAction:
     """Weighted choice among target groups, optionally sticky."""
 
-    __slots__ = ("by_name", "cookie_eq", "cookie_name", "cumulative", "entries",
+    __slots__ = ("by_name", "cookie_attrs", "cookie_eq", "cookie_name", "cumulative", "entries",
                  "max_age", "rand", "sticky", "total")
 
     def __init__(self, entries: Sequence[Entry], spec: ForwardSpec, codec: StickyCodec | None,
@@ -117,6 +117,7 @@ class ForwardAction:
         self.cookie_name = spec.stickiness.cookie_name
         self.cookie_eq = spec.stickiness.cookie_name.encode() + b"="
         self.max_age = int(spec.stickiness.duration)
+        self.cookie_attrs = b"; Max-Age=%d; Path=/; HttpOnly; SameSite=Lax\r\n" % self.max_age
         self.rand = rand
 
     def pick(self) -> Entry:
@@ -125,6 +126,25 @@ class ForwardAction:
             if r < bound:
                 return entry
         return self.cumulative[-1][1]
+
+    def decide(self, cookie_header: bytes | None, now: int) -> tuple[Entry, bytes | None]:
+        """The group for a request and, when a sticky client is (re)assigned, the Set-Cookie
+        header line to send. A cookie counts only if genuine, unexpired and naming a group of
+        this action whose weight is above 0; anything else is re-balanced by weight."""
+        codec = self.sticky
+        if codec is None:
+            return self.pick(), None
+        if cookie_header is not None:
+            value = find_cookie(cookie_header, self.cookie_eq)
+            if value:
+                group = codec.verify(value, now)
+                if group is not None:
+                    entry = self.sticky_entry(group)
+                    if entry is not None:
+                        return entry, None
+        entry = self.pick()
+        value = codec.issue(entry.group.name, now + self.max_age)
+        return entry, b"".join((b"Set-Cookie: ", self.cookie_eq, value, self.cookie_attrs))
 
     def sticky_entry(self, group_name: str) -> Entry | None:
         """The entry a verified cookie names, unless its weight is 0 (then re-balance)."""
