@@ -132,7 +132,7 @@ def test_decide_assigns_a_new_client_and_says_so_in_a_cookie() -> None:
     entry, set_cookie = action.decide(None, now=1000)
     assert entry.group.name == "green"
     assert set_cookie is not None
-    assert set_cookie.startswith(b"Set-Cookie: sluice_tg=green.4600.")  # 1000 + 1 h
+    assert set_cookie.startswith(b"Set-Cookie: sluice_tg=green.87400.")  # 1000 s + 1 day
     assert set_cookie.endswith(b"; Max-Age=86400; Path=/; HttpOnly; SameSite=Lax\r\n")
 
 
