@@ -8,6 +8,7 @@ arrive; chunked or close-delimited bodies are re-chunked for HTTP/1.1 clients.
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import TYPE_CHECKING, cast
 
 import httptools
@@ -20,17 +21,14 @@ if TYPE_CHECKING:
 
 __all__ = ["UpstreamProtocol"]
 
-_COPY, _DROP, _CHUNKED, _CLOSE, _CL, _UPG = range(6)
-_SPECIAL = {
-    b"connection": _CLOSE,
-    b"transfer-encoding": _CHUNKED,
-    b"keep-alive": _DROP,
-    b"proxy-connection": _DROP,
-    b"te": _DROP,
-    b"trailer": _DROP,
-    b"upgrade": _UPG,
-    b"content-length": _CL,
-}
+# Response headers that are hop-by-hop (never forwarded), found in the lower-cased raw head.
+# llhttp has already refused bare CR/LF and obs-fold, so "\r\n<name>:" only matches a line
+# start.
+_HOP = re.compile(
+    rb"\r\n(connection|keep-alive|proxy-connection|te|trailer|transfer-encoding|upgrade):"
+    rb"[ \t]*([^\r]*)")
+# An upstream whose response head is larger than this is answered with a 502.
+_MAX_HEAD = 64 * 1024
 
 
 class UpstreamProtocol(asyncio.Protocol):
@@ -40,12 +38,13 @@ class UpstreamProtocol(asyncio.Protocol):
         "ex",
         "got_bytes",
         "has_cl",
-        "hparts",
+        "head_at",
         "idle_since",
+        "in_head",
         "out",
         "parser",
         "plane",
-        "reason",
+        "raw",
         "rechunk",
         "reused",
         "target",
@@ -69,8 +68,11 @@ class UpstreamProtocol(asyncio.Protocol):
         self._reset()
 
     def _reset(self) -> None:
-        self.hparts: list[bytes] = []
-        self.reason = b""
+        # The response head is taken from the raw bytes (not per-header callbacks: one C-level
+        # scan instead of a Python call per header); ``raw`` holds them until the head is done.
+        self.raw: list[bytes] = []
+        self.in_head = True
+        self.head_at = 0  # where the current head starts in ``raw`` (after a 1xx)
         self.got_bytes = False
         self.close_after = False
         self.rechunk = False  # re-frame the body as chunked for the client
@@ -133,6 +135,11 @@ class UpstreamProtocol(asyncio.Protocol):
             if self.transport is not None:
                 self.transport.close()
             return
+        if self.in_head:
+            self.raw.append(data)
+            if len(self.raw) > 16 and sum(map(len, self.raw)) > _MAX_HEAD:
+                self._fail_protocol()
+                return
         try:
             parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -189,24 +196,6 @@ class UpstreamProtocol(asyncio.Protocol):
 
     # -- httptools callbacks -----------------------------------------------------------------
 
-    def on_status(self, reason: bytes) -> None:
-        self.reason += reason
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        code = _SPECIAL.get(name.lower(), _COPY)
-        if code == _COPY:
-            self.hparts += (name, b": ", value, b"\r\n")
-        elif code == _CL:
-            self.has_cl = True
-            self.hparts += (name, b": ", value, b"\r\n")
-        elif code == _CHUNKED:
-            self.chunked = True
-        elif code == _CLOSE:
-            if b"close" in value.lower():
-                self.close_after = True
-        elif code == _UPG:
-            self.upgrade_hdr = value
-
     def on_headers_complete(self) -> None:
         ex = self.ex
         parser = self.parser
@@ -214,14 +203,43 @@ class UpstreamProtocol(asyncio.Protocol):
         status = parser.get_status_code()
         client = ex.client
         transport = client.transport
+        raw = self.raw[0] if len(self.raw) == 1 else b"".join(self.raw)
+        start = self.head_at
+        end = raw.find(b"\r\n\r\n", start) + 2
+        line_end = raw.find(b"\r\n", start)
+        # "HTTP/1.x " is 9 bytes; keep the status code and reason as the upstream sent them.
+        status_line = b"HTTP/1.1 " + raw[start + 9 : line_end] + b"\r\n"
+        headers = raw[line_end:end]  # "\r\nName: value ... \r\n"
+        low = headers.lower()
+        self.has_cl = b"\r\ncontent-length:" in low
+        cut = None
+        for m in _HOP.finditer(low):
+            name, value = m.group(1), m.group(2)
+            if name == b"connection":
+                if b"close" in value:
+                    self.close_after = True
+            elif name == b"transfer-encoding":
+                self.chunked = True
+            elif name == b"upgrade":
+                self.upgrade_hdr = headers[m.start(2) : m.end(2)]
+            if cut is None:
+                cut = []
+            cut.append((m.start(), low.find(b"\r\n", m.end())))
+        if cut is not None:
+            kept, pos = [], 0
+            for a, b in cut:
+                kept.append(headers[pos:a])
+                pos = b
+            kept.append(headers[pos:])
+            headers = b"".join(kept)
         if status < 200 and status != 101:
             # Interim response (100 Continue, 103 Early Hints): relay it and keep waiting.
             if transport is not None and ex.http11:
-                self.out.append(b"".join((b"HTTP/1.1 %d " % status, self.reason, b"\r\n",
-                                          *self.hparts, b"\r\n")))
-            self.hparts = []
-            self.reason = b""
+                self.out.append(b"".join((status_line, headers[2:], b"\r\n")))
+            self.head_at = end + 2
             return
+        self.in_head = False
+        self.raw = []
         if status == 101 and not ex.upgrade:
             # Switching a connection the client never asked to switch would hand it a raw
             # tunnel to the upstream, past routing and parsing: a protocol error (502).
@@ -229,7 +247,6 @@ class UpstreamProtocol(asyncio.Protocol):
         ex.status = status
         ex.response_started = True
         client.response_started()
-        parts = self.hparts
         tail: list[bytes] = []
         no_body = ex.method == b"HEAD" or status in (204, 304)
         if status == 101:
@@ -261,8 +278,7 @@ class UpstreamProtocol(asyncio.Protocol):
         if ex.set_cookie is not None:
             tail.append(ex.set_cookie)
         if transport is not None:
-            self.out.append(b"".join((b"HTTP/1.1 %d " % status, self.reason, b"\r\n", *parts,
-                                      *tail, b"\r\n")))
+            self.out.append(b"".join((status_line, headers[2:], *tail, b"\r\n")))
         if no_body and status != 101:
             # llhttp cannot know a HEAD response has no body; finish it ourselves and let the
             # next exchange start with a fresh parser.
