@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from sluicegate.router import MetricsRegistry
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sluicegate.router import MetricsRegistry, bucket_index
 from sluicegate.router._exposition import prometheus_text, summarize
 from sluicegate.router._metrics import merge_snapshots
 
@@ -76,3 +79,11 @@ def test_prometheus_text_has_counters_histogram_and_gauges() -> None:
             'target_group="blue",le="0.005"} 1') in text
     assert 'sluicegate_router_weight{listener="web",target_group="blue"} 100' in text
     assert 'sluicegate_router_target_healthy{target_group="blue",target="127.0.0.1:1"} 1' in text
+
+
+@given(st.floats(min_value=0, max_value=1e6, allow_nan=False))
+def test_record_files_latency_in_the_same_bucket_as_bucket_index(latency: float) -> None:
+    reg = MetricsRegistry(window_seconds=10)
+    s = reg.get("web", "blue")
+    s.record(200, latency)
+    assert s.cur.hist.index(1) == bucket_index(int(latency * 1e6))

@@ -334,9 +334,6 @@ class ClientProtocol(asyncio.Protocol):
         if self.read_paused and (self.queue is None or not self.queue) and ex.keep_alive:
             self._resume()
 
-    def response_started(self) -> None:
-        self.dkind = NONE
-
     def exchange_done(self, ex: Exchange) -> None:
         """The response to ``ex`` has been written; serve the next pipelined request."""
         if ex is not self.active:

@@ -11,14 +11,14 @@ from collections.abc import Iterable, Sequence
 
 __all__ = ["NUM_BUCKETS", "bucket_bounds", "bucket_index", "percentile", "prometheus_buckets"]
 
-_MAX_US = (1 << 36) - 1
+MAX_US = (1 << 36) - 1
 NUM_BUCKETS = 16 + (36 - 4) * 8
 
 
 def bucket_index(us: int) -> int:
     if us < 16:
         return us if us > 0 else 0
-    us = min(us, _MAX_US)
+    us = min(us, MAX_US)
     bl = us.bit_length()
     return 16 + ((bl - 5) << 3) + ((us >> (bl - 4)) - 8)
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, cast
 
 import httptools
 
+from sluicegate.router._client import NONE
 from sluicegate.router._exchange import IDEMPOTENT, Exchange
 
 if TYPE_CHECKING:
@@ -184,7 +185,9 @@ class UpstreamProtocol(asyncio.Protocol):
             ex.buffered = 0
         else:
             self.transport.write(ex.head)
-        ex.client.flush_body(ex)
+        client = ex.client
+        if client.read_paused:
+            client.flush_body(ex)  # body buffered while connecting, or reading paused
 
     def abandon(self, ex: Exchange) -> None:
         """The client went away or timed out: this connection's state is unknown; close it."""
@@ -246,7 +249,7 @@ class UpstreamProtocol(asyncio.Protocol):
             raise ValueError("101 Switching Protocols to a request without Upgrade")
         ex.status = status
         ex.response_started = True
-        client.response_started()
+        client.dkind = NONE  # the request deadline is met
         tail: list[bytes] = []
         no_body = ex.method == b"HEAD" or status in (204, 304)
         if status == 101:
