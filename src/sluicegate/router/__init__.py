@@ -10,11 +10,13 @@ from sluicegate.router._histogram import bucket_bounds, bucket_index, percentile
 from sluicegate.router._metrics import Counts, MetricsRegistry, Series, SeriesKey
 from sluicegate.router._run import RouterSettings, run_router, serve_router
 from sluicegate.router._sticky import StickyCodec
+from sluicegate.router.client import RouterClient
 
 __all__ = [
     "Counts",
     "DataPlane",
     "MetricsRegistry",
+    "RouterClient",
     "RouterSettings",
     "Series",
     "SeriesKey",

@@ -1,0 +1,119 @@
+"""A typed client of the router's admin API: how the control plane drives a router process.
+
+Errors come back as Sluicegate errors: an unreachable router is a ``RouterUnavailableError``
+(temporary), a refused change a ``SpecError``/``NotFoundError``/``ConflictError`` carrying the
+router's own message. A weight change counts as applied only when the router answers with
+the weights now in force.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from sluicegate.errors import (
+    AuthError,
+    ConflictError,
+    NotFoundError,
+    Problem,
+    RouterUnavailableError,
+    SluicegateError,
+    SpecError,
+)
+
+__all__ = ["RouterClient"]
+
+
+class RouterClient:
+    """Async client for one router's admin API (``http://127.0.0.1:9900`` by default)."""
+
+    def __init__(self, admin_url: str, token: str | None, timeout: float = 5.0,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.admin_url = admin_url.rstrip("/")
+        self._http = httpx.AsyncClient(base_url=self.admin_url, headers=headers,
+                                       timeout=timeout, transport=transport)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> RouterClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def _call(self, method: str, path: str, body: Any = None) -> Any:
+        try:
+            r = await self._http.request(method, path, json=body)
+        except httpx.HTTPError as exc:
+            raise RouterUnavailableError(
+                f"router admin API at {self.admin_url} did not answer: {exc!r}") from exc
+        if r.status_code < 300:
+            return r.json() if r.content else None
+        try:
+            data = r.json()
+        except ValueError:
+            data = {"error": r.text.strip()}
+        message = str(data.get("error", r.reason_phrase))
+        if r.status_code == 422:
+            raise SpecError([Problem(p["path"], p["message"]) for p in data.get("problems", [])],
+                            source=f"router {method} {path}")
+        if r.status_code == 401:
+            raise AuthError(f"router refused the admin token: {message}")
+        if r.status_code == 404:
+            raise NotFoundError(message)
+        if r.status_code == 409:
+            raise ConflictError(message)
+        if r.status_code == 503:
+            raise RouterUnavailableError(message)
+        raise SluicegateError(f"router {method} {path} answered {r.status_code}: {message}")
+
+    async def healthy(self) -> bool:
+        try:
+            await self._call("GET", "/healthz")
+        except RouterUnavailableError:
+            return False
+        return True
+
+    async def set_weights(self, listener: str, weights: Mapping[str, int],
+                          rule: int | None = None) -> dict[str, int]:
+        """Set all groups of one action at once; returns the weights the router now applies."""
+        data = await self._call("PUT", f"/v1/listeners/{listener}/weights",
+                                {"weights": dict(weights), "rule": rule})
+        applied: dict[str, int] = data["weights"]
+        expected = {**applied, **weights}
+        if applied != expected:
+            raise SluicegateError(f"router applied {applied}, not {dict(weights)}")
+        return applied
+
+    async def weights(self, listener: str) -> dict[str, int]:
+        data = await self._call("GET", f"/v1/listeners/{listener}/weights")
+        result: dict[str, int] = data["default"]
+        return result
+
+    async def register(self, group: str, target: str) -> None:
+        await self._call("POST", f"/v1/target-groups/{group}/targets", {"target": target})
+
+    async def deregister(self, group: str, target: str, delay: float | None = None) -> None:
+        query = "" if delay is None else f"?delay={delay:g}"
+        await self._call("DELETE", f"/v1/target-groups/{group}/targets/{target}{query}")
+
+    async def target_groups(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call("GET", "/v1/target-groups")
+        return result
+
+    async def config(self) -> dict[str, Any]:
+        result: dict[str, Any] = (await self._call("GET", "/v1/config"))["config"]
+        return result
+
+    async def apply_config(self, config: Mapping[str, Any]) -> int:
+        """Replace the whole configuration; returns the router's new generation."""
+        data = await self._call("PUT", "/v1/config", dict(config))
+        return int(data["generation"])
+
+    async def metrics(self, window: int = 60) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call("GET", f"/v1/metrics?window={window}")
+        return result
