@@ -1,0 +1,128 @@
+"""``TrafficControl``: how the control plane states where a service's traffic goes.
+
+The control plane describes, per service, which revisions receive traffic at which weight
+(``ServiceRoute``); ``router_config`` turns that into a whole router configuration (pure), and
+``RouterTraffic`` applies it to the built-in router and reads it back: a weight counts as set
+once the router reports it. Another data plane (HAProxy later) is another implementation of
+the same protocol, not an ``if`` in the engine.
+
+Each service gets a listener named after it (and ``<service>-test`` for its test port); each
+revision a target group ``<service>.<revision>``, so per-target-group metrics name revisions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sluicegate.errors import SluicegateError
+from sluicegate.router.client import RouterClient
+
+__all__ = ["RevisionGroup", "RouterTraffic", "ServiceRoute", "TrafficControl", "group_name",
+           "router_config"]
+
+
+def group_name(service: str, revision: str) -> str:
+    return f"{service}.{revision}"
+
+
+@dataclass(frozen=True)
+class RevisionGroup:
+    revision: str
+    endpoints: tuple[str, ...]
+    weight: int  # 0..100, the share of production traffic
+
+
+@dataclass(frozen=True)
+class ServiceRoute:
+    service: str
+    port: int
+    groups: tuple[RevisionGroup, ...]
+    test_port: int | None = None
+    test_revision: str | None = None  # the revision the test listener sends everything to
+    health_path: str = "/"
+    health_interval: float = 5.0
+    sticky: bool = False
+    sticky_duration: float = 3600.0
+    deregistration_delay: float = 30.0
+    address: str = "127.0.0.1"
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def weights(self) -> dict[str, int]:
+        return {g.revision: g.weight for g in self.groups}
+
+
+class TrafficControl(Protocol):
+    """Where traffic goes. ``apply`` returns once the data plane reports the new state."""
+
+    async def apply(self, routes: Sequence[ServiceRoute]) -> None: ...
+
+    async def weights(self, service: str) -> dict[str, int]: ...
+
+
+def router_config(routes: Sequence[ServiceRoute], admin: Mapping[str, Any],
+                  base: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The whole router configuration for ``routes`` (pure). ``base`` carries other top-level
+    keys (timeouts, limits...) through unchanged."""
+    listeners: list[dict[str, Any]] = []
+    groups: list[dict[str, Any]] = []
+    for r in routes:
+        if not r.groups:
+            raise SluicegateError(f"service {r.service!r} has no revision to route to")
+        if sum(g.weight for g in r.groups) <= 0:
+            raise SluicegateError(f"service {r.service!r} has no revision with weight above 0")
+        timeout = min(2.0, r.health_interval)
+        for g in r.groups:
+            groups.append({
+                "name": group_name(r.service, g.revision),
+                "targets": list(g.endpoints),
+                "health_check": {"path": r.health_path, "interval": r.health_interval,
+                                 "timeout": timeout},
+                "deregistration_delay": r.deregistration_delay,
+            })
+        listeners.append({
+            "name": r.service,
+            "port": r.port,
+            "address": r.address,
+            "default": {
+                "forward": [{"target_group": group_name(r.service, g.revision),
+                             "weight": g.weight} for g in r.groups],
+                "stickiness": {"enabled": r.sticky, "duration": r.sticky_duration},
+            },
+        })
+        if r.test_port is not None:
+            test_rev = r.test_revision or max(r.groups, key=lambda g: g.weight).revision
+            listeners.append({
+                "name": f"{r.service}-test",
+                "port": r.test_port,
+                "address": r.address,
+                "default": {"forward": [{"target_group": group_name(r.service, test_rev),
+                                         "weight": 100}]},
+            })
+    config = {k: v for k, v in (base or {}).items()
+              if k not in ("listeners", "target_groups", "admin")}
+    return {**config, "listeners": listeners, "target_groups": groups, "admin": dict(admin)}
+
+
+class RouterTraffic:
+    """``TrafficControl`` on the built-in router, through its admin API."""
+
+    def __init__(self, client: RouterClient) -> None:
+        self.client = client
+
+    async def apply(self, routes: Sequence[ServiceRoute]) -> None:
+        current = await self.client.config()
+        desired = router_config(routes, current["admin"], current)
+        await self.client.apply_config(desired)
+        for r in routes:
+            observed = await self.weights(r.service)
+            if observed != r.weights():
+                raise SluicegateError(
+                    f"router reports {observed} for {r.service}, not {r.weights()}")
+
+    async def weights(self, service: str) -> dict[str, int]:
+        by_group = await self.client.weights(service)
+        prefix = f"{service}."
+        return {name[len(prefix):]: w for name, w in by_group.items()
+                if name.startswith(prefix)}

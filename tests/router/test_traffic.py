@@ -1,0 +1,69 @@
+"""TrafficControl: service routes become router config; applied weights are read back."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import pytest
+
+from sluicegate.errors import SluicegateError
+from sluicegate.router import RouterClient
+from sluicegate.router.traffic import RevisionGroup, RouterTraffic, ServiceRoute, router_config
+from sluicegate.spec import RouterConfig, parse_document
+from tests._support import free_port
+from tests._support import router_config as base_router_config
+from tests._support.rawhttp import get_many
+from tests.conftest import AppFactory, RouterFactory
+
+
+def shop(v1: int, v2: int, port: int = 8080, test_port: int | None = 8081,
+         endpoints: tuple[str, str] = ("127.0.0.1:9001", "127.0.0.1:9002")) -> ServiceRoute:
+    return ServiceRoute(
+        service="shop", port=port, test_port=test_port, test_revision="v2",
+        groups=(RevisionGroup("v1", (endpoints[0],), v1), RevisionGroup("v2", (endpoints[1],), v2)),
+        health_path="/healthz", health_interval=1.0, sticky=True)
+
+
+def test_each_revision_becomes_a_target_group_and_the_config_validates() -> None:
+    config = router_config([shop(90, 10)], {"port": 9900})
+    parsed = parse_document(RouterConfig, config)
+    assert [g.name for g in parsed.target_groups] == ["shop.v1", "shop.v2"]
+    web, test = parsed.listeners
+    assert (web.name, web.port, test.name, test.port) == ("shop", 8080, "shop-test", 8081)
+    assert [(f.target_group, f.weight) for f in web.default.forward] == [
+        ("shop.v1", 90), ("shop.v2", 10)]
+    assert web.default.stickiness.enabled
+    assert [(f.target_group, f.weight) for f in test.default.forward] == [("shop.v2", 100)]
+
+
+def test_a_route_with_no_weight_is_refused() -> None:
+    with pytest.raises(SluicegateError, match="weight above 0"):
+        router_config([shop(0, 0)], {"port": 9900})
+
+
+def test_base_keys_other_than_routing_are_kept() -> None:
+    config = router_config([shop(100, 0)], {"port": 9900}, {"timeouts": {"request": 5}})
+    assert config["timeouts"] == {"request": 5}
+
+
+def test_router_traffic_applies_routes_and_requests_follow(
+    app_factory: AppFactory, router_factory: RouterFactory
+) -> None:
+    v1, v2 = app_factory(version="v1"), app_factory(version="v2")
+    router = router_factory(base_router_config({"boot": [v1]}))
+    port, test_port = free_port(), free_port()
+    route = shop(100, 0, port, test_port, (v1.address, v2.address))
+
+    async def go(r: ServiceRoute) -> dict[str, int]:
+        async with RouterClient(router.admin_url, router.token) as client:
+            traffic = RouterTraffic(client)
+            await traffic.apply([r])
+            return await traffic.weights("shop")
+
+    assert asyncio.run(go(route)) == {"v1": 100, "v2": 0}
+    assert Counter(x.version for x in get_many(port, 20)) == {"v1": 20}
+    assert Counter(x.version for x in get_many(test_port, 20)) == {"v2": 20}
+    assert asyncio.run(go(shop(0, 100, port, test_port, (v1.address, v2.address)))) == {
+        "v1": 0, "v2": 100}
+    assert Counter(x.version for x in get_many(port, 20)) == {"v2": 20}
