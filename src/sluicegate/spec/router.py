@@ -275,8 +275,9 @@ class LimitsSpec(_Model):
 
 
 class RouterConfig(_Model):
-    listeners: list[ListenerSpec] = Field(min_length=1)
-    target_groups: list[TargetGroupSpec] = Field(min_length=1)
+    # Both may start empty: the control plane starts its router before any service exists.
+    listeners: list[ListenerSpec] = Field(default_factory=list)
+    target_groups: list[TargetGroupSpec] = Field(default_factory=list)
     admin: AdminSpec = AdminSpec()
     timeouts: TimeoutsSpec = TimeoutsSpec()
     limits: LimitsSpec = LimitsSpec()
