@@ -1,0 +1,471 @@
+"""A service as the user declares it: listener, health check, compute, deployment config.
+
+The keys below are a user-facing contract (``sluice apply -f shop.yaml``): extend, never
+rename. Every problem is reported at the dotted path of the field that causes it.
+
+Decisions written down here because the user sees them:
+
+- ``deployment.config`` is a predefined CodeDeploy name (:data:`PREDEFINED_CONFIGS`; the
+  verbatim ``CodeDeployDefault.ECS…`` spellings are accepted and stored as the short name),
+  or ``{canary: {percent, interval}}``, ``{linear: {percent, interval}}``, or
+  ``{steps: [...]}``.
+- An explicit step list need not end at weight 100: as in Argo Rollouts, the plan sends all
+  traffic to the new revision after the last written step (``deploy.strategies`` appends
+  that step and ``describe`` says so). Weights must never go down.
+- ``{name}`` in a compute command or env value is a placeholder and must be one of
+  :data:`COMPUTE_PLACEHOLDERS`; braces around anything that is not a bare name (JSON, say)
+  are left alone. The port must reach the process: ``{port}`` must appear in the command or
+  an env value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from sluicegate.errors import Problem
+from sluicegate.spec._duration import Duration, format_duration, parse_duration
+from sluicegate.spec._errors import LocatedError, spec_error_from
+from sluicegate.spec.router import HealthCheckSpec, StickinessSpec, parse_target
+
+__all__ = [
+    "COMPUTE_PLACEHOLDERS",
+    "HOOK_PLACEHOLDERS",
+    "PREDEFINED_CONFIGS",
+    "UNTIL_PROMOTED",
+    "CanaryConfig",
+    "CanaryParams",
+    "CommandHookSpec",
+    "ComputeSpec",
+    "DeploymentConfig",
+    "DeploymentSpec",
+    "ExternalComputeSpec",
+    "HookSpec",
+    "HooksSpec",
+    "HttpHookSpec",
+    "LinearConfig",
+    "LinearParams",
+    "LocalComputeSpec",
+    "ServiceListenerSpec",
+    "ServiceSpec",
+    "StepSpec",
+    "StepsConfig",
+    "expand_placeholders",
+    "placeholders_in",
+]
+
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+Name = Annotated[str, Field(pattern=_NAME)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+Percent = Annotated[int, Field(ge=1, le=99)]
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+UNTIL_PROMOTED = "until_promoted"
+
+# CodeDeploy's ECS predefined configs (CodeDeployDefault.ECS<name>), by the names users write.
+PREDEFINED_CONFIGS: tuple[str, ...] = (
+    "AllAtOnce",
+    "Canary10Percent5Minutes",
+    "Canary10Percent15Minutes",
+    "Linear10PercentEvery1Minute",
+    "Linear10PercentEvery3Minutes",
+)
+# The verbatim AWS spellings (note CodeDeploy's "Every1Minutes") mean the same plans.
+_CONFIG_ALIASES = {
+    "CodeDeployDefault.ECSAllAtOnce": "AllAtOnce",
+    "CodeDeployDefault.ECSCanary10Percent5Minutes": "Canary10Percent5Minutes",
+    "CodeDeployDefault.ECSCanary10Percent15Minutes": "Canary10Percent15Minutes",
+    "CodeDeployDefault.ECSLinear10PercentEvery1Minutes": "Linear10PercentEvery1Minute",
+    "CodeDeployDefault.ECSLinear10PercentEvery3Minutes": "Linear10PercentEvery3Minutes",
+}
+
+COMPUTE_PLACEHOLDERS: frozenset[str] = frozenset({"port", "revision", "replica", "service"})
+"""Placeholders in a local command/env: the replica's port, revision, index (from 0), service."""
+HOOK_PLACEHOLDERS: frozenset[str] = frozenset({"port", "test_port", "revision", "service"})
+"""Placeholders in a hook command: production and test listener ports, green's revision."""
+
+_MAX_HOOK_TIMEOUT = 3600.0  # a CodeDeploy hook must answer within 1 h
+_MAX_TERMINATION_WAIT = 2 * 86400.0  # CodeDeploy allows at most 2 days
+
+
+def placeholders_in(text: str) -> list[str]:
+    """The ``{name}`` placeholders in ``text``, in order (braces around non-names ignored)."""
+    return _PLACEHOLDER.findall(text)
+
+
+def expand_placeholders(text: str, values: Mapping[str, object]) -> str:
+    """Replace each ``{name}`` whose name is in ``values``; other braces stay as written."""
+
+    def one(m: re.Match[str]) -> str:
+        name = m.group(1)
+        return str(values[name]) if name in values else m.group(0)
+
+    return _PLACEHOLDER.sub(one, text)
+
+
+def _unknown_placeholders(text: str, allowed: frozenset[str]) -> str | None:
+    bad = [p for p in placeholders_in(text) if p not in allowed]
+    if not bad:
+        return None
+    known = ", ".join(f"{{{p}}}" for p in sorted(allowed))
+    return f"unknown placeholder {{{bad[0]}}} (known: {known})"
+
+
+def _positive(what: str, limit: float | None = None) -> Any:
+    def check(v: float) -> float:
+        if v <= 0:
+            raise ValueError(f"{what} must be above 0")
+        if limit is not None and v > limit:
+            raise ValueError(f"{what} must be at most {format_duration(limit)}")
+        return v
+
+    return AfterValidator(check)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- listener and compute ----------------------------------------------------------------
+
+
+class ServiceListenerSpec(_Model):
+    """The production port, and an optional test port that reaches green before traffic."""
+
+    port: Port
+    test_port: Port | None = None
+
+    @model_validator(mode="after")
+    def _distinct(self) -> ServiceListenerSpec:
+        if self.test_port == self.port:
+            raise LocatedError(
+                [Problem("test_port", f"test_port must differ from port ({self.port})")]
+            )
+        return self
+
+
+def _check_command(value: list[str]) -> list[str]:
+    if not value[0]:
+        raise LocatedError([Problem("[0]", "the program must not be empty")])
+    problems = [
+        Problem(f"[{i}]", msg)
+        for i, arg in enumerate(value)
+        if (msg := _unknown_placeholders(arg, COMPUTE_PLACEHOLDERS))
+    ]
+    if problems:
+        raise LocatedError(problems)
+    return value
+
+
+class LocalComputeSpec(_Model):
+    """Processes on this machine, started and supervised by Sluicegate."""
+
+    command: Annotated[list[str], Field(min_length=1), AfterValidator(_check_command)]
+    env: dict[str, str] = Field(default_factory=dict)
+    replicas: Annotated[int, Field(ge=1, le=64)] = 1
+    cwd: str | None = None
+    stop_grace: Annotated[Duration, _positive("stop_grace", 600.0)] = 10.0  # SIGTERM → SIGKILL
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, v: dict[str, str]) -> dict[str, str]:
+        problems: list[Problem] = []
+        for key, value in v.items():
+            if not _ENV_NAME.match(key):
+                problems.append(Problem(key, f"{key!r} is not an environment variable name"))
+            elif msg := _unknown_placeholders(value, COMPUTE_PLACEHOLDERS):
+                problems.append(Problem(key, msg))
+        if problems:
+            raise LocatedError(problems)
+        return v
+
+    @model_validator(mode="after")
+    def _port_reaches_process(self) -> LocalComputeSpec:
+        texts = [*self.command, *self.env.values()]
+        if not any("port" in placeholders_in(t) for t in texts):
+            raise LocatedError(
+                [
+                    Problem(
+                        "command",
+                        "the process must learn its port: put {port} in the command"
+                        " or in an env value",
+                    )
+                ]
+            )
+        return self
+
+
+def _check_targets(value: list[str]) -> list[str]:
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    for i, target in enumerate(value):
+        try:
+            parse_target(target)
+        except ValueError as exc:
+            problems.append(Problem(f"[{i}]", str(exc)))
+            continue
+        if target in seen:
+            problems.append(Problem(f"[{i}]", f"target {target!r} is listed twice"))
+        seen.add(target)
+    if problems:
+        raise LocatedError(problems)
+    return value
+
+
+class ExternalComputeSpec(_Model):
+    """Endpoints deployed by other means, listed per revision."""
+
+    revisions: Annotated[
+        dict[Name, Annotated[list[str], Field(min_length=1), AfterValidator(_check_targets)]],
+        Field(min_length=1),
+    ]
+
+
+class ComputeSpec(_Model):
+    """Exactly one backend: ``local`` or ``external``."""
+
+    local: LocalComputeSpec | None = None
+    external: ExternalComputeSpec | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ComputeSpec:
+        if (self.local is None) == (self.external is None):
+            raise ValueError("give exactly one compute backend: local or external")
+        return self
+
+
+# --- hooks -------------------------------------------------------------------------------
+
+
+class HttpHookSpec(_Model):
+    """GET ``path`` on green (through the test port before traffic, else the production port)."""
+
+    path: str
+    expect_status: Annotated[int, Field(ge=100, le=599)] = 200
+    timeout: Annotated[Duration, _positive("timeout", _MAX_HOOK_TIMEOUT)] = 30.0
+
+    @field_validator("path")
+    @classmethod
+    def _slash(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError("path must start with /")
+        return v
+
+
+def _check_hook_command(value: list[str]) -> list[str]:
+    if not value[0]:
+        raise LocatedError([Problem("[0]", "the program must not be empty")])
+    problems = [
+        Problem(f"[{i}]", msg)
+        for i, arg in enumerate(value)
+        if (msg := _unknown_placeholders(arg, HOOK_PLACEHOLDERS))
+    ]
+    if problems:
+        raise LocatedError(problems)
+    return value
+
+
+CommandHookSpec = Annotated[list[str], Field(min_length=1), AfterValidator(_check_hook_command)]
+
+
+class HookSpec(_Model):
+    """One lifecycle hook: ``{http: {path, expect_status, timeout}}`` or ``{command, timeout}``.
+
+    A command succeeds when it exits 0 within its timeout.
+    """
+
+    http: HttpHookSpec | None = None
+    command: CommandHookSpec | None = None
+    timeout: Annotated[Duration, _positive("timeout", _MAX_HOOK_TIMEOUT)] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> HookSpec:
+        if (self.http is None) == (self.command is None):
+            raise ValueError("a hook is either {http: {...}} or {command: [...]}")
+        if self.http is not None and self.timeout is not None:
+            raise LocatedError(
+                [Problem("timeout", "for an http hook, put timeout inside http: {...}")]
+            )
+        return self
+
+    @property
+    def effective_timeout(self) -> float:
+        """Seconds the hook may take: its own timeout, else 30 s (http) or 5 min (command)."""
+        if self.http is not None:
+            return self.http.timeout
+        return self.timeout if self.timeout is not None else 300.0
+
+
+class HooksSpec(_Model):
+    before_allow_traffic: list[HookSpec] = Field(default_factory=list)
+    after_allow_traffic: list[HookSpec] = Field(default_factory=list)
+
+
+# --- deployment config -------------------------------------------------------------------
+
+
+class CanaryParams(_Model):
+    percent: Percent
+    interval: Annotated[Duration, _positive("interval")]
+
+
+class LinearParams(_Model):
+    percent: Percent
+    interval: Annotated[Duration, _positive("interval")]
+
+
+class CanaryConfig(_Model):
+    """``percent`` of traffic first, all of it ``interval`` later (CodeDeploy TimeBasedCanary)."""
+
+    canary: CanaryParams
+
+
+class LinearConfig(_Model):
+    """``percent`` more traffic every ``interval`` until all (CodeDeploy TimeBasedLinear)."""
+
+    linear: LinearParams
+
+
+def _check_pause(value: Any) -> Any:
+    if value == UNTIL_PROMOTED or value is None:
+        return value
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise ValueError(f"{exc} (or until_promoted)") from None
+
+
+class StepSpec(_Model):
+    """Set green's share of traffic (``weight``), then wait (``pause``); either may be left out."""
+
+    weight: Annotated[int, Field(ge=0, le=100)] | None = None
+    pause: Annotated[float | Literal["until_promoted"] | None, BeforeValidator(_check_pause)] = None
+
+    @model_validator(mode="after")
+    def _something(self) -> StepSpec:
+        if self.weight is None and self.pause is None:
+            raise ValueError("a step needs a weight, a pause, or both")
+        return self
+
+
+class StepsConfig(_Model):
+    """An explicit list of steps (Argo Rollouts style)."""
+
+    steps: Annotated[list[StepSpec], Field(min_length=1, max_length=100)]
+
+    @model_validator(mode="after")
+    def _non_decreasing(self) -> StepsConfig:
+        problems: list[Problem] = []
+        highest, where = 0, -1
+        for i, step in enumerate(self.steps):
+            if step.weight is None:
+                continue
+            if step.weight < highest:
+                problems.append(
+                    Problem(
+                        f"steps[{i}].weight",
+                        f"weight {step.weight} is below the {highest} of steps[{where}];"
+                        " weights may only grow (use rollback to go back)",
+                    )
+                )
+            else:
+                highest, where = step.weight, i
+        if problems:
+            raise LocatedError(problems)
+        return self
+
+
+_SHAPES: dict[str, type[_Model]] = {
+    "canary": CanaryConfig,
+    "linear": LinearConfig,
+    "steps": StepsConfig,
+}
+
+
+def _parse_config(value: Any) -> Any:
+    if isinstance(value, str):
+        name = _CONFIG_ALIASES.get(value, value)
+        if name not in PREDEFINED_CONFIGS:
+            raise ValueError(
+                f"unknown deployment config {value!r}; the predefined ones are"
+                f" {', '.join(PREDEFINED_CONFIGS)} (or write canary:, linear: or steps:)"
+            )
+        return name
+    if isinstance(value, BaseModel):
+        return value
+    if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in _SHAPES:
+        model = _SHAPES[next(iter(value))]
+        try:
+            return model.model_validate(value)
+        except ValidationError as exc:
+            raise LocatedError(spec_error_from(exc).problems) from None
+    raise ValueError(
+        "expected a predefined config name, {canary: {percent, interval}},"
+        " {linear: {percent, interval}} or {steps: [...]}"
+    )
+
+
+DeploymentConfig = Annotated[
+    str | CanaryConfig | LinearConfig | StepsConfig, BeforeValidator(_parse_config)
+]
+
+
+class DeploymentSpec(_Model):
+    config: DeploymentConfig = "AllAtOnce"
+    # Keep blue running this long after success: rollback stays a single weight flip.
+    termination_wait: Annotated[
+        Duration, AfterValidator(lambda v: _max("termination_wait", v, _MAX_TERMINATION_WAIT))
+    ] = 300.0
+    # Green must be healthy (every replica) within this, or the deployment fails.
+    health_timeout: Annotated[Duration, _positive("health_timeout", 86400.0)] = 300.0
+    hooks: HooksSpec = HooksSpec()
+
+
+def _max(what: str, v: float, limit: float) -> float:
+    if v > limit:
+        raise ValueError(f"{what} must be at most {format_duration(limit)}")
+    return v
+
+
+# --- the service -------------------------------------------------------------------------
+
+
+class ServiceSpec(_Model):
+    """One service: what ``sluice apply -f`` reads."""
+
+    service: Name
+    listener: ServiceListenerSpec
+    health_check: HealthCheckSpec = HealthCheckSpec()
+    stickiness: StickinessSpec = StickinessSpec()
+    compute: ComputeSpec
+    deployment: DeploymentSpec = DeploymentSpec()
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> ServiceSpec:
+        problems: list[Problem] = []
+        if self.listener.test_port is None:
+            for i, hook in enumerate(self.deployment.hooks.before_allow_traffic):
+                if hook.http is not None:
+                    problems.append(
+                        Problem(
+                            f"deployment.hooks.before_allow_traffic[{i}].http",
+                            "an http hook before traffic runs through the test listener:"
+                            " set listener.test_port",
+                        )
+                    )
+        if problems:
+            raise LocatedError(problems)
+        return self
