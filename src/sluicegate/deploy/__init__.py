@@ -1,0 +1,71 @@
+"""Deployments: strategies (pure step plans) and the lifecycle (a pure decide function).
+
+The controller that applies decisions, persists them and resumes after a crash builds on
+these; nothing exported here does I/O or reads a clock.
+"""
+
+from sluicegate.deploy.lifecycle import (
+    HOOK_GRACE,
+    Action,
+    Command,
+    Decision,
+    DeploymentState,
+    HookOutcome,
+    HookStage,
+    Observation,
+    Phase,
+    RecordEvent,
+    RouteTestListener,
+    RunHook,
+    SetWeights,
+    StartGreen,
+    StopBlue,
+    StopGreen,
+    decide,
+    resume,
+    start,
+)
+from sluicegate.deploy.strategies import (
+    APPCONFIG_PRESETS,
+    CODEDEPLOY_PRESETS,
+    Plan,
+    Step,
+    appconfig_plan,
+    canary_plan,
+    describe,
+    linear_plan,
+    plan_for,
+    steps_plan,
+)
+
+__all__ = [
+    "APPCONFIG_PRESETS",
+    "CODEDEPLOY_PRESETS",
+    "HOOK_GRACE",
+    "Action",
+    "Command",
+    "Decision",
+    "DeploymentState",
+    "HookOutcome",
+    "HookStage",
+    "Observation",
+    "Phase",
+    "Plan",
+    "RecordEvent",
+    "RouteTestListener",
+    "RunHook",
+    "SetWeights",
+    "StartGreen",
+    "Step",
+    "StopBlue",
+    "StopGreen",
+    "appconfig_plan",
+    "canary_plan",
+    "decide",
+    "describe",
+    "linear_plan",
+    "plan_for",
+    "resume",
+    "start",
+    "steps_plan",
+]
