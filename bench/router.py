@@ -83,10 +83,15 @@ targets (from the issue; all features on; ratios are to HAProxy measured in the 
   4. per-second metrics cost <= {TARGET_METRICS_COST:.0%}: 1 - sluice-1p / sluice-1p-nometrics
   The report says met / NOT met for each; nothing fails.
 
+shared machine: the "other CPU" column is the CPU that processes this benchmark did not start
+  used during each run (> {NOISY_CORES:g} core is flagged "!"). --wait-quiet and --retry-noisy help
+  when other jobs come and go; the hypervisor's own contention is not visible there.
+
 examples:
   .venv/bin/python bench/router.py --quick --only direct,haproxy,nginx
   .venv/bin/python bench/router.py                        # default plan, 3 x 10 s
   .venv/bin/python bench/router.py --layout L2 --runs 5 --only haproxy,sluicegate
+  .venv/bin/python bench/router.py --wait-quiet 30s --retry-noisy 2   # on a busy machine
 """
 
 
@@ -246,6 +251,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help=(
             "before each run, wait up to this long for a 1s window in which other processes "
             f"use under {NOISY_CORES:g} core (for a shared machine; default: do not wait)"
+        ),
+    )
+    p.add_argument(
+        "--retry-noisy",
+        type=int,
+        default=0,
+        metavar="N",
+        help=(
+            f"repeat a run up to N times while other processes used over {NOISY_CORES:g} core "
+            "during it; the least disturbed attempt counts (default 0)"
         ),
     )
     p.add_argument("--no-json", action="store_true", help="do not write bench/out/*.json")
@@ -816,19 +831,19 @@ def run_cells(
                 if other.proc is not None and other.available:
                     _procs.set_affinity(other.proc.pid, cpus.proxy(cell.layout))
             time.sleep(0.5)
-            if args.wait_quiet > 0:
-                wait_quiet(args.wait_quiet)
-            before = _procs.cpu_snapshot([os.getpid()])
-            res = _wrk.run(
-                f"http://127.0.0.1:{target.port}/",
-                duration=args.duration,
-                connections=args.connections,
-                threads=args.threads,
-                cookie=cookie,
-                cpus=cpus.wrk(cell.layout),
-            )
-            noise = _procs.foreign_cpu(before, _procs.cpu_snapshot([os.getpid()]))
-            res.other_cores, res.steal_cores = noise["other_cores"], noise["steal_cores"]
+            res = measure(args, target, cookie, cpus.wrk(cell.layout))
+            for attempt in range(args.retry_noisy):
+                if not res.ok or (res.other_cores or 0.0) <= NOISY_CORES:
+                    break
+                print(
+                    f"  [run {run_index + 1}/{args.runs}] {cell.layout:<8} {cell.config:<20} "
+                    f"{cell.mode:<6} noisy (other CPU {fmt_cores(res.other_cores)}, "
+                    f"{res.rps:,.0f} req/s): again ({attempt + 1}/{args.retry_noisy})",
+                    flush=True,
+                )
+                again = measure(args, target, cookie, cpus.wrk(cell.layout))
+                if again.ok and (again.other_cores or 0.0) <= (res.other_cores or 0.0):
+                    res = again
             on_result(cell, run_index, res)
             status = (
                 f"{res.rps:>9,.0f} req/s  p50 {fmt_ms(res.p50_ms)}  p99 {fmt_ms(res.p99_ms)} ms"
@@ -841,6 +856,26 @@ def run_cells(
                 f"{cell.mode:<6} {status}",
                 flush=True,
             )
+
+
+def measure(
+    args: argparse.Namespace, target: Target, cookie: str | None, wrk_cpus: str
+) -> _wrk.WrkResult:
+    """One wrk run, with the CPU other processes used meanwhile."""
+    if args.wait_quiet > 0:
+        wait_quiet(args.wait_quiet)
+    before = _procs.cpu_snapshot([os.getpid()])
+    res = _wrk.run(
+        f"http://127.0.0.1:{target.port}/",
+        duration=args.duration,
+        connections=args.connections,
+        threads=args.threads,
+        cookie=cookie,
+        cpus=wrk_cpus,
+    )
+    noise = _procs.foreign_cpu(before, _procs.cpu_snapshot([os.getpid()]))
+    res.other_cores, res.steal_cores = noise["other_cores"], noise["steal_cores"]
+    return res
 
 
 def main(argv: Sequence[str] | None = None) -> int:
