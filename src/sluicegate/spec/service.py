@@ -22,22 +22,31 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
 from sluicegate.errors import Problem
-from sluicegate.spec._duration import Duration, format_duration, parse_duration
-from sluicegate.spec._errors import LocatedError, spec_error_from
+from sluicegate.spec._deployment_config import (
+    PREDEFINED_CONFIGS,
+    UNTIL_PROMOTED,
+    CanaryConfig,
+    CanaryParams,
+    DeploymentConfig,
+    LinearConfig,
+    LinearParams,
+    StepsConfig,
+    StepSpec,
+)
+from sluicegate.spec._duration import Duration, format_duration
+from sluicegate.spec._errors import LocatedError
 from sluicegate.spec.router import HealthCheckSpec, StickinessSpec, parse_target
 
 __all__ = [
@@ -69,28 +78,8 @@ __all__ = [
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 Name = Annotated[str, Field(pattern=_NAME)]
 Port = Annotated[int, Field(ge=1, le=65535)]
-Percent = Annotated[int, Field(ge=1, le=99)]
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-UNTIL_PROMOTED = "until_promoted"
-
-# CodeDeploy's ECS predefined configs (CodeDeployDefault.ECS<name>), by the names users write.
-PREDEFINED_CONFIGS: tuple[str, ...] = (
-    "AllAtOnce",
-    "Canary10Percent5Minutes",
-    "Canary10Percent15Minutes",
-    "Linear10PercentEvery1Minute",
-    "Linear10PercentEvery3Minutes",
-)
-# The verbatim AWS spellings (note CodeDeploy's "Every1Minutes") mean the same plans.
-_CONFIG_ALIASES = {
-    "CodeDeployDefault.ECSAllAtOnce": "AllAtOnce",
-    "CodeDeployDefault.ECSCanary10Percent5Minutes": "Canary10Percent5Minutes",
-    "CodeDeployDefault.ECSCanary10Percent15Minutes": "Canary10Percent15Minutes",
-    "CodeDeployDefault.ECSLinear10PercentEvery1Minutes": "Linear10PercentEvery1Minute",
-    "CodeDeployDefault.ECSLinear10PercentEvery3Minutes": "Linear10PercentEvery3Minutes",
-}
 
 COMPUTE_PLACEHOLDERS: frozenset[str] = frozenset({"port", "revision", "replica", "service"})
 """Placeholders in a local command/env: the replica's port, revision, index (from 0), service."""
@@ -312,115 +301,6 @@ class HookSpec(_Model):
 class HooksSpec(_Model):
     before_allow_traffic: list[HookSpec] = Field(default_factory=list)
     after_allow_traffic: list[HookSpec] = Field(default_factory=list)
-
-
-# --- deployment config -------------------------------------------------------------------
-
-
-class CanaryParams(_Model):
-    percent: Percent
-    interval: Annotated[Duration, _positive("interval")]
-
-
-class LinearParams(_Model):
-    percent: Percent
-    interval: Annotated[Duration, _positive("interval")]
-
-
-class CanaryConfig(_Model):
-    """``percent`` of traffic first, all of it ``interval`` later (CodeDeploy TimeBasedCanary)."""
-
-    canary: CanaryParams
-
-
-class LinearConfig(_Model):
-    """``percent`` more traffic every ``interval`` until all (CodeDeploy TimeBasedLinear)."""
-
-    linear: LinearParams
-
-
-def _check_pause(value: Any) -> Any:
-    if value == UNTIL_PROMOTED or value is None:
-        return value
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise ValueError(f"{exc} (or until_promoted)") from None
-
-
-class StepSpec(_Model):
-    """Set green's share of traffic (``weight``), then wait (``pause``); either may be left out."""
-
-    weight: Annotated[int, Field(ge=0, le=100)] | None = None
-    pause: Annotated[float | Literal["until_promoted"] | None, BeforeValidator(_check_pause)] = None
-
-    @model_validator(mode="after")
-    def _something(self) -> StepSpec:
-        if self.weight is None and self.pause is None:
-            raise ValueError("a step needs a weight, a pause, or both")
-        return self
-
-
-class StepsConfig(_Model):
-    """An explicit list of steps (Argo Rollouts style)."""
-
-    steps: Annotated[list[StepSpec], Field(min_length=1, max_length=100)]
-
-    @model_validator(mode="after")
-    def _non_decreasing(self) -> StepsConfig:
-        problems: list[Problem] = []
-        highest, where = 0, -1
-        for i, step in enumerate(self.steps):
-            if step.weight is None:
-                continue
-            if step.weight < highest:
-                problems.append(
-                    Problem(
-                        f"steps[{i}].weight",
-                        f"weight {step.weight} is below the {highest} of steps[{where}];"
-                        " weights may only grow (use rollback to go back)",
-                    )
-                )
-            else:
-                highest, where = step.weight, i
-        if problems:
-            raise LocatedError(problems)
-        return self
-
-
-_SHAPES: dict[str, type[_Model]] = {
-    "canary": CanaryConfig,
-    "linear": LinearConfig,
-    "steps": StepsConfig,
-}
-
-
-def _parse_config(value: Any) -> Any:
-    if isinstance(value, str):
-        name = _CONFIG_ALIASES.get(value, value)
-        if name not in PREDEFINED_CONFIGS:
-            raise ValueError(
-                f"unknown deployment config {value!r}; the predefined ones are"
-                f" {', '.join(PREDEFINED_CONFIGS)} (or write canary:, linear: or steps:)"
-            )
-        return name
-    if isinstance(value, BaseModel):
-        return value
-    if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in _SHAPES:
-        model = _SHAPES[next(iter(value))]
-        try:
-            return model.model_validate(value)
-        except ValidationError as exc:
-            raise LocatedError(spec_error_from(exc).problems) from None
-    raise ValueError(
-        "expected a predefined config name, {canary: {percent, interval}},"
-        " {linear: {percent, interval}} or {steps: [...]}"
-    )
-
-
-DeploymentConfig = Annotated[
-    str | CanaryConfig | LinearConfig | StepsConfig, BeforeValidator(_parse_config)
-]
 
 
 class DeploymentSpec(_Model):
