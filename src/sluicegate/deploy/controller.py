@@ -1,0 +1,348 @@
+"""The deployment controller: observe, decide (pure), record, then apply — and resume.
+
+Each tick, for every active deployment: gather an ``Observation`` (green's health, finished
+hooks, a pending command, a firing guard alarm), ask ``lifecycle.decide`` for the next state,
+**record it in the store before acting**, then apply the actions idempotently (start/stop
+replicas, route traffic — verified by read-back — run hooks, append events). After a crash,
+``recover`` adopts recorded replicas, replays ``lifecycle.resume`` for every unfinished
+deployment and re-applies the routes the store describes, so nothing half-applied survives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+from typing import Any
+
+from sluicegate.clock import Clock
+from sluicegate.compute.base import LocalSpec, Replica
+from sluicegate.compute.local import LocalCompute
+from sluicegate.deploy.hooks import HookResult, run_command_hook, run_http_hook
+from sluicegate.deploy.lifecycle import (
+    Action,
+    Command,
+    DeploymentState,
+    HookOutcome,
+    HookStage,
+    Observation,
+    Phase,
+    RecordEvent,
+    RouteTestListener,
+    RunHook,
+    SetWeights,
+    StartGreen,
+    StopBlue,
+    StopGreen,
+    decide,
+    resume,
+    start,
+)
+from sluicegate.deploy.strategies import plan_for
+from sluicegate.errors import ConflictError, NotFoundError, SluicegateError
+from sluicegate.router.traffic import RevisionGroup, ServiceRoute, TrafficControl
+from sluicegate.spec.service import DeploymentSpec, ServiceSpec, expand_placeholders
+from sluicegate.store import Store
+from sluicegate.store._records import Deployment
+
+__all__ = ["AlarmCheck", "Controller", "state_from_json", "state_to_json"]
+
+log = logging.getLogger("sluicegate.deploy")
+AlarmCheck = Callable[[Deployment], Awaitable[str | None]]  # the Monitor issue's seam
+_MAX_DECISIONS_PER_TICK = 20
+
+
+def state_to_json(state: DeploymentState) -> dict[str, Any]:
+    data = asdict(state)
+    data["phase"] = state.phase.value
+    data["ending"] = state.ending.value if state.ending else None
+    return data
+
+
+def state_from_json(data: dict[str, Any]) -> DeploymentState:
+    fields = dict(data)
+    fields["phase"] = Phase(fields["phase"])
+    fields["ending"] = Phase(fields["ending"]) if fields.get("ending") else None
+    return DeploymentState(**fields)
+
+
+def _status(phase: Phase) -> str:
+    return phase.value if phase.terminal else "in_progress"
+
+
+class Controller:
+    def __init__(self, store: Store, compute: LocalCompute, traffic: TrafficControl,
+                 clock: Clock, alarms: AlarmCheck | None = None) -> None:
+        self.store = store
+        self.compute = compute
+        self.traffic = traffic
+        self.clock = clock
+        self.alarms = alarms
+        self._hooks: dict[tuple[str, str, int], asyncio.Task[HookResult]] = {}
+        self._commands: dict[str, tuple[Command, str]] = {}
+        # Deployments whose last actions failed part-way: replayed (idempotently) first.
+        self._unsettled: set[str] = set()
+        self._lock = asyncio.Lock()
+
+    # -- the user's verbs ---------------------------------------------------------------------
+
+    def spec_of(self, service: str) -> ServiceSpec:
+        return ServiceSpec.model_validate(self.store.services.get(service).spec)
+
+    async def apply_service(self, spec: ServiceSpec, actor: str) -> None:
+        async with self._lock:
+            self.store.services.put(spec.service, spec.model_dump(mode="json"))
+            self.store.events.append(actor=actor, kind="service.applied", subject=spec.service,
+                                     message=f"service {spec.service} applied")
+            await self._route()
+
+    async def deploy(self, service: str, revision: str, actor: str,
+                     config: Any = None) -> Deployment:
+        """Create a deployment (409 if the service already has an active one)."""
+        async with self._lock:
+            spec = self.spec_of(service)
+            current = self.current_revision(service)
+            if current == revision:
+                raise ConflictError(f"{service} already runs revision {revision}")
+            plan_config = config if config is not None else spec.deployment.config
+            plan = plan_for(plan_config)
+            state = start(self.clock.now(), has_blue=current is not None)
+            dep = self.store.deployments.create(
+                service, revision, from_revision=current,
+                config={"plan": _config_json(plan_config), "actor": actor},
+                state=state_to_json(state), phase=state.phase.value, status="in_progress")
+            self.store.events.append(actor=actor, kind="deployment.created", subject=dep.id,
+                                     message=f"deploy {service} {current or '-'} -> {revision}"
+                                     f" with {plan.name}")
+            return dep
+
+    def command(self, deployment_id: str, command: Command, actor: str) -> None:
+        dep = self.store.deployments.get(deployment_id)
+        if not dep.active:
+            raise ConflictError(f"deployment {deployment_id} is {dep.status}; nothing to do")
+        self._commands[deployment_id] = (command, actor)
+
+    def current_revision(self, service: str) -> str | None:
+        """The revision serving production: the newest deployment that succeeded."""
+        for dep in self.store.deployments.list(service):
+            if dep.phase == Phase.SUCCEEDED.value:
+                return dep.revision
+        return None
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    async def recover(self) -> None:
+        """After a (re)start: adopt replicas, replay every unfinished deployment, re-route."""
+        async with self._lock:
+            groups: dict[tuple[str, str], list[Replica]] = {}
+            for r in self.store.replicas.list():
+                groups.setdefault((r.service, r.revision), []).append(Replica(
+                    r.service, r.revision, r.index, r.port or 0, r.pid,
+                    int(r.pid_start_time) if r.pid_start_time else None))
+            for (service, revision), records in groups.items():
+                local = _local_spec(self.spec_of(service))
+                if local is None:
+                    continue
+                adoption = await self.compute.adopt(service, revision, local, records)
+                for gone in adoption.gone:
+                    self.store.replicas.remove(gone.service, gone.revision, gone.index)
+            for active in self.store.deployments.list_active():
+                spec = self.spec_of(active.service)
+                decision = resume(state_from_json(active.state), spec, self.clock.now())
+                dep = self._record(active, decision.state) if decision.changed else active
+                await self._apply(dep, spec, decision.actions)
+            await self._route()
+
+    async def tick(self) -> None:
+        async with self._lock:
+            for dep in self.store.deployments.list_active():
+                try:
+                    await self._advance(dep)
+                except SluicegateError as exc:
+                    log.warning("deployment %s: %s (will retry)", dep.id, exc)
+
+    async def run(self, interval: float = 0.25) -> None:
+        while True:
+            await self.tick()
+            await asyncio.sleep(interval)
+
+    async def _advance(self, dep: Deployment) -> None:
+        spec = self.spec_of(dep.service)
+        plan = plan_for(_config_from_json(dep.config["plan"]))
+        if dep.id in self._unsettled:
+            # The world may lag the record (an action failed): make it match, then go on.
+            replay = resume(state_from_json(dep.state), spec, self.clock.now())
+            await self._apply(dep, spec, tuple(a for a in replay.actions
+                                               if not isinstance(a, RunHook)))
+            self._unsettled.discard(dep.id)
+        for _ in range(_MAX_DECISIONS_PER_TICK):
+            state = state_from_json(dep.state)
+            obs = await self._observe(dep, state, spec)
+            decision = decide(state, plan, spec, obs)
+            if decision.state != state:
+                dep = self._record(dep, decision.state)  # recorded before it is acted on
+            self._unsettled.add(dep.id)
+            await self._apply(dep, spec, decision.actions)
+            self._unsettled.discard(dep.id)
+            if not decision.changed or not dep.active:
+                return
+
+    async def _observe(self, dep: Deployment, state: DeploymentState,
+                       spec: ServiceSpec) -> Observation:
+        healthy = ready = None
+        if state.phase in (Phase.HEALTH_GATE, Phase.BEFORE_ALLOW_TRAFFIC):
+            try:
+                health = await self.compute.health(dep.service, dep.revision)
+            except NotFoundError:
+                health = []  # not started (yet): not healthy
+            ready = sum(1 for h in health if h.healthy)
+            healthy = bool(health) and ready == len(health)
+        outcome = None
+        for (dep_id, stage, index), task in list(self._hooks.items()):
+            if dep_id == dep.id and task.done():
+                del self._hooks[(dep_id, stage, index)]
+                result = task.result()
+                outcome = HookOutcome(HookStage(stage), index, result.ok, result.detail)
+                break
+        command, actor = self._commands.pop(dep.id, (None, None))
+        alarm = await self.alarms(dep) if self.alarms is not None else None
+        return Observation(now=self.clock.now(), green_healthy=healthy,
+                           green_ready_replicas=ready, hook_outcome=outcome,
+                           alarm_firing=alarm, command=command, actor=actor)
+
+    def _record(self, dep: Deployment, state: DeploymentState) -> Deployment:
+        return self.store.deployments.update(
+            dep.id, dep.version, state=state_to_json(state), phase=state.phase.value,
+            status=_status(state.phase), active=not state.phase.terminal)
+
+    # -- applying actions (idempotent) ------------------------------------------------------------
+
+    async def _apply(self, dep: Deployment, spec: ServiceSpec,
+                     actions: tuple[Action, ...]) -> None:
+        reroute = False
+        for action in actions:
+            if isinstance(action, StartGreen):
+                await self._start(dep, spec)
+            elif isinstance(action, StopGreen):
+                reroute = True
+                await self._stop(dep.service, dep.revision, spec)
+            elif isinstance(action, StopBlue):
+                reroute = True
+                if dep.from_revision is not None:
+                    await self._stop(dep.service, dep.from_revision, spec)
+            elif isinstance(action, SetWeights | RouteTestListener):
+                reroute = True
+            elif isinstance(action, RunHook):
+                self._run_hook(dep, spec, action)
+            elif isinstance(action, RecordEvent):
+                self.store.events.append(actor="controller", kind=f"deployment.{action.kind}",
+                                         subject=dep.id, message=action.message)
+        if reroute:
+            await self._route()
+
+    async def _start(self, dep: Deployment, spec: ServiceSpec) -> None:
+        if self._running(dep.service, dep.revision):
+            return  # already running (a replayed StartGreen)
+        local = _local_spec(spec)
+        if local is None:
+            return  # external endpoints need no starting
+        replicas = await self.compute.start(dep.service, dep.revision, local)
+        for r in replicas:
+            self.store.replicas.record(r.service, r.revision, r.index, port=r.port, pid=r.pid,
+                                       pid_start_time=r.pid_start_time, state="running",
+                                       started_at=r.started_at)
+
+    async def _stop(self, service: str, revision: str, spec: ServiceSpec) -> None:
+        local = spec.compute.local
+        await self.compute.stop(service, revision, local.stop_grace if local else None)
+        self.store.replicas.remove(service, revision)
+
+    def _run_hook(self, dep: Deployment, spec: ServiceSpec, action: RunHook) -> None:
+        hooks = (spec.deployment.hooks.before_allow_traffic
+                 if action.stage is HookStage.BEFORE_ALLOW_TRAFFIC
+                 else spec.deployment.hooks.after_allow_traffic)
+        hook = hooks[action.index]
+        key = (dep.id, action.stage.value, action.index)
+        if key in self._hooks:
+            return
+        port = spec.listener.test_port or spec.listener.port
+        values = {"port": spec.listener.port, "test_port": port, "revision": dep.revision,
+                  "service": dep.service}
+        env = {"SLUICE_SERVICE": dep.service, "SLUICE_REVISION": dep.revision,
+               "SLUICE_TEST_URL": f"http://127.0.0.1:{port}"}
+        coro: Awaitable[HookResult]
+        if hook.http is not None:
+            coro = run_http_hook(f"http://127.0.0.1:{port}{hook.http.path}",
+                                 hook.http.expect_status, hook.effective_timeout)
+        else:
+            assert hook.command is not None
+            argv = [expand_placeholders(arg, values) for arg in hook.command]
+            coro = run_command_hook(argv, env, hook.effective_timeout)
+        self._hooks[key] = asyncio.ensure_future(coro)
+
+    # -- routing: what the store says, applied as a whole ----------------------------------
+
+    async def _route(self) -> None:
+        routes = [r for s in self.store.services.list() if (r := self._route_of(s.name))]
+        if routes:
+            await self.traffic.apply(routes)
+
+    def _route_of(self, service: str) -> ServiceRoute | None:
+        spec = self.spec_of(service)
+        blue = self.current_revision(service)
+        active = self.store.deployments.active_for(service)
+        weights: dict[str, int] = {}
+        test_rev = blue
+        if active is not None:
+            state = state_from_json(active.state)
+            green = active.revision
+            blue = active.from_revision
+            if blue is not None:
+                weights[blue] = 100 - state.green_weight
+            if state.green_weight > 0 or state.test_traffic_on_green or blue is None:
+                weights[green] = state.green_weight
+            if state.test_traffic_on_green:
+                test_rev = green
+        elif blue is not None:
+            weights[blue] = 100
+        groups = []
+        for revision, weight in weights.items():
+            endpoints = self._endpoints(service, revision, spec)
+            if endpoints:
+                groups.append(RevisionGroup(revision, tuple(endpoints), weight))
+        if not groups or sum(g.weight for g in groups) == 0:
+            return None
+        return ServiceRoute(
+            service=service, port=spec.listener.port, test_port=spec.listener.test_port,
+            test_revision=test_rev, groups=tuple(groups), health_path=spec.health_check.path,
+            health_interval=spec.health_check.interval, sticky=spec.stickiness.enabled,
+            sticky_duration=spec.stickiness.duration)
+
+    def _endpoints(self, service: str, revision: str, spec: ServiceSpec) -> list[str]:
+        if spec.compute.external is not None:
+            return list(spec.compute.external.revisions.get(revision, []))
+        return self._running(service, revision)
+
+    def _running(self, service: str, revision: str) -> list[str]:
+        try:
+            return self.compute.endpoints(service, revision)
+        except NotFoundError:
+            return []
+
+
+def _local_spec(spec: ServiceSpec) -> LocalSpec | None:
+    local = spec.compute.local
+    if local is None:
+        return None
+    return LocalSpec(command=list(local.command), env=dict(local.env), replicas=local.replicas,
+                     cwd=local.cwd, health_path=spec.health_check.path,
+                     stop_grace=local.stop_grace)
+
+
+def _config_json(config: Any) -> Any:
+    return config if isinstance(config, str) else config.model_dump(mode="json")
+
+
+def _config_from_json(data: Any) -> Any:
+    return DeploymentSpec.model_validate({"config": data}).config

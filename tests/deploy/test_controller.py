@@ -1,0 +1,126 @@
+"""The controller end to end in one process: real store, real replicas, real router."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sluicegate.clock import SystemClock
+from sluicegate.compute.local import LocalCompute
+from sluicegate.deploy import Command, Phase
+from sluicegate.deploy.controller import Controller
+from sluicegate.router.supervisor import RouterSupervisor
+from sluicegate.router.traffic import RouterTraffic
+from sluicegate.spec.service import ServiceSpec
+from sluicegate.store import Store
+from tests._support import APP_PATH, free_port
+from tests._support.rawhttp import get_many
+
+
+def shop(port: int, test_port: int, **deployment: Any) -> ServiceSpec:
+    return ServiceSpec.model_validate({
+        "service": "shop",
+        "listener": {"port": port, "test_port": test_port},
+        "health_check": {"path": "/healthz", "interval": "500ms", "timeout": "400ms"},
+        "stickiness": {"enabled": True, "duration": "1h"},
+        "compute": {"local": {
+            "command": [sys.executable, str(APP_PATH), "--port", "{port}",
+                        "--version", "{revision}"],
+            "replicas": 2, "stop_grace": "2s"}},
+        "deployment": {"termination_wait": "1s", "health_timeout": "20s", **deployment},
+    })
+
+
+class Env:
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.port, self.test_port = free_port(), free_port()
+        self.router = RouterSupervisor(tmp / "state")
+        self.store = Store.open(tmp / "state" / "sluicegate.db")
+        self.compute = LocalCompute(tmp / "state", poll_interval=0.1)
+        self.controller: Controller | None = None
+
+    async def start(self) -> Controller:
+        await self.router.ensure()
+        self.controller = Controller(self.store, self.compute, RouterTraffic(self.router.client()),
+                                     SystemClock())
+        return self.controller
+
+    async def until(self, dep_id: str, done: Callable[[str], bool], timeout: float = 30) -> str:
+        assert self.controller is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            await self.controller.tick()
+            phase = self.store.deployments.get(dep_id).phase
+            if done(phase):
+                return phase
+            assert time.monotonic() < deadline, f"stuck in {phase}"
+            await asyncio.sleep(0.1)
+
+    async def versions(self, n: int = 40, port: int | None = None) -> Counter[str]:
+        replies = await asyncio.to_thread(get_many, port or self.port, n)
+        return Counter(r.version for r in replies)
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[Env]:
+    e = Env(tmp_path)
+    try:
+        yield e
+    finally:
+        await e.compute.aclose()
+        e.router.stop()
+        e.store.close()
+
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+async def test_first_deployment_then_a_canary_that_succeeds(env: Env) -> None:
+    ctl = await env.start()
+    steps = {"steps": [{"weight": 50, "pause": "1s"}, {"weight": 100}]}
+    await ctl.apply_service(shop(env.port, env.test_port, config=steps), actor="test")
+    first = await ctl.deploy("shop", "v1", actor="test")
+    assert await env.until(first.id, lambda p: p == Phase.SUCCEEDED) == "succeeded"
+    assert await env.versions() == {"v1": 40}
+
+    second = await ctl.deploy("shop", "v2", actor="test")
+    await env.until(second.id, lambda p: p == Phase.SHIFTING)
+    await env.until(second.id, lambda p: p == "shifting" and
+                    ctl.store.deployments.get(second.id).state["green_weight"] == 50)
+    seen = await env.versions(200)
+    assert set(seen) == {"v1", "v2"}  # both serve during the 50 % step
+    assert await env.versions(20, env.test_port) == {"v2": 20}
+    assert await env.until(second.id, lambda p: p == Phase.SUCCEEDED) == "succeeded"
+    assert await env.versions() == {"v2": 40}
+    assert ctl._running("shop", "v1") == []  # blue stopped after the wait
+    kinds = [e.kind for e in env.store.events.list(subject=second.id)]
+    assert kinds[0] == "deployment.created" and "deployment.succeeded" in kinds
+
+
+async def test_manual_rollback_returns_all_traffic_to_blue_and_stops_green(env: Env) -> None:
+    ctl = await env.start()
+    steps = {"steps": [{"weight": 30}, {"pause": "until_promoted"}, {"weight": 100}]}
+    await ctl.apply_service(shop(env.port, env.test_port, config=steps), actor="test")
+    first = await ctl.deploy("shop", "v1", actor="test")
+    await env.until(first.id, lambda p: p == Phase.SUCCEEDED)
+    second = await ctl.deploy("shop", "v2", actor="test")
+    await env.until(second.id, lambda p: p == Phase.PAUSED_UNTIL_PROMOTED)
+    assert set(await env.versions(200)) == {"v1", "v2"}
+    ctl.command(second.id, Command.ROLLBACK, "alice")
+    assert await env.until(second.id, lambda p: Phase(p).terminal) == "rolled_back"
+    assert await env.versions() == {"v1": 40}
+    assert ctl._running("shop", "v2") == []
+    assert ctl.current_revision("shop") == "v1"
