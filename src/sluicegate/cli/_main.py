@@ -8,6 +8,7 @@ import click
 
 from sluicegate import __version__
 from sluicegate._logging import configure_logging
+from sluicegate.cli import _deploy_cmds, _server_cmds
 from sluicegate.errors import SluicegateError
 
 __all__ = ["main"]
@@ -49,6 +50,10 @@ def router(config_path: str, workers: int, insecure: bool, check: bool) -> None:
         return
     settings = RouterSettings.from_env(config, workers=workers, insecure=insecure)
     run_router(config, settings)
+
+
+for _command in (*_deploy_cmds.COMMANDS, *_server_cmds.COMMANDS):
+    cli.add_command(_command)
 
 
 def main() -> None:

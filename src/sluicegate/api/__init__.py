@@ -1,0 +1,68 @@
+"""The control plane's HTTP API (FastAPI): JSON, bearer tokens with roles, OpenAPI schema.
+
+Errors map to one shape, ``{"error": "...", "problems": [{"path", "message"}]}``: 422 for
+invalid input (with field paths), 404 unknown, 409 conflict, 401/403 auth, 503 temporary.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from sluicegate import __version__
+from sluicegate.api._routes import router
+from sluicegate.deploy.controller import Controller
+from sluicegate.errors import (
+    AuthError,
+    ConflictError,
+    NotFoundError,
+    SluicegateError,
+    SpecError,
+    TransientError,
+)
+from sluicegate.spec._errors import dotted_path
+from sluicegate.store import Store
+
+__all__ = ["create_app"]
+
+
+def create_app(controller: Controller, store: Store, insecure: bool = False) -> FastAPI:
+    app = FastAPI(title="Sluicegate", version=__version__,
+                  description="Safe releases: services, deployments, events.")
+    app.state.controller = controller
+    app.state.store = store
+    app.state.insecure = insecure
+    app.include_router(router)
+
+    @app.exception_handler(SluicegateError)
+    async def _sluicegate_error(request: Request, exc: SluicegateError) -> JSONResponse:
+        status = 400
+        body: dict[str, object] = {"error": str(exc)}
+        if isinstance(exc, SpecError):
+            status = 422
+            body = {"error": "invalid input", "problems": [
+                {"path": p.path, "message": p.message} for p in exc.problems]}
+        elif isinstance(exc, NotFoundError):
+            status = 404
+        elif isinstance(exc, ConflictError):
+            status = 409
+        elif isinstance(exc, AuthError):
+            status = 401
+        elif isinstance(exc, TransientError):
+            status = 503
+        return JSONResponse(body, status_code=status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code,
+                            headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [{"path": dotted_path([p for p in e["loc"] if p != "body"]),
+                     "message": e["msg"]} for e in exc.errors()]
+        return JSONResponse({"error": "invalid input", "problems": problems}, status_code=422)
+
+    return app

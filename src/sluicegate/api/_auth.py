@@ -1,0 +1,39 @@
+"""Bearer tokens with roles: admin ⊇ deployer ⊇ reader. Only token hashes are stored."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fastapi import HTTPException, Request
+
+from sluicegate.store import Store
+
+__all__ = ["Caller", "require"]
+
+_RANK = {"reader": 0, "deployer": 1, "admin": 2}
+
+
+@dataclass(frozen=True)
+class Caller:
+    role: str
+    name: str
+
+
+def require(role: str) -> Callable[[Request], Caller]:
+    """A FastAPI dependency admitting callers whose token has at least ``role``."""
+
+    def check(request: Request) -> Caller:
+        if request.app.state.insecure:
+            return Caller("admin", "insecure")
+        store: Store = request.app.state.store
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        found = store.tokens.verify(token.strip()) if scheme.lower() == "bearer" else None
+        if found is None:
+            raise HTTPException(401, "missing or unknown bearer token",
+                                headers={"WWW-Authenticate": "Bearer"})
+        if _RANK[found] < _RANK[role]:
+            raise HTTPException(403, f"this call needs the {role} role; the token is {found}")
+        return Caller(found, found)
+
+    return check

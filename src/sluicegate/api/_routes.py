@@ -1,0 +1,159 @@
+"""The control plane's HTTP API: services, deployments, events, logs, tokens."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Depends, Query, Request
+from pydantic import BaseModel, ValidationError
+
+from sluicegate.api._auth import Caller, require
+from sluicegate.deploy import Command, describe, plan_for
+from sluicegate.deploy.controller import Controller
+from sluicegate.errors import Problem, SpecError
+from sluicegate.spec._errors import spec_error_from
+from sluicegate.spec.service import DeploymentSpec, ServiceSpec
+from sluicegate.store import Store
+from sluicegate.store._records import Deployment, Event
+
+router = APIRouter(prefix="/v1")
+Reader = Annotated[Caller, Depends(require("reader"))]
+Deployer = Annotated[Caller, Depends(require("deployer"))]
+Admin = Annotated[Caller, Depends(require("admin"))]
+
+
+def _ctl(request: Request) -> Controller:
+    ctl: Controller = request.app.state.controller
+    return ctl
+
+
+def _store(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+def deployment_json(d: Deployment) -> dict[str, Any]:
+    return {"id": d.id, "service": d.service, "revision": d.revision,
+            "from_revision": d.from_revision, "phase": d.phase, "status": d.status,
+            "active": d.active, "state": d.state, "config": d.config,
+            "created_at": d.created_at, "updated_at": d.updated_at}
+
+
+def event_json(e: Event) -> dict[str, Any]:
+    return {"id": e.id, "at": e.at, "actor": e.actor, "kind": e.kind, "subject": e.subject,
+            "message": e.message, "data": e.data}
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.put("/services/{name}")
+async def apply_service(name: str, request: Request, caller: Deployer,
+                        body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+    try:
+        spec = ServiceSpec.model_validate(body)
+    except ValidationError as exc:
+        raise spec_error_from(exc, "request body") from exc
+    if spec.service != name:
+        raise SpecError([_problem("service", f"is {spec.service!r} but the URL names {name!r}")])
+    await _ctl(request).apply_service(spec, caller.name)
+    return {"service": name, "applied": True}
+
+
+def _problem(path: str, message: str) -> Problem:
+    return Problem(path, message)
+
+
+@router.get("/services")
+def list_services(request: Request, caller: Reader) -> list[dict[str, Any]]:
+    ctl = _ctl(request)
+    out = []
+    for s in _store(request).services.list():
+        active = _store(request).deployments.active_for(s.name)
+        out.append({"service": s.name, "revision": ctl.current_revision(s.name),
+                    "active_deployment": active.id if active else None})
+    return out
+
+
+@router.get("/services/{name}")
+def get_service(name: str, request: Request, caller: Reader) -> dict[str, Any]:
+    ctl, store = _ctl(request), _store(request)
+    spec = store.services.get(name).spec
+    active = store.deployments.active_for(name)
+    recent = [deployment_json(d) for d in store.deployments.list(name, limit=5)]
+    return {"service": name, "spec": spec, "revision": ctl.current_revision(name),
+            "active_deployment": deployment_json(active) if active else None,
+            "deployments": recent}
+
+
+class DeployRequest(BaseModel):
+    revision: str
+    config: Any = None
+
+
+@router.post("/services/{name}/deployments", status_code=201)
+async def create_deployment(name: str, req: DeployRequest, request: Request,
+                            caller: Deployer) -> dict[str, Any]:
+    config = None
+    if req.config is not None:
+        try:
+            config = DeploymentSpec.model_validate({"config": req.config}).config
+        except ValidationError as exc:
+            raise spec_error_from(exc, "request body") from exc
+    dep = await _ctl(request).deploy(name, req.revision, caller.name, config)
+    plan_config = config if config is not None else _ctl(request).spec_of(name).deployment.config
+    return {**deployment_json(dep), "plan": describe(plan_for(plan_config))}
+
+
+@router.get("/deployments")
+def list_deployments(request: Request, caller: Reader, service: str | None = None,
+                     limit: Annotated[int, Query(ge=1, le=1000)] = 20) -> list[dict[str, Any]]:
+    return [deployment_json(d) for d in _store(request).deployments.list(service, limit=limit)]
+
+
+@router.get("/deployments/{dep_id}")
+def get_deployment(dep_id: str, request: Request, caller: Reader) -> dict[str, Any]:
+    store = _store(request)
+    dep = store.deployments.get(dep_id)
+    events = [event_json(e) for e in store.events.list(subject=dep_id)]
+    return {**deployment_json(dep), "events": events}
+
+
+CommandName = Literal["promote", "promote_full", "rollback", "stop"]
+
+
+@router.post("/deployments/{dep_id}/{command}", status_code=202)
+def command(dep_id: str, command: CommandName, request: Request,
+            caller: Deployer) -> dict[str, str]:
+    _ctl(request).command(dep_id, Command(command), caller.name)
+    return {"deployment": dep_id, "command": command, "state": "accepted"}
+
+
+@router.get("/events")
+def events(request: Request, caller: Reader, since: int = 0, subject: str | None = None,
+           limit: Annotated[int, Query(ge=1, le=10000)] = 200) -> list[dict[str, Any]]:
+    store = _store(request)
+    items = (store.events.list(subject=subject) if subject
+             else store.events.since(since, limit=limit))
+    return [event_json(e) for e in items if e.id > since][:limit]
+
+
+@router.get("/services/{name}/logs")
+def logs(name: str, revision: str, request: Request, caller: Reader,
+         replica: int | None = None, tail: Annotated[int, Query(ge=1, le=10000)] = 100,
+         ) -> dict[str, str]:
+    text = _ctl(request).compute.logs(name, revision, replica, tail)
+    return {"service": name, "revision": revision, "logs": text}
+
+
+class TokenRequest(BaseModel):
+    role: Literal["admin", "deployer", "reader"]
+    name: str = ""
+
+
+@router.post("/tokens", status_code=201)
+def create_token(req: TokenRequest, request: Request, caller: Admin) -> dict[str, str]:
+    token = _store(request).tokens.create(req.role, req.name or req.role)
+    return {"role": req.role, "token": token}

@@ -1,0 +1,164 @@
+"""``sluice apply | deploy | status | promote | rollback | stop | events | logs | deployments``."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from sluicegate.cli._api import Api, api_options
+from sluicegate.spec import load_file
+from sluicegate.spec.service import ServiceSpec
+
+console = Console()
+
+
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%H:%M:%S")
+
+
+@click.command()
+@click.option("-f", "--file", "path", required=True, type=click.Path(dir_okay=False),
+              help="Service spec (YAML).")
+@api_options
+def apply(path: str, url: str, token: str | None) -> None:
+    """Declare or update a service from a spec file (validated first; nothing changes on error)."""
+    spec = load_file(ServiceSpec, path)
+    Api(url, token).call("PUT", f"/services/{spec.service}", spec.model_dump(mode="json"))
+    console.print(f"service [bold]{spec.service}[/] applied")
+
+
+@click.command()
+@click.argument("service")
+@click.option("--revision", "-r", required=True, help="The revision to deploy.")
+@click.option("--config", "config", default=None,
+              help="A predefined deployment config name, overriding the spec's.")
+@click.option("--watch/--no-watch", default=False, help="Follow the deployment live.")
+@api_options
+def deploy(service: str, revision: str, config: str | None, watch: bool, url: str,
+           token: str | None) -> None:
+    """Start a blue/green deployment of REVISION; prints the plan first."""
+    api = Api(url, token)
+    dep = api.call("POST", f"/services/{service}/deployments",
+                   {"revision": revision, "config": config})
+    console.print(f"deployment [bold]{dep['id']}[/]: {service} "
+                  f"{dep['from_revision'] or '(none)'} → {revision}")
+    for line in dep["plan"]:
+        console.print(f"  {line}")
+    if watch:
+        _watch(api, dep["id"])
+
+
+def _view(dep: dict[str, Any]) -> Group:
+    state = dep["state"]
+    table = Table(show_header=False, box=None)
+    table.add_row("phase", f"[bold]{dep['phase']}[/]" + (
+        f" ({state['reason']})" if state.get("reason") else ""))
+    table.add_row("revisions", f"{dep['from_revision'] or '-'} → {dep['revision']}")
+    green = state.get("green_weight", 0)
+    bar = "█" * (green // 5) + "░" * (20 - green // 5)
+    table.add_row("traffic", f"{100 - green}% blue  {bar}  {green}% green")
+    table.add_row("step", str(state.get("step_index", 0)))
+    events = Table("time", "event", "message", box=None)
+    for e in dep.get("events", [])[-8:]:
+        events.add_row(_when(e["at"]), e["kind"], e["message"])
+    return Group(table, Text(""), events)
+
+
+def _watch(api: Api, dep_id: str) -> None:
+    with Live(console=console, refresh_per_second=4) as live:
+        while True:
+            dep = api.call("GET", f"/deployments/{dep_id}")
+            live.update(_view(dep))
+            if not dep["active"]:
+                break
+            time.sleep(0.5)
+
+
+@click.command()
+@click.argument("service")
+@api_options
+def status(service: str, url: str, token: str | None) -> None:
+    """A service's current revision and its active deployment."""
+    data = Api(url, token).call("GET", f"/services/{service}")
+    console.print(f"[bold]{service}[/]: revision {data['revision'] or '(none yet)'}")
+    if data["active_deployment"]:
+        console.print(_view(data["active_deployment"]))
+    table = Table("deployment", "revision", "phase", "created")
+    for d in data["deployments"]:
+        table.add_row(d["id"], f"{d['from_revision'] or '-'} → {d['revision']}", d["phase"],
+                      _when(d["created_at"]))
+    console.print(table)
+
+
+def _command(name: str, doc: str) -> click.Command:
+    @click.command(name=name.replace("_", "-"), help=doc)
+    @click.argument("deployment")
+    @api_options
+    def cmd(deployment: str, url: str, token: str | None) -> None:
+        Api(url, token).call("POST", f"/deployments/{deployment}/{name}")
+        console.print(f"{name.replace('_', ' ')} requested for {deployment}")
+
+    return cmd
+
+
+promote = _command("promote", "Go to the next step now (ends a pause or the termination wait).")
+promote_full = _command("promote_full", "Send all traffic to green now.")
+rollback = _command("rollback", "Send all traffic back to blue in one call and stop green.")
+stop = _command("stop", "Stop the deployment: traffic back to blue, green stopped.")
+
+
+@click.command()
+@click.option("--subject", help="Only events about this deployment or service.")
+@click.option("--since", default=0, help="Only events after this id.")
+@api_options
+def events(subject: str | None, since: int, url: str, token: str | None) -> None:
+    """The append-only event log: who did what, when, and why."""
+    table = Table("id", "time", "actor", "kind", "subject", "message")
+    for e in Api(url, token).call("GET", "/events", params={"since": since,
+                                                            "subject": subject}):
+        table.add_row(str(e["id"]), _when(e["at"]), e["actor"], e["kind"], e["subject"],
+                      e["message"])
+    console.print(table)
+
+
+@click.command()
+@click.argument("service")
+@click.option("--revision", "-r", required=True)
+@click.option("--replica", type=int, default=None)
+@click.option("--tail", default=100, show_default=True)
+@api_options
+def logs(service: str, revision: str, replica: int | None, tail: int, url: str,
+         token: str | None) -> None:
+    """The captured output of a revision's replicas."""
+    params: dict[str, Any] = {"revision": revision, "tail": tail}
+    if replica is not None:
+        params["replica"] = replica
+    click.echo(Api(url, token).call("GET", f"/services/{service}/logs", params=params)["logs"])
+
+
+@click.group()
+def deployments() -> None:
+    """Inspect deployments."""
+
+
+@deployments.command("get")
+@click.argument("deployment")
+@click.option("--watch", is_flag=True, help="Follow it live until it ends.")
+@api_options
+def deployments_get(deployment: str, watch: bool, url: str, token: str | None) -> None:
+    api = Api(url, token)
+    if watch:
+        _watch(api, deployment)
+    else:
+        console.print(_view(api.call("GET", f"/deployments/{deployment}")))
+
+
+COMMANDS = [apply, deploy, status, promote, promote_full, rollback, stop, events, logs,
+            deployments]

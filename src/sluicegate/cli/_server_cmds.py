@@ -1,0 +1,41 @@
+"""``sluice server`` and ``sluice token``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from sluicegate.cli._api import Api, api_options
+
+
+@click.command()
+@click.option("--port", default=7070, show_default=True, help="API port.")
+@click.option("--state-dir", default=".sluicegate", show_default=True,
+              type=click.Path(file_okay=False), help="Where state, logs and secrets live.")
+@click.option("--database", default=None,
+              help="sqlite path or postgresql://… URL (default: <state-dir>/sluicegate.db).")
+@click.option("--insecure", is_flag=True, help="Serve the API without tokens (development only).")
+def server(port: int, state_dir: str, database: str | None, insecure: bool) -> None:
+    """Run the embedded server: API, controller, router process and local compute."""
+    from sluicegate.server import ServerSettings, run_server
+
+    run_server(ServerSettings(Path(state_dir), port=port, database=database,
+                              insecure=insecure))
+
+
+@click.group()
+def token() -> None:
+    """API tokens."""
+
+
+@token.command("create")
+@click.option("--role", required=True, type=click.Choice(["admin", "deployer", "reader"]))
+@click.option("--name", default="", help="What the token is for.")
+@api_options
+def token_create(role: str, name: str, url: str, token: str | None) -> None:
+    """Create a token and print it (only its hash is stored)."""
+    click.echo(Api(url, token).call("POST", "/tokens", {"role": role, "name": name})["token"])
+
+
+COMMANDS = [server, token]

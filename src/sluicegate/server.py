@@ -1,0 +1,99 @@
+"""The embedded server: store, router process, local compute, controller and API in one.
+
+``sluice server`` runs everything on one machine with no external services. The router runs
+as its own process (adopted again after a restart) and replicas outlive the server, so a
+control-plane crash never interrupts user traffic. On first start an admin token is printed;
+only its hash is kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+import uvicorn
+
+from sluicegate.api import create_app
+from sluicegate.clock import SystemClock
+from sluicegate.compute.local import LocalCompute
+from sluicegate.deploy.controller import Controller
+from sluicegate.router.supervisor import RouterSupervisor
+from sluicegate.router.traffic import RouterTraffic
+from sluicegate.store import Store
+
+__all__ = ["ServerSettings", "run_server", "serve"]
+
+log = logging.getLogger("sluicegate.server")
+
+
+class ServerSettings:
+    def __init__(self, state_dir: Path, port: int = 7070, host: str = "127.0.0.1",
+                 database: str | None = None, insecure: bool = False,
+                 router_admin_port: int | None = None, tick: float = 0.25) -> None:
+        self.state_dir = Path(state_dir)
+        self.port = port
+        self.host = host
+        self.database = database or str(self.state_dir / "sluicegate.db")
+        self.insecure = insecure
+        self.router_admin_port = router_admin_port
+        self.tick = tick
+
+
+async def serve(settings: ServerSettings, stop: asyncio.Event,
+                announce: Callable[[str], None] = print) -> None:
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    store = Store.open(settings.database)
+    if not store.tokens.list() and not settings.insecure:
+        token = store.tokens.create("admin", "first-admin")
+        announce(f"admin token (shown once, store it safely): {token}")
+    supervisor = RouterSupervisor(settings.state_dir, settings.router_admin_port)
+    await supervisor.ensure()
+    compute = LocalCompute(settings.state_dir)
+    controller = Controller(store, compute, RouterTraffic(supervisor.client()), SystemClock())
+    await controller.recover()
+    app = create_app(controller, store, settings.insecure)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
+                            lifespan="off")
+    server = uvicorn.Server(config)
+    loop_task = asyncio.get_running_loop().create_task(controller.run(settings.tick))
+    watch_task = asyncio.get_running_loop().create_task(_watch_router(supervisor, controller))
+    api_task = asyncio.get_running_loop().create_task(server.serve())
+    announce(f"sluice server ready on http://{settings.host}:{settings.port}"
+             f"{' (INSECURE: no token needed)' if settings.insecure else ''}")
+    # uvicorn captures SIGINT/SIGTERM while it serves and raises them again when it is done.
+    stopper = asyncio.get_running_loop().create_task(stop.wait())
+    await asyncio.wait([stopper, api_task], return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    server.should_exit = True
+    for task in (loop_task, watch_task):
+        task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await api_task
+    # Replicas and the router keep running: they serve users while the server is away.
+    store.close()
+
+
+async def _watch_router(supervisor: RouterSupervisor, controller: Controller) -> None:
+    """Restart the router if it dies, then put every route back."""
+    while True:
+        await asyncio.sleep(1.0)
+        if not supervisor.alive():
+            log.error("the router process is gone; starting it again")
+            await supervisor.ensure()
+            controller.traffic = RouterTraffic(supervisor.client())
+            await controller.recover()
+
+
+def run_server(settings: ServerSettings) -> None:
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(settings, stop)
+
+    asyncio.run(main())
