@@ -1,0 +1,160 @@
+"""The store's tables as SQLAlchemy Core objects: the one description repositories query.
+
+The migrations in ``migrations/versions`` create the same schema step by step; a test
+compares a migrated database with this module, so the two cannot drift apart.
+
+Conventions, chosen so SQLite and PostgreSQL behave alike:
+
+- timestamps are ``Double`` seconds since the epoch, as given by :class:`~sluicegate.clock.Clock`;
+- JSON columns are ``JSON`` (``JSONB`` on PostgreSQL), opaque to the store;
+- every foreign key names its ``ON DELETE`` behaviour (SQLite enforces them with
+  ``PRAGMA foreign_keys=ON``, set on every connection).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+__all__ = [
+    "NAMING",
+    "ROLES",
+    "VERSION_TABLE",
+    "deployments",
+    "events",
+    "metadata",
+    "replicas",
+    "revisions",
+    "router_state",
+    "services",
+    "tokens",
+]
+
+#: Alembic's bookkeeping table; a name of our own so a shared PostgreSQL database with
+#: another Alembic-managed application does not mix the two histories.
+VERSION_TABLE = "sluicegate_schema_version"
+
+#: API roles, most powerful first.
+ROLES = ("admin", "deployer", "reader")
+
+Json = sa.JSON().with_variant(JSONB(), "postgresql")
+#: A 64-bit autoincrement key that SQLite also treats as its ROWID.
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+#: Constraint names fixed by convention, so migrations can refer to them on both backends.
+NAMING = {
+    "pk": "pk_%(table_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ix": "ix_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING)
+
+services = sa.Table(
+    "services",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("spec", Json, nullable=False),
+    sa.Column("created_at", sa.Double(), nullable=False),
+    sa.Column("updated_at", sa.Double(), nullable=False),
+)
+
+revisions = sa.Table(
+    "revisions",
+    metadata,
+    sa.Column(
+        "service",
+        sa.String(200),
+        sa.ForeignKey("services.name", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("revision", sa.String(200), primary_key=True),
+    sa.Column("overrides", Json, nullable=False),
+    sa.Column("created_at", sa.Double(), nullable=False),
+)
+
+deployments = sa.Table(
+    "deployments",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column(
+        "service",
+        sa.String(200),
+        sa.ForeignKey("services.name", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("revision", sa.String(200), nullable=False),
+    sa.Column("from_revision", sa.String(200), nullable=True),
+    sa.Column("config", Json, nullable=False),
+    sa.Column("state", Json, nullable=False),
+    sa.Column("phase", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(64), nullable=False),
+    sa.Column("active", sa.Boolean(), nullable=False),
+    sa.Column("created_at", sa.Double(), nullable=False),
+    sa.Column("updated_at", sa.Double(), nullable=False),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Index("ix_deployments_service_created", "service", "created_at"),
+    # One active deployment per service, enforced by the database itself.
+    sa.Index(
+        "uq_deployments_one_active",
+        "service",
+        unique=True,
+        sqlite_where=sa.text("active = 1"),
+        postgresql_where=sa.text("active"),
+    ),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.Double(), nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(100), nullable=False),
+    sa.Column("subject", sa.String(200), nullable=False),
+    sa.Column("message", sa.Text(), nullable=False),
+    sa.Column("data", Json, nullable=False),
+    sa.Index("ix_events_subject_id", "subject", "id"),
+    sqlite_autoincrement=True,
+)
+
+replicas = sa.Table(
+    "replicas",
+    metadata,
+    sa.Column("service", sa.String(200), primary_key=True),
+    sa.Column("revision", sa.String(200), primary_key=True),
+    sa.Column("idx", sa.Integer(), primary_key=True),
+    sa.Column("port", sa.Integer(), nullable=True),
+    sa.Column("pid", sa.Integer(), nullable=True),
+    sa.Column("pid_start_time", sa.Double(), nullable=True),
+    sa.Column("state", sa.String(64), nullable=False),
+    sa.Column("started_at", sa.Double(), nullable=True),
+    sa.Column("updated_at", sa.Double(), nullable=False),
+)
+
+tokens = sa.Table(
+    "tokens",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", sa.Double(), nullable=False),
+    sa.Column("revoked_at", sa.Double(), nullable=True),
+    sa.CheckConstraint("role IN ('admin', 'deployer', 'reader')", name="role"),
+)
+
+router_state = sa.Table(
+    "router_state",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("pid", sa.Integer(), nullable=True),
+    sa.Column("pid_start_time", sa.Double(), nullable=True),
+    sa.Column("admin_url", sa.String(500), nullable=False),
+    sa.Column("config", Json, nullable=False),
+    sa.Column("generation", sa.Integer(), nullable=False),
+    sa.Column("updated_at", sa.Double(), nullable=False),
+    sa.CheckConstraint("id = 1", name="single_row"),
+)
