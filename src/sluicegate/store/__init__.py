@@ -1,0 +1,42 @@
+"""Durable state of the control plane: tables, migrations, repositories.
+
+SQLite (a file in the state dir) by default, PostgreSQL via psycopg 3; SQLAlchemy Core and
+Alembic migrations shipped in the package and applied by :meth:`Store.open`. Repositories
+return frozen dataclasses and raise only :mod:`sluicegate.errors`. The store imports nothing
+of Sluicegate above it (no router, compute, deploy, api, cli or server).
+"""
+
+from __future__ import annotations
+
+from ._records import Deployment, Event, Replica, Revision, Role, RouterState, Service, Token
+from ._schema import ROLES
+from ._store import Store, Transaction
+from .deployments import DeploymentRepository, new_deployment_id
+from .events import EventRepository
+from .replicas import ReplicaRepository
+from .router_state import RouterStateRepository
+from .services import RevisionRepository, ServiceRepository
+from .tokens import TokenRepository, hash_token
+
+__all__ = [
+    "ROLES",
+    "Deployment",
+    "DeploymentRepository",
+    "Event",
+    "EventRepository",
+    "Replica",
+    "ReplicaRepository",
+    "Revision",
+    "RevisionRepository",
+    "Role",
+    "RouterState",
+    "RouterStateRepository",
+    "Service",
+    "ServiceRepository",
+    "Store",
+    "Token",
+    "TokenRepository",
+    "Transaction",
+    "hash_token",
+    "new_deployment_id",
+]

@@ -1,0 +1,111 @@
+"""What repositories return: frozen dataclasses, never SQLAlchemy rows.
+
+Timestamps are float seconds since the epoch (from the store's :class:`Clock`). JSON fields
+are fresh dicts decoded for each call: changing one changes nothing stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+__all__ = ["Deployment", "Event", "Replica", "Revision", "Role", "RouterState", "Service", "Token"]
+
+Role = Literal["admin", "deployer", "reader"]
+
+
+@dataclass(frozen=True)
+class Service:
+    """A declared service: its validated spec as JSON (owned by ``sluicegate.spec``)."""
+
+    name: str
+    spec: dict[str, Any]
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class Revision:
+    """A named revision of a service with its spec overrides (``--set env.KEY=VAL``)."""
+
+    service: str
+    revision: str
+    overrides: dict[str, Any]
+    created_at: float
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """A deployment and its lifecycle's recorded state (opaque to the store).
+
+    ``active`` is set by the lifecycle: at most one active deployment per service.
+    ``version`` grows by one on every update (optimistic concurrency).
+    """
+
+    id: str
+    service: str
+    revision: str
+    from_revision: str | None
+    config: dict[str, Any]
+    state: dict[str, Any]
+    phase: str
+    status: str
+    active: bool
+    created_at: float
+    updated_at: float
+    version: int
+
+
+@dataclass(frozen=True)
+class Event:
+    """One entry of the append-only event log; ``id`` orders events."""
+
+    id: int
+    at: float
+    actor: str
+    kind: str
+    subject: str
+    message: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Replica:
+    """A replica process recorded by compute; ``pid_start_time`` tells a reused PID apart."""
+
+    service: str
+    revision: str
+    index: int
+    port: int | None
+    pid: int | None
+    pid_start_time: float | None
+    state: str
+    started_at: float | None
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class Token:
+    """An API token's metadata; neither the token nor its hash is ever returned."""
+
+    id: str
+    role: Role
+    name: str
+    created_at: float
+    revoked_at: float | None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+@dataclass(frozen=True)
+class RouterState:
+    """What the server needs to re-adopt its router process after a restart."""
+
+    pid: int | None
+    pid_start_time: float | None
+    admin_url: str
+    config: dict[str, Any]
+    generation: int
+    updated_at: float

@@ -1,0 +1,139 @@
+"""``Store``: one database, its repositories, and transactions across them.
+
+Usage::
+
+    store = Store.open(state_dir)            # or a file path, or "postgresql://..."
+    store.services.put("shop", spec)          # each call: its own short transaction
+    with store.transaction() as tx:           # several calls, all or nothing
+        dep = tx.deployments.update(dep.id, dep.version, phase="shift")
+        tx.events.append("deployment.phase", dep.id, "shifting traffic", actor="alice")
+    store.close()
+
+Opening migrates the schema to the newest revision. A ``Store`` is safe to share between
+threads (the engine pools connections); a ``Transaction`` belongs to one thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy.engine import Connection, Engine
+
+from sluicegate.clock import Clock, SystemClock
+
+from ._base import Db
+from ._engine import begin, make_engine, to_url
+from ._migrate import upgrade
+from .deployments import DeploymentRepository
+from .events import EventRepository
+from .replicas import ReplicaRepository
+from .router_state import RouterStateRepository
+from .services import RevisionRepository, ServiceRepository
+from .tokens import TokenRepository
+
+__all__ = ["Store", "Transaction"]
+
+
+class _Repositories:
+    """The repositories over one source of transactions."""
+
+    def __init__(self, db: Db, clock: Clock) -> None:
+        self.services = ServiceRepository(db, clock)
+        self.revisions = RevisionRepository(db, clock)
+        self.deployments = DeploymentRepository(db, clock)
+        self.events = EventRepository(db, clock)
+        self.replicas = ReplicaRepository(db, clock)
+        self.tokens = TokenRepository(db, clock)
+        self.router_state = RouterStateRepository(db, clock)
+
+
+class _EngineDb:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def read(self) -> AbstractContextManager[Connection]:
+        return begin(self._engine, write=False)
+
+    def write(self) -> AbstractContextManager[Connection]:
+        return begin(self._engine, write=True)
+
+
+class _ConnectionDb:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def read(self) -> AbstractContextManager[Connection]:
+        return nullcontext(self._conn)
+
+    def write(self) -> AbstractContextManager[Connection]:
+        return nullcontext(self._conn)
+
+
+class Transaction(_Repositories):
+    """The same repositories, all running in one transaction (see :meth:`Store.transaction`)."""
+
+    def __init__(self, conn: Connection, clock: Clock) -> None:
+        super().__init__(_ConnectionDb(conn), clock)
+        self.connection = conn
+
+
+class Store(_Repositories):
+    """The control plane's durable state. Create with :meth:`open`, end with :meth:`close`."""
+
+    def __init__(self, engine: Engine, clock: Clock) -> None:
+        super().__init__(_EngineDb(engine), clock)
+        self.engine = engine
+        self.clock = clock
+
+    @classmethod
+    def open(cls, url_or_path: str | Path, *, clock: Clock | None = None) -> Store:
+        """Open (creating if needed) and migrate the database.
+
+        ``url_or_path``: a SQLAlchemy URL (``postgresql://`` means psycopg 3), a SQLite file
+        path, or a directory (the state dir; the file is ``sluicegate.db`` in it).
+        Raises :class:`~sluicegate.errors.TransientError` when the database cannot be
+        reached, :class:`~sluicegate.errors.ConflictError` when its schema is newer than
+        this Sluicegate.
+        """
+        engine = make_engine(to_url(url_or_path))
+        try:
+            upgrade(engine)
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine, clock or SystemClock())
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.engine.dialect.name
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """Repositories bound to one write transaction: committed when the block ends,
+        rolled back when it raises.
+
+        On SQLite it holds the write lock throughout, so inside the block use ``tx.*`` only:
+        a ``store.*`` call there would wait for that lock (and time out).
+        """
+        with begin(self.engine, write=True) as conn:
+            yield Transaction(conn, self.clock)
+
+    def close(self) -> None:
+        """Close every pooled connection. The store must not be used afterwards."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

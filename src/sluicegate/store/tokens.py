@@ -1,0 +1,101 @@
+"""API tokens: the plaintext is shown once at creation; only its SHA-256 is stored.
+
+A token reads ``sgt_<id>_<secret>``: the id (12 hex digits) finds the row, the 256-bit random
+secret makes it unguessable, and the stored hash is compared in constant time
+(:func:`hmac.compare_digest`). An unsalted SHA-256 is enough for a random 256-bit secret;
+a slow password hash would only slow down every API call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from typing import cast
+
+import sqlalchemy as sa
+
+from sluicegate.errors import NotFoundError, Problem, SpecError
+
+from ._base import Repository
+from ._records import Role, Token
+from ._schema import ROLES, tokens
+
+__all__ = ["TOKEN_PREFIX", "TokenRepository", "hash_token"]
+
+TOKEN_PREFIX = "sgt_"
+_SHAPE = re.compile(r"sgt_([0-9a-f]{12})_[A-Za-z0-9_-]{20,}")
+#: Compared against when the token names no stored id, so a miss costs what a hit costs.
+_DUMMY_HASH = "0" * 64
+
+
+def hash_token(token: str) -> str:
+    """Hex SHA-256 of the whole token string: what the ``tokens.hash`` column holds."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class TokenRepository(Repository):
+    def create(self, role: str, name: str) -> str:
+        """Store a new token for ``role`` (admin, deployer, reader); return its plaintext.
+
+        The plaintext is not kept anywhere: show it to the user now.
+        """
+        if role not in ROLES:
+            raise SpecError([Problem("role", f"must be one of {', '.join(ROLES)}, not {role!r}")])
+        token_id = secrets.token_hex(6)
+        token = f"{TOKEN_PREFIX}{token_id}_{secrets.token_urlsafe(32)}"
+        row = {
+            "id": token_id,
+            "role": role,
+            "name": name,
+            "hash": hash_token(token),
+            "created_at": self._clock.now(),
+            "revoked_at": None,
+        }
+        with self._db.write() as conn:
+            conn.execute(sa.insert(tokens).values(row))
+        return token
+
+    def verify(self, token: str) -> Role | None:
+        """The role of a valid, unrevoked token; None for anything else."""
+        match = _SHAPE.fullmatch(token)
+        row = None
+        if match:
+            with self._db.read() as conn:
+                query = sa.select(tokens).where(tokens.c.id == match.group(1))
+                row = conn.execute(query).mappings().first()
+        stored = row["hash"] if row is not None else _DUMMY_HASH
+        equal = hmac.compare_digest(hash_token(token).encode(), str(stored).encode())
+        if row is None or not equal or row["revoked_at"] is not None:
+            return None
+        return cast(Role, row["role"])
+
+    def list(self) -> list[Token]:
+        """Every token's metadata (revoked ones too), oldest first."""
+        query = sa.select(tokens).order_by(tokens.c.created_at, tokens.c.id)
+        with self._db.read() as conn:
+            return [_token(r) for r in conn.execute(query).mappings()]
+
+    def revoke(self, token_id: str) -> Token:
+        """Revoke a token by id (idempotent: the first revocation time is kept)."""
+        with self._db.write() as conn:
+            conn.execute(
+                sa.update(tokens)
+                .where(tokens.c.id == token_id, tokens.c.revoked_at.is_(None))
+                .values(revoked_at=self._clock.now())
+            )
+            row = conn.execute(sa.select(tokens).where(tokens.c.id == token_id)).mappings().first()
+        if row is None:
+            raise NotFoundError(f"token {token_id!r} not found")
+        return _token(row)
+
+
+def _token(row: sa.RowMapping) -> Token:
+    return Token(
+        id=row["id"],
+        role=cast(Role, row["role"]),
+        name=row["name"],
+        created_at=row["created_at"],
+        revoked_at=row["revoked_at"],
+    )
