@@ -1,0 +1,78 @@
+"""API tokens: only a SHA-256 is stored; verify returns the role of a valid token."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+import sqlalchemy as sa
+
+from sluicegate.clock import ManualClock
+from sluicegate.errors import NotFoundError, SpecError
+from sluicegate.store import Store, hash_token
+
+
+def test_create_and_verify_each_role(store: Store) -> None:
+    for role in ("admin", "deployer", "reader"):
+        token = store.tokens.create(role, f"{role} token")
+        assert token.startswith("sgt_")
+        assert store.tokens.verify(token) == role
+
+
+def test_plaintext_is_never_stored(store: Store) -> None:
+    token = store.tokens.create("admin", "first start")
+    secret = token.split("_", 2)[2]
+    with store.engine.connect() as conn:
+        rows = [dict(r) for r in conn.execute(sa.text("SELECT * FROM tokens")).mappings()]
+    assert len(rows) == 1
+    values = [str(v) for v in rows[0].values()]
+    assert all(token not in v and secret not in v for v in values)
+    assert rows[0]["hash"] == hashlib.sha256(token.encode()).hexdigest() == hash_token(token)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["", "nonsense", "sgt_", "sgt_000000000000_" + "x" * 43, "Bearer sgt_", "sgt_zz_zz"],
+)
+def test_wrong_tokens_verify_to_none(store: Store, bad: str) -> None:
+    store.tokens.create("admin", "x")
+    assert store.tokens.verify(bad) is None
+
+
+def test_a_changed_secret_with_a_real_id_is_refused(store: Store) -> None:
+    token = store.tokens.create("admin", "x")
+    forged = token[:-1] + ("A" if token[-1] != "A" else "B")
+    assert store.tokens.verify(forged) is None
+
+
+def test_revoke(store: Store, clock: ManualClock) -> None:
+    token = store.tokens.create("deployer", "ci")
+    (meta,) = store.tokens.list()
+    assert (meta.role, meta.name, meta.revoked) == ("deployer", "ci", False)
+    assert token.startswith(f"sgt_{meta.id}_")
+    clock.advance(7)
+    revoked = store.tokens.revoke(meta.id)
+    assert revoked.revoked_at == clock.now()
+    clock.advance(7)
+    assert store.tokens.revoke(meta.id).revoked_at == revoked.revoked_at
+    assert store.tokens.verify(token) is None
+    with pytest.raises(NotFoundError):
+        store.tokens.revoke("000000000000")
+
+
+def test_unknown_role_is_a_spec_error(store: Store) -> None:
+    with pytest.raises(SpecError, match="role: must be one of admin, deployer, reader"):
+        store.tokens.create("root", "x")
+    assert store.tokens.list() == []
+
+
+def test_the_database_refuses_an_unknown_role(store: Store) -> None:
+    row = {"id": "abc", "role": "root", "name": "x", "hash": "0" * 64, "created_at": 0.0}
+    with pytest.raises(sa.exc.IntegrityError), store.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO tokens (id, role, name, hash, created_at)"
+                " VALUES (:id, :role, :name, :hash, :created_at)"
+            ),
+            row,
+        )
