@@ -37,9 +37,16 @@ def test_each_revision_becomes_a_target_group_and_the_config_validates() -> None
     assert [(f.target_group, f.weight) for f in test.default.forward] == [("shop.v2", 100)]
 
 
-def test_a_route_with_no_weight_is_refused() -> None:
-    with pytest.raises(SluicegateError, match="weight above 0"):
-        router_config([shop(0, 0)], {"port": 9900})
+def test_a_route_with_no_weight_keeps_only_its_test_listener() -> None:
+    config = router_config([shop(0, 0)], {"port": 9900})
+    assert [lst["name"] for lst in config["listeners"]] == ["shop-test"]
+    assert [g["name"] for g in config["target_groups"]] == ["shop.v1", "shop.v2"]
+
+
+def test_a_route_with_no_revision_is_refused() -> None:
+    route = ServiceRoute(service="shop", port=8080, groups=())
+    with pytest.raises(SluicegateError, match="no revision"):
+        router_config([route], {"port": 9900})
 
 
 def test_base_keys_other_than_routing_are_kept() -> None:

@@ -13,8 +13,7 @@ from sluicegate.deploy.controller import Controller
 from sluicegate.errors import Problem, SpecError
 from sluicegate.spec._errors import spec_error_from
 from sluicegate.spec.service import DeploymentSpec, ServiceSpec
-from sluicegate.store import Store
-from sluicegate.store._records import Deployment, Event
+from sluicegate.store import Deployment, Event, Store
 
 router = APIRouter(prefix="/v1")
 Reader = Annotated[Caller, Depends(require("reader"))]

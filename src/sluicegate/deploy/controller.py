@@ -43,8 +43,7 @@ from sluicegate.deploy.strategies import plan_for
 from sluicegate.errors import ConflictError, NotFoundError, SluicegateError
 from sluicegate.router.traffic import RevisionGroup, ServiceRoute, TrafficControl
 from sluicegate.spec.service import DeploymentSpec, ServiceSpec, expand_placeholders
-from sluicegate.store import Store
-from sluicegate.store._records import Deployment
+from sluicegate.store import Deployment, Store
 
 __all__ = ["AlarmCheck", "Controller", "state_from_json", "state_to_json"]
 
@@ -232,7 +231,8 @@ class Controller:
                 if dep.from_revision is not None:
                     await self._stop(dep.service, dep.from_revision, spec)
             elif isinstance(action, SetWeights | RouteTestListener):
-                reroute = True
+                # Now, not after the loop: a hook that follows must find the route in place.
+                await self._route()
             elif isinstance(action, RunHook):
                 self._run_hook(dep, spec, action)
             elif isinstance(action, RecordEvent):
@@ -311,7 +311,7 @@ class Controller:
             endpoints = self._endpoints(service, revision, spec)
             if endpoints:
                 groups.append(RevisionGroup(revision, tuple(endpoints), weight))
-        if not groups or sum(g.weight for g in groups) == 0:
+        if not groups:
             return None
         return ServiceRoute(
             service=service, port=spec.listener.port, test_port=spec.listener.test_port,

@@ -52,6 +52,11 @@ class ServiceRoute:
     def weights(self) -> dict[str, int]:
         return {g.revision: g.weight for g in self.groups}
 
+    @property
+    def serving(self) -> bool:
+        """Some revision takes production traffic (else only the test listener exists)."""
+        return sum(g.weight for g in self.groups) > 0
+
 
 class TrafficControl(Protocol):
     """Where traffic goes. ``apply`` returns once the data plane reports the new state."""
@@ -70,8 +75,6 @@ def router_config(routes: Sequence[ServiceRoute], admin: Mapping[str, Any],
     for r in routes:
         if not r.groups:
             raise SluicegateError(f"service {r.service!r} has no revision to route to")
-        if sum(g.weight for g in r.groups) <= 0:
-            raise SluicegateError(f"service {r.service!r} has no revision with weight above 0")
         timeout = min(2.0, r.health_interval)
         for g in r.groups:
             groups.append({
@@ -81,16 +84,17 @@ def router_config(routes: Sequence[ServiceRoute], admin: Mapping[str, Any],
                                  "timeout": timeout},
                 "deregistration_delay": r.deregistration_delay,
             })
-        listeners.append({
-            "name": r.service,
-            "port": r.port,
-            "address": r.address,
-            "default": {
-                "forward": [{"target_group": group_name(r.service, g.revision),
-                             "weight": g.weight} for g in r.groups],
-                "stickiness": {"enabled": r.sticky, "duration": r.sticky_duration},
-            },
-        })
+        if r.serving:  # before any revision takes traffic, the port stays closed
+            listeners.append({
+                "name": r.service,
+                "port": r.port,
+                "address": r.address,
+                "default": {
+                    "forward": [{"target_group": group_name(r.service, g.revision),
+                                 "weight": g.weight} for g in r.groups],
+                    "stickiness": {"enabled": r.sticky, "duration": r.sticky_duration},
+                },
+            })
         if r.test_port is not None:
             test_rev = r.test_revision or max(r.groups, key=lambda g: g.weight).revision
             listeners.append({
@@ -116,6 +120,8 @@ class RouterTraffic:
         desired = router_config(routes, current["admin"], current)
         await self.client.apply_config(desired)
         for r in routes:
+            if not r.serving:
+                continue
             observed = await self.weights(r.service)
             if observed != r.weights():
                 raise SluicegateError(
