@@ -34,8 +34,9 @@ def test_command_hook_reports_exit_status_and_output_tail() -> None:
 
 
 def test_command_hook_is_killed_after_its_timeout() -> None:
-    result = asyncio.run(run_command_hook(
-        [sys.executable, "-c", "import time; time.sleep(30)"], {}, 0.5))
+    result = asyncio.run(
+        run_command_hook([sys.executable, "-c", "import time; time.sleep(30)"], {}, 0.5)
+    )
     assert not result.ok and "timed out after 0.5s" in result.detail
     assert result.seconds < 5
 
