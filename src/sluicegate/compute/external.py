@@ -1,0 +1,84 @@
+"""``ExternalCompute``: revisions deployed by other means, known by their endpoints.
+
+Sluicegate does not start, stop or restart these; ``start`` validates and remembers the
+endpoints, ``stop`` forgets them, ``health`` is a real HTTP GET of each endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import httpx
+
+from sluicegate.compute import _http
+from sluicegate.compute.base import (
+    Adoption,
+    ExternalSpec,
+    Replica,
+    ReplicaHealth,
+    check_names,
+    parse_address,
+)
+from sluicegate.errors import NotFoundError, SpecError
+
+__all__ = ["ExternalCompute"]
+
+
+class ExternalCompute:
+    """Endpoints given per revision (implements ``Compute[ExternalSpec]``)."""
+
+    def __init__(self) -> None:
+        self._revisions: dict[tuple[str, str], tuple[ExternalSpec, list[Replica]]] = {}
+
+    async def start(self, service: str, revision: str, spec: ExternalSpec) -> list[Replica]:
+        """Validate ``spec.endpoints`` (SpecError naming each bad one) and remember them."""
+        check_names(service, revision)
+        problems = spec.problems()
+        if problems:
+            raise SpecError(problems)
+        replicas = []
+        for index, endpoint in enumerate(spec.endpoints):
+            host, port = parse_address(endpoint)
+            replicas.append(Replica(service, revision, index, port, host=host))
+        self._revisions[(service, revision)] = (spec, replicas)
+        return list(replicas)
+
+    async def health(
+        self, service: str, revision: str, *, timeout: float = 2.0
+    ) -> list[ReplicaHealth]:
+        spec, replicas = self._get(service, revision)
+
+        async def one(replica: Replica, http: httpx.AsyncClient) -> ReplicaHealth:
+            healthy, code, detail = await _http.probe(http, replica.address, spec.health_path)
+            return ReplicaHealth(replica, healthy, code, detail)
+
+        async with _http.client(timeout) as http:
+            return list(await asyncio.gather(*(one(r, http) for r in replicas)))
+
+    async def stop(self, service: str, revision: str, grace: float | None = None) -> None:
+        """Forget the revision; its processes are not Sluicegate's to stop."""
+        self._revisions.pop((service, revision), None)
+
+    def endpoints(self, service: str, revision: str) -> list[str]:
+        return [r.address for r in self._get(service, revision)[1]]
+
+    async def adopt(
+        self, service: str, revision: str, spec: ExternalSpec, records: Sequence[Replica]
+    ) -> Adoption:
+        """Nothing to take over: the spec's endpoints are the revision (records are ignored)."""
+        replicas = await self.start(service, revision, spec)
+        return Adoption(adopted=replicas, gone=[])
+
+    def logs(self, service: str, revision: str, replica: int | None = None, tail: int = 100) -> str:
+        self._get(service, revision)
+        return f"{service} revision {revision} runs outside Sluicegate: no logs captured here"
+
+    async def aclose(self) -> None:
+        return None
+
+    def _get(self, service: str, revision: str) -> tuple[ExternalSpec, list[Replica]]:
+        try:
+            return self._revisions[(service, revision)]
+        except KeyError:
+            raise NotFoundError(f"{service} revision {revision} is not known here") from None
