@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests._support import AppProcess, RouterProcess, start_app, start_router
+from tests._support.postgres import PostgresServer, require_postgres_bin
 
 AppFactory = Callable[..., AppProcess]
 RouterFactory = Callable[..., RouterProcess]
@@ -47,3 +48,11 @@ def router_factory() -> Iterator[RouterFactory]:
         logs = router.logs()
         if logs:
             print(f"--- router {router.admin_url} stderr ---\n{logs[-20000:]}")
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """Debian's PostgreSQL, started once per session in a temp dir (skips if missing)."""
+    server = PostgresServer.start(require_postgres_bin())
+    yield server
+    server.stop()

@@ -19,6 +19,7 @@ import uvicorn
 
 from sluicegate.api import create_app
 from sluicegate.clock import SystemClock
+from sluicegate.compute.base import ReplicaEvent
 from sluicegate.compute.local import LocalCompute
 from sluicegate.deploy.controller import Controller
 from sluicegate.router.supervisor import RouterSupervisor
@@ -52,8 +53,15 @@ async def serve(settings: ServerSettings, stop: asyncio.Event,
         announce(f"admin token (shown once, store it safely): {token}")
     supervisor = RouterSupervisor(settings.state_dir, settings.router_admin_port)
     await supervisor.ensure()
-    compute = LocalCompute(settings.state_dir)
+    controllers: list[Controller] = []
+
+    def on_change(event: ReplicaEvent) -> None:
+        for c in controllers:
+            c.on_replica_event(event)
+
+    compute = LocalCompute(settings.state_dir, on_change=on_change)
     controller = Controller(store, compute, RouterTraffic(supervisor.client()), SystemClock())
+    controllers.append(controller)
     await controller.recover()
     app = create_app(controller, store, settings.insecure)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",

@@ -39,11 +39,11 @@ def shop(port: int, test_port: int, **deployment: Any) -> ServiceSpec:
 
 
 class Env:
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, database: str | None = None) -> None:
         self.tmp = tmp
         self.port, self.test_port = free_port(), free_port()
         self.router = RouterSupervisor(tmp / "state")
-        self.store = Store.open(tmp / "state" / "sluicegate.db")
+        self.store = Store.open(database or tmp / "state" / "sluicegate.db")
         self.compute = LocalCompute(tmp / "state", poll_interval=0.1)
         self.controller: Controller | None = None
 
@@ -69,9 +69,12 @@ class Env:
         return Counter(r.version for r in replies)
 
 
-@pytest.fixture
-async def env(tmp_path: Path) -> AsyncIterator[Env]:
-    e = Env(tmp_path)
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Env]:
+    database = None
+    if request.param == "postgresql":
+        database = request.getfixturevalue("pg_server").create_database()
+    e = Env(tmp_path, database)
     try:
         yield e
     finally:

@@ -16,16 +16,9 @@ import pytest
 from sluicegate.clock import ManualClock
 from sluicegate.store import Store
 from sluicegate.store._schema import metadata
-from tests._support.postgres import PostgresServer, require_postgres_bin
+from tests._support.postgres import PostgresServer
 
 BACKENDS = ["sqlite", "postgresql"]
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PostgresServer]:
-    server = PostgresServer.start(require_postgres_bin())
-    yield server
-    server.stop()
 
 
 @pytest.fixture(params=BACKENDS)

@@ -17,7 +17,7 @@ from dataclasses import asdict
 from typing import Any
 
 from sluicegate.clock import Clock
-from sluicegate.compute.base import LocalSpec, Replica
+from sluicegate.compute.base import EventKind, LocalSpec, Replica, ReplicaEvent
 from sluicegate.compute.local import LocalCompute
 from sluicegate.deploy.hooks import HookResult, run_command_hook, run_http_hook
 from sluicegate.deploy.lifecycle import (
@@ -129,6 +129,21 @@ class Controller:
                 return dep.revision
         return None
 
+    def on_replica_event(self, event: ReplicaEvent) -> None:
+        """Keep the store's replica records true as compute restarts or loses replicas, so a
+        restarted control plane adopts the right processes (pass this as ``on_change``)."""
+        r = event.replica
+        if event.kind in (EventKind.STOPPED, EventKind.GONE):
+            self.store.replicas.remove(r.service, r.revision, r.index)
+        elif event.kind in (EventKind.STARTED, EventKind.RESTARTED, EventKind.ADOPTED):
+            self.store.replicas.record(r.service, r.revision, r.index, port=r.port, pid=r.pid,
+                                       pid_start_time=r.pid_start_time, state="running",
+                                       started_at=r.started_at)
+        if event.kind in (EventKind.RESTARTED, EventKind.FAILED, EventKind.GONE):
+            self.store.events.append(actor="compute", kind=f"replica.{event.kind.value}",
+                                     subject=r.service, message=f"{r.revision} replica "
+                                     f"{r.index}: {event.detail or event.kind.value}")
+
     # -- the loop -------------------------------------------------------------------------------
 
     async def recover(self) -> None:
@@ -146,6 +161,8 @@ class Controller:
                 adoption = await self.compute.adopt(service, revision, local, records)
                 for gone in adoption.gone:
                     self.store.replicas.remove(gone.service, gone.revision, gone.index)
+                if adoption.gone:
+                    await self.compute.start(service, revision, local)  # fills the gaps
             for active in self.store.deployments.list_active():
                 spec = self.spec_of(active.service)
                 decision = resume(state_from_json(active.state), spec, self.clock.now())
