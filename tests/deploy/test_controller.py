@@ -70,11 +70,23 @@ class Env:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-async def env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Env]:
+async def any_env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Env]:
+    """The core flow runs on both stores."""
     database = None
     if request.param == "postgresql":
         database = request.getfixturevalue("pg_server").create_database()
     e = Env(tmp_path, database)
+    try:
+        yield e
+    finally:
+        await e.compute.aclose()
+        e.router.stop()
+        e.store.close()
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[Env]:
+    e = Env(tmp_path)
     try:
         yield e
     finally:
@@ -91,7 +103,8 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-async def test_first_deployment_then_a_canary_that_succeeds(env: Env) -> None:
+async def test_first_deployment_then_a_canary_that_succeeds(any_env: Env) -> None:
+    env = any_env
     ctl = await env.start()
     steps = {"steps": [{"weight": 50, "pause": "1s"}, {"weight": 100}]}
     await ctl.apply_service(shop(env.port, env.test_port, config=steps), actor="test")
@@ -127,3 +140,52 @@ async def test_manual_rollback_returns_all_traffic_to_blue_and_stops_green(env: 
     assert await env.versions() == {"v1": 40}
     assert ctl._running("shop", "v2") == []
     assert ctl.current_revision("shop") == "v1"
+
+
+async def test_failing_hook_rolls_back_before_any_production_traffic(env: Env) -> None:
+    ctl = await env.start()
+    await ctl.apply_service(shop(env.port, env.test_port), actor="test")
+    first = await ctl.deploy("shop", "v1", actor="test")
+    await env.until(first.id, lambda p: p == Phase.SUCCEEDED)
+    failing = {"before_allow_traffic": [{"http": {"path": "/status/500"}}]}
+    await ctl.apply_service(shop(env.port, env.test_port, hooks=failing), actor="test")
+    second = await ctl.deploy("shop", "v2", actor="test")
+    assert await env.until(second.id, lambda p: Phase(p).terminal) == "rolled_back"
+    assert await env.versions() == {"v1": 40}
+    events = [e.message for e in env.store.events.list(subject=second.id)]
+    assert any("answered 500, expected 200" in m for m in events), events
+
+
+async def test_green_that_never_gets_healthy_fails_the_deployment(env: Env) -> None:
+    ctl = await env.start()
+    await ctl.apply_service(shop(env.port, env.test_port), actor="test")
+    first = await ctl.deploy("shop", "v1", actor="test")
+    await env.until(first.id, lambda p: p == Phase.SUCCEEDED)
+    sick = shop(env.port, env.test_port, health_timeout="2s").model_dump(mode="json")
+    sick["health_check"]["path"] = "/nothing-here"
+    await ctl.apply_service(ServiceSpec.model_validate(sick), actor="test")
+    second = await ctl.deploy("shop", "v2", actor="test")
+    assert await env.until(second.id, lambda p: Phase(p).terminal) == "failed"
+    assert ctl._running("shop", "v2") == []
+    assert ctl.current_revision("shop") == "v1"
+
+
+async def test_a_firing_guard_alarm_rolls_back_mid_shift(env: Env) -> None:
+    firing: list[str] = []
+
+    async def alarms(dep: object) -> str | None:
+        return firing[0] if firing else None
+
+    ctl = await env.start()
+    ctl.alarms = alarms
+    steps = {"steps": [{"weight": 40, "pause": "30s"}, {"weight": 100}]}
+    await ctl.apply_service(shop(env.port, env.test_port, config=steps), actor="test")
+    first = await ctl.deploy("shop", "v1", actor="test")
+    await env.until(first.id, lambda p: p == Phase.SUCCEEDED)
+    second = await ctl.deploy("shop", "v2", actor="test")
+    await env.until(second.id, lambda p: p == Phase.SHIFTING)
+    firing.append("green-5xx")
+    assert await env.until(second.id, lambda p: Phase(p).terminal) == "rolled_back"
+    assert await env.versions() == {"v1": 40}
+    dep = env.store.deployments.get(second.id)
+    assert dep.state["reason"] == "alarm green-5xx is firing"
