@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 from collections import Counter
@@ -189,3 +190,68 @@ async def test_a_firing_guard_alarm_rolls_back_mid_shift(env: Env) -> None:
     assert await env.versions() == {"v1": 40}
     dep = env.store.deployments.get(second.id)
     assert dep.state["reason"] == "alarm green-5xx is firing"
+
+
+def _app_pids(tmp: Path) -> dict[str, set[int]]:
+    """Live sample-app processes of this test (their output goes under ``tmp``), by revision."""
+    found: dict[str, set[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            stat = (entry / "stat").read_text()
+            out = os.readlink(entry / "fd" / "1")
+        except OSError:
+            continue
+        if str(APP_PATH).encode() in argv and ") Z" not in stat and out.startswith(str(tmp)):
+            rev = argv[argv.index(b"--version") + 1].decode()
+            found.setdefault(rev, set()).add(int(entry.name))
+    return found
+
+
+@pytest.mark.parametrize("crash_in", [
+    Phase.HEALTH_GATE, Phase.BEFORE_ALLOW_TRAFFIC, Phase.SHIFTING,
+    Phase.PAUSED_UNTIL_PROMOTED, Phase.TERMINATION_WAIT,
+])
+async def test_a_control_plane_crash_in_any_phase_resumes_without_orphans(
+    env: Env, crash_in: Phase
+) -> None:
+    ctl = await env.start()
+    steps = {"steps": [{"weight": 30, "pause": "1s"}, {"pause": "until_promoted"},
+                       {"weight": 100}]}
+    slow_hook = {"before_allow_traffic": [{"command": [
+        sys.executable, "-c", "import time; time.sleep(1.5)"]}]}
+    await ctl.apply_service(shop(env.port, env.test_port, config=steps, hooks=slow_hook,
+                                 termination_wait="3s"), actor="test")
+    first = await ctl.deploy("shop", "v1", actor="test")
+    await env.until(first.id, lambda p: p == Phase.SUCCEEDED)
+    second = await ctl.deploy("shop", "v2", actor="test")
+
+    def reached(phase: str) -> bool:
+        if phase == Phase.PAUSED_UNTIL_PROMOTED and crash_in != phase:
+            ctl.command(second.id, Command.PROMOTE, "test")
+        return phase == crash_in
+
+    await env.until(second.id, reached)
+
+    # The crash: the controller and compute vanish; replicas and router keep running.
+    await env.compute.aclose()
+    env.compute = LocalCompute(env.tmp / "state", poll_interval=0.1)
+    ctl = Controller(env.store, env.compute, RouterTraffic(env.router.client()), SystemClock())
+    env.compute._on_change = ctl.on_replica_event  # what the server wires at start
+    env.controller = ctl
+    await ctl.recover()
+    assert set(await env.versions(100)) <= {"v1", "v2"}  # serving throughout
+
+    def done(phase: str) -> bool:
+        if phase == Phase.PAUSED_UNTIL_PROMOTED:
+            ctl.command(second.id, Command.PROMOTE, "test")
+        return phase == Phase.SUCCEEDED
+
+    assert await env.until(second.id, done, timeout=60) == "succeeded"
+    assert await env.versions() == {"v2": 40}
+    pids = _app_pids(env.tmp)
+    recorded = {r.pid for r in env.store.replicas.list("shop", "v2")}
+    assert pids.get("v1", set()) == set()  # blue stopped, none orphaned
+    assert pids["v2"] == recorded and len(recorded) == 2  # none duplicated
