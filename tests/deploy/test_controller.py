@@ -17,6 +17,7 @@ from sluicegate.clock import SystemClock
 from sluicegate.compute.local import LocalCompute
 from sluicegate.deploy import Command, Phase
 from sluicegate.deploy.controller import Controller
+from sluicegate.errors import ConflictError
 from sluicegate.router.supervisor import RouterSupervisor
 from sluicegate.router.traffic import RouterTraffic
 from sluicegate.spec.service import ServiceSpec
@@ -255,3 +256,31 @@ async def test_a_control_plane_crash_in_any_phase_resumes_without_orphans(
     recorded = {r.pid for r in env.store.replicas.list("shop", "v2")}
     assert pids.get("v1", set()) == set()  # blue stopped, none orphaned
     assert pids["v2"] == recorded and len(recorded) == 2  # none duplicated
+
+
+async def test_revision_settings_reach_replicas_and_a_rolled_back_deployment_can_be_retried(
+    env: Env,
+) -> None:
+    ctl = await env.start()
+    failing = {"before_allow_traffic": [{"http": {"path": "/status/503"}}]}
+    spec = shop(env.port, env.test_port, hooks=failing).model_dump(mode="json")
+    spec["compute"]["local"]["command"] = [sys.executable, str(APP_PATH), "--port", "{port}"]
+    spec["compute"]["local"]["env"] = {"SHOP_VERSION": "{revision}"}
+    hooks = spec["deployment"].pop("hooks")
+    await ctl.apply_service(ServiceSpec.model_validate(spec), actor="test")
+    first = await ctl.deploy("shop", "v1", actor="test")
+    await env.until(first.id, lambda p: p == Phase.SUCCEEDED)
+    spec["deployment"]["hooks"] = hooks
+    await ctl.apply_service(ServiceSpec.model_validate(spec), actor="test")
+    second = await ctl.deploy("shop", "v2", actor="test", env={"SHOP_VERSION": "v2-tuned"})
+    assert await env.until(second.id, lambda p: Phase(p).terminal) == "rolled_back"
+    with pytest.raises(ConflictError, match="other"):
+        await ctl.deploy("shop", "v2", actor="test", env={"SHOP_VERSION": "something-else"})
+
+    spec["deployment"]["hooks"] = {}
+    await ctl.apply_service(ServiceSpec.model_validate(spec), actor="test")
+    again = await ctl.retry(second.id, actor="test")
+    assert await env.until(again.id, lambda p: Phase(p).terminal) == "succeeded"
+    assert await env.versions() == {"v2-tuned": 40}
+    with pytest.raises(ConflictError, match="only a failed"):
+        await ctl.retry(again.id, actor="test")

@@ -90,6 +90,7 @@ def get_service(name: str, request: Request, caller: Reader) -> dict[str, Any]:
 class DeployRequest(BaseModel):
     revision: str
     config: Any = None
+    env: dict[str, str] = {}
 
 
 @router.post("/services/{name}/deployments", status_code=201)
@@ -101,7 +102,7 @@ async def create_deployment(name: str, req: DeployRequest, request: Request,
             config = DeploymentSpec.model_validate({"config": req.config}).config
         except ValidationError as exc:
             raise spec_error_from(exc, "request body") from exc
-    dep = await _ctl(request).deploy(name, req.revision, caller.name, config)
+    dep = await _ctl(request).deploy(name, req.revision, caller.name, config, req.env)
     plan_config = config if config is not None else _ctl(request).spec_of(name).deployment.config
     return {**deployment_json(dep), "plan": describe(plan_for(plan_config))}
 
@@ -118,6 +119,11 @@ def get_deployment(dep_id: str, request: Request, caller: Reader) -> dict[str, A
     dep = store.deployments.get(dep_id)
     events = [event_json(e) for e in store.events.list(subject=dep_id)]
     return {**deployment_json(dep), "events": events}
+
+
+@router.post("/deployments/{dep_id}/retry", status_code=201)
+async def retry(dep_id: str, request: Request, caller: Deployer) -> dict[str, Any]:
+    return deployment_json(await _ctl(request).retry(dep_id, caller.name))
 
 
 CommandName = Literal["promote", "promote_full", "rollback", "stop"]

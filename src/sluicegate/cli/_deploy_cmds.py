@@ -39,14 +39,22 @@ def apply(path: str, url: str, token: str | None) -> None:
 @click.option("--revision", "-r", required=True, help="The revision to deploy.")
 @click.option("--config", "config", default=None,
               help="A predefined deployment config name, overriding the spec's.")
+@click.option("--set", "settings", multiple=True, metavar="env.KEY=VALUE",
+              help="An environment variable of this revision (repeatable).")
 @click.option("--watch/--no-watch", default=False, help="Follow the deployment live.")
 @api_options
-def deploy(service: str, revision: str, config: str | None, watch: bool, url: str,
-           token: str | None) -> None:
+def deploy(service: str, revision: str, config: str | None, settings: tuple[str, ...],
+           watch: bool, url: str, token: str | None) -> None:
     """Start a blue/green deployment of REVISION; prints the plan first."""
+    env: dict[str, str] = {}
+    for item in settings:
+        key, sep, value = item.partition("=")
+        if not sep or not key.startswith("env.") or len(key) <= 4:
+            raise click.BadParameter(f"{item!r} is not env.KEY=VALUE", param_hint="--set")
+        env[key[4:]] = value
     api = Api(url, token)
     dep = api.call("POST", f"/services/{service}/deployments",
-                   {"revision": revision, "config": config})
+                   {"revision": revision, "config": config, "env": env})
     console.print(f"deployment [bold]{dep['id']}[/]: {service} "
                   f"{dep['from_revision'] or '(none)'} → {revision}")
     for line in dep["plan"]:
@@ -115,6 +123,15 @@ stop = _command("stop", "Stop the deployment: traffic back to blue, green stoppe
 
 
 @click.command()
+@click.argument("deployment")
+@api_options
+def retry(deployment: str, url: str, token: str | None) -> None:
+    """Deploy a failed, rolled-back or stopped deployment's revision again."""
+    dep = Api(url, token).call("POST", f"/deployments/{deployment}/retry")
+    console.print(f"deployment [bold]{dep['id']}[/] retries {dep['service']} {dep['revision']}")
+
+
+@click.command()
 @click.option("--subject", help="Only events about this deployment or service.")
 @click.option("--since", default=0, help="Only events after this id.")
 @api_options
@@ -160,5 +177,5 @@ def deployments_get(deployment: str, watch: bool, url: str, token: str | None) -
         console.print(_view(api.call("GET", f"/deployments/{deployment}")))
 
 
-COMMANDS = [apply, deploy, status, promote, promote_full, rollback, stop, events, logs,
+COMMANDS = [apply, deploy, status, promote, promote_full, rollback, stop, retry, events, logs,
             deployments]

@@ -97,10 +97,15 @@ class Controller:
             await self._route()
 
     async def deploy(self, service: str, revision: str, actor: str,
-                     config: Any = None) -> Deployment:
-        """Create a deployment (409 if the service already has an active one)."""
+                     config: Any = None, env: dict[str, str] | None = None) -> Deployment:
+        """Create a deployment (409 if the service already has an active one).
+
+        ``env`` (``--set env.KEY=VAL``) becomes part of the revision, which is immutable:
+        the same revision name with other settings is a conflict.
+        """
         async with self._lock:
             spec = self.spec_of(service)
+            self.store.revisions.create(service, revision, {"env": dict(env or {})})
             current = self.current_revision(service)
             if current == revision:
                 raise ConflictError(f"{service} already runs revision {revision}")
@@ -115,6 +120,16 @@ class Controller:
                                      message=f"deploy {service} {current or '-'} -> {revision}"
                                      f" with {plan.name}")
             return dep
+
+    async def retry(self, deployment_id: str, actor: str) -> Deployment:
+        """Deploy a failed, rolled-back or stopped deployment's revision again, as it was."""
+        old = self.store.deployments.get(deployment_id)
+        if old.active or old.phase == Phase.SUCCEEDED.value:
+            raise ConflictError(f"deployment {deployment_id} is {old.phase}; only a failed, "
+                                "rolled-back or stopped deployment can be retried")
+        config = _config_from_json(old.config["plan"])
+        return await self.deploy(old.service, old.revision, actor, config,
+                                 self._env_of(old.service, old.revision))
 
     def command(self, deployment_id: str, command: Command, actor: str) -> None:
         dep = self.store.deployments.get(deployment_id)
@@ -155,7 +170,7 @@ class Controller:
                     r.service, r.revision, r.index, r.port or 0, r.pid,
                     int(r.pid_start_time) if r.pid_start_time else None))
             for (service, revision), records in groups.items():
-                local = _local_spec(self.spec_of(service))
+                local = _local_spec(self.spec_of(service), self._env_of(service, revision))
                 if local is None:
                     continue
                 adoption = await self.compute.adopt(service, revision, local, records)
@@ -261,7 +276,7 @@ class Controller:
     async def _start(self, dep: Deployment, spec: ServiceSpec) -> None:
         if self._running(dep.service, dep.revision):
             return  # already running (a replayed StartGreen)
-        local = _local_spec(spec)
+        local = _local_spec(spec, self._env_of(dep.service, dep.revision))
         if local is None:
             return  # external endpoints need no starting
         replicas = await self.compute.start(dep.service, dep.revision, local)
@@ -341,6 +356,14 @@ class Controller:
             return list(spec.compute.external.revisions.get(revision, []))
         return self._running(service, revision)
 
+    def _env_of(self, service: str, revision: str) -> dict[str, str]:
+        try:
+            env: dict[str, str] = self.store.revisions.get(service, revision).overrides.get(
+                "env", {})
+        except NotFoundError:
+            return {}
+        return env
+
     def _running(self, service: str, revision: str) -> list[str]:
         try:
             return self.compute.endpoints(service, revision)
@@ -348,11 +371,12 @@ class Controller:
             return []
 
 
-def _local_spec(spec: ServiceSpec) -> LocalSpec | None:
+def _local_spec(spec: ServiceSpec, env: dict[str, str] | None = None) -> LocalSpec | None:
     local = spec.compute.local
     if local is None:
         return None
-    return LocalSpec(command=list(local.command), env=dict(local.env), replicas=local.replicas,
+    return LocalSpec(command=list(local.command), env={**local.env, **(env or {})},
+                     replicas=local.replicas,
                      cwd=local.cwd, health_path=spec.health_check.path,
                      stop_grace=local.stop_grace)
 
