@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
 import re
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -16,65 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
 
-from tests._support import APP_PATH, REPO_ROOT, free_port
+from tests._support import APP_PATH, free_port
 from tests._support.rawhttp import get_many
-
-
-class Server:
-    def __init__(self, state: Path, port: int) -> None:
-        self.state, self.port = state, port
-        self.url = f"http://127.0.0.1:{port}"
-        self.proc: subprocess.Popen[str] | None = None
-        self.token = ""
-
-    def start(self) -> None:
-        with open(self.state.parent / "server.err", "a") as err:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "sluicegate", "server", "--port", str(self.port),
-                 "--state-dir", str(self.state)],
-                stdout=subprocess.PIPE, stderr=err, text=True, cwd=REPO_ROOT)
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + 30
-        for line in self.proc.stdout:
-            if m := re.search(r"admin token \(shown once.*\): (\S+)", line):
-                self.token = m.group(1)
-            if "ready on" in line:
-                break
-            assert time.monotonic() < deadline
-        threading.Thread(target=self.proc.stdout.read, daemon=True).start()
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def cli(self, *args: str) -> str:
-        env = {**os.environ, "SLUICE_URL": self.url, "SLUICE_TOKEN": self.token}
-        out = subprocess.run([sys.executable, "-m", "sluicegate", *args], env=env,
-                             capture_output=True, text=True, timeout=60, cwd=REPO_ROOT,
-                             check=False)
-        assert out.returncode == 0, out.stderr + out.stdout
-        return out.stdout
-
-    def api(self, path: str) -> Any:
-        r = httpx.get(self.url + "/v1" + path, headers={"Authorization": f"Bearer {self.token}"})
-        assert r.status_code == 200, r.text
-        return r.json()
-
-    def wait_phase(self, dep: str, phases: set[str], timeout: float = 40) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            d = self.api(f"/deployments/{dep}")
-            if d["phase"] in phases:
-                return d  # type: ignore[no-any-return]
-            story = "\n".join(f"{e['kind']}: {e['message']}" for e in d["events"])
-            assert d["phase"] not in ("failed", "rolled_back") or d["phase"] in phases, story
-            assert time.monotonic() < deadline, f"{dep} stuck in {d['phase']}:\n{story}"
-            time.sleep(0.2)
+from tests._support.server import Server, stop_everything
 
 
 @pytest.fixture
@@ -85,12 +27,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
     if s.proc and s.proc.poll() is None:
         s.proc.terminate()
         s.proc.wait(10)
-    # The router and the replicas outlive the server by design: stop them here.
-    router_json = tmp_path / "state" / "router" / "router.json"
-    if router_json.exists():
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(json.loads(router_json.read_text())["pid"], signal.SIGTERM)
-    subprocess.run(["pkill", "-f", str(tmp_path / "state")], check=False)
+    stop_everything(tmp_path / "state")
 
 
 def spec(port: int, test_port: int) -> dict[str, Any]:
