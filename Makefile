@@ -21,7 +21,7 @@ LINT_PATHS  := src tests bench examples
 .PHONY: help venv test lint fmt demo bench clean distclean
 
 help:
-	@echo "make demo    start two versions of the sample app behind the router (90/10, sticky)"
+	@echo "make demo    the router at 90/10 with sticky users, then a canary deployment v1 -> v2"
 	@echo "make test    ruff, mypy --strict, import-linter, pytest  (PYTEST_ARGS=... to pass on)"
 	@echo "make bench   router benchmarks"
 	@echo "make lint    static checks only;  make fmt   format the code with ruff"
@@ -81,6 +81,7 @@ fmt: venv
 
 demo: venv
 	$(BIN)/python examples/demo.py
+	$(BIN)/python examples/deploy_demo.py
 
 bench: venv
 	$(BIN)/python bench/router.py $(BENCH_ARGS)

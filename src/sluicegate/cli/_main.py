@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import click
@@ -23,6 +24,8 @@ __all__ = ["main"]
 def cli(log_level: str, log_json: bool) -> None:
     """Sluicegate: release web services safely, on one machine or many."""
     configure_logging(log_level, json=log_json)
+    # The CLI's own HTTP calls are not news; their failures are reported as errors.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 @cli.command()

@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""The deployment demo (second half of ``make demo``): a canary from v1 to v2, watched live.
+
+Starts ``sluice server`` on a temporary state dir, declares the sample service from
+examples/shop.yaml (ports swapped for free ones), deploys v1, then deploys v2 with a fast
+canary (10 % → 50 % → 100 %) while steady traffic runs, and shows the live view, the share
+of v2 the users saw over time, and that not one request failed. Everything is stopped at the
+end (``sluice server`` leaves the router and replicas running by design; the demo cleans up).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+HERE = Path(__file__).resolve().parent
+console = Console()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class Demo:
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.state = workdir / "state"
+        self.api_port = free_port()
+        self.url = f"http://127.0.0.1:{self.api_port}"
+        self.token = ""
+        self.server: subprocess.Popen[str] | None = None
+
+    def start_server(self) -> None:
+        console.print(f"[bold]sluice server[/] --state-dir {self.state} --port {self.api_port}")
+        with open(self.workdir / "server.log", "w") as err:
+            self.server = subprocess.Popen(
+                [sys.executable, "-m", "sluicegate", "server", "--state-dir", str(self.state),
+                 "--port", str(self.api_port)],
+                stdout=subprocess.PIPE, stderr=err, text=True)
+        assert self.server.stdout is not None
+        for line in self.server.stdout:
+            if m := re.search(r"admin token .*: (\S+)", line):
+                self.token = m.group(1)
+                console.print("  admin token printed on first start (only its hash is kept)")
+            if "ready on" in line:
+                break
+        threading.Thread(target=self.server.stdout.read, daemon=True).start()
+
+    def sluice(self, *args: str) -> str:
+        env = {**os.environ, "SLUICE_URL": self.url, "SLUICE_TOKEN": self.token}
+        console.print(f"[bold]$ sluice {' '.join(args)}[/]")
+        out = subprocess.run([sys.executable, "-m", "sluicegate", *args], env=env,
+                             capture_output=True, text=True, check=False)
+        if out.returncode != 0:
+            raise RuntimeError(out.stderr or out.stdout)
+        return out.stdout
+
+    def wait(self, dep: str, phases: set[str], timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            r = httpx.get(f"{self.url}/v1/deployments/{dep}",
+                          headers={"Authorization": f"Bearer {self.token}"})
+            phase: str = r.json()["phase"]
+            if phase in phases:
+                return phase
+            time.sleep(0.3)
+        raise RuntimeError(f"deployment {dep} did not reach {phases}")
+
+    def stop(self) -> None:
+        if self.server is not None and self.server.poll() is None:
+            self.server.terminate()
+            self.server.wait(10)
+        router_json = self.state / "router" / "router.json"
+        if router_json.exists():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(json.loads(router_json.read_text())["pid"], signal.SIGTERM)
+        subprocess.run(["pkill", "-f", str(self.state)], check=False)
+
+
+def traffic(port: int, stop: threading.Event, seen: list[tuple[float, str]]) -> None:
+    """40 users, each with its own cookie jar (so each sticks to its version), asking every
+    ~50 ms; each round 4 of them leave and 4 new users arrive, so a canary meets new users."""
+    clients = [httpx.Client(timeout=5) for _ in range(40)]
+    start = time.monotonic()
+    rounds = 0
+    while not stop.is_set():
+        for c in clients:
+            try:
+                r = c.get(f"http://127.0.0.1:{port}/")
+                seen.append((time.monotonic() - start,
+                             r.headers.get("x-version", str(r.status_code))))
+            except httpx.HTTPError as exc:
+                seen.append((time.monotonic() - start, f"error {type(exc).__name__}"))
+        rounds += 1
+        for i in range(4):
+            slot = (rounds * 4 + i) % len(clients)
+            clients[slot].close()
+            clients[slot] = httpx.Client(timeout=5)
+        time.sleep(0.05)
+
+
+def main() -> int:
+    workdir = Path(tempfile.mkdtemp(prefix="sluice-deploy-demo-"))
+    demo = Demo(workdir)
+    port, test_port = free_port(), free_port()
+    spec = yaml.safe_load((HERE / "shop.yaml").read_text())
+    spec["listener"] = {"port": port, "test_port": test_port}
+    spec["compute"]["local"]["command"][:2] = [sys.executable, str(HERE / "app.py")]
+    spec_path = workdir / "shop.yaml"
+    spec_path.write_text(yaml.safe_dump(spec))
+    ok = False
+    try:
+        demo.start_server()
+        console.print(demo.sluice("apply", "-f", str(spec_path)).strip())
+        out = demo.sluice("deploy", "shop", "--revision", "v1")
+        first = re.search(r"deployment (\S+):", out)
+        assert first
+        demo.wait(first.group(1), {"succeeded"})
+        console.print(f"v1 serves on 127.0.0.1:{port}\n")
+
+        stop, seen = threading.Event(), list[tuple[float, str]]()
+        load = threading.Thread(target=traffic, args=(port, stop, seen), daemon=True)
+        load.start()
+        time.sleep(1.0)  # users arrive and settle on v1 before the canary starts
+        env = {**os.environ, "SLUICE_URL": demo.url, "SLUICE_TOKEN": demo.token}
+        console.print("[bold]$ sluice deploy shop --revision v2 --watch[/]")
+        subprocess.run([sys.executable, "-m", "sluicegate", "deploy", "shop", "--revision",
+                        "v2", "--watch"], env=env, check=True)
+        stop.set()
+        load.join(10)
+
+        table = Table("seconds", "requests", "v1", "v2", "failed", title="what users saw")
+        buckets: dict[int, collections.Counter[str]] = collections.defaultdict(
+            collections.Counter)
+        for t, version in seen:
+            buckets[int(t // 2) * 2][version] += 1
+        failed = 0
+        for t, counts in sorted(buckets.items()):
+            bad = sum(n for v, n in counts.items() if v not in ("v1", "v2"))
+            failed += bad
+            total = sum(counts.values())
+            table.add_row(f"{t}-{t + 2}", str(total),
+                          f"{counts['v1'] * 100 // total}%", f"{counts['v2'] * 100 // total}%",
+                          str(bad))
+        console.print()
+        console.print(table)
+        status = demo.sluice("status", "shop")
+        console.print(status)
+        ok = failed == 0 and "revision v2" in status
+        console.print("[green]deployment demo OK: v2 rolled out with no failed request[/]" if ok
+                      else f"[red]deployment demo: {failed} failed requests[/]")
+    except (RuntimeError, subprocess.CalledProcessError, httpx.HTTPError) as exc:
+        console.print(f"[red]deployment demo failed:[/] {exc}")
+    finally:
+        demo.stop()
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
