@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -137,8 +138,20 @@ async def test_manual_rollback_returns_all_traffic_to_blue_and_stops_green(env: 
     second = await ctl.deploy("shop", "v2", actor="test")
     await env.until(second.id, lambda p: p == Phase.PAUSED_UNTIL_PROMOTED)
     assert set(await env.versions(200)) == {"v1", "v2"}
+    stop, seen = threading.Event(), Counter[str]()
+
+    def load() -> None:
+        while not stop.is_set():
+            replies = get_many(env.port, 20)
+            seen.update("200" if r.status == 200 else r.body.decode() for r in replies)
+
+    hammer = threading.Thread(target=load, daemon=True)
+    hammer.start()
     ctl.command(second.id, Command.ROLLBACK, "alice")
     assert await env.until(second.id, lambda p: Phase(p).terminal) == "rolled_back"
+    stop.set()
+    await asyncio.to_thread(hammer.join, 10)
+    assert set(seen) == {"200"} and seen["200"] > 20, seen  # no request failed
     assert await env.versions() == {"v1": 40}
     assert ctl._running("shop", "v2") == []
     assert ctl.current_revision("shop") == "v1"
@@ -284,3 +297,25 @@ async def test_revision_settings_reach_replicas_and_a_rolled_back_deployment_can
     assert await env.versions() == {"v2-tuned": 40}
     with pytest.raises(ConflictError, match="only a failed"):
         await ctl.retry(again.id, actor="test")
+
+
+async def test_external_endpoints_are_health_checked_and_routed_not_started(
+    env: Env, app_factory: Any
+) -> None:
+    v1, v2 = app_factory(version="v1"), app_factory(version="v2")
+    ctl = await env.start()
+    spec = shop(env.port, env.test_port, config="AllAtOnce").model_dump(mode="json")
+    spec["compute"] = {"external": {"revisions": {"v1": [v1.address], "v2": [v2.address],
+                                                  "v3": ["127.0.0.1:9"]}}}
+    await ctl.apply_service(ServiceSpec.model_validate(spec), actor="test")
+    first = await ctl.deploy("shop", "v1", actor="test")
+    await env.until(first.id, lambda p: p == Phase.SUCCEEDED)
+    second = await ctl.deploy("shop", "v2", actor="test")
+    assert await env.until(second.id, lambda p: p == Phase.SUCCEEDED) == "succeeded"
+    assert await env.versions() == {"v2": 40}
+    assert v1.proc.poll() is None  # not ours to stop
+    spec["deployment"]["health_timeout"] = "1s"
+    await ctl.apply_service(ServiceSpec.model_validate(spec), actor="test")
+    third = await ctl.deploy("shop", "v3", actor="test")  # nothing listens there
+    assert await env.until(third.id, lambda p: Phase(p).terminal) == "failed"
+    assert await env.versions() == {"v2": 40}

@@ -17,7 +17,8 @@ from dataclasses import asdict
 from typing import Any
 
 from sluicegate.clock import Clock
-from sluicegate.compute.base import EventKind, LocalSpec, Replica, ReplicaEvent
+from sluicegate.compute.base import EventKind, ExternalSpec, LocalSpec, Replica, ReplicaEvent
+from sluicegate.compute.external import ExternalCompute
 from sluicegate.compute.local import LocalCompute
 from sluicegate.deploy.hooks import HookResult, run_command_hook, run_http_hook
 from sluicegate.deploy.lifecycle import (
@@ -40,7 +41,7 @@ from sluicegate.deploy.lifecycle import (
     start,
 )
 from sluicegate.deploy.strategies import plan_for
-from sluicegate.errors import ConflictError, NotFoundError, SluicegateError
+from sluicegate.errors import ConflictError, NotFoundError, Problem, SluicegateError, SpecError
 from sluicegate.router.traffic import RevisionGroup, ServiceRoute, TrafficControl
 from sluicegate.spec.service import DeploymentSpec, ServiceSpec, expand_placeholders
 from sluicegate.store import Deployment, Store
@@ -78,6 +79,7 @@ class Controller:
         self.traffic = traffic
         self.clock = clock
         self.alarms = alarms
+        self.external = ExternalCompute()  # revisions the user runs; we check and route only
         self._hooks: dict[tuple[str, str, int], asyncio.Task[HookResult]] = {}
         self._commands: dict[str, tuple[Command, str]] = {}
         # Deployments whose last actions failed part-way: replayed (idempotently) first.
@@ -224,7 +226,11 @@ class Controller:
         healthy = ready = None
         if state.phase in (Phase.HEALTH_GATE, Phase.BEFORE_ALLOW_TRAFFIC):
             try:
-                health = await self.compute.health(dep.service, dep.revision)
+                if spec.compute.external is not None:
+                    await self._start(dep, spec)  # (re)register: cheap and idempotent
+                    health = await self.external.health(dep.service, dep.revision)
+                else:
+                    health = await self.compute.health(dep.service, dep.revision)
             except NotFoundError:
                 health = []  # not started (yet): not healthy
             ready = sum(1 for h in health if h.healthy)
@@ -276,9 +282,17 @@ class Controller:
     async def _start(self, dep: Deployment, spec: ServiceSpec) -> None:
         if self._running(dep.service, dep.revision):
             return  # already running (a replayed StartGreen)
+        if spec.compute.external is not None:
+            endpoints = spec.compute.external.revisions.get(dep.revision)
+            if not endpoints:
+                raise SpecError([Problem(f"compute.external.revisions.{dep.revision}",
+                                         "no endpoints are declared for this revision")])
+            await self.external.start(dep.service, dep.revision, ExternalSpec(
+                endpoints, health_path=spec.health_check.path))
+            return
         local = _local_spec(spec, self._env_of(dep.service, dep.revision))
         if local is None:
-            return  # external endpoints need no starting
+            return
         replicas = await self.compute.start(dep.service, dep.revision, local)
         for r in replicas:
             self.store.replicas.record(r.service, r.revision, r.index, port=r.port, pid=r.pid,
@@ -286,6 +300,9 @@ class Controller:
                                        started_at=r.started_at)
 
     async def _stop(self, service: str, revision: str, spec: ServiceSpec) -> None:
+        if spec.compute.external is not None:
+            await self.external.stop(service, revision)
+            return
         local = spec.compute.local
         await self.compute.stop(service, revision, local.stop_grace if local else None)
         self.store.replicas.remove(service, revision)

@@ -287,6 +287,9 @@ class ClientProtocol(asyncio.Protocol):
         else:
             if self.queue is None:
                 self.queue = deque()
+            # Routed now, served later: remember what the decision rested on, so it can be
+            # made again if the routing changes meanwhile (a rollback must not wait).
+            ex.routed = (route, view, self.cookie)
             self.queue.append(ex)
             self._pause()
 
@@ -352,6 +355,10 @@ class ClientProtocol(asyncio.Protocol):
             self.active = nxt
             self.deadline = plane.now + plane.request_timeout
             self.dkind = UPSTREAM
+            if nxt.routed is not None and nxt.routed[0] is not self.listener.route:
+                _, view, cookie = nxt.routed
+                action = self.listener.route.choose(view)
+                nxt.entry, nxt.set_cookie = action.decide(cookie, plane.now_sec)
             plane.dispatch(nxt)
         elif self.rejected is not None:
             transport.write(self.rejected)  # a malformed request after the ones just served

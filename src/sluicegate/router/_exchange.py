@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from sluicegate.router._client import ClientProtocol
-    from sluicegate.router._table import Entry, Target
+    from sluicegate.router._match import RequestView
+    from sluicegate.router._table import Entry, ListenerRoute, Target
     from sluicegate.router._upstream import UpstreamProtocol
 
 __all__ = ["IDEMPOTENT", "Exchange"]
@@ -17,7 +18,7 @@ IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"
 class Exchange:
     __slots__ = (
         "body", "body_done", "buffered", "chunked", "client", "entry", "has_body", "head",
-        "http11", "keep_alive", "method", "response_started", "retried", "set_cookie",
+        "http11", "keep_alive", "method", "response_started", "retried", "routed", "set_cookie",
         "start", "status", "target", "tunnel_data", "upgrade", "upstream",
     )
 
@@ -44,3 +45,5 @@ class Exchange:
         self.retried = False
         self.status = 0
         self.tunnel_data: list[bytes] = []  # client bytes after an Upgrade request
+        # For a pipelined exchange: (route, rule view, cookie header) it was routed with.
+        self.routed: tuple[ListenerRoute, RequestView | None, bytes | None] | None = None
