@@ -114,11 +114,12 @@ def list_deployments(request: Request, caller: Reader, service: str | None = Non
 
 
 @router.get("/deployments/{dep_id}")
-def get_deployment(dep_id: str, request: Request, caller: Reader) -> dict[str, Any]:
+async def get_deployment(dep_id: str, request: Request, caller: Reader) -> dict[str, Any]:
     store = _store(request)
     dep = store.deployments.get(dep_id)
     events = [event_json(e) for e in store.events.list(subject=dep_id)]
-    return {**deployment_json(dep), "events": events}
+    progress = await _ctl(request).progress(dep) if dep.active else {}
+    return {**deployment_json(dep), **progress, "events": events}
 
 
 @router.post("/deployments/{dep_id}/retry", status_code=201)

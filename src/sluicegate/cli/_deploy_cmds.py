@@ -72,7 +72,13 @@ def _view(dep: dict[str, Any]) -> Group:
     green = state.get("green_weight", 0)
     bar = "█" * (green // 5) + "░" * (20 - green // 5)
     table.add_row("traffic", f"{100 - green}% blue  {bar}  {green}% green")
-    table.add_row("step", str(state.get("step_index", 0)))
+    step = str(state.get("step_index", 0) + 1)
+    if dep.get("next_step_in") is not None:
+        step += f"  (next in {dep['next_step_in']:.0f}s)"
+    table.add_row("step", step)
+    for revision, replicas in (dep.get("replicas") or {}).items():
+        marks = " ".join("[green]●[/]" if r["healthy"] else "[red]●[/]" for r in replicas)
+        table.add_row(f"replicas {revision}", marks)
     events = Table("time", "event", "message", box=None)
     for e in dep.get("events", [])[-8:]:
         events.add_row(_when(e["at"]), e["kind"], e["message"])
@@ -116,8 +122,17 @@ def _command(name: str, doc: str) -> click.Command:
     return cmd
 
 
-promote = _command("promote", "Go to the next step now (ends a pause or the termination wait).")
-promote_full = _command("promote_full", "Send all traffic to green now.")
+@click.command()
+@click.argument("deployment")
+@click.option("--full", is_flag=True, help="Skip the remaining steps: all traffic to green now.")
+@api_options
+def promote(deployment: str, full: bool, url: str, token: str | None) -> None:
+    """Go to the next step now (ends a pause or the termination wait)."""
+    name = "promote_full" if full else "promote"
+    Api(url, token).call("POST", f"/deployments/{deployment}/{name}")
+    console.print(f"{'full promotion' if full else 'promotion'} requested for {deployment}")
+
+
 rollback = _command("rollback", "Send all traffic back to blue in one call and stop green.")
 stop = _command("stop", "Stop the deployment: traffic back to blue, green stopped.")
 
@@ -177,5 +192,5 @@ def deployments_get(deployment: str, watch: bool, url: str, token: str | None) -
         console.print(_view(api.call("GET", f"/deployments/{deployment}")))
 
 
-COMMANDS = [apply, deploy, status, promote, promote_full, rollback, stop, retry, events, logs,
+COMMANDS = [apply, deploy, status, promote, rollback, stop, retry, events, logs,
             deployments]

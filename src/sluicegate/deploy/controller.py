@@ -13,13 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict
 from typing import Any
 
 from sluicegate.clock import Clock
 from sluicegate.compute.base import EventKind, ExternalSpec, LocalSpec, Replica, ReplicaEvent
 from sluicegate.compute.external import ExternalCompute
 from sluicegate.compute.local import LocalCompute
+from sluicegate.deploy._routing import route_for, state_from_json, state_to_json
 from sluicegate.deploy.hooks import HookResult, run_command_hook, run_http_hook
 from sluicegate.deploy.lifecycle import (
     Action,
@@ -42,7 +42,7 @@ from sluicegate.deploy.lifecycle import (
 )
 from sluicegate.deploy.strategies import plan_for
 from sluicegate.errors import ConflictError, NotFoundError, Problem, SluicegateError, SpecError
-from sluicegate.router.traffic import RevisionGroup, ServiceRoute, TrafficControl
+from sluicegate.router.traffic import ServiceRoute, TrafficControl
 from sluicegate.spec.service import DeploymentSpec, ServiceSpec, expand_placeholders
 from sluicegate.store import Deployment, Store
 
@@ -51,20 +51,6 @@ __all__ = ["AlarmCheck", "Controller", "state_from_json", "state_to_json"]
 log = logging.getLogger("sluicegate.deploy")
 AlarmCheck = Callable[[Deployment], Awaitable[str | None]]  # the Monitor issue's seam
 _MAX_DECISIONS_PER_TICK = 20
-
-
-def state_to_json(state: DeploymentState) -> dict[str, Any]:
-    data = asdict(state)
-    data["phase"] = state.phase.value
-    data["ending"] = state.ending.value if state.ending else None
-    return data
-
-
-def state_from_json(data: dict[str, Any]) -> DeploymentState:
-    fields = dict(data)
-    fields["phase"] = Phase(fields["phase"])
-    fields["ending"] = Phase(fields["ending"]) if fields.get("ending") else None
-    return DeploymentState(**fields)
 
 
 def _status(phase: Phase) -> str:
@@ -138,6 +124,29 @@ class Controller:
         if not dep.active:
             raise ConflictError(f"deployment {deployment_id} is {dep.status}; nothing to do")
         self._commands[deployment_id] = (command, actor)
+
+    async def progress(self, dep: Deployment) -> dict[str, Any]:
+        """For live views: seconds to the next timed step, and the replicas' health."""
+        state = state_from_json(dep.state)
+        next_in = None
+        if state.phase is Phase.SHIFTING:
+            steps = plan_for(_config_from_json(dep.config["plan"])).steps
+            if state.step_index < len(steps) and steps[state.step_index].pause:
+                pause = steps[state.step_index].pause or 0.0
+                next_in = max(0.0, state.step_started_at + pause - self.clock.now())
+        elif state.phase is Phase.TERMINATION_WAIT:
+            wait = self.spec_of(dep.service).deployment.termination_wait
+            next_in = max(0.0, state.phase_started_at + wait - self.clock.now())
+        replicas: dict[str, list[dict[str, Any]]] = {}
+        for revision in filter(None, (dep.from_revision, dep.revision)):
+            try:
+                health = await self.compute.health(dep.service, revision)
+            except NotFoundError:
+                continue
+            replicas[revision] = [{"address": h.replica.address, "healthy": h.healthy,
+                                   "detail": h.detail, "restarts": h.restarts}
+                                  for h in health]
+        return {"next_step_in": next_in, "replicas": replicas}
 
     def current_revision(self, service: str) -> str | None:
         """The revision serving production: the newest deployment that succeeded."""
@@ -339,34 +348,9 @@ class Controller:
 
     def _route_of(self, service: str) -> ServiceRoute | None:
         spec = self.spec_of(service)
-        blue = self.current_revision(service)
-        active = self.store.deployments.active_for(service)
-        weights: dict[str, int] = {}
-        test_rev = blue
-        if active is not None:
-            state = state_from_json(active.state)
-            green = active.revision
-            blue = active.from_revision
-            if blue is not None:
-                weights[blue] = 100 - state.green_weight
-            if state.green_weight > 0 or state.test_traffic_on_green or blue is None:
-                weights[green] = state.green_weight
-            if state.test_traffic_on_green:
-                test_rev = green
-        elif blue is not None:
-            weights[blue] = 100
-        groups = []
-        for revision, weight in weights.items():
-            endpoints = self._endpoints(service, revision, spec)
-            if endpoints:
-                groups.append(RevisionGroup(revision, tuple(endpoints), weight))
-        if not groups:
-            return None
-        return ServiceRoute(
-            service=service, port=spec.listener.port, test_port=spec.listener.test_port,
-            test_revision=test_rev, groups=tuple(groups), health_path=spec.health_check.path,
-            health_interval=spec.health_check.interval, sticky=spec.stickiness.enabled,
-            sticky_duration=spec.stickiness.duration)
+        return route_for(spec, self.current_revision(service),
+                         self.store.deployments.active_for(service),
+                         lambda revision: self._endpoints(service, revision, spec))
 
     def _endpoints(self, service: str, revision: str, spec: ServiceSpec) -> list[str]:
         if spec.compute.external is not None:

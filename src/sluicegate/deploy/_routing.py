@@ -1,0 +1,63 @@
+"""What a service's traffic should be, derived from recorded state (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+from sluicegate.deploy._lifecycle_model import DeploymentState, Phase
+from sluicegate.router.traffic import RevisionGroup, ServiceRoute
+from sluicegate.spec.service import ServiceSpec
+from sluicegate.store import Deployment
+
+__all__ = ["route_for", "state_from_json", "state_to_json"]
+
+
+def state_to_json(state: DeploymentState) -> dict[str, Any]:
+    data = asdict(state)
+    data["phase"] = state.phase.value
+    data["ending"] = state.ending.value if state.ending else None
+    return data
+
+
+def state_from_json(data: dict[str, Any]) -> DeploymentState:
+    fields = dict(data)
+    fields["phase"] = Phase(fields["phase"])
+    fields["ending"] = Phase(fields["ending"]) if fields.get("ending") else None
+    return DeploymentState(**fields)
+
+
+
+def route_for(spec: ServiceSpec, current: str | None, active: Deployment | None,
+              endpoints: Callable[[str], list[str]]) -> ServiceRoute | None:
+    """The route of a service: its current revision, or blue and green at the weight the
+    active deployment recorded (green kept at 0 while the test listener points at it, so its
+    group exists). None when nothing runs yet."""
+    blue = current
+    weights: dict[str, int] = {}
+    test_rev = blue
+    if active is not None:
+        state = state_from_json(active.state)
+        green = active.revision
+        blue = active.from_revision
+        if blue is not None:
+            weights[blue] = 100 - state.green_weight
+        if state.green_weight > 0 or state.test_traffic_on_green or blue is None:
+            weights[green] = state.green_weight
+        if state.test_traffic_on_green:
+            test_rev = green
+    elif blue is not None:
+        weights[blue] = 100
+    groups = []
+    for revision, weight in weights.items():
+        found = endpoints(revision)
+        if found:
+            groups.append(RevisionGroup(revision, tuple(found), weight))
+    if not groups:
+        return None
+    return ServiceRoute(
+        service=spec.service, port=spec.listener.port, test_port=spec.listener.test_port,
+        test_revision=test_rev, groups=tuple(groups), health_path=spec.health_check.path,
+        health_interval=spec.health_check.interval, sticky=spec.stickiness.enabled,
+        sticky_duration=spec.stickiness.duration)
