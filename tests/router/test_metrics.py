@@ -87,3 +87,14 @@ def test_record_files_latency_in_the_same_bucket_as_bucket_index(latency: float)
     s = reg.get("web", "blue")
     s.record(200, latency)
     assert s.cur.hist.index(1) == bucket_index(int(latency * 1e6))
+
+
+def test_a_registry_with_metrics_off_counts_nothing() -> None:
+    reg = MetricsRegistry(window_seconds=10, enabled=False)
+    reg.rotate(1)
+    s = reg.get("web", "blue")
+    s.record(200, 0.01)
+    s.record_router_error(502, 0.01)
+    reg.rotate(2)
+    assert s.total.requests == 0
+    assert [c.requests for _, c in s.ring] == [0]
