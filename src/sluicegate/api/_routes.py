@@ -104,7 +104,12 @@ async def create_deployment(name: str, req: DeployRequest, request: Request,
             raise spec_error_from(exc, "request body") from exc
     dep = await _ctl(request).deploy(name, req.revision, caller.name, config, req.env)
     plan_config = config if config is not None else _ctl(request).spec_of(name).deployment.config
-    return {**deployment_json(dep), "plan": describe(plan_for(plan_config))}
+    plan = describe(plan_for(plan_config))
+    # Until guard alarms exist (the Monitor issue) a bad release is caught by a person:
+    # say so rather than print a time-to-rollback we cannot promise.
+    plan.append("Rollback: `sluice rollback` returns all traffic to blue in one router call; "
+                "automatic rollback on alarms is not configured yet")
+    return {**deployment_json(dep), "plan": plan}
 
 
 @router.get("/deployments")
