@@ -81,3 +81,26 @@ def test_a_config_file_error_is_one_pathless_problem_about_the_file() -> None:
     assert error.problems == (Problem("", "not valid YAML at line 3, column 1"),)
     assert error.source == "router.yaml"
     assert str(error) == "router.yaml: 1 problem:\n  - not valid YAML at line 3, column 1"
+
+
+def test_error_answers_of_our_apis_become_the_matching_errors() -> None:
+    from sluicegate.errors import (
+        AuthError,
+        ConflictError,
+        NotFoundError,
+        RouterUnavailableError,
+        SpecError,
+        error_from_response,
+    )
+
+    problems = {"error": "invalid", "problems": [{"path": "weights.blue", "message": "bad"}]}
+    spec = error_from_response(422, problems, "router PUT /x")
+    assert isinstance(spec, SpecError) and spec.problems[0].path == "weights.blue"
+    assert isinstance(error_from_response(403, {"error": "no"}, "w", auth_hint=" (hint)"),
+                      AuthError)
+    assert str(error_from_response(401, {"error": "no"}, "w", auth_hint=" (hint)")) == "no (hint)"
+    assert isinstance(error_from_response(404, {"error": "x"}, "w"), NotFoundError)
+    assert isinstance(error_from_response(409, {"error": "x"}, "w"), ConflictError)
+    assert isinstance(error_from_response(503, {}, "w", transient=RouterUnavailableError),
+                      RouterUnavailableError)
+    assert "answered 500" in str(error_from_response(500, "boom", "server GET /v1/x"))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "AuthError",
@@ -28,6 +29,7 @@ __all__ = [
     "SluicegateError",
     "SpecError",
     "TransientError",
+    "error_from_response",
 ]
 
 
@@ -84,3 +86,24 @@ class TransientError(SluicegateError):
 
 class RouterUnavailableError(TransientError):
     """The router's admin API could not be reached or did not answer in time."""
+
+
+def error_from_response(status: int, body: Any, where: str,
+                        transient: type[TransientError] = TransientError,
+                        auth_hint: str = "") -> SluicegateError:
+    """The Sluicegate error for an error answer of one of our own HTTP APIs, whose bodies are
+    ``{"error": ..., "problems": [{"path", "message"}]}``; ``where`` names the call."""
+    data: dict[str, Any] = body if isinstance(body, dict) else {"error": str(body)}
+    message = str(data.get("error", f"HTTP {status}"))
+    if status == 422:
+        return SpecError([Problem(p["path"], p["message"]) for p in data.get("problems", [])],
+                         source=where)
+    if status in (401, 403):
+        return AuthError(f"{message}{auth_hint}")
+    if status == 404:
+        return NotFoundError(message)
+    if status == 409:
+        return ConflictError(message)
+    if status == 503:
+        return transient(message)
+    return SluicegateError(f"{where} answered {status}: {message}")

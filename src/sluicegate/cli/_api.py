@@ -7,15 +7,7 @@ from typing import Any
 import click
 import httpx
 
-from sluicegate.errors import (
-    AuthError,
-    ConflictError,
-    NotFoundError,
-    Problem,
-    SluicegateError,
-    SpecError,
-    TransientError,
-)
+from sluicegate.errors import TransientError, error_from_response
 
 __all__ = ["Api", "api_options"]
 
@@ -41,18 +33,8 @@ class Api:
             data = r.json()
         except ValueError:
             data = {"error": r.text}
-        message = str(data.get("error", r.reason_phrase))
-        if r.status_code == 422:
-            raise SpecError([Problem(p["path"], p["message"]) for p in data.get("problems", [])])
-        if r.status_code in (401, 403):
-            raise AuthError(f"{message} (--token / SLUICE_TOKEN)")
-        if r.status_code == 404:
-            raise NotFoundError(message)
-        if r.status_code == 409:
-            raise ConflictError(message)
-        if r.status_code == 503:
-            raise TransientError(message)
-        raise SluicegateError(f"server answered {r.status_code}: {message}")
+        raise error_from_response(r.status_code, data, f"server {method} {path}",
+                                  auth_hint=" (--token / SLUICE_TOKEN)")
 
 
 def api_options(f: Any) -> Any:

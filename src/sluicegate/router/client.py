@@ -13,15 +13,7 @@ from typing import Any
 
 import httpx
 
-from sluicegate.errors import (
-    AuthError,
-    ConflictError,
-    NotFoundError,
-    Problem,
-    RouterUnavailableError,
-    SluicegateError,
-    SpecError,
-)
+from sluicegate.errors import RouterUnavailableError, SluicegateError, error_from_response
 
 __all__ = ["RouterClient"]
 
@@ -57,19 +49,9 @@ class RouterClient:
             data = r.json()
         except ValueError:
             data = {"error": r.text.strip()}
-        message = str(data.get("error", r.reason_phrase))
-        if r.status_code == 422:
-            raise SpecError([Problem(p["path"], p["message"]) for p in data.get("problems", [])],
-                            source=f"router {method} {path}")
-        if r.status_code == 401:
-            raise AuthError(f"router refused the admin token: {message}")
-        if r.status_code == 404:
-            raise NotFoundError(message)
-        if r.status_code == 409:
-            raise ConflictError(message)
-        if r.status_code == 503:
-            raise RouterUnavailableError(message)
-        raise SluicegateError(f"router {method} {path} answered {r.status_code}: {message}")
+        raise error_from_response(r.status_code, data, f"router {method} {path}",
+                                  transient=RouterUnavailableError,
+                                  auth_hint=" (the router refused the admin token)")
 
     async def healthy(self) -> bool:
         try:
