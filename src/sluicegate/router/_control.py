@@ -157,7 +157,10 @@ class RouterController:
             return AdminResponse(200, text, "text/plain; version=0.0.4; charset=utf-8")
         if path == "/v1/metrics" and m == "GET":
             window = _int_arg(req, "window", 60, 1, int(self.config.metrics_window))
-            return AdminResponse(200, summarize(await self.snapshot(window), window))
+            hist = req.query.get("hist", ["0"])[0] in ("1", "true")
+            listener = req.query.get("listener", [None])[0]
+            return AdminResponse(200, summarize(await self.snapshot(window), window, hist,
+                                                listener))
         if path == "/v1/config":
             if m == "GET":
                 return AdminResponse(200, {"generation": self.generation,

@@ -16,10 +16,14 @@ def _ms(value: float | None) -> float | None:
     return None if value is None else round(value * 1000, 3)
 
 
-def summarize(snapshot: dict[str, Any], window: int) -> dict[str, Any]:
-    """Per series: sums over the last ``window`` closed seconds, percentiles, per-second points."""
+def summarize(snapshot: dict[str, Any], window: int, hist: bool = False,
+              listener: str | None = None) -> dict[str, Any]:
+    """Per series: sums over the last ``window`` closed seconds, percentiles, per-second points
+    (with their latency histograms when ``hist``, for the monitor's judgement)."""
     out = []
     for s in snapshot["series"]:
+        if listener is not None and s["listener"] != listener:
+            continue
         total = Counts()
         points = []
         for t, data in s["seconds"]:
@@ -27,6 +31,8 @@ def summarize(snapshot: dict[str, Any], window: int) -> dict[str, Any]:
             total.add(c)
             point = {"t": t, **{k: data[k] for k in _KEYS}}
             point["p99_ms"] = _ms(percentile(c.hist, 0.99))
+            if hist:
+                point["hist"] = data["hist"]
             points.append(point)
         summary: dict[str, Any] = {
             "listener": s["listener"],

@@ -96,6 +96,10 @@ class RouterClient:
         data = await self._call("PUT", "/v1/config", dict(config))
         return int(data["generation"])
 
-    async def metrics(self, window: int = 60) -> dict[str, Any]:
-        result: dict[str, Any] = await self._call("GET", f"/v1/metrics?window={window}")
+    async def metrics(self, window: int = 60, listener: str | None = None,
+                      hist: bool = False) -> dict[str, Any]:
+        """Per-second series of the last ``window`` closed seconds (see docs/router.md)."""
+        query = f"?window={window}" + (f"&listener={listener}" if listener else "") + (
+            "&hist=1" if hist else "")
+        result: dict[str, Any] = await self._call("GET", f"/v1/metrics{query}")
         return result
