@@ -22,6 +22,8 @@ from sluicegate.clock import SystemClock
 from sluicegate.compute.base import ReplicaEvent
 from sluicegate.compute.local import LocalCompute
 from sluicegate.deploy.controller import Controller
+from sluicegate.monitor.guards import DefaultGuards
+from sluicegate.monitor.sources import RouterSource
 from sluicegate.router.supervisor import RouterSupervisor
 from sluicegate.router.traffic import RouterTraffic
 from sluicegate.store import Store
@@ -60,7 +62,9 @@ async def serve(settings: ServerSettings, stop: asyncio.Event,
             c.on_replica_event(event)
 
     compute = LocalCompute(settings.state_dir, on_change=on_change)
-    controller = Controller(store, compute, RouterTraffic(supervisor.client()), SystemClock())
+    guards = DefaultGuards(RouterSource(supervisor.client()))
+    controller = Controller(store, compute, RouterTraffic(supervisor.client()), SystemClock(),
+                            alarms=guards)
     controllers.append(controller)
     await controller.recover()
     app = create_app(controller, store, settings.insecure)
@@ -68,7 +72,8 @@ async def serve(settings: ServerSettings, stop: asyncio.Event,
                             lifespan="off")
     server = uvicorn.Server(config)
     loop_task = asyncio.get_running_loop().create_task(controller.run(settings.tick))
-    watch_task = asyncio.get_running_loop().create_task(_watch_router(supervisor, controller))
+    watch_task = asyncio.get_running_loop().create_task(
+        _watch_router(supervisor, controller, guards))
     api_task = asyncio.get_running_loop().create_task(server.serve())
     announce(f"sluice server ready on http://{settings.host}:{settings.port}"
              f"{' (INSECURE: no token needed)' if settings.insecure else ''}")
@@ -85,7 +90,8 @@ async def serve(settings: ServerSettings, stop: asyncio.Event,
     store.close()
 
 
-async def _watch_router(supervisor: RouterSupervisor, controller: Controller) -> None:
+async def _watch_router(supervisor: RouterSupervisor, controller: Controller,
+                        guards: DefaultGuards) -> None:
     """Restart the router if it dies, then put every route back."""
     while True:
         await asyncio.sleep(1.0)
@@ -93,6 +99,7 @@ async def _watch_router(supervisor: RouterSupervisor, controller: Controller) ->
             log.error("the router process is gone; starting it again")
             await supervisor.ensure()
             controller.traffic = RouterTraffic(supervisor.client())
+            guards.source = RouterSource(supervisor.client())
             await controller.recover()
 
 

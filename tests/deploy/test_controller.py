@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from sluicegate.clock import SystemClock
@@ -318,4 +319,59 @@ async def test_external_endpoints_are_health_checked_and_routed_not_started(
     await ctl.apply_service(ServiceSpec.model_validate(spec), actor="test")
     third = await ctl.deploy("shop", "v3", actor="test")  # nothing listens there
     assert await env.until(third.id, lambda p: Phase(p).terminal) == "failed"
+    assert await env.versions() == {"v2": 40}
+
+
+class _Load:
+    """New clients (no cookies) in pipelined batches, counting every status."""
+
+    def __init__(self, port: int) -> None:
+        self.port, self.stop, self.seen = port, threading.Event(), Counter[str]()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            for r in get_many(self.port, 20):
+                self.seen[f"{r.version} {r.status}"] += 1
+            time.sleep(0.005)
+
+    def __enter__(self) -> _Load:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(10)
+
+
+async def test_default_guards_roll_back_a_bad_release_and_pass_a_good_one(env: Env) -> None:
+    from sluicegate.monitor.guards import DefaultGuards
+    from sluicegate.monitor.sources import RouterSource
+
+    ctl = await env.start()
+    guards = DefaultGuards(RouterSource(env.router.client()), window=30)
+    ctl.alarms = guards
+    steps = {"steps": [{"weight": 20, "pause": "4s"}, {"weight": 100}]}
+    await ctl.apply_service(shop(env.port, env.test_port, config=steps), actor="test")
+    first = await ctl.deploy("shop", "v1", actor="test")
+    await env.until(first.id, lambda p: p == Phase.SUCCEEDED)
+
+    with _Load(env.port) as load:
+        good = await ctl.deploy("shop", "v2", actor="test")
+        assert await env.until(good.id, lambda p: Phase(p).terminal) == "succeeded"
+    assert not [k for k in load.seen if not k.endswith(" 200")], load.seen
+
+    bad_steps = {"steps": [{"weight": 20, "pause": "60s"}, {"weight": 100}]}
+    await ctl.apply_service(shop(env.port, env.test_port, config=bad_steps), actor="test")
+    with _Load(env.port) as load:
+        bad = await ctl.deploy("shop", "v3", actor="test")
+        await env.until(bad.id, lambda p: p == Phase.SHIFTING)
+        for address in ctl._running("shop", "v3"):
+            httpx.post(f"http://{address}/admin/fail?status=500")
+        started = time.monotonic()
+        assert await env.until(bad.id, lambda p: Phase(p).terminal) == "rolled_back"
+        took = time.monotonic() - started
+    reason = env.store.deployments.get(bad.id).state["reason"]
+    assert "default canary guard" in reason and "5xx" in reason, reason
+    assert took < 15, took  # seconds, not the 60 s step
     assert await env.versions() == {"v2": 40}

@@ -1,0 +1,63 @@
+"""Default guards: every deployment is judged green-against-blue without configuration.
+
+Each check compares the new revision's target group with the old one's over the same closed
+seconds in which green had traffic (error proportion and latency, ``canary.judge``). A FAIL
+makes the guard fire; the controller then rolls back at once. INCONCLUSIVE never fires (and
+the lifecycle never promotes on it either: steps keep their pauses).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+
+from sluicegate.monitor.canary import GroupCounts, Judgement, Outcome, judge
+from sluicegate.monitor.sources import MetricSource, Second
+from sluicegate.router.traffic import group_name
+from sluicegate.store import Deployment
+
+__all__ = ["DefaultGuards", "paired_counts"]
+
+log = logging.getLogger("sluicegate.monitor")
+
+
+def paired_counts(green: Sequence[Second], blue: Sequence[Second]
+                  ) -> tuple[GroupCounts, GroupCounts]:
+    """Sum both groups over the seconds in which green served requests (pure)."""
+    seconds = {s.t for s in green if s.requests}
+    totals = []
+    for series in (green, blue):
+        errors = total = 0
+        hist: Counter[int] = Counter()
+        for s in series:
+            if s.t in seconds:
+                errors += s.errors
+                total += s.requests
+                hist.update(s.hist)
+        totals.append(GroupCounts(errors=errors, total=total, latency=dict(hist)))
+    return totals[0], totals[1]
+
+
+class DefaultGuards:
+    """An ``AlarmCheck`` for the controller: the name and evidence of a firing guard, or None."""
+
+    def __init__(self, source: MetricSource, window: int = 60,
+                 confidence: float = 0.99) -> None:
+        self.source = source
+        self.window = window
+        self.confidence = confidence
+        self.last: dict[str, Judgement] = {}
+
+    async def __call__(self, dep: Deployment) -> str | None:
+        if dep.from_revision is None or not dep.active:
+            return None  # a first deployment has nothing to compare with
+        series = await self.source.seconds(dep.service, self.window)
+        green = series.get(group_name(dep.service, dep.revision), [])
+        blue = series.get(group_name(dep.service, dep.from_revision), [])
+        g, b = paired_counts(green, blue)
+        verdict = judge(g, b, confidence=self.confidence, error_label="5xx")
+        self.last[dep.id] = verdict
+        if verdict.outcome is Outcome.FAIL:
+            return f"default canary guard ({verdict.detail})"
+        return None
