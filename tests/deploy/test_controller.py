@@ -373,5 +373,6 @@ async def test_default_guards_roll_back_a_bad_release_and_pass_a_good_one(env: E
         took = time.monotonic() - started
     reason = env.store.deployments.get(bad.id).state["reason"]
     assert "default canary guard" in reason and "5xx" in reason, reason
+    print(f"bad release rolled back {took:.2f}s after it started failing")
     assert took < 15, took  # seconds, not the 60 s step
     assert await env.versions() == {"v2": 40}
