@@ -2,6 +2,14 @@
 
 from sluicegate.spec._duration import Duration, format_duration, parse_duration
 from sluicegate.spec._load import load_file, parse_document
+from sluicegate.spec.alarm import (
+    AGGREGATE_STATISTICS,
+    COMPARISONS,
+    AlarmSpec,
+    MetricQuery,
+    MetricSpec,
+    parse_statistic,
+)
 from sluicegate.spec.router import (
     AdminSpec,
     ForwardSpec,
@@ -35,8 +43,11 @@ from sluicegate.spec.service import (
 )
 
 __all__ = [
+    "AGGREGATE_STATISTICS",
+    "COMPARISONS",
     "PREDEFINED_CONFIGS",
     "AdminSpec",
+    "AlarmSpec",
     "CanaryConfig",
     "ComputeSpec",
     "DeploymentSpec",
@@ -51,6 +62,8 @@ __all__ = [
     "ListenerSpec",
     "LocalComputeSpec",
     "MatchSpec",
+    "MetricQuery",
+    "MetricSpec",
     "RouterConfig",
     "RuleSpec",
     "ServiceListenerSpec",
@@ -66,5 +79,6 @@ __all__ = [
     "load_file",
     "parse_document",
     "parse_duration",
+    "parse_statistic",
     "parse_target",
 ]

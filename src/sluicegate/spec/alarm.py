@@ -1,0 +1,306 @@
+"""Alarms as users write them, with CloudWatch's metric-alarm semantics.
+
+An alarm watches one metric, or a small arithmetic expression over up to 10 named metrics::
+
+    name: green-5xx-rate
+    metrics:
+      e: {source: router, name: 5xx, dimensions: {listener: web, target_group: green}}
+      r: {source: router, name: requests, dimensions: {listener: web, target_group: green}}
+    expression: e / r
+    statistic: Sum            # per metric unless a metric names its own
+    period: 1s                # whole seconds, at least 1 s
+    evaluation_periods: 3     # N
+    datapoints_to_alarm: 2    # M of N, not necessarily consecutive (default N)
+    threshold: 0.05
+    comparison: GreaterThanThreshold
+    treat_missing_data: notBreaching
+
+Keys follow CloudWatch's PutMetricAlarm in snake case. ``min_samples`` is ours: a datapoint
+computed from fewer samples than this counts as *missing* (then ``treat_missing_data``
+decides). Its default is 10 when the alarm reads a percentile or divides (a ratio), so one
+slow or failed request out of three never fires an alarm; 0 otherwise. What a "sample" is
+comes from the metric: observations for a statistic, histogram entries for a percentile; an
+expression's datapoint has the samples of its ``samples_from`` metric, by default the largest
+population among its metrics (for ``e / r`` that is ``r``, the requests).
+
+These keys are a user-facing contract: extend, never rename. Validation names the field.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from functools import cached_property
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from sluicegate.errors import Problem
+from sluicegate.spec._duration import Duration
+from sluicegate.spec._errors import LocatedError
+from sluicegate.spec._expression import Expr, parse_expression, refs
+
+__all__ = [
+    "AGGREGATE_STATISTICS",
+    "COMPARISONS",
+    "AlarmSpec",
+    "MetricQuery",
+    "MetricSpec",
+    "parse_statistic",
+]
+
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+_METRIC_ID = re.compile(r"^[a-z][A-Za-z0-9_]{0,31}$")
+_PERCENTILE = re.compile(r"^[pP](\d{1,3}(?:\.\d+)?)$")
+
+AGGREGATE_STATISTICS = ("SampleCount", "Average", "Sum", "Minimum", "Maximum")
+COMPARISONS = (
+    "GreaterThanThreshold",
+    "GreaterThanOrEqualToThreshold",
+    "LessThanThreshold",
+    "LessThanOrEqualToThreshold",
+)
+Comparison = Literal[
+    "GreaterThanThreshold",
+    "GreaterThanOrEqualToThreshold",
+    "LessThanThreshold",
+    "LessThanOrEqualToThreshold",
+]
+TreatMissingData = Literal["missing", "ignore", "breaching", "notBreaching"]
+
+# CloudWatch: Period x EvaluationPeriods <= 1 day below 1 h periods, <= 7 days otherwise.
+_MAX_SPAN_SHORT = 86400
+_MAX_SPAN_LONG = 7 * 86400
+MAX_METRICS = 10
+DEFAULT_MIN_SAMPLES = 10
+
+
+def parse_statistic(value: str) -> tuple[str, float | None]:
+    """``"p99.9"`` -> ``("p99.9", 0.999)``; ``"Sum"`` -> ``("Sum", None)``; else ValueError."""
+    if value in AGGREGATE_STATISTICS:
+        return value, None
+    m = _PERCENTILE.match(value)
+    if m:
+        pct = float(m.group(1))
+        if 0 < pct <= 100:
+            return "p" + m.group(1), pct / 100
+        raise ValueError(f"percentile {value!r} must be above p0 and at most p100"
+                         " (use Minimum for the smallest value)")
+    raise ValueError(f"{value!r} is not a statistic; use one of "
+                     f"{', '.join(AGGREGATE_STATISTICS)} or a percentile like p99 or p99.9")
+
+
+def _check_statistic(value: str) -> str:
+    return parse_statistic(value)[0]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MetricSpec(_Model):
+    """Where a series comes from: the router, an app's push, or a PromQL query."""
+
+    source: Literal["router", "push", "prometheus"]
+    # router/push: the metric name (router: e.g. requests, 5xx, latency) and its dimensions
+    # (router: listener, target_group). prometheus: the PromQL ``query`` instead.
+    name: str | None = None
+    dimensions: dict[str, str] = Field(default_factory=dict)
+    query: str | None = None
+
+    @model_validator(mode="after")
+    def _by_source(self) -> MetricSpec:
+        problems: list[Problem] = []
+        if self.source == "prometheus":
+            if not (self.query or "").strip():
+                problems.append(Problem("query", "a prometheus metric needs a PromQL query"))
+            if self.name is not None:
+                problems.append(Problem("name", "a prometheus metric is its query; drop name"))
+            if self.dimensions:
+                problems.append(Problem("dimensions", "put label matchers in the query instead"))
+        else:
+            if not (self.name or "").strip():
+                problems.append(Problem("name", f"a {self.source} metric needs a name"))
+            if self.query is not None:
+                problems.append(Problem("query", "only a prometheus metric has a query"))
+        if problems:
+            raise LocatedError(problems)
+        return self
+
+
+class MetricQuery(MetricSpec):
+    """A metric inside an expression; ``statistic`` defaults to the alarm's."""
+
+    statistic: str | None = None
+
+    _stat = field_validator("statistic")(
+        classmethod(lambda cls, v: None if v is None else _check_statistic(v))
+    )
+
+
+class AlarmSpec(_Model):
+    name: Annotated[str, Field(pattern=_NAME)]
+    description: str = ""
+    metric: MetricSpec | None = None
+    metrics: dict[str, MetricQuery] | None = None
+    expression: str | None = None
+    samples_from: str | None = None
+    statistic: str | None = None
+    period: Duration
+    evaluation_periods: Annotated[int, Field(ge=1)]
+    datapoints_to_alarm: Annotated[int, Field(ge=1, description="M; default N")]
+    threshold: float
+    comparison: Comparison
+    treat_missing_data: TreatMissingData = "missing"
+    min_samples: Annotated[int, Field(ge=0, description="default 10 for percentiles and"
+                                                    " ratios, else 0")]
+    # CloudWatch's EvaluateLowSampleCountPercentile, percentile alarms only: "ignore" keeps
+    # the alarm's state while a datapoint has fewer samples than low_sample_threshold(q).
+    evaluate_low_sample_count_percentile: Literal["evaluate", "ignore"] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults(cls, data: Any) -> Any:
+        """M defaults to N; min_samples to 10 for percentiles and ratios, else 0."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if data.get("datapoints_to_alarm") is None:
+            n = data.get("evaluation_periods")
+            # Without a usable N the alarm fails on evaluation_periods; 1 only keeps a second,
+            # misleading "datapoints_to_alarm: Field required" out of the report.
+            usable = isinstance(n, int) and not isinstance(n, bool) and n >= 1
+            data["datapoints_to_alarm"] = n if usable else 1
+        if data.get("min_samples") is None:
+            data["min_samples"] = DEFAULT_MIN_SAMPLES if _reads_percentile_or_ratio(data) else 0
+        return data
+
+    @field_validator("statistic")
+    @classmethod
+    def _statistic(cls, v: str | None) -> str | None:
+        return None if v is None else _check_statistic(v)
+
+    @field_validator("period")
+    @classmethod
+    def _period(cls, v: float) -> float:
+        if v < 1 or v != int(v):
+            raise ValueError("period must be a whole number of seconds, at least 1s")
+        return v
+
+    @field_validator("threshold")
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError("threshold must be a finite number")
+        return v
+
+    @field_validator("metrics")
+    @classmethod
+    def _metric_ids(cls, v: dict[str, MetricQuery] | None) -> dict[str, MetricQuery] | None:
+        if v is None:
+            return v
+        if not 1 <= len(v) <= MAX_METRICS:
+            raise ValueError(f"an expression reads 1 to {MAX_METRICS} metrics")
+        for key in v:
+            if not _METRIC_ID.match(key):
+                raise ValueError(f"metric id {key!r} must start with a lower-case letter and"
+                                 " hold only letters, digits and _ (at most 32)")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AlarmSpec:
+        problems: list[Problem] = []
+        if self.metric is not None and (self.metrics is not None or self.expression is not None):
+            problems.append(Problem("metric", "give either metric, or metrics with an"
+                                    " expression, not both"))
+        elif self.metric is None and self.metrics is None and self.expression is None:
+            problems.append(Problem("metric", "an alarm needs a metric, or metrics with an"
+                                    " expression"))
+        elif self.metric is None:
+            problems += self._expression_problems()
+        if self.metric is not None and self.statistic is None:
+            problems.append(Problem("statistic", "a metric alarm needs a statistic"))
+        if self.datapoints_to_alarm > self.evaluation_periods:
+            problems.append(Problem("datapoints_to_alarm", f"datapoints_to_alarm"
+                                    f" ({self.datapoints_to_alarm}) cannot exceed"
+                                    f" evaluation_periods ({self.evaluation_periods})"))
+        span = self.period * self.evaluation_periods
+        limit = _MAX_SPAN_SHORT if self.period < 3600 else _MAX_SPAN_LONG
+        if span > limit:
+            problems.append(Problem("evaluation_periods", f"period x evaluation_periods is"
+                                    f" {int(span)}s, more than the {limit}s allowed"))
+        if self.evaluate_low_sample_count_percentile is not None and (
+            self.metric is None or self.percentile is None
+        ):
+            problems.append(Problem("evaluate_low_sample_count_percentile",
+                                    "only a percentile alarm on one metric has this setting"))
+        if problems:
+            raise LocatedError(problems)
+        return self
+
+    def _expression_problems(self) -> list[Problem]:
+        problems: list[Problem] = []
+        if self.metrics is None:
+            return [Problem("metrics", "an expression needs the metrics it reads")]
+        if self.expression is None:
+            return [Problem("expression", "metrics need an expression combining them,"
+                            " e.g. e / r")]
+        try:
+            tree = parse_expression(self.expression)
+        except ValueError as exc:
+            return [Problem("expression", str(exc))]
+        unknown = sorted(refs(tree) - set(self.metrics))
+        if unknown:
+            problems.append(Problem("expression", f"unknown metric id {unknown[0]!r}"
+                                    f" (known: {', '.join(sorted(self.metrics))})"))
+        if self.samples_from is not None and self.samples_from not in self.metrics:
+            problems.append(Problem("samples_from", f"unknown metric id {self.samples_from!r}"))
+        if self.statistic is None:
+            for key, q in self.metrics.items():
+                if q.statistic is None:
+                    problems.append(Problem(f"metrics.{key}.statistic", "give a statistic here"
+                                            " or at the alarm level"))
+        return problems
+
+    # --- derived ---------------------------------------------------------------------------
+
+    @property
+    def percentile(self) -> float | None:
+        """q in (0, 1] when this is a single-metric percentile alarm (p99 -> 0.99), else None."""
+        if self.metric is None or self.statistic is None:
+            return None
+        return parse_statistic(self.statistic)[1]
+
+    @property
+    def low_sample_mode(self) -> Literal["evaluate", "ignore"]:
+        return self.evaluate_low_sample_count_percentile or "evaluate"
+
+    @cached_property
+    def tree(self) -> Expr | None:
+        """The parsed expression (None for a single-metric alarm)."""
+        return None if self.expression is None else parse_expression(self.expression)
+
+    @property
+    def queries(self) -> dict[str, tuple[MetricSpec, str]]:
+        """Metric id -> (metric, statistic) to aggregate; a single metric has the id ``m1``."""
+        if self.metric is not None:
+            assert self.statistic is not None
+            return {"m1": (self.metric, self.statistic)}
+        assert self.metrics is not None
+        out: dict[str, tuple[MetricSpec, str]] = {}
+        for key, q in self.metrics.items():
+            stat = q.statistic or self.statistic
+            assert stat is not None
+            out[key] = (q, stat)
+        return out
+
+
+def _reads_percentile_or_ratio(data: dict[str, Any]) -> bool:
+    stats = [data.get("statistic")]
+    metrics = data.get("metrics")
+    if isinstance(metrics, dict):
+        stats += [m.get("statistic") for m in metrics.values() if isinstance(m, dict)]
+    if any(isinstance(s, str) and _PERCENTILE.match(s) for s in stats):
+        return True
+    expression = data.get("expression")
+    return isinstance(expression, str) and "/" in expression
