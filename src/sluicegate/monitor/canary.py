@@ -1,0 +1,281 @@
+"""Canary judgement: green (the new revision) against blue (the current one) over the same
+seconds, as Kayenta does, instead of against a fixed threshold (pure).
+
+Three outcomes, as in Argo Rollouts' analysis:
+
+* ``FAIL`` — green is worse than blue by more than the tolerated increase, with the given
+  confidence. The guard should roll back.
+* ``INCONCLUSIVE`` — not enough data yet to pass. The step stays paused; never promote on it.
+* ``PASS`` — enough data and no evidence (at that confidence) that green is worse than blue by
+  more than the tolerance. Like Kayenta's "Pass", this is "not shown worse", not "proven
+  equal": a small regression within what ``min_requests`` / ``min_samples`` can resolve may
+  pass, and is caught later as data accumulates.
+
+Errors: a one-sided test of ``p_green - p_blue > tolerated_increase`` (absolute proportion) —
+the skewness-corrected asymptotic score test (Laud 2017), a Farrington-Manning score test that
+holds its level down to a handful of requests, or Fisher's exact test when there is no margin
+and the counts are small. Because that test is valid at small counts, a FAIL does not wait for
+``min_requests``: a release that fails its first 10 requests is judged at once; only a PASS
+needs ``min_requests`` per group. A FAIL does need ``min_errors`` green errors, so one or two
+unlucky requests never roll back a release on their own.
+
+Latency: Mann-Whitney U (green "greater" than blue), on samples rebuilt from the router's
+latency buckets (bucket midpoints, at most ``MAX_SAMPLES`` per group by proportional thinning),
+with blue's values scaled by ``1 + tolerated_increase`` so green may be that much slower. The
+rank test's p-value is an approximation, so below ``min_samples`` on either side there is no
+verdict at all. Bucket resolution is 1/8 octave (midpoints ≤ 6.25 % off), so a tolerance below
+about 12 % may flag a narrow distribution that only crossed a bucket edge.
+
+Each call is a single test at ``confidence``; a guard that re-judges every second over a
+sliding window tests many times. The tolerated increase is what keeps that from crying wolf:
+a healthy green sits well inside it, where the chance of a FAIL is far below ``1 -
+confidence``.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from sluicegate.monitor._stats import (
+    MAX_SAMPLES,
+    diff_test,
+    histogram_items,
+    histogram_median_us,
+    mann_whitney_greater,
+    reconstruct,
+)
+
+__all__ = [
+    "DEFAULT_CONFIDENCE",
+    "DEFAULT_ERROR_TOLERANCE",
+    "DEFAULT_LATENCY_TOLERANCE",
+    "DEFAULT_MIN_ERRORS",
+    "DEFAULT_MIN_REQUESTS",
+    "DEFAULT_MIN_SAMPLES",
+    "MAX_SAMPLES",
+    "GroupCounts",
+    "Judgement",
+    "Outcome",
+    "combine_judgements",
+    "judge",
+    "judge_errors",
+    "judge_latency",
+]
+
+DEFAULT_CONFIDENCE = 0.99
+DEFAULT_ERROR_TOLERANCE = 0.01
+DEFAULT_LATENCY_TOLERANCE = 0.10
+DEFAULT_MIN_REQUESTS = 100
+DEFAULT_MIN_ERRORS = 3
+DEFAULT_MIN_SAMPLES = 50
+
+
+class Outcome(enum.StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    INCONCLUSIVE = "inconclusive"
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """The verdict of one comparison.
+
+    ``green_value`` / ``blue_value``: error proportion (0..1) for errors, median latency in
+    seconds for latency, None where a group has no data (and for a combined judgement).
+    ``p_value``: None when no test was run; for a combined judgement, the smallest of its
+    parts'. ``metric``: "errors", "latency" or "canary" (combined). ``parts``: the judgements a
+    combined one was made of.
+    """
+
+    outcome: Outcome
+    p_value: float | None
+    green_value: float | None
+    blue_value: float | None
+    detail: str
+    metric: str = ""
+    parts: tuple[Judgement, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class GroupCounts:
+    """One target group's counts over the judged seconds."""
+
+    errors: int
+    total: int
+    latency: Mapping[int, int]
+
+
+def _alpha(confidence: float) -> float:
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be between 0 and 1 (exclusive), got {confidence}")
+    return 1.0 - confidence
+
+
+def _fmt_p(p: float) -> str:
+    return f"{p:.2g}"
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:.1f} %"
+
+
+def _verdict_text(p: float, alpha: float) -> str:
+    sign = "<" if p < alpha else "≥"
+    return f"p={_fmt_p(p)} {sign} {_fmt_p(alpha)}"
+
+
+def judge_errors(
+    green_errors: int,
+    green_total: int,
+    blue_errors: int,
+    blue_total: int,
+    *,
+    confidence: float = DEFAULT_CONFIDENCE,
+    tolerated_increase: float = DEFAULT_ERROR_TOLERANCE,
+    min_requests: int = DEFAULT_MIN_REQUESTS,
+    min_errors: int = DEFAULT_MIN_ERRORS,
+    label: str = "errors",
+) -> Judgement:
+    """Is green's error proportion above blue's + ``tolerated_increase`` (absolute, 0.01 = one
+    percentage point) with ``confidence``? PASS needs ``min_requests`` in each group, FAIL
+    needs ``min_errors`` green errors. ``label`` names the errors in the detail ("5xx")."""
+    alpha = _alpha(confidence)
+    if not 0.0 <= tolerated_increase < 1.0:
+        raise ValueError(f"tolerated_increase must be in [0, 1), got {tolerated_increase}")
+    if min_requests < 1:
+        raise ValueError(f"min_requests must be at least 1, got {min_requests}")
+    if min_errors < 1:
+        raise ValueError(f"min_errors must be at least 1, got {min_errors}")
+    for name, errors, total in (("green", green_errors, green_total),
+                                ("blue", blue_errors, blue_total)):
+        if total < 0 or errors < 0:
+            raise ValueError(f"{name}: counts must not be negative ({errors} of {total})")
+        if errors > total:
+            raise ValueError(f"{name}: {errors} errors is more than its {total} requests")
+
+    green_value = green_errors / green_total if green_total else None
+    blue_value = blue_errors / blue_total if blue_total else None
+
+    def side(name: str, errors: int, total: int, value: float | None) -> str:
+        if value is None:
+            return f"{name} no requests"
+        return f"{name} {_pct(value)} ({errors}/{total})"
+
+    observed = (f"{side('green ' + label, green_errors, green_total, green_value)} vs "
+                f"{side('blue', blue_errors, blue_total, blue_value)}")
+
+    if green_value is None or blue_value is None:
+        return Judgement(Outcome.INCONCLUSIVE, None, green_value, blue_value,
+                         f"{observed}: not enough data yet", "errors")
+
+    p, test = diff_test(green_errors, green_total, blue_errors, blue_total,
+                        tolerated_increase)
+    tolerance = f"+{tolerated_increase * 100:g} pt tolerated"
+    stats = f"{tolerance}, {test} {_verdict_text(p, alpha)}"
+    if p < alpha:
+        if green_errors >= min_errors:
+            return Judgement(Outcome.FAIL, p, green_value, blue_value,
+                             f"{observed} ({stats}): green is worse", "errors")
+        return Judgement(Outcome.INCONCLUSIVE, p, green_value, blue_value,
+                         f"{observed} ({stats}): not enough data yet, need {min_errors} green "
+                         "errors to fail", "errors")
+    if min(green_total, blue_total) < min_requests:
+        return Judgement(Outcome.INCONCLUSIVE, p, green_value, blue_value,
+                         f"{observed} ({stats}): not enough data yet, need {min_requests} "
+                         "requests per group", "errors")
+    return Judgement(Outcome.PASS, p, green_value, blue_value, f"{observed} ({stats})",
+                     "errors")
+
+
+def _ms(us: float) -> str:
+    ms = us / 1000.0
+    return f"{ms:.3g} ms" if ms < 1000 else f"{ms / 1000:.3g} s"
+
+
+def judge_latency(
+    green_hist: Mapping[int, int],
+    blue_hist: Mapping[int, int],
+    *,
+    confidence: float = DEFAULT_CONFIDENCE,
+    tolerated_increase: float = DEFAULT_LATENCY_TOLERANCE,
+    min_samples: int = DEFAULT_MIN_SAMPLES,
+) -> Judgement:
+    """Is green slower than blue × (1 + ``tolerated_increase``) with ``confidence``? The
+    histograms map router bucket index -> count (``sluicegate.router._histogram``)."""
+    alpha = _alpha(confidence)
+    if not 0.0 <= tolerated_increase < math.inf:
+        raise ValueError(f"tolerated_increase must be 0 or more, got {tolerated_increase}")
+    if min_samples < 1:
+        raise ValueError(f"min_samples must be at least 1, got {min_samples}")
+    green = histogram_items(green_hist, "green latency")
+    blue = histogram_items(blue_hist, "blue latency")
+    green_n = sum(n for _, n in green)
+    blue_n = sum(n for _, n in blue)
+    green_med = histogram_median_us(green) if green else None
+    blue_med = histogram_median_us(blue) if blue else None
+    green_value = green_med / 1e6 if green_med is not None else None
+    blue_value = blue_med / 1e6 if blue_med is not None else None
+
+    def side(name: str, median: float | None, n: int) -> str:
+        return f"{name} no samples" if median is None else f"{name} p50 {_ms(median)} (n={n})"
+
+    observed = f"{side('green', green_med, green_n)} vs {side('blue', blue_med, blue_n)}"
+    if green_med is not None and blue_med is not None and blue_med > 0:
+        observed += f", {(green_med / blue_med - 1) * 100:+.1f} %"
+
+    if min(green_n, blue_n) < min_samples:
+        return Judgement(Outcome.INCONCLUSIVE, None, green_value, blue_value,
+                         f"{observed}: not enough data yet, need {min_samples} samples per "
+                         "group", "latency")
+
+    p = mann_whitney_greater(reconstruct(green), reconstruct(blue) * (1.0 + tolerated_increase))
+    stats = (f"+{tolerated_increase * 100:g} % tolerated, Mann-Whitney "
+             f"{_verdict_text(p, alpha)}")
+    if p < alpha:
+        return Judgement(Outcome.FAIL, p, green_value, blue_value,
+                         f"{observed} ({stats}): green is slower", "latency")
+    return Judgement(Outcome.PASS, p, green_value, blue_value, f"{observed} ({stats})",
+                     "latency")
+
+
+def combine_judgements(*parts: Judgement) -> Judgement:
+    """FAIL if any part failed, else INCONCLUSIVE if any was inconclusive, else PASS."""
+    if not parts:
+        raise ValueError("combine_judgements needs at least one judgement")
+    outcomes = {j.outcome for j in parts}
+    if Outcome.FAIL in outcomes:
+        outcome = Outcome.FAIL
+    elif Outcome.INCONCLUSIVE in outcomes:
+        outcome = Outcome.INCONCLUSIVE
+    else:
+        outcome = Outcome.PASS
+    ps = [j.p_value for j in parts if j.p_value is not None]
+    detail = "; ".join(f"{j.metric or 'part'} {j.outcome}: {j.detail}" for j in parts)
+    return Judgement(outcome, min(ps) if ps else None, None, None, detail, "canary", parts)
+
+
+def judge(
+    green: GroupCounts,
+    blue: GroupCounts,
+    *,
+    confidence: float = DEFAULT_CONFIDENCE,
+    tolerated_error_increase: float = DEFAULT_ERROR_TOLERANCE,
+    tolerated_latency_increase: float = DEFAULT_LATENCY_TOLERANCE,
+    min_requests: int = DEFAULT_MIN_REQUESTS,
+    min_samples: int = DEFAULT_MIN_SAMPLES,
+    min_errors: int = DEFAULT_MIN_ERRORS,
+    error_label: str = "errors",
+) -> Judgement:
+    """Errors and latency together (see ``combine_judgements``). Two tests at ``confidence``
+    each: a combined FAIL at the boundary of both tolerances is at most twice as likely."""
+    errors = judge_errors(green.errors, green.total, blue.errors, blue.total,
+                          confidence=confidence, tolerated_increase=tolerated_error_increase,
+                          min_requests=min_requests, min_errors=min_errors,
+                          label=error_label)
+    latency = judge_latency(green.latency, blue.latency, confidence=confidence,
+                            tolerated_increase=tolerated_latency_increase,
+                            min_samples=min_samples)
+    return combine_judgements(errors, latency)
