@@ -1,5 +1,10 @@
 """Monitor: time series, alarm evaluation with CloudWatch semantics, canary judgement.
 
+Pure cores exported here: :mod:`~sluicegate.monitor.alarms` and
+:mod:`~sluicegate.monitor.canary`. The adapters and engines above them are imported from
+their modules: :mod:`~sluicegate.monitor.sources` (router metrics over its admin API) and
+:mod:`~sluicegate.monitor.guards` (the default green-vs-blue guards a deployment gets).
+
 The alarm core (:mod:`sluicegate.monitor.alarms`) is pure: it imports only ``spec`` and the
 standard library, reads no clock and does no I/O; sources and the alarm loop sit above it.
 """
@@ -23,6 +28,15 @@ from sluicegate.monitor.alarms import (
     period_starts,
     transition,
 )
+from sluicegate.monitor.canary import (
+    GroupCounts,
+    Judgement,
+    Outcome,
+    combine_judgements,
+    judge,
+    judge_errors,
+    judge_latency,
+)
 
 __all__ = [
     "AlarmState",
@@ -30,15 +44,22 @@ __all__ = [
     "Datapoint",
     "EvaluatedPoint",
     "Evaluation",
+    "GroupCounts",
     "Histogram",
+    "Judgement",
+    "Outcome",
     "PercentileFn",
     "StatSet",
     "aggregate",
     "aggregate_percentile",
     "breaches",
     "combine",
+    "combine_judgements",
     "evaluate",
     "evaluation_range",
+    "judge",
+    "judge_errors",
+    "judge_latency",
     "low_sample_threshold",
     "period_starts",
     "transition",
