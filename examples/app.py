@@ -19,6 +19,7 @@ import collections
 import hashlib
 import json
 import os
+import random
 import signal
 import traceback
 from collections.abc import Callable, Coroutine
@@ -50,6 +51,9 @@ class State:
     name: str
     health: int = 200
     fail: int = 0
+    # A bad release on purpose: this share (0..100) of ordinary requests answers 500
+    # (SHOP_FAIL_PERCENT, e.g. `sluice deploy shop -r v3 --set env.SHOP_FAIL_PERCENT=30`).
+    fail_percent: float = 0.0
     requests: int = 0
     in_flight: int = 0
     by_path: collections.Counter[str] = field(default_factory=collections.Counter)
@@ -357,9 +361,9 @@ async def handle(st: State, req: Request, resp: Response, conn: Connection) -> N
             await admin(st, req, resp)
         elif path == "/healthz" and get:
             await resp.send(st.health, "ok\n" if st.health == 200 else "unhealthy\n")
-        elif st.fail:
+        elif st.fail or (st.fail_percent and random.random() * 100 < st.fail_percent):
             await req.body.discard()
-            await resp.send(st.fail, f"simulated failure ({st.version}, {st.name})\n")
+            await resp.send(st.fail or 500, f"simulated failure ({st.version}, {st.name})\n")
         elif path == "/" and get:
             await resp.send(200, f"hello from {st.version} ({st.name})\n")
         elif path == "/echo" and method in ("POST", "PUT"):
@@ -460,7 +464,8 @@ async def websocket(req: Request, resp: Response, conn: Connection) -> None:
 
 async def main(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
-    state = State(args.version, args.name or f"{args.version}-{os.getpid()}")
+    state = State(args.version, args.name or f"{args.version}-{os.getpid()}",
+                  fail_percent=float(os.environ.get("SHOP_FAIL_PERCENT", "0") or 0))
     server = await loop.create_server(lambda: Connection(state), args.host, args.port)
     port = server.sockets[0].getsockname()[1]
     if not args.name:

@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""The deployment demo (second half of ``make demo``): a canary from v1 to v2, watched live.
+"""The deployment demo (second half of ``make demo``): a good canary, then a bad one undone.
 
 Starts ``sluice server`` on a temporary state dir, declares the sample service from
 examples/shop.yaml (ports swapped for free ones), deploys v1, then deploys v2 with a fast
 canary (10 % → 50 % → 100 %) while steady traffic runs, and shows the live view, the share
-of v2 the users saw over time, and that not one request failed. Everything is stopped at the
-end (``sluice server`` leaves the router and replicas running by design; the demo cleans up).
+of v2 the users saw over time, and that not one request failed. Then it deploys v3, which
+fails 30 % of its requests, with Canary10Percent5Minutes: the default guards (green against
+blue, every second) roll it back by themselves; the demo prints the blast radius. Everything
+is stopped at the end (``sluice server`` leaves the router and replicas running by design;
+the demo cleans up).
 """
 
 from __future__ import annotations
@@ -107,7 +110,8 @@ def traffic(port: int, stop: threading.Event, seen: list[tuple[float, str]]) -> 
             try:
                 r = c.get(f"http://127.0.0.1:{port}/")
                 seen.append((time.monotonic() - start,
-                             r.headers.get("x-version", str(r.status_code))))
+                             r.headers.get("x-version", "?") if r.status_code == 200
+                             else str(r.status_code)))
             except httpx.HTTPError as exc:
                 seen.append((time.monotonic() - start, f"error {type(exc).__name__}"))
         rounds += 1
@@ -116,6 +120,45 @@ def traffic(port: int, stop: threading.Event, seen: list[tuple[float, str]]) -> 
             clients[slot].close()
             clients[slot] = httpx.Client(timeout=5)
         time.sleep(0.05)
+
+
+def bad_release(demo: Demo, port: int) -> bool:
+    """v3 answers 500 to 30 % of requests; the default guards must undo it by themselves."""
+    console.rule("a bad release")
+    stop, seen = threading.Event(), list[tuple[float, str]]()
+    load = threading.Thread(target=traffic, args=(port, stop, seen), daemon=True)
+    load.start()
+    time.sleep(1.0)
+    out = demo.sluice("deploy", "shop", "--revision", "v3", "--set", "env.SHOP_FAIL_PERCENT=30",
+                      "--config", "Canary10Percent5Minutes")
+    dep = re.search(r"deployment (\S+):", out)
+    assert dep
+    console.print("v3 fails 30 % of its requests; the plan would give it 10 % for 5 minutes")
+    phase = demo.wait(dep.group(1), {"rolled_back", "succeeded", "failed"}, timeout=330)
+    time.sleep(1.0)
+    stop.set()
+    load.join(10)
+    r = httpx.get(f"{demo.url}/v1/deployments/{dep.group(1)}",
+                  headers={"Authorization": f"Bearer {demo.token}"}).json()
+    failures = [t for t, v in seen if v == "500"]
+    served_by_v3 = sum(1 for _, v in seen if v == "v3") + len(failures)
+    rolled_back_at = next((e["at"] for e in r["events"] if e["kind"] == "deployment.rolled_back"),
+                          None)
+    table = Table("", "value", title="blast radius of the bad release")
+    table.add_row("outcome", phase)
+    table.add_row("why", str(r["state"].get("reason")))
+    table.add_row("requests during the test", str(len(seen)))
+    table.add_row("answered by v3", str(served_by_v3))
+    table.add_row("failed (500)", str(len(failures)))
+    if failures and rolled_back_at is not None:
+        created = r["created_at"]
+        table.add_row("deployment start → rollback done", f"{rolled_back_at - created:.1f} s")
+    console.print(table)
+    after = [v for t, v in seen if failures and t > failures[-1]]
+    ok = phase == "rolled_back" and "v3" not in after
+    console.print("[green]bad release caught and undone automatically[/]" if ok
+                  else "[red]the bad release was not rolled back[/]")
+    return ok
 
 
 def main() -> int:
@@ -168,6 +211,7 @@ def main() -> int:
         ok = failed == 0 and "revision v2" in status
         console.print("[green]deployment demo OK: v2 rolled out with no failed request[/]" if ok
                       else f"[red]deployment demo: {failed} failed requests[/]")
+        ok = bad_release(demo, port) and ok
     except (RuntimeError, subprocess.CalledProcessError, httpx.HTTPError) as exc:
         console.print(f"[red]deployment demo failed:[/] {exc}")
     finally:

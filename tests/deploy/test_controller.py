@@ -372,6 +372,7 @@ async def test_default_guards_roll_back_a_bad_release_and_pass_a_good_one(env: E
         assert await env.until(bad.id, lambda p: Phase(p).terminal) == "rolled_back"
         took = time.monotonic() - started
     reason = env.store.deployments.get(bad.id).state["reason"]
+    print(reason)
     assert "default canary guard" in reason and "5xx" in reason, reason
     print(f"bad release rolled back {took:.2f}s after it started failing")
     assert took < 15, took  # seconds, not the 60 s step

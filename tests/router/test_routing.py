@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Iterator
 
@@ -144,3 +145,18 @@ def _totals(router: RouterProcess) -> Counter[str]:
             group = line.split('target_group="')[1].split('"')[0]
             out[group] += int(line.rsplit(" ", 1)[1])
     return out
+
+
+def test_latency_is_measured_below_a_millisecond_not_rounded_to_the_loop_clock(
+    router: RouterProcess,
+) -> None:
+    get_many(router.listener_port(), 300, batch=1)
+    time.sleep(1.2)  # close the second
+    series = router.admin("GET", "/v1/metrics?window=5&hist=1").json()["series"]
+    hist: Counter[int] = Counter()
+    for s in series:
+        for point in s["seconds"]:
+            hist.update({int(k): v for k, v in point["hist"].items()})
+    # uvloop's loop.time() ticks in whole milliseconds; a proxied request takes well over 1 µs.
+    assert sum(hist.values()) >= 300
+    assert sum(n for i, n in hist.items() if i < 16) == 0, hist

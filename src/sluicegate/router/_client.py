@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from time import perf_counter
 from typing import TYPE_CHECKING, cast
 
 import httptools
@@ -277,7 +278,7 @@ class ClientProtocol(asyncio.Protocol):
         tail.append(b"\r\n")
         head = b"".join((method, b" ", self.url, b" HTTP/1.1\r\n", *hparts, *tail))
         ex = Exchange(self, method, head, entry, set_cookie, bool(parser.should_keep_alive()),
-                      http11, self.te_chunked, has_body, upgrade, plane.loop.time())
+                      http11, self.te_chunked, has_body, upgrade, perf_counter())
         self.ex = ex
         if self.active is None:
             self.active = ex
@@ -386,7 +387,7 @@ class ClientProtocol(asyncio.Protocol):
         """Answer ``ex`` with a router-generated error (502/503/504) and count it."""
         if ex is not self.active or self.transport is None:
             return
-        latency = self.plane.loop.time() - ex.start
+        latency = perf_counter() - ex.start
         if status in (502, 504):
             ex.entry.series.record_router_error(status, latency)
         else:

@@ -35,6 +35,8 @@ class Exchange:
         self.chunked = chunked  # request body is chunked: re-frame it upstream
         self.has_body = has_body
         self.upgrade = upgrade
+        # perf_counter() at the request head: uvloop's loop.time() has millisecond
+        # resolution, far too coarse for a latency histogram of sub-millisecond requests.
         self.start = start
         self.body: list[bytes] = []  # framed body bytes not yet sent upstream
         self.buffered = 0

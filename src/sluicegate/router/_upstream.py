@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from time import perf_counter
 from typing import TYPE_CHECKING, cast
 
 import httptools
@@ -313,7 +314,7 @@ class UpstreamProtocol(asyncio.Protocol):
         self.ex = None
         self.target.in_flight -= 1
         plane = self.plane
-        ex.entry.series.record(ex.status, plane.loop.time() - ex.start)
+        ex.entry.series.record(ex.status, perf_counter() - ex.start)
         transport = self.transport
         if transport is not None:
             if self.close_after or not ex.body_done or self.target.draining:
@@ -329,7 +330,7 @@ class UpstreamProtocol(asyncio.Protocol):
         if ex is None or self.transport is None:
             return
         self.tunnel = True
-        ex.entry.series.record(101, self.plane.loop.time() - ex.start)
+        ex.entry.series.record(101, perf_counter() - ex.start)
         if self.out:
             self._flush()
         client = ex.client
