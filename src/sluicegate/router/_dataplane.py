@@ -306,7 +306,9 @@ class DataPlane:
         ex.target = target
         target.in_flight += 1
         idle = target.idle
-        while idle:
+        # An Upgrade gets a connection of its own: it becomes a tunnel and never returns to
+        # the pool, and a fresh connection cannot carry state from earlier exchanges.
+        while idle and not ex.upgrade:
             up = idle.pop()
             if up.transport is not None and not up.transport.is_closing():
                 up.send(ex)
