@@ -4,6 +4,10 @@ Each check compares the new revision's target group with the old one's over the 
 seconds in which green had traffic (error proportion and latency, ``canary.judge``). A FAIL
 makes the guard fire; the controller then rolls back at once. INCONCLUSIVE never fires (and
 the lifecycle never promotes on it either: steps keep their pauses).
+
+The judgement runs several times a second over a sliding window, so one FAIL is not enough:
+the guard fires when the verdict is FAIL at two different newest seconds in a row (about one
+second more to detect, far fewer false rollbacks from repeated testing).
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ class DefaultGuards:
         self.window = window
         self.confidence = confidence
         self.last: dict[str, Judgement] = {}
+        self._failing_since: dict[str, int] = {}  # deployment -> newest second of a FAIL
 
     async def __call__(self, dep: Deployment) -> str | None:
         if dep.from_revision is None or not dep.active:
@@ -58,6 +63,11 @@ class DefaultGuards:
         g, b = paired_counts(green, blue)
         verdict = judge(g, b, confidence=self.confidence, error_label="5xx")
         self.last[dep.id] = verdict
-        if verdict.outcome is Outcome.FAIL:
+        newest = green[-1].t if green else 0
+        if verdict.outcome is not Outcome.FAIL:
+            self._failing_since.pop(dep.id, None)
+            return None
+        first = self._failing_since.setdefault(dep.id, newest)
+        if newest > first:
             return f"default canary guard ({verdict.detail})"
         return None
