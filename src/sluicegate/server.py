@@ -36,7 +36,8 @@ log = logging.getLogger("sluicegate.server")
 class ServerSettings:
     def __init__(self, state_dir: Path, port: int = 7070, host: str = "127.0.0.1",
                  database: str | None = None, insecure: bool = False,
-                 router_admin_port: int | None = None, tick: float = 0.25) -> None:
+                 router_admin_port: int | None = None, tick: float = 0.25,
+                 default_guards: bool = True) -> None:
         self.state_dir = Path(state_dir)
         self.port = port
         self.host = host
@@ -44,6 +45,7 @@ class ServerSettings:
         self.insecure = insecure
         self.router_admin_port = router_admin_port
         self.tick = tick
+        self.default_guards = default_guards
 
 
 async def serve(settings: ServerSettings, stop: asyncio.Event,
@@ -64,7 +66,7 @@ async def serve(settings: ServerSettings, stop: asyncio.Event,
     compute = LocalCompute(settings.state_dir, on_change=on_change)
     guards = DefaultGuards(RouterSource(supervisor.client()))
     controller = Controller(store, compute, RouterTraffic(supervisor.client()), SystemClock(),
-                            alarms=guards)
+                            alarms=guards if settings.default_guards else None)
     controllers.append(controller)
     await controller.recover()
     app = create_app(controller, store, settings.insecure)

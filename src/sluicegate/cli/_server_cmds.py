@@ -16,12 +16,16 @@ from sluicegate.cli._api import Api, api_options
 @click.option("--database", default=None,
               help="sqlite path or postgresql://… URL (default: <state-dir>/sluicegate.db).")
 @click.option("--insecure", is_flag=True, help="Serve the API without tokens (development only).")
-def server(port: int, state_dir: str, database: str | None, insecure: bool) -> None:
+@click.option("--no-default-guards", is_flag=True,
+              help="Do not judge green against blue automatically (for benchmarks that compare "
+                   "other detection strategies).")
+def server(port: int, state_dir: str, database: str | None, insecure: bool,
+           no_default_guards: bool) -> None:
     """Run the embedded server: API, controller, router process and local compute."""
     from sluicegate.server import ServerSettings, run_server
 
     run_server(ServerSettings(Path(state_dir), port=port, database=database,
-                              insecure=insecure))
+                              insecure=insecure, default_guards=not no_default_guards))
 
 
 @click.group()
