@@ -565,6 +565,8 @@ def report(args: argparse.Namespace, results: dict[str, list[Result]],
         f" Canary10Percent5Minutes is compressed by the same factor: 10 % for {interval:g} s.",
         "- (c) `sluice deploy` with examples/shop.yaml's deployment config "
         "(10 % → 50 % → 100 %, 4 s pauses) and the server's built-in guards.",
+        "- 'requests' counts everything users sent, the few seconds on v1 before the "
+        "deployment included.",
         ("- Default guards **off** in (a) and (b) (`--guards-off`: `sluice server` has no option"
          " for it, so the server ran through a wrapper replacing them by a never-firing check;"
          " src/ unchanged)." if args.guards_off else
