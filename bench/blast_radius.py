@@ -21,10 +21,8 @@ Every scenario starts its own ``sluice server`` in a temporary state dir on free
 everything it started (server, router, replicas) is stopped by pid at the end. Only
 127.0.0.1 traffic.
 
-Note: ``sluice server`` has no switch to turn its default guards off, and this benchmark does
-not change src/, so by default the guards are active in (a) and (b) too; the output says so.
-``--guards-off`` starts the server of (a) and (b) through a small wrapper that replaces them
-with a never-firing check (the real (b): only the script's alarm can roll back).
+The servers of (a) and (b) run with ``sluice server --no-default-guards``, so only the
+script's alarm (b) can roll back; ``--keep-guards`` leaves the built-in guards on there too.
 """
 
 from __future__ import annotations
@@ -58,24 +56,6 @@ from sluicegate.spec import AlarmSpec
 
 REPO = Path(__file__).resolve().parent.parent
 SERVICE = "shop"
-# ``--guards-off``: ``sluice server`` started through this wrapper, which swaps the server's
-# default guards for a check that never fires (src/ unchanged; the server has no such switch).
-GUARDS_OFF = """
-import sys
-import sluicegate.server as server
-
-class NoGuards:
-    def __init__(self, source, *args, **kwargs):
-        self.source = source
-
-    async def __call__(self, dep):
-        return None
-
-server.DefaultGuards = NoGuards
-sys.argv[0] = "sluice"
-from sluicegate.cli import main
-main()
-"""
 
 
 def free_port() -> int:
@@ -168,8 +148,8 @@ class Cluster:
         self.workdir.mkdir(parents=True, exist_ok=True)
         with open(self.workdir / "server.log", "w") as err:
             self.server = subprocess.Popen(
-                [sys.executable, *(["-m", "sluicegate"] if self.guards else ["-c", GUARDS_OFF]),
-                 "server", "--state-dir", str(self.state),
+                [sys.executable, "-m", "sluicegate", "server", "--state-dir", str(self.state),
+                 *([] if self.guards else ["--no-default-guards"]),
                  "--port", str(self.api_port)],
                 stdout=subprocess.PIPE, stderr=err, text=True, cwd=REPO)
         assert self.server.stdout is not None
@@ -422,7 +402,7 @@ def run_scenario(kind: str, args: argparse.Namespace, tag: str, *, healthy: bool
         observe = max(observe, 60.0)
     spec["deployment"]["termination_wait"] = f"{int(observe) + 60}s"
     workdir = Path(tempfile.mkdtemp(prefix=f"blast-{kind}-", dir=args.tmp))
-    cluster = Cluster(workdir, spec, guards=kind == "c" or not args.guards_off)
+    cluster = Cluster(workdir, spec, guards=kind == "c" or args.keep_guards)
     background = {"SHOP_FAIL_PERCENT": "1"} if healthy else {}
     bad_rev = f"v2{kind}"
     try:
@@ -567,12 +547,10 @@ def report(args: argparse.Namespace, results: dict[str, list[Result]],
         "(10 % → 50 % → 100 %, 4 s pauses) and the server's built-in guards.",
         "- 'requests' counts everything users sent, the few seconds on v1 before the "
         "deployment included.",
-        ("- Default guards **off** in (a) and (b) (`--guards-off`: `sluice server` has no option"
-         " for it, so the server ran through a wrapper replacing them by a never-firing check;"
-         " src/ unchanged)." if args.guards_off else
-         "- **The server's default guards were active in (a) and (b) as well**: `sluice server`"
-         " has no option to disable them (and src/ was not changed; `--guards-off` uses a"
-         " wrapper). 'outcome' says who rolled back."),
+        ("- **The server's default guards were also active in (a) and (b)** (`--keep-guards`);"
+         " 'outcome' says who rolled back." if args.keep_guards else
+         "- (a) and (b) ran with `sluice server --no-default-guards`: nothing but (b)'s alarm"
+         " could roll back."),
         "- Times are seconds after the first 500 a user got from the bad revision; detection is "
         "the earliest of the script's ALARM and the first rollback event, '100 % blue' the "
         "`deployment.rolled_back` event; 'last bad answer' is the last response users got from "
@@ -608,10 +586,9 @@ def main() -> int:
     p.add_argument("--strategies", default="abc", help="which of a, b, c to run (default abc)")
     p.add_argument("--settle", type=float, default=3.0,
                    help="seconds of load on v1 before the deployment (default 3)")
-    p.add_argument("--guards-off", action="store_true",
-                   help="start the server of (a) and (b) through a wrapper that replaces its "
-                        "default guards by a never-firing check (sluice server has no switch "
-                        "for it); without this the default guards are active in (a) and (b)")
+    p.add_argument("--keep-guards", action="store_true",
+                   help="keep the server's default guards on in (a) and (b) too (by default "
+                        "their servers run with --no-default-guards)")
     p.add_argument("--tmp", default=None, help="parent of the temp dirs (default: system)")
     p.add_argument("--keep", action="store_true", help="keep the temp dirs (logs)")
     args = p.parse_args()
@@ -631,7 +608,7 @@ def main() -> int:
         for n in range(args.healthy_runs):
             r = run_scenario("c", args, f"healthy run {n + 1}", healthy=True)
             log(f"healthy run {n + 1}: {r.phase}; failed answers {r.failures or 'none'}; "
-                f"{r.reason[:160]}")
+                f"{r.reason}")
             healthy.append(r)
     except KeyboardInterrupt:
         log("interrupted; reporting what ran")
