@@ -46,11 +46,15 @@ def paired_counts(green: Sequence[Second], blue: Sequence[Second]
 class DefaultGuards:
     """An ``AlarmCheck`` for the controller: the name and evidence of a firing guard, or None."""
 
-    def __init__(self, source: MetricSource, window: int = 60,
-                 confidence: float = 0.99) -> None:
+    # Defaults chosen after the first blast-radius runs: at 99 % and a 10 % latency tolerance,
+    # fresh (cold) replicas on a noisy 2-core machine failed the latency test in healthy runs.
+    # A guard that rolls back must be sure; the error test stays fast on a clearly bad release.
+    def __init__(self, source: MetricSource, window: int = 60, confidence: float = 0.999,
+                 tolerated_latency_increase: float = 0.5) -> None:
         self.source = source
         self.window = window
         self.confidence = confidence
+        self.tolerated_latency_increase = tolerated_latency_increase
         self.last: dict[str, Judgement] = {}
         self._failing_since: dict[str, int] = {}  # deployment -> newest second of a FAIL
 
@@ -61,7 +65,8 @@ class DefaultGuards:
         green = series.get(group_name(dep.service, dep.revision), [])
         blue = series.get(group_name(dep.service, dep.from_revision), [])
         g, b = paired_counts(green, blue)
-        verdict = judge(g, b, confidence=self.confidence, error_label="5xx")
+        verdict = judge(g, b, confidence=self.confidence, error_label="5xx",
+                        tolerated_latency_increase=self.tolerated_latency_increase)
         self.last[dep.id] = verdict
         newest = green[-1].t if green else 0
         if verdict.outcome is not Outcome.FAIL:
