@@ -84,6 +84,7 @@ class ClientProtocol(asyncio.Protocol):
         "transport",
         "tunnel",
         "upgrade_hdr",
+        "upstream_paused",
         "url",
         "xff",
     )
@@ -98,6 +99,7 @@ class ClientProtocol(asyncio.Protocol):
         self.queue: deque[Exchange] | None = None  # pipelined exchanges waiting their turn
         self.tunnel: asyncio.Transport | None = None  # after a 101: the upstream transport
         self.read_paused = False
+        self.upstream_paused = False
         self.rejected: bytes | None = None  # an error answer due after the requests before it
         self.ip = b"unknown"
         self.deadline = 0.0
@@ -175,22 +177,37 @@ class ClientProtocol(asyncio.Protocol):
                     self._reject(431, "request headers too large")
 
     def pause_writing(self) -> None:
-        up = self.tunnel_peer()
-        if up is not None:
-            up.pause_reading()
-
-    def resume_writing(self) -> None:
-        up = self.tunnel_peer()
-        if up is not None:
-            up.resume_reading()
-
-    def tunnel_peer(self) -> asyncio.Transport | None:
         if self.tunnel is not None:
-            return self.tunnel
+            self.tunnel.pause_reading()
+            return
         ex = self.active
         if ex is not None and ex.upstream is not None:
-            return ex.upstream.transport
-        return None
+            ex.upstream.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.tunnel is not None:
+            self.tunnel.resume_reading()
+            return
+        ex = self.active
+        if ex is not None and ex.upstream is not None:
+            ex.upstream.resume_reading()
+
+    # The upstream pauses our reading while its send buffer is full (an upload). That is a
+    # pause of its own, apart from ours (pipelining, Connection: close): both must be lifted
+    # to read again, and the exchange ending lifts the upstream's, so a connection never stays
+    # paused for the next request.
+
+    def pause_by_upstream(self) -> None:
+        if not self.upstream_paused and self.transport is not None:
+            self.upstream_paused = True
+            if not self.read_paused:
+                self.transport.pause_reading()
+
+    def resume_by_upstream(self) -> None:
+        if self.upstream_paused:
+            self.upstream_paused = False
+            if not self.read_paused and self.transport is not None:
+                self.transport.resume_reading()
 
     # -- httptools callbacks -----------------------------------------------------------------
 
@@ -343,6 +360,8 @@ class ClientProtocol(asyncio.Protocol):
         if ex is not self.active:
             return
         self.active = None
+        if self.upstream_paused:
+            self.resume_by_upstream()
         transport = self.transport
         if transport is None:
             return
@@ -459,4 +478,5 @@ class ClientProtocol(asyncio.Protocol):
     def _resume(self) -> None:
         if self.read_paused and self.transport is not None and self.rejected is None:
             self.read_paused = False
-            self.transport.resume_reading()
+            if not self.upstream_paused:
+                self.transport.resume_reading()

@@ -47,6 +47,7 @@ class UpstreamProtocol(asyncio.Protocol):
         "parser",
         "plane",
         "raw",
+        "read_paused",
         "rechunk",
         "reused",
         "target",
@@ -65,6 +66,7 @@ class UpstreamProtocol(asyncio.Protocol):
         self.tunnel = False
         self.reused = False
         self.idle_since = 0.0
+        self.read_paused = False  # by the client's backpressure (see pause_reading)
         # Bytes for the client gathered during one data_received, written with one syscall.
         self.out: list[bytes] = []
         self._reset()
@@ -161,13 +163,24 @@ class UpstreamProtocol(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         ex = self.ex
-        if ex is not None and ex.client.transport is not None:
-            ex.client.transport.pause_reading()
+        if ex is not None:
+            ex.client.pause_by_upstream()
 
     def resume_writing(self) -> None:
         ex = self.ex
-        if ex is not None and ex.client.transport is not None and not ex.client.read_paused:
-            ex.client.transport.resume_reading()
+        if ex is not None:
+            ex.client.resume_by_upstream()
+
+    def pause_reading(self) -> None:
+        """The client cannot take more: stop reading the response (download backpressure)."""
+        if not self.read_paused and self.transport is not None:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.read_paused and self.transport is not None:
+            self.read_paused = False
+            self.transport.resume_reading()
 
     # -- driven by the data plane and the client side ------------------------------------------
 
@@ -320,6 +333,9 @@ class UpstreamProtocol(asyncio.Protocol):
             if self.close_after or not ex.body_done or self.target.draining:
                 transport.close()
             else:
+                # The response may end while the client is still slow: a pooled connection
+                # must never wait in the pool with its reading paused.
+                self.resume_reading()
                 self.reused = True
                 self.idle_since = plane.now
                 self.target.idle.append(self)
