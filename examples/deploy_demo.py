@@ -154,8 +154,11 @@ def bad_release(demo: Demo, port: int) -> bool:
         created = r["created_at"]
         table.add_row("deployment start → rollback done", f"{rolled_back_at - created:.1f} s")
     console.print(table)
-    after = [v for t, v in seen if failures and t > failures[-1]]
-    ok = phase == "rolled_back" and "v3" not in after
+    # After the rollback (the last second of traffic, recorded once it was done), users
+    # reach only v2 again.
+    end = seen[-1][0] if seen else 0.0
+    after = {v for t, v in seen if t > end - 0.8}
+    ok = phase == "rolled_back" and after <= {"v2"}
     console.print("[green]bad release caught and undone automatically[/]" if ok
                   else "[red]the bad release was not rolled back[/]")
     return ok
