@@ -56,13 +56,10 @@ async def apply_service(name: str, request: Request, caller: Deployer,
     except ValidationError as exc:
         raise spec_error_from(exc, "request body") from exc
     if spec.service != name:
-        raise SpecError([_problem("service", f"is {spec.service!r} but the URL names {name!r}")])
+        raise SpecError([Problem("service", f"is {spec.service!r} but the URL names {name!r}")])
     await _ctl(request).apply_service(spec, caller.name)
     return {"service": name, "applied": True}
 
-
-def _problem(path: str, message: str) -> Problem:
-    return Problem(path, message)
 
 
 @router.get("/services")

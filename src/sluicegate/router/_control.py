@@ -192,11 +192,11 @@ class RouterController:
         if (match := _TARGETS.match(path)) and m == "POST":
             body = req.json()
             if not isinstance(body, dict) or not isinstance(body.get("target"), str):
-                raise SpecError([_problem("target", 'expected {"target": "host:port"}')])
+                raise SpecError([Problem("target", 'expected {"target": "host:port"}')])
             try:
                 await self.register(match.group(1), body["target"])
             except ValueError as exc:
-                raise SpecError([_problem("target", str(exc))]) from exc
+                raise SpecError([Problem("target", str(exc))]) from exc
             return AdminResponse(201, {"target_group": match.group(1),
                                        "target": body["target"], "state": "registered"})
         if (match := _TARGET.match(path)) and m == "DELETE":
@@ -209,30 +209,27 @@ class RouterController:
                      f"no route for {m} {req.path}")
 
 
-def _problem(path: str, message: str) -> Problem:
-    return Problem(path, message)
-
 
 def _int_arg(req: AdminRequest, name: str, default: int, lo: int, hi: int) -> int:
     raw = req.query.get(name)
     if not raw:
         return default
     if not raw[0].isascii() or not raw[0].isdigit() or not lo <= int(raw[0]) <= hi:
-        raise SpecError([_problem(name, f"must be a whole number from {lo} to {hi}")])
+        raise SpecError([Problem(name, f"must be a whole number from {lo} to {hi}")])
     return int(raw[0])
 
 
 def _weights_body(body: Any) -> tuple[dict[str, int], int | None]:
     if not isinstance(body, dict) or not isinstance(body.get("weights"), dict):
-        raise SpecError([_problem("weights", 'expected {"weights": {"<group>": <int>, ...}}')])
+        raise SpecError([Problem("weights", 'expected {"weights": {"<group>": <int>, ...}}')])
     weights: dict[str, int] = {}
     for name, w in body["weights"].items():
         if not isinstance(w, int) or isinstance(w, bool):
-            raise SpecError([_problem(f"weights.{name}", "weight must be a whole number")])
+            raise SpecError([Problem(f"weights.{name}", "weight must be a whole number")])
         weights[name] = w
     rule = body.get("rule")
     if rule is not None and (not isinstance(rule, int) or isinstance(rule, bool)):
-        raise SpecError([_problem("rule", "rule must be a rule index or null")])
+        raise SpecError([Problem("rule", "rule must be a rule index or null")])
     return weights, rule
 
 

@@ -100,6 +100,11 @@ class UpstreamProtocol(asyncio.Protocol):
         ex = self.ex
         if ex is None:
             return
+        if ex.response_started and self.until_close and not self.tunnel:
+            # A body delimited by close ends here: that is its normal end (no pooling: the
+            # transport is gone).
+            self.on_message_complete()
+            return
         self.ex = None
         target.in_flight -= 1
         client = ex.client
@@ -108,12 +113,7 @@ class UpstreamProtocol(asyncio.Protocol):
                 client.transport.close()
             return
         if ex.response_started:
-            if self.until_close:
-                # A body delimited by close ends here: that is its normal end.
-                self.ex = ex
-                target.in_flight += 1
-                self.on_message_complete()
-            elif client.transport is not None:
+            if client.transport is not None:
                 client.transport.close()  # a truncated response: the client must notice
             return
         # The request was sent, so only the keep-alive race is retried: a pooled connection
