@@ -22,6 +22,7 @@ from sluicegate.clock import SystemClock
 from sluicegate.compute.base import ReplicaEvent
 from sluicegate.compute.local import LocalCompute
 from sluicegate.deploy.controller import Controller
+from sluicegate.monitor._recent import RecentSeconds
 from sluicegate.monitor.guards import DefaultGuards
 from sluicegate.monitor.sources import RouterSource
 from sluicegate.router.supervisor import RouterSupervisor
@@ -64,9 +65,11 @@ async def serve(settings: ServerSettings, stop: asyncio.Event,
             c.on_replica_event(event)
 
     compute = LocalCompute(settings.state_dir, on_change=on_change)
-    guards = DefaultGuards(RouterSource(supervisor.client()))
-    controller = Controller(store, compute, RouterTraffic(supervisor.client()), SystemClock(),
-                            alarms=guards if settings.default_guards else None)
+    clock = SystemClock()
+    guards = DefaultGuards(RecentSeconds(RouterSource(supervisor.client()), clock), clock=clock)
+    controller = Controller(store, compute, RouterTraffic(supervisor.client()), clock,
+                            alarms=guards if settings.default_guards else None,
+                            hold=guards.hold if settings.default_guards else None)
     controllers.append(controller)
     await controller.recover()
     app = create_app(controller, store, settings.insecure)
@@ -101,7 +104,7 @@ async def _watch_router(supervisor: RouterSupervisor, controller: Controller,
             log.error("the router process is gone; starting it again")
             await supervisor.ensure()
             controller.traffic = RouterTraffic(supervisor.client())
-            guards.source = RouterSource(supervisor.client())
+            guards.source = RecentSeconds(RouterSource(supervisor.client()), guards.clock)
             await controller.recover()
 
 

@@ -83,10 +83,11 @@ class Driver:
         hook: tuple[HookStage, int, bool] | None = None,
         alarm: str | None = None,
         command: Command | None = None,
+        hold: str | None = None,
     ) -> list[Action]:
         self.now += dt
         outcome = HookOutcome(hook[0], hook[1], hook[2], "detail") if hook else None
-        obs = Observation(self.now, healthy, ready, outcome, alarm, command, "ana")
+        obs = Observation(self.now, healthy, ready, outcome, alarm, command, "ana", hold)
         new: list[Action] = []
         for _ in range(1000):
             d = decide(self.state, self.plan, self.spec, obs)
@@ -190,6 +191,29 @@ def test_promote_ends_a_timed_pause_and_promote_full_goes_to_all_traffic() -> No
     d.tick(1.0, command=Command.PROMOTE_FULL)
     assert d.weights() == [5, 25, 100]
     assert d.phase() is Phase.TERMINATION_WAIT
+
+
+def test_a_timed_step_without_a_verdict_waits_with_one_event_until_the_verdict_comes() -> None:
+    plan = steps({"weight": 10, "pause": "30s"}, {"weight": 100})
+    d = Driver(NO_HOOKS, plan)
+    d.to_shifting()
+    d.tick(31.0, hold="no verdict yet")
+    d.tick(10.0, hold="no verdict yet")
+    assert (d.phase(), d.state.green_weight, d.state.holding) == (
+        Phase.SHIFTING, 10, "no verdict yet")
+    assert d.events().count("holding") == 1
+    d.tick(1.0)  # the guard has a verdict now
+    assert d.weights() == [10, 100] and d.state.holding is None
+
+
+def test_a_hold_never_delays_a_step_before_its_pause_is_over_nor_blocks_promote() -> None:
+    plan = steps({"weight": 10, "pause": "30s"}, {"weight": 50, "pause": "30s"}, {"weight": 100})
+    d = Driver(NO_HOOKS, plan)
+    d.to_shifting()
+    d.tick(5.0, hold="no verdict yet")
+    assert "holding" not in d.events()
+    d.tick(1.0, hold="no verdict yet", command=Command.PROMOTE)
+    assert d.weights() == [10, 50]
 
 
 def test_promote_during_the_termination_wait_stops_blue_now() -> None:

@@ -1,9 +1,11 @@
-"""DefaultGuards: green judged against blue over the same seconds; one FAIL is not enough."""
+"""DefaultGuards: green judged against blue over the same seconds; a FAIL must hold for half a
+second over more requests before it rolls back; no verdict holds a step."""
 
 from __future__ import annotations
 
 import asyncio
 
+from sluicegate.clock import ManualClock
 from sluicegate.monitor.guards import DefaultGuards, paired_counts
 from sluicegate.monitor.sources import Second
 from sluicegate.store import Deployment
@@ -37,17 +39,53 @@ def test_only_seconds_in_which_green_served_are_compared() -> None:
     assert (g.errors, g.total, b.errors, b.total) == (1, 10, 0, 90)
 
 
-def test_a_clearly_worse_green_fires_at_the_second_failing_second_not_the_first() -> None:
-    source = FakeSource()
-    guards = DefaultGuards(source)
+def test_a_clearly_worse_green_fires_once_the_fail_held_half_a_second_over_more_requests(
+) -> None:
+    source, clock = FakeSource(), ManualClock()
+    guards = DefaultGuards(source, clock=clock)
     source.add(100, green_errors=0)
     assert asyncio.run(guards(deployment())) is None
     source.add(101, green_errors=120)
-    assert asyncio.run(guards(deployment())) is None  # one FAIL verdict: not yet
-    assert asyncio.run(guards(deployment())) is None  # the same newest second again
+    assert asyncio.run(guards(deployment())) is None  # a first FAIL verdict: not yet
+    clock.advance(0.6)
+    assert asyncio.run(guards(deployment())) is None  # later, but on the same requests
     source.add(102, green_errors=120)
+    clock.advance(0.25)
     fired = asyncio.run(guards(deployment()))
     assert fired is not None and "5xx" in fired
+
+
+def test_a_fail_that_does_not_hold_starts_the_half_second_again() -> None:
+    source, clock = FakeSource(), ManualClock()
+    guards = DefaultGuards(source, clock=clock)
+    source.add(100, green_errors=30)
+    assert asyncio.run(guards(deployment())) is None  # FAIL at t
+    source.series["shop.v2"][-1] = Second(100, 200, 0, 0, {80: 200})  # the open second grew
+    clock.advance(0.3)
+    assert asyncio.run(guards(deployment())) is None  # not FAIL any more: reset
+    source.add(101, green_errors=60)
+    clock.advance(0.3)
+    assert asyncio.run(guards(deployment())) is None  # FAIL again, a new half second starts
+    source.add(102, green_errors=60)
+    clock.advance(0.3)
+    assert asyncio.run(guards(deployment())) is None
+    source.add(103, green_errors=60)
+    clock.advance(0.3)
+    assert asyncio.run(guards(deployment())) is not None
+
+
+def test_no_verdict_holds_the_step_and_a_pass_releases_it() -> None:
+    source, clock = FakeSource(), ManualClock()
+    guards = DefaultGuards(source, clock=clock)
+    source.add(100, green_errors=0, green=5, blue=50)
+    asyncio.run(guards(deployment()))
+    held = guards.hold(deployment())
+    assert held is not None and "no verdict yet" in held and "not enough data" in held
+    for t in range(101, 104):
+        source.add(t, green_errors=0, green=100, blue=400)
+    asyncio.run(guards(deployment()))
+    assert guards.hold(deployment()) is None
+    assert guards.hold(deployment(from_revision=None)) is None
 
 
 def test_a_healthy_green_and_a_first_deployment_never_fire() -> None:

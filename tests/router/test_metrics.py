@@ -98,3 +98,23 @@ def test_a_registry_with_metrics_off_counts_nothing() -> None:
     reg.rotate(2)
     assert s.total.requests == 0
     assert [c.requests for _, c in s.ring] == [0]
+
+
+def test_open_second_is_shown_only_on_request_and_merges_across_workers() -> None:
+    snaps = []
+    for n in (2, 3):
+        reg = MetricsRegistry(window_seconds=60)
+        reg.rotate(20)
+        reg.get("web", "green").record(200, 0.001)
+        reg.rotate(21)
+        for _ in range(n):
+            reg.get("web", "green").record(500, 0.001)  # second 21, still counting
+        snaps.append(reg.snapshot(60))
+    merged = merge_snapshots(snaps)
+    [closed_only] = summarize(merged, 60)["series"]
+    assert [p["t"] for p in closed_only["seconds"]] == [20]
+    [with_open] = summarize(merged, 60, hist=True, include_open=True)["series"]
+    last = with_open["seconds"][-1]
+    assert (last["t"], last["requests"], last["5xx"], last["open"]) == (21, 5, 5, True)
+    assert sum(last["hist"].values()) == 5
+    assert (with_open["requests"], with_open["5xx"]) == (2, 0)  # sums stay closed-only

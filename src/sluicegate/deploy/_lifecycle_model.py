@@ -80,6 +80,7 @@ class Observation:
     alarm_firing: str | None = None  # the name of a firing guard alarm
     command: Command | None = None
     actor: str | None = None  # who gave the command, for the event log
+    hold: str | None = None  # why a timed step must not end yet (the guards have no verdict)
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ class DeploymentState:
     test_traffic_on_green: bool = False
     ending: Phase | None = None  # where ROLLING_BACK ends
     reason: str | None = None  # why it is rolling back / rolled back / failed / stopped
+    holding: str | None = None  # a timed step outlived its pause: why it waits (obs.hold)
 
 
 # --- actions -----------------------------------------------------------------------------

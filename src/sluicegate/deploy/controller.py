@@ -46,10 +46,11 @@ from sluicegate.router.traffic import ServiceRoute, TrafficControl
 from sluicegate.spec.service import DeploymentSpec, ServiceSpec, expand_placeholders
 from sluicegate.store import Deployment, Store
 
-__all__ = ["AlarmCheck", "Controller", "state_from_json", "state_to_json"]
+__all__ = ["AlarmCheck", "Controller", "HoldCheck", "state_from_json", "state_to_json"]
 
 log = logging.getLogger("sluicegate.deploy")
 AlarmCheck = Callable[[Deployment], Awaitable[str | None]]  # the Monitor issue's seam
+HoldCheck = Callable[[Deployment], str | None]  # why a step must wait for a verdict
 _MAX_DECISIONS_PER_TICK = 20
 
 
@@ -59,12 +60,14 @@ def _status(phase: Phase) -> str:
 
 class Controller:
     def __init__(self, store: Store, compute: LocalCompute, traffic: TrafficControl,
-                 clock: Clock, alarms: AlarmCheck | None = None) -> None:
+                 clock: Clock, alarms: AlarmCheck | None = None,
+                 hold: HoldCheck | None = None) -> None:
         self.store = store
         self.compute = compute
         self.traffic = traffic
         self.clock = clock
         self.alarms = alarms
+        self.hold = hold
         self.external = ExternalCompute()  # revisions the user runs; we check and route only
         self._hooks: dict[tuple[str, str, int], asyncio.Task[HookResult]] = {}
         self._commands: dict[str, tuple[Command, str]] = {}
@@ -146,7 +149,7 @@ class Controller:
             replicas[revision] = [{"address": h.replica.address, "healthy": h.healthy,
                                    "detail": h.detail, "restarts": h.restarts}
                                   for h in health]
-        return {"next_step_in": next_in, "replicas": replicas}
+        return {"next_step_in": next_in, "holding": state.holding, "replicas": replicas}
 
     def current_revision(self, service: str) -> str | None:
         """The revision serving production: the newest deployment that succeeded."""
@@ -253,9 +256,12 @@ class Controller:
                 break
         command, actor = self._commands.pop(dep.id, (None, None))
         alarm = await self.alarms(dep) if self.alarms is not None else None
+        hold = None
+        if self.hold is not None and spec.deployment.wait_for_verdict:
+            hold = self.hold(dep)
         return Observation(now=self.clock.now(), green_healthy=healthy,
                            green_ready_replicas=ready, hook_outcome=outcome,
-                           alarm_firing=alarm, command=command, actor=actor)
+                           alarm_firing=alarm, hold=hold, command=command, actor=actor)
 
     def _record(self, dep: Deployment, state: DeploymentState) -> Deployment:
         return self.store.deployments.update(

@@ -27,6 +27,9 @@ Rules:
 - Rolling back is one weight change (all traffic to blue), the test listener back to blue,
   green stopped. A health-gate timeout ends FAILED; hooks, alarms and ``rollback`` end
   ROLLED_BACK; ``stop`` ends STOPPED (as CodeDeploy's ECS stop: traffic back to blue).
+- A timed step whose pause is over still waits while the guards have no verdict on green
+  (``obs.hold``: "never promote on no data"); the wait is an event once, and ``promote``
+  ends it as it ends any wait.
 - ``promote`` ends the current step's wait (a timed pause or a manual gate), or the
   termination wait (blue is stopped now); ``promote_full`` sends all traffic to green and
   goes to the after-traffic hooks. A command that means nothing in the phase is ignored with
@@ -279,6 +282,7 @@ def _enter_step(
         step_index=i,
         step_started_at=obs.now,
         green_weight=weight,
+        holding=None,
     )
     return _to(state, nxt, *more)
 
@@ -301,6 +305,11 @@ def _shifting(state: DeploymentState, plan: Plan, spec: ServiceSpec, obs: Observ
     if step.until_promoted:
         return Decision(state)
     if step.pause is None or obs.now - state.step_started_at >= step.pause:
+        if step.pause and obs.hold:
+            if state.holding is not None:
+                return Decision(state)
+            held = RecordEvent("holding", f"step {i + 1} waits: {obs.hold}")
+            return _to(state, replace(state, holding=obs.hold), held)
         return _enter_step(state, plan, spec, i + 1, obs)
     return Decision(state)
 

@@ -1,13 +1,16 @@
 """Default guards: every deployment is judged green-against-blue without configuration.
 
-Each check compares the new revision's target group with the old one's over the same closed
-seconds in which green had traffic (error proportion and latency, ``canary.judge``). A FAIL
-makes the guard fire; the controller then rolls back at once. INCONCLUSIVE never fires (and
-the lifecycle never promotes on it either: steps keep their pauses).
+Each check compares the new revision's target group with the old one's over the same
+seconds in which green had traffic (error proportion and latency, ``canary.judge``),
+including the router's current second so far, so a bad release is seen within a fraction
+of a second of its first failures. A FAIL makes the guard fire; the controller then rolls
+back at once. INCONCLUSIVE never fires, and :meth:`DefaultGuards.hold` keeps a canary step
+from moving on while the verdict is INCONCLUSIVE ("never promote on no data").
 
 The judgement runs several times a second over a sliding window, so one FAIL is not enough:
-the guard fires when the verdict is FAIL at two different newest seconds in a row (about one
-second more to detect, far fewer false rollbacks from repeated testing).
+the guard fires when the verdict has stayed FAIL for ``confirm`` seconds (0.5 s) and over
+more green requests than the first FAIL saw. A verdict that is FAIL only for one unlucky
+reading of the open second does not roll back; a bad release costs half a second more.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 
+from sluicegate.clock import Clock, SystemClock
 from sluicegate.monitor.canary import GroupCounts, Judgement, Outcome, judge
 from sluicegate.monitor.sources import MetricSource, Second
 from sluicegate.router.traffic import group_name
@@ -44,22 +48,28 @@ def paired_counts(green: Sequence[Second], blue: Sequence[Second]
 
 
 class DefaultGuards:
-    """An ``AlarmCheck`` for the controller: the name and evidence of a firing guard, or None."""
+    """An ``AlarmCheck`` for the controller: the name and evidence of a firing guard, or None.
+    Also a ``HoldCheck``: why a canary step must wait (no verdict yet), or None."""
 
     # Defaults chosen after the first blast-radius runs: at 99 % and a 10 % latency tolerance,
     # fresh (cold) replicas on a noisy 2-core machine failed the latency test in healthy runs.
     # A guard that rolls back must be sure; the error test stays fast on a clearly bad release.
     def __init__(self, source: MetricSource, window: int = 60, confidence: float = 0.999,
-                 tolerated_latency_increase: float = 0.5) -> None:
+                 tolerated_latency_increase: float = 0.5, confirm: float = 0.5,
+                 clock: Clock | None = None) -> None:
         self.source = source
         self.window = window
         self.confidence = confidence
         self.tolerated_latency_increase = tolerated_latency_increase
+        self.confirm = confirm
+        self.clock = clock or SystemClock()
         self.last: dict[str, Judgement] = {}
-        self._failing_since: dict[str, int] = {}  # deployment -> newest second of a FAIL
+        self._failing: dict[str, tuple[float, int]] = {}  # deployment -> (since, green total)
 
     async def __call__(self, dep: Deployment) -> str | None:
         if dep.from_revision is None or not dep.active:
+            self.last.pop(dep.id, None)
+            self._failing.pop(dep.id, None)
             return None  # a first deployment has nothing to compare with
         series = await self.source.seconds(dep.service, self.window)
         green = series.get(group_name(dep.service, dep.revision), [])
@@ -68,11 +78,19 @@ class DefaultGuards:
         verdict = judge(g, b, confidence=self.confidence, error_label="5xx",
                         tolerated_latency_increase=self.tolerated_latency_increase)
         self.last[dep.id] = verdict
-        newest = green[-1].t if green else 0
         if verdict.outcome is not Outcome.FAIL:
-            self._failing_since.pop(dep.id, None)
+            self._failing.pop(dep.id, None)
             return None
-        first = self._failing_since.setdefault(dep.id, newest)
-        if newest > first:
+        now = self.clock.now()
+        since, seen = self._failing.setdefault(dep.id, (now, g.total))
+        if now - since >= self.confirm and g.total > seen:
             return f"default canary guard ({verdict.detail})"
         return None
+
+    def hold(self, dep: Deployment) -> str | None:
+        """Why ``dep`` must not move to its next step yet: its last verdict was INCONCLUSIVE."""
+        verdict = self.last.get(dep.id)
+        if dep.from_revision is None or verdict is None or \
+                verdict.outcome is not Outcome.INCONCLUSIVE:
+            return None
+        return f"default canary guard has no verdict yet ({verdict.detail})"

@@ -34,6 +34,7 @@ class Second:
     errors: int  # 5xx answers, the router's own 502/504 included
     router_errors: int  # 502/504 the router generated (the target failed or timed out)
     hist: dict[int, int] = field(default_factory=dict)  # latency buckets (router scheme)
+    open: bool = False  # the router's current second, still counting
 
 
 class MetricSource(Protocol):
@@ -73,8 +74,10 @@ class RouterSource:
     def __init__(self, client: RouterClient) -> None:
         self.client = client
 
-    async def seconds(self, listener: str, window: int) -> dict[str, list[Second]]:
-        data = await self.client.metrics(window, listener=listener, hist=True)
+    async def seconds(self, listener: str, window: int, *, include_open: bool = False
+                      ) -> dict[str, list[Second]]:
+        data = await self.client.metrics(window, listener=listener, hist=True,
+                                         include_open=include_open)
         out: dict[str, list[Second]] = {}
         for series in data["series"]:
             if series["listener"] != listener or series["target_group"] == "-":
@@ -82,7 +85,8 @@ class RouterSource:
             out[series["target_group"]] = [
                 Second(int(p["t"]), int(p["requests"]), int(p["5xx"]),
                        int(p["router_502"]) + int(p["router_504"]),
-                       {int(k): int(v) for k, v in p.get("hist", {}).items()})
+                       {int(k): int(v) for k, v in p.get("hist", {}).items()},
+                       bool(p.get("open", False)))
                 for p in series["seconds"]
             ]
         return out

@@ -159,8 +159,9 @@ class RouterController:
             window = _int_arg(req, "window", 60, 1, int(self.config.metrics_window))
             hist = req.query.get("hist", ["0"])[0] in ("1", "true")
             listener = req.query.get("listener", [None])[0]
+            include_open = req.query.get("open", ["0"])[0] in ("1", "true")
             return AdminResponse(200, summarize(await self.snapshot(window), window, hist,
-                                                listener))
+                                                listener, include_open))
         if path == "/v1/config":
             if m == "GET":
                 return AdminResponse(200, {"generation": self.generation,

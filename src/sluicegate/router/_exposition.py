@@ -17,9 +17,11 @@ def _ms(value: float | None) -> float | None:
 
 
 def summarize(snapshot: dict[str, Any], window: int, hist: bool = False,
-              listener: str | None = None) -> dict[str, Any]:
+              listener: str | None = None, include_open: bool = False) -> dict[str, Any]:
     """Per series: sums over the last ``window`` closed seconds, percentiles, per-second points
-    (with their latency histograms when ``hist``, for the monitor's judgement)."""
+    (with their latency histograms when ``hist``, for the monitor's judgement). With
+    ``include_open`` the still-counting current second is the last point, marked
+    ``"open": true`` (not in the sums)."""
     out = []
     for s in snapshot["series"]:
         if listener is not None and s["listener"] != listener:
@@ -33,6 +35,14 @@ def summarize(snapshot: dict[str, Any], window: int, hist: bool = False,
             point["p99_ms"] = _ms(percentile(c.hist, 0.99))
             if hist:
                 point["hist"] = data["hist"]
+            points.append(point)
+        opened = s.get("open")
+        if include_open and opened and opened["requests"]:
+            point = {"t": snapshot["current_second"], **{k: opened[k] for k in _KEYS},
+                     "p99_ms": _ms(percentile(Counts.from_json(opened).hist, 0.99)),
+                     "open": True}
+            if hist:
+                point["hist"] = opened["hist"]
             points.append(point)
         summary: dict[str, Any] = {
             "listener": s["listener"],

@@ -156,7 +156,10 @@ class MetricsRegistry:
         self.current_second = second
 
     def snapshot(self, window: int) -> dict[str, Any]:
-        """Closed seconds within ``window`` plus running totals, JSON-ready and mergeable."""
+        """Closed seconds within ``window`` plus running totals, JSON-ready and mergeable.
+
+        ``open`` is the current, still-counting second: the canary guard judges it too (half
+        a second sooner on average), alarms use only closed seconds."""
         since = self.current_second - window
         out = []
         for s in self.series.values():
@@ -169,6 +172,7 @@ class MetricsRegistry:
                 "target_group": s.key.target_group,
                 "total": total.to_json(),
                 "seconds": seconds,
+                "open": s.cur.to_json(),
             })
         return {"current_second": self.current_second, "series": out}
 
@@ -177,6 +181,7 @@ def merge_snapshots(snapshots: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """Sum snapshots from several worker processes, series by series and second by second."""
     totals: dict[tuple[str, str], Counts] = {}
     seconds: dict[tuple[str, str], dict[int, Counts]] = {}
+    opened: dict[tuple[str, str], Counts] = {}
     current = 0
     for snap in snapshots:
         current = max(current, int(snap["current_second"]))
@@ -186,12 +191,15 @@ def merge_snapshots(snapshots: Iterable[dict[str, Any]]) -> dict[str, Any]:
             per = seconds.setdefault(key, {})
             for t, c in s["seconds"]:
                 per.setdefault(int(t), Counts()).add(Counts.from_json(c))
+            if "open" in s:
+                opened.setdefault(key, Counts()).add(Counts.from_json(s["open"]))
     series = [
         {
             "listener": k[0],
             "target_group": k[1],
             "total": totals[k].to_json(),
             "seconds": [[t, c.to_json()] for t, c in sorted(seconds[k].items())],
+            "open": opened.get(k, Counts()).to_json(),
         }
         for k in sorted(totals)
     ]

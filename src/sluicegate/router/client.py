@@ -97,9 +97,10 @@ class RouterClient:
         return int(data["generation"])
 
     async def metrics(self, window: int = 60, listener: str | None = None,
-                      hist: bool = False) -> dict[str, Any]:
-        """Per-second series of the last ``window`` closed seconds (see docs/router.md)."""
+                      hist: bool = False, include_open: bool = False) -> dict[str, Any]:
+        """Per-second series of the last ``window`` closed seconds (see docs/router.md); with
+        ``include_open`` also the current second so far, marked ``"open": true``."""
         query = f"?window={window}" + (f"&listener={listener}" if listener else "") + (
-            "&hist=1" if hist else "")
+            "&hist=1" if hist else "") + ("&open=1" if include_open else "")
         result: dict[str, Any] = await self._call("GET", f"/v1/metrics{query}")
         return result

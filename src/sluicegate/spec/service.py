@@ -312,6 +312,9 @@ class DeploymentSpec(_Model):
     # Green must be healthy (every replica) within this, or the deployment fails.
     health_timeout: Annotated[Duration, _positive("health_timeout", 86400.0)] = 300.0
     hooks: HooksSpec = HooksSpec()
+    # A timed step ends only once the canary guard has a verdict on green ("never promote on
+    # no data"); with no traffic at all that means waiting for `sluice promote`.
+    wait_for_verdict: bool = True
 
 
 def _max(what: str, v: float, limit: float) -> float:
