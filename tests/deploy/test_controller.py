@@ -350,7 +350,7 @@ async def test_default_guards_roll_back_a_bad_release_and_pass_a_good_one(env: E
 
     ctl = await env.start()
     guards = DefaultGuards(RouterSource(env.router.client()), window=30)
-    ctl.alarms = guards
+    ctl.alarms, ctl.hold = guards, guards.hold
     steps = {"steps": [{"weight": 20, "pause": "4s"}, {"weight": 100}]}
     await ctl.apply_service(shop(env.port, env.test_port, config=steps), actor="test")
     first = await ctl.deploy("shop", "v1", actor="test")
@@ -377,3 +377,5 @@ async def test_default_guards_roll_back_a_bad_release_and_pass_a_good_one(env: E
     print(f"bad release rolled back {took:.2f}s after it started failing")
     assert took < 15, took  # seconds, not the 60 s step
     assert await env.versions() == {"v2": 40}
+    kinds = [e.kind for e in env.store.events.list(subject=bad.id)]
+    assert kinds.index("deployment.alarm") < kinds.index("deployment.traffic_restored"), kinds

@@ -286,6 +286,8 @@ class Controller:
             elif isinstance(action, SetWeights | RouteTestListener):
                 # Now, not after the loop: a hook that follows must find the route in place.
                 await self._route()
+                if isinstance(action, SetWeights) and action.green_percent == 0:
+                    self._restored(dep)
             elif isinstance(action, RunHook):
                 self._run_hook(dep, spec, action)
             elif isinstance(action, RecordEvent):
@@ -293,6 +295,21 @@ class Controller:
                                          subject=dep.id, message=action.message)
         if reroute:
             await self._route()
+
+    def _restored(self, dep: Deployment) -> None:
+        """All production traffic is back on blue (the router confirmed the weights): say how
+        long after the decision to roll back, the blast radius' last term."""
+        state = state_from_json(dep.state)
+        if state.phase is not Phase.ROLLING_BACK:
+            return
+        now = self.clock.now()
+        took = now - state.phase_started_at
+        self.store.events.append(
+            actor="controller", kind="deployment.traffic_restored", subject=dep.id,
+            message=f"all traffic back on {dep.from_revision} {took * 1000:.0f} ms after the"
+                    f" decision to roll back ({state.reason})",
+            data={"decided_at": state.phase_started_at, "restored_at": now,
+                  "reason": state.reason})
 
     async def _start(self, dep: Deployment, spec: ServiceSpec) -> None:
         if self._running(dep.service, dep.revision):

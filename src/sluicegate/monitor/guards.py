@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from sluicegate.clock import Clock, SystemClock
 from sluicegate.monitor.canary import GroupCounts, Judgement, Outcome, judge
@@ -28,6 +29,10 @@ from sluicegate.store import Deployment
 __all__ = ["DefaultGuards", "paired_counts"]
 
 log = logging.getLogger("sluicegate.monitor")
+
+
+def _clock_time(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%H:%M:%S.%f")[:-3] + " UTC"
 
 
 def paired_counts(green: Sequence[Second], blue: Sequence[Second]
@@ -84,7 +89,8 @@ class DefaultGuards:
         now = self.clock.now()
         since, seen = self._failing.setdefault(dep.id, (now, g.total))
         if now - since >= self.confirm and g.total > seen:
-            return f"default canary guard ({verdict.detail})"
+            return (f"default canary guard, FAIL for {now - since:.2f}s since"
+                    f" {_clock_time(since)} ({verdict.detail})")
         return None
 
     def hold(self, dep: Deployment) -> str | None:
