@@ -530,7 +530,9 @@ def report(args: argparse.Namespace, results: dict[str, list[Result]],
     if healthy:
         false = sum(1 for r in healthy if r.phase == "rolled_back")
         lines += ["", f"False rollbacks: **{false} of {len(healthy)}** healthy deployments "
-                  "(SHOP_FAIL_PERCENT=1 on both v1 and the new revision, Sluicegate defaults)."]
+                  "(SHOP_FAIL_PERCENT=1 on both v1 and the new revision, Sluicegate defaults, "
+                  f"canary 10 % for {300.0 * (args.healthy_period or args.period) / 60.0:g} s "
+                  "each, then promoted)."]
     interval = 300.0 * args.period / 60.0
     lines += [
         "",
@@ -582,6 +584,9 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=1, help="runs of (c), for p50/p95 (default 1)")
     p.add_argument("--healthy-runs", type=int, default=0,
                    help="healthy deployments (1 %% errors on both) to count false rollbacks")
+    p.add_argument("--healthy-period", type=int, default=None,
+                   help="--period for the healthy runs only (their canary lasts 5 min x "
+                        "healthy-period/60; default: --period)")
     p.add_argument("--strategies", default="abc", help="which of a, b, c to run (default abc)")
     p.add_argument("--settle", type=float, default=3.0,
                    help="seconds of load on v1 before the deployment (default 3)")
@@ -604,8 +609,10 @@ def main() -> int:
                 log(f"{tag}: {r.phase}, failed {r.failed}, bad {r.served_by_bad}, "
                     f"restore {fmt(r.restore)} s {r.reason[:100]}")
                 results[kind].append(r)
+        hargs = argparse.Namespace(**{**vars(args),
+                                      "period": args.healthy_period or args.period})
         for n in range(args.healthy_runs):
-            r = run_scenario("c", args, f"healthy run {n + 1}", healthy=True)
+            r = run_scenario("c", hargs, f"healthy run {n + 1}", healthy=True)
             log(f"healthy run {n + 1}: {r.phase}; failed answers {r.failures or 'none'}; "
                 f"{r.reason}")
             healthy.append(r)
