@@ -99,11 +99,13 @@ class Demo:
         subprocess.run(["pkill", "-f", str(self.state)], check=False)
 
 
-def traffic(port: int, stop: threading.Event, seen: list[tuple[float, str]]) -> None:
+def traffic(port: int, stop: threading.Event, seen: list[tuple[float, str]],
+            origin: float = 0.0) -> None:
     """40 users, each with its own cookie jar (so each sticks to its version), asking every
-    ~50 ms; each round 4 of them leave and 4 new users arrive, so a canary meets new users."""
+    ~50 ms; each round 4 of them leave and 4 new users arrive, so a canary meets new users.
+    Answers are stamped in seconds since the start, or since ``origin`` (a wall time)."""
     clients = [httpx.Client(timeout=5) for _ in range(40)]
-    start = time.monotonic()
+    start = time.monotonic() - (time.time() - origin if origin else 0.0)
     rounds = 0
     while not stop.is_set():
         for c in clients:
@@ -126,7 +128,8 @@ def bad_release(demo: Demo, port: int) -> bool:
     """v3 answers 500 to 30 % of requests; the default guards must undo it by themselves."""
     console.rule("a bad release")
     stop, seen = threading.Event(), list[tuple[float, str]]()
-    load = threading.Thread(target=traffic, args=(port, stop, seen), daemon=True)
+    origin = time.time()  # answers stamped on the wall clock, to compare with the server's events
+    load = threading.Thread(target=traffic, args=(port, stop, seen, origin), daemon=True)
     load.start()
     time.sleep(1.0)
     out = demo.sluice("deploy", "shop", "--revision", "v3", "--set", "env.SHOP_FAIL_PERCENT=30",
@@ -150,6 +153,11 @@ def bad_release(demo: Demo, port: int) -> bool:
     table.add_row("requests during the test", str(len(seen)))
     table.add_row("answered by v3", str(served_by_v3))
     table.add_row("failed (500)", str(len(failures)))
+    restored_at = next((e["at"] for e in r["events"]
+                        if e["kind"] == "deployment.traffic_restored"), None)
+    if failures and restored_at is not None:
+        table.add_row("first failed request → all traffic back on v2",
+                      f"{restored_at - (origin + failures[0]):.2f} s")
     if failures and rolled_back_at is not None:
         created = r["created_at"]
         table.add_row("deployment start → rollback done", f"{rolled_back_at - created:.1f} s")
