@@ -285,8 +285,9 @@ class Load:
                 r = await client.get(url)
                 self.records.append(Record(time.time(), r.status_code,
                                            r.headers.get("x-version", "?")))
-            except httpx.HTTPError:
-                self.records.append(Record(time.time(), 0, "?"))
+            except httpx.HTTPError as exc:  # the exception names who failed: e.g. a
+                # PoolTimeout is this generator falling behind, a ConnectError the router
+                self.records.append(Record(time.time(), 0, type(exc).__name__))
 
     async def _main(self) -> None:
         url = f"http://127.0.0.1:{self.port}/"
