@@ -288,6 +288,8 @@ class Load:
             except httpx.HTTPError as exc:  # the exception names who failed: e.g. a
                 # PoolTimeout is this generator falling behind, a ConnectError the router
                 self.records.append(Record(time.time(), 0, type(exc).__name__))
+            except RuntimeError:  # the user left (client closed) before this send got a turn
+                self.skipped += 1
 
     async def _main(self) -> None:
         url = f"http://127.0.0.1:{self.port}/"
@@ -317,7 +319,7 @@ class Load:
                 clients[slot] = self._client()
                 slot = (slot + 1) % self.users
                 next_arrival += 1.0 / self.arrivals
-            while retired and now - retired[0][0] > 6:
+            while retired and now - retired[0][0] > 30:  # sends queued for it are done
                 await retired.pop(0)[1].aclose()
         if tasks:
             await asyncio.wait(tasks, timeout=10)
