@@ -13,7 +13,6 @@ from sluicegate.errors import SpecError
 from sluicegate.monitor import Datapoint, combine
 from sluicegate.monitor._router_datapoints import (
     RouterDatapoints,
-    check_router_metric,
     histogram_ms,
     percentile_ms,
     router_seconds,
@@ -69,14 +68,6 @@ def test_percentile_ms_takes_the_bucket_midpoint_of_the_rank() -> None:
     assert 0.93 <= p50 <= 1.07
     assert 200 * 0.93 <= p99 <= 200 * 1.07
     assert percentile_ms({}, 0.99) is None
-
-
-def test_router_metric_names_and_dimensions_are_checked() -> None:
-    bad = MetricSpec(source="router", name="errors", dimensions={"lb": "x"})
-    assert {p.path for p in check_router_metric(bad)} == {
-        "name", "dimensions.lb", "dimensions.listener"}
-    good = MetricSpec(source="router", name="5xx", dimensions={"listener": "shop"})
-    assert check_router_metric(good) == []
 
 
 def test_a_percentile_of_a_counter_is_refused() -> None:

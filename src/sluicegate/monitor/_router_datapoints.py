@@ -25,38 +25,18 @@ from typing import Any
 from sluicegate.errors import Problem, SpecError
 from sluicegate.monitor.alarms import Datapoint, StatSet, aggregate, aggregate_percentile
 from sluicegate.router import RouterClient, bucket_bounds
-from sluicegate.spec import MetricSpec, parse_statistic
+from sluicegate.spec import ROUTER_COUNTERS, MetricSpec, parse_statistic
 
 __all__ = [
     "COUNTERS",
-    "DIMENSIONS",
-    "ROUTER_METRICS",
     "RouterDatapoints",
-    "check_router_metric",
     "histogram_ms",
     "percentile_ms",
     "router_seconds",
 ]
 
-COUNTERS = ("requests", "1xx", "2xx", "3xx", "4xx", "5xx", "router_502", "router_504")
-ROUTER_METRICS = (*COUNTERS, "latency")
-DIMENSIONS = ("listener", "target_group")
+COUNTERS = ROUTER_COUNTERS
 _SLACK = 5  # seconds asked for beyond the range: the router's current second may run ahead
-
-
-def check_router_metric(metric: MetricSpec) -> list[Problem]:
-    """Problems with a router metric's name and dimensions, paths relative to the metric."""
-    problems: list[Problem] = []
-    if metric.name not in ROUTER_METRICS:
-        problems.append(Problem("name", f"unknown router metric {metric.name!r}; use one of"
-                                f" {', '.join(ROUTER_METRICS)}"))
-    for key in metric.dimensions:
-        if key not in DIMENSIONS:
-            problems.append(Problem(f"dimensions.{key}", f"a router metric has the dimensions"
-                                    f" listener and target_group, not {key!r}"))
-    if not metric.dimensions.get("listener"):
-        problems.append(Problem("dimensions.listener", "a router metric needs its listener"))
-    return problems
 
 
 def router_seconds(data: Mapping[str, Any], listener: str, target_group: str | None,
@@ -145,10 +125,7 @@ class RouterDatapoints:
 
     async def datapoints(self, metric: MetricSpec, statistic: str, *, end: int, period: int,
                          count: int) -> list[Datapoint]:
-        problems = check_router_metric(metric)
-        if problems:
-            raise SpecError([Problem(f"metric.{p.path}", p.message) for p in problems])
-        assert metric.name is not None
+        assert metric.name is not None  # MetricSpec checked the name and the dimensions
         if metric.name != "latency" and parse_statistic(statistic)[1] is not None:
             raise SpecError([Problem("statistic", f"{statistic} needs a distribution; the"
                                      f" router counter {metric.name!r} has none (use Sum)")])
