@@ -17,6 +17,7 @@ from sluicegate.store._schema import VERSION_TABLE, metadata
 from tests._support import free_port
 
 TABLES = {
+    "alarms",
     "services",
     "revisions",
     "deployments",

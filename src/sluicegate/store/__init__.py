@@ -8,9 +8,10 @@ of Sluicegate above it (no router, compute, deploy, api, cli or server).
 
 from __future__ import annotations
 
-from ._records import Deployment, Event, Replica, Revision, Role, RouterState, Service, Token
+from ._records import Alarm, Deployment, Event, Replica, Revision, Role, RouterState, Service, Token
 from ._schema import ROLES
 from ._store import Store, Transaction
+from .alarms import AlarmRepository, DeclaredAlarm, SyncResult
 from .deployments import DeploymentRepository, new_deployment_id
 from .events import EventRepository
 from .replicas import ReplicaRepository
@@ -20,6 +21,9 @@ from .tokens import TokenRepository, hash_token
 
 __all__ = [
     "ROLES",
+    "Alarm",
+    "AlarmRepository",
+    "DeclaredAlarm",
     "Deployment",
     "DeploymentRepository",
     "Event",
@@ -34,6 +38,7 @@ __all__ = [
     "Service",
     "ServiceRepository",
     "Store",
+    "SyncResult",
     "Token",
     "TokenRepository",
     "Transaction",

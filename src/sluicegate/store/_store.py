@@ -28,6 +28,7 @@ from sluicegate.clock import Clock, SystemClock
 from ._base import Db
 from ._engine import begin, make_engine, to_url
 from ._migrate import upgrade
+from .alarms import AlarmRepository
 from .deployments import DeploymentRepository
 from .events import EventRepository
 from .replicas import ReplicaRepository
@@ -49,6 +50,7 @@ class _Repositories:
         self.replicas = ReplicaRepository(db, clock)
         self.tokens = TokenRepository(db, clock)
         self.router_state = RouterStateRepository(db, clock)
+        self.alarms = AlarmRepository(db, clock)
 
 
 class _EngineDb:
