@@ -87,13 +87,17 @@ def alarms_get(alarm: str, as_json: bool, url: str, token: str | None) -> None:
         head.add_row("watching", f"green {binding.get('green') or '-'}, blue "
                                  f"{binding.get('blue') or '-'}")
     console.print(head)
-    points = a["evaluation"].get("datapoints", [])
+    judged = {p["timestamp"]: p for p in a["evaluation"].get("datapoints", [])}
+    points = a["evaluation"].get("range") or list(judged.values())
     if points:
-        table = Table("period start", "value", "samples", "breaching")
+        table = Table("period start", "value", "samples", "judged")
         for p in points:
             value = "missing" if p["value"] is None else f"{p['value']:g}"
-            table.add_row(_when(p["timestamp"]), value + (" (filled)" if p["filled"] else ""),
-                          str(p["samples"]), "[red]yes[/]" if p["breaching"] else "no")
+            j = judged.get(p["timestamp"])
+            verdict = "-" if j is None else (
+                "[red]breaching[/]" if j["breaching"] else "ok") + (
+                " (filled)" if j["filled"] else "")
+            table.add_row(_when(p["timestamp"]), value, str(p["samples"]), verdict)
         console.print(table)
     for f in a["evaluation"].get("firing", []):
         console.print(f"firing: {f['fingerprint']} since {f['starts_at']} {f['summary']}")

@@ -153,7 +153,8 @@ class AlarmEngine:
         datapoints = combine(bound, dict(zip(ids, fetched, strict=True)))
         evaluation = evaluate(bound, datapoints, previous)
         out += self._record(alarm, evaluation.state, evaluation.reason, now,
-                            binding=bound_to, evaluation=_evaluation_json(evaluation, end))
+                            binding=bound_to,
+                            evaluation=_evaluation_json(evaluation, datapoints, end))
         return out
 
     async def _series(self, spec: ServiceAlarmSpec, metric_id: str, unbound: frozenset[str],
@@ -254,7 +255,12 @@ def _describe(bound: Mapping[str, Any]) -> str:
     return f"green {green}, blue {blue}" + (f" (deployment {dep})" if dep else "")
 
 
-def _evaluation_json(evaluation: Evaluation, end: int) -> dict[str, Any]:
+def _evaluation_json(evaluation: Evaluation, fetched: list[Datapoint],
+                     end: int) -> dict[str, Any]:
+    """What is kept of an evaluation: the datapoints it judged (``datapoints``) and the
+    whole range it read (``range``, missing ones included)."""
     data = evaluation.to_json()
     data["end"] = end
+    data["range"] = [{"timestamp": p.timestamp, "value": p.value, "samples": p.samples}
+                     for p in fetched]
     return data
