@@ -108,7 +108,7 @@ def test_a_statistic_set_adds_to_aggregates_but_not_to_percentiles() -> None:
 def test_seconds_older_than_the_window_are_dropped_and_empty_series_forgotten() -> None:
     store = SeriesStore(window=60)
     store.put([obs(T0, 1.0, name="old"), obs(T0 + 50, 2.0, name="new")], now=T0 + 50)
-    store.prune(T0 + 61)
+    store.prune(T0 + 61, force=True)
     assert store.keys() == [("new", ())]
     assert store.seconds_held() == 1
 
@@ -123,6 +123,13 @@ def test_a_push_beyond_the_series_limit_is_refused_whole() -> None:
     assert values_of(store.datapoints("a", {}, "Sum", end=T0 + 1, period=1, count=1)) == [1.0]
     store.put([obs(T0, 1.0, name="a"), obs(T0, 1.0, name="b")], now=T0)  # the last free slot
     assert len(store) == 2
+
+
+def test_series_gone_from_the_window_free_their_place_under_the_limit() -> None:
+    store = SeriesStore(window=60, max_series=1)
+    store.put([obs(T0, 1.0, name="a")], now=T0)
+    store.put([obs(T0 + 70, 1.0, name="b")], now=T0 + 70)  # "a" has left the window
+    assert store.keys() == [("b", ())]
 
 
 @given(st.floats(allow_nan=False, allow_infinity=False, min_value=-1e300, max_value=1e300))

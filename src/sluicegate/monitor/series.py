@@ -11,16 +11,16 @@ bound wide), zero its own bucket, negatives mirrored; a percentile is its bucket
 clamped into the period's [Minimum, Maximum], so it is within 6.25 % of a true sample value
 (and exact when the period saw one distinct value).
 
-Bounds: seconds older than ``window`` (3 h by default) are dropped, and at most
+Bounds: seconds older than ``window`` (3 h by default) are dropped (once a minute), at most
 ``max_series`` series exist; a push that would create more is refused whole
 (:class:`SeriesLimitError`). A series with no second left in the window is forgotten.
 
-Memory (CPython 3.11, measured with tracemalloc by ``tests/monitor/test_series.py``'s
-``measure_bytes_per_second`` over 3 h of pushes): one value per second costs about 190 bytes
-per series-second (2.0 MB for a full 3 h window); seconds with several values in different
-buckets cost about 410 B (1 to 3 buckets; 4.4 MB per 3 h) plus roughly 30 B per further
-bucket. So 1 000 series pushed every second for 3 h take 2 to 5 GB: push less often, or
-lower ``--push-window`` / ``--push-max-series`` when pushing every second.
+Memory (CPython 3.11, tracemalloc, ``bench/series_memory.py``): a second holding one value
+costs about 186 bytes per series (2.0 MB per series for a full 3 h window); a second with
+values in about 3 buckets about 496 B (5.4 MB per 3 h). Only seconds with data cost
+anything, so the worst case is ``max_series`` x the per-series figure: 1 000 series pushed
+every second for 3 h take 2 to 5 GB. Lower the window or the series limit when pushing
+every second (an alarm needs only period x (N + 2)).
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ __all__ = [
 
 DEFAULT_WINDOW = 3 * 3600
 DEFAULT_MAX_SERIES = 1000
+_PRUNE_EVERY = 60  # seconds between prunes
 
 SeriesKey = tuple[str, tuple[tuple[str, str], ...]]
 
@@ -150,7 +151,11 @@ class SeriesStore:
         series beyond ``max_series``.
         """
         self.prune(now)
-        fresh = {series_key(o.name, o.dimensions) for o in batch} - self._series.keys()
+        keys = {series_key(o.name, o.dimensions) for o in batch}
+        fresh = keys - self._series.keys()
+        if len(self._series) + len(fresh) > self.max_series:
+            self.prune(now, force=True)  # expired series must not count against the limit
+            fresh = keys - self._series.keys()
         if len(self._series) + len(fresh) > self.max_series:
             raise SeriesLimitError(
                 f"this push would create {len(fresh)} new series, but the store holds"
@@ -164,23 +169,26 @@ class SeriesStore:
             _add(series, o)
         return len(fresh)
 
-    def prune(self, now: float) -> None:
-        """Drop seconds older than the window (at most once per second) and empty series."""
+    def prune(self, now: float, *, force: bool = False) -> None:
+        """Drop seconds older than the window and the series left empty. Runs at most once a
+        minute (``force``: now): the store may hold a minute more than the window."""
         second = int(now)
-        if second == self._pruned_at:
+        if not force and second - self._pruned_at < _PRUNE_EVERY:
             return
         self._pruned_at = second
         oldest = second - self.window
         for key in list(self._series):
             series = self._series[key]
-            seconds = series.seconds
-            # Mostly in time order: drop from the front until a second in the window.
-            for t in list(seconds):
+            doomed = []
+            # Mostly in time order: collect from the front until a second in the window.
+            for t in series.seconds:
                 if t >= oldest:
                     break
-                del seconds[t]
+                doomed.append(t)
+            for t in doomed:
+                del series.seconds[t]
                 series.hist_counts.pop(t, None)
-            if not seconds:
+            if not series.seconds:
                 del self._series[key]
 
     def datapoints(self, name: str, dimensions: Mapping[str, str], statistic: str, *,
