@@ -207,3 +207,15 @@ def test_batch_limits_are_enforced() -> None:
     assert "outside" in problems({"metrics": [{"name": "a", "statistic_values": {
         "sample_count": 2, "sum": 100, "minimum": 1, "maximum": 2,
     }}]})["metrics[0].statistic_values.sum"]
+
+
+def test_pushes_to_the_same_second_merge_their_values_and_buckets() -> None:
+    store = SeriesStore()
+    store.put([obs(T0, 1.0), obs(T0, 1.0)], now=T0)  # one bucket, twice
+    store.put([obs(T0, 100.0, 1000.0)], now=T0)  # now three buckets
+    point = dict(end=T0 + 1, period=1, count=1)
+    assert values_of(store.datapoints("latency", {}, "SampleCount", **point)) == [4.0]
+    assert values_of(store.datapoints("latency", {}, "Sum", **point)) == [1102.0]
+    [p25] = store.datapoints("latency", {}, "p25", **point)
+    [p100] = store.datapoints("latency", {}, "p100", **point)
+    assert (p25.value, p100.value, p100.samples) == (pytest.approx(1.0, rel=0.0625), 1000.0, 4)

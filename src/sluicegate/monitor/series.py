@@ -26,6 +26,7 @@ every second (an alarm needs only period x (N + 2)).
 from __future__ import annotations
 
 import math
+from array import array
 from collections.abc import Mapping, Sequence
 
 from sluicegate.errors import SluicegateError
@@ -95,13 +96,14 @@ def bucket_value(key: int) -> float:
 
 class _Second:
     """One series' second. ``hist`` is None (no distribution), one bucket key (every
-    sample in that bucket: the common one-value second, kept small; see ``_histogram``), or
-    key -> count."""
+    sample in that bucket: the common one-value second; see ``_histogram``), or the
+    buckets packed as ``array('q', [key, count, key, count, ...])`` (16 bytes a bucket,
+    a quarter of a dict's cost)."""
 
     __slots__ = ("count", "hist", "maximum", "minimum", "total")
 
     def __init__(self, count: int, total: float, minimum: float, maximum: float,
-                 hist: int | dict[int, int] | None) -> None:
+                 hist: int | array[int] | None) -> None:
         self.count = count
         self.total = total
         self.minimum = minimum
@@ -231,27 +233,23 @@ def _add(series: _Series, o: Observation) -> None:
 def _merge(series: _Series, t: int, n: int, total: float, low: float, high: float,
            hist: dict[int, int] | None, hist_n: int) -> None:
     old = series.seconds.get(t)
-    if old is None:
-        compact: int | dict[int, int] | None = hist
-        if hist is not None and len(hist) == 1:
-            compact = next(iter(hist))
-            if hist_n != n:
-                series.hist_counts[t] = hist_n
-        series.seconds[t] = _Second(n, total, low, high, compact)
-        return
-    merged = dict(_histogram(series, t, old))
-    old_hist_n = sum(merged.values())
-    for key, c in (hist or {}).items():
-        merged[key] = merged.get(key, 0) + c
-    count = old.count + n
-    new_hist: int | dict[int, int] | None = merged or None
+    if old is not None:
+        merged = dict(_histogram(series, t, old))
+        hist_n += sum(merged.values())
+        for key, c in (hist or {}).items():
+            merged[key] = merged.get(key, 0) + c
+        hist = merged or None
+        n, total = n + old.count, total + old.total
+        low, high = min(old.minimum, low), max(old.maximum, high)
     series.hist_counts.pop(t, None)
-    if merged and len(merged) == 1:
-        new_hist = next(iter(merged))
-        if old_hist_n + hist_n != count:
-            series.hist_counts[t] = old_hist_n + hist_n
-    series.seconds[t] = _Second(count, old.total + total, min(old.minimum, low),
-                                max(old.maximum, high), new_hist)
+    compact: int | array[int] | None = None
+    if hist is not None and len(hist) == 1:
+        compact = next(iter(hist))
+        if hist_n != n:
+            series.hist_counts[t] = hist_n
+    elif hist:
+        compact = array("q", [x for key in sorted(hist) for x in (key, hist[key])])
+    series.seconds[t] = _Second(n, total, low, high, compact)
 
 
 def _histogram(series: _Series, t: int, s: _Second) -> dict[int, int]:
@@ -259,7 +257,8 @@ def _histogram(series: _Series, t: int, s: _Second) -> dict[int, int]:
         return {}
     if isinstance(s.hist, int):
         return {s.hist: series.hist_counts.get(t, s.count)}
-    return s.hist
+    packed = s.hist
+    return {packed[i]: packed[i + 1] for i in range(0, len(packed), 2)}
 
 
 def _percentiles(series: _Series, seconds: Mapping[int, _Second], q: float, *, end: int,
