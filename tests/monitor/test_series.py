@@ -218,4 +218,6 @@ def test_pushes_to_the_same_second_merge_their_values_and_buckets() -> None:
     assert values_of(store.datapoints("latency", {}, "Sum", **point)) == [1102.0]
     [p25] = store.datapoints("latency", {}, "p25", **point)
     [p100] = store.datapoints("latency", {}, "p100", **point)
-    assert (p25.value, p100.value, p100.samples) == (pytest.approx(1.0, rel=0.0625), 1000.0, 4)
+    assert p25.value is not None and 1.0 <= p25.value <= 1.0625
+    assert p100.value is not None and abs(p100.value - 1000) <= 62.5
+    assert p100.samples == 4
