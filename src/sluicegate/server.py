@@ -29,8 +29,10 @@ from sluicegate.monitor._router_datapoints import RouterDatapoints
 from sluicegate.monitor.engine import AlarmEngine
 from sluicegate.monitor.guard_set import AlarmGuards
 from sluicegate.monitor.guards import DefaultGuards
+from sluicegate.monitor.rollups import RollupWriter
 from sluicegate.monitor.series import DEFAULT_MAX_SERIES, DEFAULT_WINDOW, PushSource, SeriesStore
 from sluicegate.monitor.sources import RouterSource, Sources
+from sluicegate.router.client import RouterClient
 from sluicegate.router.supervisor import RouterSupervisor
 from sluicegate.router.traffic import RouterTraffic
 from sluicegate.spec import ServiceSpec
@@ -80,6 +82,7 @@ async def serve(settings: ServerSettings, stop: asyncio.Event,
     series = SeriesStore(settings.push_window, settings.push_max_series)
     sources = Sources(router=RouterDatapoints(supervisor.client()), push=PushSource(series))
     engine = AlarmEngine(store, sources, clock)
+    rollups = RollupWriter(store, series, lambda: _router_client(sources), clock)
     _sync_all_alarms(store)
     checks = AlarmGuards(store, guards if settings.default_guards else None)
     controller = Controller(store, compute, RouterTraffic(supervisor.client()), clock,
@@ -92,6 +95,7 @@ async def serve(settings: ServerSettings, stop: asyncio.Event,
     server = uvicorn.Server(config)
     loop_task = asyncio.get_running_loop().create_task(controller.run(settings.tick))
     alarm_task = asyncio.get_running_loop().create_task(engine.run())
+    rollup_task = asyncio.get_running_loop().create_task(rollups.run())
     watch_task = asyncio.get_running_loop().create_task(
         _watch_router(supervisor, controller, guards, sources))
     api_task = asyncio.get_running_loop().create_task(server.serve())
@@ -102,12 +106,18 @@ async def serve(settings: ServerSettings, stop: asyncio.Event,
     await asyncio.wait([stopper, api_task], return_when=asyncio.FIRST_COMPLETED)
     stopper.cancel()
     server.should_exit = True
-    for task in (loop_task, alarm_task, watch_task):
+    for task in (loop_task, alarm_task, rollup_task, watch_task):
         task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await api_task
     # Replicas and the router keep running: they serve users while the server is away.
     store.close()
+
+
+def _router_client(sources: Sources) -> RouterClient | None:
+    """The router client the alarms use now (replaced when the router restarts)."""
+    source = sources.by_name.get("router")
+    return source.client if isinstance(source, RouterDatapoints) else None
 
 
 def _sync_all_alarms(store: Store) -> None:

@@ -113,6 +113,19 @@ def test_pushing_needs_the_deployer_role(server: Server) -> None:
     assert r.status_code == 403
 
 
+def test_metric_history_queries_are_checked_and_answer_per_period(server: Server) -> None:
+    r = call(server, "GET", "/v1/metrics/query", params={
+        "name": "x", "period": 90, "dimensions": "[1]", "statistic": "p200"})
+    assert r.status_code == 422
+    assert {p["path"] for p in r.json()["problems"]} == {"period", "dimensions", "statistic"}
+    reader = token(server, "reader")
+    r = call(server, "GET", "/v1/metrics/query", reader, params={
+        "name": "never_pushed", "period": 300, "start": 1_700_000_000, "end": 1_700_003_600})
+    assert r.status_code == 200, r.text
+    points = r.json()["datapoints"]
+    assert len(points) == 12 and all(p["value"] is None for p in points)
+
+
 # --- alarms -----------------------------------------------------------------------------------
 
 

@@ -22,6 +22,7 @@ TABLES = {
     "revisions",
     "deployments",
     "events",
+    "metric_rollups",
     "replicas",
     "tokens",
     "router_state",

@@ -44,6 +44,7 @@ __all__ = [
     "SeriesStore",
     "bucket_of",
     "bucket_value",
+    "hist_quantile",
     "series_key",
 ]
 
@@ -193,6 +194,23 @@ class SeriesStore:
             if not series.seconds:
                 del self._series[key]
 
+    def summaries(self, start: int, end: int
+                  ) -> list[tuple[SeriesKey, StatSet, dict[int, int]]]:
+        """Every series' seconds in [start, end) merged: (key, stats, buckets), for rollups.
+        Series without data there are left out."""
+        out = []
+        for key, series in self._series.items():
+            merged = StatSet(0)
+            hist: dict[int, int] = {}
+            for t, s in series.seconds.items():
+                if start <= t < end:
+                    merged = merged.merge(StatSet(s.count, s.total, s.minimum, s.maximum))
+                    for k, c in _histogram(series, t, s).items():
+                        hist[k] = hist.get(k, 0) + c
+            if merged.count:
+                out.append((key, merged, hist))
+        return out
+
     def datapoints(self, name: str, dimensions: Mapping[str, str], statistic: str, *,
                    end: int, period: int, count: int) -> list[Datapoint]:
         """One datapoint per period (see ``alarms.period_starts``); missing where no data."""
@@ -278,14 +296,20 @@ def _percentiles(series: _Series, seconds: Mapping[int, _Second], q: float, *, e
         if not total:
             out.append(Datapoint(start, None, 0))
             continue
-        value = _quantile(merged, q, total)
+        value = hist_quantile(merged, q)
+        assert value is not None
         out.append(Datapoint(start, min(max(value, low), high), total))
     return out
 
 
-def _quantile(hist: Mapping[int, int], q: float, total: int) -> float:
+def hist_quantile(hist: Mapping[int, int], q: float) -> float | None:
+    """The q-quantile of buckets in this module's scheme (a bucket's midpoint); None if
+    empty."""
+    total = sum(hist.values())
+    if not total:
+        return None
     rank, seen = q * total, 0
-    keys = sorted(hist)
+    keys = sorted(k for k, c in hist.items() if c)
     for key in keys:
         seen += hist[key]
         if seen >= rank:

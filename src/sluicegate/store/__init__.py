@@ -8,12 +8,24 @@ of Sluicegate above it (no router, compute, deploy, api, cli or server).
 
 from __future__ import annotations
 
-from ._records import Alarm, Deployment, Event, Replica, Revision, Role, RouterState, Service, Token
+from ._records import (
+    Alarm,
+    Deployment,
+    Event,
+    MetricRollup,
+    Replica,
+    Revision,
+    Role,
+    RouterState,
+    Service,
+    Token,
+)
 from ._schema import ROLES
 from ._store import Store, Transaction
 from .alarms import AlarmRepository, DeclaredAlarm, SyncResult
 from .deployments import DeploymentRepository, new_deployment_id
 from .events import EventRepository
+from .metric_rollups import MetricRollupRepository
 from .replicas import ReplicaRepository
 from .router_state import RouterStateRepository
 from .services import RevisionRepository, ServiceRepository
@@ -28,6 +40,8 @@ __all__ = [
     "DeploymentRepository",
     "Event",
     "EventRepository",
+    "MetricRollup",
+    "MetricRollupRepository",
     "Replica",
     "ReplicaRepository",
     "Revision",

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = ["Alarm", "Deployment", "Event", "Replica", "Revision", "Role", "RouterState",
-           "Service", "Token"]
+__all__ = ["Alarm", "Deployment", "Event", "MetricRollup", "Replica", "Revision", "Role",
+           "RouterState", "Service", "Token"]
 
 Role = Literal["admin", "deployer", "reader"]
 
@@ -137,3 +137,19 @@ class Alarm:
     def id(self) -> str:
         """``<service>/<name>``: the alarm's identity and its events' subject."""
         return f"{self.service}/{self.name}"
+
+
+@dataclass(frozen=True)
+class MetricRollup:
+    """One series' minute: count, sum, min, max and histogram (bucket -> count, in the
+    source's bucket scheme). ``minute`` is the minute's start in epoch seconds."""
+
+    source: str
+    name: str
+    dimensions: dict[str, str]
+    minute: int
+    count: int
+    total: float
+    minimum: float | None
+    maximum: float | None
+    hist: dict[int, int]

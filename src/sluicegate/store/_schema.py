@@ -25,6 +25,7 @@ __all__ = [
     "deployments",
     "events",
     "metadata",
+    "metric_rollups",
     "replicas",
     "revisions",
     "router_state",
@@ -189,4 +190,20 @@ alarms = sa.Table(
     sa.Column("updated_at", sa.Double(), nullable=False),
     sa.CheckConstraint("kind IN ('metric', 'external')", name="kind"),
     sa.CheckConstraint("state IN ('OK', 'ALARM', 'INSUFFICIENT_DATA')", name="state"),
+)
+
+metric_rollups = sa.Table(
+    "metric_rollups",
+    metadata,
+    sa.Column("source", sa.String(16), primary_key=True),  # push | router
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("series", sa.String(64), primary_key=True),  # sha256 of the dimensions' JSON
+    sa.Column("minute", sa.BigInteger(), primary_key=True),  # epoch seconds, a minute's start
+    sa.Column("dimensions", Json, nullable=False),
+    sa.Column("count", sa.BigInteger(), nullable=False),
+    sa.Column("total", sa.Double(), nullable=False),
+    sa.Column("minimum", sa.Double(), nullable=True),
+    sa.Column("maximum", sa.Double(), nullable=True),
+    sa.Column("hist", Json, nullable=False),  # bucket -> count, in the source's scheme
+    sa.Index("ix_metric_rollups_minute", "minute"),
 )

@@ -31,6 +31,7 @@ from ._migrate import upgrade
 from .alarms import AlarmRepository
 from .deployments import DeploymentRepository
 from .events import EventRepository
+from .metric_rollups import MetricRollupRepository
 from .replicas import ReplicaRepository
 from .router_state import RouterStateRepository
 from .services import RevisionRepository, ServiceRepository
@@ -51,6 +52,7 @@ class _Repositories:
         self.tokens = TokenRepository(db, clock)
         self.router_state = RouterStateRepository(db, clock)
         self.alarms = AlarmRepository(db, clock)
+        self.metric_rollups = MetricRollupRepository(db, clock)
 
 
 class _EngineDb:

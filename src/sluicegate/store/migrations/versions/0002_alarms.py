@@ -1,4 +1,5 @@
-"""Alarms: each alarm's current state, reason and last evaluation (history is in events).
+"""Alarms: each alarm's current state, reason and last evaluation (history is in events);
+metric rollups: one row per series and minute, for metric history.
 
 Revision ID: 0002
 Revises: 0001
@@ -46,5 +47,25 @@ def upgrade() -> None:
     )
 
 
+    op.create_table(
+        "metric_rollups",
+        sa.Column("source", sa.String(16), nullable=False),
+        sa.Column("name", sa.String(255), nullable=False),
+        sa.Column("series", sa.String(64), nullable=False),
+        sa.Column("minute", sa.BigInteger(), nullable=False),
+        sa.Column("dimensions", Json, nullable=False),
+        sa.Column("count", sa.BigInteger(), nullable=False),
+        sa.Column("total", sa.Double(), nullable=False),
+        sa.Column("minimum", sa.Double(), nullable=True),
+        sa.Column("maximum", sa.Double(), nullable=True),
+        sa.Column("hist", Json, nullable=False),
+        sa.PrimaryKeyConstraint("source", "name", "series", "minute",
+                                name="pk_metric_rollups"),
+    )
+    op.create_index("ix_metric_rollups_minute", "metric_rollups", ["minute"])
+
+
 def downgrade() -> None:
+    op.drop_index("ix_metric_rollups_minute", table_name="metric_rollups")
+    op.drop_table("metric_rollups")
     op.drop_table("alarms")
