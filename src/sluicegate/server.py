@@ -1,4 +1,5 @@
-"""The embedded server: store, router process, local compute, controller and API in one.
+"""The embedded server: store, router process, local compute, controller, alarm loop and
+API in one.
 
 ``sluice server`` runs everything on one machine with no external services. The router runs
 as its own process (adopted again after a restart) and replicas outlive the server, so a
@@ -22,11 +23,20 @@ from sluicegate.clock import SystemClock
 from sluicegate.compute.base import ReplicaEvent
 from sluicegate.compute.local import LocalCompute
 from sluicegate.deploy.controller import Controller
+from sluicegate.errors import SluicegateError
+from sluicegate.monitor._alarm_records import sync_alarms
 from sluicegate.monitor._recent import RecentSeconds
+from sluicegate.monitor._router_datapoints import RouterDatapoints
+from sluicegate.monitor.engine import AlarmEngine
+from sluicegate.monitor.guard_set import AlarmGuards
 from sluicegate.monitor.guards import DefaultGuards
-from sluicegate.monitor.sources import RouterSource
+from sluicegate.monitor.rollups import RollupWriter
+from sluicegate.monitor.series import DEFAULT_MAX_SERIES, DEFAULT_WINDOW, PushSource, SeriesStore
+from sluicegate.monitor.sources import RouterSource, Sources
+from sluicegate.router.client import RouterClient
 from sluicegate.router.supervisor import RouterSupervisor
 from sluicegate.router.traffic import RouterTraffic
+from sluicegate.spec import ServiceSpec
 from sluicegate.store import Store
 
 __all__ = ["ServerSettings", "run_server", "serve"]
@@ -38,7 +48,8 @@ class ServerSettings:
     def __init__(self, state_dir: Path, port: int = 7070, host: str = "127.0.0.1",
                  database: str | None = None, insecure: bool = False,
                  router_admin_port: int | None = None, tick: float = 0.25,
-                 default_guards: bool = True) -> None:
+                 default_guards: bool = True, push_window: int = DEFAULT_WINDOW,
+                 push_max_series: int = DEFAULT_MAX_SERIES) -> None:
         self.state_dir = Path(state_dir)
         self.port = port
         self.host = host
@@ -47,6 +58,8 @@ class ServerSettings:
         self.router_admin_port = router_admin_port
         self.tick = tick
         self.default_guards = default_guards
+        self.push_window = push_window
+        self.push_max_series = push_max_series
 
 
 async def serve(settings: ServerSettings, stop: asyncio.Event,
@@ -67,18 +80,26 @@ async def serve(settings: ServerSettings, stop: asyncio.Event,
     compute = LocalCompute(settings.state_dir, on_change=on_change)
     clock = SystemClock()
     guards = DefaultGuards(RecentSeconds(RouterSource(supervisor.client()), clock), clock=clock)
+    series = SeriesStore(settings.push_window, settings.push_max_series)
+    sources = Sources(router=RouterDatapoints(supervisor.client()), push=PushSource(series))
+    engine = AlarmEngine(store, sources, clock)
+    rollups = RollupWriter(store, series, lambda: _router_client(sources), clock)
+    _sync_all_alarms(store)
+    checks = AlarmGuards(store, guards if settings.default_guards else None)
     controller = Controller(store, compute, RouterTraffic(supervisor.client()), clock,
-                            alarms=guards if settings.default_guards else None,
+                            alarms=checks,
                             hold=guards.hold if settings.default_guards else None)
     controllers.append(controller)
     await controller.recover()
-    app = create_app(controller, store, settings.insecure)
+    app = create_app(controller, store, settings.insecure, series=series, engine=engine)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
                             lifespan="off")
     server = uvicorn.Server(config)
     loop_task = asyncio.get_running_loop().create_task(controller.run(settings.tick))
+    alarm_task = asyncio.get_running_loop().create_task(engine.run())
+    rollup_task = asyncio.get_running_loop().create_task(rollups.run())
     watch_task = asyncio.get_running_loop().create_task(
-        _watch_router(supervisor, controller, guards))
+        _watch_router(supervisor, controller, guards, sources))
     api_task = asyncio.get_running_loop().create_task(server.serve())
     announce(f"sluice server ready on http://{settings.host}:{settings.port}"
              f"{' (INSECURE: no token needed)' if settings.insecure else ''}")
@@ -87,7 +108,7 @@ async def serve(settings: ServerSettings, stop: asyncio.Event,
     await asyncio.wait([stopper, api_task], return_when=asyncio.FIRST_COMPLETED)
     stopper.cancel()
     server.should_exit = True
-    for task in (loop_task, watch_task):
+    for task in (loop_task, alarm_task, rollup_task, watch_task):
         task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await api_task
@@ -95,8 +116,23 @@ async def serve(settings: ServerSettings, stop: asyncio.Event,
     store.close()
 
 
+def _router_client(sources: Sources) -> RouterClient | None:
+    """The router client the alarms use now (replaced when the router restarts)."""
+    source = sources.by_name.get("router")
+    return source.client if isinstance(source, RouterDatapoints) else None
+
+
+def _sync_all_alarms(store: Store) -> None:
+    """Alarms follow the stored specs (a spec applied before alarms existed, say)."""
+    for service in store.services.list():
+        try:
+            sync_alarms(store, ServiceSpec.model_validate(service.spec), "server")
+        except (SluicegateError, ValueError) as exc:
+            log.error("service %s: cannot set up its alarms: %s", service.name, exc)
+
+
 async def _watch_router(supervisor: RouterSupervisor, controller: Controller,
-                        guards: DefaultGuards) -> None:
+                        guards: DefaultGuards, sources: Sources) -> None:
     """Restart the router if it dies, then put every route back."""
     while True:
         await asyncio.sleep(1.0)
@@ -105,6 +141,7 @@ async def _watch_router(supervisor: RouterSupervisor, controller: Controller,
             await supervisor.ensure()
             controller.traffic = RouterTraffic(supervisor.client())
             guards.source = RecentSeconds(RouterSource(supervisor.client()), guards.clock)
+            sources.by_name["router"] = RouterDatapoints(supervisor.client())
             await controller.recover()
 
 

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,9 @@ from tests._support import REPO_ROOT
 
 
 class Server:
-    def __init__(self, state: Path, port: int) -> None:
+    def __init__(self, state: Path, port: int, args: Sequence[str] = ()) -> None:
         self.state, self.port = state, port
+        self.args = list(args)  # extra `sluice server` options, e.g. --no-default-guards
         self.url = f"http://127.0.0.1:{port}"
         self.proc: subprocess.Popen[str] | None = None
         self.token = ""
@@ -30,7 +32,7 @@ class Server:
         with open(self.state.parent / "server.err", "a") as err:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "sluicegate", "server", "--port", str(self.port),
-                 "--state-dir", str(self.state)],
+                 "--state-dir", str(self.state), *self.args],
                 stdout=subprocess.PIPE, stderr=err, text=True, cwd=REPO_ROOT)
         assert self.proc.stdout is not None
         deadline = time.monotonic() + 30

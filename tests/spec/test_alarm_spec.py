@@ -267,3 +267,19 @@ def test_anything_but_arithmetic_is_rejected(text: str, message: str) -> None:
     with pytest.raises(ValueError) as info:
         parse_expression(text)
     assert str(info.value) == message
+
+
+def test_router_metric_names_and_dimensions_are_checked() -> None:
+    with pytest.raises(SpecError) as err:
+        parse_document(AlarmSpec, doc(metric={"source": "router", "name": "errors",
+                                              "dimensions": {"lb": "x"}}))
+    paths = {p.path for p in err.value.problems}
+    assert paths == {"metric.name", "metric.dimensions.lb", "metric.dimensions.listener"}
+
+
+def test_a_percentile_of_a_router_counter_is_refused() -> None:
+    with pytest.raises(SpecError) as err:
+        parse_document(AlarmSpec, doc(metric={"source": "router", "name": "5xx",
+                                              "dimensions": {"listener": "web"}}))
+    [problem] = err.value.problems
+    assert problem.path == "statistic" and "needs a distribution" in problem.message

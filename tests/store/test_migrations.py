@@ -17,10 +17,12 @@ from sluicegate.store._schema import VERSION_TABLE, metadata
 from tests._support import free_port
 
 TABLES = {
+    "alarms",
     "services",
     "revisions",
     "deployments",
     "events",
+    "metric_rollups",
     "replicas",
     "tokens",
     "router_state",

@@ -12,6 +12,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sluicegate import __version__
+from sluicegate.api._alarm_routes import router as alarm_router
+from sluicegate.api._alertmanager_routes import router as alertmanager_router
+from sluicegate.api._metrics_routes import router as metrics_router
 from sluicegate.api._routes import router
 from sluicegate.deploy.controller import Controller
 from sluicegate.errors import (
@@ -22,19 +25,31 @@ from sluicegate.errors import (
     SpecError,
     TransientError,
 )
+from sluicegate.monitor.engine import AlarmEngine
+from sluicegate.monitor.series import SeriesStore
 from sluicegate.spec._errors import dotted_path
 from sluicegate.store import Store
 
 __all__ = ["create_app"]
 
 
-def create_app(controller: Controller, store: Store, insecure: bool = False) -> FastAPI:
+def create_app(controller: Controller, store: Store, insecure: bool = False, *,
+               series: SeriesStore | None = None,
+               engine: AlarmEngine | None = None) -> FastAPI:
+    """The API over the controller and store; ``series`` receives pushed metrics and
+    ``engine`` (the alarm loop) takes forced alarm states."""
     app = FastAPI(title="Sluicegate", version=__version__,
-                  description="Safe releases: services, deployments, events.")
+                  description="Safe releases: services, deployments, events, alarms.")
     app.state.controller = controller
     app.state.store = store
     app.state.insecure = insecure
+    app.state.clock = controller.clock
+    app.state.series = series if series is not None else SeriesStore()
+    app.state.engine = engine
     app.include_router(router)
+    app.include_router(metrics_router)
+    app.include_router(alarm_router)
+    app.include_router(alertmanager_router)
 
     @app.exception_handler(SluicegateError)
     async def _sluicegate_error(request: Request, exc: SluicegateError) -> JSONResponse:

@@ -11,6 +11,7 @@ from sluicegate.api._auth import Caller, require
 from sluicegate.deploy import Command, describe, plan_for
 from sluicegate.deploy.controller import Controller
 from sluicegate.errors import Problem, SpecError
+from sluicegate.monitor._alarm_records import sync_alarms
 from sluicegate.spec._errors import spec_error_from
 from sluicegate.spec.service import DeploymentSpec, ServiceSpec
 from sluicegate.store import Deployment, Event, Store
@@ -58,7 +59,10 @@ async def apply_service(name: str, request: Request, caller: Deployer,
     if spec.service != name:
         raise SpecError([Problem("service", f"is {spec.service!r} but the URL names {name!r}")])
     await _ctl(request).apply_service(spec, caller.name)
-    return {"service": name, "applied": True}
+    alarms = sync_alarms(_store(request), spec, caller.name)
+    return {"service": name, "applied": True,
+            "alarms": {"created": list(alarms.created), "updated": list(alarms.updated),
+                       "deleted": list(alarms.deleted)}}
 
 
 
@@ -102,10 +106,10 @@ async def create_deployment(name: str, req: DeployRequest, request: Request,
     dep = await _ctl(request).deploy(name, req.revision, caller.name, config, req.env)
     plan_config = config if config is not None else _ctl(request).spec_of(name).deployment.config
     plan = describe(plan_for(plan_config))
-    # Until guard alarms exist (the Monitor issue) a bad release is caught by a person:
-    # say so rather than print a time-to-rollback we cannot promise.
-    plan.append("Rollback: `sluice rollback` returns all traffic to blue in one router call; "
-                "automatic rollback on alarms is not configured yet")
+    guarding = [f"{a.id}" for a in _store(request).alarms.list(name) if a.guard]
+    plan.append("Rollback: `sluice rollback` returns all traffic to blue in one router call"
+                + (f"; automatic when a guarding alarm is in ALARM: {', '.join(guarding)}"
+                   if guarding else "; no guarding alarm is declared (spec `alarms:`)"))
     return {**deployment_json(dep), "plan": plan}
 
 

@@ -19,13 +19,28 @@ from sluicegate.cli._api import Api, api_options
 @click.option("--no-default-guards", is_flag=True,
               help="Do not judge green against blue automatically (for benchmarks that compare "
                    "other detection strategies).")
+@click.option("--push-window", default="3h", show_default=True,
+              help="How long pushed metrics are kept in memory (e.g. 30m, 3h).")
+@click.option("--push-max-series", default=1000, show_default=True,
+              type=click.IntRange(1, 1_000_000),
+              help="At most this many pushed series (name + dimensions); more are refused.")
 def server(port: int, state_dir: str, database: str | None, insecure: bool,
-           no_default_guards: bool) -> None:
-    """Run the embedded server: API, controller, router process and local compute."""
+           no_default_guards: bool, push_window: str, push_max_series: int) -> None:
+    """Run the embedded server: API, controller, alarm loop, router process and local
+    compute. Guarding alarms (a service spec's `alarms:` and Alertmanager alerts) roll
+    deployments back; --no-default-guards disables only the built-in canary guard."""
     from sluicegate.server import ServerSettings, run_server
+    from sluicegate.spec import parse_duration
 
+    try:
+        window = int(parse_duration(push_window))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--push-window") from exc
+    if window < 60:
+        raise click.BadParameter("at least 1m", param_hint="--push-window")
     run_server(ServerSettings(Path(state_dir), port=port, database=database,
-                              insecure=insecure, default_guards=not no_default_guards))
+                              insecure=insecure, default_guards=not no_default_guards,
+                              push_window=window, push_max_series=push_max_series))
 
 
 @click.group()

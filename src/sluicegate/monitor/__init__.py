@@ -2,8 +2,11 @@
 
 Pure cores exported here: :mod:`~sluicegate.monitor.alarms` and
 :mod:`~sluicegate.monitor.canary`. The adapters and engines above them are imported from
-their modules: :mod:`~sluicegate.monitor.sources` (router metrics over its admin API) and
-:mod:`~sluicegate.monitor.guards` (the default green-vs-blue guards a deployment gets).
+their modules: :mod:`~sluicegate.monitor.sources` (the datapoint seam; router metrics over
+its admin API), :mod:`~sluicegate.monitor.series` (pushed metrics in memory),
+:mod:`~sluicegate.monitor.engine` (the alarm loop), :mod:`~sluicegate.monitor.guard_set`
+(guarding alarms, then the default green-vs-blue guards of
+:mod:`~sluicegate.monitor.guards`) and :mod:`~sluicegate.monitor.rollups` (metric history).
 
 The alarm core (:mod:`sluicegate.monitor.alarms`) is pure: it imports only ``spec`` and the
 standard library, reads no clock and does no I/O; sources and the alarm loop sit above it.

@@ -9,7 +9,9 @@ from sluicegate.router._metrics import Counts
 
 __all__ = ["prometheus_text", "summarize"]
 
-_KEYS = ("requests", "1xx", "2xx", "3xx", "4xx", "5xx", "router_502", "router_504")
+# latency_sum (seconds) lets the monitor compute an exact Average latency per second.
+_KEYS = ("requests", "1xx", "2xx", "3xx", "4xx", "5xx", "router_502", "router_504",
+         "latency_sum")
 
 
 def _ms(value: float | None) -> float | None:

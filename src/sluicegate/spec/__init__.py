@@ -5,6 +5,9 @@ from sluicegate.spec._load import load_file, parse_document
 from sluicegate.spec.alarm import (
     AGGREGATE_STATISTICS,
     COMPARISONS,
+    ROUTER_COUNTERS,
+    ROUTER_DIMENSIONS,
+    ROUTER_METRICS,
     AlarmSpec,
     MetricQuery,
     MetricSpec,
@@ -25,6 +28,7 @@ from sluicegate.spec.router import (
     parse_target,
 )
 from sluicegate.spec.service import (
+    ALARM_PLACEHOLDERS,
     PREDEFINED_CONFIGS,
     CanaryConfig,
     ComputeSpec,
@@ -35,17 +39,23 @@ from sluicegate.spec.service import (
     HttpHookSpec,
     LinearConfig,
     LocalComputeSpec,
+    ServiceAlarmSpec,
     ServiceListenerSpec,
     ServiceSpec,
     StepsConfig,
     StepSpec,
+    bind_alarm,
     expand_placeholders,
 )
 
 __all__ = [
     "AGGREGATE_STATISTICS",
+    "ALARM_PLACEHOLDERS",
     "COMPARISONS",
     "PREDEFINED_CONFIGS",
+    "ROUTER_COUNTERS",
+    "ROUTER_DIMENSIONS",
+    "ROUTER_METRICS",
     "AdminSpec",
     "AlarmSpec",
     "CanaryConfig",
@@ -66,6 +76,7 @@ __all__ = [
     "MetricSpec",
     "RouterConfig",
     "RuleSpec",
+    "ServiceAlarmSpec",
     "ServiceListenerSpec",
     "ServiceSpec",
     "StepSpec",
@@ -74,6 +85,7 @@ __all__ = [
     "TargetGroupSpec",
     "TimeoutsSpec",
     "WeightedGroup",
+    "bind_alarm",
     "expand_placeholders",
     "format_duration",
     "load_file",

@@ -43,6 +43,9 @@ from sluicegate.spec._expression import Expr, parse_expression, refs
 __all__ = [
     "AGGREGATE_STATISTICS",
     "COMPARISONS",
+    "ROUTER_COUNTERS",
+    "ROUTER_DIMENSIONS",
+    "ROUTER_METRICS",
     "AlarmSpec",
     "MetricQuery",
     "MetricSpec",
@@ -52,6 +55,11 @@ __all__ = [
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 _METRIC_ID = re.compile(r"^[a-z][A-Za-z0-9_]{0,31}$")
 _PERCENTILE = re.compile(r"^[pP](\d{1,3}(?:\.\d+)?)$")
+
+#: The router's metrics (see docs/monitor.md): counters, and latency in milliseconds.
+ROUTER_COUNTERS = ("requests", "1xx", "2xx", "3xx", "4xx", "5xx", "router_502", "router_504")
+ROUTER_METRICS = (*ROUTER_COUNTERS, "latency")
+ROUTER_DIMENSIONS = ("listener", "target_group")
 
 AGGREGATE_STATISTICS = ("SampleCount", "Average", "Sum", "Minimum", "Maximum")
 COMPARISONS = (
@@ -123,9 +131,26 @@ class MetricSpec(_Model):
                 problems.append(Problem("name", f"a {self.source} metric needs a name"))
             if self.query is not None:
                 problems.append(Problem("query", "only a prometheus metric has a query"))
+        if self.source == "router" and not problems:
+            problems += self._router_problems()
         if problems:
             raise LocatedError(problems)
         return self
+
+
+    def _router_problems(self) -> list[Problem]:
+        problems: list[Problem] = []
+        if self.name and self.name.strip() and self.name not in ROUTER_METRICS:
+            problems.append(Problem("name", f"unknown router metric {self.name!r}; use one of"
+                                    f" {', '.join(ROUTER_METRICS)}"))
+        for key in self.dimensions:
+            if key not in ROUTER_DIMENSIONS:
+                problems.append(Problem(f"dimensions.{key}", "a router metric has the"
+                                        f" dimensions listener and target_group, not {key!r}"))
+        if not self.dimensions.get("listener"):
+            problems.append(Problem("dimensions.listener", "a router metric needs its listener"
+                                    " (the service's name)"))
+        return problems
 
 
 class MetricQuery(MetricSpec):
@@ -229,6 +254,11 @@ class AlarmSpec(_Model):
         if span > limit:
             problems.append(Problem("evaluation_periods", f"period x evaluation_periods is"
                                     f" {int(span)}s, more than the {limit}s allowed"))
+        for where, (metric, stat) in self._statistics():
+            if (metric.source == "router" and metric.name in ROUTER_COUNTERS
+                    and parse_statistic(stat)[1] is not None):
+                problems.append(Problem(where, f"{stat} needs a distribution; the router"
+                                        f" counter {metric.name!r} has none (use Sum)"))
         if self.evaluate_low_sample_count_percentile is not None and (
             self.metric is None or self.percentile is None
         ):
@@ -237,6 +267,18 @@ class AlarmSpec(_Model):
         if problems:
             raise LocatedError(problems)
         return self
+
+    def _statistics(self) -> list[tuple[str, tuple[MetricSpec, str]]]:
+        """(path of the statistic, (metric, statistic)) for each metric with a statistic."""
+        if self.metric is not None:
+            return [("statistic", (self.metric, self.statistic))] if self.statistic else []
+        out: list[tuple[str, tuple[MetricSpec, str]]] = []
+        for key, q in (self.metrics or {}).items():
+            stat = q.statistic or self.statistic
+            if stat is not None:
+                where = f"metrics.{key}.statistic" if q.statistic else "statistic"
+                out.append((where, (q, stat)))
+        return out
 
     def _expression_problems(self) -> list[Problem]:
         problems: list[Problem] = []

@@ -21,7 +21,6 @@ Decisions written down here because the user sees them:
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from typing import Annotated, Any
 
 from pydantic import (
@@ -47,9 +46,16 @@ from sluicegate.spec._deployment_config import (
 )
 from sluicegate.spec._duration import Duration, format_duration
 from sluicegate.spec._errors import LocatedError
+from sluicegate.spec._placeholders import (
+    expand_placeholders,
+    placeholders_in,
+    unknown_placeholders,
+)
+from sluicegate.spec._service_alarm import ALARM_PLACEHOLDERS, ServiceAlarmSpec, bind_alarm
 from sluicegate.spec.router import HealthCheckSpec, StickinessSpec, parse_target
 
 __all__ = [
+    "ALARM_PLACEHOLDERS",
     "COMPUTE_PLACEHOLDERS",
     "HOOK_PLACEHOLDERS",
     "PREDEFINED_CONFIGS",
@@ -67,10 +73,12 @@ __all__ = [
     "LinearConfig",
     "LinearParams",
     "LocalComputeSpec",
+    "ServiceAlarmSpec",
     "ServiceListenerSpec",
     "ServiceSpec",
     "StepSpec",
     "StepsConfig",
+    "bind_alarm",
     "expand_placeholders",
     "placeholders_in",
 ]
@@ -79,7 +87,6 @@ _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 Name = Annotated[str, Field(pattern=_NAME)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 COMPUTE_PLACEHOLDERS: frozenset[str] = frozenset({"port", "revision", "replica", "service"})
 """Placeholders in a local command/env: the replica's port, revision, index (from 0), service."""
@@ -88,29 +95,6 @@ HOOK_PLACEHOLDERS: frozenset[str] = frozenset({"port", "test_port", "revision", 
 
 _MAX_HOOK_TIMEOUT = 3600.0  # a CodeDeploy hook must answer within 1 h
 _MAX_TERMINATION_WAIT = 2 * 86400.0  # CodeDeploy allows at most 2 days
-
-
-def placeholders_in(text: str) -> list[str]:
-    """The ``{name}`` placeholders in ``text``, in order (braces around non-names ignored)."""
-    return _PLACEHOLDER.findall(text)
-
-
-def expand_placeholders(text: str, values: Mapping[str, object]) -> str:
-    """Replace each ``{name}`` whose name is in ``values``; other braces stay as written."""
-
-    def one(m: re.Match[str]) -> str:
-        name = m.group(1)
-        return str(values[name]) if name in values else m.group(0)
-
-    return _PLACEHOLDER.sub(one, text)
-
-
-def _unknown_placeholders(text: str, allowed: frozenset[str]) -> str | None:
-    bad = [p for p in placeholders_in(text) if p not in allowed]
-    if not bad:
-        return None
-    known = ", ".join(f"{{{p}}}" for p in sorted(allowed))
-    return f"unknown placeholder {{{bad[0]}}} (known: {known})"
 
 
 def _positive(what: str, limit: float | None = None) -> Any:
@@ -152,7 +136,7 @@ def _check_command(value: list[str]) -> list[str]:
     problems = [
         Problem(f"[{i}]", msg)
         for i, arg in enumerate(value)
-        if (msg := _unknown_placeholders(arg, COMPUTE_PLACEHOLDERS))
+        if (msg := unknown_placeholders(arg, COMPUTE_PLACEHOLDERS))
     ]
     if problems:
         raise LocatedError(problems)
@@ -175,7 +159,7 @@ class LocalComputeSpec(_Model):
         for key, value in v.items():
             if not _ENV_NAME.match(key):
                 problems.append(Problem(key, f"{key!r} is not an environment variable name"))
-            elif msg := _unknown_placeholders(value, COMPUTE_PLACEHOLDERS):
+            elif msg := unknown_placeholders(value, COMPUTE_PLACEHOLDERS):
                 problems.append(Problem(key, msg))
         if problems:
             raise LocatedError(problems)
@@ -260,7 +244,7 @@ def _check_hook_command(value: list[str]) -> list[str]:
     problems = [
         Problem(f"[{i}]", msg)
         for i, arg in enumerate(value)
-        if (msg := _unknown_placeholders(arg, HOOK_PLACEHOLDERS))
+        if (msg := unknown_placeholders(arg, HOOK_PLACEHOLDERS))
     ]
     if problems:
         raise LocatedError(problems)
@@ -335,10 +319,18 @@ class ServiceSpec(_Model):
     stickiness: StickinessSpec = StickinessSpec()
     compute: ComputeSpec
     deployment: DeploymentSpec = DeploymentSpec()
+    # Alarms of this service (docs/monitor.md); `apply` replaces the set, kept ones keep state.
+    alarms: list[ServiceAlarmSpec] = Field(default_factory=list, max_length=50)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> ServiceSpec:
         problems: list[Problem] = []
+        seen: set[str] = set()
+        for i, alarm in enumerate(self.alarms):
+            if alarm.name in seen:
+                problems.append(Problem(f"alarms[{i}].name", f"another alarm is named"
+                                        f" {alarm.name!r}"))
+            seen.add(alarm.name)
         if self.listener.test_port is None:
             for i, hook in enumerate(self.deployment.hooks.before_allow_traffic):
                 if hook.http is not None:

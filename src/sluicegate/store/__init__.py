@@ -8,11 +8,24 @@ of Sluicegate above it (no router, compute, deploy, api, cli or server).
 
 from __future__ import annotations
 
-from ._records import Deployment, Event, Replica, Revision, Role, RouterState, Service, Token
+from ._records import (
+    Alarm,
+    Deployment,
+    Event,
+    MetricRollup,
+    Replica,
+    Revision,
+    Role,
+    RouterState,
+    Service,
+    Token,
+)
 from ._schema import ROLES
 from ._store import Store, Transaction
+from .alarms import AlarmRepository, DeclaredAlarm, SyncResult
 from .deployments import DeploymentRepository, new_deployment_id
 from .events import EventRepository
+from .metric_rollups import MetricRollupRepository
 from .replicas import ReplicaRepository
 from .router_state import RouterStateRepository
 from .services import RevisionRepository, ServiceRepository
@@ -20,10 +33,15 @@ from .tokens import TokenRepository, hash_token
 
 __all__ = [
     "ROLES",
+    "Alarm",
+    "AlarmRepository",
+    "DeclaredAlarm",
     "Deployment",
     "DeploymentRepository",
     "Event",
     "EventRepository",
+    "MetricRollup",
+    "MetricRollupRepository",
     "Replica",
     "ReplicaRepository",
     "Revision",
@@ -34,6 +52,7 @@ __all__ = [
     "Service",
     "ServiceRepository",
     "Store",
+    "SyncResult",
     "Token",
     "TokenRepository",
     "Transaction",

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = ["Deployment", "Event", "Replica", "Revision", "Role", "RouterState", "Service", "Token"]
+__all__ = ["Alarm", "Deployment", "Event", "MetricRollup", "Replica", "Revision", "Role",
+           "RouterState", "Service", "Token"]
 
 Role = Literal["admin", "deployer", "reader"]
 
@@ -109,3 +110,46 @@ class RouterState:
     config: dict[str, Any]
     generation: int
     updated_at: float
+
+
+@dataclass(frozen=True)
+class Alarm:
+    """An alarm and its current state. ``kind`` is ``metric`` (declared in the service spec,
+    evaluated by the alarm loop) or ``external`` (set from outside, e.g. Alertmanager)."""
+
+    service: str
+    name: str
+    kind: str
+    spec: dict[str, Any] | None
+    guard: bool
+    state: str
+    reason: str
+    evaluation: dict[str, Any]
+    binding: dict[str, Any]
+    state_changed_at: float
+    evaluated_at: float | None
+    forced_until: float | None
+    error_since: float | None
+    created_at: float
+    updated_at: float
+
+    @property
+    def id(self) -> str:
+        """``<service>/<name>``: the alarm's identity and its events' subject."""
+        return f"{self.service}/{self.name}"
+
+
+@dataclass(frozen=True)
+class MetricRollup:
+    """One series' minute: count, sum, min, max and histogram (bucket -> count, in the
+    source's bucket scheme). ``minute`` is the minute's start in epoch seconds."""
+
+    source: str
+    name: str
+    dimensions: dict[str, str]
+    minute: int
+    count: int
+    total: float
+    minimum: float | None
+    maximum: float | None
+    hist: dict[int, int]

@@ -17,12 +17,15 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
 __all__ = [
+    "ALARM_STATES",
     "NAMING",
     "ROLES",
     "VERSION_TABLE",
+    "alarms",
     "deployments",
     "events",
     "metadata",
+    "metric_rollups",
     "replicas",
     "revisions",
     "router_state",
@@ -36,6 +39,9 @@ VERSION_TABLE = "sluicegate_schema_version"
 
 #: API roles, most powerful first.
 ROLES = ("admin", "deployer", "reader")
+
+#: An alarm's states (CloudWatch's).
+ALARM_STATES = ("OK", "ALARM", "INSUFFICIENT_DATA")
 
 Json = sa.JSON().with_variant(JSONB(), "postgresql")
 #: A 64-bit autoincrement key that SQLite also treats as its ROWID.
@@ -157,4 +163,47 @@ router_state = sa.Table(
     sa.Column("generation", sa.Integer(), nullable=False),
     sa.Column("updated_at", sa.Double(), nullable=False),
     sa.CheckConstraint("id = 1", name="single_row"),
+)
+
+alarms = sa.Table(
+    "alarms",
+    metadata,
+    sa.Column(
+        "service",
+        sa.String(200),
+        sa.ForeignKey("services.name", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # metric (from the spec) | external
+    sa.Column("spec", Json, nullable=True),  # the alarm as declared (metric alarms)
+    sa.Column("guard", sa.Boolean(), nullable=False),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("reason", sa.Text(), nullable=False),
+    sa.Column("evaluation", Json, nullable=False),  # the last evaluation's datapoints
+    sa.Column("binding", Json, nullable=False),  # placeholder values it was evaluated with
+    sa.Column("state_changed_at", sa.Double(), nullable=False),
+    sa.Column("evaluated_at", sa.Double(), nullable=True),
+    sa.Column("forced_until", sa.Double(), nullable=True),  # set-state holds until then
+    sa.Column("error_since", sa.Double(), nullable=True),  # its source fails since then
+    sa.Column("created_at", sa.Double(), nullable=False),
+    sa.Column("updated_at", sa.Double(), nullable=False),
+    sa.CheckConstraint("kind IN ('metric', 'external')", name="kind"),
+    sa.CheckConstraint("state IN ('OK', 'ALARM', 'INSUFFICIENT_DATA')", name="state"),
+)
+
+metric_rollups = sa.Table(
+    "metric_rollups",
+    metadata,
+    sa.Column("source", sa.String(16), primary_key=True),  # push | router
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("series", sa.String(64), primary_key=True),  # sha256 of the dimensions' JSON
+    sa.Column("minute", sa.BigInteger(), primary_key=True),  # epoch seconds, a minute's start
+    sa.Column("dimensions", Json, nullable=False),
+    sa.Column("count", sa.BigInteger(), nullable=False),
+    sa.Column("total", sa.Double(), nullable=False),
+    sa.Column("minimum", sa.Double(), nullable=True),
+    sa.Column("maximum", sa.Double(), nullable=True),
+    sa.Column("hist", Json, nullable=False),  # bucket -> count, in the source's scheme
+    sa.Index("ix_metric_rollups_minute", "minute"),
 )

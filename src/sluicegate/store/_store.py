@@ -28,8 +28,10 @@ from sluicegate.clock import Clock, SystemClock
 from ._base import Db
 from ._engine import begin, make_engine, to_url
 from ._migrate import upgrade
+from .alarms import AlarmRepository
 from .deployments import DeploymentRepository
 from .events import EventRepository
+from .metric_rollups import MetricRollupRepository
 from .replicas import ReplicaRepository
 from .router_state import RouterStateRepository
 from .services import RevisionRepository, ServiceRepository
@@ -49,6 +51,8 @@ class _Repositories:
         self.replicas = ReplicaRepository(db, clock)
         self.tokens = TokenRepository(db, clock)
         self.router_state = RouterStateRepository(db, clock)
+        self.alarms = AlarmRepository(db, clock)
+        self.metric_rollups = MetricRollupRepository(db, clock)
 
 
 class _EngineDb:
