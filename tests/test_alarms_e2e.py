@@ -114,7 +114,7 @@ def test_a_user_alarm_rolls_back_a_bad_release_and_lets_a_good_one_through(
         final = server.wait_phase(bad, {"rolled_back"}, timeout=60)
         story = {e["kind"]: e for e in final["events"]}
         assert story["deployment.alarm"]["message"].startswith(
-            "alarm shop/high-5xx: Threshold Crossed")
+            "guard fired: alarm shop/high-5xx: Threshold Crossed")
         evidence = story["deployment.alarm_evidence"]["data"]
         assert evidence["alarm"] == "shop/high-5xx"
         breaching = [p for p in evidence["datapoints"] if p["breaching"]]
@@ -156,6 +156,6 @@ def test_an_alertmanager_alert_rolls_back_the_deployment_of_its_service(
     assert r.status_code == 200, r.text
     final = server.wait_phase(dep, {"rolled_back"}, timeout=30)
     [event] = [e for e in final["events"] if e["kind"] == "deployment.alarm"]
-    assert event["message"].startswith("alarm cart/alertmanager:CartErrors: Alertmanager:"
-                                       " CartErrors firing")
+    assert event["message"].startswith(
+        "guard fired: alarm cart/alertmanager:CartErrors: Alertmanager: CartErrors firing")
     assert "cart 5xx above 1%" in event["message"]

@@ -204,7 +204,7 @@ async def test_a_firing_guard_alarm_rolls_back_mid_shift(env: Env) -> None:
     assert await env.until(second.id, lambda p: Phase(p).terminal) == "rolled_back"
     assert await env.versions() == {"v1": 40}
     dep = env.store.deployments.get(second.id)
-    assert dep.state["reason"] == "alarm green-5xx is firing"
+    assert dep.state["reason"] == "guard fired: green-5xx"
 
 
 def _app_pids(tmp: Path) -> dict[str, set[int]]:

@@ -276,7 +276,7 @@ def test_an_alarm_while_shifting_rolls_back_at_once() -> None:
     d.tick(60.0)
     assert non_events(d.tick(1.0, alarm="shop-5xx")) == ROLLBACK
     assert d.phase() is Phase.ROLLED_BACK
-    assert d.state.reason == "alarm shop-5xx is firing"
+    assert d.state.reason == "guard fired: shop-5xx"
     assert d.weights() == [10, 20, 0]
 
 

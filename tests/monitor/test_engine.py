@@ -261,7 +261,7 @@ def test_green_and_blue_follow_the_deployment_and_a_new_binding_starts_afresh(
 
     guards = AlarmGuards(world.store)
     fired = asyncio.run(guards(dep))
-    assert fired is not None and fired.startswith("shop/green-errors: Threshold Crossed")
+    assert fired is not None and fired.startswith("alarm shop/green-errors: Threshold Crossed")
     [evidence] = world.store.events.list(subject=dep.id, kind="deployment.alarm_evidence")
     assert evidence.data["alarm"] == "shop/green-errors"
     assert evidence.data["datapoints"][-1]["value"] == 4.0
@@ -285,7 +285,7 @@ def test_a_non_guarding_alarm_never_rolls_back_and_the_default_guard_is_asked(
     assert asked == [dep.id]
     world.apply(ERRORS)  # guard: true now; the alarm keeps its state
     assert world.state() == "ALARM"
-    assert asyncio.run(AlarmGuards(world.store, default)(dep)) == "shop/errors: drill"
+    assert asyncio.run(AlarmGuards(world.store, default)(dep)) == "alarm shop/errors: drill"
 
 
 def test_an_external_alarm_follows_set_external_and_guards(world: World) -> None:
@@ -294,6 +294,6 @@ def test_an_external_alarm_follows_set_external_and_guards(world: World) -> None
     world.engine.set_external("shop", "alertmanager:HighErrors", AlarmState.ALARM,
                               "Alertmanager: HighErrors firing", {"firing": ["abc"]}, "am")
     assert asyncio.run(AlarmGuards(world.store)(dep)) == (
-        "shop/alertmanager:HighErrors: Alertmanager: HighErrors firing")
+        "alarm shop/alertmanager:HighErrors: Alertmanager: HighErrors firing")
     world.tick_to(T0 + 5)  # the loop never evaluates an external alarm
     assert world.store.alarms.get("shop", "alertmanager:HighErrors").state == "ALARM"

@@ -119,7 +119,7 @@ def decide(state: DeploymentState, plan: Plan, spec: ServiceSpec, obs: Observati
         return _abort(state, spec, obs, ending, obs.command.value, f"{verb}{by}")
     if obs.alarm_firing and state.phase.guarded and state.has_blue:
         return _abort(
-            state, spec, obs, Phase.ROLLED_BACK, "alarm", f"alarm {obs.alarm_firing} is firing"
+            state, spec, obs, Phase.ROLLED_BACK, "alarm", f"guard fired: {obs.alarm_firing}"
         )
 
     if obs.command is not None and state.phase not in _PROMOTABLE:

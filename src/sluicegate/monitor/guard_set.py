@@ -7,7 +7,7 @@ has bound it to *this* deployment's revisions, so a state reached on the previou
 numbers never rolls back a new one. Otherwise the default green-vs-blue guards decide.
 
 The firing text is ``shop/high-5xx: <reason>`` (the lifecycle's rollback event reads
-``alarm shop/high-5xx: <reason> is firing``); the reason lists the datapoints. Beside it, a
+``guard fired: alarm shop/high-5xx: <reason>``); the reason lists the datapoints. Beside it, a
 ``deployment.alarm_evidence`` event on the deployment carries the alarm's name, reason and
 datapoints as data.
 """
@@ -35,7 +35,7 @@ class AlarmGuards:
         for alarm in self.store.alarms.list(dep.service):
             if alarm.guard and alarm.state == "ALARM" and _judges(alarm, dep):
                 self._evidence(dep, alarm)
-                return f"{alarm.id}: {alarm.reason.rstrip('.')}"
+                return f"alarm {alarm.id}: {alarm.reason.rstrip('.')}"
         if self.default is not None:
             return await self.default(dep)
         return None
