@@ -420,5 +420,10 @@ def flag_set_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of a flag-set document. It checks structure only;
     :func:`validate_flag_set` adds the checks across fields."""
     schema = FlagSet.model_json_schema(by_alias=True)
+    flag = schema["$defs"]["Flag"]
+    # A boolean flag may leave out variants and default_variant (see Flag).
+    flag["required"] = ["type"]
+    flag["if"] = {"properties": {"type": {"const": "boolean"}}}
+    flag["else"] = {"required": ["variants", "default_variant"]}
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID,
             **schema}
