@@ -371,7 +371,7 @@ def _path(loc: Sequence[int | str]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif not part.startswith("~"):  # a predicate's union tag, not a document key
+        elif not part.startswith("~") and part != "[key]":  # union tags, "the key itself"
             out += f".{part}" if out else part
     return out
 
