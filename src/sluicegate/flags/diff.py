@@ -97,8 +97,19 @@ def _join(path: str, part: str | int) -> str:
     return f"{path}.{part}" if path else part
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Equal as JSON: ``1`` and ``true`` differ (Python says ``1 == True``)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
 def _fields(old: Any, new: Any, path: str, out: list[FieldChange | IdsChange]) -> None:
-    if old == new and type(old) is type(new):
+    if _same(old, new):
         return
     if isinstance(old, Mapping) and isinstance(new, Mapping):
         for key in old:
