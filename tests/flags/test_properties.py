@@ -125,3 +125,14 @@ def test_explain_agrees_with_the_evaluation(context: dict[str, Any], key: str) -
         assert matched and matched[0].subject.startswith(f"rules[{r.flag_metadata['rule']}]")
     else:
         assert not matched or r.reason is Reason.ERROR
+
+
+@settings(max_examples=300)
+@given(anything, st.sampled_from([*FLAGS.keys(), "nope"]))
+def test_typed_getters_are_evaluate_with_the_type(context: Any, key: str) -> None:
+    for getter, kind, default in ((FLAGS.get_boolean, "boolean", False),
+                                  (FLAGS.get_string, "string", "d"),
+                                  (FLAGS.get_number, "number", -1),
+                                  (FLAGS.get_object, "object", {"d": 1})):
+        assert getter(key, context, default) == FLAGS.evaluate(key, context, default,
+                                                               kind).value

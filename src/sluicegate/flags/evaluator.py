@@ -105,7 +105,8 @@ class CompiledFlagSet:
     ``targetingKey`` (or ``userId`` when there is no ``targetingKey``).
     """
 
-    __slots__ = ("_internal", "_plans", "_resolvers", "_types", "version")
+    __slots__ = ("_booleans", "_internal", "_numbers", "_objects", "_plans", "_resolvers",
+                 "_strings", "_types", "version")
 
     def __init__(self, resolvers: Mapping[str, Resolver], internal: Mapping[str, Resolver],
                  types: Mapping[str, FlagType], plans: Mapping[str, Any],
@@ -115,6 +116,14 @@ class CompiledFlagSet:
         self._types = dict(types)
         self._plans = dict(plans)
         self.version = version
+        # Per type, for the typed getters: one lookup answers "exists and has this type".
+        by_type: dict[FlagType, dict[str, Resolver]] = {t: {} for t in FlagType}
+        for key, resolver in self._resolvers.items():
+            by_type[self._types[key]][key] = resolver
+        self._booleans = by_type[FlagType.BOOLEAN]
+        self._strings = by_type[FlagType.STRING]
+        self._numbers = by_type[FlagType.NUMBER]
+        self._objects = by_type[FlagType.OBJECT]
 
     def __contains__(self, key: object) -> bool:
         return key in self._resolvers
@@ -162,23 +171,50 @@ class CompiledFlagSet:
         except Exception:
             return None
 
+    # The typed getters are ``evaluate(key, context, default, TYPE).value``, written out
+    # for speed: the value served, or ``default`` on any error.
+
     def get_boolean(self, key: str, context: Mapping[str, Any] | None, default: bool) -> bool:
-        value: bool = self.evaluate(key, context, default, FlagType.BOOLEAN).value
-        return value
+        resolver = self._booleans.get(key)
+        if resolver is not None:
+            try:
+                value: bool = resolver(_EMPTY if context is None else context).value
+                return value
+            except Exception:
+                pass
+        return default
 
     def get_string(self, key: str, context: Mapping[str, Any] | None, default: str) -> str:
-        value: str = self.evaluate(key, context, default, FlagType.STRING).value
-        return value
+        resolver = self._strings.get(key)
+        if resolver is not None:
+            try:
+                value: str = resolver(_EMPTY if context is None else context).value
+                return value
+            except Exception:
+                pass
+        return default
 
     def get_number(self, key: str, context: Mapping[str, Any] | None,
                    default: float) -> float:
-        value: float = self.evaluate(key, context, default, FlagType.NUMBER).value
-        return value
+        resolver = self._numbers.get(key)
+        if resolver is not None:
+            try:
+                value: float = resolver(_EMPTY if context is None else context).value
+                return value
+            except Exception:
+                pass
+        return default
 
     def get_object(self, key: str, context: Mapping[str, Any] | None,
                    default: dict[str, Any]) -> dict[str, Any]:
-        value: dict[str, Any] = self.evaluate(key, context, default, FlagType.OBJECT).value
-        return value
+        resolver = self._objects.get(key)
+        if resolver is not None:
+            try:
+                value: dict[str, Any] = resolver(_EMPTY if context is None else context).value
+                return value
+            except Exception:
+                pass
+        return default
 
     def explain(self, key: str, context: Mapping[str, Any] | None = None,
                 default: Any = None, expected_type: FlagType | str | None = None
