@@ -211,6 +211,15 @@ def _resolver(prerequisites: tuple[Test, ...], failed: Resolution,
             return constant  # type: ignore[return-value]
 
         return static
+    if not prerequisites and len(rules) == 1 and rules[0][2] is None and last_fn is not None:
+        # The common "segment gets it, everyone else a split" shape, one call shorter.
+        (test, result, _), = rules
+        split = last_fn
+
+        def rule_or_split(ctx: Context) -> Resolution:
+            return result if test(ctx) else split(ctx)  # type: ignore[return-value]
+
+        return rule_or_split
     if not prerequisites and len(rules) == 1:
         (test, result, fn), = rules
 

@@ -146,8 +146,9 @@ class CompiledFlagSet:
         ``expected_type`` (``"boolean"``, ``"string"``, ``"number"``, ``"object"``) makes a
         flag of another type answer TYPE_MISMATCH; on any error the value is ``default``.
         """
-        resolver = self._resolvers.get(key)
-        if resolver is None:
+        try:
+            resolver = self._resolvers[key]
+        except (KeyError, TypeError):  # TypeError: an unhashable key
             return _error(default, ErrorCode.FLAG_NOT_FOUND, f"no flag {key!r} in this set")
         if expected_type is not None and self._types[key] != expected_type:
             return _error(default, ErrorCode.TYPE_MISMATCH,
