@@ -103,7 +103,7 @@ def baseline(_: str) -> dict[str, Any]:
         if key == STATIC:
             def pre(seq: list[Any]) -> None:
                 for _u in seq:
-                    table[key]  # noqa: B018
+                    table[key]
         else:
             def pre(seq: list[Any]) -> None:
                 for u in seq:

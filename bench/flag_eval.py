@@ -63,7 +63,7 @@ def run_worker(name: str, python: str, reps: int, evals: int) -> dict[str, Any]:
     if python == "peers" and not PEERS_PY.exists():
         return {"name": name, "error": "not installed (run --setup-peers)"}
     try:
-        proc = subprocess.run([exe, str(WORKER), name, str(reps), str(evals)],
+        proc = subprocess.run([exe, str(WORKER), name, str(reps), str(evals)], check=False,
                               capture_output=True, text=True, timeout=1800, cwd=ROOT)
     except subprocess.TimeoutExpired:
         return {"name": name, "error": "timed out"}
@@ -173,8 +173,9 @@ def report(results: list[tuple[str, dict[str, Any]]], reps: int, evals: int) -> 
                  for m in ("rule_prebuilt", "rule_ctx", "static_prebuilt")]
         ratio = "—"
         if sg is not None and r["name"] != "sluicegate":
-            ratio = (f"{sg['rule_prebuilt']['median_cpu'] / r['rule_prebuilt']['median_cpu']:.1f}"
-                     f" / {sg['static_prebuilt']['median_cpu'] / r['static_prebuilt']['median_cpu']:.1f}")
+            rule_x = sg["rule_prebuilt"]["median_cpu"] / r["rule_prebuilt"]["median_cpu"]
+            static_x = sg["static_prebuilt"]["median_cpu"] / r["static_prebuilt"]["median_cpu"]
+            ratio = f"{rule_x:.1f} / {static_x:.1f}"
         print(f"| {label} | {r['version']} | {' | '.join(cells)} | {ratio} | "
               f"{r['on_share']:.4f} | {r['group_on']}/100 | {r['static_on']:.2f} |")
     if sg is None:

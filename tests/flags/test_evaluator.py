@@ -283,7 +283,7 @@ def test_object_values_are_copies_the_caller_may_change() -> None:
                                      {"targetingKey": float("nan")}, {1: 2}])
 def test_odd_contexts_never_raise(context: Any) -> None:
     flags = load_flag_set(EXAMPLE).compile()
-    for key in flags.keys():
+    for key in flags:
         r = flags.evaluate(key, context, default="d")
         assert isinstance(r, Resolution)
         if r.reason is Reason.ERROR:

@@ -4,6 +4,7 @@ matches, and explain agrees with the evaluation it explains."""
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +74,7 @@ def split_set(weights: list[int], salt: str = "") -> Any:
 def weight_lists(draw: st.DrawFn) -> list[int]:
     cuts = sorted(draw(st.lists(st.integers(0, 100), min_size=1, max_size=4)))
     bounds = [0, *cuts, 100]
-    return [b - a for a, b in zip(bounds, bounds[1:], strict=False)]
+    return [b - a for a, b in pairwise(bounds)]
 
 
 @settings(max_examples=15, deadline=None)

@@ -10,7 +10,7 @@ Imports only the standard library (the SDK and agent import this module in apps)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
@@ -130,6 +130,9 @@ class CompiledFlagSet:
 
     def __len__(self) -> int:
         return len(self._resolvers)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._resolvers)
 
     def keys(self) -> list[str]:
         """The flag keys, in document order."""
