@@ -130,6 +130,37 @@ def compile_times(rounds: int = 5) -> dict[str, float]:
             "compile_ms": statistics.median(compile_) * 1e3}
 
 
+def segment_sweep(rounds: int, evals: int) -> list[tuple[int, float, float]]:
+    """ns per rule-flag evaluation by segment size, sizes interleaved round by round so load
+    on the shared machine hits them alike: (ids, median, min)."""
+    import gc
+
+    sys.path.insert(0, str(ROOT / "src"))
+    from sluicegate.flags import compile_flag_set
+
+    users = [f"user-{i:05d}" for i in range(10_000)]
+    group = users[::100]
+    sets = {}
+    for size in (100, 10_000, 100_000, 1_000_000):
+        ids = group + [f"other-{i:07d}" for i in range(size - len(group))]
+        sets[size] = compile_flag_set({"segments": {"g": {"ids": ids}}, "flags": {"r": {
+            "type": "boolean", "variants": {"on": True, "off": False},
+            "default_variant": "off", "rules": [{"when": {"segment": "g"}, "variant": "on"}],
+            "fallthrough": {"split": [{"variant": "on", "weight": 25.0},
+                                      {"variant": "off", "weight": 75.0}]}}}})
+    ctxs = [{"targetingKey": u} for u in users] * (evals // len(users))
+    times: dict[int, list[float]] = {size: [] for size in sets}
+    for _ in range(rounds):
+        for size, flags in sets.items():
+            evaluate = flags.evaluate
+            gc.collect()
+            t0 = time.thread_time()
+            for c in ctxs:
+                evaluate("r", c)
+            times[size].append((time.thread_time() - t0) / len(ctxs) * 1e9)
+    return [(size, statistics.median(t), min(t)) for size, t in times.items()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--setup-peers", action="store_true",
@@ -151,6 +182,12 @@ def main() -> None:
         print(f"running {label} ...", file=sys.stderr, flush=True)
         results.append((label, run_worker(name, python, args.reps, evals)))
     report(results, args.reps, evals)
+    print(f"\nrule flag by segment size (ns per evaluation, thread CPU, {args.reps * 3} rounds"
+          " interleaved):\n")
+    print("| listed ids | median ns/eval | min ns/eval |")
+    print("|---:|---:|---:|")
+    for size, median, low in segment_sweep(args.reps * 3, evals):
+        print(f"| {size:,} | {median:.0f} | {low:.0f} |")
     times = compile_times()
     print(f"\n1,000-flag set (50 segments, splits, regex/semver rules, prerequisites, objects),"
           f" CPU median of 5: validate {times['validate_ms']:.0f} ms, compile "
