@@ -288,3 +288,15 @@ def test_the_json_schema_rejects_structural_mistakes(flag: dict[str, Any]) -> No
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(doc(f=flag), flag_set_schema(),
                             cls=jsonschema.Draft202012Validator)
+
+
+def test_a_missing_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigFileError, match="cannot read file") as info:
+        load_flag_set(tmp_path / "nope.yaml")
+    assert info.value.source == str(tmp_path / "nope.yaml")
+
+
+def test_a_json_file_is_read_too(tmp_path: Path) -> None:
+    path = tmp_path / "flags.json"
+    path.write_text(json.dumps({"flags": {"f": {"type": "boolean", "default_variant": "on"}}}))
+    assert load_flag_set(path).compile().evaluate("f").value is True
