@@ -8,11 +8,25 @@ of Sluicegate above it (no router, compute, deploy, api, cli or server).
 
 from __future__ import annotations
 
-from ._records import Deployment, Event, Replica, Revision, Role, RouterState, Service, Token
+from ._records import (
+    Deployment,
+    Event,
+    FlagEnvironment,
+    FlagRollout,
+    FlagSetVersion,
+    FlagVersionInfo,
+    Replica,
+    Revision,
+    Role,
+    RouterState,
+    Service,
+    Token,
+)
 from ._schema import ROLES
 from ._store import Store, Transaction
 from .deployments import DeploymentRepository, new_deployment_id
 from .events import EventRepository
+from .flags import FlagRepository, FlagRolloutRepository, new_rollout_id
 from .replicas import ReplicaRepository
 from .router_state import RouterStateRepository
 from .services import RevisionRepository, ServiceRepository
@@ -24,6 +38,12 @@ __all__ = [
     "DeploymentRepository",
     "Event",
     "EventRepository",
+    "FlagEnvironment",
+    "FlagRepository",
+    "FlagRollout",
+    "FlagRolloutRepository",
+    "FlagSetVersion",
+    "FlagVersionInfo",
     "Replica",
     "ReplicaRepository",
     "Revision",
@@ -39,4 +59,5 @@ __all__ = [
     "Transaction",
     "hash_token",
     "new_deployment_id",
+    "new_rollout_id",
 ]

@@ -30,6 +30,7 @@ from ._engine import begin, make_engine, to_url
 from ._migrate import upgrade
 from .deployments import DeploymentRepository
 from .events import EventRepository
+from .flags import FlagRepository, FlagRolloutRepository
 from .replicas import ReplicaRepository
 from .router_state import RouterStateRepository
 from .services import RevisionRepository, ServiceRepository
@@ -49,6 +50,8 @@ class _Repositories:
         self.replicas = ReplicaRepository(db, clock)
         self.tokens = TokenRepository(db, clock)
         self.router_state = RouterStateRepository(db, clock)
+        self.flags = FlagRepository(db, clock)
+        self.flag_rollouts = FlagRolloutRepository(db, clock)
 
 
 class _EngineDb:
