@@ -47,8 +47,9 @@ class FlagRepository(Repository):
 
     def create_environment(self, name: str, description: str = "") -> FlagEnvironment:
         """:class:`ConflictError` when ``name`` exists."""
-        values = {"name": name, "description": description, "current_version": None,
-                  "created_at": self._clock.now()}
+        now = self._clock.now()
+        values: dict[str, Any] = {"name": name, "description": description,
+                                  "current_version": None, "created_at": now}
         with self._db.write() as conn:
             if _env_row(conn, name) is not None:
                 raise ConflictError(f"flag environment {name!r} already exists")
@@ -56,7 +57,7 @@ class FlagRepository(Repository):
                 conn.execute(sa.insert(flag_environments).values(values))
             except exc.IntegrityError as err:
                 raise ConflictError(f"flag environment {name!r} already exists") from err
-        return FlagEnvironment(name, description, None, None, values["created_at"])
+        return FlagEnvironment(name, description, None, None, now)
 
     def environment(self, name: str) -> FlagEnvironment:
         """:class:`NotFoundError` for an unknown environment."""
@@ -88,15 +89,7 @@ class FlagRepository(Repository):
         environment.
         """
         with self._db.write() as conn:
-            row = _lock_env(conn, env)
-            current = row["current_version"]
-            if expected_version is not None and (current or 0) != expected_version:
-                raise ConflictError(
-                    f"flag set {env!r} is at version {current or 0}, not {expected_version}: "
-                    "someone changed it meanwhile; read it again and re-apply your change")
-            active = _active_rollout_row(conn, env)
-            if active is not None:
-                raise _rollout_in_progress(active)
+            _changeable(conn, env, expected_version)
             number = (_latest(conn, env) or 0) + 1
             values: dict[str, Any] = {"env": env, "version": number, "document": document,
                                       "created_at": self._clock.now(), "actor": actor,
@@ -111,6 +104,13 @@ class FlagRepository(Repository):
                              .where(flag_environments.c.name == env)
                              .values(current_version=number))
         return FlagSetVersion(env, number, values["created_at"], actor, message, document)
+
+    def lock(self, env: str, *, expected_version: int | None = None) -> FlagEnvironment:
+        """Lock the environment for a change until the transaction ends (use inside
+        ``store.transaction()``), checking what :meth:`append_version` checks: the
+        expected version and no rollout in progress (:class:`ConflictError`)."""
+        with self._db.write() as conn:
+            return _environment(_changeable(conn, env, expected_version), _latest(conn, env))
 
     def version(self, env: str, number: int | None = None) -> FlagSetVersion:
         """Version ``number``, or the current one; :class:`NotFoundError` when missing."""
@@ -236,6 +236,19 @@ def _lock_env(conn: sa.Connection, name: str) -> sa.RowMapping:
     row = conn.execute(query.with_for_update()).mappings().first()
     if row is None:
         raise _no_env(name)
+    return row
+
+
+def _changeable(conn: sa.Connection, env: str, expected_version: int | None) -> sa.RowMapping:
+    row = _lock_env(conn, env)
+    current = row["current_version"]
+    if expected_version is not None and (current or 0) != expected_version:
+        raise ConflictError(
+            f"flag set {env!r} is at version {current or 0}, not {expected_version}: "
+            "someone changed it meanwhile; read it again and re-apply your change")
+    active = _active_rollout_row(conn, env)
+    if active is not None:
+        raise _rollout_in_progress(active)
     return row
 
 
