@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -45,7 +46,7 @@ def test_a_users_version_only_ever_moves_forward_while_the_share_grows() -> None
     for user, seen in sides.items():
         assert seen == sorted(seen), f"{user} flipped back: {seen}"
     cohorts = [{u for u in USERS if sides[u][i]} for i in range(len(GROWING))]
-    for smaller, larger in zip(cohorts, cohorts[1:], strict=False):
+    for smaller, larger in itertools.pairwise(cohorts):
         assert smaller <= larger
 
 
