@@ -22,6 +22,7 @@ from sluicegate.clock import SystemClock
 from sluicegate.compute.base import ReplicaEvent
 from sluicegate.compute.local import LocalCompute
 from sluicegate.deploy.controller import Controller
+from sluicegate.flagservice import AlarmLookup, FlagService
 from sluicegate.monitor.guards import DefaultGuards
 from sluicegate.monitor.sources import RouterSource
 from sluicegate.router.supervisor import RouterSupervisor
@@ -49,7 +50,8 @@ class ServerSettings:
 
 
 async def serve(settings: ServerSettings, stop: asyncio.Event,
-                announce: Callable[[str], None] = print) -> None:
+                announce: Callable[[str], None] = print,
+                flag_alarms: AlarmLookup | None = None) -> None:
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     store = Store.open(settings.database)
     if not store.tokens.list() and not settings.insecure:
@@ -69,11 +71,15 @@ async def serve(settings: ServerSettings, stop: asyncio.Event,
                             alarms=guards if settings.default_guards else None)
     controllers.append(controller)
     await controller.recover()
-    app = create_app(controller, store, settings.insecure)
+    # ``flag_alarms``: the alarm engine's lookup by alarm name, once it is wired in.
+    flags = FlagService(store, SystemClock(), flag_alarms)
+    await flags.rollouts.recover()
+    app = create_app(controller, store, settings.insecure, flags=flags)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
                             lifespan="off")
     server = uvicorn.Server(config)
     loop_task = asyncio.get_running_loop().create_task(controller.run(settings.tick))
+    flags_task = asyncio.get_running_loop().create_task(flags.rollouts.run(settings.tick))
     watch_task = asyncio.get_running_loop().create_task(
         _watch_router(supervisor, controller, guards))
     api_task = asyncio.get_running_loop().create_task(server.serve())
@@ -84,7 +90,7 @@ async def serve(settings: ServerSettings, stop: asyncio.Event,
     await asyncio.wait([stopper, api_task], return_when=asyncio.FIRST_COMPLETED)
     stopper.cancel()
     server.should_exit = True
-    for task in (loop_task, watch_task):
+    for task in (loop_task, flags_task, watch_task):
         task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await api_task

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sluicegate import __version__
+from sluicegate.api._flag_routes import router as flag_router
 from sluicegate.api._routes import router
 from sluicegate.deploy.controller import Controller
 from sluicegate.errors import (
@@ -22,19 +23,25 @@ from sluicegate.errors import (
     SpecError,
     TransientError,
 )
+from sluicegate.flagservice import FlagService
 from sluicegate.spec._errors import dotted_path
 from sluicegate.store import Store
 
 __all__ = ["create_app"]
 
 
-def create_app(controller: Controller, store: Store, insecure: bool = False) -> FastAPI:
+def create_app(controller: Controller, store: Store, insecure: bool = False, *,
+               flags: FlagService | None = None) -> FastAPI:
+    """The API over the controller, the store and the flag service (``flags``; without
+    one, a service whose rollouts only advance if someone runs its engine)."""
     app = FastAPI(title="Sluicegate", version=__version__,
-                  description="Safe releases: services, deployments, events.")
+                  description="Safe releases: services, deployments, flags, events.")
     app.state.controller = controller
     app.state.store = store
     app.state.insecure = insecure
+    app.state.flags = flags if flags is not None else FlagService(store, controller.clock)
     app.include_router(router)
+    app.include_router(flag_router)
 
     @app.exception_handler(SluicegateError)
     async def _sluicegate_error(request: Request, exc: SluicegateError) -> JSONResponse:

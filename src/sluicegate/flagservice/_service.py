@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
 from sluicegate.clock import Clock
 from sluicegate.errors import NotFoundError, Problem, SpecError
 from sluicegate.flags import (
@@ -29,10 +31,11 @@ from sluicegate.flags import (
 from sluicegate.flags.diff import IdsChange
 from sluicegate.flags.rollout import RolloutState, start
 from sluicegate.flagservice.rollouts import AlarmLookup, RolloutEngine, subject_of
+from sluicegate.spec._errors import spec_error_from
 from sluicegate.spec.flag_rollout import RolloutSpec
 from sluicegate.store import FlagEnvironment, FlagRollout, FlagSetVersion, Store
 
-__all__ = ["ENV_NAME_PATTERN", "Applied", "FlagService", "diff_summary"]
+__all__ = ["ENV_NAME_PATTERN", "Applied", "FlagService", "diff_summary", "parse_rollout"]
 
 ENV_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 _RESERVED = {"envs", "schema"}  # path segments of the API beside /v1/flags/{env}
@@ -77,13 +80,28 @@ class FlagService:
     # -- changes ----------------------------------------------------------------------------
 
     async def apply(self, env: str, data: Any, *, actor: str, message: str = "",
-                    expected_version: int | None = None, rollout: RolloutSpec | None = None,
+                    expected_version: int | None = None,
+                    rollout: RolloutSpec | Mapping[str, Any] | None = None,
                     source: str | None = None, revert_of: int | None = None) -> Applied:
-        """Validate and save ``data`` as the environment's next version (see the module)."""
-        document = validate_flag_set(data, source).document()
+        """Validate and save ``data`` as the environment's next version (see the module).
+
+        ``rollout`` as data is validated too; the problems of both are reported together,
+        the rollout's under ``rollout.``."""
+        problems: list[Problem] = []
+        try:
+            document = validate_flag_set(data, source).document()
+        except SpecError as exc:
+            problems += exc.problems
+        spec: RolloutSpec | None = None
+        try:
+            spec = parse_rollout(rollout)
+        except SpecError as exc:
+            problems += exc.problems
+        if problems:
+            raise SpecError(problems, source)
         compile_flag_set(document)  # a validated set compiles; prove it before saving
-        if rollout is not None:
-            await self.rollouts.check_alarms(rollout.alarms)
+        if spec is not None:
+            await self.rollouts.check_alarms(spec.alarms)
         with self.store.transaction() as tx:
             locked = tx.flags.lock(env, expected_version=expected_version)
             previous = locked.current_version
@@ -92,16 +110,16 @@ class FlagService:
             if current is not None and not diff:
                 return Applied(env, current, previous, diff, changed=False,
                                note=f"no changes: {env} stays at version {previous}")
-            gradual = rollout is not None and current is not None
+            gradual = spec is not None and current is not None
             saved = tx.flags.append_version(env, document, actor=actor, message=message,
                                             publish=not gradual)
             started = None
             if gradual:
-                assert rollout is not None and previous is not None
+                assert spec is not None and previous is not None
                 state = start(self.clock.now())
                 started = tx.flag_rollouts.create(
                     env, from_version=previous, to_version=saved.version,
-                    strategy=rollout.as_json(), state=state.to_json(), phase=state.phase.value)
+                    strategy=spec.as_json(), state=state.to_json(), phase=state.phase.value)
             tx.events.append("flags.version", subject_of(env),
                              _version_message(saved, previous, diff, started, revert_of),
                              actor=actor, data={
@@ -110,24 +128,23 @@ class FlagService:
                                  "revert_of": revert_of,
                                  "rollout": started.id if started else None,
                                  "diff": diff_summary(diff)})
-            if started is not None:
-                alarms = f", guarded by {', '.join(rollout.alarms)}" if rollout and \
-                    rollout.alarms else ""
+            if started is not None and spec is not None:
+                alarms = f", guarded by {', '.join(spec.alarms)}" if spec.alarms else ""
                 tx.events.append(
                     "flags.rollout.started", subject_of(env),
                     f"{env} v{previous} -> v{saved.version}: rollout {started.id} started with "
-                    f"{rollout.strategy_name if rollout else ''}{alarms}", actor=actor,
+                    f"{spec.strategy_name}{alarms}", actor=actor,
                     data={"env": env, "rollout": started.id, "from_version": previous,
                           "to_version": saved.version, "strategy": started.strategy})
         note = None
-        if rollout is not None and started is None:
+        if spec is not None and started is None:
             note = (f"version {saved.version} is the first of {env}: published to everyone at "
                     "once (a rollout needs a previous version to go back to)")
         return Applied(env, saved, previous, diff, changed=True, rollout=started, note=note)
 
     async def revert(self, env: str, to: int, *, actor: str, message: str = "",
                      expected_version: int | None = None,
-                     rollout: RolloutSpec | None = None) -> Applied:
+                     rollout: RolloutSpec | Mapping[str, Any] | None = None) -> Applied:
         """Save version ``to``'s document again, as a new version."""
         old = self.store.flags.version(env, to)
         return await self.apply(env, old.document, actor=actor,
@@ -225,6 +242,18 @@ class FlagService:
                 "started_at": state.started_at, "ended_at": state.ended_at,
                 "created_at": r.created_at, "updated_at": r.updated_at,
                 **self.rollouts.progress(r)}
+
+
+def parse_rollout(data: RolloutSpec | Mapping[str, Any] | None) -> RolloutSpec | None:
+    """A rollout given as data, validated; problems are reported under ``rollout.``."""
+    if data is None or isinstance(data, RolloutSpec):
+        return data
+    try:
+        return RolloutSpec.model_validate(data)
+    except ValidationError as exc:
+        problems = spec_error_from(exc).problems
+        raise SpecError([Problem(f"rollout.{p.path}" if p.path else "rollout", p.message)
+                         for p in problems]) from exc
 
 
 def rollout_view(r: FlagRollout) -> RolloutView:
