@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from sluicegate.clock import Clock
-from sluicegate.deploy.strategies import Plan
+from sluicegate.deploy.strategies import Plan, describe
 from sluicegate.errors import ConflictError, NotFoundError, Problem, SluicegateError, SpecError
 from sluicegate.flags.rollout import (
     Publish,
@@ -100,10 +100,11 @@ class RolloutEngine:
             return self._record(rollout, decision.state, decision.actions, actor)
 
     def progress(self, rollout: FlagRollout) -> dict[str, Any]:
-        """For views: the plan's step count and seconds to the next step."""
+        """For views: the plan (its name, step count, and described step by step) and the
+        seconds to the next step."""
         plan = _plan(rollout)
         state = RolloutState.from_json(rollout.state)
-        return {"steps": len(plan.steps), "plan": plan.name,
+        return {"steps": len(plan.steps), "plan": plan.name, "plan_text": describe(plan),
                 "next_step_in": next_step_in(state, plan, self.clock.now())}
 
     # -- the loop ---------------------------------------------------------------------------
