@@ -24,11 +24,12 @@ from sluicegate.compute.base import ReplicaEvent
 from sluicegate.compute.local import LocalCompute
 from sluicegate.deploy.controller import Controller
 from sluicegate.errors import SluicegateError
+from sluicegate.flagservice import AlarmLookup, FlagService
 from sluicegate.monitor._alarm_records import sync_alarms
 from sluicegate.monitor._recent import RecentSeconds
 from sluicegate.monitor._router_datapoints import RouterDatapoints
 from sluicegate.monitor.engine import AlarmEngine
-from sluicegate.monitor.guard_set import AlarmGuards
+from sluicegate.monitor.guard_set import AlarmGuards, alarm_lookup
 from sluicegate.monitor.guards import DefaultGuards
 from sluicegate.monitor.rollups import RollupWriter
 from sluicegate.monitor.series import DEFAULT_MAX_SERIES, DEFAULT_WINDOW, PushSource, SeriesStore
@@ -63,7 +64,8 @@ class ServerSettings:
 
 
 async def serve(settings: ServerSettings, stop: asyncio.Event,
-                announce: Callable[[str], None] = print) -> None:
+                announce: Callable[[str], None] = print,
+                flag_alarms: AlarmLookup | None = None) -> None:
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     store = Store.open(settings.database)
     if not store.tokens.list() and not settings.insecure:
@@ -91,13 +93,17 @@ async def serve(settings: ServerSettings, stop: asyncio.Event,
                             hold=guards.hold if settings.default_guards else None)
     controllers.append(controller)
     await controller.recover()
-    app = create_app(controller, store, settings.insecure, series=series, engine=engine)
+    flags = FlagService(store, clock, flag_alarms or alarm_lookup(store))
+    await flags.rollouts.recover()
+    app = create_app(controller, store, settings.insecure, series=series, engine=engine,
+                     flags=flags)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
                             lifespan="off")
     server = uvicorn.Server(config)
     loop_task = asyncio.get_running_loop().create_task(controller.run(settings.tick))
     alarm_task = asyncio.get_running_loop().create_task(engine.run())
     rollup_task = asyncio.get_running_loop().create_task(rollups.run())
+    flags_task = asyncio.get_running_loop().create_task(flags.rollouts.run(settings.tick))
     watch_task = asyncio.get_running_loop().create_task(
         _watch_router(supervisor, controller, guards, sources))
     api_task = asyncio.get_running_loop().create_task(server.serve())
@@ -108,7 +114,7 @@ async def serve(settings: ServerSettings, stop: asyncio.Event,
     await asyncio.wait([stopper, api_task], return_when=asyncio.FIRST_COMPLETED)
     stopper.cancel()
     server.should_exit = True
-    for task in (loop_task, alarm_task, rollup_task, watch_task):
+    for task in (loop_task, alarm_task, rollup_task, flags_task, watch_task):
         task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await api_task

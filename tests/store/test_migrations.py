@@ -26,6 +26,9 @@ TABLES = {
     "replicas",
     "tokens",
     "router_state",
+    "flag_environments",
+    "flag_set_versions",
+    "flag_rollouts",
     VERSION_TABLE,
 }
 

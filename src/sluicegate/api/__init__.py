@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from sluicegate import __version__
 from sluicegate.api._alarm_routes import router as alarm_router
 from sluicegate.api._alertmanager_routes import router as alertmanager_router
+from sluicegate.api._flag_routes import router as flag_router
 from sluicegate.api._metrics_routes import router as metrics_router
 from sluicegate.api._routes import router
 from sluicegate.deploy.controller import Controller
@@ -25,6 +26,7 @@ from sluicegate.errors import (
     SpecError,
     TransientError,
 )
+from sluicegate.flagservice import FlagService
 from sluicegate.monitor.engine import AlarmEngine
 from sluicegate.monitor.series import SeriesStore
 from sluicegate.spec._errors import dotted_path
@@ -35,21 +37,25 @@ __all__ = ["create_app"]
 
 def create_app(controller: Controller, store: Store, insecure: bool = False, *,
                series: SeriesStore | None = None,
-               engine: AlarmEngine | None = None) -> FastAPI:
-    """The API over the controller and store; ``series`` receives pushed metrics and
-    ``engine`` (the alarm loop) takes forced alarm states."""
+               engine: AlarmEngine | None = None,
+               flags: FlagService | None = None) -> FastAPI:
+    """The API over the controller and store; ``series`` receives pushed metrics,
+    ``engine`` (the alarm loop) takes forced alarm states, ``flags`` is the flag service
+    (without one, a service whose rollouts only advance if someone runs its engine)."""
     app = FastAPI(title="Sluicegate", version=__version__,
-                  description="Safe releases: services, deployments, events, alarms.")
+                  description="Safe releases: services, deployments, flags, events, alarms.")
     app.state.controller = controller
     app.state.store = store
     app.state.insecure = insecure
     app.state.clock = controller.clock
     app.state.series = series if series is not None else SeriesStore()
     app.state.engine = engine
+    app.state.flags = flags if flags is not None else FlagService(store, controller.clock)
     app.include_router(router)
     app.include_router(metrics_router)
     app.include_router(alarm_router)
     app.include_router(alertmanager_router)
+    app.include_router(flag_router)
 
     @app.exception_handler(SluicegateError)
     async def _sluicegate_error(request: Request, exc: SluicegateError) -> JSONResponse:

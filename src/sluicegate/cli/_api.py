@@ -21,9 +21,11 @@ class Api:
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=30)
 
     def call(self, method: str, path: str, body: Any = None,
-             params: dict[str, Any] | None = None) -> Any:
+             params: dict[str, Any] | None = None,
+             headers: dict[str, str] | None = None) -> Any:
         try:
-            r = self._http.request(method, "/v1" + path, json=body, params=params)
+            r = self._http.request(method, "/v1" + path, json=body, params=params,
+                                   headers=headers)
         except httpx.HTTPError as exc:
             raise TransientError(f"cannot reach the server at {self.url} ({exc!r}); "
                                  "is `sluice server` running? (--url / SLUICE_URL)") from exc

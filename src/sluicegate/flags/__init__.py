@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from sluicegate.flags._compile import compile_flag_set
+from sluicegate.flags._resolve import RolloutView, gets_new_version, resolve
 from sluicegate.flags.bucketing import (
     BUCKETS,
     bucket,
@@ -65,13 +66,16 @@ __all__ = [
     "IdsChange",
     "Reason",
     "Resolution",
+    "RolloutView",
     "Step",
     "bucket",
     "compile_flag_set",
     "diff_flag_sets",
     "flag_set_schema",
+    "gets_new_version",
     "load_flag_set",
     "parse_flag_set",
+    "resolve",
     "rollout_bucket",
     "sees_new_version",
     "validate_flag_set",

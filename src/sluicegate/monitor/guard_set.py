@@ -6,7 +6,7 @@ A deployment is rolled back when an alarm of its service with ``guard: true`` is
 has bound it to *this* deployment's revisions, so a state reached on the previous revision's
 numbers never rolls back a new one. Otherwise the default green-vs-blue guards decide.
 
-The firing text is ``shop/high-5xx: <reason>`` (the lifecycle's rollback event reads
+The firing text is ``alarm shop/high-5xx: <reason>`` (the lifecycle's rollback event reads
 ``guard fired: alarm shop/high-5xx: <reason>``); the reason lists the datapoints. Beside it, a
 ``deployment.alarm_evidence`` event on the deployment carries the alarm's name, reason and
 datapoints as data.
@@ -16,11 +16,28 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from sluicegate.errors import NotFoundError
 from sluicegate.store import Alarm, Deployment, Store
 
-__all__ = ["AlarmCheck", "AlarmGuards"]
+__all__ = ["AlarmCheck", "AlarmGuards", "alarm_lookup"]
 
 AlarmCheck = Callable[[Deployment], Awaitable[str | None]]
+
+
+def alarm_lookup(store: Store) -> Callable[[str], Awaitable[str | None]]:
+    """A flag rollout's alarm seam: ``await lookup("shop/high-5xx")`` is the firing reason when
+    that alarm is in ALARM, else None; NotFoundError for a name that is not an alarm. As for
+    deployments, INSUFFICIENT_DATA does not roll back (AppConfig's does; ours waits)."""
+
+    async def lookup(name: str) -> str | None:
+        service, sep, alarm_name = name.partition("/")
+        if not sep or not service or not alarm_name:
+            raise NotFoundError(f"alarm {name!r} not found: alarms are named <service>/<alarm>")
+        alarm = store.alarms.get(service, alarm_name)
+        return f"alarm {alarm.id}: {alarm.reason.rstrip('.')}" if alarm.state == "ALARM" \
+            else None
+
+    return lookup
 
 
 class AlarmGuards:

@@ -12,6 +12,10 @@ from ._records import (
     Alarm,
     Deployment,
     Event,
+    FlagEnvironment,
+    FlagRollout,
+    FlagSetVersion,
+    FlagVersionInfo,
     MetricRollup,
     Replica,
     Revision,
@@ -25,6 +29,7 @@ from ._store import Store, Transaction
 from .alarms import AlarmRepository, DeclaredAlarm, SyncResult
 from .deployments import DeploymentRepository, new_deployment_id
 from .events import EventRepository
+from .flags import FlagRepository, FlagRolloutRepository, new_rollout_id
 from .metric_rollups import MetricRollupRepository
 from .replicas import ReplicaRepository
 from .router_state import RouterStateRepository
@@ -40,6 +45,12 @@ __all__ = [
     "DeploymentRepository",
     "Event",
     "EventRepository",
+    "FlagEnvironment",
+    "FlagRepository",
+    "FlagRollout",
+    "FlagRolloutRepository",
+    "FlagSetVersion",
+    "FlagVersionInfo",
     "MetricRollup",
     "MetricRollupRepository",
     "Replica",
@@ -58,4 +69,5 @@ __all__ = [
     "Transaction",
     "hash_token",
     "new_deployment_id",
+    "new_rollout_id",
 ]

@@ -9,8 +9,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = ["Alarm", "Deployment", "Event", "MetricRollup", "Replica", "Revision", "Role",
-           "RouterState", "Service", "Token"]
+__all__ = [
+    "Alarm",
+    "Deployment",
+    "Event",
+    "FlagEnvironment",
+    "FlagRollout",
+    "FlagSetVersion",
+    "FlagVersionInfo",
+    "MetricRollup",
+    "Replica",
+    "Revision",
+    "Role",
+    "RouterState",
+    "Service",
+    "Token",
+]
 
 Role = Literal["admin", "deployer", "reader"]
 
@@ -153,3 +167,51 @@ class MetricRollup:
     minimum: float | None
     maximum: float | None
     hist: dict[int, int]
+
+
+@dataclass(frozen=True)
+class FlagEnvironment:
+    """A flag environment (``prod``, ``staging``): ``current_version`` is what everyone is
+    served outside a rollout, ``latest_version`` the newest saved (None: none yet)."""
+
+    name: str
+    description: str
+    current_version: int | None
+    latest_version: int | None
+    created_at: float
+
+
+@dataclass(frozen=True)
+class FlagVersionInfo:
+    """A saved flag-set version without its document (for history listings)."""
+
+    env: str
+    version: int
+    created_at: float
+    actor: str
+    message: str
+
+
+@dataclass(frozen=True)
+class FlagSetVersion(FlagVersionInfo):
+    """An immutable flag-set version: its document is the validated normal form."""
+
+    document: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class FlagRollout:
+    """A gradual publication of ``to_version``; ``strategy`` and ``state`` are opaque to the
+    store (see ``sluicegate.flags.rollout``). ``version`` grows on every update."""
+
+    id: str
+    env: str
+    from_version: int
+    to_version: int
+    strategy: dict[str, Any]
+    state: dict[str, Any]
+    phase: str
+    active: bool
+    created_at: float
+    updated_at: float
+    version: int

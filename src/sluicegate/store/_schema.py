@@ -24,6 +24,9 @@ __all__ = [
     "alarms",
     "deployments",
     "events",
+    "flag_environments",
+    "flag_rollouts",
+    "flag_set_versions",
     "metadata",
     "metric_rollups",
     "replicas",
@@ -206,4 +209,73 @@ metric_rollups = sa.Table(
     sa.Column("maximum", sa.Double(), nullable=True),
     sa.Column("hist", Json, nullable=False),  # bucket -> count, in the source's scheme
     sa.Index("ix_metric_rollups_minute", "minute"),
+)
+
+flag_environments = sa.Table(
+    "flag_environments",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("description", sa.Text(), nullable=False),
+    # The version everyone is served (outside a rollout); NULL until the first is applied.
+    sa.Column("current_version", sa.Integer(), nullable=True),
+    sa.Column("created_at", sa.Double(), nullable=False),
+)
+
+flag_set_versions = sa.Table(
+    "flag_set_versions",
+    metadata,
+    sa.Column(
+        "env",
+        sa.String(64),
+        sa.ForeignKey("flag_environments.name", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("version", sa.Integer(), primary_key=True),
+    sa.Column("document", Json, nullable=False),
+    sa.Column("created_at", sa.Double(), nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("message", sa.Text(), nullable=False),
+    sa.CheckConstraint("version >= 1", name="version_positive"),
+)
+
+flag_rollouts = sa.Table(
+    "flag_rollouts",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column(
+        "env",
+        sa.String(64),
+        sa.ForeignKey("flag_environments.name", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("from_version", sa.Integer(), nullable=False),
+    sa.Column("to_version", sa.Integer(), nullable=False),
+    sa.Column("strategy", Json, nullable=False),
+    sa.Column("state", Json, nullable=False),
+    sa.Column("phase", sa.String(64), nullable=False),
+    sa.Column("active", sa.Boolean(), nullable=False),
+    sa.Column("created_at", sa.Double(), nullable=False),
+    sa.Column("updated_at", sa.Double(), nullable=False),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(
+        ["env", "from_version"],
+        ["flag_set_versions.env", "flag_set_versions.version"],
+        name="fk_flag_rollouts_from_version",
+        ondelete="CASCADE",
+    ),
+    sa.ForeignKeyConstraint(
+        ["env", "to_version"],
+        ["flag_set_versions.env", "flag_set_versions.version"],
+        name="fk_flag_rollouts_to_version",
+        ondelete="CASCADE",
+    ),
+    sa.Index("ix_flag_rollouts_env_created", "env", "created_at"),
+    # One rollout in progress per environment, enforced by the database itself.
+    sa.Index(
+        "uq_flag_rollouts_one_active",
+        "env",
+        unique=True,
+        sqlite_where=sa.text("active = 1"),
+        postgresql_where=sa.text("active"),
+    ),
 )
