@@ -5,6 +5,7 @@ from sluicegate.spec._load import load_file, parse_document
 from sluicegate.spec.alarm import (
     AGGREGATE_STATISTICS,
     COMPARISONS,
+    PROMETHEUS_STATISTICS,
     AlarmSpec,
     MetricQuery,
     MetricSpec,
@@ -46,6 +47,7 @@ __all__ = [
     "AGGREGATE_STATISTICS",
     "COMPARISONS",
     "PREDEFINED_CONFIGS",
+    "PROMETHEUS_STATISTICS",
     "AdminSpec",
     "AlarmSpec",
     "CanaryConfig",
