@@ -24,6 +24,9 @@ TABLES = {
     "replicas",
     "tokens",
     "router_state",
+    "webhooks",
+    "webhook_deliveries",
+    "webhook_cursor",
     VERSION_TABLE,
 }
 

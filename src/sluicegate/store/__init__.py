@@ -8,8 +8,19 @@ of Sluicegate above it (no router, compute, deploy, api, cli or server).
 
 from __future__ import annotations
 
-from ._records import Deployment, Event, Replica, Revision, Role, RouterState, Service, Token
-from ._schema import ROLES
+from ._records import (
+    Delivery,
+    Deployment,
+    Event,
+    Replica,
+    Revision,
+    Role,
+    RouterState,
+    Service,
+    Token,
+    Webhook,
+)
+from ._schema import DELIVERY_STATUSES, ROLES
 from ._store import Store, Transaction
 from .deployments import DeploymentRepository, new_deployment_id
 from .events import EventRepository
@@ -17,9 +28,13 @@ from .replicas import ReplicaRepository
 from .router_state import RouterStateRepository
 from .services import RevisionRepository, ServiceRepository
 from .tokens import TokenRepository, hash_token
+from .webhooks import DeliveryRepository, WebhookRepository, new_webhook_id
 
 __all__ = [
+    "DELIVERY_STATUSES",
     "ROLES",
+    "Delivery",
+    "DeliveryRepository",
     "Deployment",
     "DeploymentRepository",
     "Event",
@@ -37,6 +52,9 @@ __all__ = [
     "Token",
     "TokenRepository",
     "Transaction",
+    "Webhook",
+    "WebhookRepository",
     "hash_token",
     "new_deployment_id",
+    "new_webhook_id",
 ]

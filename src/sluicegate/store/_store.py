@@ -34,6 +34,7 @@ from .replicas import ReplicaRepository
 from .router_state import RouterStateRepository
 from .services import RevisionRepository, ServiceRepository
 from .tokens import TokenRepository
+from .webhooks import DeliveryRepository, WebhookRepository
 
 __all__ = ["Store", "Transaction"]
 
@@ -49,6 +50,8 @@ class _Repositories:
         self.replicas = ReplicaRepository(db, clock)
         self.tokens = TokenRepository(db, clock)
         self.router_state = RouterStateRepository(db, clock)
+        self.webhooks = WebhookRepository(db, clock)
+        self.webhook_deliveries = DeliveryRepository(db, clock)
 
 
 class _EngineDb:
