@@ -1,4 +1,4 @@
-"""The embedded server: store, router process, local compute, controller and API in one.
+"""The embedded server: store, router process, local compute, controller, webhooks and API.
 
 ``sluice server`` runs everything on one machine with no external services. The router runs
 as its own process (adopted again after a restart) and replicas outlive the server, so a
@@ -23,7 +23,9 @@ from sluicegate.compute.base import ReplicaEvent
 from sluicegate.compute.local import LocalCompute
 from sluicegate.deploy.controller import Controller
 from sluicegate.monitor.guards import DefaultGuards
-from sluicegate.monitor.sources import RouterSource
+from sluicegate.monitor.prometheus import PrometheusSource
+from sluicegate.monitor.sources import DatapointSource, RouterSource, Sources
+from sluicegate.notify import RetryPolicy, WebhookEngine
 from sluicegate.router.supervisor import RouterSupervisor
 from sluicegate.router.traffic import RouterTraffic
 from sluicegate.store import Store
@@ -37,7 +39,9 @@ class ServerSettings:
     def __init__(self, state_dir: Path, port: int = 7070, host: str = "127.0.0.1",
                  database: str | None = None, insecure: bool = False,
                  router_admin_port: int | None = None, tick: float = 0.25,
-                 default_guards: bool = True) -> None:
+                 default_guards: bool = True, prometheus_url: str | None = None,
+                 prometheus_token: str | None = None, webhook_timeout: float = 10.0,
+                 webhook_attempts: int = 12) -> None:
         self.state_dir = Path(state_dir)
         self.port = port
         self.host = host
@@ -46,6 +50,13 @@ class ServerSettings:
         self.router_admin_port = router_admin_port
         self.tick = tick
         self.default_guards = default_guards
+        self.prometheus_url = prometheus_url  # alarms with source: prometheus query it
+        self.prometheus_token = prometheus_token
+        self.webhook_timeout = webhook_timeout
+        self.webhook_attempts = webhook_attempts
+
+    def __repr__(self) -> str:  # never shows the Prometheus token
+        return f"ServerSettings({self.state_dir!s}, port={self.port})"
 
 
 async def serve(settings: ServerSettings, stop: asyncio.Event,
@@ -69,13 +80,20 @@ async def serve(settings: ServerSettings, stop: asyncio.Event,
                             alarms=guards if settings.default_guards else None)
     controllers.append(controller)
     await controller.recover()
+    prometheus = (PrometheusSource(settings.prometheus_url, bearer_token=settings.prometheus_token)
+                  if settings.prometheus_url else None)
+    sources = _metric_sources(prometheus)
+    notifier = WebhookEngine(store, SystemClock(), timeout=settings.webhook_timeout,
+                             policy=RetryPolicy(max_attempts=settings.webhook_attempts))
     app = create_app(controller, store, settings.insecure)
+    app.state.sources = sources  # what alarms read: Sources(prometheus=...) when configured
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
                             lifespan="off")
     server = uvicorn.Server(config)
     loop_task = asyncio.get_running_loop().create_task(controller.run(settings.tick))
     watch_task = asyncio.get_running_loop().create_task(
         _watch_router(supervisor, controller, guards))
+    notify_task = asyncio.get_running_loop().create_task(notifier.run())
     api_task = asyncio.get_running_loop().create_task(server.serve())
     announce(f"sluice server ready on http://{settings.host}:{settings.port}"
              f"{' (INSECURE: no token needed)' if settings.insecure else ''}")
@@ -84,12 +102,24 @@ async def serve(settings: ServerSettings, stop: asyncio.Event,
     await asyncio.wait([stopper, api_task], return_when=asyncio.FIRST_COMPLETED)
     stopper.cancel()
     server.should_exit = True
-    for task in (loop_task, watch_task):
+    for task in (loop_task, watch_task, notify_task):
         task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await api_task
+    with contextlib.suppress(asyncio.CancelledError):
+        await notify_task  # attempts in flight stay pending: sent again after a restart
+    if prometheus is not None:
+        await prometheus.aclose()
     # Replicas and the router keep running: they serve users while the server is away.
     store.close()
+
+
+def _metric_sources(prometheus: PrometheusSource | None) -> Sources:
+    """The metric sources alarms can read, by ``MetricSpec.source`` name."""
+    by_name: dict[str, DatapointSource] = {}
+    if prometheus is not None:
+        by_name["prometheus"] = prometheus
+    return Sources(**by_name)
 
 
 async def _watch_router(supervisor: RouterSupervisor, controller: Controller,

@@ -48,6 +48,12 @@ async def step(e: WebhookEngine) -> int:
     return started
 
 
+async def settle(e: WebhookEngine) -> None:
+    """Tick until no attempt is due (the clock does not move)."""
+    while await step(e):
+        pass
+
+
 def test_a_delivery_that_fails_twice_is_delivered_on_the_third_attempt_signed_and_intact(
     store: Store, clock: ManualClock, receiver: Receiver
 ) -> None:
@@ -181,13 +187,13 @@ def test_only_matching_kinds_after_the_webhook_was_created_are_sent(
 
     async def scenario() -> None:
         e = engine(store, clock)
-        await step(e)
+        await settle(e)
         await e.close()
 
     asyncio.run(scenario())
     got = receiver.to("/hook")
-    assert sorted(r.header("X-Sluicegate-Event") for r in got) == [
-        "alarm.state", "deployment.created", "deployment.succeeded"]
+    assert [r.header("X-Sluicegate-Event") for r in got] == [
+        "deployment.created", "alarm.state", "deployment.succeeded"]  # in log order
     assert all(json.loads(r.body)["subject"] == "x" for r in got)
     assert receiver.to("/off") == []
     assert len(store.webhook_deliveries.list(hook.id)) == 3
@@ -217,7 +223,7 @@ def test_a_restarted_engine_goes_on_from_its_cursor_and_resends_only_what_was_in
 
         async def after_the_restart() -> None:
             e = engine(store, clock, timeout=5)
-            await step(e)
+            await settle(e)
             await e.close()
 
         asyncio.run(after_the_restart())
@@ -250,3 +256,29 @@ def test_a_test_event_reaches_only_the_webhook_it_names(
     asyncio.run(scenario())
     assert [r.header("X-Sluicegate-Event") for r in receiver.to("/a")] == ["webhook.test"]
     assert receiver.to("/b") == []
+
+
+@pytest.mark.parametrize(("concurrency", "per_webhook", "started"), [
+    (4, 2, 4),    # the overall bound
+    (10, 2, 6),   # two for each of the three webhooks
+    (10, 1, 3),
+])
+def test_attempts_in_flight_are_bounded_overall_and_per_webhook(
+    store: Store, clock: ManualClock, receiver: Receiver, concurrency: int, per_webhook: int,
+    started: int,
+) -> None:
+    for path in ("/a", "/b", "/c"):
+        receiver.script(path, [Hang(60)] * 5)
+        store.webhooks.create(receiver.url(path), ["*"], SECRET)
+    for i in range(3):
+        store.events.append("deployment.step", "d-1", f"step {i}")
+
+    async def scenario() -> list[int]:
+        e = engine(store, clock, timeout=60, concurrency=concurrency, per_webhook=per_webhook)
+        first, second = (await e.tick()).started, (await e.tick()).started
+        in_flight = e.in_flight
+        await e.close()
+        return [first, second, in_flight]
+
+    assert asyncio.run(scenario()) == [started, 0, started]
+    assert len(store.webhook_deliveries.due(clock.now(), limit=100)) == 9  # all still pending

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sluicegate import __version__
 from sluicegate.api._routes import router
+from sluicegate.api._webhook_routes import router as webhook_router
 from sluicegate.deploy.controller import Controller
 from sluicegate.errors import (
     AuthError,
@@ -30,11 +31,12 @@ __all__ = ["create_app"]
 
 def create_app(controller: Controller, store: Store, insecure: bool = False) -> FastAPI:
     app = FastAPI(title="Sluicegate", version=__version__,
-                  description="Safe releases: services, deployments, events.")
+                  description="Safe releases: services, deployments, events, webhooks.")
     app.state.controller = controller
     app.state.store = store
     app.state.insecure = insecure
     app.include_router(router)
+    app.include_router(webhook_router)
 
     @app.exception_handler(SluicegateError)
     async def _sluicegate_error(request: Request, exc: SluicegateError) -> JSONResponse:

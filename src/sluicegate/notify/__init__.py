@@ -18,7 +18,7 @@ from sluicegate.notify._rules import (
     redact,
     wants,
 )
-from sluicegate.notify.signing import sign, verify
+from sluicegate.notify.signing import new_secret, sign, verify
 from sluicegate.notify.webhooks import TickResult, WebhookEngine
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "body_of",
     "check_subscription",
     "matches",
+    "new_secret",
     "redact",
     "sign",
     "verify",

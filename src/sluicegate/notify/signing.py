@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 
-__all__ = ["SIGNATURE_PREFIX", "sign", "verify"]
+__all__ = ["SIGNATURE_PREFIX", "new_secret", "sign", "verify"]
 
 SIGNATURE_PREFIX = "sha256="
 
@@ -32,3 +33,8 @@ def verify(secret: str, timestamp: str | int, body: bytes, signature: str, *,
     if now is not None and abs(now - ts) > tolerance:
         return False
     return hmac.compare_digest(sign(secret, ts, body), signature)
+
+
+def new_secret() -> str:
+    """A random signing secret (256 bits), for a webhook created without one."""
+    return "whsec_" + secrets.token_urlsafe(32)

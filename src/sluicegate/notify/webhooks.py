@@ -8,7 +8,9 @@ Each :meth:`WebhookEngine.tick`:
    deliveries exist. Either way each (event, webhook) is queued exactly once.
 2. **Dispatch.** Starts the due pending deliveries as background tasks, at most
    ``concurrency`` at once and ``per_webhook`` per webhook, and returns without waiting for
-   them, so a slow or failing receiver never delays another one (or the next tick).
+   them, so a slow or failing receiver never delays another one (or the next tick). With the
+   default ``per_webhook=1`` a receiver gets events in log order while it answers; a retried
+   delivery arrives after later events (order by the body's ``id``).
 
 An attempt POSTs the event as JSON with ``X-Sluicegate-Event``, ``-Delivery`` (stable across
 retries: receivers dedupe on it), ``-Timestamp`` and ``-Signature`` (see
@@ -64,7 +66,7 @@ class WebhookEngine:
     """Delivers events to webhooks; ``run()`` in the server, ``tick()``/``drain()`` in tests."""
 
     def __init__(self, store: Store, clock: Clock, *, policy: RetryPolicy | None = None,
-                 timeout: float = 10.0, concurrency: int = 16, per_webhook: int = 4,
+                 timeout: float = 10.0, concurrency: int = 16, per_webhook: int = 1,
                  batch: int = 500) -> None:
         self.store = store
         self.clock = clock
