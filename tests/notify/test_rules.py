@@ -4,6 +4,9 @@ the signed body, and which settings are refused (at their field)."""
 from __future__ import annotations
 
 import json
+import re
+import time
+from pathlib import Path
 
 import pytest
 
@@ -132,3 +135,18 @@ def test_each_bad_setting_is_reported_at_its_field(url: str, patterns: list[str]
     assert len(problems) == 1, problems
     assert problems[0].path == path
     assert problems[0].message.startswith(message)
+
+
+def test_the_verification_snippet_in_the_docs_accepts_our_signatures_only() -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "notifications.md").read_text()
+    match = re.search(r"```python\n(.*?)```", text, re.S)
+    assert match
+    namespace: dict[str, object] = {}
+    exec(match.group(1), namespace)
+    check = namespace["verify"]
+    assert callable(check)
+    secret, body = "whsec_docs_example_0123", b'{"id":5,"kind":"alarm.state"}'
+    now = int(time.time())
+    assert check(secret, body, str(now), sign(secret, now, body)) is True
+    assert check(secret, body + b" ", str(now), sign(secret, now, body)) is False
+    assert check(secret, body, str(now - 3600), sign(secret, now - 3600, body)) is False
