@@ -125,16 +125,18 @@ class WebhookEngine:
         """Queue deliveries for the events after the cursor; returns how many were queued."""
         deliveries = self.store.webhook_deliveries
         cursor = deliveries.cursor()
-        hooks = [h for h in self.store.webhooks.list() if h.enabled]
         if cursor is None:
             # First run: start where the oldest webhook starts, else at the log's end.
-            cursor = min((h.after_event_id for h in hooks), default=self.store.events.last_id())
+            cursor = min((h.after_event_id for h in self.store.webhooks.list()),
+                         default=self.store.events.last_id())
             deliveries.set_cursor(cursor)
         queued = 0
         for _ in range(_MAX_BATCHES):
             events = self.store.events.since(cursor, limit=self.batch)
             if not events:
                 break
+            # Webhooks are read after the events: one created in between starts after them.
+            hooks = [h for h in self.store.webhooks.list() if h.enabled]
             matched = [(h.id, e.id, e.kind) for e in events for h in hooks
                        if wants(h.id, h.events, h.after_event_id, event_id=e.id, kind=e.kind,
                                 subject=e.subject)]
