@@ -95,6 +95,8 @@ async def serve(settings: ServerSettings, stop: asyncio.Event,
         _watch_router(supervisor, controller, guards))
     notify_task = asyncio.get_running_loop().create_task(notifier.run())
     api_task = asyncio.get_running_loop().create_task(server.serve())
+    while not server.started and not api_task.done():
+        await asyncio.sleep(0.01)  # "ready" means the API port is bound
     announce(f"sluice server ready on http://{settings.host}:{settings.port}"
              f"{' (INSECURE: no token needed)' if settings.insecure else ''}")
     # uvicorn captures SIGINT/SIGTERM while it serves and raises them again when it is done.
