@@ -86,8 +86,10 @@ class WebhookEngine:
             while True:
                 try:
                     await self.tick()
-                except SluicegateError as exc:
+                except SluicegateError as exc:  # e.g. the database is busy: next tick
                     log.warning("webhook engine: %s", exc)
+                except Exception:  # a bug must not end webhook delivery for good
+                    log.exception("webhook engine: tick failed")
                 await asyncio.sleep(interval)
         finally:
             await self.close()
