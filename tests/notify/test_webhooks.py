@@ -4,6 +4,7 @@ bodies, giving up with an event, timeouts, filtering, and a cursor that survives
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -284,3 +285,26 @@ def test_attempts_in_flight_are_bounded_overall_and_per_webhook(
 
     assert asyncio.run(scenario()) == [started, 0, started]
     assert len(store.webhook_deliveries.due(clock.now(), limit=100)) == 9  # all still pending
+
+
+def test_the_loop_sends_a_webhooks_next_delivery_as_soon_as_one_ends(
+    store: Store, clock: ManualClock, receiver: Receiver
+) -> None:
+    # One delivery at a time per webhook; the next must not wait for the (here: an hour's)
+    # interval between ticks.
+    store.webhooks.create(receiver.url("/hook"), ["*"], SECRET)
+
+    async def scenario() -> list[str]:
+        e = engine(store, clock)
+        await e.tick()  # the first run sets the cursor
+        for i in range(3):
+            store.events.append("deployment.step", "d-1", f"step {i}")
+        task = asyncio.get_running_loop().create_task(e.run(interval=3600))
+        while len(receiver.to("/hook")) < 3:
+            await asyncio.sleep(0.02)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return [json.loads(r.body)["message"] for r in receiver.to("/hook")]
+
+    assert asyncio.run(asyncio.wait_for(scenario(), 30)) == ["step 0", "step 1", "step 2"]

@@ -76,21 +76,26 @@ class WebhookEngine:
         self.per_webhook = per_webhook
         self.batch = batch
         self._inflight: dict[int, tuple[str, asyncio.Task[None]]] = {}
+        self._wake = asyncio.Event()  # set when an attempt ends
         self._client: httpx.AsyncClient | None = None
 
     # -- the loop ---------------------------------------------------------------------------
 
     async def run(self, interval: float = 0.5) -> None:
-        """Tick every ``interval`` seconds until cancelled; errors are logged, not fatal."""
+        """Tick every ``interval`` seconds, and at once when an attempt ends (so a webhook's
+        next delivery need not wait for the clock), until cancelled; errors are logged."""
         try:
             while True:
+                self._wake.clear()
                 try:
                     await self.tick()
                 except SluicegateError as exc:  # e.g. the database is busy: next tick
                     log.warning("webhook engine: %s", exc)
                 except Exception:  # a bug must not end webhook delivery for good
                     log.exception("webhook engine: tick failed")
-                await asyncio.sleep(interval)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(interval):
+                        await self._wake.wait()
         finally:
             await self.close()
 
@@ -180,6 +185,7 @@ class WebhookEngine:
 
     def _finished(self, delivery_id: int, _task: asyncio.Task[None]) -> None:
         self._inflight.pop(delivery_id, None)
+        self._wake.set()
 
     async def _attempt(self, hook: Webhook, delivery: Delivery, event: Event) -> None:
         status, error = await self._post(hook, delivery, event)
