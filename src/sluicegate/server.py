@@ -1,5 +1,5 @@
-"""The embedded server: store, router process, local compute, controller, alarm loop and
-API in one.
+"""The embedded server: store, router process, local compute, controller, alarm loop, flag
+rollouts, webhooks and API in one.
 
 ``sluice server`` runs everything on one machine with no external services. The router runs
 as its own process (adopted again after a restart) and replicas outlive the server, so a
@@ -31,9 +31,11 @@ from sluicegate.monitor._router_datapoints import RouterDatapoints
 from sluicegate.monitor.engine import AlarmEngine
 from sluicegate.monitor.guard_set import AlarmGuards, alarm_lookup
 from sluicegate.monitor.guards import DefaultGuards
+from sluicegate.monitor.prometheus import PrometheusSource
 from sluicegate.monitor.rollups import RollupWriter
 from sluicegate.monitor.series import DEFAULT_MAX_SERIES, DEFAULT_WINDOW, PushSource, SeriesStore
 from sluicegate.monitor.sources import RouterSource, Sources
+from sluicegate.notify import RetryPolicy, WebhookEngine
 from sluicegate.router.client import RouterClient
 from sluicegate.router.supervisor import RouterSupervisor
 from sluicegate.router.traffic import RouterTraffic
@@ -50,7 +52,9 @@ class ServerSettings:
                  database: str | None = None, insecure: bool = False,
                  router_admin_port: int | None = None, tick: float = 0.25,
                  default_guards: bool = True, push_window: int = DEFAULT_WINDOW,
-                 push_max_series: int = DEFAULT_MAX_SERIES) -> None:
+                 push_max_series: int = DEFAULT_MAX_SERIES, prometheus_url: str | None = None,
+                 prometheus_token: str | None = None, webhook_timeout: float = 10.0,
+                 webhook_attempts: int = 12) -> None:
         self.state_dir = Path(state_dir)
         self.port = port
         self.host = host
@@ -61,6 +65,13 @@ class ServerSettings:
         self.default_guards = default_guards
         self.push_window = push_window
         self.push_max_series = push_max_series
+        self.prometheus_url = prometheus_url  # alarms with source: prometheus query it
+        self.prometheus_token = prometheus_token
+        self.webhook_timeout = webhook_timeout
+        self.webhook_attempts = webhook_attempts
+
+    def __repr__(self) -> str:  # never shows the Prometheus token
+        return f"ServerSettings({self.state_dir!s}, port={self.port})"
 
 
 async def serve(settings: ServerSettings, stop: asyncio.Event,
@@ -84,6 +95,10 @@ async def serve(settings: ServerSettings, stop: asyncio.Event,
     guards = DefaultGuards(RecentSeconds(RouterSource(supervisor.client()), clock), clock=clock)
     series = SeriesStore(settings.push_window, settings.push_max_series)
     sources = Sources(router=RouterDatapoints(supervisor.client()), push=PushSource(series))
+    prometheus = (PrometheusSource(settings.prometheus_url, bearer_token=settings.prometheus_token)
+                  if settings.prometheus_url else None)
+    if prometheus is not None:  # alarms with `source: prometheus` query it
+        sources.by_name["prometheus"] = prometheus
     engine = AlarmEngine(store, sources, clock)
     rollups = RollupWriter(store, series, lambda: _router_client(sources), clock)
     _sync_all_alarms(store)
@@ -95,8 +110,11 @@ async def serve(settings: ServerSettings, stop: asyncio.Event,
     await controller.recover()
     flags = FlagService(store, clock, flag_alarms or alarm_lookup(store))
     await flags.rollouts.recover()
+    notifier = WebhookEngine(store, SystemClock(), timeout=settings.webhook_timeout,
+                             policy=RetryPolicy(max_attempts=settings.webhook_attempts))
     app = create_app(controller, store, settings.insecure, series=series, engine=engine,
                      flags=flags)
+    app.state.sources = sources
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
                             lifespan="off")
     server = uvicorn.Server(config)
@@ -106,7 +124,10 @@ async def serve(settings: ServerSettings, stop: asyncio.Event,
     flags_task = asyncio.get_running_loop().create_task(flags.rollouts.run(settings.tick))
     watch_task = asyncio.get_running_loop().create_task(
         _watch_router(supervisor, controller, guards, sources))
+    notify_task = asyncio.get_running_loop().create_task(notifier.run())
     api_task = asyncio.get_running_loop().create_task(server.serve())
+    while not server.started and not api_task.done():
+        await asyncio.sleep(0.01)  # "ready" means the API port is bound
     announce(f"sluice server ready on http://{settings.host}:{settings.port}"
              f"{' (INSECURE: no token needed)' if settings.insecure else ''}")
     # uvicorn captures SIGINT/SIGTERM while it serves and raises them again when it is done.
@@ -114,10 +135,14 @@ async def serve(settings: ServerSettings, stop: asyncio.Event,
     await asyncio.wait([stopper, api_task], return_when=asyncio.FIRST_COMPLETED)
     stopper.cancel()
     server.should_exit = True
-    for task in (loop_task, alarm_task, rollup_task, flags_task, watch_task):
+    for task in (loop_task, alarm_task, rollup_task, flags_task, watch_task, notify_task):
         task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await api_task
+    with contextlib.suppress(asyncio.CancelledError):
+        await notify_task  # attempts in flight stay pending: sent again after a restart
+    if prometheus is not None:
+        await prometheus.aclose()
     # Replicas and the router keep running: they serve users while the server is away.
     store.close()
 

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -17,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from sluicegate.compute._proc import is_same_process
 from tests._support import REPO_ROOT
 
 
@@ -81,3 +83,18 @@ def stop_everything(state: Path) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(json.loads(router_json.read_text())["pid"], signal.SIGTERM)
     subprocess.run(["pkill", "-f", str(state)], check=False)
+    _stop_replicas(state / "sluicegate.db")
+
+
+def _stop_replicas(db: Path) -> None:
+    """Kill the replicas the server recorded (their command lines do not name the state dir,
+    so ``pkill -f`` misses them); a recorded pid is killed only while it is the same process."""
+    if not db.exists():
+        return
+    with contextlib.closing(sqlite3.connect(db, timeout=10)) as conn:
+        rows = conn.execute("SELECT pid, pid_start_time FROM replicas"
+                            " WHERE pid IS NOT NULL AND pid_start_time IS NOT NULL").fetchall()
+    for pid, start_time in rows:
+        if is_same_process(int(pid), int(start_time)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)

@@ -175,6 +175,84 @@ def test_prometheus_metrics_take_their_labels_in_the_query() -> None:
     ]
 
 
+# --- prometheus metrics: one PromQL value per period --------------------------------------
+
+ERROR_RATIO_QUERY = ('sum(rate(sluicegate_router_requests_total{code="5xx"}[1m]))'
+                     " / sum(rate(sluicegate_router_requests_total[1m]))")
+
+
+def prom_doc(**changes: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {"metric": {"source": "prometheus", "query": ERROR_RATIO_QUERY},
+                            "statistic": None, "period": "1m", "threshold": 0.05}
+    return doc(**{**base, **changes})
+
+
+def test_a_prometheus_alarm_needs_no_statistic_and_reads_its_value_as_average() -> None:
+    spec = parse_document(AlarmSpec, prom_doc())
+    assert spec.statistic is None
+    assert spec.queries["m1"][1] == "Average"
+    assert spec.percentile is None
+
+
+def test_a_prometheus_ratio_has_no_sample_floor_so_it_is_never_always_missing() -> None:
+    # A PromQL datapoint is one value (1 sample): the ratio default of 10 would hide them all.
+    assert parse_document(AlarmSpec, prom_doc()).min_samples == 0
+    assert parse_document(AlarmSpec, prom_doc(min_samples=1)).min_samples == 1
+
+
+@pytest.mark.parametrize("stat", ["Average", "Sum", "Minimum", "Maximum"])
+def test_a_prometheus_metric_accepts_the_identity_statistics(stat: str) -> None:
+    assert parse_document(AlarmSpec, prom_doc(statistic=stat)).queries["m1"][1] == stat
+
+
+@pytest.mark.parametrize("stat", ["p99", "SampleCount"])
+def test_a_prometheus_metric_refuses_statistics_that_need_samples(stat: str) -> None:
+    path, message = only_problem(prom_doc(statistic=stat))
+    assert path == "statistic"
+    assert message.startswith(f"{stat} on a prometheus metric: a prometheus metric is one"
+                              " PromQL value per period")
+    assert "histogram_quantile" in message
+
+
+def test_min_samples_above_one_on_prometheus_samples_is_refused() -> None:
+    path, message = only_problem(prom_doc(min_samples=10))
+    assert path == "min_samples"
+    assert "would make every datapoint missing" in message
+
+
+def test_in_an_expression_prometheus_metrics_take_the_identity_and_others_the_alarms() -> None:
+    data = yaml.safe_load(ERROR_RATE_YAML)
+    data["statistic"] = "p99"
+    data["expression"] = "lat - base"
+    data["metrics"] = {
+        "lat": {"source": "router", "name": "latency", "dimensions": {"listener": "web"}},
+        "base": {"source": "prometheus", "query": "histogram_quantile(0.99, x)"},
+    }
+    spec = parse_document(AlarmSpec, data)
+    assert {k: stat for k, (_, stat) in spec.queries.items()} == {"lat": "p99",
+                                                                  "base": "Average"}
+    assert spec.min_samples == 10  # the samples come from the router's latency
+
+    data["statistic"] = None
+    data["metrics"]["lat"]["statistic"] = "p90"
+    assert parse_document(AlarmSpec, data).queries["base"][1] == "Average"
+
+    data["metrics"]["base"]["statistic"] = "p50"
+    assert only_problem(data)[0] == "metrics.base.statistic"
+
+
+def test_an_expression_of_prometheus_metrics_only_has_no_sample_floor() -> None:
+    data = yaml.safe_load(ERROR_RATE_YAML)
+    data["metrics"] = {"e": {"source": "prometheus", "query": "sum(rate(e[1m]))"},
+                       "r": {"source": "prometheus", "query": "sum(rate(r[1m]))"}}
+    assert parse_document(AlarmSpec, data).min_samples == 0
+    data["metrics"]["r"] = {"source": "router", "name": "requests",
+                           "dimensions": {"listener": "shop"}}
+    assert parse_document(AlarmSpec, data).min_samples == 10
+    data["samples_from"] = "e"
+    assert parse_document(AlarmSpec, data).min_samples == 0
+
+
 def expression_doc(**changes: Any) -> dict[str, Any]:
     data: dict[str, Any] = yaml.safe_load(ERROR_RATE_YAML)
     data.update(changes)

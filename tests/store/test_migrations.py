@@ -29,6 +29,9 @@ TABLES = {
     "flag_environments",
     "flag_set_versions",
     "flag_rollouts",
+    "webhooks",
+    "webhook_deliveries",
+    "webhook_cursor",
     VERSION_TABLE,
 }
 

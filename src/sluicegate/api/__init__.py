@@ -17,6 +17,7 @@ from sluicegate.api._alertmanager_routes import router as alertmanager_router
 from sluicegate.api._flag_routes import router as flag_router
 from sluicegate.api._metrics_routes import router as metrics_router
 from sluicegate.api._routes import router
+from sluicegate.api._webhook_routes import router as webhook_router
 from sluicegate.deploy.controller import Controller
 from sluicegate.errors import (
     AuthError,
@@ -43,7 +44,8 @@ def create_app(controller: Controller, store: Store, insecure: bool = False, *,
     ``engine`` (the alarm loop) takes forced alarm states, ``flags`` is the flag service
     (without one, a service whose rollouts only advance if someone runs its engine)."""
     app = FastAPI(title="Sluicegate", version=__version__,
-                  description="Safe releases: services, deployments, flags, events, alarms.")
+                  description="Safe releases: services, deployments, flags, events, alarms,"
+                              " webhooks.")
     app.state.controller = controller
     app.state.store = store
     app.state.insecure = insecure
@@ -56,6 +58,7 @@ def create_app(controller: Controller, store: Store, insecure: bool = False, *,
     app.include_router(alarm_router)
     app.include_router(alertmanager_router)
     app.include_router(flag_router)
+    app.include_router(webhook_router)
 
     @app.exception_handler(SluicegateError)
     async def _sluicegate_error(request: Request, exc: SluicegateError) -> JSONResponse:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -24,11 +25,26 @@ from sluicegate.cli._api import Api, api_options
 @click.option("--push-max-series", default=1000, show_default=True,
               type=click.IntRange(1, 1_000_000),
               help="At most this many pushed series (name + dimensions); more are refused.")
+@click.option("--prometheus-url", metavar="URL", default=None,
+              help="Prometheus server that alarms with `source: prometheus` query, e.g. "
+                   "http://127.0.0.1:9090.")
+@click.option("--prometheus-token-env", metavar="VAR", default=None,
+              help="Send the bearer token in environment variable VAR to Prometheus (for one "
+                   "behind an authenticating proxy).")
+@click.option("--webhook-timeout", default=10.0, show_default=True,
+              type=click.FloatRange(0.1, 300),
+              help="Seconds a webhook receiver has to answer before the attempt counts as failed.")
+@click.option("--webhook-attempts", default=12, show_default=True, type=click.IntRange(1, 100),
+              help="Attempts per webhook delivery (backoff 1 s, 2 s, 4 s ... up to 5 min) "
+                   "before it is given up with a webhook.failed event.")
 def server(port: int, state_dir: str, database: str | None, insecure: bool,
-           no_default_guards: bool, push_window: str, push_max_series: int) -> None:
-    """Run the embedded server: API, controller, alarm loop, router process and local
-    compute. Guarding alarms (a service spec's `alarms:` and Alertmanager alerts) roll
-    deployments back; --no-default-guards disables only the built-in canary guard."""
+           no_default_guards: bool, push_window: str, push_max_series: int,
+           prometheus_url: str | None, prometheus_token_env: str | None,
+           webhook_timeout: float, webhook_attempts: int) -> None:
+    """Run the embedded server: API, controller, alarm loop, flag rollouts, webhooks, router
+    process and local compute. Guarding alarms (a service spec's `alarms:` and Alertmanager
+    alerts) roll deployments back; --no-default-guards disables only the built-in canary
+    guard."""
     from sluicegate.server import ServerSettings, run_server
     from sluicegate.spec import parse_duration
 
@@ -38,9 +54,21 @@ def server(port: int, state_dir: str, database: str | None, insecure: bool,
         raise click.BadParameter(str(exc), param_hint="--push-window") from exc
     if window < 60:
         raise click.BadParameter("at least 1m", param_hint="--push-window")
+    prometheus_token = None
+    if prometheus_token_env:
+        prometheus_token = os.environ.get(prometheus_token_env)
+        if not prometheus_token:
+            raise click.BadParameter(f"environment variable {prometheus_token_env} is not set"
+                                     " or empty", param_hint="--prometheus-token-env")
+    if prometheus_url and not prometheus_url.startswith(("http://", "https://")):
+        raise click.BadParameter(f"{prometheus_url!r} is not an http:// or https:// URL",
+                                 param_hint="--prometheus-url")
     run_server(ServerSettings(Path(state_dir), port=port, database=database,
                               insecure=insecure, default_guards=not no_default_guards,
-                              push_window=window, push_max_series=push_max_series))
+                              push_window=window, push_max_series=push_max_series,
+                              prometheus_url=prometheus_url, prometheus_token=prometheus_token,
+                              webhook_timeout=webhook_timeout,
+                              webhook_attempts=webhook_attempts))
 
 
 @click.group()

@@ -5,6 +5,7 @@ from sluicegate.spec._load import load_file, parse_document
 from sluicegate.spec.alarm import (
     AGGREGATE_STATISTICS,
     COMPARISONS,
+    PROMETHEUS_STATISTICS,
     ROUTER_COUNTERS,
     ROUTER_DIMENSIONS,
     ROUTER_METRICS,
@@ -53,6 +54,7 @@ __all__ = [
     "ALARM_PLACEHOLDERS",
     "COMPARISONS",
     "PREDEFINED_CONFIGS",
+    "PROMETHEUS_STATISTICS",
     "ROUTER_COUNTERS",
     "ROUTER_DIMENSIONS",
     "ROUTER_METRICS",

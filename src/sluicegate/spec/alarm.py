@@ -23,6 +23,15 @@ comes from the metric: observations for a statistic, histogram entries for a per
 expression's datapoint has the samples of its ``samples_from`` metric, by default the largest
 population among its metrics (for ``e / r`` that is ``r``, the requests).
 
+A ``prometheus`` metric is a PromQL ``query`` whose value at each period's *end* is the
+datapoint: PromQL has already aggregated (``sum``, ``rate``, ``histogram_quantile``), so there
+is one number per period and no samples behind it. Its statistic is therefore the identity:
+it may be left out (it reads ``Average``), and Sum, Average, Minimum or Maximum all mean "the
+value"; a percentile or SampleCount is refused (put ``histogram_quantile`` in the query). Such a
+datapoint counts as one sample, so an alarm whose samples come from prometheus metrics has
+``min_samples`` 0 by default and refuses more than 1 (every datapoint would be missing); guard
+low traffic inside the query instead.
+
 These keys are a user-facing contract: extend, never rename. Validation names the field.
 """
 
@@ -43,6 +52,7 @@ from sluicegate.spec._expression import Expr, parse_expression, refs
 __all__ = [
     "AGGREGATE_STATISTICS",
     "COMPARISONS",
+    "PROMETHEUS_STATISTICS",
     "ROUTER_COUNTERS",
     "ROUTER_DIMENSIONS",
     "ROUTER_METRICS",
@@ -81,6 +91,14 @@ _MAX_SPAN_SHORT = 86400
 _MAX_SPAN_LONG = 7 * 86400
 MAX_METRICS = 10
 DEFAULT_MIN_SAMPLES = 10
+#: Statistics a prometheus metric accepts: on one value per period they all mean that value.
+PROMETHEUS_STATISTICS = ("Average", "Sum", "Minimum", "Maximum")
+_PROMETHEUS_DEFAULT_STATISTIC = "Average"
+_PROMETHEUS_STATISTIC_HINT = (
+    "a prometheus metric is one PromQL value per period, already aggregated by the query;"
+    " use Average, Sum, Minimum or Maximum (all mean that value) or leave statistic out, and"
+    " compute percentiles in PromQL (histogram_quantile)"
+)
 
 
 def parse_statistic(value: str) -> tuple[str, float | None]:
@@ -197,7 +215,8 @@ class AlarmSpec(_Model):
             usable = isinstance(n, int) and not isinstance(n, bool) and n >= 1
             data["datapoints_to_alarm"] = n if usable else 1
         if data.get("min_samples") is None:
-            data["min_samples"] = DEFAULT_MIN_SAMPLES if _reads_percentile_or_ratio(data) else 0
+            floor = _reads_percentile_or_ratio(data) and not _samples_from_prometheus(data)
+            data["min_samples"] = DEFAULT_MIN_SAMPLES if floor else 0
         return data
 
     @field_validator("statistic")
@@ -243,8 +262,9 @@ class AlarmSpec(_Model):
                                     " expression"))
         elif self.metric is None:
             problems += self._expression_problems()
-        if self.metric is not None and self.statistic is None:
+        if self.metric is not None and self.statistic is None and not _is_prom(self.metric):
             problems.append(Problem("statistic", "a metric alarm needs a statistic"))
+        problems += self._prometheus_problems()
         if self.datapoints_to_alarm > self.evaluation_periods:
             problems.append(Problem("datapoints_to_alarm", f"datapoints_to_alarm"
                                     f" ({self.datapoints_to_alarm}) cannot exceed"
@@ -299,9 +319,27 @@ class AlarmSpec(_Model):
             problems.append(Problem("samples_from", f"unknown metric id {self.samples_from!r}"))
         if self.statistic is None:
             for key, q in self.metrics.items():
-                if q.statistic is None:
+                if q.statistic is None and not _is_prom(q):
                     problems.append(Problem(f"metrics.{key}.statistic", "give a statistic here"
                                             " or at the alarm level"))
+        return problems
+
+    def _prometheus_problems(self) -> list[Problem]:
+        problems: list[Problem] = []
+        if self.metric is not None and _is_prom(self.metric) and self.statistic is not None \
+                and self.statistic not in PROMETHEUS_STATISTICS:
+            problems.append(Problem("statistic", f"{self.statistic} on a prometheus metric: "
+                                    + _PROMETHEUS_STATISTIC_HINT))
+        for key, q in (self.metrics or {}).items():
+            if _is_prom(q) and q.statistic is not None \
+                    and q.statistic not in PROMETHEUS_STATISTICS:
+                problems.append(Problem(f"metrics.{key}.statistic", f"{q.statistic} on a"
+                                        " prometheus metric: " + _PROMETHEUS_STATISTIC_HINT))
+        if self.min_samples > 1 and _samples_from_prometheus(self):
+            problems.append(Problem("min_samples", "a prometheus datapoint is one PromQL value"
+                                    " (1 sample), so min_samples above 1 would make every"
+                                    " datapoint missing; guard low traffic in the query"
+                                    " instead (e.g. ... and sum(rate(x[1m])) > 1)"))
         return problems
 
     # --- derived ---------------------------------------------------------------------------
@@ -326,15 +364,39 @@ class AlarmSpec(_Model):
     def queries(self) -> dict[str, tuple[MetricSpec, str]]:
         """Metric id -> (metric, statistic) to aggregate; a single metric has the id ``m1``."""
         if self.metric is not None:
+            if _is_prom(self.metric):
+                return {"m1": (self.metric, self.statistic or _PROMETHEUS_DEFAULT_STATISTIC)}
             assert self.statistic is not None
             return {"m1": (self.metric, self.statistic)}
         assert self.metrics is not None
         out: dict[str, tuple[MetricSpec, str]] = {}
         for key, q in self.metrics.items():
             stat = q.statistic or self.statistic
+            if _is_prom(q) and stat not in PROMETHEUS_STATISTICS:
+                stat = _PROMETHEUS_DEFAULT_STATISTIC  # the alarm's percentile is for the others
             assert stat is not None
             out[key] = (q, stat)
         return out
+
+
+def _is_prom(metric: Any) -> bool:
+    """Whether a metric (a model, or its dict before validation) reads Prometheus."""
+    source = metric.get("source") if isinstance(metric, dict) else getattr(metric, "source", None)
+    return bool(source == "prometheus")
+
+
+def _samples_from_prometheus(data: dict[str, Any] | AlarmSpec) -> bool:
+    """Whether the alarm's sample counts come from prometheus metrics (1 per datapoint)."""
+    get = data.get if isinstance(data, dict) else lambda key: getattr(data, key)
+    metric, metrics = get("metric"), get("metrics")
+    if metric is not None:
+        return _is_prom(metric)
+    if not isinstance(metrics, dict) or not metrics:
+        return False
+    samples_from = get("samples_from")
+    if isinstance(samples_from, str) and samples_from in metrics:
+        return _is_prom(metrics[samples_from])
+    return all(_is_prom(m) for m in metrics.values())
 
 
 def _reads_percentile_or_ratio(data: dict[str, Any]) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ._records import (
     Alarm,
+    Delivery,
     Deployment,
     Event,
     FlagEnvironment,
@@ -23,8 +24,9 @@ from ._records import (
     RouterState,
     Service,
     Token,
+    Webhook,
 )
-from ._schema import ROLES
+from ._schema import DELIVERY_STATUSES, ROLES
 from ._store import Store, Transaction
 from .alarms import AlarmRepository, DeclaredAlarm, SyncResult
 from .deployments import DeploymentRepository, new_deployment_id
@@ -35,12 +37,16 @@ from .replicas import ReplicaRepository
 from .router_state import RouterStateRepository
 from .services import RevisionRepository, ServiceRepository
 from .tokens import TokenRepository, hash_token
+from .webhooks import DeliveryRepository, WebhookRepository, new_webhook_id
 
 __all__ = [
+    "DELIVERY_STATUSES",
     "ROLES",
     "Alarm",
     "AlarmRepository",
     "DeclaredAlarm",
+    "Delivery",
+    "DeliveryRepository",
     "Deployment",
     "DeploymentRepository",
     "Event",
@@ -67,7 +73,10 @@ __all__ = [
     "Token",
     "TokenRepository",
     "Transaction",
+    "Webhook",
+    "WebhookRepository",
     "hash_token",
     "new_deployment_id",
     "new_rollout_id",
+    "new_webhook_id",
 ]

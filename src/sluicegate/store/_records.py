@@ -6,11 +6,12 @@ are fresh dicts decoded for each call: changing one changes nothing stored.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 __all__ = [
     "Alarm",
+    "Delivery",
     "Deployment",
     "Event",
     "FlagEnvironment",
@@ -24,6 +25,7 @@ __all__ = [
     "RouterState",
     "Service",
     "Token",
+    "Webhook",
 ]
 
 Role = Literal["admin", "deployer", "reader"]
@@ -215,3 +217,37 @@ class FlagRollout:
     created_at: float
     updated_at: float
     version: int
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """A webhook subscription: event kinds matching ``events`` are POSTed to ``url``, signed
+    with ``secret`` (left out of ``repr`` so it never reaches a log line)."""
+
+    id: str
+    url: str
+    events: tuple[str, ...]
+    secret: str = field(repr=False)
+    enabled: bool
+    after_event_id: int
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One event for one webhook: pending (retried until ``next_attempt_at``), delivered, or
+    failed (given up). ``last_status`` is the receiver's HTTP status, None when none came."""
+
+    id: int
+    webhook_id: str
+    event_id: int
+    kind: str
+    status: str
+    attempts: int
+    last_status: int | None
+    last_error: str | None
+    next_attempt_at: float | None
+    delivered_at: float | None
+    created_at: float
+    updated_at: float

@@ -34,11 +34,17 @@ __all__ = [
     "router_state",
     "services",
     "tokens",
+    "webhook_cursor",
+    "webhook_deliveries",
+    "webhooks",
 ]
 
 #: Alembic's bookkeeping table; a name of our own so a shared PostgreSQL database with
 #: another Alembic-managed application does not mix the two histories.
 VERSION_TABLE = "sluicegate_schema_version"
+
+#: States of a webhook delivery.
+DELIVERY_STATUSES = ("pending", "delivered", "failed")
 
 #: API roles, most powerful first.
 ROLES = ("admin", "deployer", "reader")
@@ -278,4 +284,57 @@ flag_rollouts = sa.Table(
         sqlite_where=sa.text("active = 1"),
         postgresql_where=sa.text("active"),
     ),
+)
+
+webhooks = sa.Table(
+    "webhooks",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("url", sa.String(2000), nullable=False),
+    sa.Column("events", Json, nullable=False),  # event-kind patterns, e.g. ["deployment.*"]
+    # Kept as given: signing needs the secret itself. Never returned by the API, never logged.
+    sa.Column("secret", sa.String(200), nullable=False),
+    sa.Column("enabled", sa.Boolean(), nullable=False),
+    # Only events after this one are delivered (the log's end when the webhook was created).
+    sa.Column("after_event_id", sa.BigInteger(), nullable=False),
+    sa.Column("created_at", sa.Double(), nullable=False),
+    sa.Column("updated_at", sa.Double(), nullable=False),
+)
+
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column(
+        "webhook_id",
+        sa.String(32),
+        sa.ForeignKey("webhooks.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column(
+        "event_id", sa.BigInteger(), sa.ForeignKey("events.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("kind", sa.String(100), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("last_status", sa.Integer(), nullable=True),
+    sa.Column("last_error", sa.Text(), nullable=True),
+    sa.Column("next_attempt_at", sa.Double(), nullable=True),
+    sa.Column("delivered_at", sa.Double(), nullable=True),
+    sa.Column("created_at", sa.Double(), nullable=False),
+    sa.Column("updated_at", sa.Double(), nullable=False),
+    sa.UniqueConstraint("webhook_id", "event_id", name="uq_webhook_deliveries_webhook_event"),
+    sa.Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    sa.CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status"),
+    sqlite_autoincrement=True,
+)
+
+#: How far the webhook engine has read the event log (one row; absent before its first run).
+webhook_cursor = sa.Table(
+    "webhook_cursor",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("event_id", sa.BigInteger(), nullable=False),
+    sa.Column("updated_at", sa.Double(), nullable=False),
+    sa.CheckConstraint("id = 1", name="single_row"),
 )

@@ -37,6 +37,7 @@ from .replicas import ReplicaRepository
 from .router_state import RouterStateRepository
 from .services import RevisionRepository, ServiceRepository
 from .tokens import TokenRepository
+from .webhooks import DeliveryRepository, WebhookRepository
 
 __all__ = ["Store", "Transaction"]
 
@@ -56,6 +57,8 @@ class _Repositories:
         self.metric_rollups = MetricRollupRepository(db, clock)
         self.flags = FlagRepository(db, clock)
         self.flag_rollouts = FlagRolloutRepository(db, clock)
+        self.webhooks = WebhookRepository(db, clock)
+        self.webhook_deliveries = DeliveryRepository(db, clock)
 
 
 class _EngineDb:

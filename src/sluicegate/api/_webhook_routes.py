@@ -1,0 +1,125 @@
+"""``/v1/webhooks``: subscriptions to the event log (admin only; secrets are shown once)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict
+
+from sluicegate.api._auth import Caller, require
+from sluicegate.errors import ConflictError, Problem, SpecError
+from sluicegate.notify import TEST_KIND, check_subscription, new_secret, redact
+from sluicegate.store import DELIVERY_STATUSES, Delivery, Store, Webhook
+
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+Admin = Annotated[Caller, Depends(require("admin"))]
+
+
+def _store(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+def webhook_json(w: Webhook) -> dict[str, Any]:
+    """A webhook as the API shows it: never its secret."""
+    return {"id": w.id, "url": w.url, "events": list(w.events), "enabled": w.enabled,
+            "created_at": w.created_at, "updated_at": w.updated_at}
+
+
+def delivery_json(d: Delivery) -> dict[str, Any]:
+    return {"id": d.id, "webhook": d.webhook_id, "event_id": d.event_id, "kind": d.kind,
+            "status": d.status, "attempts": d.attempts, "last_status": d.last_status,
+            "last_error": d.last_error, "next_attempt_at": d.next_attempt_at,
+            "delivered_at": d.delivered_at, "created_at": d.created_at,
+            "updated_at": d.updated_at}
+
+
+class WebhookRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str
+    events: list[str]
+    secret: str | None = None  # generated when left out
+    enabled: bool = True
+
+
+class WebhookChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool
+
+
+@router.post("", status_code=201)
+def create_webhook(req: WebhookRequest, request: Request, caller: Admin) -> dict[str, Any]:
+    """Subscribe ``url`` to event kinds matching ``events``; the answer holds the signing
+    secret, shown this once."""
+    problems = check_subscription(req.url, req.events, req.secret)
+    if problems:
+        raise SpecError(problems, source="request body")
+    secret = req.secret or new_secret()
+    store = _store(request)
+    hook = store.webhooks.create(req.url, req.events, secret, enabled=req.enabled)
+    store.events.append("webhook.created", hook.id,
+                        f"webhook {hook.id} -> {redact(hook.url)} for {', '.join(hook.events)}",
+                        actor=caller.name,
+                        data={"url": redact(hook.url), "events": list(hook.events)})
+    return {**webhook_json(hook), "secret": secret}
+
+
+@router.get("")
+def list_webhooks(request: Request, caller: Admin) -> list[dict[str, Any]]:
+    return [webhook_json(w) for w in _store(request).webhooks.list()]
+
+
+@router.get("/{webhook_id}")
+def get_webhook(webhook_id: str, request: Request, caller: Admin) -> dict[str, Any]:
+    return webhook_json(_store(request).webhooks.get(webhook_id))
+
+
+@router.patch("/{webhook_id}")
+def change_webhook(webhook_id: str, change: WebhookChange, request: Request,
+                   caller: Admin) -> dict[str, Any]:
+    """Enable or disable; a disabled webhook gets no new deliveries (queued ones wait)."""
+    store = _store(request)
+    hook = store.webhooks.set_enabled(webhook_id, change.enabled)
+    store.events.append("webhook.enabled" if change.enabled else "webhook.disabled", hook.id,
+                        f"webhook {hook.id} {'enabled' if change.enabled else 'disabled'}",
+                        actor=caller.name)
+    return webhook_json(hook)
+
+
+@router.delete("/{webhook_id}")
+def delete_webhook(webhook_id: str, request: Request, caller: Admin) -> dict[str, str]:
+    store = _store(request)
+    hook = store.webhooks.get(webhook_id)
+    store.webhooks.delete(webhook_id)
+    store.events.append("webhook.deleted", webhook_id,
+                        f"webhook {webhook_id} -> {redact(hook.url)} deleted", actor=caller.name)
+    return {"deleted": webhook_id}
+
+
+@router.post("/{webhook_id}/test", status_code=202)
+def test_webhook(webhook_id: str, request: Request, caller: Admin) -> dict[str, Any]:
+    """Append a ``webhook.test`` event, delivered to this webhook only (whatever its event
+    patterns); see its deliveries for the outcome."""
+    store = _store(request)
+    hook = store.webhooks.get(webhook_id)
+    if not hook.enabled:
+        raise ConflictError(f"webhook {webhook_id} is disabled; enable it to test it")
+    event = store.events.append(TEST_KIND, hook.id, f"test delivery to webhook {hook.id}",
+                                actor=caller.name, data={"webhook": hook.id})
+    return {"webhook": hook.id, "event_id": event.id}
+
+
+@router.get("/{webhook_id}/deliveries")
+def list_deliveries(webhook_id: str, request: Request, caller: Admin,
+                    status: str | None = None,
+                    limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> list[dict[str, Any]]:
+    """The webhook's latest deliveries, newest first (optionally only one status)."""
+    store = _store(request)
+    store.webhooks.get(webhook_id)  # 404 for an unknown webhook, not an empty list
+    if status is not None and status not in DELIVERY_STATUSES:
+        raise SpecError([Problem("status", f"must be one of {', '.join(DELIVERY_STATUSES)}")])
+    return [delivery_json(d)
+            for d in store.webhook_deliveries.list(webhook_id, status=status, limit=limit)]
