@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -417,7 +418,10 @@ def run_scenario(kind: str, args: argparse.Namespace, tag: str, *, healthy: bool
         dep = cluster.deploy(bad_rev, "--set", f"env.SHOP_FAIL_PERCENT={fail}")
         t0 = time.time()
         log(f"{tag}: deployment {dep} of {bad_rev} (SHOP_FAIL_PERCENT={fail}) started")
-        alarm = green_alarm(bad_rev, args) if kind == "b" else None
+        alarm = green_alarm(bad_rev, args) if kind in "bd" else None
+        # (d): CloudWatch evaluates an alarm once a period, at a moment of its own, not the
+        # moment a period closes (the anchor's "+ <= 1 evaluation tick"): a random phase.
+        next_eval = time.time() + random.uniform(0, args.period) if kind == "d" else 0.0
         state: AlarmState | None = None
         alarm_at: float | None = None
         phase = ""
@@ -428,7 +432,9 @@ def run_scenario(kind: str, args: argparse.Namespace, tag: str, *, healthy: bool
                 break
             if phase in ("succeeded", "termination_wait") and kind != "a":
                 break
-            if alarm is not None and alarm_at is None:
+            if alarm is not None and alarm_at is None and time.time() >= next_eval:
+                if kind == "d":
+                    next_eval += args.period
                 with contextlib.suppress(httpx.HTTPError):
                     state = alarm_state(cluster, alarm, bad_rev, state)
                 if state is AlarmState.ALARM:
@@ -491,6 +497,7 @@ NAMES = {
     "a": "(a) AllAtOnce, no alarm",
     "b": "(b) CodeDeploy-like canary + 1-of-1 alarm",
     "c": "(c) Sluicegate defaults",
+    "d": "(b') as (b), alarm evaluated once a period (CloudWatch's tick)",
 }
 
 
@@ -530,6 +537,14 @@ def report(args: argparse.Namespace, results: dict[str, list[Result]],
                 f"median {statistics.median(bads):.0f}, max {max(bads)} | {det} | {rest} | "
                 f"p95 {pct([r.last_bad for r in rs if r.last_bad is not None] or [0], .95):.1f}"
                 " |")
+    if results["c"]:
+        c_failed = statistics.median([r.failed for r in results["c"]])
+        for kind in "bd":
+            if results[kind]:
+                b_failed = statistics.median([r.failed for r in results[kind]])
+                share = f"{100 * c_failed / b_failed:.1f} %" if b_failed else "—"
+                lines += ["", f"(c) failed {c_failed:g} requests (median) = **{share}** of "
+                          f"what {NAMES[kind].split(' ')[0]} failed ({b_failed:g})."]
     if healthy:
         false = sum(1 for r in healthy if r.phase == "rolled_back")
         lines += ["", f"False rollbacks: **{false} of {len(healthy)}** healthy deployments "
@@ -547,6 +562,9 @@ def report(args: argparse.Namespace, results: dict[str, list[Result]],
         "script with `sluicegate.monitor.evaluate` on the router's per-second metrics about "
         f"once a second (CloudWatch evaluates once a period); on ALARM it runs `sluice rollback`."
         f" Canary10Percent5Minutes is compressed by the same factor: 10 % for {interval:g} s.",
+        *(["- (b') is (b) with the alarm evaluated once a period at a random phase, as "
+            "CloudWatch evaluates an alarm once a period (the anchor's '+ <= 1 evaluation "
+            "tick'), not the moment each period closes."] if results["d"] else []),
         f"- (c) the same canary as (b) (10 % for {interval:g} s), guarded only by the server's "
         "built-in guards (green against blue, no configuration).",
         "- 'requests' counts everything users sent, the few seconds on v1 before the "
@@ -590,7 +608,9 @@ def main() -> int:
     p.add_argument("--healthy-period", type=int, default=None,
                    help="--period for the healthy runs only (their canary lasts 5 min x "
                         "healthy-period/60; default: --period)")
-    p.add_argument("--strategies", default="abc", help="which of a, b, c to run (default abc)")
+    p.add_argument("--strategies", default="abc",
+                   help="which of a, b, c, d to run (default abc; d is (b) with the alarm "
+                        "evaluated once a period at a random phase, as CloudWatch does)")
     p.add_argument("--settle", type=float, default=3.0,
                    help="seconds of load on v1 before the deployment (default 3)")
     p.add_argument("--keep-guards", action="store_true",
@@ -600,10 +620,10 @@ def main() -> int:
     p.add_argument("--keep", action="store_true", help="keep the temp dirs (logs)")
     args = p.parse_args()
 
-    results: dict[str, list[Result]] = {k: [] for k in "abc"}
+    results: dict[str, list[Result]] = {k: [] for k in "abcd"}
     healthy: list[Result] = []
     try:
-        for kind in "abc":
+        for kind in "abdc":
             if kind not in args.strategies:
                 continue
             for n in range(args.runs if kind == "c" else 1):

@@ -12,14 +12,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from sluicegate.compute._proc import is_same_process
-from tests._support import REPO_ROOT
+from tests._support import REPO_ROOT, free_port
 
 
 class Server:
@@ -74,6 +74,21 @@ class Server:
             assert d["phase"] not in ("failed", "rolled_back") or d["phase"] in phases, story
             assert time.monotonic() < deadline, f"{dep} stuck in {d['phase']}:\n{story}"
             time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def running_server(state: Path, args: Sequence[str] = ()) -> Iterator[Server]:
+    """A started ``sluice server`` on a free port; on exit it stops, and so does everything
+    it started (router, replicas), as ``stop_everything``."""
+    server = Server(state, free_port(), args)
+    server.start()
+    try:
+        yield server
+    finally:
+        if server.proc and server.proc.poll() is None:
+            server.proc.terminate()
+            server.proc.wait(10)
+        stop_everything(state)
 
 
 def stop_everything(state: Path) -> None:

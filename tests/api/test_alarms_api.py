@@ -14,19 +14,13 @@ import pytest
 import yaml
 
 from tests._support import APP_PATH, free_port
-from tests._support.server import Server, stop_everything
+from tests._support.server import Server, running_server
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    state = tmp_path_factory.mktemp("alarms-api") / "state"
-    s = Server(state, free_port())
-    s.start()
-    yield s
-    if s.proc and s.proc.poll() is None:
-        s.proc.terminate()
-        s.proc.wait(10)
-    stop_everything(state)
+    with running_server(tmp_path_factory.mktemp("alarms-api") / "state") as s:
+        yield s
 
 
 def call(server: Server, method: str, path: str, token: str | None = None,
