@@ -162,3 +162,24 @@ def test_flag_versions_and_a_gradual_rollout_through_the_cli(server: Server,
                  "flags.rollout.baking", "flags.rollout.completed"):
         assert kind in kinds
     assert kinds.count("flags.version") == 4
+
+
+def test_a_flag_rollout_is_reverted_when_its_guarding_alarm_is_forced_into_alarm(
+        server: Server, tmp_path: Path) -> None:
+    from tests.test_alarms_e2e import HIGH_5XX, apply, spec
+
+    apply(server, tmp_path, spec("shop", free_port(), "30s", [HIGH_5XX]))  # the alarm exists
+    server.cli("flags", "envs", "create", "prod")
+    v1, v2 = tmp_path / "v1.yaml", tmp_path / "v2.yaml"
+    v1.write_text(V1)
+    v2.write_text(V2)
+    server.cli("flags", "apply", "-f", str(v1), "--env", "prod")
+    server.cli("flags", "apply", "-f", str(v2), "--env", "prod", "--steps", "20:60s",
+               "--alarm", "shop/high-5xx")
+    wait_rollout(server, lambda r: r.get("phase") == "rolling_out")
+    server.cli("alarms", "set-state", "shop/high-5xx", "--state", "ALARM",
+               "--reason", "runbook drill")
+    seen = wait_rollout(server, lambda r: r.get("phase") == "rolled_back", timeout=20)
+    assert "shop/high-5xx" in str(seen[-1]) and "runbook drill" in str(seen[-1])
+    users = [f"user-{i}" for i in range(40)]
+    assert {evaluate(server, "checkout", u)["value"] for u in users} == {"classic"}  # all on v1

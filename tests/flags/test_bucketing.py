@@ -235,3 +235,19 @@ if __name__ == "__main__" and "--write" in sys.argv:
     VECTORS.write_text(json.dumps(build_vectors(), indent=2, ensure_ascii=False) + "\n",
                        encoding="utf-8")
     print(f"wrote {VECTORS}")
+
+
+def test_a_users_bucket_is_the_same_in_other_processes_whatever_their_hash_seed() -> None:
+    import os
+    import subprocess
+
+    users = [f"user-{i}" for i in range(500)] + ["ünïcødé", "", "42"]
+    script = ("import json, sys; from sluicegate.flags.bucketing import bucket; "
+              "print(json.dumps([bucket('new-checkout', 'salt', u) for u in "
+              "json.loads(sys.argv[1])]))")
+    here = [bucket("new-checkout", "salt", u) for u in users]
+    for seed in ("0", "1", "12345"):
+        out = subprocess.run([sys.executable, "-c", script, json.dumps(users)],
+                             env={**os.environ, "PYTHONHASHSEED": seed}, check=True,
+                             capture_output=True, text=True, timeout=60).stdout
+        assert json.loads(out) == here
