@@ -1,0 +1,60 @@
+"""A real uvicorn server hosting the flag sync routes over an in-memory snapshot provider.
+
+Run as ``python -m tests._support.flag_sync_server --port P --state DIR``: it opens a SQLite
+store in DIR, creates a reader token (printed as ``token <TOKEN>``), prints ``ready`` and
+serves. ``PUT /test/snapshots`` (test-only, admin token) publishes a snapshot JSON: the
+stand-in for the flag store, which the store-backed provider replaces.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from fastapi import Depends, FastAPI, Request
+
+from sluicegate.api._auth import require
+from sluicegate.api._flag_sync_routes import InMemorySnapshotProvider, flag_sync_router
+from sluicegate.flags.snapshot import parse_snapshot
+from sluicegate.store import Store
+
+
+def build_app(state: Path, heartbeat: float) -> tuple[FastAPI, str, str]:
+    store = Store.open(state)
+    reader = store.tokens.create("reader", "agent")
+    admin = store.tokens.create("admin", "test")
+    provider = InMemorySnapshotProvider()
+    app = FastAPI()
+    app.state.store = store
+    app.state.insecure = False
+    app.include_router(flag_sync_router(provider, heartbeat=heartbeat))
+
+    @app.put("/test/snapshots", dependencies=[Depends(require("admin"))])
+    async def publish(request: Request) -> dict[str, Any]:
+        snapshot, _ = parse_snapshot(await request.body())
+        await provider.publish(snapshot)
+        return {"etag": snapshot.etag}
+
+    return app, reader, admin
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--state", type=Path, required=True)
+    parser.add_argument("--heartbeat", type=float, default=15.0)
+    args = parser.parse_args()
+    args.state.mkdir(parents=True, exist_ok=True)
+    app, reader, admin = build_app(args.state, args.heartbeat)
+    print(f"token {reader}", flush=True)
+    print(f"admin {admin}", flush=True)
+    sys.stdout.flush()
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning",
+                timeout_graceful_shutdown=1)
+
+
+if __name__ == "__main__":
+    main()
