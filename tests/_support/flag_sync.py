@@ -104,12 +104,17 @@ class AgentProcess(_Managed):
     def __init__(self, proc: subprocess.Popen[bytes], port: int, workdir: Path) -> None:
         self.proc, self.port, self._dir = proc, port, workdir
         self.url = f"http://127.0.0.1:{port}"
+        self.http = httpx.Client(base_url=self.url, timeout=5)
 
     def get(self, path: str, **kw: Any) -> httpx.Response:
-        return httpx.get(self.url + path, timeout=5, **kw)
+        return self.http.get(path, **kw)
 
     def post(self, path: str, body: Any = None, **kw: Any) -> httpx.Response:
-        return httpx.post(self.url + path, json=body, timeout=5, **kw)
+        return self.http.post(path, json=body, **kw)
+
+    def stop(self) -> int:
+        self.http.close()
+        return super().stop()
 
     def ofrep(self, key: str, context: dict[str, Any]) -> httpx.Response:
         return self.post(f"/ofrep/v1/evaluate/flags/{key}", {"context": context})

@@ -5,13 +5,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from sluicegate.flags import sees_new_version
 from tests._support.flag_sync import (
     SyncServer,
     bool_flag_set,
     make_snapshot,
     start_agent,
 )
-from sluicegate.flags import sees_new_version
 
 
 def _ready(agent) -> bool:  # type: ignore[no-untyped-def]
