@@ -36,6 +36,7 @@ _GET_FLAG = b"/v1/flags/"
 _JSON = b"application/json"
 _PHRASES = {s.value: s.phrase.encode() for s in HTTPStatus}
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_loads = json.JSONDecoder().decode
 
 
 def _response(status: int, body: bytes, keep_alive: bool, content_type: bytes = _JSON,
@@ -65,7 +66,7 @@ def _context(body: bytes) -> Mapping[str, Any]:
     if not body:
         return {}
     try:
-        data = json.loads(body)
+        data = _loads(body.decode())
     except (ValueError, UnicodeDecodeError) as exc:
         raise _BadRequestError(ErrorCode.PARSE_ERROR, f"the body is not JSON: {exc}") from exc
     if not isinstance(data, dict):
