@@ -58,6 +58,7 @@ class SyncServer:
         self.proc: subprocess.Popen[bytes] | None = None
         self.token = ""
         self.admin = ""
+        self.agent_keys: dict[str, str] = {}
 
     def start(self) -> SyncServer:
         log = self.state.parent / f"sync-server-{self.port}.log"
@@ -70,8 +71,11 @@ class SyncServer:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             text = out.read_text()
-            if (m := re.search(r"token (\S+)", text)) and (a := re.search(r"admin (\S+)", text)):
-                self.token, self.admin = m.group(1), a.group(1)
+            found = dict(re.findall(r"^(\S+) (sgt_\S+)$", text, re.M))
+            if len(found) == 4:
+                self.token, self.admin = found["token"], found["admin"]
+                self.agent_keys = {"prod": found["agent-prod"],
+                                   "staging": found["agent-staging"]}
                 try:
                     httpx.get(f"{self.url}/docs", timeout=1)
                     return self

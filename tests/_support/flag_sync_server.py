@@ -1,9 +1,10 @@
 """A real uvicorn server hosting the flag sync routes over an in-memory snapshot provider.
 
-Run as ``python -m tests._support.flag_sync_server --port P --state DIR``: it opens a SQLite
-store in DIR, creates a reader token (printed as ``token <TOKEN>``), prints ``ready`` and
-serves. ``PUT /test/snapshots`` (test-only, admin token) publishes a snapshot JSON: the
-stand-in for the flag store, which the store-backed provider replaces.
+Run as ``python -m tests._support.flag_sync_server --port P --state DIR``: it opens a
+SQLite store in DIR, creates a reader, an admin and two agent tokens (printed as
+``<name> <TOKEN>``: ``token``, ``admin``, ``agent-prod``, ``agent-staging``) and serves.
+``PUT /test/snapshots`` (test-only, admin token) publishes a snapshot JSON: the stand-in
+for the flag store, which the store-backed provider replaces.
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ from sluicegate.flags.snapshot import parse_snapshot
 from sluicegate.store import Store
 
 
-def build_app(state: Path, heartbeat: float) -> tuple[FastAPI, str, str]:
+def build_app(state: Path, heartbeat: float) -> tuple[FastAPI, dict[str, str]]:
     store = Store.open(state)
-    reader = store.tokens.create("reader", "agent")
-    admin = store.tokens.create("admin", "test")
+    tokens = {"token": store.tokens.create("reader", "agent"),
+              "admin": store.tokens.create("admin", "test"),
+              "agent-prod": store.tokens.create("agent", "agent-prod", "prod"),
+              "agent-staging": store.tokens.create("agent", "agent-staging", "staging")}
     provider = InMemorySnapshotProvider()
     app = FastAPI()
     app.state.store = store
@@ -38,7 +41,11 @@ def build_app(state: Path, heartbeat: float) -> tuple[FastAPI, str, str]:
         await provider.publish(snapshot)
         return {"etag": snapshot.etag}
 
-    return app, reader, admin
+    @app.get("/test/reader-only", dependencies=[Depends(require("reader"))])
+    async def reader_only() -> dict[str, str]:
+        return {"ok": "yes"}
+
+    return app, tokens
 
 
 def main() -> None:
@@ -48,9 +55,9 @@ def main() -> None:
     parser.add_argument("--heartbeat", type=float, default=15.0)
     args = parser.parse_args()
     args.state.mkdir(parents=True, exist_ok=True)
-    app, reader, admin = build_app(args.state, args.heartbeat)
-    print(f"token {reader}", flush=True)
-    print(f"admin {admin}", flush=True)
+    app, tokens = build_app(args.state, args.heartbeat)
+    for name, token in tokens.items():
+        print(f"{name} {token}", flush=True)
     sys.stdout.flush()
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning",
                 timeout_graceful_shutdown=1)

@@ -147,3 +147,27 @@ def test_an_agent_with_a_wrong_key_is_not_ready_and_says_why(sync_server: SyncSe
         health = agent.get("/healthz")
         assert health.status_code == 503
         assert "401" in health.json()["last_error"]
+
+
+def test_an_agent_key_reads_only_its_own_environment(sync_server: SyncServer,
+                                                     tmp_path: Path) -> None:
+    import httpx
+
+    sync_server.publish(make_snapshot(1, bool_flag_set(on_ids=("alice",))))
+    sync_server.publish(make_snapshot(1, bool_flag_set(), env="staging"))
+    prod_key = sync_server.agent_keys["prod"]
+
+    def get(path: str) -> httpx.Response:
+        return httpx.get(sync_server.url + path, headers={"Authorization": f"Bearer {prod_key}"})
+
+    assert get("/v1/flags/prod/snapshot").status_code == 200
+    staging = get("/v1/flags/staging/snapshot")
+    assert staging.status_code == 403 and "'prod'" in staging.json()["detail"]
+    assert get("/test/reader-only").status_code == 403  # not a reader elsewhere
+    with start_agent(sync_server.url, prod_key, tmp_path / "cache") as agent:
+        agent.wait_for(lambda: _ready(agent), what="ready")
+        assert agent.value("new-checkout", "alice") is True
+    with start_agent(sync_server.url, prod_key, tmp_path / "cache-s", env="staging") as agent:
+        agent.wait_for(lambda: agent.get("/healthz").json()["last_error"] is not None,
+                       what="an error")
+        assert "403" in agent.get("/healthz").json()["last_error"]

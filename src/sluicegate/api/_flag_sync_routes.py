@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from sluicegate.api._auth import require
+from sluicegate.api._auth import require_flag_reader
 from sluicegate.flags.snapshot import Snapshot
 
 __all__ = ["HEARTBEAT_SECONDS", "InMemorySnapshotProvider", "SnapshotProvider",
@@ -101,13 +101,10 @@ def flag_sync_router(provider: SnapshotProvider,
                      auth: Callable[..., Any] | None = None,
                      heartbeat: float = HEARTBEAT_SECONDS) -> APIRouter:
     """The sync routes over ``provider``; ``auth`` is a FastAPI dependency (default: the
-    API's bearer tokens, reader role).
-
-    TODO(agent keys): read-only keys scoped to one environment (``sluice keys create
-    --env prod``) are not there yet; any reader token reads every environment.
+    API's bearer tokens: a reader or higher, or an agent token scoped to the path's env).
     """
-    router = APIRouter(tags=["flag sync"],
-                       dependencies=[Depends(auth if auth is not None else require("reader"))])
+    router = APIRouter(tags=["flag sync"], dependencies=[
+        Depends(auth if auth is not None else require_flag_reader)])
 
     @router.get("/v1/flags/{env}/snapshot", summary="The environment's flag snapshot")
     async def snapshot(env: str, request: Request) -> Response:

@@ -12,7 +12,7 @@ from typing import Any, Literal
 __all__ = ["Alarm", "Deployment", "Event", "MetricRollup", "Replica", "Revision", "Role",
            "RouterState", "Service", "Token"]
 
-Role = Literal["admin", "deployer", "reader"]
+Role = Literal["admin", "deployer", "reader", "agent"]
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,7 @@ class Token:
     name: str
     created_at: float
     revoked_at: float | None
+    env: str | None = None  # the environment an agent token may read
 
     @property
     def revoked(self) -> bool:
