@@ -58,3 +58,16 @@ def test_a_rollout_serves_the_new_version_exactly_to_users_below_the_percent() -
     assert by_alias == served[0]
     assert serving.evaluate("f", {}).value is False  # no key: stays on version N
     assert serving.evaluate("f", {}).flag_metadata["version"] == 6
+    assert serving.evaluate("f", {"targetingKey": 12345}).value is sees_new_version(
+        "r3", "12345", 40)  # integer keys bucket as their decimal string
+
+
+@pytest.mark.parametrize(("percent", "expected"), [(0, False), (100, True)])
+def test_at_0_and_100_percent_every_context_gets_one_version(percent: int,
+                                                             expected: bool) -> None:
+    _, serving = parse_snapshot({"env": "prod", "version": 7, "etag": '"7"',
+                                 "document": DOC_ON,
+                                 "rollout": {"id": "r3", "from_version": 6, "to_version": 7,
+                                             "percent": percent, "from_document": DOC_OFF}})
+    for context in ({}, {"targetingKey": "u1"}, {"userId": "u2"}, None):
+        assert serving.evaluate("f", context).value is expected

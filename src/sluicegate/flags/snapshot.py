@@ -24,7 +24,7 @@ from typing import Any
 
 from sluicegate.errors import Problem, SluicegateError, SpecError
 from sluicegate.flags._compile import compile_flag_set
-from sluicegate.flags.bucketing import SEPARATOR, sees_new_version
+from sluicegate.flags.bucketing import SEPARATOR, bucket_value, sees_new_version
 from sluicegate.flags.evaluator import (
     TARGETING_KEY,
     TARGETING_KEY_ALIAS,
@@ -204,20 +204,26 @@ class ServingSet:
         return self.snapshot.etag
 
     def flags_for(self, context: Mapping[str, Any] | None) -> CompiledFlagSet:
-        """The compiled version that serves ``context``: users without a targeting key stay
-        on version N until the rollout completes."""
+        """The compiled version that serves ``context``. The same rule as the flag store's
+        ``flags._resolve.gets_new_version``: at 0 % everyone gets N, at 100 % everyone
+        N+1; in between a context gets N+1 when its targeting key's rollout bucket is below
+        the percentage, and contexts without a usable targeting key get N."""
         previous = self.previous
         if previous is None:
             return self.current
+        percent = self.percent
+        if percent <= 0:
+            return previous
+        if percent >= 100:
+            return self.current
         if not isinstance(context, Mapping):
             return previous
-        key = context.get(TARGETING_KEY)
+        raw = context.get(TARGETING_KEY)
+        key = bucket_value(raw if raw is not None else context.get(TARGETING_KEY_ALIAS))
         if key is None:
-            key = context.get(TARGETING_KEY_ALIAS)
-        if not isinstance(key, str) or not key:
             return previous
         try:
-            new = sees_new_version(self.rollout_id, key, self.percent)
+            new = sees_new_version(self.rollout_id, key, percent)
         except (UnicodeEncodeError, ValueError):
             return previous
         return self.current if new else previous
