@@ -76,3 +76,19 @@ def test_the_database_refuses_an_unknown_role(store: Store) -> None:
             ),
             row,
         )
+
+
+def test_an_agent_token_is_scoped_to_one_environment(store: Store) -> None:
+    token = store.tokens.create("agent", "edge", env="prod")
+    assert store.tokens.verify_scoped(token) == ("agent", "prod")
+    assert store.tokens.verify(token) == "agent"
+    assert [t.env for t in store.tokens.list() if t.role == "agent"] == ["prod"]
+
+
+def test_an_agent_token_needs_an_environment_and_only_agents_have_one(store: Store) -> None:
+    with pytest.raises(SpecError) as err:
+        store.tokens.create("agent", "edge")
+    assert err.value.problems[0].path == "env"
+    with pytest.raises(SpecError):
+        store.tokens.create("reader", "r", env="prod")
+    assert store.tokens.list() == []

@@ -1,4 +1,7 @@
-"""Bearer tokens with roles: admin ⊇ deployer ⊇ reader. Only token hashes are stored."""
+"""Bearer tokens with roles: admin ⊇ deployer ⊇ reader. Only token hashes are stored.
+
+An ``agent`` token ranks below all of them: it reads one environment's flag snapshots
+(:func:`require_flag_reader`) and nothing else."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from fastapi import HTTPException, Request
 
 from sluicegate.store import Store
 
-__all__ = ["Caller", "require"]
+__all__ = ["Caller", "require", "require_flag_reader"]
 
 _RANK = {"reader": 0, "deployer": 1, "admin": 2}
 
@@ -32,8 +35,28 @@ def require(role: str) -> Callable[[Request], Caller]:
         if found is None:
             raise HTTPException(401, "missing or unknown bearer token",
                                 headers={"WWW-Authenticate": "Bearer"})
-        if _RANK[found] < _RANK[role]:
+        if _RANK.get(found, -1) < _RANK[role]:
             raise HTTPException(403, f"this call needs the {role} role; the token is {found}")
         return Caller(found, found)
 
     return check
+
+
+def require_flag_reader(request: Request, env: str) -> Caller:
+    """A FastAPI dependency for ``/v1/flags/{env}/...`` reads: a reader (or higher) token,
+    or an agent token scoped to ``env``."""
+    if request.app.state.insecure:
+        return Caller("admin", "insecure")
+    store: Store = request.app.state.store
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    found = store.tokens.verify_scoped(token.strip()) if scheme.lower() == "bearer" else None
+    if found is None:
+        raise HTTPException(401, "missing or unknown bearer token",
+                            headers={"WWW-Authenticate": "Bearer"})
+    role, scope = found
+    if role == "agent":
+        if scope != env:
+            raise HTTPException(403, f"this agent token reads environment {scope!r}, "
+                                     f"not {env!r}")
+        return Caller(role, f"agent:{scope}")
+    return Caller(role, role)

@@ -161,11 +161,13 @@ def logs(name: str, revision: str, request: Request, caller: Reader,
 
 
 class TokenRequest(BaseModel):
-    role: Literal["admin", "deployer", "reader"]
+    role: Literal["admin", "deployer", "reader", "agent"]
     name: str = ""
+    env: str | None = None  # required for (and only for) agent tokens
 
 
 @router.post("/tokens", status_code=201)
 def create_token(req: TokenRequest, request: Request, caller: Admin) -> dict[str, str]:
-    token = _store(request).tokens.create(req.role, req.name or req.role)
+    name = req.name or (f"agent-{req.env}" if req.role == "agent" else req.role)
+    token = _store(request).tokens.create(req.role, name, req.env)
     return {"role": req.role, "token": token}

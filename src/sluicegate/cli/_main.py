@@ -9,7 +9,14 @@ import click
 
 from sluicegate import __version__
 from sluicegate._logging import configure_logging
-from sluicegate.cli import _alarm_cmds, _deploy_cmds, _flag_cmds, _server_cmds, _webhook_cmds
+from sluicegate.cli import (
+    _agent_cmds,
+    _alarm_cmds,
+    _deploy_cmds,
+    _flag_cmds,
+    _server_cmds,
+    _webhook_cmds,
+)
 from sluicegate.errors import SluicegateError
 
 __all__ = ["main"]
@@ -55,8 +62,8 @@ def router(config_path: str, workers: int, insecure: bool, check: bool) -> None:
     run_router(config, settings)
 
 
-for _command in (*_deploy_cmds.COMMANDS, *_flag_cmds.COMMANDS, *_server_cmds.COMMANDS,
-                 *_alarm_cmds.COMMANDS, *_webhook_cmds.COMMANDS):
+for _command in (*_agent_cmds.COMMANDS, *_deploy_cmds.COMMANDS, *_flag_cmds.COMMANDS,
+                 *_server_cmds.COMMANDS, *_alarm_cmds.COMMANDS, *_webhook_cmds.COMMANDS):
     cli.add_command(_command)
 
 

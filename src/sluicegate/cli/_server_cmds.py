@@ -77,12 +77,33 @@ def token() -> None:
 
 
 @token.command("create")
-@click.option("--role", required=True, type=click.Choice(["admin", "deployer", "reader"]))
+@click.option("--role", required=True,
+              type=click.Choice(["admin", "deployer", "reader", "agent"]))
 @click.option("--name", default="", help="What the token is for.")
+@click.option("--env", default=None,
+              help="For --role agent: the one environment whose flags the token reads.")
 @api_options
-def token_create(role: str, name: str, url: str, token: str | None) -> None:
+def token_create(role: str, name: str, env: str | None, url: str, token: str | None) -> None:
     """Create a token and print it (only its hash is stored)."""
-    click.echo(Api(url, token).call("POST", "/tokens", {"role": role, "name": name})["token"])
+    body: dict[str, str] = {"role": role, "name": name}
+    if env is not None:
+        body["env"] = env
+    click.echo(Api(url, token).call("POST", "/tokens", body)["token"])
 
 
-COMMANDS = [server, token]
+@click.group()
+def keys() -> None:
+    """Agent keys: read-only tokens for `sluice agent`, scoped to one environment."""
+
+
+@keys.command("create")
+@click.option("--env", required=True, help="The environment whose flags the key reads.")
+@click.option("--name", default="", help="What the key is for (default agent-<env>).")
+@api_options
+def keys_create(env: str, name: str, url: str, token: str | None) -> None:
+    """Create an agent key and print it: pass it to `sluice agent --key`."""
+    body = {"role": "agent", "name": name, "env": env}
+    click.echo(Api(url, token).call("POST", "/tokens", body)["token"])
+
+
+COMMANDS = [server, token, keys]

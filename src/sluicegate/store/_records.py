@@ -28,7 +28,7 @@ __all__ = [
     "Webhook",
 ]
 
-Role = Literal["admin", "deployer", "reader"]
+Role = Literal["admin", "deployer", "reader", "agent"]
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,7 @@ class Token:
     name: str
     created_at: float
     revoked_at: float | None
+    env: str | None = None  # the environment an agent token may read
 
     @property
     def revoked(self) -> bool:

@@ -47,7 +47,8 @@ VERSION_TABLE = "sluicegate_schema_version"
 DELIVERY_STATUSES = ("pending", "delivered", "failed")
 
 #: API roles, most powerful first.
-ROLES = ("admin", "deployer", "reader")
+#: ``agent`` tokens are read-only and scoped to one environment's flags (``tokens.env``).
+ROLES = ("admin", "deployer", "reader", "agent")
 
 #: An alarm's states (CloudWatch's).
 ALARM_STATES = ("OK", "ALARM", "INSUFFICIENT_DATA")
@@ -158,7 +159,8 @@ tokens = sa.Table(
     sa.Column("hash", sa.String(64), nullable=False, unique=True),
     sa.Column("created_at", sa.Double(), nullable=False),
     sa.Column("revoked_at", sa.Double(), nullable=True),
-    sa.CheckConstraint("role IN ('admin', 'deployer', 'reader')", name="role"),
+    sa.Column("env", sa.String(200), nullable=True),  # agent tokens: the one env they read
+    sa.CheckConstraint("role IN ('admin', 'deployer', 'reader', 'agent')", name="role"),
 )
 
 router_state = sa.Table(

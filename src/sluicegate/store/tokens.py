@@ -36,13 +36,18 @@ def hash_token(token: str) -> str:
 
 
 class TokenRepository(Repository):
-    def create(self, role: str, name: str) -> str:
-        """Store a new token for ``role`` (admin, deployer, reader); return its plaintext.
+    def create(self, role: str, name: str, env: str | None = None) -> str:
+        """Store a new token for ``role`` (admin, deployer, reader, agent); return its
+        plaintext. An ``agent`` token needs ``env``: it reads that environment's flags only.
 
         The plaintext is not kept anywhere: show it to the user now.
         """
         if role not in ROLES:
             raise SpecError([Problem("role", f"must be one of {', '.join(ROLES)}, not {role!r}")])
+        if role == "agent" and not env:
+            raise SpecError([Problem("env", "an agent token is scoped to one environment")])
+        if role != "agent" and env is not None:
+            raise SpecError([Problem("env", f"only agent tokens have an environment, not {role}")])
         token_id = secrets.token_hex(6)
         token = f"{TOKEN_PREFIX}{token_id}_{secrets.token_urlsafe(32)}"
         row = {
@@ -52,6 +57,7 @@ class TokenRepository(Repository):
             "hash": hash_token(token),
             "created_at": self._clock.now(),
             "revoked_at": None,
+            "env": env,
         }
         with self._db.write() as conn:
             conn.execute(sa.insert(tokens).values(row))
@@ -59,6 +65,11 @@ class TokenRepository(Repository):
 
     def verify(self, token: str) -> Role | None:
         """The role of a valid, unrevoked token; None for anything else."""
+        found = self.verify_scoped(token)
+        return None if found is None else found[0]
+
+    def verify_scoped(self, token: str) -> tuple[Role, str | None] | None:
+        """The role and environment scope (agent tokens) of a valid, unrevoked token."""
         match = _SHAPE.fullmatch(token)
         row = None
         if match:
@@ -69,7 +80,7 @@ class TokenRepository(Repository):
         equal = hmac.compare_digest(hash_token(token).encode(), str(stored).encode())
         if row is None or not equal or row["revoked_at"] is not None:
             return None
-        return cast(Role, row["role"])
+        return cast(Role, row["role"]), row["env"]
 
     def list(self) -> list[Token]:
         """Every token's metadata (revoked ones too), oldest first."""
@@ -98,4 +109,5 @@ def _token(row: sa.RowMapping) -> Token:
         name=row["name"],
         created_at=row["created_at"],
         revoked_at=row["revoked_at"],
+        env=row["env"],
     )

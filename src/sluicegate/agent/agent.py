@@ -1,0 +1,143 @@
+"""``sluice agent``: the sidecar that serves one environment's flags on localhost.
+
+Start-up serves the last known good snapshot from the cache (if valid) before the first
+sync; the sync thread then follows the server's stream (or polls). Each accepted snapshot
+is served at once and then written to the cache; an invalid one is logged and dropped.
+When the server goes away the agent keeps serving what it has and reports staleness.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sluicegate.agent._cache import SnapshotCache
+from sluicegate.agent._http import AgentHttp
+from sluicegate.agent._state import AgentState
+from sluicegate.clock import Clock, SystemClock
+from sluicegate.errors import SpecError
+from sluicegate.flags.snapshot import parse_snapshot
+from sluicegate.sdk import SyncLoop, SyncStatus
+
+__all__ = ["AgentSettings", "run_agent", "serve_agent"]
+
+log = logging.getLogger("sluicegate.agent")
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    server: str
+    env: str
+    key: str | None
+    host: str = "127.0.0.1"
+    port: int = 2772
+    cache_dir: Path = Path(".sluice-agent")
+    poll_interval: float = 30.0
+
+
+def _accept_from_thread(state: AgentState, cache: SnapshotCache,
+                        loop: asyncio.AbstractEventLoop) -> Callable[[str], bool]:
+    def accept(payload: str) -> bool:
+        try:
+            snapshot, serving = parse_snapshot(payload)
+            if snapshot.env != state.env:
+                raise SpecError([])
+        except SpecError as exc:
+            loop.call_soon_threadsafe(_count_rejected, state)
+            current = state.serving
+            log.error("rejected a flag snapshot; still serving version %s: %s",
+                      None if current is None else current.version,
+                      "; ".join(str(p) for p in exc.problems) or "it is for another env")
+            return False
+        current = state.serving
+        if current is not None and current.etag == snapshot.etag:
+            loop.call_soon_threadsafe(state.apply, serving, "server")
+            return False
+        loop.call_soon_threadsafe(_accepted, state, serving)
+        try:
+            cache.save(snapshot)
+        except OSError as exc:
+            log.error("cannot write the flag cache %s: %s", cache.path, exc)
+        return True
+
+    return accept
+
+
+def _count_rejected(state: AgentState) -> None:
+    state.metrics.rejected += 1
+
+
+def _accepted(state: AgentState, serving: object) -> None:
+    from sluicegate.flags.snapshot import ServingSet
+
+    assert isinstance(serving, ServingSet)
+    state.metrics.accepted += 1
+    state.apply(serving, "server")
+
+
+async def serve_agent(settings: AgentSettings, clock: Clock | None = None,
+                      ready: Callable[[int], None] | None = None) -> None:
+    """Run until cancelled; ``ready(port)`` is called once the local API listens."""
+    clock = clock or SystemClock()
+    loop = asyncio.get_running_loop()
+    stale_after = 45.0 if settings.poll_interval <= 15 else settings.poll_interval * 2 + 5
+    state = AgentState(settings.env, clock, stale_after)
+    cache = SnapshotCache(settings.cache_dir, settings.env)
+    cached = cache.load()
+    if cached is not None:
+        state.apply(cached, "cache")
+    http = AgentHttp(state)
+    port = await http.start(settings.host, settings.port)
+    base = settings.server.rstrip("/")
+
+    def on_status(status: SyncStatus) -> None:
+        loop.call_soon_threadsafe(_set_status, state, status)
+
+    def current_etag() -> str | None:
+        serving = state.serving
+        return None if serving is None else serving.etag
+
+    sync = SyncLoop(f"{base}/v1/flags/{settings.env}/snapshot",
+                    f"{base}/v1/flags/{settings.env}/stream", settings.key,
+                    _accept_from_thread(state, cache, loop), current_etag,
+                    poll_interval=settings.poll_interval, on_status=on_status,
+                    name="sluicegate-agent-sync", monotonic=clock.monotonic)
+    state.sync = sync.status
+    sync.start()
+    if ready is not None:
+        ready(port)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        sync.stop(timeout=1.0)
+        await http.close()
+
+
+def _set_status(state: AgentState, status: SyncStatus) -> None:
+    state.sync = status
+
+
+def run_agent(settings: AgentSettings, announce: Callable[[str], None] = print) -> None:
+    """Run the agent in this process until SIGINT/SIGTERM (uvloop when installed)."""
+    import uvloop
+
+    async def main() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+
+        def ready(port: int) -> None:
+            announce(f"sluice agent serving {settings.env} flags on "
+                     f"http://{settings.host}:{port} (server {settings.server})")
+
+        with contextlib.suppress(asyncio.CancelledError):
+            await serve_agent(settings, ready=ready)
+
+    uvloop.run(main())
