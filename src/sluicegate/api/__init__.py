@@ -15,6 +15,7 @@ from sluicegate import __version__
 from sluicegate.api._alarm_routes import router as alarm_router
 from sluicegate.api._alertmanager_routes import router as alertmanager_router
 from sluicegate.api._flag_routes import router as flag_router
+from sluicegate.api._flag_sync_routes import SnapshotProvider, flag_sync_router
 from sluicegate.api._metrics_routes import router as metrics_router
 from sluicegate.api._routes import router
 from sluicegate.api._webhook_routes import router as webhook_router
@@ -28,6 +29,7 @@ from sluicegate.errors import (
     TransientError,
 )
 from sluicegate.flagservice import FlagService
+from sluicegate.flagservice.snapshots import StoreSnapshotProvider
 from sluicegate.monitor.engine import AlarmEngine
 from sluicegate.monitor.series import SeriesStore
 from sluicegate.spec._errors import dotted_path
@@ -39,10 +41,12 @@ __all__ = ["create_app"]
 def create_app(controller: Controller, store: Store, insecure: bool = False, *,
                series: SeriesStore | None = None,
                engine: AlarmEngine | None = None,
-               flags: FlagService | None = None) -> FastAPI:
+               flags: FlagService | None = None,
+               snapshots: SnapshotProvider | None = None) -> FastAPI:
     """The API over the controller and store; ``series`` receives pushed metrics,
     ``engine`` (the alarm loop) takes forced alarm states, ``flags`` is the flag service
-    (without one, a service whose rollouts only advance if someone runs its engine)."""
+    (without one, a service whose rollouts only advance if someone runs its engine),
+    ``snapshots`` feeds agents and SDKs (default: read from the flag store)."""
     app = FastAPI(title="Sluicegate", version=__version__,
                   description="Safe releases: services, deployments, flags, events, alarms,"
                               " webhooks.")
@@ -57,6 +61,7 @@ def create_app(controller: Controller, store: Store, insecure: bool = False, *,
     app.include_router(metrics_router)
     app.include_router(alarm_router)
     app.include_router(alertmanager_router)
+    app.include_router(flag_sync_router(snapshots or StoreSnapshotProvider(store)))
     app.include_router(flag_router)
     app.include_router(webhook_router)
 

@@ -6,8 +6,8 @@ matching ``If-None-Match``); ``GET /v1/flags/{env}/stream`` is server-sent event
 nothing at all for a client whose ``Last-Event-ID`` is already the current etag.
 
 The routes read a :class:`SnapshotProvider`; :class:`InMemorySnapshotProvider` is the one
-the tests use. The store-backed provider (flag-set versions and rollouts from the flag
-store) comes with the flag store and plugs in unchanged.
+the tests use; ``sluice server`` uses the store-backed
+:class:`~sluicegate.flagservice.snapshots.StoreSnapshotProvider`.
 """
 
 from __future__ import annotations
