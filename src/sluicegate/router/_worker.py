@@ -29,6 +29,9 @@ async def _dispatch(plane: DataPlane, op: str, args: list[Any]) -> Any:
         return None
     if op == "set_weights":
         return plane.set_weights(args[0], args[1], args[2])
+    if op == "set_flags":
+        plane.set_flags(int(args[0]), args[1])
+        return None
     if op == "set_health":
         plane.set_health(args[0], args[1], args[2])
         return None
