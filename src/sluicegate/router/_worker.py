@@ -62,6 +62,9 @@ async def serve(fd: int) -> None:
         msg = json.loads(line)
         try:
             if msg["op"] == "apply_config" and not started:
+                flags = msg["args"][1] if len(msg["args"]) > 1 else None
+                if flags is not None:
+                    plane.set_flags(int(flags[0]), flags[1])
                 await plane.start(RouterConfig.model_validate(msg["args"][0]))
                 started = True
                 reply: dict[str, Any] = {"ok": None}

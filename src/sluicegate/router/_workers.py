@@ -89,10 +89,10 @@ class WorkerPlane:
         child.close()
         self._reader, self._writer = await asyncio.open_unix_connection(
             sock=parent, limit=_LINE_LIMIT)
-        await self._call("apply_config", self._current().model_dump(mode="json"))
+        # The flag set rides with the first config, so the worker never serves without it.
         flags = self._current_flags()
-        if flags is not None:
-            await self._call("set_flags", flags[0], dict(flags[1]))
+        await self._call("apply_config", self._current().model_dump(mode="json"),
+                         None if flags is None else [flags[0], dict(flags[1])])
         self._ready.set()
 
     async def _supervise(self) -> None:
