@@ -24,7 +24,7 @@ from sluicegate.compute.base import ReplicaEvent
 from sluicegate.compute.local import LocalCompute
 from sluicegate.deploy.controller import Controller
 from sluicegate.errors import SluicegateError
-from sluicegate.flagservice import AlarmLookup, FlagService
+from sluicegate.flagservice import AlarmLookup, FlagService, RouterFlagSync
 from sluicegate.monitor._alarm_records import sync_alarms
 from sluicegate.monitor._recent import RecentSeconds
 from sluicegate.monitor._router_datapoints import RouterDatapoints
@@ -54,7 +54,7 @@ class ServerSettings:
                  default_guards: bool = True, push_window: int = DEFAULT_WINDOW,
                  push_max_series: int = DEFAULT_MAX_SERIES, prometheus_url: str | None = None,
                  prometheus_token: str | None = None, webhook_timeout: float = 10.0,
-                 webhook_attempts: int = 12) -> None:
+                 webhook_attempts: int = 12, router_flags_env: str = "prod") -> None:
         self.state_dir = Path(state_dir)
         self.port = port
         self.host = host
@@ -69,6 +69,7 @@ class ServerSettings:
         self.prometheus_token = prometheus_token
         self.webhook_timeout = webhook_timeout
         self.webhook_attempts = webhook_attempts
+        self.router_flags_env = router_flags_env  # flag rules evaluate it; "" = none
 
     def __repr__(self) -> str:  # never shows the Prometheus token
         return f"ServerSettings({self.state_dir!s}, port={self.port})"
@@ -125,6 +126,10 @@ async def serve(settings: ServerSettings, stop: asyncio.Event,
     watch_task = asyncio.get_running_loop().create_task(
         _watch_router(supervisor, controller, guards, sources))
     notify_task = asyncio.get_running_loop().create_task(notifier.run())
+    flag_sync = (RouterFlagSync(store, settings.router_flags_env, supervisor.client)
+                 if settings.router_flags_env else None)
+    sync_task = asyncio.get_running_loop().create_task(
+        flag_sync.run() if flag_sync is not None else asyncio.sleep(0))
     api_task = asyncio.get_running_loop().create_task(server.serve())
     while not server.started and not api_task.done():
         await asyncio.sleep(0.01)  # "ready" means the API port is bound
@@ -135,7 +140,8 @@ async def serve(settings: ServerSettings, stop: asyncio.Event,
     await asyncio.wait([stopper, api_task], return_when=asyncio.FIRST_COMPLETED)
     stopper.cancel()
     server.should_exit = True
-    for task in (loop_task, alarm_task, rollup_task, flags_task, watch_task, notify_task):
+    for task in (loop_task, alarm_task, rollup_task, flags_task, watch_task, notify_task,
+                 sync_task):
         task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await api_task
@@ -143,6 +149,8 @@ async def serve(settings: ServerSettings, stop: asyncio.Event,
         await notify_task  # attempts in flight stay pending: sent again after a restart
     if prometheus is not None:
         await prometheus.aclose()
+    if flag_sync is not None:
+        await flag_sync.close()
     # Replicas and the router keep running: they serve users while the server is away.
     store.close()
 

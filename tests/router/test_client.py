@@ -99,3 +99,19 @@ def test_unreachable_router_is_a_temporary_error() -> None:
 
     with pytest.raises(RouterUnavailableError):
         run(go())
+
+
+def test_flag_set_round_trip_and_a_refused_set_raises_spec_error(router: RouterProcess) -> None:
+    good = {"flags": {"new-checkout": {"type": "boolean"}, "dark-mode": {"type": "boolean"}}}
+
+    async def go() -> tuple[list[str], dict[str, object]]:
+        async with RouterClient(router.admin_url, router.token) as rc:
+            keys = await rc.set_flags(4, good)
+            with pytest.raises(SpecError) as info:
+                await rc.set_flags(5, {"flags": {"x": {"type": "bool"}}})
+            assert "document.flags.x.type" in [p.path for p in info.value.problems]
+            return keys, await rc.flags()
+
+    keys, state = run(go())  # type: ignore[misc]
+    assert keys == ["new-checkout", "dark-mode"]
+    assert state["version"] == 4 and state["flags"] == keys

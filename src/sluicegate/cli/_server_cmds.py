@@ -37,10 +37,13 @@ from sluicegate.cli._api import Api, api_options
 @click.option("--webhook-attempts", default=12, show_default=True, type=click.IntRange(1, 100),
               help="Attempts per webhook delivery (backoff 1 s, 2 s, 4 s ... up to 5 min) "
                    "before it is given up with a webhook.failed event.")
+@click.option("--router-flags-env", metavar="ENV", default="prod", show_default=True,
+              help="Flag environment whose current version the router's flag rules evaluate; "
+                   "pushed at start and on every change (\"\" to push none).")
 def server(port: int, state_dir: str, database: str | None, insecure: bool,
            no_default_guards: bool, push_window: str, push_max_series: int,
            prometheus_url: str | None, prometheus_token_env: str | None,
-           webhook_timeout: float, webhook_attempts: int) -> None:
+           webhook_timeout: float, webhook_attempts: int, router_flags_env: str) -> None:
     """Run the embedded server: API, controller, alarm loop, flag rollouts, webhooks, router
     process and local compute. Guarding alarms (a service spec's `alarms:` and Alertmanager
     alerts) roll deployments back; --no-default-guards disables only the built-in canary
@@ -68,7 +71,8 @@ def server(port: int, state_dir: str, database: str | None, insecure: bool,
                               push_window=window, push_max_series=push_max_series,
                               prometheus_url=prometheus_url, prometheus_token=prometheus_token,
                               webhook_timeout=webhook_timeout,
-                              webhook_attempts=webhook_attempts))
+                              webhook_attempts=webhook_attempts,
+                              router_flags_env=router_flags_env))
 
 
 @click.group()

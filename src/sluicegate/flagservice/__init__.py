@@ -14,13 +14,16 @@ package on one floor as a whole.
 
 from sluicegate.flagservice._service import ENV_NAME_PATTERN, Applied, FlagService, diff_summary
 from sluicegate.flagservice.rollouts import AlarmLookup, RolloutEngine, subject_of
+from sluicegate.flagservice.router_sync import FlagSink, RouterFlagSync
 
 __all__ = [
     "ENV_NAME_PATTERN",
     "AlarmLookup",
     "Applied",
     "FlagService",
+    "FlagSink",
     "RolloutEngine",
+    "RouterFlagSync",
     "diff_summary",
     "subject_of",
 ]

@@ -24,6 +24,7 @@ from sluicegate.errors import (
 )
 from sluicegate.router._admin_http import AdminRequest, AdminResponse, error
 from sluicegate.router._exposition import prometheus_text, summarize
+from sluicegate.router._flagslot import compile_document
 from sluicegate.router._health import HealthChecker
 from sluicegate.router._metrics import merge_snapshots
 from sluicegate.router._planes import PlaneHandle
@@ -43,6 +44,8 @@ class RouterController:
         self.planes = list(planes)
         self.health = HealthChecker(self._on_health)
         self.generation = 1
+        # The flag set the planes hold, as loaded: (version, document); given to new workers.
+        self.flag_document: tuple[int, dict[str, Any]] | None = None
         self._lock = asyncio.Lock()  # one change at a time, in the order received
 
     async def start(self) -> None:
@@ -82,6 +85,16 @@ class RouterController:
             log.info("weights of %s%s set to %s", listener,
                      "" if rule is None else f" rule {rule}", applied)
             return applied
+
+    async def set_flags(self, version: int, document: dict[str, Any]) -> list[str]:
+        """Validate by compiling, then load into every plane; returns the flag keys. A bad
+        set raises SpecError before any plane sees it."""
+        keys = compile_document(version, document).keys()
+        async with self._lock:
+            await self._fan("set_flags", version, document)
+            self.flag_document = (version, document)
+            log.info("flag set version %d loaded (%d flags)", version, len(keys))
+            return keys
 
     async def register(self, group: str, target: str) -> None:
         async with self._lock:
@@ -125,6 +138,9 @@ class RouterController:
             for addr, t in g["targets"].items():
                 state = self.health.states.get((gname, addr))
                 t["last_check_error"] = state.last_error if state else ""
+        for other in statuses[1:]:
+            for k, v in other["flags"]["unmatched"].items():
+                merged["flags"]["unmatched"][k] += v
         merged["workers"] = len(self.planes)
         merged["generation"] = self.generation
         return merged
@@ -172,6 +188,13 @@ class RouterController:
                                         if isinstance(body, dict) else body, "request body")
                 await self.reload(config)
                 return AdminResponse(200, {"generation": self.generation})
+        if path == "/v1/flags":
+            if m == "GET":
+                return AdminResponse(200, (await self.status())["flags"])
+            if m == "PUT":
+                version, document = _flags_body(req.json())
+                keys = await self.set_flags(version, document)
+                return AdminResponse(200, {"version": version, "flags": keys})
         if path == "/v1/status" and m == "GET":
             return AdminResponse(200, await self.status())
         if path == "/v1/target-groups" and m == "GET":
@@ -218,6 +241,22 @@ def _int_arg(req: AdminRequest, name: str, default: int, lo: int, hi: int) -> in
     if not raw[0].isascii() or not raw[0].isdigit() or not lo <= int(raw[0]) <= hi:
         raise SpecError([Problem(name, f"must be a whole number from {lo} to {hi}")])
     return int(raw[0])
+
+
+def _flags_body(body: Any) -> tuple[int, dict[str, Any]]:
+    if not isinstance(body, dict):
+        raise SpecError([Problem("", 'expected {"version": N, "document": {...}}')])
+    problems = []
+    version = body.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+        problems.append(Problem("version", "version must be a whole number, 0 or more"))
+    document = body.get("document")
+    if not isinstance(document, dict):
+        problems.append(Problem("document", "document must be a flag-set object"))
+    if problems:
+        raise SpecError(problems)
+    assert isinstance(version, int) and isinstance(document, dict)
+    return version, document
 
 
 def _weights_body(body: Any) -> tuple[dict[str, int], int | None]:

@@ -17,6 +17,7 @@ from sluicegate.clock import Clock
 from sluicegate.errors import ConflictError, NotFoundError, TransientError
 from sluicegate.router._client import ClientProtocol
 from sluicegate.router._exchange import Exchange
+from sluicegate.router._flagslot import FlagSlot, compile_document
 from sluicegate.router._metrics import NO_GROUP, MetricsRegistry, Series
 from sluicegate.router._sticky import StickyCodec
 from sluicegate.router._table import ListenerRoute, Target, TargetGroup, build_route, reweigh
@@ -56,6 +57,7 @@ class DataPlane:
         self.clients: set[ClientProtocol] = set()
         self.config: RouterConfig | None = None
         self.metrics = MetricsRegistry(enabled=metrics_enabled)
+        self.flags = FlagSlot()  # outlives configs: routes rebuilt on reload share it
         self.now = self.loop.time()  # coarse monotonic time for deadlines (updated per tick)
         self.now_sec = int(clock.now())  # coarse wall-clock second for cookies and metrics
         self.idle_timeout = 60.0
@@ -147,7 +149,7 @@ class DataPlane:
             # The group object lives on in in-flight exchanges; it just leaves routing.
             del self.groups[name]
         for spec in config.listeners:
-            route = build_route(spec, self.groups, self.metrics, self.codec)
+            route = build_route(spec, self.groups, self.metrics, self.codec, self.flags)
             state = self.listeners.get(spec.name)
             unrouted = self.metrics.get(spec.name, NO_GROUP)
             if state is None:
@@ -196,6 +198,10 @@ class DataPlane:
         state.route = route
         action = route.default if rule is None else route.rules[rule][1]
         return action.weights()
+
+    def set_flags(self, version: int, document: Mapping[str, Any]) -> None:
+        """Compile and swap in a flag set; a bad one raises SpecError, the old one stays."""
+        self.flags.load(version, compile_document(version, document))
 
     def weights(self, listener: str, rule: int | None = None) -> dict[str, int]:
         state = self.listeners[listener]
@@ -290,6 +296,7 @@ class DataPlane:
                 for name, s in self.listeners.items()
             },
             "clients": len(self.clients),
+            "flags": self.flags.status(),
         }
 
     # -- request dispatch (hot path) -------------------------------------------------------------

@@ -129,4 +129,20 @@ def prometheus_text(snapshot: dict[str, Any], status: dict[str, Any]) -> str:
         for gname, w in listener["default"].items():
             lines.append(f'sluicegate_router_weight{{listener="{lname}",target_group="{gname}"}}'
                          f" {w}")
+    flags = status.get("flags")
+    if flags is not None:
+        version = -1 if flags["version"] is None else flags["version"]
+        lines += [
+            "# HELP sluicegate_router_flag_unmatched_total Flag conditions that did not match "
+            "for want of a user id, a known flag, or a decision.",
+            "# TYPE sluicegate_router_flag_unmatched_total counter",
+        ]
+        for reason, n in flags["unmatched"].items():
+            lines.append(f'sluicegate_router_flag_unmatched_total{{reason="{reason}"}} {n}')
+        lines += [
+            "# HELP sluicegate_router_flag_set_version Version of the loaded flag set "
+            "(-1: none).",
+            "# TYPE sluicegate_router_flag_set_version gauge",
+            f"sluicegate_router_flag_set_version {version}",
+        ]
     return "\n".join(lines) + "\n"

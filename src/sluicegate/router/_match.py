@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from urllib.parse import parse_qsl
 
-from sluicegate.spec.router import MatchSpec
+from sluicegate.router._flagslot import FlagSlot
+from sluicegate.spec.router import FlagMatchSpec, MatchSpec
 
 __all__ = ["RequestView", "compile_match"]
 
@@ -56,8 +57,11 @@ def _globs(patterns: str | list[str], ignore_case: bool) -> re.Pattern[str]:
     return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in items), flags)
 
 
-def compile_match(spec: MatchSpec) -> Predicate:
-    """All given conditions must hold; each value list matches if any glob matches."""
+def compile_match(spec: MatchSpec, flags: FlagSlot | None = None) -> Predicate:
+    """All given conditions must hold; each value list matches if any glob matches.
+
+    A flag condition reads the flag set in ``flags`` at request time and is tested last,
+    so its no-match counters count only requests the other conditions let through."""
     checks: list[Predicate] = []
     if spec.path_prefix is not None:
         prefix = spec.path_prefix
@@ -72,7 +76,36 @@ def compile_match(spec: MatchSpec) -> Predicate:
         checks.append(_cookie_check(name, _globs(patterns, ignore_case=False)))
     for name, patterns in (spec.query or {}).items():
         checks.append(_query_check(name, _globs(patterns, ignore_case=False)))
+    if spec.flag is not None:
+        checks.append(_flag_check(spec.flag, flags if flags is not None else FlagSlot()))
     return lambda r: all(check(r) for check in checks)
+
+
+def _flag_check(spec: FlagMatchSpec, slot: FlagSlot) -> Predicate:
+    key, wanted = spec.key, spec.variants
+    kind, name = spec.user_from.source
+    if kind == "cookie":
+        def user(r: RequestView) -> str | None:
+            return r.cookies.get(name)
+    elif kind == "header":
+        lower = name.lower()
+
+        def user(r: RequestView) -> str | None:
+            values = r.headers.get(lower)
+            return values[0].strip() if values else None
+    else:
+        def user(r: RequestView) -> str | None:
+            values = r.query.get(name)
+            return values[0] if values else None
+
+    def check(r: RequestView) -> bool:
+        uid = user(r)
+        if not uid:
+            slot.no_user_id += 1
+            return False
+        return slot.variant(key, uid) in wanted
+
+    return check
 
 
 def _header_check(key: str, rx: re.Pattern[str]) -> Predicate:

@@ -21,6 +21,8 @@ class PlaneHandle(Protocol):
 
     async def set_health(self, group: str, target: str, healthy: bool) -> None: ...
 
+    async def set_flags(self, version: int, document: Mapping[str, Any]) -> None: ...
+
     async def register(self, group: str, target: str) -> None: ...
 
     async def deregister(self, group: str, target: str, delay: float | None) -> None: ...
@@ -47,6 +49,9 @@ class LocalPlane:
 
     async def set_health(self, group: str, target: str, healthy: bool) -> None:
         self.plane.set_health(group, target, healthy)
+
+    async def set_flags(self, version: int, document: Mapping[str, Any]) -> None:
+        self.plane.set_flags(version, document)
 
     async def register(self, group: str, target: str) -> None:
         self.plane.register(group, target)

@@ -72,7 +72,8 @@ async def serve_router(config: RouterConfig, settings: RouterSettings,
     else:
         for i in range(settings.workers):
             worker = WorkerPlane(i, key, settings.metrics,
-                                 lambda: controller.config if controller else config)
+                                 lambda: controller.config if controller else config,
+                                 lambda: controller.flag_document if controller else None)
             await worker.start()
             planes.append(worker)
     controller = RouterController(config, planes)

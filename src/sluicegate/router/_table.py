@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from sluicegate.errors import NotFoundError, Problem, SpecError
+from sluicegate.router._flagslot import FlagSlot
 from sluicegate.router._match import RequestView, compile_match
 from sluicegate.router._metrics import MetricsRegistry, Series
 from sluicegate.router._sticky import StickyCodec, find_cookie
@@ -186,9 +187,11 @@ def build_action(listener: str, spec: ForwardSpec, groups: Mapping[str, TargetGr
 
 
 def build_route(spec: ListenerSpec, groups: Mapping[str, TargetGroup],
-                metrics: MetricsRegistry, codecs: Codecs) -> ListenerRoute:
+                metrics: MetricsRegistry, codecs: Codecs,
+                flags: FlagSlot | None = None) -> ListenerRoute:
+    """``flags`` is the plane's flag set, read by flag rules at request time."""
     rules = [
-        (compile_match(r.match), build_action(spec.name, r, groups, metrics, codecs))
+        (compile_match(r.match, flags), build_action(spec.name, r, groups, metrics, codecs))
         for r in spec.rules
     ]
     default = build_action(spec.name, spec.default, groups, metrics, codecs)

@@ -29,6 +29,9 @@ async def _dispatch(plane: DataPlane, op: str, args: list[Any]) -> Any:
         return None
     if op == "set_weights":
         return plane.set_weights(args[0], args[1], args[2])
+    if op == "set_flags":
+        plane.set_flags(int(args[0]), args[1])
+        return None
     if op == "set_health":
         plane.set_health(args[0], args[1], args[2])
         return None
@@ -59,6 +62,9 @@ async def serve(fd: int) -> None:
         msg = json.loads(line)
         try:
             if msg["op"] == "apply_config" and not started:
+                flags = msg["args"][1] if len(msg["args"]) > 1 else None
+                if flags is not None:
+                    plane.set_flags(int(flags[0]), flags[1])
                 await plane.start(RouterConfig.model_validate(msg["args"][0]))
                 started = True
                 reply: dict[str, Any] = {"ok": None}

@@ -56,8 +56,12 @@ class WorkerPlane:
     """A data plane in a child process; every call waits for the worker's answer."""
 
     def __init__(self, index: int, sticky_key: bytes, metrics: bool,
-                 current: Callable[[], RouterConfig]) -> None:
+                 current: Callable[[], RouterConfig],
+                 current_flags: Callable[[], tuple[int, Mapping[str, Any]] | None] = (
+                     lambda: None)) -> None:
+        """``current``/``current_flags``: what a (re)started worker is given first."""
         self.index = index
+        self._current_flags = current_flags
         self._key = sticky_key
         self._metrics = metrics
         self._current = current
@@ -85,7 +89,10 @@ class WorkerPlane:
         child.close()
         self._reader, self._writer = await asyncio.open_unix_connection(
             sock=parent, limit=_LINE_LIMIT)
-        await self._call("apply_config", self._current().model_dump(mode="json"))
+        # The flag set rides with the first config, so the worker never serves without it.
+        flags = self._current_flags()
+        await self._call("apply_config", self._current().model_dump(mode="json"),
+                         None if flags is None else [flags[0], dict(flags[1])])
         self._ready.set()
 
     async def _supervise(self) -> None:
@@ -130,6 +137,9 @@ class WorkerPlane:
 
     async def set_health(self, group: str, target: str, healthy: bool) -> None:
         await self._call("set_health", group, target, healthy)
+
+    async def set_flags(self, version: int, document: Mapping[str, Any]) -> None:
+        await self._call("set_flags", version, dict(document))
 
     async def register(self, group: str, target: str) -> None:
         await self._call("register", group, target)

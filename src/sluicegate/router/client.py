@@ -76,6 +76,19 @@ class RouterClient:
         result: dict[str, int] = data["default"]
         return result
 
+    async def set_flags(self, version: int, document: Mapping[str, Any]) -> list[str]:
+        """Load a flag set for flag rules (every worker has it when this returns); returns
+        its flag keys. A set that does not compile raises SpecError; the old one stays."""
+        data = await self._call("PUT", "/v1/flags",
+                                {"version": version, "document": dict(document)})
+        keys: list[str] = data["flags"]
+        return keys
+
+    async def flags(self) -> dict[str, Any]:
+        """``{"version": N | None, "flags": [keys], "unmatched": {reason: count}}``."""
+        result: dict[str, Any] = await self._call("GET", "/v1/flags")
+        return result
+
     async def register(self, group: str, target: str) -> None:
         await self._call("POST", f"/v1/target-groups/{group}/targets", {"target": target})
 

@@ -25,6 +25,7 @@ from sluicegate.spec._errors import LocatedError
 
 __all__ = [
     "AdminSpec",
+    "FlagMatchSpec",
     "ForwardSpec",
     "HealthCheckSpec",
     "ListenerSpec",
@@ -34,6 +35,7 @@ __all__ = [
     "StickinessSpec",
     "TargetGroupSpec",
     "TimeoutsSpec",
+    "UserFromSpec",
     "WeightedGroup",
     "parse_target",
 ]
@@ -135,14 +137,68 @@ def _check_patterns(value: Any) -> Any:
 Patterns = Annotated[str | list[str], BeforeValidator(_check_patterns)]
 
 
+_FLAG_KEY = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+
+
+class UserFromSpec(_Model):
+    """Where the user id (the flag context's ``targetingKey``) is read: exactly one of
+    a cookie, a header or a query parameter, by name."""
+
+    cookie: str | None = None
+    header: str | None = None
+    query: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> UserFromSpec:
+        given = [k for k in ("cookie", "header", "query") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("user_from needs exactly one of cookie, header or query"
+                             f" (got {', '.join(given) or 'none'})")
+        value = getattr(self, given[0])
+        if not value or (given[0] != "query" and not _TOKEN_CHARS.match(value)):
+            raise ValueError(f"{value!r} is not a valid {given[0]} name")
+        return self
+
+    @property
+    def source(self) -> tuple[str, str]:
+        """``("cookie" | "header" | "query", name)``."""
+        for kind in ("cookie", "header", "query"):
+            value = getattr(self, kind)
+            if value is not None:
+                return kind, value
+        raise AssertionError("validated to have one source")  # pragma: no cover
+
+
+def _check_variants(value: Any) -> Any:
+    items = [value] if isinstance(value, str) else value
+    if isinstance(items, list) and items and all(isinstance(v, str) and v for v in items):
+        return value
+    raise ValueError("expected a variant name or a non-empty list of variant names")
+
+
+class FlagMatchSpec(_Model):
+    """True when flag ``key``, evaluated for the request's user, serves one of ``variant``
+    (in the flag set loaded into the router with ``PUT /v1/flags``)."""
+
+    key: Annotated[str, Field(pattern=_FLAG_KEY)]
+    variant: Annotated[str | list[str], BeforeValidator(_check_variants)]
+    user_from: UserFromSpec
+
+    @property
+    def variants(self) -> frozenset[str]:
+        return frozenset([self.variant] if isinstance(self.variant, str) else self.variant)
+
+
 class MatchSpec(_Model):
-    """Conditions of a rule; all given conditions must hold (values are globs, any-of lists)."""
+    """Conditions of a rule; all given conditions must hold (values are globs, any-of lists;
+    ``flag`` asks the router's flag set which variant the request's user gets)."""
 
     path_prefix: str | None = None
     host: Patterns | None = None
     header: dict[str, Patterns] | None = None
     cookie: dict[str, Patterns] | None = None
     query: dict[str, Patterns] | None = None
+    flag: FlagMatchSpec | None = None
 
     @field_validator("path_prefix")
     @classmethod
@@ -161,7 +217,8 @@ class MatchSpec(_Model):
 
     @model_validator(mode="after")
     def _not_empty(self) -> MatchSpec:
-        if not any((self.path_prefix, self.host, self.header, self.cookie, self.query)):
+        if not any((self.path_prefix, self.host, self.header, self.cookie, self.query,
+                    self.flag)):
             raise ValueError("a rule needs at least one condition")
         return self
 

@@ -1,0 +1,77 @@
+"""Keep the router's flag set equal to one environment's current flag-set version.
+
+Flag rules in the router evaluate one compiled flag set. This loop polls the store for the
+environment's current version (an apply, a revert, a rollout completing or rolling back all
+change it) and asks the router which version it holds; when they differ it pushes the
+current one. Asking the router each time also covers a router that was restarted empty.
+During a rollout the router keeps the current (fully rolled-out) version until the rollout
+completes: it does not split users between the old and the new version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from sluicegate.errors import NotFoundError, SluicegateError
+from sluicegate.store import Store
+
+__all__ = ["FlagSink", "RouterFlagSync"]
+
+log = logging.getLogger("sluicegate.flags.router_sync")
+
+
+class FlagSink(Protocol):
+    """What the sync needs of a router (``RouterClient`` is one)."""
+
+    async def set_flags(self, version: int, document: Mapping[str, Any]) -> list[str]: ...
+
+    async def flags(self) -> dict[str, Any]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class RouterFlagSync:
+    def __init__(self, store: Store, env: str, connect: Callable[[], FlagSink],
+                 interval: float = 0.5) -> None:
+        """``connect`` makes a router client; it is called again after a failure (the
+        router may have been restarted on another port)."""
+        self.store = store
+        self.env = env
+        self.interval = interval
+        self._connect = connect
+        self._sink: FlagSink | None = None
+
+    async def sync_once(self) -> int | None:
+        """Push the environment's current version if the router holds another; returns the
+        version the router now holds (None: the environment has no version yet)."""
+        try:
+            current = self.store.flags.environment(self.env).current_version
+        except NotFoundError:
+            return None
+        if current is None:
+            return None
+        if self._sink is None:
+            self._sink = self._connect()
+        held = (await self._sink.flags()).get("version")
+        if held != current:
+            document = self.store.flags.version(self.env, current).document
+            await self._sink.set_flags(current, document)
+            log.info("router flag set: %s version %d (was %s)", self.env, current, held)
+        return current
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.sync_once()
+            except SluicegateError as exc:
+                log.warning("cannot sync the router's flag set with %s: %s", self.env, exc)
+                await self.close()
+            await asyncio.sleep(self.interval)
+
+    async def close(self) -> None:
+        if self._sink is not None:
+            sink, self._sink = self._sink, None
+            await sink.aclose()
