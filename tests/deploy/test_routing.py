@@ -58,3 +58,37 @@ def test_state_round_trips_through_json() -> None:
     state = DeploymentState(Phase.ROLLING_BACK, True, 5.0, step_index=2, green_weight=10,
                             ending=Phase.ROLLED_BACK, reason="alarm x")
     assert state_from_json(state_to_json(state)) == state
+
+
+FLAGGED = ServiceSpec.model_validate({
+    "service": "shop",
+    "listener": {"port": 8080, "test_port": 8081, "flag_route": {
+        "key": "new-checkout", "variant": "on", "user_from": {"cookie": "uid"}}},
+    "compute": {"local": {"command": ["app", "--port", "{port}"]}},
+})
+
+
+def test_a_flag_route_sends_the_flags_users_to_green_once_green_takes_test_traffic() -> None:
+    from sluicegate.router.traffic import router_config
+
+    state = DeploymentState(Phase.BEFORE_ALLOW_TRAFFIC, True, 0.0, test_traffic_on_green=True)
+    route = route_for(FLAGGED, "v1", active(state), endpoints)
+    assert route is not None and route.green == "v2"
+    [listener, _test] = router_config([route], {"port": 9900})["listeners"]
+    assert listener["rules"] == [{
+        "match": {"flag": {"key": "new-checkout", "variant": "on",
+                           "user_from": {"cookie": "uid"}}},
+        "forward": [{"target_group": "shop.v2", "weight": 100}],
+    }]
+    assert [f["weight"] for f in listener["default"]["forward"]] == [100, 0]
+
+
+def test_no_flag_route_before_green_is_routable_nor_after_the_deployment() -> None:
+    from sluicegate.router.traffic import router_config
+
+    provisioning = DeploymentState(Phase.HEALTH_GATE, True, 0.0)
+    route = route_for(FLAGGED, "v1", active(provisioning), endpoints)
+    assert route is not None and route.green is None
+    assert "rules" not in router_config([route], {"port": 9900})["listeners"][0]
+    after = route_for(FLAGGED, "v2", None, endpoints)
+    assert after is not None and "rules" not in router_config([after], {})["listeners"][0]

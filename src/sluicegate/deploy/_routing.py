@@ -37,6 +37,7 @@ def route_for(spec: ServiceSpec, current: str | None, active: Deployment | None,
     blue = current
     weights: dict[str, int] = {}
     test_rev = blue
+    green: str | None = None
     if active is not None:
         state = state_from_json(active.state)
         green = active.revision
@@ -45,6 +46,8 @@ def route_for(spec: ServiceSpec, current: str | None, active: Deployment | None,
             weights[blue] = 100 - state.green_weight
         if state.green_weight > 0 or state.test_traffic_on_green or blue is None:
             weights[green] = state.green_weight
+        else:
+            green = None  # not routable yet: no flag route to it either
         if state.test_traffic_on_green:
             test_rev = green
     elif blue is not None:
@@ -60,4 +63,6 @@ def route_for(spec: ServiceSpec, current: str | None, active: Deployment | None,
         service=spec.service, port=spec.listener.port, test_port=spec.listener.test_port,
         test_revision=test_rev, groups=tuple(groups), health_path=spec.health_check.path,
         health_interval=spec.health_check.interval, sticky=spec.stickiness.enabled,
-        sticky_duration=spec.stickiness.duration)
+        sticky_duration=spec.stickiness.duration, green=green,
+        flag_route=(None if spec.listener.flag_route is None
+                    else spec.listener.flag_route.model_dump(mode="json", exclude_none=True)))

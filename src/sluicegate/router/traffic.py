@@ -48,6 +48,8 @@ class ServiceRoute:
     deregistration_delay: float = 30.0
     address: str = "127.0.0.1"
     extra: Mapping[str, Any] = field(default_factory=dict)
+    green: str | None = None  # the revision being deployed, when a deployment is active
+    flag_route: Mapping[str, Any] | None = None  # a flag match: its users reach green
 
     def weights(self) -> dict[str, int]:
         return {g.revision: g.weight for g in self.groups}
@@ -85,7 +87,7 @@ def router_config(routes: Sequence[ServiceRoute], admin: Mapping[str, Any],
                 "deregistration_delay": r.deregistration_delay,
             })
         if r.serving:  # before any revision takes traffic, the port stays closed
-            listeners.append({
+            listener: dict[str, Any] = {
                 "name": r.service,
                 "port": r.port,
                 "address": r.address,
@@ -94,7 +96,15 @@ def router_config(routes: Sequence[ServiceRoute], admin: Mapping[str, Any],
                                  "weight": g.weight} for g in r.groups],
                     "stickiness": {"enabled": r.sticky, "duration": r.sticky_duration},
                 },
-            })
+            }
+            if r.flag_route is not None and r.green in {g.revision for g in r.groups}:
+                assert r.green is not None
+                listener["rules"] = [{
+                    "match": {"flag": dict(r.flag_route)},
+                    "forward": [{"target_group": group_name(r.service, r.green),
+                                 "weight": 100}],
+                }]
+            listeners.append(listener)
         if r.test_port is not None:
             test_rev = r.test_revision or max(r.groups, key=lambda g: g.weight).revision
             listeners.append({

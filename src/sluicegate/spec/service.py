@@ -52,7 +52,7 @@ from sluicegate.spec._placeholders import (
     unknown_placeholders,
 )
 from sluicegate.spec._service_alarm import ALARM_PLACEHOLDERS, ServiceAlarmSpec, bind_alarm
-from sluicegate.spec.router import HealthCheckSpec, StickinessSpec, parse_target
+from sluicegate.spec.router import FlagMatchSpec, HealthCheckSpec, StickinessSpec, parse_target
 
 __all__ = [
     "ALARM_PLACEHOLDERS",
@@ -116,10 +116,16 @@ class _Model(BaseModel):
 
 
 class ServiceListenerSpec(_Model):
-    """The production port, and an optional test port that reaches green before traffic."""
+    """The production port, and an optional test port that reaches green before traffic.
+
+    ``flag_route`` sends the users a flag selects to green (the revision being deployed)
+    whatever the weights, from the moment green takes test traffic until the deployment
+    ends: ``{key: new-checkout, variant: "on", user_from: {cookie: uid}}``, evaluated by the
+    router in the flag environment ``sluice server --router-flags-env`` names."""
 
     port: Port
     test_port: Port | None = None
+    flag_route: FlagMatchSpec | None = None
 
     @model_validator(mode="after")
     def _distinct(self) -> ServiceListenerSpec:
