@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from sluicegate.api._auth import require_flag_reader
 from sluicegate.flags.snapshot import Snapshot
+from sluicegate.flagservice.snapshots import ChangeSignal
 
 __all__ = ["HEARTBEAT_SECONDS", "InMemorySnapshotProvider", "SnapshotProvider",
            "flag_sync_router"]
@@ -40,35 +41,26 @@ class SnapshotProvider(Protocol):
 
 
 class InMemorySnapshotProvider:
-    """Snapshots held in memory, with a condition variable per provider: ``publish`` wakes
-    every waiting stream. Bound to the event loop it is first used on."""
+    """Snapshots held in memory: ``publish`` wakes every waiting stream at once. Bound to the
+    event loop it is first used on."""
 
     def __init__(self) -> None:
         self._snapshots: dict[str, Snapshot] = {}
-        self._condition: asyncio.Condition | None = None
-
-    def _cond(self) -> asyncio.Condition:
-        if self._condition is None:
-            self._condition = asyncio.Condition()
-        return self._condition
+        self._signal = ChangeSignal()
 
     async def current(self, env: str) -> Snapshot | None:
         return self._snapshots.get(env)
 
     async def changed(self, env: str, after_etag: str | None) -> Snapshot:
-        cond = self._cond()
-        async with cond:
-            while True:
-                snapshot = self._snapshots.get(env)
-                if snapshot is not None and snapshot.etag != after_etag:
-                    return snapshot
-                await cond.wait()
+        while True:
+            snapshot = self._snapshots.get(env)
+            if snapshot is not None and snapshot.etag != after_etag:
+                return snapshot
+            await self._signal.wait()
 
     async def publish(self, snapshot: Snapshot) -> None:
-        cond = self._cond()
-        async with cond:
-            self._snapshots[snapshot.env] = snapshot
-            cond.notify_all()
+        self._snapshots[snapshot.env] = snapshot
+        self._signal.fire()
 
 
 def _json_response(snapshot: Snapshot) -> Response:
@@ -94,7 +86,24 @@ async def _events(provider: SnapshotProvider, env: str, last: str | None,
             yield b": heartbeat\n\n"
             continue
         last = snapshot.etag
-        yield f"id: {snapshot.etag}\nevent: snapshot\ndata: {snapshot.to_json()}\n\n".encode()
+        yield _event_bytes(snapshot)
+
+
+_ENCODED: dict[int, tuple[Snapshot, bytes]] = {}
+
+
+def _event_bytes(snapshot: Snapshot) -> bytes:
+    """The SSE event of a snapshot, encoded once for all the subscribers it wakes (keyed by
+    the object itself: providers hand every stream the same snapshot object)."""
+    cached = _ENCODED.get(id(snapshot))
+    if cached is not None and cached[0] is snapshot:
+        return cached[1]
+    if len(_ENCODED) > 64:
+        _ENCODED.clear()
+    data = (f"id: {snapshot.etag}\nevent: snapshot\n"
+            f"data: {snapshot.to_json()}\n\n").encode()
+    _ENCODED[id(snapshot)] = (snapshot, data)
+    return data
 
 
 def flag_sync_router(provider: SnapshotProvider,

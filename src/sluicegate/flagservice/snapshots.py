@@ -20,11 +20,30 @@ from sluicegate.flags.rollout import RolloutState
 from sluicegate.flags.snapshot import Rollout, Snapshot, snapshot_etag
 from sluicegate.store import Store
 
-__all__ = ["WATCH_INTERVAL", "StoreSnapshotProvider"]
+__all__ = ["WATCH_INTERVAL", "ChangeSignal", "StoreSnapshotProvider"]
 
 log = logging.getLogger("sluicegate.flags")
 
 WATCH_INTERVAL = 0.05
+
+
+class ChangeSignal:
+    """Wakes every waiter at once. A Condition hands its lock from waiter to waiter, one loop
+    iteration each: with 1,000 streams the last one learnt of a change seconds late. Waiters
+    here share one future (shielded, so a waiter that gives up cancels only itself)."""
+
+    def __init__(self) -> None:
+        self._future: asyncio.Future[None] | None = None
+
+    async def wait(self) -> None:
+        if self._future is None or self._future.done():
+            self._future = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._future)
+
+    def fire(self) -> None:
+        if self._future is not None and not self._future.done():
+            self._future.set_result(None)
+        self._future = None
 
 
 class StoreSnapshotProvider:
@@ -34,7 +53,7 @@ class StoreSnapshotProvider:
         self.store = store
         self.interval = interval
         self._cache: dict[str, Snapshot | None] = {}
-        self._condition: asyncio.Condition | None = None
+        self._signal = ChangeSignal()
         self._watcher: asyncio.Task[None] | None = None
         self._last_event = -1
 
@@ -43,15 +62,13 @@ class StoreSnapshotProvider:
 
     async def changed(self, env: str, after_etag: str | None) -> Snapshot:
         self._ensure_watcher()
-        assert self._condition is not None
-        async with self._condition:
-            while True:
-                if env not in self._cache:
-                    self._cache[env] = self.read(env)
-                snapshot = self._cache[env]
-                if snapshot is not None and snapshot.etag != after_etag:
-                    return snapshot
-                await self._condition.wait()
+        while True:
+            if env not in self._cache:
+                self._cache[env] = self.read(env)
+            snapshot = self._cache[env]
+            if snapshot is not None and snapshot.etag != after_etag:
+                return snapshot
+            await self._signal.wait()  # no await between the check and this: no lost wake-up
 
     def read(self, env: str) -> Snapshot | None:
         """``env``'s snapshot now; None when it is unknown or has no version yet."""
@@ -80,22 +97,18 @@ class StoreSnapshotProvider:
                 await self._watcher
 
     def _ensure_watcher(self) -> None:
-        if self._condition is None:
-            self._condition = asyncio.Condition()
         if self._watcher is None or self._watcher.done():
             self._watcher = asyncio.get_running_loop().create_task(self._watch())
 
     async def _watch(self) -> None:
-        assert self._condition is not None
         while True:
             try:
                 newest = self.store.events.last_id()
                 if newest != self._last_event:
                     self._last_event = newest
-                    async with self._condition:
-                        for env in list(self._cache):
-                            self._cache[env] = self.read(env)
-                        self._condition.notify_all()
+                    for env in list(self._cache):
+                        self._cache[env] = self.read(env)
+                    self._signal.fire()
             except Exception:  # a store hiccup must not end every stream; try again
                 log.exception("flag snapshot watcher: reading the store failed")
             await asyncio.sleep(self.interval)
