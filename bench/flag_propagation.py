@@ -114,6 +114,8 @@ def main() -> None:
         for kind, label in (("server", "server stream subscriber"),
                             ("agent", "agent serving the new version")):
             v = results[kind]
+            if not v:  # --subscribers 0 or --agents 0
+                continue
             print(f"{label:<34}{len(v):>6}{statistics.median(v):>9.2f}{pct(v, 90):>9.2f}"
                   f"{pct(v, 99):>9.2f}{max(v):>9.2f}")
     finally:
