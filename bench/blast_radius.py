@@ -603,6 +603,10 @@ def main() -> int:
     p.add_argument("--alarm-threshold", type=float, default=0.05,
                    help="(b)'s alarm threshold on green's 5xx rate (default 0.05)")
     p.add_argument("--runs", type=int, default=1, help="runs of (c), for p50/p95 (default 1)")
+    p.add_argument("--baseline-runs", type=int, default=1,
+                   help="runs of (b) and (b'); their alarm fires at the end of the minute in "
+                        "which green starts failing, so one run swings with that phase: "
+                        "compare medians (default 1)")
     p.add_argument("--healthy-runs", type=int, default=0,
                    help="healthy deployments (1 %% errors on both) to count false rollbacks")
     p.add_argument("--healthy-period", type=int, default=None,
@@ -626,7 +630,8 @@ def main() -> int:
         for kind in "abdc":
             if kind not in args.strategies:
                 continue
-            for n in range(args.runs if kind == "c" else 1):
+            for n in range(args.runs if kind == "c" else
+                           args.baseline_runs if kind in "bd" else 1):
                 tag = f"({kind}) run {n + 1}"
                 r = run_scenario(kind, args, tag)
                 log(f"{tag}: {r.phase}, failed {r.failed}, bad {r.served_by_bad}, "
