@@ -107,14 +107,14 @@ class RawClient:
             while size := int(self._line().split(b";")[0], 16):
                 body += self._exactly(size)
                 assert self._exactly(2) == b"\r\n", "chunk not followed by CRLF"
-            while self._line():  # trailers
-                pass
+            trailers = list(iter(self._line, b""))  # read up to the blank line, then dropped
+            assert all(b":" in t for t in trailers), trailers
             resp.body = bytes(body)
         elif (length := resp.header("content-length")) is not None:
             resp.body = self._exactly(int(length))
-        else:
+        else:  # close-delimited: the body is everything until the server closes
             while self._fill():
-                pass
+                continue
             resp.body, self.buf = self.buf, b""
         return resp
 
