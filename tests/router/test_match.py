@@ -66,7 +66,7 @@ FLAG_DOC = {
 
 def loaded_slot(document: dict[str, Any] = FLAG_DOC, version: int = 1) -> FlagSlot:
     slot = FlagSlot()
-    slot.load(version, compile_document(version, document))
+    slot.load(compile_document(version, document))
     return slot
 
 
@@ -124,7 +124,7 @@ def test_the_rule_follows_the_flag_set_loaded_after_it_was_compiled() -> None:
     slot = FlagSlot()
     rule = flag_rule(slot)
     assert not rule(view(cookie=["uid=carol"]))
-    slot.load(2, compile_document(2, {**FLAG_DOC, "segments": {"beta": {"ids": ["carol"]}}}))
+    slot.load(compile_document(2, {**FLAG_DOC, "segments": {"beta": {"ids": ["carol"]}}}))
     assert rule(view(cookie=["uid=carol"]))
     assert not rule(view(cookie=["uid=alice"]))
 

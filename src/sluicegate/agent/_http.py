@@ -152,8 +152,9 @@ class AgentHttp:
         if if_none_match is not None and etag in (t.strip() for t in if_none_match.split(",")):
             return _response(304, b"", keep, _JSON, extra)
         flags = []
+        chosen = serving.flags_for(context)  # the version serving this context, once
         for key in serving.current:
-            _, data = self.resolution_body(key, serving.evaluate(key, context))
+            _, data = self.resolution_body(key, chosen.evaluate(key, context))
             flags.append(data)
         return _json(200, {"flags": flags}, keep, extra)
 

@@ -71,15 +71,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
-_EXACT = {str, int, float, bool}
-
-
 def _members(values: list[Any]) -> Callable[[Any], bool]:
     """Membership in a list of scalars that never confuses kinds (``True`` is not ``1``)."""
     by_kind: dict[type, frozenset[Any]] = {}
     for kind in (bool, str, float):
         by_kind[kind] = frozenset(v for v in values if _kind(v) is kind)
-    by_kind[int] = by_kind[float]
     strings, numbers, booleans = by_kind[str], by_kind[float], by_kind[bool]
 
     def member(v: Any) -> bool:

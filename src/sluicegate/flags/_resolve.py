@@ -13,18 +13,54 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from sluicegate.flags.bucketing import bucket_value, sees_new_version
-from sluicegate.flags.evaluator import (
-    TARGETING_KEY,
-    TARGETING_KEY_ALIAS,
-    CompiledFlagSet,
-    FlagType,
-    Resolution,
+from sluicegate.flags._conditions import targeting_key
+from sluicegate.flags.bucketing import (
+    ROLLOUT_NAMESPACE,
+    SEPARATOR,
+    bucket,
+    bucket_value,
+    percent_to_buckets,
 )
+from sluicegate.flags.evaluator import CompiledFlagSet, FlagType, Resolution
 
-__all__ = ["RolloutView", "gets_new_version", "resolve"]
+__all__ = ["RolloutRule", "RolloutView", "gets_new_version", "resolve", "rollout_rule"]
+
+
+class RolloutRule:
+    """Who gets version N+1 of rollout ``rollout_id`` at ``percent``, with the salt and the
+    bucket threshold worked out once (``sees_new_version`` per call redoes both). The one
+    implementation of the rule: the flag store, agents and SDKs all ask it."""
+
+    __slots__ = ("_everyone", "_no_one", "_salt", "_threshold")
+
+    def __init__(self, rollout_id: str | int, percent: float) -> None:
+        self._salt = str(rollout_id)
+        self._everyone = percent >= 100
+        # An id holding the separator cannot be bucketed: nobody moves (the old version).
+        self._no_one = percent <= 0 or SEPARATOR in self._salt
+        self._threshold = 0 if self._no_one or self._everyone else percent_to_buckets(percent)
+
+    def gets_new(self, context: Mapping[str, Any] | None) -> bool:
+        if self._everyone:
+            return True
+        if self._no_one or not isinstance(context, Mapping):
+            return False
+        key = bucket_value(targeting_key(context))
+        if key is None:
+            return False
+        try:
+            return bucket(ROLLOUT_NAMESPACE, self._salt, key) < self._threshold
+        except UnicodeEncodeError:  # a key that is not valid Unicode: keep the old version
+            return False
+
+
+@lru_cache(maxsize=64)
+def rollout_rule(rollout_id: str, percent: float) -> RolloutRule:
+    """The (cached) rule of a rollout at a share."""
+    return RolloutRule(rollout_id, percent)
 
 
 @dataclass(frozen=True)
@@ -44,19 +80,7 @@ class RolloutView:
 
 def gets_new_version(rollout: RolloutView | None, context: Mapping[str, Any] | None) -> bool:
     """Whether ``context`` gets the rollout's new version (False when there is no rollout)."""
-    if rollout is None or rollout.percent <= 0:
-        return False
-    if rollout.percent >= 100:
-        return True
-    ctx = context if isinstance(context, Mapping) else {}
-    raw = ctx.get(TARGETING_KEY)
-    key = bucket_value(raw if raw is not None else ctx.get(TARGETING_KEY_ALIAS))
-    if key is None:
-        return False
-    try:
-        return sees_new_version(rollout.id, key, rollout.percent)
-    except UnicodeEncodeError:  # a key that is not valid Unicode: keep the old version
-        return False
+    return rollout is not None and rollout_rule(rollout.id, rollout.percent).gets_new(context)
 
 
 def resolve(flags_n: CompiledFlagSet, flags_n1: CompiledFlagSet | None,

@@ -24,14 +24,9 @@ from typing import Any
 
 from sluicegate.errors import Problem, SluicegateError, SpecError
 from sluicegate.flags._compile import compile_flag_set
-from sluicegate.flags.bucketing import SEPARATOR, bucket_value, sees_new_version
-from sluicegate.flags.evaluator import (
-    TARGETING_KEY,
-    TARGETING_KEY_ALIAS,
-    CompiledFlagSet,
-    FlagType,
-    Resolution,
-)
+from sluicegate.flags._resolve import RolloutRule
+from sluicegate.flags.bucketing import SEPARATOR
+from sluicegate.flags.evaluator import CompiledFlagSet, FlagType, Resolution
 
 __all__ = [
     "Rollout",
@@ -184,7 +179,7 @@ class ServingSet:
     """A compiled snapshot: evaluates with version N+1 for users a rollout has reached and
     with version N for the others; without a rollout, with the one version. Immutable."""
 
-    __slots__ = ("_new_buckets", "current", "percent", "previous", "rollout_id", "snapshot")
+    __slots__ = ("_rule", "current", "percent", "previous", "rollout_id", "snapshot")
 
     def __init__(self, snapshot: Snapshot, current: CompiledFlagSet,
                  previous: CompiledFlagSet | None) -> None:
@@ -194,6 +189,7 @@ class ServingSet:
         rollout = snapshot.rollout
         self.rollout_id = rollout.id if rollout is not None else ""
         self.percent = rollout.percent if rollout is not None else 100.0
+        self._rule = RolloutRule(self.rollout_id, self.percent)
 
     @property
     def version(self) -> int:
@@ -204,29 +200,13 @@ class ServingSet:
         return self.snapshot.etag
 
     def flags_for(self, context: Mapping[str, Any] | None) -> CompiledFlagSet:
-        """The compiled version that serves ``context``. The same rule as the flag store's
-        ``flags._resolve.gets_new_version``: at 0 % everyone gets N, at 100 % everyone
-        N+1; in between a context gets N+1 when its targeting key's rollout bucket is below
-        the percentage, and contexts without a usable targeting key get N."""
+        """The compiled version that serves ``context``: :class:`RolloutRule`, the rule the
+        flag store uses (at 0 % everyone gets N, at 100 % everyone N+1; in between N+1 when
+        the targeting key's rollout bucket is below the percentage, N without a usable key)."""
         previous = self.previous
-        if previous is None:
+        if previous is None or self._rule.gets_new(context):
             return self.current
-        percent = self.percent
-        if percent <= 0:
-            return previous
-        if percent >= 100:
-            return self.current
-        if not isinstance(context, Mapping):
-            return previous
-        raw = context.get(TARGETING_KEY)
-        key = bucket_value(raw if raw is not None else context.get(TARGETING_KEY_ALIAS))
-        if key is None:
-            return previous
-        try:
-            new = sees_new_version(self.rollout_id, key, percent)
-        except (UnicodeEncodeError, ValueError):
-            return previous
-        return self.current if new else previous
+        return previous
 
     def evaluate(self, key: str, context: Mapping[str, Any] | None = None,
                  default: Any = None, expected_type: FlagType | str | None = None

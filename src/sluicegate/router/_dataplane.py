@@ -201,7 +201,7 @@ class DataPlane:
 
     def set_flags(self, version: int, document: Mapping[str, Any]) -> None:
         """Compile and swap in a flag set; a bad one raises SpecError, the old one stays."""
-        self.flags.load(version, compile_document(version, document))
+        self.flags.load(compile_document(version, document))
 
     def weights(self, listener: str, rule: int | None = None) -> dict[str, int]:
         state = self.listeners[listener]

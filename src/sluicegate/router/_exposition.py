@@ -18,6 +18,14 @@ def _ms(value: float | None) -> float | None:
     return None if value is None else round(value * 1000, 3)
 
 
+def _point(t: int, data: dict[str, Any], c: Counts, hist: bool) -> dict[str, Any]:
+    """One second of a series as the admin API shows it."""
+    point = {"t": t, **{k: data[k] for k in _KEYS}, "p99_ms": _ms(percentile(c.hist, 0.99))}
+    if hist:
+        point["hist"] = data["hist"]
+    return point
+
+
 def summarize(snapshot: dict[str, Any], window: int, hist: bool = False,
               listener: str | None = None, include_open: bool = False) -> dict[str, Any]:
     """Per series: sums over the last ``window`` closed seconds, percentiles, per-second points
@@ -33,18 +41,11 @@ def summarize(snapshot: dict[str, Any], window: int, hist: bool = False,
         for t, data in s["seconds"]:
             c = Counts.from_json(data)
             total.add(c)
-            point = {"t": t, **{k: data[k] for k in _KEYS}}
-            point["p99_ms"] = _ms(percentile(c.hist, 0.99))
-            if hist:
-                point["hist"] = data["hist"]
-            points.append(point)
+            points.append(_point(t, data, c, hist))
         opened = s.get("open")
         if include_open and opened and opened["requests"]:
-            point = {"t": snapshot["current_second"], **{k: opened[k] for k in _KEYS},
-                     "p99_ms": _ms(percentile(Counts.from_json(opened).hist, 0.99)),
-                     "open": True}
-            if hist:
-                point["hist"] = opened["hist"]
+            point = _point(snapshot["current_second"], opened, Counts.from_json(opened), hist)
+            point["open"] = True
             points.append(point)
         summary: dict[str, Any] = {
             "listener": s["listener"],

@@ -33,17 +33,16 @@ def compile_document(version: int, document: Mapping[str, Any]) -> CompiledFlagS
 class FlagSlot:
     """The current compiled flag set (or None) and the no-match counters."""
 
-    __slots__ = ("eval_failed", "flags", "no_user_id", "unknown_flag", "version")
+    __slots__ = ("eval_failed", "flags", "no_user_id", "unknown_flag")
 
     def __init__(self) -> None:
-        self.flags: CompiledFlagSet | None = None
-        self.version: int | None = None
+        self.flags: CompiledFlagSet | None = None  # knows its own version
         self.no_user_id = 0  # the request carried no user id where the rule reads it
         self.unknown_flag = 0  # no flag set loaded, or the set has no such flag
         self.eval_failed = 0  # the flag is known but could not decide for this user
 
-    def load(self, version: int, flags: CompiledFlagSet) -> None:
-        self.flags, self.version = flags, version
+    def load(self, flags: CompiledFlagSet) -> None:
+        self.flags = flags
 
     def variant(self, key: str, user: str) -> str | None:
         """The variant of flag ``key`` for ``user``; None (and counted) when unknown."""
@@ -57,7 +56,7 @@ class FlagSlot:
         return variant
 
     def status(self) -> dict[str, Any]:
-        return {"version": self.version,
+        return {"version": None if self.flags is None else self.flags.version,
                 "flags": [] if self.flags is None else self.flags.keys(),
                 "unmatched": {"no_user_id": self.no_user_id,
                               "unknown_flag": self.unknown_flag,

@@ -191,8 +191,7 @@ def merge_snapshots(snapshots: Iterable[dict[str, Any]]) -> dict[str, Any]:
             per = seconds.setdefault(key, {})
             for t, c in s["seconds"]:
                 per.setdefault(int(t), Counts()).add(Counts.from_json(c))
-            if "open" in s:
-                opened.setdefault(key, Counts()).add(Counts.from_json(s["open"]))
+            opened.setdefault(key, Counts()).add(Counts.from_json(s["open"]))
     series = [
         {
             "listener": k[0],
