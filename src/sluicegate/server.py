@@ -111,7 +111,7 @@ async def serve(settings: ServerSettings, stop: asyncio.Event,
     await controller.recover()
     flags = FlagService(store, clock, flag_alarms or alarm_lookup(store))
     await flags.rollouts.recover()
-    notifier = WebhookEngine(store, SystemClock(), timeout=settings.webhook_timeout,
+    notifier = WebhookEngine(store, clock, timeout=settings.webhook_timeout,
                              policy=RetryPolicy(max_attempts=settings.webhook_attempts))
     app = create_app(controller, store, settings.insecure, series=series, engine=engine,
                      flags=flags)
@@ -126,10 +126,10 @@ async def serve(settings: ServerSettings, stop: asyncio.Event,
     watch_task = asyncio.get_running_loop().create_task(
         _watch_router(supervisor, controller, guards, sources))
     notify_task = asyncio.get_running_loop().create_task(notifier.run())
-    flag_sync = (RouterFlagSync(store, settings.router_flags_env, supervisor.client)
-                 if settings.router_flags_env else None)
-    sync_task = asyncio.get_running_loop().create_task(
-        flag_sync.run() if flag_sync is not None else asyncio.sleep(0))
+    engines = [loop_task, alarm_task, rollup_task, flags_task, watch_task, notify_task]
+    if settings.router_flags_env:
+        flag_sync = RouterFlagSync(store, settings.router_flags_env, supervisor.client)
+        engines.append(asyncio.get_running_loop().create_task(flag_sync.run()))
     api_task = asyncio.get_running_loop().create_task(server.serve())
     while not server.started and not api_task.done():
         await asyncio.sleep(0.01)  # "ready" means the API port is bound
@@ -140,8 +140,7 @@ async def serve(settings: ServerSettings, stop: asyncio.Event,
     await asyncio.wait([stopper, api_task], return_when=asyncio.FIRST_COMPLETED)
     stopper.cancel()
     server.should_exit = True
-    for task in (loop_task, alarm_task, rollup_task, flags_task, watch_task, notify_task,
-                 sync_task):
+    for task in engines:
         task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await api_task

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from sluicegate.api._auth import Caller, require
+from sluicegate.api._routes import _store
 from sluicegate.errors import TransientError
 from sluicegate.monitor.engine import AlarmEngine
-from sluicegate.store import Alarm, Store
+from sluicegate.store import Alarm
 
 router = APIRouter(prefix="/v1")
 Reader = Annotated[Caller, Depends(require("reader"))]
@@ -23,11 +24,6 @@ def alarm_json(a: Alarm) -> dict[str, Any]:
             "state_changed_at": a.state_changed_at, "evaluated_at": a.evaluated_at,
             "forced_until": a.forced_until, "error_since": a.error_since,
             "binding": a.binding, "evaluation": a.evaluation, "spec": a.spec}
-
-
-def _store(request: Request) -> Store:
-    store: Store = request.app.state.store
-    return store
 
 
 @router.get("/alarms")

@@ -8,17 +8,13 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict
 
 from sluicegate.api._auth import Caller, require
+from sluicegate.api._routes import _store
 from sluicegate.errors import ConflictError, Problem, SpecError
 from sluicegate.notify import TEST_KIND, check_subscription, new_secret, redact
-from sluicegate.store import DELIVERY_STATUSES, Delivery, Store, Webhook
+from sluicegate.store import DELIVERY_STATUSES, Delivery, Webhook
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 Admin = Annotated[Caller, Depends(require("admin"))]
-
-
-def _store(request: Request) -> Store:
-    store: Store = request.app.state.store
-    return store
 
 
 def webhook_json(w: Webhook) -> dict[str, Any]:

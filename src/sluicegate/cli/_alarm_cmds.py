@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -12,15 +11,10 @@ from rich.console import Console
 from rich.table import Table
 
 from sluicegate.cli._api import Api, api_options
+from sluicegate.cli._format import when
 
 console = Console()
 _COLOURS = {"OK": "green", "ALARM": "red", "INSUFFICIENT_DATA": "yellow"}
-
-
-def _when(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _state(state: str | None) -> str:
@@ -60,7 +54,7 @@ def alarms_list(service: str | None, as_json: bool, url: str, token: str | None)
     table = Table("alarm", "state", "guard", "since", "reason")
     for a in data:
         table.add_row(a["id"], _state(a["state"]), "yes" if a["guard"] else "no",
-                      _when(a["state_changed_at"]), a["reason"])
+                      when(a["state_changed_at"]), a["reason"])
     console.print(table)
 
 
@@ -77,11 +71,11 @@ def alarms_get(alarm: str, as_json: bool, url: str, token: str | None) -> None:
     head = Table(show_header=False, box=None)
     guard = "on" if a["guard"] else "off"
     head.add_row("alarm", f"[bold]{a['id']}[/] ({a['kind']}, guard {guard})")
-    head.add_row("state", f"{_state(a['state'])} since {_when(a['state_changed_at'])}")
+    head.add_row("state", f"{_state(a['state'])} since {when(a['state_changed_at'])}")
     head.add_row("reason", a["reason"])
-    head.add_row("evaluated", _when(a["evaluated_at"]))
+    head.add_row("evaluated", when(a["evaluated_at"]))
     if a["forced_until"] and a["forced_until"] > (a["evaluated_at"] or 0):
-        head.add_row("forced until", _when(a["forced_until"]))
+        head.add_row("forced until", when(a["forced_until"]))
     binding = a.get("binding") or {}
     if binding.get("revision_bound"):
         head.add_row("watching", f"green {binding.get('green') or '-'}, blue "
@@ -97,7 +91,7 @@ def alarms_get(alarm: str, as_json: bool, url: str, token: str | None) -> None:
             verdict = "-" if j is None else (
                 "[red]breaching[/]" if j["breaching"] else "ok") + (
                 " (filled)" if j["filled"] else "")
-            table.add_row(_when(p["timestamp"]), value, str(p["samples"]), verdict)
+            table.add_row(when(p["timestamp"]), value, str(p["samples"]), verdict)
         console.print(table)
     for f in a["evaluation"].get("firing", []):
         console.print(f"firing: {f['fingerprint']} since {f['starts_at']} {f['summary']}")
@@ -117,7 +111,7 @@ def alarms_history(alarm: str, limit: int, as_json: bool, url: str, token: str |
     table = Table("time", "change", "by", "reason")
     for h in data:
         change = f"{_state(h['old_state'])} → {_state(h['new_state'])}"
-        table.add_row(_when(h["at"]), change + (" (set)" if h["forced"] else ""), h["actor"],
+        table.add_row(when(h["at"]), change + (" (set)" if h["forced"] else ""), h["actor"],
                       h["reason"])
     console.print(table)
 
@@ -135,7 +129,7 @@ def alarms_set_state(alarm: str, state: str, reason: str, url: str, token: str |
     a = Api(url, token).call("POST", _path(alarm) + "/state", {"state": state,
                                                                "reason": reason})
     console.print(f"{a['id']} is now {_state(a['state'])}"
-                  + (f" until at least {_when(a['forced_until'])}" if a["forced_until"] else ""))
+                  + (f" until at least {when(a['forced_until'])}" if a["forced_until"] else ""))
 
 
 COMMANDS = [alarms]

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from sluicegate.cli._format import when
+
 __all__ = ["compact", "diff_lines", "evaluation", "history_table", "rollout_view", "when"]
 
 _MARK = {"added": ("+", "green"), "removed": ("-", "red"), "changed": ("~", "yellow")}
 _IDS_SHOWN = 5
-
-
-def when(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 _FLAG_DEFAULTS: dict[str, Any] = {"description": "", "enabled": True, "salt": "",

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
 
 import click
 from rich.console import Console
 from rich.table import Column, Table
 
 from sluicegate.cli._api import Api, api_options
+from sluicegate.cli._format import when
 
 console = Console()
-
-
-def _when(ts: float | None) -> str:
-    return "-" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 @click.group()
@@ -62,7 +58,7 @@ def list_(url: str, token: str | None) -> None:
     table = Table(Column("id", no_wrap=True), "url", "events", "enabled", "created")
     for h in Api(url, token).call("GET", "/webhooks"):
         table.add_row(h["id"], h["url"], ", ".join(h["events"]), "yes" if h["enabled"] else "no",
-                      _when(h["created_at"]))
+                      when(h["created_at"]))
     console.print(table)
 
 
@@ -102,8 +98,8 @@ def deliveries(webhook: str, status: str | None, limit: int, url: str,
     for d in Api(url, token).call("GET", f"/webhooks/{webhook}/deliveries", params=params):
         answer = d["last_error"] or (str(d["last_status"]) if d["last_status"] else "-")
         table.add_row(str(d["id"]), str(d["event_id"]), d["kind"], d["status"],
-                      str(d["attempts"]), answer, _when(d["next_attempt_at"]),
-                      _when(d["delivered_at"]))
+                      str(d["attempts"]), answer, when(d["next_attempt_at"]),
+                      when(d["delivered_at"]))
     console.print(table)
 
 

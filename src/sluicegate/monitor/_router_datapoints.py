@@ -24,7 +24,7 @@ from typing import Any
 
 from sluicegate.errors import Problem, SpecError
 from sluicegate.monitor.alarms import Datapoint, StatSet, aggregate, aggregate_percentile
-from sluicegate.router import RouterClient, bucket_bounds
+from sluicegate.router import RouterClient, bucket_bounds, percentile
 from sluicegate.spec import ROUTER_COUNTERS, MetricSpec, parse_statistic
 
 __all__ = [
@@ -84,17 +84,10 @@ def histogram_ms(second: Mapping[str, Any]) -> StatSet:
 
 
 def percentile_ms(hist: dict[int, int], q: float) -> float | None:
-    """The q-quantile of a router histogram in ms, as its bucket's midpoint."""
-    items = sorted((i, n) for i, n in hist.items() if n)
-    total = sum(n for _, n in items)
-    if not total:
-        return None
-    rank, seen = q * total, 0
-    for index, n in items:
-        seen += n
-        if seen >= rank:
-            return _midpoint_ms(index)
-    return _midpoint_ms(items[-1][0])
+    """The q-quantile of a router histogram in ms, as its bucket's midpoint (the router's
+    own ``percentile``, which is in seconds)."""
+    seconds = percentile(hist, q)
+    return None if seconds is None else seconds * 1000
 
 
 def _datapoints(seconds: Mapping[int, Mapping[str, Any]], name: str, statistic: str, *,

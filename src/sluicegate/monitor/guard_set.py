@@ -24,6 +24,11 @@ __all__ = ["AlarmCheck", "AlarmGuards", "alarm_lookup"]
 AlarmCheck = Callable[[Deployment], Awaitable[str | None]]
 
 
+def _firing(alarm: Alarm) -> str:
+    """How a firing alarm reads in a rollback's reason (deployments and flag rollouts)."""
+    return f"alarm {alarm.id}: {alarm.reason.rstrip('.')}"
+
+
 def alarm_lookup(store: Store) -> Callable[[str], Awaitable[str | None]]:
     """A flag rollout's alarm seam: ``await lookup("shop/high-5xx")`` is the firing reason when
     that alarm is in ALARM, else None; NotFoundError for a name that is not an alarm. As for
@@ -34,8 +39,7 @@ def alarm_lookup(store: Store) -> Callable[[str], Awaitable[str | None]]:
         if not sep or not service or not alarm_name:
             raise NotFoundError(f"alarm {name!r} not found: alarms are named <service>/<alarm>")
         alarm = store.alarms.get(service, alarm_name)
-        return f"alarm {alarm.id}: {alarm.reason.rstrip('.')}" if alarm.state == "ALARM" \
-            else None
+        return _firing(alarm) if alarm.state == "ALARM" else None
 
     return lookup
 
@@ -52,7 +56,7 @@ class AlarmGuards:
         for alarm in self.store.alarms.list(dep.service):
             if alarm.guard and alarm.state == "ALARM" and _judges(alarm, dep):
                 self._evidence(dep, alarm)
-                return f"alarm {alarm.id}: {alarm.reason.rstrip('.')}"
+                return _firing(alarm)
         if self.default is not None:
             return await self.default(dep)
         return None
