@@ -36,10 +36,11 @@ def record_state(store: Store, alarm: Alarm, *, state: AlarmState, reason: str, 
                  evaluation: Mapping[str, Any] | None = None,
                  binding: Mapping[str, Any] | None = None,
                  error_since: float | None = None, forced_until: float | None = _UNSET,
-                 actor: str = "monitor", forced: bool = False) -> bool:
-    """Store the alarm's new state and reason in one transaction with its events; True when
-    the state changed. Events: ``alarm.state`` on a change (always when ``forced``: a
-    person's SetAlarmState is worth a line), ``alarm.source_error`` when errors begin."""
+                 actor: str = "monitor", forced: bool = False) -> AlarmState | None:
+    """Store the alarm's new state and reason in one transaction with its events; the state
+    it had before when that changed, else None. Events: ``alarm.state`` on a change (always
+    when ``forced``: a person's SetAlarmState is worth a line), ``alarm.source_error`` when
+    errors begin."""
     with store.transaction() as tx:
         extra: dict[str, Any] = {}
         if forced_until is not _UNSET:
@@ -62,7 +63,7 @@ def record_state(store: Store, alarm: Alarm, *, state: AlarmState, reason: str, 
         if error_since is not None and before.error_since is None:
             tx.events.append("alarm.source_error", alarm.id, reason, actor=actor, at=now,
                              data={"state": after.state})
-    return changed
+    return AlarmState(before.state) if changed else None
 
 
 def sync_alarms(store: Store, spec: ServiceSpec, actor: str) -> SyncResult:

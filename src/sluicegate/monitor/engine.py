@@ -168,11 +168,10 @@ class AlarmEngine:
     def _record(self, alarm: Alarm, state: AlarmState, reason: str, now: float, *,
                 binding: dict[str, Any], evaluation: dict[str, Any] | None = None,
                 ) -> list[Recorded]:
-        before = self.store.alarms.get(alarm.service, alarm.name).state
-        changed = record_state(self.store, alarm, state=state, reason=reason, now=now,
-                               evaluation=evaluation if evaluation is not None else {},
-                               binding=binding, error_since=None, forced_until=None)
-        return [Recorded(alarm.id, AlarmState(before), state, reason)] if changed else []
+        before = record_state(self.store, alarm, state=state, reason=reason, now=now,
+                              evaluation=evaluation if evaluation is not None else {},
+                              binding=binding, error_since=None, forced_until=None)
+        return [] if before is None else [Recorded(alarm.id, before, state, reason)]
 
     def _source_failed(self, alarm: Alarm, spec: ServiceAlarmSpec, exc: Exception,
                        now: float) -> list[Recorded]:
@@ -188,9 +187,9 @@ class AlarmEngine:
             reason = (f"Unchanged: cannot read the metric source ({what}); the alarm stays"
                       f" {current.state} until it can, for at most {limit:g}s.")
             state = AlarmState(current.state)
-        changed = record_state(self.store, current, state=state, reason=reason, now=now,
-                               error_since=since)
-        return [Recorded(alarm.id, AlarmState(current.state), state, reason)] if changed else []
+        before = record_state(self.store, current, state=state, reason=reason, now=now,
+                              error_since=since)
+        return [] if before is None else [Recorded(alarm.id, before, state, reason)]
 
     # -- by hand ----------------------------------------------------------------------------------
 
