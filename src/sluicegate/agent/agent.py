@@ -22,7 +22,7 @@ from sluicegate.agent._state import AgentState
 from sluicegate.clock import Clock, SystemClock
 from sluicegate.errors import SpecError
 from sluicegate.flags.snapshot import parse_snapshot
-from sluicegate.sdk import SyncLoop, SyncStatus
+from sluicegate.sdk import SyncLoop
 
 __all__ = ["AgentSettings", "run_agent", "serve_agent"]
 
@@ -95,9 +95,6 @@ async def serve_agent(settings: AgentSettings, clock: Clock | None = None,
     port = await http.start(settings.host, settings.port)
     base = settings.server.rstrip("/")
 
-    def on_status(status: SyncStatus) -> None:
-        loop.call_soon_threadsafe(_set_status, state, status)
-
     def current_etag() -> str | None:
         serving = state.serving
         return None if serving is None else serving.etag
@@ -105,9 +102,9 @@ async def serve_agent(settings: AgentSettings, clock: Clock | None = None,
     sync = SyncLoop(f"{base}/v1/flags/{settings.env}/snapshot",
                     f"{base}/v1/flags/{settings.env}/stream", settings.key,
                     _accept_from_thread(state, cache, loop), current_etag,
-                    poll_interval=settings.poll_interval, on_status=on_status,
+                    poll_interval=settings.poll_interval,
                     name="sluicegate-agent-sync", monotonic=clock.monotonic)
-    state.sync = sync.status
+    state.sync = sync.status  # the sync thread updates this object in place
     sync.start()
     if ready is not None:
         ready(port)
@@ -116,10 +113,6 @@ async def serve_agent(settings: AgentSettings, clock: Clock | None = None,
     finally:
         sync.stop(timeout=1.0)
         await http.close()
-
-
-def _set_status(state: AgentState, status: SyncStatus) -> None:
-    state.sync = status
 
 
 def run_agent(settings: AgentSettings, announce: Callable[[str], None] = print) -> None:
