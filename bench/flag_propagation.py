@@ -76,8 +76,21 @@ def main() -> None:
             socks[s] = ["agent", b""]
         for s in socks:
             sel.register(s, selectors.EVENT_READ)
-        time.sleep(1.0)
-        for s in socks:  # drop the response heads and comments
+        # Measure propagation, not connection set-up: wait until every stream has its
+        # response head and first comment (1,000 token checks take the server a while).
+        waiting = set(socks)
+        deadline = time.monotonic() + 60
+        while waiting and time.monotonic() < deadline:
+            for key, _ in sel.select(timeout=1):
+                s = key.fileobj
+                assert isinstance(s, socket.socket)
+                with contextlib.suppress(BlockingIOError):
+                    if b"\n\n" in s.recv(65536):
+                        waiting.discard(s)
+        if waiting:
+            sys.exit(f"{len(waiting)} streams did not open within 60 s")
+        time.sleep(0.5)
+        for s in socks:  # drop anything else sent on connecting
             with contextlib.suppress(BlockingIOError):
                 s.recv(65536)
         results: dict[str, list[float]] = {"server": [], "agent": []}
@@ -97,7 +110,7 @@ def main() -> None:
                     s = key.fileobj
                     assert isinstance(s, socket.socket)
                     try:
-                        chunk = s.recv(1 << 20)
+                        chunk = s.recv(65536)
                     except BlockingIOError:
                         continue
                     state = socks[s]

@@ -18,7 +18,7 @@ import uvicorn
 from fastapi import Depends, FastAPI, Request
 
 from sluicegate.api._auth import require
-from sluicegate.api._flag_sync_routes import InMemorySnapshotProvider, flag_sync_router
+from sluicegate.api._flag_sync_routes import InMemorySnapshotProvider, add_flag_sync_routes
 from sluicegate.flags.snapshot import parse_snapshot
 from sluicegate.store import Store
 
@@ -33,7 +33,7 @@ def build_app(state: Path, heartbeat: float) -> tuple[FastAPI, dict[str, str]]:
     app = FastAPI()
     app.state.store = store
     app.state.insecure = False
-    app.include_router(flag_sync_router(provider, heartbeat=heartbeat))
+    add_flag_sync_routes(app, provider, heartbeat)
 
     @app.put("/test/snapshots", dependencies=[Depends(require("admin"))])
     async def publish(request: Request) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from sluicegate import __version__
 from sluicegate.api._alarm_routes import router as alarm_router
 from sluicegate.api._alertmanager_routes import router as alertmanager_router
 from sluicegate.api._flag_routes import router as flag_router
-from sluicegate.api._flag_sync_routes import SnapshotProvider, flag_sync_router
+from sluicegate.api._flag_sync_routes import SnapshotProvider, add_flag_sync_routes
 from sluicegate.api._metrics_routes import router as metrics_router
 from sluicegate.api._routes import router
 from sluicegate.api._webhook_routes import router as webhook_router
@@ -61,7 +61,7 @@ def create_app(controller: Controller, store: Store, insecure: bool = False, *,
     app.include_router(metrics_router)
     app.include_router(alarm_router)
     app.include_router(alertmanager_router)
-    app.include_router(flag_sync_router(snapshots or StoreSnapshotProvider(store)))
+    add_flag_sync_routes(app, snapshots or StoreSnapshotProvider(store))  # before flag_router
     app.include_router(flag_router)
     app.include_router(webhook_router)
 

@@ -3,7 +3,8 @@
 ``GET /v1/flags/{env}/snapshot`` answers the current snapshot with its ETag (304 for a
 matching ``If-None-Match``); ``GET /v1/flags/{env}/stream`` is server-sent events, one
 ``snapshot`` event per change (``id:`` = the etag), a heartbeat comment every 15 s, and
-nothing at all for a client whose ``Last-Event-ID`` is already the current etag.
+nothing at all for a client whose ``Last-Event-ID`` is already the current etag
+(:mod:`sluicegate.api._flag_stream`).
 
 The routes read a :class:`SnapshotProvider`; :class:`InMemorySnapshotProvider` is the one
 the tests use; ``sluice server`` uses the store-backed
@@ -12,21 +13,18 @@ the tests use; ``sluice server`` uses the store-backed
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
-from typing import Any, Protocol
+from typing import Protocol
 
-from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 
 from sluicegate.api._auth import require_flag_reader
+from sluicegate.api._flag_stream import HEARTBEAT_SECONDS, SnapshotStreams
 from sluicegate.flags.snapshot import Snapshot
 from sluicegate.flagservice.snapshots import ChangeSignal
 
 __all__ = ["HEARTBEAT_SECONDS", "InMemorySnapshotProvider", "SnapshotProvider",
-           "flag_sync_router"]
-
-HEARTBEAT_SECONDS = 15.0
+           "add_flag_sync_routes"]
 
 
 class SnapshotProvider(Protocol):
@@ -76,44 +74,11 @@ def _matches(header: str | None, etag: str) -> bool:
     return any(tag.strip().removeprefix("W/") == etag for tag in header.split(","))
 
 
-async def _events(provider: SnapshotProvider, env: str, last: str | None,
-                  heartbeat: float) -> AsyncIterator[bytes]:
-    yield b": sluicegate flag stream\n\n"  # headers and a first byte: the client is in sync
-    while True:
-        try:
-            snapshot = await asyncio.wait_for(provider.changed(env, last), heartbeat)
-        except TimeoutError:
-            yield b": heartbeat\n\n"
-            continue
-        last = snapshot.etag
-        yield _event_bytes(snapshot)
-
-
-_ENCODED: dict[int, tuple[Snapshot, bytes]] = {}
-
-
-def _event_bytes(snapshot: Snapshot) -> bytes:
-    """The SSE event of a snapshot, encoded once for all the subscribers it wakes (keyed by
-    the object itself: providers hand every stream the same snapshot object)."""
-    cached = _ENCODED.get(id(snapshot))
-    if cached is not None and cached[0] is snapshot:
-        return cached[1]
-    if len(_ENCODED) > 64:
-        _ENCODED.clear()
-    data = (f"id: {snapshot.etag}\nevent: snapshot\n"
-            f"data: {snapshot.to_json()}\n\n").encode()
-    _ENCODED[id(snapshot)] = (snapshot, data)
-    return data
-
-
-def flag_sync_router(provider: SnapshotProvider,
-                     auth: Callable[..., Any] | None = None,
-                     heartbeat: float = HEARTBEAT_SECONDS) -> APIRouter:
-    """The sync routes over ``provider``; ``auth`` is a FastAPI dependency (default: the
-    API's bearer tokens: a reader or higher, or an agent token scoped to the path's env).
-    """
-    router = APIRouter(tags=["flag sync"], dependencies=[
-        Depends(auth if auth is not None else require_flag_reader)])
+def add_flag_sync_routes(app: FastAPI, provider: SnapshotProvider,
+                         heartbeat: float = HEARTBEAT_SECONDS) -> SnapshotStreams:
+    """Add the sync routes over ``provider`` to ``app``; they take a reader (or higher)
+    token, or an agent token scoped to the path's env. Returns the stream fan-out."""
+    router = APIRouter(tags=["flag sync"], dependencies=[Depends(require_flag_reader)])
 
     @router.get("/v1/flags/{env}/snapshot", summary="The environment's flag snapshot")
     async def snapshot(env: str, request: Request) -> Response:
@@ -125,12 +90,7 @@ def flag_sync_router(provider: SnapshotProvider,
             return Response(status_code=304, headers={"ETag": current.etag})
         return _json_response(current)
 
-    @router.get("/v1/flags/{env}/stream", summary="Flag snapshots as server-sent events")
-    async def stream(env: str, request: Request) -> StreamingResponse:
-        last = request.headers.get("last-event-id") or None
-        return StreamingResponse(_events(provider, env, last, heartbeat),
-                                 media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache",
-                                          "X-Accel-Buffering": "no"})
-
-    return router
+    app.include_router(router)
+    streams = SnapshotStreams(provider, require_flag_reader, heartbeat)
+    app.router.routes.append(streams.route())
+    return streams

@@ -5,8 +5,10 @@ rolled out with the rollout (id, percent, the old version's document) so agents 
 serve each user the side their bucket says. Every change to versions and rollouts is an
 event in the store's log, so one watcher task per provider polls the log's newest id
 (``WATCH_INTERVAL``, 50 ms) instead of every stream polling the flag tables; when it moves,
-the watched environments' snapshots are read again and waiting streams are woken. A change
-reaches subscribers within about one interval.
+the watched environments' snapshots are read again and waiting streams are woken. A write
+this process commits wakes the watcher at once (``Store.on_commit``), so changes made through
+this server reach streams without waiting; changes by other processes sharing the database
+(another server on PostgreSQL) within about one interval.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 from sluicegate.errors import NotFoundError
 from sluicegate.flags.rollout import RolloutState
@@ -56,6 +59,7 @@ class StoreSnapshotProvider:
         self._signal = ChangeSignal()
         self._watcher: asyncio.Task[None] | None = None
         self._last_event = -1
+        self._unlisten: Callable[[], None] | None = None
 
     async def current(self, env: str) -> Snapshot | None:
         return self.read(env)
@@ -91,6 +95,9 @@ class StoreSnapshotProvider:
                         rollout)
 
     async def close(self) -> None:
+        if self._unlisten is not None:
+            self._unlisten()
+            self._unlisten = None
         if self._watcher is not None:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -98,10 +105,21 @@ class StoreSnapshotProvider:
 
     def _ensure_watcher(self) -> None:
         if self._watcher is None or self._watcher.done():
-            self._watcher = asyncio.get_running_loop().create_task(self._watch())
+            loop = asyncio.get_running_loop()
+            poked = asyncio.Event()
 
-    async def _watch(self) -> None:
+            def poke() -> None:  # runs in whichever thread committed
+                with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                    loop.call_soon_threadsafe(poked.set)
+
+            if self._unlisten is not None:
+                self._unlisten()
+            self._unlisten = self.store.on_commit(poke)
+            self._watcher = loop.create_task(self._watch(poked))
+
+    async def _watch(self, poked: asyncio.Event) -> None:
         while True:
+            poked.clear()
             try:
                 newest = self.store.events.last_id()
                 if newest != self._last_event:
@@ -111,4 +129,5 @@ class StoreSnapshotProvider:
                     self._signal.fire()
             except Exception:  # a store hiccup must not end every stream; try again
                 log.exception("flag snapshot watcher: reading the store failed")
-            await asyncio.sleep(self.interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(poked.wait(), self.interval)

@@ -15,7 +15,8 @@ threads (the engine pools connections); a ``Transaction`` belongs to one thread.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from types import TracebackType
@@ -41,6 +42,8 @@ from .webhooks import DeliveryRepository, WebhookRepository
 
 __all__ = ["Store", "Transaction"]
 
+log = logging.getLogger("sluicegate.store")
+
 
 class _Repositories:
     """The repositories over one source of transactions."""
@@ -62,14 +65,18 @@ class _Repositories:
 
 
 class _EngineDb:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, committed: Callable[[], None]) -> None:
         self._engine = engine
+        self._committed = committed
 
     def read(self) -> AbstractContextManager[Connection]:
         return begin(self._engine, write=False)
 
-    def write(self) -> AbstractContextManager[Connection]:
-        return begin(self._engine, write=True)
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        with begin(self._engine, write=True) as conn:
+            yield conn
+        self._committed()
 
 
 class _ConnectionDb:
@@ -95,9 +102,24 @@ class Store(_Repositories):
     """The control plane's durable state. Create with :meth:`open`, end with :meth:`close`."""
 
     def __init__(self, engine: Engine, clock: Clock) -> None:
-        super().__init__(_EngineDb(engine), clock)
+        super().__init__(_EngineDb(engine, self._committed), clock)
         self.engine = engine
         self.clock = clock
+        self._on_commit: list[Callable[[], None]] = []
+
+    def on_commit(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call ``listener`` after each write this process commits (in the committing thread;
+        keep it short). Changes made by other processes are not seen: poll for those.
+        Returns a function that removes the listener."""
+        self._on_commit.append(listener)
+        return lambda: self._on_commit.remove(listener)
+
+    def _committed(self) -> None:
+        for listener in list(self._on_commit):
+            try:
+                listener()
+            except Exception:  # a listener's trouble must not fail the committed write
+                log.exception("store commit listener failed")
 
     @classmethod
     def open(cls, url_or_path: str | Path, *, clock: Clock | None = None) -> Store:
@@ -132,6 +154,7 @@ class Store(_Repositories):
         """
         with begin(self.engine, write=True) as conn:
             yield Transaction(conn, self.clock)
+        self._committed()
 
     def close(self) -> None:
         """Close every pooled connection. The store must not be used afterwards."""
