@@ -83,3 +83,19 @@ def test_concurrent_appends_are_all_kept_in_id_order(store: Store, store_url: st
         assert [e.message for e in seen if e.subject == f"w{n}"] == [
             str(i) for i in range(per_writer)
         ]
+
+
+def test_commit_listeners_hear_each_committed_write_after_it_is_visible(store: Store) -> None:
+    seen: list[int] = []
+    remove = store.on_commit(lambda: seen.append(store.events.last_id()))
+    first = store.events.append("a", "s", "one")
+    with store.transaction() as tx:
+        tx.events.append("b", "s", "two")
+        second = tx.events.append("c", "s", "three")
+        assert seen == [first.id]  # nothing yet for the open transaction
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        tx.events.append("d", "s", "rolled back")
+        raise RuntimeError("abort")
+    remove()
+    store.events.append("e", "s", "unheard")
+    assert seen == [first.id, second.id]  # the listener read what had just committed
