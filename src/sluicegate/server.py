@@ -116,8 +116,9 @@ async def serve(settings: ServerSettings, stop: asyncio.Event,
     app = create_app(controller, store, settings.insecure, series=series, engine=engine,
                      flags=flags)
     app.state.sources = sources
+    # Long requests get 5 s to finish on shutdown; flag streams are ended before that.
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
-                            lifespan="off")
+                            lifespan="off", timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)
     loop_task = asyncio.get_running_loop().create_task(controller.run(settings.tick))
     alarm_task = asyncio.get_running_loop().create_task(engine.run())
@@ -139,6 +140,7 @@ async def serve(settings: ServerSettings, stop: asyncio.Event,
     stopper = asyncio.get_running_loop().create_task(stop.wait())
     await asyncio.wait([stopper, api_task], return_when=asyncio.FIRST_COMPLETED)
     stopper.cancel()
+    app.state.flag_streams.close()
     server.should_exit = True
     for task in engines:
         task.cancel()

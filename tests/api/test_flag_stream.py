@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests._support.flag_sync import SyncServer, bool_flag_set, make_snapshot
+from tests._support.server import Server, running_server
 
 _EVENT = re.compile(rb'id: "(\d+)"\nevent: snapshot\n')
 
@@ -20,7 +21,7 @@ _EVENT = re.compile(rb'id: "(\d+)"\nevent: snapshot\n')
 class Stream:
     """One raw SSE connection; ``read`` collects whatever has arrived."""
 
-    def __init__(self, server: SyncServer, token: str | None, last: str | None = None,
+    def __init__(self, server: SyncServer | Server, token: str | None, last: str | None = None,
                  rcvbuf: int | None = None, env: str = "prod") -> None:
         self.sock = socket.socket()
         if rcvbuf is not None:  # before connecting, so the window stays small
@@ -171,3 +172,23 @@ def test_the_stream_refuses_missing_tokens_and_agent_keys_of_another_environment
     r = httpx.post(f"{server.url}/v1/flags/prod/stream", timeout=5,
                    headers={"Authorization": f"Bearer {server.token}"})
     assert r.status_code == 405
+
+
+def test_a_stopping_server_ends_its_streams_cleanly_instead_of_waiting_for_them(
+        tmp_path: Path) -> None:
+    with running_server(tmp_path / "state") as real:
+        real.cli("flags", "envs", "create", "prod")
+        key = real.cli("keys", "create", "--env", "prod").strip()
+        streams = [Stream(real, key) for _ in range(50)]
+        try:
+            for s in streams:
+                s.read(until=b": sluicegate flag stream")
+            assert real.proc is not None
+            real.proc.terminate()
+            real.proc.wait(15)  # graceful shutdown would otherwise wait for the clients
+            for s in streams:
+                s.read(until=b"0\r\n\r\n", timeout=5)
+            assert all(s.data.endswith(b"0\r\n\r\n") for s in streams)  # last chunk sent
+        finally:
+            for s in streams:
+                s.close()

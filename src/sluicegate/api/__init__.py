@@ -61,7 +61,8 @@ def create_app(controller: Controller, store: Store, insecure: bool = False, *,
     app.include_router(metrics_router)
     app.include_router(alarm_router)
     app.include_router(alertmanager_router)
-    add_flag_sync_routes(app, snapshots or StoreSnapshotProvider(store))  # before flag_router
+    # before flag_router, whose /v1/flags/{env}/{...} routes would shadow the stream
+    app.state.flag_streams = add_flag_sync_routes(app, snapshots or StoreSnapshotProvider(store))
     app.include_router(flag_router)
     app.include_router(webhook_router)
 

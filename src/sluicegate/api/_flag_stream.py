@@ -24,6 +24,7 @@ import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator, MutableMapping
 from typing import Any, Protocol
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.routing import Route
 
@@ -120,6 +121,7 @@ class SnapshotStreams:
         self.authorize = authorize
         self.heartbeat = heartbeat
         self._channels: dict[str, _Channel] = {}
+        self._closing = False
 
     def route(self, path: str = "/v1/flags/{env}/stream") -> Route:
         return Route(path, self, methods=["GET"], name="flag_stream")
@@ -128,10 +130,28 @@ class SnapshotStreams:
         channel = self._channels.get(env)
         return len(channel.subscribers) if channel else 0
 
+    def close(self) -> None:
+        """End every stream cleanly (the server is stopping: without this its graceful
+        shutdown would wait for clients that never leave). New streams are refused."""
+        self._closing = True
+        for channel in list(self._channels.values()):
+            if channel.feeder is not None:
+                channel.feeder.cancel()
+            for sub in list(channel.subscribers):
+                if sub.writing is not None:
+                    sub.writing.cancel()
+                sub.closed = True
+                with contextlib.suppress(Exception):  # a client already gone
+                    _start(sub.send({"type": "http.response.body", "body": b"",
+                                     "more_body": False}))
+        self._channels.clear()
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         env: str = scope["path_params"]["env"]
         request = Request(scope, receive)
         await asyncio.to_thread(self.authorize, request, env)  # the token check reads the store
+        if self._closing:
+            raise HTTPException(503, "the server is stopping")
         await send({"type": "http.response.start", "status": 200, "headers": _HEADERS})
         await send({"type": "http.response.body", "body": _HELLO, "more_body": True})
         sub = _Subscriber(send, request.headers.get("last-event-id") or None)
