@@ -37,7 +37,10 @@ class Stream:
         self.sock.settimeout(0.05)
         self.data = b""
 
-    def read(self, until: bytes | None = None, timeout: float = 10.0) -> bytes:
+    def read(self, until: bytes | None = None, timeout: float = 10.0,
+             idle: float = 0.05) -> bytes:
+        """Read until ``until`` has arrived, or (without it) until ``idle`` s pass quietly."""
+        self.sock.settimeout(idle)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -61,9 +64,10 @@ class Stream:
         self.sock.close()
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[SyncServer]:
-    s = SyncServer(tmp_path / "state", heartbeat=0.5).start()
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SyncServer]:
+    """One server for the module: every test publishes the snapshots it reads first."""
+    s = SyncServer(tmp_path_factory.mktemp("stream") / "state", heartbeat=0.5).start()
     try:
         yield s
     finally:
@@ -79,9 +83,9 @@ def test_one_change_reaches_every_open_stream_exactly_once(server: SyncServer) -
         server.publish(make_snapshot(2, bool_flag_set(on_ids=("u-2",))))
         for s in streams:
             s.read(until=b'id: "2"')
-        time.sleep(0.2)
+        time.sleep(0.2)  # time for a duplicate to arrive, if any were sent
         for s in streams:
-            s.read()
+            s.read(idle=0.001)
         assert [s.versions() for s in streams] == [[2]] * 200
         assert all(b'"u-2"' in s.data for s in streams)
     finally:
@@ -154,8 +158,11 @@ def test_streams_get_heartbeat_comments_between_changes(server: SyncServer) -> N
     server.publish(make_snapshot(1, bool_flag_set()))
     s = Stream(server, server.token, last='"1"')
     try:
-        s.read(until=b": heartbeat\n\n: heartbeat\n\n", timeout=5)
+        deadline = time.monotonic() + 10
+        while s.data.count(b": heartbeat\n\n") < 2 and time.monotonic() < deadline:
+            s.read(until=b": heartbeat", timeout=1)
         assert s.data.count(b": heartbeat\n\n") >= 2
+        assert s.versions() == []
     finally:
         s.close()
 
