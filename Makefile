@@ -17,15 +17,17 @@ PYTHON      ?= $(shell command -v python3.11 2>/dev/null || command -v python3 2
 PYTEST_ARGS ?=
 BENCH_ARGS  ?=
 LINT_PATHS  := src tests bench examples
+# The Node OFREP interop test's packages (tests/agent/test_node_ofrep_interop.py).
+NODE_INTEROP := tests/interop/node
 
-.PHONY: help venv test lint fmt demo bench clean distclean
+.PHONY: help venv node-interop test lint fmt demo bench clean distclean
 
 help:
 	@echo "make demo    the router at 90/10 with sticky users, then a canary deployment v1 -> v2"
 	@echo "make test    ruff, mypy --strict, import-linter, pytest  (PYTEST_ARGS=... to pass on)"
 	@echo "make bench   router benchmarks"
 	@echo "make lint    static checks only;  make fmt   format the code with ruff"
-	@echo "make clean   remove caches and build output;  make distclean   also remove $(VENV)"
+	@echo "make clean   remove caches and build output;  make distclean   also remove $(VENV) and $(NODE_INTEROP)/node_modules"
 
 venv: $(STAMP)
 
@@ -63,7 +65,22 @@ $(STAMP): pyproject.toml
 	  || { tail -n 40 $(VENV)/pip.log >&2; echo "error: pip install failed; full log: $(VENV)/pip.log" >&2; exit 1; }
 	@touch $(STAMP)
 
-test: venv
+# `npm ci` when node_modules is missing or older than package-lock.json. Without npm (or
+# when npm ci fails) the Node interop tests skip and say why — or fail under
+# SLUICEGATE_REQUIRE_ALL=1, which .ci/run sets after installing the modules itself.
+node-interop:
+	@if [ ! -f $(NODE_INTEROP)/node_modules/.package-lock.json ] \
+	    || [ $(NODE_INTEROP)/package-lock.json -nt $(NODE_INTEROP)/node_modules/.package-lock.json ]; then \
+	  if command -v npm >/dev/null; then \
+	    echo "installing the Node interop packages (npm ci in $(NODE_INTEROP))"; \
+	    npm ci --prefix $(NODE_INTEROP) --no-audit --no-fund --loglevel=error \
+	      || echo "warning: npm ci failed; the Node OFREP interop tests will skip" >&2; \
+	  else \
+	    echo "npm not found: the Node OFREP interop tests will skip (apt-get install nodejs npm)"; \
+	  fi; \
+	fi
+
+test: venv node-interop
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/mypy --strict src/
 	$(BIN)/lint-imports
@@ -92,4 +109,4 @@ clean:
 	find src -maxdepth 1 -name '*.egg-info' -type d -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(NODE_INTEROP)/node_modules

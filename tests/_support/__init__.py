@@ -32,6 +32,7 @@ __all__ = [
     "ProcessStartError",
     "RouterProcess",
     "free_port",
+    "require",
     "require_binary",
     "router_config",
     "rss_kib",
@@ -62,15 +63,24 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
-def require_binary(name: str) -> str:
+def require_binary(name: str, package: str | None = None) -> str:
     """Path of a Debian binary (haproxy, nginx, wrk...); skip the test when it is missing.
 
+    ``package`` is the Debian package providing it when its name differs (node: nodejs).
     With ``SLUICEGATE_REQUIRE_ALL=1`` (set by .ci/run) a missing binary fails the test.
     """
     path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/local/sbin")
     if path:
         return path
-    reason = f"{name} is not installed (apt-get install {name})"
+    require(False, f"{name} is not installed (apt-get install {package or name})")
+    raise AssertionError("unreachable")  # require() skipped or failed
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip the test with ``reason`` unless ``condition``; with ``SLUICEGATE_REQUIRE_ALL=1``
+    (set by .ci/run) fail it instead, so CI never passes by skipping."""
+    if condition:
+        return
     if os.environ.get("SLUICEGATE_REQUIRE_ALL") == "1":
         pytest.fail(f"{reason}; SLUICEGATE_REQUIRE_ALL=1 requires it", pytrace=False)
     pytest.skip(reason)

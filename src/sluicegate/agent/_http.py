@@ -34,9 +34,28 @@ _SINGLE = b"/ofrep/v1/evaluate/flags/"
 _BULK = b"/ofrep/v1/evaluate/flags"
 _GET_FLAG = b"/v1/flags/"
 _JSON = b"application/json"
+_CONFIGURATION_PATH = b"/ofrep/v1/configuration"
 _PHRASES = {s.value: s.phrase.encode() for s in HTTPStatus}
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _loads = json.JSONDecoder().decode
+
+# OFREP provider configuration (GET /ofrep/v1/configuration), true of every agent, so built
+# once. Polling: the bulk endpoint answers If-None-Match with 304, and a poll more often
+# than once a second buys little, as the agent itself hears changes within milliseconds.
+# Provider-side caching stays off: answers cost microseconds on loopback, and a cache
+# would hold back a change or a rollback for its TTL. Number flags serve ints and floats.
+_MIN_POLLING_INTERVAL_MS = 1000
+_CONFIGURATION: Mapping[str, Any] = {
+    "name": "sluicegate",
+    "capabilities": {
+        "cacheInvalidation": {"polling": {"enabled": True,
+                                          "minPollingIntervalMs": _MIN_POLLING_INTERVAL_MS}},
+        "flagEvaluation": {"supportedTypes": ["boolean", "string", "int", "float", "object"]},
+        "caching": {"enabled": False},
+    },
+}
+_CONFIGURATION_BODY = _dumps(_CONFIGURATION).encode()
+_CONFIGURATION_ETAG = f'"{hashlib.blake2b(_CONFIGURATION_BODY, digest_size=8).hexdigest()}"'
 
 
 def _response(status: int, body: bytes, keep_alive: bool, content_type: bytes = _JSON,
@@ -212,6 +231,14 @@ class AgentHttp:
             for transport in list(self.subscribers):
                 transport.write(b": heartbeat\n\n")
 
+    def configuration(self, if_none_match: str | None, keep: bool) -> bytes:
+        """OFREP's provider configuration, with an ETag (it never changes while we run)."""
+        extra = b"ETag: %s\r\n" % _CONFIGURATION_ETAG.encode()
+        if if_none_match is not None and _CONFIGURATION_ETAG in (
+                t.strip() for t in if_none_match.split(",")):
+            return _response(304, b"", keep, _JSON, extra)
+        return _response(200, _CONFIGURATION_BODY, keep, _JSON, extra)
+
     def health(self, keep: bool) -> bytes:
         health = self.state.health()
         return _json(200 if health.ready else 503, health.body, keep)
@@ -311,6 +338,8 @@ class _Protocol(asyncio.Protocol):
         if path.startswith(_GET_FLAG):
             return app.get_flag(unquote(path[len(_GET_FLAG):].decode("utf-8", "replace")),
                                 query.decode("latin-1"), keep)
+        if path == _CONFIGURATION_PATH:
+            return app.configuration(self.if_none_match, keep)
         if path == b"/v1/snapshot":
             return app.snapshot(self.if_none_match, keep)
         if path == b"/v1/stream":
