@@ -17,6 +17,7 @@ from sluicegate.monitor.canary import (
     combine_judgements,
     judge,
     judge_errors,
+    judge_errors_sequential,
     judge_latency,
 )
 from sluicegate.router import _histogram  # test only: the monitor core must not import it
@@ -379,3 +380,59 @@ def test_judge_both_dimensions() -> None:
                  GroupCounts(20, 2000, fast)).outcome is Outcome.FAIL
     early = judge(GroupCounts(0, 10, {}), GroupCounts(20, 2000, fast))
     assert early.outcome is Outcome.INCONCLUSIVE
+
+
+# --- the sequential error test ---------------------------------------------------------------
+
+
+def test_the_sequential_test_fails_once_the_likelihood_ratio_reaches_one_over_alpha() -> None:
+    base = 1 / 1001  # blue 0 of 1,000, leaning high
+    p0, p1 = base + 0.01, base + 0.20
+    llr = 3 * math.log(p1 / p0) + 1 * math.log((1 - p1) / (1 - p0))
+    j = judge_errors_sequential(3, 4, 0, 1000, alpha=0.003, label="5xx")
+    assert j.outcome is Outcome.FAIL
+    assert j.p_value == pytest.approx(math.exp(-llr))
+    assert j.detail.startswith("green 5xx 3/4 vs blue 0/1000 (sequential test +20 pt vs +1 pt")
+    two = judge_errors_sequential(2, 4, 0, 1000, alpha=0.003)
+    assert two.outcome is Outcome.INCONCLUSIVE and two.p_value is not None
+    assert two.p_value > 0.003
+
+
+def test_the_sequential_test_needs_two_green_errors_and_enough_blue_requests() -> None:
+    assert judge_errors_sequential(1, 1, 0, 5000).outcome is Outcome.INCONCLUSIVE
+    assert judge_errors_sequential(5, 5, 0, 99).outcome is Outcome.INCONCLUSIVE
+    assert judge_errors_sequential(5, 5, 0, 100).outcome is Outcome.FAIL
+    # blue already fails 85 %: +20 pt is beyond reach, so no verdict at all
+    assert judge_errors_sequential(9, 10, 850, 1000).p_value is None
+
+
+@pytest.mark.parametrize(("alpha", "effect", "tolerated"), [
+    (0.0, 0.2, 0.01), (1.0, 0.2, 0.01), (0.01, 0.01, 0.01), (0.01, 0.2, -0.1)])
+def test_the_sequential_test_refuses_impossible_settings(
+        alpha: float, effect: float, tolerated: float) -> None:
+    with pytest.raises(ValueError):
+        judge_errors_sequential(1, 2, 0, 100, alpha=alpha, effect=effect,
+                                tolerated_increase=tolerated)
+
+
+@pytest.mark.parametrize("blue_errors", [0, 10, 50])
+def test_checked_after_each_request_the_sequential_test_fails_a_boundary_green_at_most_alpha(
+        blue_errors: int) -> None:
+    # Exact: the chance that a green failing at blue's rate + 1 pt ever FAILs within its
+    # first 300 requests, by dynamic programming over (requests, errors), is below alpha.
+    alpha, blue_total = 0.003, 1000
+    rate = (blue_errors + 1) / (blue_total + 1) + 0.01
+    alive = {0: 1.0}  # errors so far -> probability of having got here without a FAIL
+    crossed = 0.0
+    for n in range(1, 301):
+        step: dict[int, float] = {}
+        for k, p in alive.items():
+            for errors, q in ((k + 1, rate), (k, 1 - rate)):
+                verdict = judge_errors_sequential(errors, n, blue_errors, blue_total,
+                                                  alpha=alpha)
+                if verdict.outcome is Outcome.FAIL:
+                    crossed += p * q
+                else:
+                    step[errors] = step.get(errors, 0.0) + p * q
+        alive = step
+    assert 0.0 < crossed <= alpha

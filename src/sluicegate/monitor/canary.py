@@ -27,10 +27,18 @@ rank test's p-value is an approximation, so below ``min_samples`` on either side
 verdict at all. Bucket resolution is 1/8 octave (midpoints ≤ 6.25 % off), so a tolerance below
 about 12 % may flag a narrow distribution that only crossed a bucket edge.
 
-Each call is a single test at ``confidence``; a guard that re-judges every second over a
-sliding window tests many times. The tolerated increase is what keeps that from crying wolf:
-a healthy green sits well inside it, where the chance of a FAIL is far below ``1 -
-confidence``.
+Errors, sequentially (:func:`judge_errors_sequential`): Wald's sequential probability ratio
+test of "green = blue + ``effect``" against "green = blue + tolerated increase", one-sided and
+open-ended (it FAILs or keeps waiting, never passes). Run on all of green's data since it got
+traffic, the chance that it ever FAILs a green no worse than the tolerance is at most
+``alpha`` however often it is checked (Ville's inequality), so it needs no confirmation
+window: a release that fails a large share of its first requests is caught after two or
+three of them.
+
+Each call of the fixed-sample tests is a single test at ``confidence``; a guard that
+re-judges every second over a sliding window tests many times. The tolerated increase is
+what keeps that from crying wolf: a healthy green sits well inside it, where the chance of a
+FAIL is far below ``1 - confidence``.
 """
 
 from __future__ import annotations
@@ -56,6 +64,8 @@ __all__ = [
     "DEFAULT_MIN_ERRORS",
     "DEFAULT_MIN_REQUESTS",
     "DEFAULT_MIN_SAMPLES",
+    "DEFAULT_SEQUENTIAL_ALPHA",
+    "DEFAULT_SEQUENTIAL_EFFECT",
     "MAX_SAMPLES",
     "GroupCounts",
     "Judgement",
@@ -63,6 +73,7 @@ __all__ = [
     "combine_judgements",
     "judge",
     "judge_errors",
+    "judge_errors_sequential",
     "judge_latency",
 ]
 
@@ -72,6 +83,10 @@ DEFAULT_LATENCY_TOLERANCE = 0.10
 DEFAULT_MIN_REQUESTS = 100
 DEFAULT_MIN_ERRORS = 3
 DEFAULT_MIN_SAMPLES = 50
+DEFAULT_SEQUENTIAL_ALPHA = 0.005
+DEFAULT_SEQUENTIAL_EFFECT = 0.20
+#: Blue requests a sequential test needs before blue's error rate is taken as known.
+SEQUENTIAL_MIN_BLUE = 100
 
 
 class Outcome(enum.StrEnum):
@@ -188,6 +203,59 @@ def judge_errors(
                          f"{observed} ({stats}): not enough data yet, need {min_requests} "
                          "requests per group", "errors")
     return Judgement(Outcome.PASS, p, green_value, blue_value, f"{observed} ({stats})",
+                     "errors")
+
+
+def judge_errors_sequential(
+    green_errors: int,
+    green_total: int,
+    blue_errors: int,
+    blue_total: int,
+    *,
+    alpha: float = DEFAULT_SEQUENTIAL_ALPHA,
+    effect: float = DEFAULT_SEQUENTIAL_EFFECT,
+    tolerated_increase: float = DEFAULT_ERROR_TOLERANCE,
+    min_errors: int = 2,
+    label: str = "errors",
+) -> Judgement:
+    """FAIL when the likelihood ratio of green's errors under "blue's rate + ``effect``"
+    over "blue's rate + ``tolerated_increase``" reaches ``1 / alpha``, else INCONCLUSIVE.
+    The counts must be everything green served since it got traffic (see the module doc).
+    Blue's rate is taken as ``(errors + 1) / (requests + 1)``, a little high, which makes a
+    FAIL harder; it needs ``SEQUENTIAL_MIN_BLUE`` blue requests and ``min_errors`` green
+    errors. ``p_value`` is ``1 / likelihood ratio`` (Ville: an always-valid p-value)."""
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be between 0 and 1 (exclusive), got {alpha}")
+    if not 0.0 <= tolerated_increase < effect < 1.0:
+        raise ValueError("need 0 <= tolerated_increase < effect < 1, got "
+                         f"{tolerated_increase} and {effect}")
+    for name, errors, total in (("green", green_errors, green_total),
+                                ("blue", blue_errors, blue_total)):
+        if total < 0 or errors < 0 or errors > total:
+            raise ValueError(f"{name}: {errors} errors of {total} requests is not a count")
+    green_value = green_errors / green_total if green_total else None
+    blue_value = blue_errors / blue_total if blue_total else None
+    observed = (f"green {label} {green_errors}/{green_total} vs blue "
+                f"{blue_errors}/{blue_total}")
+    if blue_total < SEQUENTIAL_MIN_BLUE or green_errors < min_errors:
+        return Judgement(Outcome.INCONCLUSIVE, None, green_value, blue_value,
+                         f"{observed}: sequential test waits for {min_errors} green errors "
+                         f"and {SEQUENTIAL_MIN_BLUE} blue requests", "errors")
+    base = (blue_errors + 1) / (blue_total + 1)
+    p0, p1 = base + tolerated_increase, base + effect
+    if p1 >= 1.0:  # blue already fails so often that +effect is out of reach
+        return Judgement(Outcome.INCONCLUSIVE, None, green_value, blue_value,
+                         f"{observed}: blue's error rate leaves no room for the sequential "
+                         "test", "errors")
+    llr = (green_errors * math.log(p1 / p0)
+           + (green_total - green_errors) * math.log((1.0 - p1) / (1.0 - p0)))
+    p = math.exp(-llr) if llr > 0 else 1.0
+    stats = (f"sequential test +{effect * 100:g} pt vs +{tolerated_increase * 100:g} pt, "
+             f"likelihood ratio {math.exp(min(llr, 700)):.3g}, {_verdict_text(p, alpha)}")
+    if p < alpha:
+        return Judgement(Outcome.FAIL, p, green_value, blue_value,
+                         f"{observed} ({stats}): green is worse", "errors")
+    return Judgement(Outcome.INCONCLUSIVE, p, green_value, blue_value, f"{observed} ({stats})",
                      "errors")
 
 

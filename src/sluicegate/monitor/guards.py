@@ -11,6 +11,12 @@ The judgement runs several times a second over a sliding window, so one FAIL is 
 the guard fires when the verdict has stayed FAIL for ``confirm`` seconds (0.5 s) and over
 more green requests than the first FAIL saw. A verdict that is FAIL only for one unlucky
 reading of the open second does not roll back; a bad release costs half a second more.
+
+Beside it runs a sequential test of the error proportion (``canary.judge_errors_sequential``)
+while the window still holds all of green's traffic: its false-FAIL bound holds however
+often it is checked, so it fires at once, typically after green's second or third failure.
+Choosing its alpha (0.5 %) and effect (+20 pt): ``bench/guard_rule_sim.py`` replays the
+blast-radius scenario's traffic thousands of times (numbers in ``docs/monitor.md``).
 """
 
 from __future__ import annotations
@@ -21,7 +27,15 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sluicegate.clock import Clock, SystemClock
-from sluicegate.monitor.canary import GroupCounts, Judgement, Outcome, judge
+from sluicegate.monitor.canary import (
+    DEFAULT_SEQUENTIAL_ALPHA,
+    DEFAULT_SEQUENTIAL_EFFECT,
+    GroupCounts,
+    Judgement,
+    Outcome,
+    judge,
+    judge_errors_sequential,
+)
 from sluicegate.monitor.sources import MetricSource, Second
 from sluicegate.router.traffic import group_name
 from sluicegate.store import Deployment
@@ -61,20 +75,26 @@ class DefaultGuards:
     # A guard that rolls back must be sure; the error test stays fast on a clearly bad release.
     def __init__(self, source: MetricSource, window: int = 60, confidence: float = 0.999,
                  tolerated_latency_increase: float = 0.5, confirm: float = 0.5,
+                 sequential_alpha: float | None = DEFAULT_SEQUENTIAL_ALPHA,
+                 sequential_effect: float = DEFAULT_SEQUENTIAL_EFFECT,
                  clock: Clock | None = None) -> None:
         self.source = source
         self.window = window
         self.confidence = confidence
         self.tolerated_latency_increase = tolerated_latency_increase
         self.confirm = confirm
+        self.sequential_alpha = sequential_alpha  # None: no sequential test
+        self.sequential_effect = sequential_effect
         self.clock = clock or SystemClock()
         self.last: dict[str, Judgement] = {}
         self._failing: dict[str, tuple[float, int]] = {}  # deployment -> (since, green total)
+        self._first_green: dict[str, int] = {}  # deployment -> green's first second of traffic
 
     async def __call__(self, dep: Deployment) -> str | None:
         if dep.from_revision is None or not dep.active:
             self.last.pop(dep.id, None)
             self._failing.pop(dep.id, None)
+            self._first_green.pop(dep.id, None)
             return None  # a first deployment has nothing to compare with
         series = await self.source.seconds(dep.service, self.window)
         green = series.get(group_name(dep.service, dep.revision), [])
@@ -83,6 +103,9 @@ class DefaultGuards:
         verdict = judge(g, b, confidence=self.confidence, error_label="5xx",
                         tolerated_latency_increase=self.tolerated_latency_increase)
         self.last[dep.id] = verdict
+        sequential = self._sequential(dep.id, green, g, b)
+        if sequential is not None and sequential.outcome is Outcome.FAIL:
+            return f"default canary guard, sequential test ({sequential.detail})"
         if verdict.outcome is not Outcome.FAIL:
             self._failing.pop(dep.id, None)
             return None
@@ -92,6 +115,21 @@ class DefaultGuards:
             return (f"default canary guard, FAIL for {now - since:.2f}s since"
                     f" {_clock_time(since)} ({verdict.detail})")
         return None
+
+    def _sequential(self, dep_id: str, green: Sequence[Second], g: GroupCounts,
+                    b: GroupCounts) -> Judgement | None:
+        """The sequential test, while the window holds all of green's traffic (its bound
+        is for data since the start, not for a sliding window); None when it is off."""
+        if self.sequential_alpha is None:
+            return None
+        first = next((s.t for s in green if s.requests), None)
+        if first is None:
+            return None
+        if self._first_green.setdefault(dep_id, first) != first:
+            return None  # green's first seconds have left the window
+        return judge_errors_sequential(g.errors, g.total, b.errors, b.total,
+                                       alpha=self.sequential_alpha,
+                                       effect=self.sequential_effect, label="5xx")
 
     def hold(self, dep: Deployment) -> str | None:
         """Why ``dep`` must not move to its next step yet: its last verdict was INCONCLUSIVE."""
