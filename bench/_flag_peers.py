@@ -58,8 +58,22 @@ def sluicegate(variant: str) -> dict[str, Any]:
                "fallthrough": {"split": [{"variant": "on", "weight": 25},
                                          {"variant": "off", "weight": 75}]}},
         STATIC: {"type": "boolean", "default_variant": "on"}}}
-    flags = validate_flag_set(doc).compile()
+    flags: Any = validate_flag_set(doc).compile()
     ctxs = [{"targetingKey": u} for u in USERS]
+    sdk_mode = variant.startswith("sdk")
+    if sdk_mode:
+        # The in-process SDK as an app uses it: a Client holding a snapshot, handed over
+        # the way its sync thread hands one over (no network in the timed loop).
+        from sluicegate.flags.snapshot import Snapshot, snapshot_etag
+        from sluicegate.sdk import Client
+
+        client = Client("http://127.0.0.1:9", start=False)
+        snapshot = Snapshot("prod", 1, snapshot_etag(1), validate_flag_set(doc).model_dump(
+            mode="json", exclude_none=True))
+        if not client._accept(snapshot.to_json()):
+            raise SystemExit("the SDK refused the bench snapshot")
+        flags = client
+        variant = variant.removeprefix("sdk").lstrip(":")
 
     if variant == "get_boolean":
         def make(key: str) -> tuple[Loop, Loop]:

@@ -40,6 +40,8 @@ RUNS: list[tuple[str, str, str]] = [
     ("sluicegate", "sluicegate evaluate() -> Resolution", "project"),
     ("sluicegate:get_boolean", "sluicegate get_boolean() -> bool", "project"),
     ("sluicegate:segment100k", "sluicegate evaluate(), 100k-id segment", "project"),
+    ("sluicegate:sdk", "sluicegate.sdk.Client evaluate() (in-process SDK)", "project"),
+    ("sluicegate:sdk:get_boolean", "sluicegate.sdk.Client get_boolean()", "project"),
     ("baseline", "python floor (dict + set + mmh3, no SDK)", "project"),
     ("growthbook", "GrowthBook (shared instance + set_attributes)", "peers"),
     ("launchdarkly", "LaunchDarkly (file data source, events off)", "peers"),
