@@ -29,6 +29,7 @@ TABLES = {
     "flag_environments",
     "flag_set_versions",
     "flag_rollouts",
+    "flag_exposures",
     "webhooks",
     "webhook_deliveries",
     "webhook_cursor",

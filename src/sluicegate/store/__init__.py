@@ -13,6 +13,7 @@ from ._records import (
     Delivery,
     Deployment,
     Event,
+    ExposureTotal,
     FlagEnvironment,
     FlagRollout,
     FlagSetVersion,
@@ -31,6 +32,7 @@ from ._store import Store, Transaction
 from .alarms import AlarmRepository, DeclaredAlarm, SyncResult
 from .deployments import DeploymentRepository, new_deployment_id
 from .events import EventRepository
+from .exposures import ExposureRepository
 from .flags import FlagRepository, FlagRolloutRepository, new_rollout_id
 from .metric_rollups import MetricRollupRepository
 from .replicas import ReplicaRepository
@@ -51,6 +53,8 @@ __all__ = [
     "DeploymentRepository",
     "Event",
     "EventRepository",
+    "ExposureRepository",
+    "ExposureTotal",
     "FlagEnvironment",
     "FlagRepository",
     "FlagRollout",

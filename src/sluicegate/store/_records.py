@@ -14,6 +14,7 @@ __all__ = [
     "Delivery",
     "Deployment",
     "Event",
+    "ExposureTotal",
     "FlagEnvironment",
     "FlagRollout",
     "FlagSetVersion",
@@ -154,6 +155,17 @@ class Alarm:
     def id(self) -> str:
         """``<service>/<name>``: the alarm's identity and its events' subject."""
         return f"{self.service}/{self.name}"
+
+
+@dataclass(frozen=True)
+class ExposureTotal:
+    """Evaluations of one flag's variant over a range of minutes, and the newest minute
+    (its start, epoch seconds) in which it was seen."""
+
+    flag: str
+    variant: str
+    count: int
+    last_minute: int
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ __all__ = [
     "deployments",
     "events",
     "flag_environments",
+    "flag_exposures",
     "flag_rollouts",
     "flag_set_versions",
     "metadata",
@@ -217,6 +218,22 @@ metric_rollups = sa.Table(
     sa.Column("maximum", sa.Double(), nullable=True),
     sa.Column("hist", Json, nullable=False),  # bucket -> count, in the source's scheme
     sa.Index("ix_metric_rollups_minute", "minute"),
+)
+
+flag_exposures = sa.Table(
+    "flag_exposures",
+    metadata,
+    # Flag evaluations agents reported, summed per environment, flag, variant and minute.
+    # No foreign key: telemetry outlives the flag (and even the environment) it counted.
+    sa.Column("env", sa.String(64), primary_key=True),
+    sa.Column("flag", sa.String(200), primary_key=True),
+    sa.Column("variant", sa.String(200), primary_key=True),  # error:CODE for failures
+    sa.Column("minute", sa.BigInteger(), primary_key=True),  # epoch seconds, a minute's start
+    sa.Column("count", sa.BigInteger(), nullable=False),
+    sa.Column("updated_at", sa.Double(), nullable=False),
+    sa.CheckConstraint("count >= 0", name="count_non_negative"),
+    sa.Index("ix_flag_exposures_minute", "minute"),
+    sa.Index("ix_flag_exposures_env_minute", "env", "minute"),
 )
 
 flag_environments = sa.Table(
