@@ -32,9 +32,10 @@ def agent(server_url: str, env: str, key: str | None, host: str, port: int, cach
 
     Serves OFREP (POST /ofrep/v1/evaluate/flags/KEY), GET /v1/flags/KEY?userId=u1,
     the raw snapshot for in-process SDKs (GET /v1/snapshot, /v1/stream), /healthz and
-    /metrics. Evaluation counts per flag and variant are reported to the server every
-    --report-interval (exposures: `sluice flags exposures ENV`). Updates arrive over a server-sent-events stream; when the server is down the
+    /metrics. Updates arrive over a server-sent-events stream; when the server is down the
     agent keeps serving the last known good flags, also across restarts (from --cache-dir).
+    Evaluation counts per flag and variant go to the server every --report-interval
+    (exposures: see `sluice flags exposures ENV`).
     """
     from sluicegate.agent import AgentSettings, run_agent
     from sluicegate.spec import parse_duration

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.live import Live
 
 from sluicegate.cli._api import Api, api_options
+from sluicegate.cli._exposure_cmds import exposures
 from sluicegate.cli._flag_views import (
     compact,
     diff_lines,
@@ -371,5 +372,7 @@ def _rollout_command(name: str, doc: str) -> click.Command:
 _rollout_command("stop", "Call ENV's rollout off: everyone back on the current version now.")
 _rollout_command("rollback", "The new version is bad: everyone back on the current version "
                              "now (recorded as rolled back).")
+
+flags.add_command(exposures)
 
 COMMANDS = [flags]
