@@ -22,6 +22,17 @@ def test_reports_for_the_same_minute_add_up_and_others_stay_apart(store: Store) 
     assert store.flag_exposures.minutes("staging", M0, M0 + 120) == {M0: 100}
 
 
+def test_a_variant_nobody_got_in_a_minute_the_flag_was_evaluated_counts_zero(
+        store: Store) -> None:
+    store.flag_exposures.add("prod", M0, [("checkout", "new", 3)])
+    store.flag_exposures.add("prod", M0 + 60, [("checkout", "error:GENERAL", 1)])
+    store.flag_exposures.add("prod", M0 + 120, [("search", "on", 1)])
+    assert store.flag_exposures.minutes("prod", M0, M0 + 180, flag="checkout",
+                                        variant="error:GENERAL") == {M0: 0, M0 + 60: 1}
+    assert store.flag_exposures.minutes("prod", M0, M0 + 180, variant="new") == {
+        M0: 3, M0 + 60: 0, M0 + 120: 0}
+
+
 def test_totals_sum_each_variant_from_the_minute_holding_since(store: Store) -> None:
     store.flag_exposures.add("prod", M0 - 60, [("checkout", "new", 1000)])
     store.flag_exposures.add("prod", M0, [("checkout", "new", 3), ("search", "on", 7),

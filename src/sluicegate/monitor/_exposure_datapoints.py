@@ -3,9 +3,11 @@
 Metric ``evaluations``, dimensions ``env`` (required), ``flag`` and ``variant`` (optional:
 left out, they are summed; a failed evaluation's variant is ``error:CODE``). The counts come
 from the per-minute rows agents' reports fill (``store.flag_exposures``): each minute with
-a row is ``StatSet.events(n)``, so Sum is the number of evaluations; a minute without any
-report is missing data. Periods are whole minutes. Agents report every ``--report-interval``
-(10 s), so the minute that just closed may still grow for that long.
+a row is ``StatSet.events(n)``, so Sum is the number of evaluations. As with the router's
+counters, a minute in which the flag (the environment, without ``flag``) was evaluated at
+all is present, with Sum 0 for a variant nobody got (an error share reads 0), and a minute
+without any evaluation is missing data. Periods are whole minutes. Agents report every
+``--report-interval`` (10 s), so the minute that just closed may still grow for that long.
 """
 
 from __future__ import annotations

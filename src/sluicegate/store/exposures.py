@@ -59,15 +59,17 @@ class ExposureRepository(Repository):
     def minutes(self, env: str, start: int, end: int, flag: str | None = None,
                 variant: str | None = None) -> dict[int, int]:
         """Minute start -> count in [start, end), summed over the flags and variants not
-        pinned by ``flag`` / ``variant``; minutes without a row are absent."""
+        pinned by ``flag`` / ``variant``. A minute is present when ``env`` (``flag``, when
+        given) has a row in it: a variant nobody got while the flag was evaluated counts 0
+        there (so an error share reads 0, not missing); other minutes are absent."""
         t = flag_exposures.c
-        query = (sa.select(t.minute, sa.func.sum(t.count).label("n"))
+        counted = t.count if variant is None else sa.case((t.variant == variant, t.count),
+                                                          else_=0)
+        query = (sa.select(t.minute, sa.func.sum(counted).label("n"))
                  .where(t.env == env, t.minute >= start, t.minute < end)
                  .group_by(t.minute).order_by(t.minute))
         if flag is not None:
             query = query.where(t.flag == flag)
-        if variant is not None:
-            query = query.where(t.variant == variant)
         with self._db.read() as conn:
             return {int(r.minute): int(r.n) for r in conn.execute(query)}
 
