@@ -89,6 +89,23 @@ def test_reports_add_up_and_totals_start_at_the_minute_holding_since(
         "on": minute, "error:TYPE_MISMATCH": minute}
 
 
+def test_a_numbered_report_sent_again_is_acknowledged_and_counted_once(
+        server: Server, tokens: dict[str, str]) -> None:
+    body = {**report(("resent", "on", 4)), "instance": "i-1", "seq": 1}
+    first = call(server, "POST", "/v1/flags/prod/exposures", tokens["agent-prod"], body)
+    again = call(server, "POST", "/v1/flags/prod/exposures", tokens["agent-prod"], body)
+    assert (first.status_code, first.json()["stored"]) == (200, True)
+    assert (again.status_code, again.json()["stored"], again.json()["evaluations"]) == (
+        200, False, 0)
+    body = {**report(("resent", "on", 1)), "instance": "i-1", "seq": 2}
+    assert call(server, "POST", "/v1/flags/prod/exposures", tokens["agent-prod"],
+                body).json()["stored"] is True
+    assert totals(server, "prod", tokens["reader"], flag="resent") == {("resent", "on"): 5}
+    r = call(server, "GET", "/v1/flags/prod/exposures", tokens["reader"])
+    assert [(a["agent"], a["instance"], a["reports"]) for a in r.json()["agents"]] == [
+        ("host-a:2772", "i-1", 2)]
+
+
 def test_a_report_from_an_agent_whose_clock_runs_ahead_lands_in_the_current_minute(
         server: Server, tokens: dict[str, str]) -> None:
     before = int(time.time()) // 60 * 60
@@ -107,6 +124,8 @@ def test_a_report_from_an_agent_whose_clock_runs_ahead_lands_in_the_current_minu
     ({"counts": [{"flag": "x", "variant": "on", "count": 1}] * 1001}, "counts"),
     ({"start": 100.0, "end": 50.0}, "end"),
     ({"agent": ""}, "agent"),
+    ({"seq": 1}, "seq"),
+    ({"instance": "i1", "seq": 0}, "seq"),
     ({"extra": 1}, "extra"),
 ])
 def test_a_bad_report_is_refused_naming_the_field_and_stores_nothing(

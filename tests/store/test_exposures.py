@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from sluicegate.clock import ManualClock
 from sluicegate.store import ExposureTotal, Store
 
 M0 = 1_700_000_040  # a minute's start
@@ -61,3 +62,22 @@ def test_minutes_before_the_cut_are_deleted(store: Store) -> None:
     store.flag_exposures.add("prod", M0 + 60, [("checkout", "new", 2)])
     assert store.flag_exposures.delete_before(M0 + 60) == 1
     assert store.flag_exposures.minutes("prod", 0, M0 * 2) == {M0 + 60: 2}
+
+
+def test_a_report_is_stored_once_per_instance_and_sequence_number(
+        store: Store, clock: ManualClock) -> None:
+    def send(seq: int, n: int, instance: str = "i1") -> bool:
+        return store.flag_exposures.add_report("prod", M0, [("checkout", "new", n)],
+                                               agent="host:2772", instance=instance, seq=seq)
+
+    assert send(1, 5) is True
+    assert send(1, 5) is False  # resent after a lost answer
+    clock.advance(30)
+    assert send(2, 3) is True
+    assert send(1, 5) is False  # an old one arriving late
+    assert send(1, 7, instance="i2") is True  # the agent restarted: a new instance
+    assert store.flag_exposures.minutes("prod", M0, M0 + 60) == {M0: 15}
+    assert [(r.instance, r.last_seq, r.last_seen - r.first_seen)
+            for r in store.flag_exposures.reporters("prod", since=0)] == [
+        ("i1", 2, 30.0), ("i2", 1, 0.0)]
+    assert store.flag_exposures.reporters("staging", since=0) == []

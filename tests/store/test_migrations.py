@@ -30,6 +30,7 @@ TABLES = {
     "flag_set_versions",
     "flag_rollouts",
     "flag_exposures",
+    "flag_exposure_reporters",
     "webhooks",
     "webhook_deliveries",
     "webhook_cursor",

@@ -2,8 +2,9 @@
 
 Runs as one task on the agent's event loop and never in the serving path: reading the
 counters is a dict walk per interval, the POST is asynchronous, and one report is in flight
-at a time. A report the server does not acknowledge (unreachable, 5xx, 4xx) stays owed and
-goes out with the next one (see :mod:`sluicegate.agent._exposures`). ``close`` sends a last
+at a time. A report the server does not acknowledge (unreachable, 5xx, 4xx) is sent again
+with its number, what came after goes out with the next one (see
+:mod:`sluicegate.agent._exposures`). ``close`` sends a last
 report so a clean shutdown loses nothing; a crash loses what was not delivered.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import Mapping
 
 import httpx
@@ -33,6 +35,7 @@ class ExposureReporter:
                  timeout: float = 5.0) -> None:
         self.url = f"{server.rstrip('/')}/v1/flags/{env}/exposures"
         self.agent = agent
+        self.instance = uuid.uuid4().hex  # this process: its report numbers start at 1
         self.counters = counters  # the live counters; read on the loop thread only
         self.clock = clock
         self.interval = interval
@@ -59,7 +62,7 @@ class ExposureReporter:
         if report is None:
             return True
         try:
-            response = await self._http.post(self.url, json=report.body(self.agent))
+            response = await self._http.post(self.url, json=report.body(self.agent, self.instance))
             problem = None if response.status_code < 300 else (
                 f"HTTP {response.status_code}: {response.text[:200]}")
         except httpx.HTTPError as exc:

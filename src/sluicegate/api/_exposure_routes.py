@@ -4,8 +4,10 @@ sums them per minute (``store.flag_exposures``), readers see the totals.
 ``POST /v1/flags/{env}/exposures`` takes one agent report: an agent token of ``env`` (or a
 reader or higher token) may send it. The counts land in the minute holding the report's
 ``end`` (the server's current minute when ``end`` lies in the future: an agent's clock may
-run ahead), so a report that carries counts held back by an outage lands in the minute it
-was delivered. ``GET /v1/flags/{env}/exposures`` answers the totals per flag x variant.
+run ahead). A report with ``instance`` and ``seq`` (agents send both) is stored once: sent
+again because its answer was lost, it is acknowledged and not counted a second time.
+``GET /v1/flags/{env}/exposures`` answers the totals per flag x variant and the agents
+that reported in the range.
 """
 
 from __future__ import annotations
@@ -46,6 +48,10 @@ class ExposureReport(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     agent: Annotated[str, Field(min_length=1, max_length=_NAME_LENGTH)]
+    instance: Annotated[str | None, Field(min_length=1, max_length=64,
+                                          description="the agent process")] = None
+    seq: Annotated[StrictInt | None, Field(ge=1, description="the instance's report number,"
+                                                             " from 1")] = None
     start: Annotated[float, Field(ge=0)]
     end: Annotated[float, Field(ge=0)]
     counts: Annotated[list[ExposureCount], Field(max_length=MAX_COUNTS)]
@@ -63,6 +69,13 @@ class ExposureReport(BaseModel):
         start = info.data.get("start")
         if isinstance(start, float) and v < start:
             raise ValueError(f"end ({v}) is before start ({start})")
+        return v
+
+    @field_validator("seq")
+    @classmethod
+    def _with_instance(cls, v: int | None, info: ValidationInfo) -> int | None:
+        if (v is None) != (info.data.get("instance") is None):
+            raise ValueError("give instance and seq together, or neither")
         return v
 
 
@@ -83,10 +96,15 @@ def report_exposures(env: str, report: ExposureReport, request: Request,
     store = _store(request)
     store.flags.environment(env)  # 404 for an unknown environment
     minute = int(min(report.end, _now(request))) // 60 * 60
-    rows = store.flag_exposures.add(
-        env, minute, [(c.flag, c.variant, c.count) for c in report.counts])
-    return {"env": env, "minute": minute, "rows": rows,
-            "evaluations": sum(c.count for c in report.counts)}
+    counts = [(c.flag, c.variant, c.count) for c in report.counts]
+    if report.instance is not None and report.seq is not None:
+        stored = store.flag_exposures.add_report(env, minute, counts, agent=report.agent,
+                                                 instance=report.instance, seq=report.seq)
+    else:
+        store.flag_exposures.add(env, minute, counts)
+        stored = True
+    return {"env": env, "minute": minute, "stored": stored,
+            "evaluations": sum(c.count for c in report.counts) if stored else 0}
 
 
 @router.get("/{env}/exposures", summary="Flag evaluations per flag and variant")
@@ -105,4 +123,7 @@ def get_exposures(
     return {"env": env, "flag": flag, "since": start, "now": now,
             "evaluations": sum(t.count for t in totals),
             "variants": [{"flag": t.flag, "variant": t.variant, "count": t.count,
-                          "last_minute": t.last_minute} for t in totals]}
+                          "last_minute": t.last_minute} for t in totals],
+            "agents": [{"agent": a.agent, "instance": a.instance, "reports": a.last_seq,
+                        "first_seen": a.first_seen, "last_seen": a.last_seen}
+                       for a in store.flag_exposures.reporters(env, start)]}

@@ -152,6 +152,10 @@ def exposure_table(data: dict[str, Any]) -> Table:
                        else "")
         table.add_row(v["flag"], variant, str(v["count"]), f"{share:.1f} %",
                       when(v["last_minute"]))
+    agents = data.get("agents", [])
+    if agents:
+        table.caption = (f"reported by {len(agents)} agent process(es): "
+                         + ", ".join(sorted({a["agent"] for a in agents})))
     if not data["variants"]:
         table.caption = "no evaluations reported (are agents running with a key?)"
     return table

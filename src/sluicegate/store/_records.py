@@ -14,6 +14,7 @@ __all__ = [
     "Delivery",
     "Deployment",
     "Event",
+    "ExposureReporter",
     "ExposureTotal",
     "FlagEnvironment",
     "FlagRollout",
@@ -155,6 +156,17 @@ class Alarm:
     def id(self) -> str:
         """``<service>/<name>``: the alarm's identity and its events' subject."""
         return f"{self.service}/{self.name}"
+
+
+@dataclass(frozen=True)
+class ExposureReporter:
+    """An agent process that reported exposures: its name, instance, newest report."""
+
+    agent: str
+    instance: str
+    last_seq: int
+    first_seen: float
+    last_seen: float
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ __all__ = [
     "deployments",
     "events",
     "flag_environments",
+    "flag_exposure_reporters",
     "flag_exposures",
     "flag_rollouts",
     "flag_set_versions",
@@ -234,6 +235,20 @@ flag_exposures = sa.Table(
     sa.CheckConstraint("count >= 0", name="count_non_negative"),
     sa.Index("ix_flag_exposures_minute", "minute"),
     sa.Index("ix_flag_exposures_env_minute", "env", "minute"),
+)
+
+flag_exposure_reporters = sa.Table(
+    "flag_exposure_reporters",
+    metadata,
+    # Each reporting agent process (instance) and the sequence number of the newest report
+    # stored from it: a report resent after a lost answer is recognised and not counted twice.
+    sa.Column("env", sa.String(64), primary_key=True),
+    sa.Column("agent", sa.String(200), primary_key=True),
+    sa.Column("instance", sa.String(64), primary_key=True),
+    sa.Column("last_seq", sa.BigInteger(), nullable=False),
+    sa.Column("first_seen", sa.Double(), nullable=False),
+    sa.Column("last_seen", sa.Double(), nullable=False),
+    sa.Index("ix_flag_exposure_reporters_last_seen", "last_seen"),
 )
 
 flag_environments = sa.Table(

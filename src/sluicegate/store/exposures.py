@@ -1,7 +1,11 @@
 """Flag exposures: how often agents evaluated each flag's variants, summed per environment,
 flag, variant and minute. Agents report deltas; a report adds to its minute's rows. Read by
 ``GET /v1/flags/{env}/exposures``, by the ``exposures`` alarm source, pruned with the metric
-rollups after their retention (14 days)."""
+rollups after their retention (14 days).
+
+A report may carry its agent process (``instance``) and a sequence number: it is stored
+only when the number is above the newest stored from that instance, in the same
+transaction, so a report resent because its answer was lost is not counted twice."""
 
 from __future__ import annotations
 
@@ -13,8 +17,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from ._base import Repository
-from ._records import ExposureTotal
-from ._schema import flag_exposures
+from ._records import ExposureReporter, ExposureTotal
+from ._schema import flag_exposure_reporters, flag_exposures
 
 __all__ = ["ExposureRepository"]
 
@@ -26,21 +30,52 @@ class ExposureRepository(Repository):
         """Add ``(flag, variant, count)``s to ``env``'s ``minute`` (floored to its start);
         zero counts are skipped, a repeated pair within ``counts`` adds up. Returns the
         number of rows touched."""
-        start = minute // MINUTE * MINUTE
-        summed: dict[tuple[str, str], int] = {}
-        for flag, variant, n in counts:
-            if n < 0:
-                raise ValueError(f"exposure count of {flag}/{variant} is negative ({n})")
-            if n:
-                summed[(flag, variant)] = summed.get((flag, variant), 0) + n
-        if not summed:
-            return 0
-        now = self._clock.now()
+        summed = _summed(counts)
         with self._db.write() as conn:
-            for (flag, variant), n in sorted(summed.items()):  # one lock order for all writers
-                _increment(conn, {"env": env, "flag": flag, "variant": variant,
-                                  "minute": start, "count": n, "updated_at": now})
+            return self._add(conn, env, minute, summed)
+
+    def add_report(self, env: str, minute: int, counts: Iterable[tuple[str, str, int]], *,
+                   agent: str, instance: str, seq: int) -> bool:
+        """:meth:`add` once per report: True when stored, False when the instance already
+        had a report numbered ``seq`` or higher stored (then nothing changes)."""
+        summed = _summed(counts)
+        now = self._clock.now()
+        r = flag_exposure_reporters
+        with self._db.write() as conn:
+            stmt = _insert(conn, r).values(env=env, agent=agent, instance=instance,
+                                           last_seq=seq, first_seen=now, last_seen=now)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["env", "agent", "instance"],
+                set_={"last_seq": stmt.excluded.last_seq, "last_seen": stmt.excluded.last_seen},
+                where=r.c.last_seq < stmt.excluded.last_seq).returning(r.c.last_seq)
+            if conn.execute(stmt).first() is None:  # no row: the update's WHERE said no
+                return False
+            self._add(conn, env, minute, summed)
+            return True
+
+    def _add(self, conn: Connection, env: str, minute: int,
+             summed: dict[tuple[str, str], int]) -> int:
+        start = minute // MINUTE * MINUTE
+        now = self._clock.now()
+        for (flag, variant), n in sorted(summed.items()):  # one lock order for all writers
+            stmt = _insert(conn, flag_exposures).values(
+                env=env, flag=flag, variant=variant, minute=start, count=n, updated_at=now)
+            conn.execute(stmt.on_conflict_do_update(
+                index_elements=["env", "flag", "variant", "minute"],
+                set_={"count": flag_exposures.c.count + stmt.excluded.count,
+                      "updated_at": stmt.excluded.updated_at}))
         return len(summed)
+
+    def reporters(self, env: str, since: float) -> list[ExposureReporter]:
+        """The agent processes that reported for ``env`` at ``since`` or later, newest
+        first."""
+        r = flag_exposure_reporters
+        query = (sa.select(r).where(r.c.env == env, r.c.last_seen >= since)
+                 .order_by(r.c.last_seen.desc(), r.c.agent, r.c.instance))
+        with self._db.read() as conn:
+            return [ExposureReporter(row.agent, row.instance, int(row.last_seq),
+                                     row.first_seen, row.last_seen)
+                    for row in conn.execute(query)]
 
     def totals(self, env: str, since: int, flag: str | None = None) -> list[ExposureTotal]:
         """Per flag x variant of ``env``: the count over the minutes from the one holding
@@ -74,24 +109,30 @@ class ExposureRepository(Repository):
             return {int(r.minute): int(r.n) for r in conn.execute(query)}
 
     def delete_before(self, minute: int) -> int:
-        """Drop minutes older than ``minute``; returns how many rows went."""
+        """Drop minutes older than ``minute`` (and agents not heard from since); returns how
+        many exposure rows went."""
         with self._db.write() as conn:
             result = conn.execute(sa.delete(flag_exposures).where(
                 flag_exposures.c.minute < minute))
+            conn.execute(sa.delete(flag_exposure_reporters).where(
+                flag_exposure_reporters.c.last_seen < minute))
             return int(result.rowcount or 0)
 
 
-def _increment(conn: Connection, values: dict[str, Any]) -> None:
-    """INSERT the row, or add its count to the stored one (atomic on both backends)."""
-    stmt: Any
+def _summed(counts: Iterable[tuple[str, str, int]]) -> dict[tuple[str, str], int]:
+    summed: dict[tuple[str, str], int] = {}
+    for flag, variant, n in counts:
+        if n < 0:
+            raise ValueError(f"exposure count of {flag}/{variant} is negative ({n})")
+        if n:
+            summed[(flag, variant)] = summed.get((flag, variant), 0) + n
+    return summed
+
+
+def _insert(conn: Connection, table: sa.Table) -> Any:
+    """The dialect's INSERT, which has ``on_conflict_do_update`` on both backends."""
     if conn.dialect.name == "postgresql":
-        stmt = postgresql.insert(flag_exposures)
-    elif conn.dialect.name == "sqlite":
-        stmt = sqlite.insert(flag_exposures)
-    else:
-        raise NotImplementedError(f"no upsert for the {conn.dialect.name} dialect")
-    stmt = stmt.values(values)
-    conn.execute(stmt.on_conflict_do_update(
-        index_elements=["env", "flag", "variant", "minute"],
-        set_={"count": flag_exposures.c.count + stmt.excluded.count,
-              "updated_at": stmt.excluded.updated_at}))
+        return postgresql.insert(table)
+    if conn.dialect.name == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"no upsert for the {conn.dialect.name} dialect")
