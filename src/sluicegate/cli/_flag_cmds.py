@@ -43,6 +43,7 @@ def flags() -> None:
     sluice flags history --env prod;  sluice flags diff --env prod
     sluice flags revert --env prod --to 7
     sluice flags rollout status prod
+    sluice flags exposures prod --since 15m
     """
 
 
