@@ -26,6 +26,7 @@ from sluicegate.deploy.controller import Controller
 from sluicegate.errors import SluicegateError
 from sluicegate.flagservice import AlarmLookup, FlagService, RouterFlagSync
 from sluicegate.monitor._alarm_records import sync_alarms
+from sluicegate.monitor._exposure_datapoints import ExposureDatapoints
 from sluicegate.monitor._recent import RecentSeconds
 from sluicegate.monitor._router_datapoints import RouterDatapoints
 from sluicegate.monitor.engine import AlarmEngine
@@ -95,7 +96,8 @@ async def serve(settings: ServerSettings, stop: asyncio.Event,
     clock = SystemClock()
     guards = DefaultGuards(RecentSeconds(RouterSource(supervisor.client()), clock), clock=clock)
     series = SeriesStore(settings.push_window, settings.push_max_series)
-    sources = Sources(router=RouterDatapoints(supervisor.client()), push=PushSource(series))
+    sources = Sources(router=RouterDatapoints(supervisor.client()), push=PushSource(series),
+                      exposures=ExposureDatapoints(store))
     prometheus = (PrometheusSource(settings.prometheus_url, bearer_token=settings.prometheus_token)
                   if settings.prometheus_url else None)
     if prometheus is not None:  # alarms with `source: prometheus` query it
@@ -128,6 +130,7 @@ async def serve(settings: ServerSettings, stop: asyncio.Event,
         _watch_router(supervisor, controller, guards, sources))
     notify_task = asyncio.get_running_loop().create_task(notifier.run())
     engines = [loop_task, alarm_task, rollup_task, flags_task, watch_task, notify_task]
+    flag_sync: RouterFlagSync | None = None
     if settings.router_flags_env:
         flag_sync = RouterFlagSync(store, settings.router_flags_env, supervisor.client)
         engines.append(asyncio.get_running_loop().create_task(flag_sync.run()))

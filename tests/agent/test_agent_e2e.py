@@ -71,8 +71,8 @@ def test_a_published_update_reaches_the_agent_over_the_stream(sync_server: SyncS
         print(f"publish -> agent serves v2: {(time.monotonic() - sent) * 1000:.1f} ms "
               "(incl. the publish request and polling)")
         assert agent.get("/healthz").json()["version"] == 2
-        cached = (tmp_path / "cache" / "prod.snapshot.json").read_text()
-        assert '"version":2' in cached
+        cache = tmp_path / "cache" / "prod.snapshot.json"  # written just after the swap
+        agent.wait_for(lambda: '"version":2' in cache.read_text(), what="version 2 cached")
 
 
 def test_agent_keeps_serving_when_the_server_dies_and_reports_staleness(

@@ -44,6 +44,16 @@ def test_a_minute_of_pushed_series_is_written_and_read_back(tmp_path: Path) -> N
         assert p50.value is not None and abs(p50.value - 29.5) <= 0.0625 * 29.5 + 1
 
 
+def test_flag_exposure_minutes_past_the_retention_go_with_the_rollups(tmp_path: Path) -> None:
+    clock = ManualClock(M0 + 65)
+    with Store.open(tmp_path, clock=clock) as store:
+        store.flag_exposures.add("prod", M0 - 3660, [("checkout", "new", 1)])
+        store.flag_exposures.add("prod", M0 - 60, [("checkout", "new", 2)])
+        writer = RollupWriter(store, SeriesStore(), lambda: None, clock, retention=3600)
+        asyncio.run(writer.roll(M0))
+        assert store.flag_exposures.minutes("prod", 0, M0 * 2) == {M0 - 60: 2}
+
+
 def test_the_routers_minute_is_rolled_up_per_target_group(
     app_factory: AppFactory, router_factory: RouterFactory, tmp_path: Path
 ) -> None:

@@ -149,7 +149,7 @@ def test_statistics(text: str, name: str, q: float | None) -> None:
      " not both"),
     ({"metric": {"source": "router"}}, "metric.name", "a router metric needs a name"),
     ({"metric": {"source": "statsd", "name": "x"}}, "metric.source", "Input should be"
-     " 'router', 'push' or 'prometheus'"),
+     " 'router', 'push', 'prometheus' or 'exposures'"),
     ({"metric": {"source": "prometheus", "query": " "}}, "metric.query",
      "a prometheus metric needs a PromQL query"),
     ({"metric": {"source": "push", "name": "x", "query": "up"}}, "metric.query",

@@ -29,6 +29,8 @@ TABLES = {
     "flag_environments",
     "flag_set_versions",
     "flag_rollouts",
+    "flag_exposures",
+    "flag_exposure_reporters",
     "webhooks",
     "webhook_deliveries",
     "webhook_cursor",

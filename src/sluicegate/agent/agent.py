@@ -4,6 +4,8 @@ Start-up serves the last known good snapshot from the cache (if valid) before th
 sync; the sync thread then follows the server's stream (or polls). Each accepted snapshot
 is served at once and then written to the cache; an invalid one is logged and dropped.
 When the server goes away the agent keeps serving what it has and reports staleness.
+Every ``report_interval`` seconds it reports its evaluation counts to the server
+(exposures, see ``_reporter``), and once more on a clean shutdown.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from sluicegate.agent._cache import SnapshotCache
 from sluicegate.agent._http import AgentHttp
+from sluicegate.agent._reporter import ExposureReporter
 from sluicegate.agent._state import AgentState
 from sluicegate.clock import Clock, SystemClock
 from sluicegate.errors import SpecError
@@ -38,6 +42,7 @@ class AgentSettings:
     port: int = 2772
     cache_dir: Path = Path(".sluice-agent")
     poll_interval: float = 30.0
+    report_interval: float = 10.0  # exposure reports; 0 = never
 
 
 def _accept_from_thread(state: AgentState, cache: SnapshotCache,
@@ -106,6 +111,13 @@ async def serve_agent(settings: AgentSettings, clock: Clock | None = None,
                     name="sluicegate-agent-sync", monotonic=clock.monotonic)
     state.sync = sync.status  # the sync thread updates this object in place
     sync.start()
+    reporter = None
+    if settings.report_interval > 0:
+        reporter = ExposureReporter(base, settings.env, settings.key,
+                                    f"{socket.gethostname()}:{port}",
+                                    state.metrics.evaluations, clock,
+                                    settings.report_interval)
+        reporter.start()
     if ready is not None:
         ready(port)
     try:
@@ -113,6 +125,8 @@ async def serve_agent(settings: AgentSettings, clock: Clock | None = None,
     finally:
         sync.stop(timeout=1.0)
         await http.close()
+        if reporter is not None:
+            await reporter.close()
 
 
 def run_agent(settings: AgentSettings, announce: Callable[[str], None] = print) -> None:

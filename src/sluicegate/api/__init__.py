@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from sluicegate import __version__
 from sluicegate.api._alarm_routes import router as alarm_router
 from sluicegate.api._alertmanager_routes import router as alertmanager_router
+from sluicegate.api._exposure_routes import router as exposure_router
 from sluicegate.api._flag_routes import router as flag_router
 from sluicegate.api._flag_sync_routes import SnapshotProvider, add_flag_sync_routes
 from sluicegate.api._metrics_routes import router as metrics_router
@@ -63,6 +64,7 @@ def create_app(controller: Controller, store: Store, insecure: bool = False, *,
     app.include_router(alertmanager_router)
     # before flag_router, whose /v1/flags/{env}/{...} routes would shadow the stream
     app.state.flag_streams = add_flag_sync_routes(app, snapshots or StoreSnapshotProvider(store))
+    app.include_router(exposure_router)
     app.include_router(flag_router)
     app.include_router(webhook_router)
 

@@ -22,14 +22,20 @@ import click
               help="Where the last known good snapshot is kept (<env>.snapshot.json).")
 @click.option("--poll-interval", default="30s", show_default=True,
               help="How often to poll when the server offers no stream (e.g. 5s, 1m).")
+@click.option("--report-interval", default="10s", show_default=True,
+              help="How often to report evaluation counts per flag and variant to the server"
+                   " (exposures; e.g. 10s, 1m; 0 = never). Unsent counts wait for the next"
+                   " report; a last one goes out on a clean shutdown.")
 def agent(server_url: str, env: str, key: str | None, host: str, port: int, cache_dir: str,
-          poll_interval: str) -> None:
+          poll_interval: str, report_interval: str) -> None:
     """Serve an environment's flags on localhost, kept in sync with the server.
 
     Serves OFREP (POST /ofrep/v1/evaluate/flags/KEY), GET /v1/flags/KEY?userId=u1,
     the raw snapshot for in-process SDKs (GET /v1/snapshot, /v1/stream), /healthz and
     /metrics. Updates arrive over a server-sent-events stream; when the server is down the
     agent keeps serving the last known good flags, also across restarts (from --cache-dir).
+    Evaluation counts per flag and variant go to the server every --report-interval
+    (exposures: see `sluice flags exposures ENV`).
     """
     from sluicegate.agent import AgentSettings, run_agent
     from sluicegate.spec import parse_duration
@@ -40,8 +46,13 @@ def agent(server_url: str, env: str, key: str | None, host: str, port: int, cach
         raise click.BadParameter(str(exc), param_hint="--poll-interval") from exc
     if interval < 1:
         raise click.BadParameter("at least 1s", param_hint="--poll-interval")
+    try:
+        report_every = parse_duration(report_interval)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--report-interval") from exc
     settings = AgentSettings(server=server_url, env=env, key=key, host=host, port=port,
-                             cache_dir=Path(cache_dir), poll_interval=interval)
+                             cache_dir=Path(cache_dir), poll_interval=interval,
+                             report_interval=report_every)
     run_agent(settings, announce=click.echo)
 
 

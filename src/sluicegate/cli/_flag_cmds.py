@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.live import Live
 
 from sluicegate.cli._api import Api, api_options
+from sluicegate.cli._exposure_cmds import exposures
 from sluicegate.cli._flag_views import (
     compact,
     diff_lines,
@@ -42,6 +43,7 @@ def flags() -> None:
     sluice flags history --env prod;  sluice flags diff --env prod
     sluice flags revert --env prod --to 7
     sluice flags rollout status prod
+    sluice flags exposures prod --since 15m
     """
 
 
@@ -371,5 +373,7 @@ def _rollout_command(name: str, doc: str) -> click.Command:
 _rollout_command("stop", "Call ENV's rollout off: everyone back on the current version now.")
 _rollout_command("rollback", "The new version is bad: everyone back on the current version "
                              "now (recorded as rolled back).")
+
+flags.add_command(exposures)
 
 COMMANDS = [flags]

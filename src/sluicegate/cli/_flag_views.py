@@ -10,7 +10,8 @@ from rich.text import Text
 
 from sluicegate.cli._format import when
 
-__all__ = ["compact", "diff_lines", "evaluation", "history_table", "rollout_view", "when"]
+__all__ = ["compact", "diff_lines", "evaluation", "exposure_table", "history_table", "rollout_view",
+           "when"]
 
 _MARK = {"added": ("+", "green"), "removed": ("-", "red"), "changed": ("~", "yellow")}
 _IDS_SHOWN = 5
@@ -136,3 +137,25 @@ def rollout_view(r: dict[str, Any]) -> Group:
             events.add_row(when(e["at"])[11:], e["kind"].removeprefix("flags."), e["message"])
         out += [Text(""), events]
     return Group(*out)
+
+
+def exposure_table(data: dict[str, Any]) -> Table:
+    """Evaluations per flag x variant, each variant's share of its flag, when last seen."""
+    per_flag: dict[str, int] = {}
+    for v in data["variants"]:
+        per_flag[v["flag"]] = per_flag.get(v["flag"], 0) + v["count"]
+    table = Table("flag", "variant", "evaluations", "share", "last seen (UTC minute)",
+                  title=f"exposures {data['env']} since {when(data['since'])}")
+    for v in data["variants"]:
+        share = v["count"] / per_flag[v["flag"]] * 100 if per_flag[v["flag"]] else 0.0
+        variant = Text(v["variant"] or "-", style="red" if v["variant"].startswith("error:")
+                       else "")
+        table.add_row(v["flag"], variant, str(v["count"]), f"{share:.1f} %",
+                      when(v["last_minute"]))
+    agents = data.get("agents", [])
+    if agents:
+        table.caption = (f"reported by {len(agents)} agent process(es): "
+                         + ", ".join(sorted({a["agent"] for a in agents})))
+    if not data["variants"]:
+        table.caption = "no evaluations reported (are agents running with a key?)"
+    return table

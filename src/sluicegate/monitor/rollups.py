@@ -8,7 +8,8 @@ Once a minute (5 s after it closes, so late pushes and the router's last second 
 - per router listener x target group with traffic: ``requests`` and ``5xx`` (counters) and
   ``latency`` (ms, with the router's histogram).
 
-Minutes older than ``retention`` (14 days) are deleted. :func:`rollup_datapoints` turns
+Minutes older than ``retention`` (14 days) are deleted, the flag exposure minutes agents
+reported (``store.flag_exposures``) with them. :func:`rollup_datapoints` turns
 rows back into CloudWatch-style datapoints for any period that is a whole number of
 minutes, with the same statistics as alarms (percentiles from the merged histograms).
 """
@@ -79,6 +80,7 @@ class RollupWriter:
         rows += await self._router_rows(minute)
         self.store.metric_rollups.write(rows)
         self.store.metric_rollups.delete_before(minute - self.retention)
+        self.store.flag_exposures.delete_before(minute - self.retention)
         return len(rows)
 
     async def _router_rows(self, minute: int) -> list[MetricRollup]:

@@ -47,6 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from sluicegate.errors import Problem
 from sluicegate.spec._duration import Duration
 from sluicegate.spec._errors import LocatedError
+from sluicegate.spec._exposure_metric import exposure_metric_problems, exposure_statistic_problem
 from sluicegate.spec._expression import Expr, parse_expression, refs
 
 __all__ = [
@@ -127,9 +128,10 @@ class _Model(BaseModel):
 class MetricSpec(_Model):
     """Where a series comes from: the router, an app's push, or a PromQL query."""
 
-    source: Literal["router", "push", "prometheus"]
-    # router/push: the metric name (router: e.g. requests, 5xx, latency) and its dimensions
-    # (router: listener, target_group). prometheus: the PromQL ``query`` instead.
+    source: Literal["router", "push", "prometheus", "exposures"]
+    # router/push/exposures: the metric name (router: e.g. requests, 5xx, latency) and its
+    # dimensions (router: listener, target_group; exposures: env, flag, variant).
+    # prometheus: the PromQL ``query`` instead.
     name: str | None = None
     dimensions: dict[str, str] = Field(default_factory=dict)
     query: str | None = None
@@ -151,6 +153,8 @@ class MetricSpec(_Model):
                 problems.append(Problem("query", "only a prometheus metric has a query"))
         if self.source == "router" and not problems:
             problems += self._router_problems()
+        if self.source == "exposures" and not problems:
+            problems += exposure_metric_problems(self.name, self.dimensions)
         if problems:
             raise LocatedError(problems)
         return self
@@ -279,6 +283,11 @@ class AlarmSpec(_Model):
                     and parse_statistic(stat)[1] is not None):
                 problems.append(Problem(where, f"{stat} needs a distribution; the router"
                                         f" counter {metric.name!r} has none (use Sum)"))
+            if metric.source == "exposures" and (why := exposure_statistic_problem(
+                    self.period, parse_statistic(stat)[1] is not None)):
+                problem = Problem("period" if self.period % 60 else where, why)
+                if problem not in problems:
+                    problems.append(problem)
         if self.evaluate_low_sample_count_percentile is not None and (
             self.metric is None or self.percentile is None
         ):

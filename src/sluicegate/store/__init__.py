@@ -13,6 +13,8 @@ from ._records import (
     Delivery,
     Deployment,
     Event,
+    ExposureReporter,
+    ExposureTotal,
     FlagEnvironment,
     FlagRollout,
     FlagSetVersion,
@@ -31,6 +33,7 @@ from ._store import Store, Transaction
 from .alarms import AlarmRepository, DeclaredAlarm, SyncResult
 from .deployments import DeploymentRepository, new_deployment_id
 from .events import EventRepository
+from .exposures import ExposureRepository
 from .flags import FlagRepository, FlagRolloutRepository, new_rollout_id
 from .metric_rollups import MetricRollupRepository
 from .replicas import ReplicaRepository
@@ -51,6 +54,9 @@ __all__ = [
     "DeploymentRepository",
     "Event",
     "EventRepository",
+    "ExposureReporter",
+    "ExposureRepository",
+    "ExposureTotal",
     "FlagEnvironment",
     "FlagRepository",
     "FlagRollout",

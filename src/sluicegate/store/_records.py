@@ -14,6 +14,8 @@ __all__ = [
     "Delivery",
     "Deployment",
     "Event",
+    "ExposureReporter",
+    "ExposureTotal",
     "FlagEnvironment",
     "FlagRollout",
     "FlagSetVersion",
@@ -154,6 +156,28 @@ class Alarm:
     def id(self) -> str:
         """``<service>/<name>``: the alarm's identity and its events' subject."""
         return f"{self.service}/{self.name}"
+
+
+@dataclass(frozen=True)
+class ExposureReporter:
+    """An agent process that reported exposures: its name, instance, newest report."""
+
+    agent: str
+    instance: str
+    last_seq: int
+    first_seen: float
+    last_seen: float
+
+
+@dataclass(frozen=True)
+class ExposureTotal:
+    """Evaluations of one flag's variant over a range of minutes, and the newest minute
+    (its start, epoch seconds) in which it was seen."""
+
+    flag: str
+    variant: str
+    count: int
+    last_minute: int
 
 
 @dataclass(frozen=True)

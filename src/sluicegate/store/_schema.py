@@ -25,6 +25,8 @@ __all__ = [
     "deployments",
     "events",
     "flag_environments",
+    "flag_exposure_reporters",
+    "flag_exposures",
     "flag_rollouts",
     "flag_set_versions",
     "metadata",
@@ -217,6 +219,36 @@ metric_rollups = sa.Table(
     sa.Column("maximum", sa.Double(), nullable=True),
     sa.Column("hist", Json, nullable=False),  # bucket -> count, in the source's scheme
     sa.Index("ix_metric_rollups_minute", "minute"),
+)
+
+flag_exposures = sa.Table(
+    "flag_exposures",
+    metadata,
+    # Flag evaluations agents reported, summed per environment, flag, variant and minute.
+    # No foreign key: telemetry outlives the flag (and even the environment) it counted.
+    sa.Column("env", sa.String(64), primary_key=True),
+    sa.Column("flag", sa.String(200), primary_key=True),
+    sa.Column("variant", sa.String(200), primary_key=True),  # error:CODE for failures
+    sa.Column("minute", sa.BigInteger(), primary_key=True),  # epoch seconds, a minute's start
+    sa.Column("count", sa.BigInteger(), nullable=False),
+    sa.Column("updated_at", sa.Double(), nullable=False),
+    sa.CheckConstraint("count >= 0", name="count_non_negative"),
+    sa.Index("ix_flag_exposures_minute", "minute"),
+    sa.Index("ix_flag_exposures_env_minute", "env", "minute"),
+)
+
+flag_exposure_reporters = sa.Table(
+    "flag_exposure_reporters",
+    metadata,
+    # Each reporting agent process (instance) and the sequence number of the newest report
+    # stored from it: a report resent after a lost answer is recognised and not counted twice.
+    sa.Column("env", sa.String(64), primary_key=True),
+    sa.Column("agent", sa.String(200), primary_key=True),
+    sa.Column("instance", sa.String(64), primary_key=True),
+    sa.Column("last_seq", sa.BigInteger(), nullable=False),
+    sa.Column("first_seen", sa.Double(), nullable=False),
+    sa.Column("last_seen", sa.Double(), nullable=False),
+    sa.Index("ix_flag_exposure_reporters_last_seen", "last_seen"),
 )
 
 flag_environments = sa.Table(

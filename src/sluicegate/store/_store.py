@@ -32,6 +32,7 @@ from ._migrate import upgrade
 from .alarms import AlarmRepository
 from .deployments import DeploymentRepository
 from .events import EventRepository
+from .exposures import ExposureRepository
 from .flags import FlagRepository, FlagRolloutRepository
 from .metric_rollups import MetricRollupRepository
 from .replicas import ReplicaRepository
@@ -58,6 +59,7 @@ class _Repositories:
         self.router_state = RouterStateRepository(db, clock)
         self.alarms = AlarmRepository(db, clock)
         self.metric_rollups = MetricRollupRepository(db, clock)
+        self.flag_exposures = ExposureRepository(db, clock)
         self.flags = FlagRepository(db, clock)
         self.flag_rollouts = FlagRolloutRepository(db, clock)
         self.webhooks = WebhookRepository(db, clock)

@@ -1,0 +1,129 @@
+"""Flag exposures: agents report how often they evaluated each flag's variants, the server
+sums them per minute (``store.flag_exposures``), readers see the totals.
+
+``POST /v1/flags/{env}/exposures`` takes one agent report: an agent token of ``env`` (or a
+reader or higher token) may send it. The counts land in the minute holding the report's
+``end`` (the server's current minute when ``end`` lies in the future: an agent's clock may
+run ahead). A report with ``instance`` and ``seq`` (agents send both) is stored once: sent
+again because its answer was lost, it is acknowledged and not counted a second time.
+``GET /v1/flags/{env}/exposures`` answers the totals per flag x variant and the agents
+that reported in the range.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationInfo, field_validator
+
+from sluicegate.api._auth import Caller, require, require_flag_reader
+from sluicegate.clock import Clock
+from sluicegate.store import Store
+
+__all__ = ["MAX_COUNTS", "router"]
+
+router = APIRouter(prefix="/v1/flags", tags=["flags"])
+Reader = Annotated[Caller, Depends(require("reader"))]
+Reporter = Annotated[Caller, Depends(require_flag_reader)]
+
+#: (flag, variant) pairs in one report (the agent sends at most this many at a time).
+MAX_COUNTS = 1000
+_NAME_LENGTH = 200
+
+
+class ExposureCount(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    flag: Annotated[str, Field(min_length=1, max_length=_NAME_LENGTH)]
+    variant: Annotated[str, Field(max_length=_NAME_LENGTH,
+                                  description="the variant, or error:CODE for a failure")]
+    count: Annotated[StrictInt, Field(ge=0)]
+
+
+class ExposureReport(BaseModel):
+    """Evaluations an agent counted in the wall-clock span [start, end] (epoch seconds)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    agent: Annotated[str, Field(min_length=1, max_length=_NAME_LENGTH)]
+    instance: Annotated[str | None, Field(min_length=1, max_length=64,
+                                          description="the agent process")] = None
+    seq: Annotated[StrictInt | None, Field(ge=1, description="the instance's report number,"
+                                                             " from 1")] = None
+    start: Annotated[float, Field(ge=0)]
+    end: Annotated[float, Field(ge=0)]
+    counts: Annotated[list[ExposureCount], Field(max_length=MAX_COUNTS)]
+
+    @field_validator("start", "end")
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError("must be a finite number of seconds")
+        return v
+
+    @field_validator("end")
+    @classmethod
+    def _after_start(cls, v: float, info: ValidationInfo) -> float:
+        start = info.data.get("start")
+        if isinstance(start, float) and v < start:
+            raise ValueError(f"end ({v}) is before start ({start})")
+        return v
+
+    @field_validator("seq")
+    @classmethod
+    def _with_instance(cls, v: int | None, info: ValidationInfo) -> int | None:
+        if (v is None) != (info.data.get("instance") is None):
+            raise ValueError("give instance and seq together, or neither")
+        return v
+
+
+def _store(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+def _now(request: Request) -> float:
+    clock: Clock = request.app.state.clock
+    return clock.now()
+
+
+@router.post("/{env}/exposures", summary="Report flag evaluations (agents)")
+def report_exposures(env: str, report: ExposureReport, request: Request,
+                     caller: Reporter) -> dict[str, Any]:
+    """Add an agent's counts to ``env``'s minute of the report's end."""
+    store = _store(request)
+    store.flags.environment(env)  # 404 for an unknown environment
+    minute = int(min(report.end, _now(request))) // 60 * 60
+    counts = [(c.flag, c.variant, c.count) for c in report.counts]
+    if report.instance is not None and report.seq is not None:
+        stored = store.flag_exposures.add_report(env, minute, counts, agent=report.agent,
+                                                 instance=report.instance, seq=report.seq)
+    else:
+        store.flag_exposures.add(env, minute, counts)
+        stored = True
+    return {"env": env, "minute": minute, "stored": stored,
+            "evaluations": sum(c.count for c in report.counts) if stored else 0}
+
+
+@router.get("/{env}/exposures", summary="Flag evaluations per flag and variant")
+def get_exposures(
+    env: str, request: Request, caller: Reader, flag: str | None = None,
+    since: Annotated[int | None, Query(ge=0, description="epoch seconds; default: an hour"
+                                                        " ago")] = None,
+) -> dict[str, Any]:
+    """Totals per flag x variant over the minutes from the one holding ``since`` on, with
+    the newest minute each was seen in."""
+    store = _store(request)
+    store.flags.environment(env)
+    now = _now(request)
+    start = (int(now) - 3600 if since is None else since) // 60 * 60
+    totals = store.flag_exposures.totals(env, start, flag)
+    return {"env": env, "flag": flag, "since": start, "now": now,
+            "evaluations": sum(t.count for t in totals),
+            "variants": [{"flag": t.flag, "variant": t.variant, "count": t.count,
+                          "last_minute": t.last_minute} for t in totals],
+            "agents": [{"agent": a.agent, "instance": a.instance, "reports": a.last_seq,
+                        "first_seen": a.first_seen, "last_seen": a.last_seen}
+                       for a in store.flag_exposures.reporters(env, start)]}
