@@ -18,6 +18,7 @@ from pathlib import Path
 
 import uvicorn
 
+from sluicegate._heap import freeze_startup_heap
 from sluicegate.api import create_app
 from sluicegate.clock import SystemClock
 from sluicegate.compute.base import ReplicaEvent
@@ -137,6 +138,7 @@ async def serve(settings: ServerSettings, stop: asyncio.Event,
     api_task = asyncio.get_running_loop().create_task(server.serve())
     while not server.started and not api_task.done():
         await asyncio.sleep(0.01)  # "ready" means the API port is bound
+    freeze_startup_heap()
     announce(f"sluice server ready on http://{settings.host}:{settings.port}"
              f"{' (INSECURE: no token needed)' if settings.insecure else ''}")
     # uvicorn captures SIGINT/SIGTERM while it serves and raises them again when it is done.

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from sluicegate._heap import freeze_startup_heap
 from sluicegate.agent._cache import SnapshotCache
 from sluicegate.agent._http import AgentHttp
 from sluicegate.agent._reporter import ExposureReporter
@@ -141,6 +142,7 @@ def run_agent(settings: AgentSettings, announce: Callable[[str], None] = print) 
             loop.add_signal_handler(sig, task.cancel)
 
         def ready(port: int) -> None:
+            freeze_startup_heap()
             announce(f"sluice agent serving {settings.env} flags on "
                      f"http://{settings.host}:{port} (server {settings.server})")
 

@@ -10,6 +10,7 @@ import secrets
 import signal
 from collections.abc import Callable
 
+from sluicegate._heap import freeze_startup_heap
 from sluicegate.clock import SystemClock
 from sluicegate.errors import AuthError, TransientError
 from sluicegate.router._admin_http import serve_admin
@@ -90,6 +91,7 @@ async def serve_router(config: RouterConfig, settings: RouterSettings,
     log.info("router ready: listeners %s, admin %s:%d, %d worker(s)%s", listeners,
              config.admin.address, config.admin.port, settings.workers,
              " (INSECURE: admin API without token)" if settings.insecure else "")
+    freeze_startup_heap()  # a GC pause here is a latency spike for every user
     if on_ready is not None:
         on_ready()
     await stop.wait()

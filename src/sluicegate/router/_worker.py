@@ -14,6 +14,7 @@ import socket
 import sys
 from typing import Any
 
+from sluicegate._heap import freeze_startup_heap
 from sluicegate.clock import SystemClock
 from sluicegate.errors import SluicegateError
 from sluicegate.router._dataplane import DataPlane
@@ -66,6 +67,7 @@ async def serve(fd: int) -> None:
                 if flags is not None:
                     plane.set_flags(int(flags[0]), flags[1])
                 await plane.start(RouterConfig.model_validate(msg["args"][0]))
+                freeze_startup_heap()
                 started = True
                 reply: dict[str, Any] = {"ok": None}
             else:
