@@ -143,6 +143,16 @@ def _verdict_text(p: float, alpha: float) -> str:
     return f"p={_fmt_p(p)} {sign} {_fmt_p(alpha)}"
 
 
+def _check_counts(green_errors: int, green_total: int, blue_errors: int,
+                  blue_total: int) -> None:
+    for name, errors, total in (("green", green_errors, green_total),
+                                ("blue", blue_errors, blue_total)):
+        if total < 0 or errors < 0:
+            raise ValueError(f"{name}: counts must not be negative ({errors} of {total})")
+        if errors > total:
+            raise ValueError(f"{name}: {errors} errors is more than its {total} requests")
+
+
 def judge_errors(
     green_errors: int,
     green_total: int,
@@ -165,12 +175,7 @@ def judge_errors(
         raise ValueError(f"min_requests must be at least 1, got {min_requests}")
     if min_errors < 1:
         raise ValueError(f"min_errors must be at least 1, got {min_errors}")
-    for name, errors, total in (("green", green_errors, green_total),
-                                ("blue", blue_errors, blue_total)):
-        if total < 0 or errors < 0:
-            raise ValueError(f"{name}: counts must not be negative ({errors} of {total})")
-        if errors > total:
-            raise ValueError(f"{name}: {errors} errors is more than its {total} requests")
+    _check_counts(green_errors, green_total, blue_errors, blue_total)
 
     green_value = green_errors / green_total if green_total else None
     blue_value = blue_errors / blue_total if blue_total else None
@@ -229,10 +234,7 @@ def judge_errors_sequential(
     if not 0.0 <= tolerated_increase < effect < 1.0:
         raise ValueError("need 0 <= tolerated_increase < effect < 1, got "
                          f"{tolerated_increase} and {effect}")
-    for name, errors, total in (("green", green_errors, green_total),
-                                ("blue", blue_errors, blue_total)):
-        if total < 0 or errors < 0 or errors > total:
-            raise ValueError(f"{name}: {errors} errors of {total} requests is not a count")
+    _check_counts(green_errors, green_total, blue_errors, blue_total)
     green_value = green_errors / green_total if green_total else None
     blue_value = blue_errors / blue_total if blue_total else None
     observed = (f"green {label} {green_errors}/{green_total} vs blue "
