@@ -390,8 +390,10 @@ def alarm_state(cluster: Cluster, spec: AlarmSpec, revision: str,
     return evaluate(spec, combine(spec, series), previous).state
 
 
-def run_scenario(kind: str, args: argparse.Namespace, tag: str, *, healthy: bool = False
-                 ) -> Result:
+def run_scenario(kind: str, args: argparse.Namespace, tag: str, *, healthy: bool = False,
+                 phase: float | None = None) -> Result:
+    """One deployment of the bad (or, ``healthy``, a good) revision under load. ``phase``:
+    start the deployment that many seconds into the alarm's period (wall clock)."""
     port, test_port = free_port(), free_port()
     spec = base_spec(args, port, test_port)
     canary_interval = 300.0 * args.period / 60.0
@@ -414,6 +416,8 @@ def run_scenario(kind: str, args: argparse.Namespace, tag: str, *, healthy: bool
         load = Load(port, args.users, args.rate, args.arrivals)
         load.start()
         time.sleep(args.settle)
+        if phase is not None:
+            time.sleep((phase - time.time()) % args.period)
         fail = "1" if healthy else str(args.fail_percent)
         dep = cluster.deploy(bad_rev, "--set", f"env.SHOP_FAIL_PERCENT={fail}")
         t0 = time.time()
@@ -605,8 +609,9 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=1, help="runs of (c), for p50/p95 (default 1)")
     p.add_argument("--baseline-runs", type=int, default=1,
                    help="runs of (b) and (b'); their alarm fires at the end of the minute in "
-                        "which green starts failing, so one run swings with that phase: "
-                        "compare medians (default 1)")
+                        "which green starts failing, so one run swings with that phase: the "
+                        "runs start at phases spread evenly over the period; compare "
+                        "medians (default 1)")
     p.add_argument("--healthy-runs", type=int, default=0,
                    help="healthy deployments (1 %% errors on both) to count false rollbacks")
     p.add_argument("--healthy-period", type=int, default=None,
@@ -630,10 +635,17 @@ def main() -> int:
         for kind in "abdc":
             if kind not in args.strategies:
                 continue
-            for n in range(args.runs if kind == "c" else
-                           args.baseline_runs if kind in "bd" else 1):
+            runs = args.runs if kind == "c" else args.baseline_runs if kind in "bd" else 1
+            for n in range(runs):
                 tag = f"({kind}) run {n + 1}"
-                r = run_scenario(kind, args, tag)
+                # A period alarm detects at the end of the period in which green started
+                # failing, so (b)/(d) depend on where the deployment starts in that period:
+                # spread their runs evenly over it (otherwise back-to-back runs of equal
+                # length all start at the same phase and share one detection delay).
+                phase = (n + 0.5) / runs * args.period if kind in "bd" else None
+                if phase is not None:
+                    tag += f" (starts {phase:.0f} s into the alarm period)"
+                r = run_scenario(kind, args, tag, phase=phase)
                 log(f"{tag}: {r.phase}, failed {r.failed}, bad {r.served_by_bad}, "
                     f"restore {fmt(r.restore)} s {r.reason[:100]}")
                 results[kind].append(r)
