@@ -126,10 +126,6 @@ class SnapshotStreams:
     def route(self, path: str = "/v1/flags/{env}/stream") -> Route:
         return Route(path, self, methods=["GET"], name="flag_stream")
 
-    def subscribers(self, env: str) -> int:
-        channel = self._channels.get(env)
-        return len(channel.subscribers) if channel else 0
-
     def close(self) -> None:
         """End every stream cleanly (the server is stopping: without this its graceful
         shutdown would wait for clients that never leave). New streams are refused."""
