@@ -3,6 +3,7 @@ processes; build snapshots."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -76,11 +77,9 @@ class SyncServer:
                 self.token, self.admin = found["token"], found["admin"]
                 self.agent_keys = {"prod": found["agent-prod"],
                                    "staging": found["agent-staging"]}
-                try:
+                with contextlib.suppress(httpx.HTTPError):  # not listening yet
                     httpx.get(f"{self.url}/docs", timeout=1)
                     return self
-                except httpx.HTTPError:
-                    pass
             if self.proc.poll() is not None:
                 break
             time.sleep(0.05)
@@ -129,11 +128,9 @@ class AgentProcess(_Managed):
     def wait_for(self, predicate: Any, timeout: float = 10.0, what: str = "condition") -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            try:
+            with contextlib.suppress(httpx.HTTPError):  # not answering yet: ask again
                 if predicate():
                     return
-            except httpx.HTTPError:
-                pass
             time.sleep(0.01)
         raise AssertionError(f"agent: {what} not reached in {timeout}s\n{self.logs()}")
 

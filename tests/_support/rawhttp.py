@@ -6,6 +6,7 @@ requests through the router take seconds, not minutes.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from dataclasses import dataclass, field
 
@@ -83,9 +84,7 @@ def request(port: int, raw: bytes, host: str = "127.0.0.1", timeout: float = 10.
     chunks = []
     with socket.create_connection((host, port), timeout=timeout) as sock:
         sock.sendall(raw)
-        try:
+        with contextlib.suppress(TimeoutError):  # a kept-alive answer: read until quiet
             while data := sock.recv(1 << 16):
                 chunks.append(data)
-        except TimeoutError:
-            pass
     return b"".join(chunks)

@@ -6,6 +6,7 @@ Written independently of examples/_ws.py so the two check each other.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import os
 import socket
@@ -122,14 +123,13 @@ class WebSocketClient:
         """Send a close frame, read the server's close frame; returns its status code."""
         got: int | None = None
         try:
-            self.send_frame(OP_CLOSE, struct.pack("!H", code))
-            while True:
-                _, opcode, payload = self.recv_frame()
-                if opcode == OP_CLOSE:
-                    got = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else None
-                    break
-        except (ConnectionError, OSError):
-            pass
+            with contextlib.suppress(ConnectionError, OSError):  # the peer hung up first
+                self.send_frame(OP_CLOSE, struct.pack("!H", code))
+                while True:
+                    _, opcode, payload = self.recv_frame()
+                    if opcode == OP_CLOSE:
+                        got = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else None
+                        break
         finally:
             self.sock.close()
         return got

@@ -4,6 +4,7 @@ test may leave one behind (checked after each test and again at the end of each 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -61,11 +62,9 @@ def marked_pids() -> list[int]:
 def _kill_leftovers() -> list[int]:
     left = marked_pids()
     for pid in left:
-        try:
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):  # already gone
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, os.WNOHANG)
-        except (ProcessLookupError, ChildProcessError):
-            pass
     return left
 
 
