@@ -19,8 +19,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationInfo, field_validator
 
 from sluicegate.api._auth import Caller, require, require_flag_reader
-from sluicegate.clock import Clock
-from sluicegate.store import Store
+from sluicegate.api._routes import _now, _store
 
 __all__ = ["MAX_COUNTS", "router"]
 
@@ -77,16 +76,6 @@ class ExposureReport(BaseModel):
         if (v is None) != (info.data.get("instance") is None):
             raise ValueError("give instance and seq together, or neither")
         return v
-
-
-def _store(request: Request) -> Store:
-    store: Store = request.app.state.store
-    return store
-
-
-def _now(request: Request) -> float:
-    clock: Clock = request.app.state.clock
-    return clock.now()
 
 
 @router.post("/{env}/exposures", summary="Report flag evaluations (agents)")

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Depends, Query, Request
 
 from sluicegate.api._auth import Caller, require
-from sluicegate.clock import Clock
+from sluicegate.api._routes import _now
 from sluicegate.errors import Problem, SpecError
 from sluicegate.monitor._push_batch import parse_batch
 from sluicegate.monitor.rollups import rollup_datapoints
@@ -28,8 +28,7 @@ async def push_metrics(request: Request, caller: Deployer,
                        body: Annotated[Any, Body()]) -> dict[str, int]:
     """Store datapoints (CloudWatch PutMetricData's shape): all of the batch, or nothing."""
     series: SeriesStore = request.app.state.series
-    clock: Clock = request.app.state.clock
-    now = clock.now()
+    now = _now(request)
     batch = parse_batch(body, now, series.window)
     created = series.put(batch, now)
     return {"accepted": len(batch), "new_series": created, "series": len(series)}
@@ -61,8 +60,7 @@ def query_metrics(
         problems.append(Problem("statistic", str(exc)))
     if period % 60:
         problems.append(Problem("period", "a whole number of minutes (60, 300, 3600...)"))
-    clock: Clock = request.app.state.clock
-    stop = (end if end is not None else int(clock.now())) // period * period
+    stop = (end if end is not None else int(_now(request))) // period * period
     begin = start if start is not None else stop - 3 * 3600
     count = -(-(stop - begin) // period)
     if count < 1 or count > MAX_DATAPOINTS:

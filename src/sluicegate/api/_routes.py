@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from pydantic import BaseModel, ValidationError
 
 from sluicegate.api._auth import Caller, require
+from sluicegate.clock import Clock
 from sluicegate.deploy import Command, describe, plan_for
 from sluicegate.deploy.controller import Controller
 from sluicegate.errors import Problem, SpecError
@@ -30,6 +31,12 @@ def _ctl(request: Request) -> Controller:
 def _store(request: Request) -> Store:
     store: Store = request.app.state.store
     return store
+
+
+def _now(request: Request) -> float:
+    """The server's clock (injected: tests move it)."""
+    clock: Clock = request.app.state.clock
+    return clock.now()
 
 
 def deployment_json(d: Deployment) -> dict[str, Any]:

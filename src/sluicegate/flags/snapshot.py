@@ -179,16 +179,13 @@ class ServingSet:
     """A compiled snapshot: evaluates with version N+1 for users a rollout has reached and
     with version N for the others; without a rollout, with the one version. Immutable."""
 
-    __slots__ = ("_rule", "current", "percent", "previous", "rollout_id", "single", "snapshot")
+    __slots__ = ("_rule", "current", "percent", "previous", "rollout_id", "snapshot")
 
     def __init__(self, snapshot: Snapshot, current: CompiledFlagSet,
                  previous: CompiledFlagSet | None) -> None:
         self.snapshot = snapshot
         self.current = current
         self.previous = previous
-        # the one version everyone gets when no rollout is in flight: callers on the hot
-        # path evaluate it directly (a call less per evaluation)
-        self.single = current if previous is None else None
         rollout = snapshot.rollout
         self.rollout_id = rollout.id if rollout is not None else ""
         self.percent = rollout.percent if rollout is not None else 100.0
@@ -215,9 +212,6 @@ class ServingSet:
                  default: Any = None, expected_type: FlagType | str | None = None
                  ) -> Resolution:
         """:meth:`CompiledFlagSet.evaluate` on the version serving ``context``; never raises."""
-        single = self.single
-        if single is not None:
-            return single.evaluate(key, context, default, expected_type)
         return self.flags_for(context).evaluate(key, context, default, expected_type)
 
     def keys(self) -> list[str]:

@@ -27,10 +27,10 @@ __all__ = ["ExposureDatapoints", "exposure_datapoints"]
 def exposure_datapoints(minutes: Mapping[int, int], statistic: str, *, end: int, period: int,
                         count: int) -> list[Datapoint]:
     """Datapoints from minute start -> evaluations (pure); ``period`` a multiple of 60."""
-    why = exposure_statistic_problem(period, parse_statistic(statistic)[1] is not None)
+    stat, percentile = parse_statistic(statistic)
+    why = exposure_statistic_problem(period, percentile is not None)
     if why is not None:
         raise SpecError([Problem("period" if period % 60 else "statistic", why)])
-    stat = parse_statistic(statistic)[0]
     stats = {minute: StatSet.events(n) for minute, n in minutes.items()}
     return aggregate(stat, stats, end=end, period=period, count=count)
 

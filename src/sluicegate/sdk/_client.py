@@ -102,36 +102,33 @@ class Client:
         if serving is None:
             return Resolution(default, None, Reason.ERROR, _NOT_READY.error_code,
                               _NOT_READY.error_message)
-        single = serving.single
-        if single is not None:
-            return single.evaluate(key, context, default, expected_type)
-        return serving.evaluate(key, context, default, expected_type)
+        return serving.flags_for(context).evaluate(key, context, default, expected_type)
 
     def get_boolean(self, key: str, context: Mapping[str, Any] | None, default: bool) -> bool:
         serving = self._serving
         if serving is None:
             return default
-        return (serving.single or serving.flags_for(context)).get_boolean(key, context, default)
+        return serving.flags_for(context).get_boolean(key, context, default)
 
     def get_string(self, key: str, context: Mapping[str, Any] | None, default: str) -> str:
         serving = self._serving
         if serving is None:
             return default
-        return (serving.single or serving.flags_for(context)).get_string(key, context, default)
+        return serving.flags_for(context).get_string(key, context, default)
 
     def get_number(self, key: str, context: Mapping[str, Any] | None,
                    default: float) -> float:
         serving = self._serving
         if serving is None:
             return default
-        return (serving.single or serving.flags_for(context)).get_number(key, context, default)
+        return serving.flags_for(context).get_number(key, context, default)
 
     def get_object(self, key: str, context: Mapping[str, Any] | None,
                    default: dict[str, Any]) -> dict[str, Any]:
         serving = self._serving
         if serving is None:
             return default
-        return (serving.single or serving.flags_for(context)).get_object(key, context, default)
+        return serving.flags_for(context).get_object(key, context, default)
 
     # -- sync callbacks (the updater thread) ----------------------------------------------
 
