@@ -38,6 +38,15 @@ class Repository:
         self._clock = clock
 
 
+def dialect_insert(conn: Connection, table: sa.Table) -> Any:
+    """The dialect's INSERT, which has ``on_conflict_do_update`` on both backends."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    if conn.dialect.name == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"no upsert for the {conn.dialect.name} dialect")
+
+
 def upsert(
     conn: Connection, table: sa.Table, values: dict[str, Any], keep: tuple[str, ...] = ()
 ) -> None:
@@ -46,14 +55,6 @@ def upsert(
     Columns named in ``keep`` keep their stored value on update (e.g. ``created_at``).
     """
     key = [c.name for c in table.primary_key.columns]
-    dialect = conn.dialect.name
-    stmt: Any
-    if dialect == "postgresql":
-        stmt = postgresql.insert(table)
-    elif dialect == "sqlite":
-        stmt = sqlite.insert(table)
-    else:
-        raise NotImplementedError(f"no upsert for the {dialect} dialect")
-    stmt = stmt.values(values)
+    stmt = dialect_insert(conn, table).values(values)
     changed = {k: stmt.excluded[k] for k in values if k not in key and k not in keep}
     conn.execute(stmt.on_conflict_do_update(index_elements=key, set_=changed))

@@ -10,13 +10,11 @@ transaction, so a report resent because its answer was lost is not counted twice
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from ._base import Repository
+from ._base import Repository, dialect_insert
 from ._records import ExposureReporter, ExposureTotal
 from ._schema import flag_exposure_reporters, flag_exposures
 
@@ -42,7 +40,7 @@ class ExposureRepository(Repository):
         now = self._clock.now()
         r = flag_exposure_reporters
         with self._db.write() as conn:
-            stmt = _insert(conn, r).values(env=env, agent=agent, instance=instance,
+            stmt = dialect_insert(conn, r).values(env=env, agent=agent, instance=instance,
                                            last_seq=seq, first_seen=now, last_seen=now)
             stmt = stmt.on_conflict_do_update(
                 index_elements=["env", "agent", "instance"],
@@ -58,7 +56,7 @@ class ExposureRepository(Repository):
         start = minute // MINUTE * MINUTE
         now = self._clock.now()
         for (flag, variant), n in sorted(summed.items()):  # one lock order for all writers
-            stmt = _insert(conn, flag_exposures).values(
+            stmt = dialect_insert(conn, flag_exposures).values(
                 env=env, flag=flag, variant=variant, minute=start, count=n, updated_at=now)
             conn.execute(stmt.on_conflict_do_update(
                 index_elements=["env", "flag", "variant", "minute"],
@@ -127,12 +125,3 @@ def _summed(counts: Iterable[tuple[str, str, int]]) -> dict[tuple[str, str], int
         if n:
             summed[(flag, variant)] = summed.get((flag, variant), 0) + n
     return summed
-
-
-def _insert(conn: Connection, table: sa.Table) -> Any:
-    """The dialect's INSERT, which has ``on_conflict_do_update`` on both backends."""
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    if conn.dialect.name == "sqlite":
-        return sqlite.insert(table)
-    raise NotImplementedError(f"no upsert for the {conn.dialect.name} dialect")
