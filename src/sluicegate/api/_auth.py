@@ -23,18 +23,25 @@ class Caller:
     name: str
 
 
+def _bearer(request: Request) -> tuple[str, str | None]:
+    """The role and environment scope of the request's bearer token; 401 when there is
+    none or it is unknown."""
+    store: Store = request.app.state.store
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    found = store.tokens.verify_scoped(token.strip()) if scheme.lower() == "bearer" else None
+    if found is None:
+        raise HTTPException(401, "missing or unknown bearer token",
+                            headers={"WWW-Authenticate": "Bearer"})
+    return found
+
+
 def require(role: str) -> Callable[[Request], Caller]:
     """A FastAPI dependency admitting callers whose token has at least ``role``."""
 
     def check(request: Request) -> Caller:
         if request.app.state.insecure:
             return Caller("admin", "insecure")
-        store: Store = request.app.state.store
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        found = store.tokens.verify(token.strip()) if scheme.lower() == "bearer" else None
-        if found is None:
-            raise HTTPException(401, "missing or unknown bearer token",
-                                headers={"WWW-Authenticate": "Bearer"})
+        found, _ = _bearer(request)
         if _RANK.get(found, -1) < _RANK[role]:
             raise HTTPException(403, f"this call needs the {role} role; the token is {found}")
         return Caller(found, found)
@@ -47,13 +54,7 @@ def require_flag_reader(request: Request, env: str) -> Caller:
     or an agent token scoped to ``env``."""
     if request.app.state.insecure:
         return Caller("admin", "insecure")
-    store: Store = request.app.state.store
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    found = store.tokens.verify_scoped(token.strip()) if scheme.lower() == "bearer" else None
-    if found is None:
-        raise HTTPException(401, "missing or unknown bearer token",
-                            headers={"WWW-Authenticate": "Bearer"})
-    role, scope = found
+    role, scope = _bearer(request)
     if role == "agent":
         if scope != env:
             raise HTTPException(403, f"this agent token reads environment {scope!r}, "
