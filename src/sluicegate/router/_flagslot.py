@@ -47,13 +47,15 @@ class FlagSlot:
     def variant(self, key: str, user: str) -> str | None:
         """The variant of flag ``key`` for ``user``; None (and counted) when unknown."""
         flags = self.flags
-        if flags is None or key not in flags:
-            self.unknown_flag += 1
-            return None
-        variant = flags.evaluate_variant(key, {"targetingKey": user})
-        if variant is None:
-            self.eval_failed += 1
-        return variant
+        if flags is not None:
+            variant = flags.evaluate_variant(key, {"targetingKey": user})
+            if variant is not None:
+                return variant
+            if key in flags:  # only on the rare miss: which counter
+                self.eval_failed += 1
+                return None
+        self.unknown_flag += 1
+        return None
 
     def status(self) -> dict[str, Any]:
         return {"version": None if self.flags is None else self.flags.version,
