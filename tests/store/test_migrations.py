@@ -34,6 +34,8 @@ TABLES = {
     "webhooks",
     "webhook_deliveries",
     "webhook_cursor",
+    "deployment_commands",
+    "server_heartbeat",
     VERSION_TABLE,
 }
 

@@ -12,6 +12,7 @@ from ._records import (
     Alarm,
     Delivery,
     Deployment,
+    DeploymentCommand,
     Event,
     ExposureReporter,
     ExposureTotal,
@@ -31,10 +32,12 @@ from ._records import (
 from ._schema import DELIVERY_STATUSES, ROLES
 from ._store import Store, Transaction
 from .alarms import AlarmRepository, DeclaredAlarm, SyncResult
+from .commands import CommandRepository
 from .deployments import DeploymentRepository, new_deployment_id
 from .events import EventRepository
 from .exposures import ExposureRepository
 from .flags import FlagRepository, FlagRolloutRepository, new_rollout_id
+from .heartbeat import HeartbeatRepository
 from .metric_rollups import MetricRollupRepository
 from .replicas import ReplicaRepository
 from .router_state import RouterStateRepository
@@ -47,10 +50,12 @@ __all__ = [
     "ROLES",
     "Alarm",
     "AlarmRepository",
+    "CommandRepository",
     "DeclaredAlarm",
     "Delivery",
     "DeliveryRepository",
     "Deployment",
+    "DeploymentCommand",
     "DeploymentRepository",
     "Event",
     "EventRepository",
@@ -63,6 +68,7 @@ __all__ = [
     "FlagRolloutRepository",
     "FlagSetVersion",
     "FlagVersionInfo",
+    "HeartbeatRepository",
     "MetricRollup",
     "MetricRollupRepository",
     "Replica",

@@ -13,6 +13,7 @@ __all__ = [
     "Alarm",
     "Delivery",
     "Deployment",
+    "DeploymentCommand",
     "Event",
     "ExposureReporter",
     "ExposureTotal",
@@ -51,6 +52,18 @@ class Revision:
     revision: str
     overrides: dict[str, Any]
     created_at: float
+
+
+@dataclass(frozen=True)
+class DeploymentCommand:
+    """A command given to a deployment; ``handled_at`` is None until the engine applied it."""
+
+    id: int
+    deployment_id: str
+    command: str
+    actor: str
+    created_at: float
+    handled_at: float | None
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ __all__ = [
     "ROLES",
     "VERSION_TABLE",
     "alarms",
+    "deployment_commands",
     "deployments",
     "events",
     "flag_environments",
@@ -34,6 +35,7 @@ __all__ = [
     "replicas",
     "revisions",
     "router_state",
+    "server_heartbeat",
     "services",
     "tokens",
     "webhook_cursor",
@@ -122,6 +124,33 @@ deployments = sa.Table(
         sqlite_where=sa.text("active = 1"),
         postgresql_where=sa.text("active"),
     ),
+)
+
+deployment_commands = sa.Table(
+    "deployment_commands",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column(
+        "deployment_id",
+        sa.String(64),
+        sa.ForeignKey("deployments.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("command", sa.String(32), nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.Double(), nullable=False),
+    sa.Column("handled_at", sa.Double(), nullable=True),
+    sa.Index("ix_deployment_commands_pending", "deployment_id", "handled_at"),
+    sqlite_autoincrement=True,
+)
+
+server_heartbeat = sa.Table(
+    "server_heartbeat",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("pid", sa.Integer(), nullable=False),
+    sa.Column("at", sa.Double(), nullable=False),
+    sa.CheckConstraint("id = 1", name="single_row"),
 )
 
 events = sa.Table(

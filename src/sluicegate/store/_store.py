@@ -30,10 +30,12 @@ from ._base import Db
 from ._engine import begin, make_engine, to_url
 from ._migrate import upgrade
 from .alarms import AlarmRepository
+from .commands import CommandRepository
 from .deployments import DeploymentRepository
 from .events import EventRepository
 from .exposures import ExposureRepository
 from .flags import FlagRepository, FlagRolloutRepository
+from .heartbeat import HeartbeatRepository
 from .metric_rollups import MetricRollupRepository
 from .replicas import ReplicaRepository
 from .router_state import RouterStateRepository
@@ -53,6 +55,8 @@ class _Repositories:
         self.services = ServiceRepository(db, clock)
         self.revisions = RevisionRepository(db, clock)
         self.deployments = DeploymentRepository(db, clock)
+        self.commands = CommandRepository(db, clock)
+        self.heartbeat = HeartbeatRepository(db, clock)
         self.events = EventRepository(db, clock)
         self.replicas = ReplicaRepository(db, clock)
         self.tokens = TokenRepository(db, clock)
