@@ -5,7 +5,8 @@ errors are translated at the boundary (``raise ... from exc``) so callers catch 
 
     SluicegateError
     ├── SpecError                  bad user input (file, field, problem); nothing changed
-    │   └── ConfigFileError        a config file that cannot be read or parsed
+    │   ├── ConfigFileError        a config file that cannot be read or parsed
+    │   └── RouteRefusedError      the data plane refused routes (names the services)
     ├── NotFoundError              a named thing (listener, target group, target) is unknown
     ├── ConflictError              the change contradicts current state (e.g. duplicate target)
     ├── AuthError                  missing or wrong token
@@ -25,6 +26,7 @@ __all__ = [
     "ConflictError",
     "NotFoundError",
     "Problem",
+    "RouteRefusedError",
     "RouterUnavailableError",
     "SluicegateError",
     "SpecError",
@@ -66,6 +68,15 @@ class ConfigFileError(SpecError):
 
     def __init__(self, source: str, message: str) -> None:
         super().__init__([Problem("", message)], source=source)
+
+
+class RouteRefusedError(SpecError):
+    """The data plane refused a routing table (a port it cannot listen on, say); the problems
+    are in the service spec's terms and ``services`` names whose routes were refused."""
+
+    def __init__(self, problems: Sequence[Problem], services: Sequence[str]) -> None:
+        super().__init__(problems, source="router")
+        self.services = tuple(services)
 
 
 class NotFoundError(SluicegateError):

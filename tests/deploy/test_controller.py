@@ -125,7 +125,7 @@ async def test_first_deployment_then_a_canary_that_succeeds(any_env: Env) -> Non
     assert await env.versions(20, env.test_port) == {"v2": 20}
     assert await env.until(second.id, lambda p: p == Phase.SUCCEEDED) == "succeeded"
     assert await env.versions() == {"v2": 40}
-    assert ctl._running("shop", "v1") == []  # blue stopped after the wait
+    assert ctl.world.running("shop", "v1") == []  # blue stopped after the wait
     kinds = [e.kind for e in env.store.events.list(subject=second.id)]
     assert kinds[0] == "deployment.created" and "deployment.succeeded" in kinds
 
@@ -154,7 +154,7 @@ async def test_manual_rollback_returns_all_traffic_to_blue_and_stops_green(env: 
     await asyncio.to_thread(hammer.join, 10)
     assert set(seen) == {"200"} and seen["200"] > 20, seen  # no request failed
     assert await env.versions() == {"v1": 40}
-    assert ctl._running("shop", "v2") == []
+    assert ctl.world.running("shop", "v2") == []
     assert ctl.current_revision("shop") == "v1"
 
 
@@ -182,7 +182,7 @@ async def test_green_that_never_gets_healthy_fails_the_deployment(env: Env) -> N
     await ctl.apply_service(ServiceSpec.model_validate(sick), actor="test")
     second = await ctl.deploy("shop", "v2", actor="test")
     assert await env.until(second.id, lambda p: Phase(p).terminal) == "failed"
-    assert ctl._running("shop", "v2") == []
+    assert ctl.world.running("shop", "v2") == []
     assert ctl.current_revision("shop") == "v1"
 
 
@@ -366,7 +366,7 @@ async def test_default_guards_roll_back_a_bad_release_and_pass_a_good_one(env: E
     with _Load(env.port) as load:
         bad = await ctl.deploy("shop", "v3", actor="test")
         await env.until(bad.id, lambda p: p == Phase.SHIFTING)
-        for address in ctl._running("shop", "v3"):
+        for address in ctl.world.running("shop", "v3"):
             httpx.post(f"http://{address}/admin/fail?status=500")
         started = time.monotonic()
         assert await env.until(bad.id, lambda p: Phase(p).terminal) == "rolled_back"

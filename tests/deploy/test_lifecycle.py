@@ -84,10 +84,13 @@ class Driver:
         alarm: str | None = None,
         command: Command | None = None,
         hold: str | None = None,
+        green_failed: str | None = None,
+        failure: str | None = None,
     ) -> list[Action]:
         self.now += dt
         outcome = HookOutcome(hook[0], hook[1], hook[2], "detail") if hook else None
-        obs = Observation(self.now, healthy, ready, outcome, alarm, command, "ana", hold)
+        obs = Observation(self.now, healthy, ready, outcome, alarm, command, "ana", hold,
+                          green_failed, ("line 1", "line 2") if green_failed else (), failure)
         new: list[Action] = []
         for _ in range(1000):
             d = decide(self.state, self.plan, self.spec, obs)
@@ -268,6 +271,47 @@ def test_a_health_gate_timeout_fails_the_deployment_and_stops_green() -> None:
     assert non_events(d.tick(1.0, healthy=False, ready=1)) == ROLLBACK
     assert d.phase() is Phase.FAILED
     assert d.state.reason == "green was not healthy within 2m (1/2 replicas ready)"
+
+
+def test_a_green_that_cannot_start_fails_at_once_without_waiting_for_the_health_timeout() -> None:
+    d = Driver(service(), plan_for("AllAtOnce"))
+    d.tick()
+    assert non_events(d.tick(0.5, green_failed="cannot run './nope': [Errno 2]")) == ROLLBACK
+    assert d.phase() is Phase.FAILED
+    assert d.state.reason == "green cannot run: cannot run './nope': [Errno 2]"
+    failed = [a for a in d.actions if isinstance(a, RecordEvent) and a.kind == "green_failed"]
+    assert failed[0].logs == ("line 1", "line 2")
+
+
+def test_a_green_that_gives_up_during_the_shift_rolls_back_to_blue() -> None:
+    d = Driver(NO_HOOKS, plan_for("Linear10PercentEvery1Minute"))
+    d.to_shifting()
+    assert non_events(d.tick(1.0, green_failed="replica 0 crashed 5 times")) == ROLLBACK
+    assert (d.phase(), d.weights()) == (Phase.ROLLED_BACK, [10, 0])
+
+
+def test_a_first_deployment_serving_alone_is_not_stopped_for_a_crashing_replica() -> None:
+    d = Driver(service(), plan_for("AllAtOnce"), has_blue=False)
+    d.to_shifting()
+    assert (d.phase(), d.state.green_weight) == (Phase.AFTER_ALLOW_TRAFFIC, 100)
+    assert d.tick(1.0, green_failed="replica 1 crashed 5 times") == []
+    assert d.phase() is Phase.AFTER_ALLOW_TRAFFIC  # nothing to go back to
+
+
+def test_a_failure_to_apply_ends_the_deployment_failed_from_any_phase() -> None:
+    d = Driver(NO_HOOKS, plan_for("Linear10PercentEvery1Minute"))
+    d.to_shifting()
+    reason = "router refused: listener.port: cannot listen on 127.0.0.1:8080"
+    assert non_events(d.tick(1.0, failure=reason)) == ROLLBACK
+    assert (d.phase(), d.state.reason) == (Phase.FAILED, reason)
+
+
+def test_stop_works_before_green_is_healthy() -> None:
+    d = Driver(service(), plan_for("AllAtOnce"), has_blue=False)
+    d.tick()
+    d.tick(1.0, healthy=False)
+    assert non_events(d.tick(1.0, command=Command.STOP)) == [StopGreen()]
+    assert d.phase() is Phase.STOPPED
 
 
 def test_an_alarm_while_shifting_rolls_back_at_once() -> None:

@@ -12,7 +12,7 @@ from sluicegate.clock import Clock
 from sluicegate.deploy import Command, describe, plan_for
 from sluicegate.deploy.controller import Controller
 from sluicegate.errors import Problem, SpecError
-from sluicegate.monitor._alarm_records import sync_alarms
+from sluicegate.monitor._alarm_records import sync_alarms_in
 from sluicegate.spec._errors import spec_error_from
 from sluicegate.spec.service import DeploymentSpec, ServiceSpec
 from sluicegate.store import Deployment, Event, Store
@@ -65,8 +65,9 @@ async def apply_service(name: str, request: Request, caller: Deployer,
         raise spec_error_from(exc, "request body") from exc
     if spec.service != name:
         raise SpecError([Problem("service", f"is {spec.service!r} but the URL names {name!r}")])
-    await _ctl(request).apply_service(spec, caller.name)
-    alarms = sync_alarms(_store(request), spec, caller.name)
+    alarms = await _ctl(request).apply_service(
+        spec, caller.name, also=lambda tx: sync_alarms_in(tx, spec, caller.name))
+    assert alarms is not None
     return {"service": name, "applied": True,
             "alarms": {"created": list(alarms.created), "updated": list(alarms.updated),
                        "deleted": list(alarms.deleted)}}
@@ -145,9 +146,11 @@ CommandName = Literal["promote", "promote_full", "rollback", "stop"]
 
 @router.post("/deployments/{dep_id}/{command}", status_code=202)
 def command(dep_id: str, command: CommandName, request: Request,
-            caller: Deployer) -> dict[str, str]:
-    _ctl(request).command(dep_id, Command(command), caller.name)
-    return {"deployment": dep_id, "command": command, "state": "accepted"}
+            caller: Deployer) -> dict[str, Any]:
+    """Accepted means stored: the engine applies it on its next tick, after a crash too."""
+    stored = _ctl(request).command(dep_id, Command(command), caller.name)
+    return {"deployment": dep_id, "command": command, "state": "accepted",
+            "command_id": stored.id}
 
 
 @router.get("/events")

@@ -81,6 +81,9 @@ class Observation:
     command: Command | None = None
     actor: str | None = None  # who gave the command, for the event log
     hold: str | None = None  # why a timed step must not end yet (the guards have no verdict)
+    green_failed: str | None = None  # green cannot run (cannot start, gave up after crashes)
+    green_logs: tuple[str, ...] = ()  # green's last log lines, for the failure's event
+    failure: str | None = None  # the world cannot be made to match the record: why
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,7 @@ class RunHook:
 class RecordEvent:
     kind: str
     message: str
+    logs: tuple[str, ...] = ()  # log lines that explain it (a revision that cannot run)
 
 
 Action = StartGreen | StopGreen | StopBlue | SetWeights | RouteTestListener | RunHook | RecordEvent

@@ -11,7 +11,7 @@ from sluicegate.router.traffic import RevisionGroup, ServiceRoute
 from sluicegate.spec.service import ServiceSpec
 from sluicegate.store import Deployment
 
-__all__ = ["route_for", "state_from_json", "state_to_json"]
+__all__ = ["probe_route", "route_for", "state_from_json", "state_to_json"]
 
 
 def state_to_json(state: DeploymentState) -> dict[str, Any]:
@@ -27,6 +27,12 @@ def state_from_json(data: dict[str, Any]) -> DeploymentState:
     fields["ending"] = Phase(fields["ending"]) if fields.get("ending") else None
     return DeploymentState(**fields)
 
+
+
+def probe_route(spec: ServiceSpec) -> ServiceRoute:
+    """The service's route as it will be once it serves, for a dry run of its ports (its
+    one target is never contacted: a dry run opens no listener and checks no health)."""
+    return _route(spec, (RevisionGroup("probe", ("127.0.0.1:9",), 100),), None, None)
 
 
 def route_for(spec: ServiceSpec, current: str | None, active: Deployment | None,
@@ -59,9 +65,14 @@ def route_for(spec: ServiceSpec, current: str | None, active: Deployment | None,
             groups.append(RevisionGroup(revision, tuple(found), weight))
     if not groups:
         return None
+    return _route(spec, tuple(groups), test_rev, green)
+
+
+def _route(spec: ServiceSpec, groups: tuple[RevisionGroup, ...], test_rev: str | None,
+           green: str | None) -> ServiceRoute:
     return ServiceRoute(
         service=spec.service, port=spec.listener.port, test_port=spec.listener.test_port,
-        test_revision=test_rev, groups=tuple(groups), health_path=spec.health_check.path,
+        test_revision=test_rev, groups=groups, health_path=spec.health_check.path,
         health_interval=spec.health_check.interval, sticky=spec.stickiness.enabled,
         sticky_duration=spec.stickiness.duration, green=green,
         flag_route=(None if spec.listener.flag_route is None

@@ -1,11 +1,18 @@
 """The deployment controller: observe, decide (pure), record, then apply — and resume.
 
 Each tick, for every active deployment: gather an ``Observation`` (green's health, finished
-hooks, a pending command, a firing guard alarm), ask ``lifecycle.decide`` for the next state,
-**record it in the store before acting**, then apply the actions idempotently (start/stop
-replicas, route traffic — verified by read-back — run hooks, append events). After a crash,
-``recover`` adopts recorded replicas, replays ``lifecycle.resume`` for every unfinished
-deployment and re-applies the routes the store describes, so nothing half-applied survives.
+hooks, a stored command, a firing guard alarm, a revision that cannot run), ask
+``lifecycle.decide`` for the next state, **record it with its events (and the command it
+used) in one transaction before acting**, then apply the actions idempotently (start/stop
+replicas, route traffic — verified by read-back — run hooks). After a crash, ``recover``
+adopts recorded replicas, replays ``lifecycle.resume`` for every unfinished deployment and
+re-applies the routes the store describes, so nothing half-applied survives.
+
+Never stuck, never silent: one deployment's trouble never stops the others. A revision that
+cannot run, or routes the router refuses for the deployment's own service, are decided on at
+once (FAILED with the cause). Anything else that fails (the router answers 500, a bug) is an
+event with its message, retried every tick; after ``failure_bound`` seconds of failing the
+deployment is given up: traffic back to blue, FAILED.
 """
 
 from __future__ import annotations
@@ -13,20 +20,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from sluicegate.clock import Clock
-from sluicegate.compute.base import EventKind, ExternalSpec, LocalSpec, Replica, ReplicaEvent
-from sluicegate.compute.external import ExternalCompute
+from sluicegate.compute.base import EventKind, Replica, ReplicaEvent, ReplicaState
 from sluicegate.compute.local import LocalCompute
-from sluicegate.deploy._routing import route_for, state_from_json, state_to_json
-from sluicegate.deploy.hooks import HookResult, run_command_hook, run_http_hook
+from sluicegate.deploy._checks import port_conflicts, revision_problems
+from sluicegate.deploy._routing import probe_route, state_from_json, state_to_json
+from sluicegate.deploy._world import World, local_spec
 from sluicegate.deploy.lifecycle import (
     Action,
     Command,
     DeploymentState,
-    HookOutcome,
-    HookStage,
     Observation,
     Phase,
     RecordEvent,
@@ -36,80 +42,143 @@ from sluicegate.deploy.lifecycle import (
     StartGreen,
     StopBlue,
     StopGreen,
+    abandon,
     decide,
     resume,
     start,
 )
 from sluicegate.deploy.strategies import plan_for
-from sluicegate.errors import ConflictError, NotFoundError, Problem, SluicegateError, SpecError
-from sluicegate.router.traffic import ServiceRoute, TrafficControl
-from sluicegate.spec.service import DeploymentSpec, ServiceSpec, expand_placeholders
-from sluicegate.store import Deployment, Store
+from sluicegate.errors import (
+    ConflictError,
+    NotFoundError,
+    RouteRefusedError,
+    SluicegateError,
+    SpecError,
+)
+from sluicegate.router.traffic import TrafficControl
+from sluicegate.spec._duration import format_duration
+from sluicegate.spec.service import DeploymentSpec, ServiceSpec
+from sluicegate.store import Deployment, DeploymentCommand, Store, Transaction
 
 __all__ = ["AlarmCheck", "Controller", "HoldCheck", "state_from_json", "state_to_json"]
 
-log = logging.getLogger("sluicegate.deploy")
-AlarmCheck = Callable[[Deployment], Awaitable[str | None]]  # the Monitor issue's seam
+log = logging.getLogger(__name__)
+AlarmCheck = Callable[[Deployment], Awaitable[str | None]]  # the firing guard alarm, if any
 HoldCheck = Callable[[Deployment], str | None]  # why a step must wait for a verdict
+T = TypeVar("T")
 _MAX_DECISIONS_PER_TICK = 20
+FAILURE_BOUND = 60.0
+"""Seconds a deployment may keep failing to apply (router errors, bugs) before it is given up."""
 
 
 def _status(phase: Phase) -> str:
     return phase.value if phase.terminal else "in_progress"
 
 
+@dataclass
+class _Trouble:
+    """A deployment whose ticks keep failing: since when, and the last message said."""
+
+    since: float
+    message: str = ""
+    gave_up: bool = False
+
+
 class Controller:
     def __init__(self, store: Store, compute: LocalCompute, traffic: TrafficControl,
                  clock: Clock, alarms: AlarmCheck | None = None,
-                 hold: HoldCheck | None = None) -> None:
+                 hold: HoldCheck | None = None, failure_bound: float = FAILURE_BOUND) -> None:
         self.store = store
-        self.compute = compute
-        self.traffic = traffic
         self.clock = clock
         self.alarms = alarms
         self.hold = hold
-        self.external = ExternalCompute()  # revisions the user runs; we check and route only
-        self._hooks: dict[tuple[str, str, int], asyncio.Task[HookResult]] = {}
-        self._commands: dict[str, tuple[Command, str]] = {}
+        self.failure_bound = failure_bound
+        self.world = World(store, compute, traffic, clock)
         # Deployments whose last actions failed part-way: replayed (idempotently) first.
         self._unsettled: set[str] = set()
+        self._troubles: dict[str, _Trouble] = {}
+        self._green_failed: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self._refused: dict[str, str] = {}  # the router refused the deployment's own routes
         self._lock = asyncio.Lock()
+
+    @property
+    def compute(self) -> LocalCompute:
+        return self.world.compute
+
+    @property
+    def traffic(self) -> TrafficControl:
+        return self.world.traffic
+
+    @traffic.setter
+    def traffic(self, traffic: TrafficControl) -> None:
+        self.world.traffic = traffic
 
     # -- the user's verbs ---------------------------------------------------------------------
 
     def spec_of(self, service: str) -> ServiceSpec:
-        return ServiceSpec.model_validate(self.store.services.get(service).spec)
+        return self.world.spec_of(service)
 
-    async def apply_service(self, spec: ServiceSpec, actor: str) -> None:
+    def current_revision(self, service: str) -> str | None:
+        return self.world.current_revision(service)
+
+    async def apply_service(self, spec: ServiceSpec, actor: str,
+                            also: Callable[[Transaction], T] | None = None) -> T | None:
+        """Store ``spec`` — all or nothing. Refused (nothing stored, no event) when a port is
+        another service's or the router cannot listen on it; ``also`` writes more in the
+        same transaction (the spec's alarms) and its result is returned."""
         async with self._lock:
-            self.store.services.put(spec.service, spec.model_dump(mode="json"))
-            self.store.events.append(actor=actor, kind="service.applied", subject=spec.service,
+            specs, _ = self.world.specs()
+            problems = port_conflicts(spec, specs.values())
+            if problems:
+                raise SpecError(problems)
+            routes, keep = self.world.routes(override=spec)
+            live = any(r.service == spec.service for r in routes)
+            await self.world.traffic.check(routes if live else [*routes, probe_route(spec)])
+            if live:  # a serving service takes its new ports and settings now
+                await self.world.traffic.apply(routes, keep)
+            try:
+                with self.store.transaction() as tx:
+                    tx.services.put(spec.service, spec.model_dump(mode="json"))
+                    tx.events.append(actor=actor, kind="service.applied", subject=spec.service,
                                      message=f"service {spec.service} applied")
-            await self._route()
+                    return also(tx) if also is not None else None
+            except BaseException:
+                if live:  # put the router back as the store still describes it
+                    await self.world.route()
+                raise
 
     async def deploy(self, service: str, revision: str, actor: str,
                      config: Any = None, env: dict[str, str] | None = None) -> Deployment:
         """Create a deployment (409 if the service already has an active one).
 
-        ``env`` (``--set env.KEY=VAL``) becomes part of the revision, which is immutable:
-        the same revision name with other settings is a conflict.
+        Refused at once when it cannot work: an external revision without endpoints, ports
+        the router cannot listen on. ``env`` (``--set env.KEY=VAL``) becomes part of the
+        revision, which is immutable: the same revision name with other settings is a
+        conflict.
         """
         async with self._lock:
             spec = self.spec_of(service)
-            self.store.revisions.create(service, revision, {"env": dict(env or {})})
             current = self.current_revision(service)
             if current == revision:
                 raise ConflictError(f"{service} already runs revision {revision}")
+            problems = revision_problems(spec, revision)
+            if problems:
+                raise SpecError(problems)
+            routes, _ = self.world.routes()
+            if not any(r.service == service for r in routes):  # its ports are opened later
+                await self.world.traffic.check([*routes, probe_route(spec)])
             plan_config = config if config is not None else spec.deployment.config
             plan = plan_for(plan_config)
             state = start(self.clock.now(), has_blue=current is not None)
-            dep = self.store.deployments.create(
-                service, revision, from_revision=current,
-                config={"plan": _config_json(plan_config), "actor": actor},
-                state=state_to_json(state), phase=state.phase.value, status="in_progress")
-            self.store.events.append(actor=actor, kind="deployment.created", subject=dep.id,
-                                     message=f"deploy {service} {current or '-'} -> {revision}"
-                                     f" with {plan.name}")
+            with self.store.transaction() as tx:
+                tx.revisions.create(service, revision, {"env": dict(env or {})})
+                dep = tx.deployments.create(
+                    service, revision, from_revision=current,
+                    config={"plan": _config_json(plan_config), "actor": actor},
+                    state=state_to_json(state), phase=state.phase.value, status="in_progress")
+                tx.events.append(actor=actor, kind="deployment.created", subject=dep.id,
+                                 message=f"deploy {service} {current or '-'} -> {revision}"
+                                 f" with {plan.name}")
             return dep
 
     async def retry(self, deployment_id: str, actor: str) -> Deployment:
@@ -120,13 +189,14 @@ class Controller:
                                 "rolled-back or stopped deployment can be retried")
         config = _config_from_json(old.config["plan"])
         return await self.deploy(old.service, old.revision, actor, config,
-                                 self._env_of(old.service, old.revision))
+                                 self.world.env_of(old.service, old.revision))
 
-    def command(self, deployment_id: str, command: Command, actor: str) -> None:
+    def command(self, deployment_id: str, command: Command, actor: str) -> DeploymentCommand:
+        """Store the command; the engine applies it on its next tick (after a crash too)."""
         dep = self.store.deployments.get(deployment_id)
         if not dep.active:
             raise ConflictError(f"deployment {deployment_id} is {dep.status}; nothing to do")
-        self._commands[deployment_id] = (command, actor)
+        return self.store.commands.add(deployment_id, command.value, actor)
 
     async def progress(self, dep: Deployment) -> dict[str, Any]:
         """For live views: seconds to the next timed step, and the replicas' health."""
@@ -151,13 +221,6 @@ class Controller:
                                   for h in health]
         return {"next_step_in": next_in, "holding": state.holding, "replicas": replicas}
 
-    def current_revision(self, service: str) -> str | None:
-        """The revision serving production: the newest deployment that succeeded."""
-        for dep in self.store.deployments.list(service):
-            if dep.phase == Phase.SUCCEEDED.value:
-                return dep.revision
-        return None
-
     def on_replica_event(self, event: ReplicaEvent) -> None:
         """Keep the store's replica records true as compute restarts or loses replicas, so a
         restarted control plane adopts the right processes (pass this as ``on_change``)."""
@@ -176,15 +239,35 @@ class Controller:
     # -- the loop -------------------------------------------------------------------------------
 
     async def recover(self) -> None:
-        """After a (re)start: adopt replicas, replay every unfinished deployment, re-route."""
+        """After a (re)start: adopt replicas, replay every unfinished deployment, re-route.
+        What fails here is retried by the ticks that follow (the deployments stay unsettled)."""
         async with self._lock:
-            groups: dict[tuple[str, str], list[Replica]] = {}
-            for r in self.store.replicas.list():
-                groups.setdefault((r.service, r.revision), []).append(Replica(
-                    r.service, r.revision, r.index, r.port or 0, r.pid,
-                    int(r.pid_start_time) if r.pid_start_time else None))
-            for (service, revision), records in groups.items():
-                local = _local_spec(self.spec_of(service), self._env_of(service, revision))
+            await self._adopt()
+            for active in self.store.deployments.list_active():
+                self._unsettled.add(active.id)
+                try:
+                    spec = self.spec_of(active.service)
+                    state = state_from_json(active.state)
+                    decision = resume(state, spec, self.clock.now())
+                    dep = self._record(active, state, decision.state, ())
+                    await self._apply(dep, spec, decision.actions)
+                    self._unsettled.discard(active.id)
+                except Exception as exc:
+                    self._trouble(active, exc)
+            try:
+                await self.world.route()
+            except SluicegateError as exc:
+                log.warning("cannot put the routes back yet (%s); the next ticks retry", exc)
+
+    async def _adopt(self) -> None:
+        groups: dict[tuple[str, str], list[Replica]] = {}
+        for r in self.store.replicas.list():
+            groups.setdefault((r.service, r.revision), []).append(Replica(
+                r.service, r.revision, r.index, r.port or 0, r.pid,
+                int(r.pid_start_time) if r.pid_start_time else None))
+        for (service, revision), records in groups.items():
+            try:
+                local = local_spec(self.spec_of(service), self.world.env_of(service, revision))
                 if local is None:
                     continue
                 adoption = await self.compute.adopt(service, revision, local, records)
@@ -192,20 +275,18 @@ class Controller:
                     self.store.replicas.remove(gone.service, gone.revision, gone.index)
                 if adoption.gone:
                     await self.compute.start(service, revision, local)  # fills the gaps
-            for active in self.store.deployments.list_active():
-                spec = self.spec_of(active.service)
-                decision = resume(state_from_json(active.state), spec, self.clock.now())
-                dep = self._record(active, decision.state) if decision.changed else active
-                await self._apply(dep, spec, decision.actions)
-            await self._route()
+            except Exception:  # one service's replicas must not keep the others unadopted
+                log.exception("cannot adopt the replicas of %s %s", service, revision)
 
     async def tick(self) -> None:
         async with self._lock:
             for dep in self.store.deployments.list_active():
                 try:
                     await self._advance(dep)
-                except SluicegateError as exc:
-                    log.warning("deployment %s: %s (will retry)", dep.id, exc)
+                except Exception as exc:  # one deployment's trouble never stops the others
+                    self._trouble(dep, exc)
+                else:
+                    self._troubles.pop(dep.id, None)
 
     async def run(self, interval: float = 0.25) -> None:
         while True:
@@ -218,83 +299,169 @@ class Controller:
         if dep.id in self._unsettled:
             # The world may lag the record (an action failed): make it match, then go on.
             replay = resume(state_from_json(dep.state), spec, self.clock.now())
-            await self._apply(dep, spec, tuple(a for a in replay.actions
-                                               if not isinstance(a, RunHook)))
+            await self._apply(dep, spec, replay.actions)
             self._unsettled.discard(dep.id)
         for _ in range(_MAX_DECISIONS_PER_TICK):
             state = state_from_json(dep.state)
-            obs = await self._observe(dep, state, spec)
+            obs, command = await self._observe(dep, state, spec)
             decision = decide(state, plan, spec, obs)
-            if decision.state != state:
-                dep = self._record(dep, decision.state)  # recorded before it is acted on
+            dep = self._record(dep, state, decision.state, decision.actions, command)
             self._unsettled.add(dep.id)
             await self._apply(dep, spec, decision.actions)
             self._unsettled.discard(dep.id)
-            if not decision.changed or not dep.active:
+            if not dep.active:
+                self._ended(dep.id)
+                return
+            if not decision.changed:
                 return
 
-    async def _observe(self, dep: Deployment, state: DeploymentState,
-                       spec: ServiceSpec) -> Observation:
+    async def _observe(self, dep: Deployment, state: DeploymentState, spec: ServiceSpec
+                       ) -> tuple[Observation, DeploymentCommand | None]:
         healthy = ready = None
-        if state.phase in (Phase.HEALTH_GATE, Phase.BEFORE_ALLOW_TRAFFIC):
+        failed, logs = self._green_failed.get(dep.id, (None, ()))
+        if state.phase in (Phase.HEALTH_GATE, Phase.BEFORE_ALLOW_TRAFFIC) and failed is None:
             try:
-                if spec.compute.external is not None:
-                    await self._start(dep, spec)  # (re)register: cheap and idempotent
-                    health = await self.external.health(dep.service, dep.revision)
-                else:
-                    health = await self.compute.health(dep.service, dep.revision)
-            except NotFoundError:
-                health = []  # not started (yet): not healthy
+                health = await self.world.health(dep, spec)
+            except SpecError as exc:  # an external revision whose endpoints went away
+                health, failed = [], "; ".join(p.message for p in exc.problems)
             ready = sum(1 for h in health if h.healthy)
             healthy = bool(health) and ready == len(health)
-        outcome = None
-        for (dep_id, stage, index), task in list(self._hooks.items()):
-            if dep_id == dep.id and task.done():
-                del self._hooks[(dep_id, stage, index)]
-                result = task.result()
-                outcome = HookOutcome(HookStage(stage), index, result.ok, result.detail)
-                break
-        command, actor = self._commands.pop(dep.id, (None, None))
+            gave_up = [h for h in health if h.state is ReplicaState.FAILED]
+            if gave_up:
+                failed = f"replica {gave_up[0].replica.index}: {gave_up[0].detail}"
+                logs = self.world.last_lines(dep.service, dep.revision, gave_up[0].replica.index)
+        pending = self.store.commands.pending(dep.id)
+        command = pending[0] if pending else None
         alarm = await self.alarms(dep) if self.alarms is not None else None
         hold = None
         if self.hold is not None and spec.deployment.wait_for_verdict:
             hold = self.hold(dep)
-        return Observation(now=self.clock.now(), green_healthy=healthy,
-                           green_ready_replicas=ready, hook_outcome=outcome,
-                           alarm_firing=alarm, hold=hold, command=command, actor=actor)
+        obs = Observation(now=self.clock.now(), green_healthy=healthy,
+                          green_ready_replicas=ready, hook_outcome=self.world.hook_outcome(dep.id),
+                          alarm_firing=alarm, hold=hold,
+                          command=Command(command.command) if command else None,
+                          actor=command.actor if command else None, green_failed=failed,
+                          green_logs=logs, failure=self._refused.get(dep.id))
+        return obs, command
 
-    def _record(self, dep: Deployment, state: DeploymentState) -> Deployment:
-        return self.store.deployments.update(
-            dep.id, dep.version, state=state_to_json(state), phase=state.phase.value,
-            status=_status(state.phase), active=not state.phase.terminal)
+    def _record(self, dep: Deployment, old: DeploymentState | None, new: DeploymentState,
+                actions: tuple[Action, ...], command: DeploymentCommand | None = None
+                ) -> Deployment:
+        """The new state, its events and the command it used, in one transaction."""
+        events = [a for a in actions if isinstance(a, RecordEvent)]
+        changed = new != old
+        if not changed and not events and command is None:
+            return dep
+        with self.store.transaction() as tx:
+            if changed:
+                dep = tx.deployments.update(
+                    dep.id, dep.version, state=state_to_json(new), phase=new.phase.value,
+                    status=_status(new.phase), active=not new.phase.terminal)
+            for e in events:
+                tx.events.append(actor="controller", kind=f"deployment.{e.kind}",
+                                 subject=dep.id, message=e.message,
+                                 data={"logs": list(e.logs)} if e.logs else None)
+            if command is not None:
+                tx.commands.mark_handled(command.id)
+        return dep
+
+    # -- trouble: never stuck, never silent -------------------------------------------------------
+
+    def _trouble(self, dep: Deployment, exc: Exception) -> None:
+        """A tick of ``dep`` failed: say so once per distinct message, retry on the next
+        tick, and give the deployment up once it has failed for ``failure_bound``."""
+        now = self.clock.now()
+        expected = isinstance(exc, SluicegateError)
+        message = str(exc) if expected else f"internal error: {type(exc).__name__}: {exc}"
+        trouble = self._troubles.setdefault(dep.id, _Trouble(since=now))
+        if trouble.message != message:
+            trouble.message = message
+            if expected:
+                log.warning("deployment %s: %s (will retry)", dep.id, message)
+            else:
+                log.error("deployment %s: tick failed (will retry)", dep.id, exc_info=exc)
+            hint = "" if expected else " (traceback in the server log)"
+            self._event(dep.id, "deployment.retrying",
+                        f"{message}{hint}; retrying every tick, giving up after "
+                        f"{format_duration(self.failure_bound)}")
+        if not trouble.gave_up and now - trouble.since >= self.failure_bound:
+            trouble.gave_up = True
+            self._give_up(dep, f"{message} (kept failing for "
+                               f"{format_duration(now - trouble.since)})")
+
+    def _give_up(self, dep: Deployment, reason: str) -> None:
+        """Record a rollback ending FAILED without deciding (deciding may be what fails);
+        the next ticks replay it until the world matches."""
+        try:
+            current = self.store.deployments.get(dep.id)
+            try:
+                state: DeploymentState | None = state_from_json(current.state)
+            except (TypeError, ValueError, KeyError):
+                state = None  # unreadable: start the rollback afresh
+            new = abandon(state, has_blue=current.from_revision is not None,
+                          now=self.clock.now(), reason=reason)
+            if state is not None and new == state:
+                return  # rolling back already: keep retrying it
+            self._record(current, state, new, (RecordEvent("failed_to_apply", reason),))
+            self._unsettled.add(dep.id)
+        except Exception:
+            log.exception("deployment %s: cannot record giving up", dep.id)
+
+    def _event(self, subject: str, kind: str, message: str) -> None:
+        try:
+            self.store.events.append(actor="controller", kind=kind, subject=subject,
+                                     message=message)
+        except Exception:  # the store may be the trouble; the log has it
+            log.exception("cannot record %s for %s", kind, subject)
+
+    def _ended(self, dep_id: str) -> None:
+        self._troubles.pop(dep_id, None)
+        self._green_failed.pop(dep_id, None)
+        self._refused.pop(dep_id, None)
+        self.world.forget(dep_id)
 
     # -- applying actions (idempotent) ------------------------------------------------------------
 
     async def _apply(self, dep: Deployment, spec: ServiceSpec,
                      actions: tuple[Action, ...]) -> None:
+        """Apply ``actions`` in order; raises what fails, except what the lifecycle decides
+        on: a green that cannot run, routes refused for this service."""
         reroute = False
         for action in actions:
             if isinstance(action, StartGreen):
-                await self._start(dep, spec)
+                try:
+                    await self.world.start(dep, spec)
+                except SpecError as exc:  # it cannot run: the next decision fails it
+                    detail = "; ".join(p.message for p in exc.problems) or str(exc)
+                    self._green_failed[dep.id] = (
+                        detail, self.world.last_lines(dep.service, dep.revision))
             elif isinstance(action, StopGreen):
                 reroute = True
-                await self._stop(dep.service, dep.revision, spec)
+                await self.world.stop(dep.service, dep.revision, spec)
             elif isinstance(action, StopBlue):
                 reroute = True
                 if dep.from_revision is not None:
-                    await self._stop(dep.service, dep.from_revision, spec)
+                    await self.world.stop(dep.service, dep.from_revision, spec)
             elif isinstance(action, SetWeights | RouteTestListener):
                 # Now, not after the loop: a hook that follows must find the route in place.
-                await self._route()
+                await self._route(dep)
                 if isinstance(action, SetWeights) and action.green_percent == 0:
                     self._restored(dep)
             elif isinstance(action, RunHook):
-                self._run_hook(dep, spec, action)
-            elif isinstance(action, RecordEvent):
-                self.store.events.append(actor="controller", kind=f"deployment.{action.kind}",
-                                         subject=dep.id, message=action.message)
+                self.world.run_hook(dep, spec, action)
+            # RecordEvent: written with the state (``_record``).
         if reroute:
-            await self._route()
+            await self._route(dep)
+
+    async def _route(self, dep: Deployment) -> None:
+        try:
+            await self.world.route()
+        except RouteRefusedError as exc:
+            state = state_from_json(dep.state)
+            if dep.service not in exc.services or state.phase is Phase.ROLLING_BACK:
+                raise  # not this deployment's to decide on, or its rollback: retried
+            problems = "; ".join(str(p) for p in exc.problems)
+            self._refused[dep.id] = f"the router refused the routes of {dep.service}: {problems}"
 
     def _restored(self, dep: Deployment) -> None:
         """All production traffic is back on blue (the router confirmed the weights): say how
@@ -311,99 +478,6 @@ class Controller:
             data={"decided_at": state.phase_started_at, "restored_at": now,
                   "reason": state.reason})
 
-    async def _start(self, dep: Deployment, spec: ServiceSpec) -> None:
-        if self._running(dep.service, dep.revision):
-            return  # already running (a replayed StartGreen)
-        if spec.compute.external is not None:
-            endpoints = spec.compute.external.revisions.get(dep.revision)
-            if not endpoints:
-                raise SpecError([Problem(f"compute.external.revisions.{dep.revision}",
-                                         "no endpoints are declared for this revision")])
-            await self.external.start(dep.service, dep.revision, ExternalSpec(
-                endpoints, health_path=spec.health_check.path))
-            return
-        local = _local_spec(spec, self._env_of(dep.service, dep.revision))
-        if local is None:
-            return
-        replicas = await self.compute.start(dep.service, dep.revision, local)
-        for r in replicas:
-            self.store.replicas.record(r.service, r.revision, r.index, port=r.port, pid=r.pid,
-                                       pid_start_time=r.pid_start_time, state="running",
-                                       started_at=r.started_at)
-
-    async def _stop(self, service: str, revision: str, spec: ServiceSpec) -> None:
-        if spec.compute.external is not None:
-            await self.external.stop(service, revision)
-            return
-        local = spec.compute.local
-        await self.compute.stop(service, revision, local.stop_grace if local else None)
-        self.store.replicas.remove(service, revision)
-
-    def _run_hook(self, dep: Deployment, spec: ServiceSpec, action: RunHook) -> None:
-        hooks = (spec.deployment.hooks.before_allow_traffic
-                 if action.stage is HookStage.BEFORE_ALLOW_TRAFFIC
-                 else spec.deployment.hooks.after_allow_traffic)
-        hook = hooks[action.index]
-        key = (dep.id, action.stage.value, action.index)
-        if key in self._hooks:
-            return
-        port = spec.listener.test_port or spec.listener.port
-        values = {"port": spec.listener.port, "test_port": port, "revision": dep.revision,
-                  "service": dep.service}
-        env = {"SLUICE_SERVICE": dep.service, "SLUICE_REVISION": dep.revision,
-               "SLUICE_TEST_URL": f"http://127.0.0.1:{port}"}
-        coro: Awaitable[HookResult]
-        if hook.http is not None:
-            coro = run_http_hook(f"http://127.0.0.1:{port}{hook.http.path}",
-                                 hook.http.expect_status, hook.effective_timeout)
-        else:
-            assert hook.command is not None
-            argv = [expand_placeholders(arg, values) for arg in hook.command]
-            coro = run_command_hook(argv, env, hook.effective_timeout)
-        self._hooks[key] = asyncio.ensure_future(coro)
-
-    # -- routing: what the store says, applied as a whole ----------------------------------
-
-    async def _route(self) -> None:
-        routes = [r for s in self.store.services.list() if (r := self._route_of(s.name))]
-        if routes:
-            await self.traffic.apply(routes)
-
-    def _route_of(self, service: str) -> ServiceRoute | None:
-        spec = self.spec_of(service)
-        return route_for(spec, self.current_revision(service),
-                         self.store.deployments.active_for(service),
-                         lambda revision: self._endpoints(service, revision, spec))
-
-    def _endpoints(self, service: str, revision: str, spec: ServiceSpec) -> list[str]:
-        if spec.compute.external is not None:
-            return list(spec.compute.external.revisions.get(revision, []))
-        return self._running(service, revision)
-
-    def _env_of(self, service: str, revision: str) -> dict[str, str]:
-        try:
-            env: dict[str, str] = self.store.revisions.get(service, revision).overrides.get(
-                "env", {})
-        except NotFoundError:
-            return {}
-        return env
-
-    def _running(self, service: str, revision: str) -> list[str]:
-        try:
-            return self.compute.endpoints(service, revision)
-        except NotFoundError:
-            return []
-
-
-def _local_spec(spec: ServiceSpec, env: dict[str, str] | None = None) -> LocalSpec | None:
-    local = spec.compute.local
-    if local is None:
-        return None
-    return LocalSpec(command=list(local.command), env={**local.env, **(env or {})},
-                     replicas=local.replicas,
-                     cwd=local.cwd, health_path=spec.health_check.path,
-                     stop_grace=local.stop_grace)
-
 
 def _config_json(config: Any) -> Any:
     return config if isinstance(config, str) else config.model_dump(mode="json")
@@ -411,3 +485,4 @@ def _config_json(config: Any) -> Any:
 
 def _config_from_json(data: Any) -> Any:
     return DeploymentSpec.model_validate({"config": data}).config
+

@@ -20,6 +20,11 @@ The phases follow CodeDeploy's ECS blue/green lifecycle::
 Rules:
 
 - Health gate: green must be healthy within ``deployment.health_timeout``, else FAILED.
+- A green that cannot run (``obs.green_failed``: its command cannot start, a replica
+  crashed too often in a row) ends FAILED at once before production traffic, and rolls
+  back once it has some; the event carries green's last log lines.
+- ``obs.failure`` (the controller could not make the world match the record within its
+  bound, or the router refused the service's routes) ends FAILED from any phase.
 - A hook that fails or outlives its timeout (+ :data:`HOOK_GRACE`) rolls back.
 - A firing guard alarm rolls back at once while green takes production traffic and blue
   can take it back: SHIFTING, PAUSED_UNTIL_PROMOTED, AFTER_ALLOW_TRAFFIC, TERMINATION_WAIT.
@@ -85,6 +90,7 @@ __all__ = [
     "StartGreen",
     "StopBlue",
     "StopGreen",
+    "abandon",
     "decide",
     "resume",
     "start",
@@ -97,6 +103,20 @@ HOOK_GRACE = 5.0
 def start(now: float, *, has_blue: bool) -> DeploymentState:
     """The state of a deployment just created; the first ``decide`` starts green."""
     return DeploymentState(Phase.PROVISIONING, has_blue, now, step_started_at=now)
+
+
+def abandon(state: DeploymentState | None, *, has_blue: bool, now: float,
+            reason: str) -> DeploymentState:
+    """The state of a deployment given up on because deciding or applying kept failing:
+    rolling back (all traffic to blue when there is one) to end FAILED. ``state`` is None
+    when the recorded one cannot even be read; :func:`resume` then makes the world match."""
+    if state is None:
+        state = DeploymentState(Phase.ROLLING_BACK, has_blue, now)
+    if state.phase.terminal or state.phase is Phase.ROLLING_BACK:
+        return state
+    return replace(state, phase=Phase.ROLLING_BACK, phase_started_at=now,
+                   green_weight=0 if has_blue else state.green_weight,
+                   test_traffic_on_green=False, ending=Phase.FAILED, reason=reason)
 
 
 def decide(state: DeploymentState, plan: Plan, spec: ServiceSpec, obs: Observation) -> Decision:
@@ -121,6 +141,12 @@ def decide(state: DeploymentState, plan: Plan, spec: ServiceSpec, obs: Observati
         return _abort(
             state, spec, obs, Phase.ROLLED_BACK, "alarm", f"guard fired: {obs.alarm_firing}"
         )
+    if obs.failure:
+        return _abort(state, spec, obs, Phase.FAILED, "failure", obs.failure)
+    if obs.green_failed and (state.has_blue or not state.phase.guarded):
+        ending = Phase.ROLLED_BACK if state.phase.guarded else Phase.FAILED
+        reason = f"green cannot run: {obs.green_failed}"
+        return _abort(state, spec, obs, ending, "green_failed", reason, obs.green_logs)
 
     if obs.command is not None and state.phase not in _PROMOTABLE:
         # Promote means nothing here: decide as if it were not given, and say so.
@@ -383,6 +409,7 @@ def _abort(
     ending: Phase,
     kind: str,
     reason: str,
+    logs: tuple[str, ...] = (),
 ) -> Decision:
     """Send everything back to blue in one change and stop green; ends in ``ending``."""
     nxt = replace(
@@ -395,7 +422,7 @@ def _abort(
         reason=reason,
     )
     cleanup = _cleanup(state, spec.listener.test_port is not None)
-    return _to(state, nxt, RecordEvent(kind, reason), *cleanup)
+    return _to(state, nxt, RecordEvent(kind, reason, logs), *cleanup)
 
 
 def _stage_of(phase: Phase, spec: ServiceSpec) -> tuple[HookStage | None, list[HookSpec]]:

@@ -9,9 +9,9 @@ from typing import Any
 from sluicegate.monitor.alarms import AlarmState
 from sluicegate.router.traffic import group_name
 from sluicegate.spec import ServiceSpec
-from sluicegate.store import Alarm, DeclaredAlarm, Store, SyncResult
+from sluicegate.store import Alarm, DeclaredAlarm, Store, SyncResult, Transaction
 
-__all__ = ["binding_for", "record_state", "sync_alarms"]
+__all__ = ["binding_for", "record_state", "sync_alarms", "sync_alarms_in"]
 
 _UNSET: Any = object()
 
@@ -69,13 +69,18 @@ def record_state(store: Store, alarm: Alarm, *, state: AlarmState, reason: str, 
 def sync_alarms(store: Store, spec: ServiceSpec, actor: str) -> SyncResult:
     """Make the store's metric alarms of ``spec.service`` follow the spec; events for each
     alarm created, changed or deleted."""
+    with store.transaction() as tx:
+        return sync_alarms_in(tx, spec, actor)
+
+
+def sync_alarms_in(tx: Transaction, spec: ServiceSpec, actor: str) -> SyncResult:
+    """:func:`sync_alarms` inside the caller's transaction (with the spec it stores)."""
     declared = [DeclaredAlarm(a.name, a.model_dump(mode="json"), a.guard)
                 for a in spec.alarms]
-    with store.transaction() as tx:
-        result = tx.alarms.sync(spec.service, declared)
-        for verb, names in (("created", result.created), ("updated", result.updated),
-                            ("deleted", result.deleted)):
-            for name in names:
-                tx.events.append(f"alarm.{verb}", f"{spec.service}/{name}",
-                                 f"alarm {spec.service}/{name} {verb}", actor=actor)
+    result = tx.alarms.sync(spec.service, declared)
+    for verb, names in (("created", result.created), ("updated", result.updated),
+                        ("deleted", result.deleted)):
+        for name in names:
+            tx.events.append(f"alarm.{verb}", f"{spec.service}/{name}",
+                             f"alarm {spec.service}/{name} {verb}", actor=actor)
     return result

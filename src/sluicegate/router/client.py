@@ -109,6 +109,13 @@ class RouterClient:
         data = await self._call("PUT", "/v1/config", dict(config))
         return int(data["generation"])
 
+    async def check_config(self, config: Mapping[str, Any]) -> None:
+        """Would the router accept ``config``? SpecError naming the fields when not.
+        (Interim: validated here; the router's dry run replaces this.)"""
+        from sluicegate.spec import RouterConfig, parse_document
+
+        parse_document(RouterConfig, dict(config), "router config")
+
     async def metrics(self, window: int = 60, listener: str | None = None,
                       hist: bool = False, include_open: bool = False) -> dict[str, Any]:
         """Per-second series of the last ``window`` closed seconds (see docs/router.md); with

@@ -12,15 +12,16 @@ revision a target group ``<service>.<revision>``, so per-target-group metrics na
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sluicegate.errors import SluicegateError
+from sluicegate.errors import Problem, RouteRefusedError, SluicegateError, SpecError
 from sluicegate.router.client import RouterClient
 
 __all__ = ["RevisionGroup", "RouterTraffic", "ServiceRoute", "TrafficControl", "group_name",
-           "router_config"]
+           "refusal", "router_config"]
 
 
 def group_name(service: str, revision: str) -> str:
@@ -61,19 +62,37 @@ class ServiceRoute:
 
 
 class TrafficControl(Protocol):
-    """Where traffic goes. ``apply`` returns once the data plane reports the new state."""
+    """Where traffic goes. ``apply`` returns once the data plane reports the new state.
 
-    async def apply(self, routes: Sequence[ServiceRoute]) -> None: ...
+    A refusal (a port the data plane cannot listen on, say) raises
+    :class:`~sluicegate.errors.RouteRefusedError` naming the services and the spec fields at
+    fault, and leaves the previous routes in force.
+    """
+
+    async def apply(self, routes: Sequence[ServiceRoute], keep: Collection[str] = ()) -> None:
+        """Route exactly ``routes``; services named in ``keep`` keep what they have now."""
+        ...
+
+    async def check(self, routes: Sequence[ServiceRoute]) -> None:
+        """Would ``apply(routes)`` be accepted (ports included)? Changes nothing."""
+        ...
 
     async def weights(self, service: str) -> dict[str, int]: ...
 
 
 def router_config(routes: Sequence[ServiceRoute], admin: Mapping[str, Any],
-                  base: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                  base: Mapping[str, Any] | None = None,
+                  keep: Collection[str] = ()) -> dict[str, Any]:
     """The whole router configuration for ``routes`` (pure). ``base`` carries other top-level
-    keys (timeouts, limits...) through unchanged."""
-    listeners: list[dict[str, Any]] = []
-    groups: list[dict[str, Any]] = []
+    keys (timeouts, limits...) through unchanged, and the listeners and target groups of the
+    services named in ``keep`` (a service whose spec cannot be read keeps its traffic)."""
+    kept = set(keep) - {r.service for r in routes}
+    listeners: list[dict[str, Any]] = [
+        dict(lst) for lst in (base or {}).get("listeners", [])
+        if _service_of_listener(lst["name"]) in kept]
+    groups: list[dict[str, Any]] = [
+        dict(g) for g in (base or {}).get("target_groups", [])
+        if g["name"].split(".", 1)[0] in kept]
     for r in routes:
         if not r.groups:
             raise SluicegateError(f"service {r.service!r} has no revision to route to")
@@ -119,16 +138,56 @@ def router_config(routes: Sequence[ServiceRoute], admin: Mapping[str, Any],
     return {**config, "listeners": listeners, "target_groups": groups, "admin": dict(admin)}
 
 
+def _service_of_listener(name: str) -> str:
+    return name[:-len("-test")] if name.endswith("-test") else name
+
+
+_LISTENER_PATH = re.compile(r"^listeners\[(\d+)\](?:\.(\w+))?(.*)$")
+
+
+def refusal(exc: SpecError, desired: Mapping[str, Any]) -> RouteRefusedError:
+    """The router's refusal of ``desired`` in the terms of the service specs: its
+    ``listeners[2].port`` becomes ``listener.port`` of the service that listener belongs to."""
+    problems, services = [], []
+    listeners = desired.get("listeners", [])
+    for p in exc.problems:
+        m = _LISTENER_PATH.match(p.path)
+        if m is None or int(m.group(1)) >= len(listeners):
+            problems.append(p)
+            continue
+        name = listeners[int(m.group(1))]["name"]
+        service = _service_of_listener(name)
+        field = m.group(2) or ""
+        if field == "port" and name.endswith("-test"):
+            field = "test_port"
+        path = f"listener.{field}{m.group(3)}" if field else "listener"
+        problems.append(Problem(f"{path}", f"{p.message} (service {service!r})"))
+        if service not in services:
+            services.append(service)
+    return RouteRefusedError(problems, services)
+
+
 class RouterTraffic:
     """``TrafficControl`` on the built-in router, through its admin API."""
 
     def __init__(self, client: RouterClient) -> None:
         self.client = client
 
-    async def apply(self, routes: Sequence[ServiceRoute]) -> None:
+    async def check(self, routes: Sequence[ServiceRoute]) -> None:
         current = await self.client.config()
         desired = router_config(routes, current["admin"], current)
-        await self.client.apply_config(desired)
+        try:
+            await self.client.check_config(desired)
+        except SpecError as exc:
+            raise refusal(exc, desired) from exc
+
+    async def apply(self, routes: Sequence[ServiceRoute], keep: Collection[str] = ()) -> None:
+        current = await self.client.config()
+        desired = router_config(routes, current["admin"], current, keep)
+        try:
+            await self.client.apply_config(desired)
+        except SpecError as exc:
+            raise refusal(exc, desired) from exc
         for r in routes:
             if not r.serving:
                 continue

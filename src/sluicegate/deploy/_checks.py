@@ -1,0 +1,47 @@
+"""What a service spec or a deploy request must satisfy beyond its own schema (pure).
+
+Checked before anything is stored, so a refused ``apply`` or ``deploy`` changes nothing and
+names the field in the user's terms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sluicegate.errors import Problem
+from sluicegate.spec.service import ServiceSpec
+
+__all__ = ["port_conflicts", "revision_problems"]
+
+
+def _ports(spec: ServiceSpec) -> list[tuple[str, int]]:
+    ports = [("listener.port", spec.listener.port)]
+    if spec.listener.test_port is not None:
+        ports.append(("listener.test_port", spec.listener.test_port))
+    return ports
+
+
+def port_conflicts(spec: ServiceSpec, others: Iterable[ServiceSpec]) -> list[Problem]:
+    """Ports of ``spec`` that another service already declares (every service's listeners
+    share one router, so a port serves one service)."""
+    taken = {port: (other.service, field) for other in others
+             if other.service != spec.service for field, port in _ports(other)}
+    problems = []
+    for field, port in _ports(spec):
+        if port in taken:
+            owner, their = taken[port]
+            problems.append(Problem(field, f"port {port} is already used by service "
+                                           f"{owner!r} (its {their})"))
+    return problems
+
+
+def revision_problems(spec: ServiceSpec, revision: str) -> list[Problem]:
+    """What makes ``revision`` impossible to deploy, known before anything starts: an
+    external revision whose endpoints the spec does not declare."""
+    external = spec.compute.external
+    if external is None or revision in external.revisions:
+        return []
+    declared = ", ".join(sorted(external.revisions))
+    return [Problem("revision", f"compute.external.revisions declares no endpoints for "
+                                f"{revision!r} (declared: {declared}); add them and apply "
+                                "the service first")]

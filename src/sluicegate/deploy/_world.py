@@ -1,0 +1,221 @@
+"""The world the deploy controller acts on: compute, traffic and hooks, every act idempotent.
+
+The controller decides; this applies: start and stop a revision's replicas, route every
+service as the store describes it, run hooks and hand their outcomes back. Reads that the
+decisions need (green's health, its last log lines, the stored specs) live here too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Awaitable
+from typing import Any
+
+from sluicegate.clock import Clock
+from sluicegate.compute.base import ExternalSpec, LocalSpec, ReplicaHealth
+from sluicegate.compute.external import ExternalCompute
+from sluicegate.compute.local import LocalCompute
+from sluicegate.deploy._lifecycle_model import HookOutcome, HookStage, RunHook
+from sluicegate.deploy._routing import route_for
+from sluicegate.deploy.hooks import HookResult, run_command_hook, run_http_hook
+from sluicegate.errors import NotFoundError, Problem, SpecError
+from sluicegate.router.traffic import ServiceRoute, TrafficControl
+from sluicegate.spec.service import ServiceSpec, expand_placeholders
+from sluicegate.store import Deployment, Store
+
+__all__ = ["LOG_LINES", "World", "local_spec"]
+
+log = logging.getLogger(__name__)
+
+LOG_LINES = 20
+"""Log lines of a revision that cannot run, carried in the event that says so."""
+
+
+class World:
+    def __init__(self, store: Store, compute: LocalCompute, traffic: TrafficControl,
+                 clock: Clock) -> None:
+        self.store = store
+        self.compute = compute
+        self.traffic = traffic
+        self.clock = clock
+        self.external = ExternalCompute()  # revisions the user runs; we check and route only
+        self._hooks: dict[tuple[str, str, int], asyncio.Task[HookResult]] = {}
+        self._unreadable: set[str] = set()  # services whose stored spec fails validation
+
+    # -- what the store says -------------------------------------------------------------
+
+    def spec_of(self, service: str) -> ServiceSpec:
+        return ServiceSpec.model_validate(self.store.services.get(service).spec)
+
+    def specs(self) -> tuple[dict[str, ServiceSpec], list[str]]:
+        """Every stored service's spec, and the names of those whose spec cannot be read
+        (stored by an older version, edited by hand): logged once, their traffic kept."""
+        good: dict[str, ServiceSpec] = {}
+        bad: list[str] = []
+        for service in self.store.services.list():
+            try:
+                good[service.name] = ServiceSpec.model_validate(service.spec)
+            except ValueError as exc:
+                bad.append(service.name)
+                if service.name not in self._unreadable:
+                    log.error("service %s: its stored spec cannot be read (%s); its traffic "
+                              "stays as it is until it is applied again", service.name, exc)
+        self._unreadable = set(bad)
+        return good, bad
+
+    def current_revision(self, service: str) -> str | None:
+        """The revision serving production: the newest deployment that succeeded."""
+        for dep in self.store.deployments.list(service):
+            if dep.phase == "succeeded":
+                return dep.revision
+        return None
+
+    def env_of(self, service: str, revision: str) -> dict[str, str]:
+        try:
+            env: dict[str, str] = self.store.revisions.get(service, revision).overrides.get(
+                "env", {})
+        except NotFoundError:
+            return {}
+        return env
+
+    # -- routing: what the store says, applied as a whole --------------------------------
+
+    def routes(self, override: ServiceSpec | None = None) -> tuple[list[ServiceRoute], list[str]]:
+        """The route of every service that has one (``override`` in place of its stored
+        spec), and the services whose routes must be kept as they are (unreadable spec)."""
+        specs, keep = self.specs()
+        if override is not None:
+            specs[override.service] = override
+            keep = [k for k in keep if k != override.service]
+        routes = []
+        for name, spec in specs.items():
+            route = route_for(spec, self.current_revision(name),
+                              self.store.deployments.active_for(name),
+                              functools.partial(self._endpoints, name, spec))
+            if route is not None:
+                routes.append(route)
+        return routes, keep
+
+    async def route(self) -> None:
+        routes, keep = self.routes()
+        await self.traffic.apply(routes, keep)
+
+    def _endpoints(self, service: str, spec: ServiceSpec, revision: str) -> list[str]:
+        if spec.compute.external is not None:
+            return list(spec.compute.external.revisions.get(revision, []))
+        return self.running(service, revision)
+
+    # -- compute -----------------------------------------------------------------------
+
+    def running(self, service: str, revision: str) -> list[str]:
+        try:
+            return self.compute.endpoints(service, revision)
+        except NotFoundError:
+            return []
+
+    async def start(self, dep: Deployment, spec: ServiceSpec) -> None:
+        """Start green (only what is missing). SpecError when it cannot run at all."""
+        if spec.compute.external is not None:
+            endpoints = spec.compute.external.revisions.get(dep.revision)
+            if not endpoints:
+                raise SpecError([Problem(f"compute.external.revisions.{dep.revision}",
+                                         "no endpoints are declared for this revision")])
+            await self.external.start(dep.service, dep.revision, ExternalSpec(
+                endpoints, health_path=spec.health_check.path))
+            return
+        local = local_spec(spec, self.env_of(dep.service, dep.revision))
+        if local is None:
+            return
+        if self.running(dep.service, dep.revision):
+            return  # already running (a replayed StartGreen)
+        replicas = await self.compute.start(dep.service, dep.revision, local)
+        for r in replicas:
+            self.store.replicas.record(r.service, r.revision, r.index, port=r.port, pid=r.pid,
+                                       pid_start_time=r.pid_start_time, state="running",
+                                       started_at=r.started_at)
+
+    async def stop(self, service: str, revision: str, spec: ServiceSpec) -> None:
+        if spec.compute.external is not None:
+            await self.external.stop(service, revision)
+            return
+        local = spec.compute.local
+        await self.compute.stop(service, revision, local.stop_grace if local else None)
+        self.store.replicas.remove(service, revision)
+
+    async def health(self, dep: Deployment, spec: ServiceSpec) -> list[ReplicaHealth]:
+        """Green's replicas' health; empty when it is not started (yet)."""
+        try:
+            if spec.compute.external is not None:
+                await self.start(dep, spec)  # (re)register: cheap and idempotent
+                return await self.external.health(dep.service, dep.revision)
+            return await self.compute.health(dep.service, dep.revision)
+        except NotFoundError:
+            return []
+
+    def last_lines(self, service: str, revision: str, replica: int | None = None
+                   ) -> tuple[str, ...]:
+        """The revision's last log lines (of one replica, or all), for an event."""
+        try:
+            text = self.compute.logs(service, revision, replica, tail=LOG_LINES)
+        except (NotFoundError, SpecError, OSError):
+            return ()
+        return tuple(text.splitlines()[-LOG_LINES:])
+
+    # -- hooks ---------------------------------------------------------------------------
+
+    def run_hook(self, dep: Deployment, spec: ServiceSpec, action: RunHook) -> None:
+        """Start the hook unless it runs already (or finished and was not yet read)."""
+        hooks = (spec.deployment.hooks.before_allow_traffic
+                 if action.stage is HookStage.BEFORE_ALLOW_TRAFFIC
+                 else spec.deployment.hooks.after_allow_traffic)
+        hook = hooks[action.index]
+        key = (dep.id, action.stage.value, action.index)
+        if key in self._hooks:
+            return
+        port = spec.listener.test_port or spec.listener.port
+        values = {"port": spec.listener.port, "test_port": port, "revision": dep.revision,
+                  "service": dep.service}
+        env = {"SLUICE_SERVICE": dep.service, "SLUICE_REVISION": dep.revision,
+               "SLUICE_TEST_URL": f"http://127.0.0.1:{port}"}
+        coro: Awaitable[HookResult]
+        if hook.http is not None:
+            coro = run_http_hook(f"http://127.0.0.1:{port}{hook.http.path}",
+                                 hook.http.expect_status, hook.effective_timeout)
+        else:
+            assert hook.command is not None
+            argv = [expand_placeholders(arg, values) for arg in hook.command]
+            coro = run_command_hook(argv, env, hook.effective_timeout)
+        self._hooks[key] = asyncio.ensure_future(coro)
+
+    def hook_outcome(self, dep_id: str) -> HookOutcome | None:
+        """The outcome of a finished hook of the deployment, handed out once."""
+        for (owner, stage, index), task in list(self._hooks.items()):
+            if owner == dep_id and task.done():
+                del self._hooks[(owner, stage, index)]
+                try:
+                    result = task.result()
+                except Exception as exc:  # a bug in the runner: the hook failed, say why
+                    log.error("hook %s %d of %s crashed", stage, index, dep_id, exc_info=exc)
+                    return HookOutcome(HookStage(stage), index, False,
+                                       f"the hook runner failed: {type(exc).__name__}: {exc}")
+                return HookOutcome(HookStage(stage), index, result.ok, result.detail)
+        return None
+
+    def forget(self, dep_id: str) -> None:
+        """The deployment ended: cancel hooks still running for it."""
+        for key, task in list(self._hooks.items()):
+            if key[0] == dep_id:
+                task.cancel()
+                del self._hooks[key]
+
+
+def local_spec(spec: ServiceSpec, env: dict[str, Any] | None = None) -> LocalSpec | None:
+    local = spec.compute.local
+    if local is None:
+        return None
+    return LocalSpec(command=list(local.command), env={**local.env, **(env or {})},
+                     replicas=local.replicas,
+                     cwd=local.cwd, health_path=spec.health_check.path,
+                     stop_grace=local.stop_grace)
