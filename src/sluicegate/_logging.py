@@ -76,6 +76,8 @@ def configure_logging(level: str = "info", json: bool = False) -> None:
         old.close()
     root.addHandler(handler)
     root.setLevel(numeric)
+    # Alembic narrates every plugin and context at INFO; the store logs the migration itself.
+    logging.getLogger("alembic").setLevel(max(numeric, logging.WARNING))
 
 
 def redact(value: str) -> str:

@@ -5,6 +5,12 @@ rollouts, webhooks and API in one.
 as its own process (adopted again after a restart) and replicas outlive the server, so a
 control-plane crash never interrupts user traffic. On first start an admin token is printed;
 only its hash is kept.
+
+Start-up binds the API port first, then takes the state dir's lock, so a taken port or a
+second server on the same state dir fails with one line and nothing started. Every
+background loop runs under one :class:`~sluicegate.engines.EngineSupervisor`; the store
+engine writes a heartbeat and watches the state dir, and pauses every engine when the
+state dir or database is deleted or replaced.
 """
 
 from __future__ import annotations
@@ -12,18 +18,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
 import uvicorn
 
 from sluicegate._heap import freeze_startup_heap
+from sluicegate._startup import StateDirLock, StateWatch, bind_api_socket
 from sluicegate.api import create_app
 from sluicegate.clock import SystemClock
 from sluicegate.compute.base import ReplicaEvent
 from sluicegate.compute.local import LocalCompute
-from sluicegate.deploy.controller import Controller
+from sluicegate.deploy.controller import FAILURE_BOUND, Controller
+from sluicegate.engines import EngineSupervisor, every
 from sluicegate.errors import SluicegateError
 from sluicegate.flagservice import AlarmLookup, FlagService, RouterFlagSync
 from sluicegate.monitor._alarm_records import sync_alarms
@@ -46,7 +56,7 @@ from sluicegate.store import Store
 
 __all__ = ["ServerSettings", "run_server", "serve"]
 
-log = logging.getLogger("sluicegate.server")
+log = logging.getLogger(__name__)
 
 
 class ServerSettings:
@@ -56,7 +66,8 @@ class ServerSettings:
                  default_guards: bool = True, push_window: int = DEFAULT_WINDOW,
                  push_max_series: int = DEFAULT_MAX_SERIES, prometheus_url: str | None = None,
                  prometheus_token: str | None = None, webhook_timeout: float = 10.0,
-                 webhook_attempts: int = 12, router_flags_env: str = "prod") -> None:
+                 webhook_attempts: int = 12, router_flags_env: str = "prod",
+                 failure_bound: float = FAILURE_BOUND) -> None:
         self.state_dir = Path(state_dir)
         self.port = port
         self.host = host
@@ -72,6 +83,7 @@ class ServerSettings:
         self.webhook_timeout = webhook_timeout
         self.webhook_attempts = webhook_attempts
         self.router_flags_env = router_flags_env  # flag rules evaluate it; "" = none
+        self.failure_bound = failure_bound  # a deployment failing to apply this long: FAILED
 
     def __repr__(self) -> str:  # never shows the Prometheus token
         return f"ServerSettings({self.state_dir!s}, port={self.port})"
@@ -80,85 +92,142 @@ class ServerSettings:
 async def serve(settings: ServerSettings, stop: asyncio.Event,
                 announce: Callable[[str], None] = print,
                 flag_alarms: AlarmLookup | None = None) -> None:
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
-    store = Store.open(settings.database)
-    if not store.tokens.list() and not settings.insecure:
-        token = store.tokens.create("admin", "first-admin")
-        announce(f"admin token (shown once, store it safely): {token}")
+    sock = bind_api_socket(settings.host, settings.port)  # before any side effect
+    lock: StateDirLock | None = None
+    try:
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        lock = StateDirLock(settings.state_dir)
+        lock.acquire()
+        await _serve(settings, stop, announce, flag_alarms, sock)
+    finally:
+        sock.close()
+        if lock is not None:
+            lock.release()
+
+
+async def _serve(settings: ServerSettings, stop: asyncio.Event,
+                 announce: Callable[[str], None], flag_alarms: AlarmLookup | None,
+                 sock: socket.socket) -> None:
     supervisor = RouterSupervisor(settings.state_dir, settings.router_admin_port)
-    await supervisor.ensure()
-    controllers: list[Controller] = []
+    supervisor.refuse_strays()  # before the store: a deleted state dir is not made afresh
+    store = Store.open(settings.database)
+    watch = StateWatch(settings.state_dir, settings.database)
+    prometheus: PrometheusSource | None = None
+    engines = EngineSupervisor()
+    ready = False
+    try:
+        await supervisor.ensure()
+        controllers: list[Controller] = []
 
-    def on_change(event: ReplicaEvent) -> None:
-        for c in controllers:
-            c.on_replica_event(event)
+        def on_change(event: ReplicaEvent) -> None:
+            for c in controllers:
+                c.on_replica_event(event)
 
-    compute = LocalCompute(settings.state_dir, on_change=on_change)
-    clock = SystemClock()
-    guards = DefaultGuards(RecentSeconds(RouterSource(supervisor.client()), clock), clock=clock)
-    series = SeriesStore(settings.push_window, settings.push_max_series)
-    sources = Sources(router=RouterDatapoints(supervisor.client()), push=PushSource(series),
-                      exposures=ExposureDatapoints(store))
-    prometheus = (PrometheusSource(settings.prometheus_url, bearer_token=settings.prometheus_token)
-                  if settings.prometheus_url else None)
-    if prometheus is not None:  # alarms with `source: prometheus` query it
-        sources.by_name["prometheus"] = prometheus
-    engine = AlarmEngine(store, sources, clock)
-    rollups = RollupWriter(store, series, lambda: _router_client(sources), clock)
-    _sync_all_alarms(store)
-    checks = AlarmGuards(store, guards if settings.default_guards else None)
-    controller = Controller(store, compute, RouterTraffic(supervisor.client()), clock,
-                            alarms=checks,
-                            hold=guards.hold if settings.default_guards else None)
-    controllers.append(controller)
-    await controller.recover()
-    flags = FlagService(store, clock, flag_alarms or alarm_lookup(store))
-    await flags.rollouts.recover()
-    notifier = WebhookEngine(store, clock, timeout=settings.webhook_timeout,
-                             policy=RetryPolicy(max_attempts=settings.webhook_attempts))
-    app = create_app(controller, store, settings.insecure, series=series, engine=engine,
-                     flags=flags)
-    app.state.sources = sources
-    # Long requests get 5 s to finish on shutdown; flag streams are ended before that.
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
-                            lifespan="off", timeout_graceful_shutdown=5)
-    server = uvicorn.Server(config)
-    loop_task = asyncio.get_running_loop().create_task(controller.run(settings.tick))
-    alarm_task = asyncio.get_running_loop().create_task(engine.run())
-    rollup_task = asyncio.get_running_loop().create_task(rollups.run())
-    flags_task = asyncio.get_running_loop().create_task(flags.rollouts.run(settings.tick))
-    watch_task = asyncio.get_running_loop().create_task(
-        _watch_router(supervisor, controller, guards, sources))
-    notify_task = asyncio.get_running_loop().create_task(notifier.run())
-    engines = [loop_task, alarm_task, rollup_task, flags_task, watch_task, notify_task]
-    flag_sync: RouterFlagSync | None = None
-    if settings.router_flags_env:
-        flag_sync = RouterFlagSync(store, settings.router_flags_env, supervisor.client)
-        engines.append(asyncio.get_running_loop().create_task(flag_sync.run()))
-    api_task = asyncio.get_running_loop().create_task(server.serve())
-    while not server.started and not api_task.done():
-        await asyncio.sleep(0.01)  # "ready" means the API port is bound
-    freeze_startup_heap()
-    announce(f"sluice server ready on http://{settings.host}:{settings.port}"
-             f"{' (INSECURE: no token needed)' if settings.insecure else ''}")
-    # uvicorn captures SIGINT/SIGTERM while it serves and raises them again when it is done.
-    stopper = asyncio.get_running_loop().create_task(stop.wait())
-    await asyncio.wait([stopper, api_task], return_when=asyncio.FIRST_COMPLETED)
-    stopper.cancel()
-    app.state.flag_streams.close()
-    server.should_exit = True
-    for task in engines:
-        task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await api_task
-    with contextlib.suppress(asyncio.CancelledError):
-        await notify_task  # attempts in flight stay pending: sent again after a restart
-    if prometheus is not None:
-        await prometheus.aclose()
-    if flag_sync is not None:
-        await flag_sync.close()
-    # Replicas and the router keep running: they serve users while the server is away.
-    store.close()
+        compute = LocalCompute(settings.state_dir, on_change=on_change, supervise=False)
+        clock = SystemClock()
+        guards = DefaultGuards(RecentSeconds(RouterSource(supervisor.client()), clock),
+                               clock=clock)
+        series = SeriesStore(settings.push_window, settings.push_max_series)
+        sources = Sources(router=RouterDatapoints(supervisor.client()), push=PushSource(series),
+                          exposures=ExposureDatapoints(store))
+        if settings.prometheus_url:  # alarms with `source: prometheus` query it
+            prometheus = PrometheusSource(settings.prometheus_url,
+                                          bearer_token=settings.prometheus_token)
+            sources.by_name["prometheus"] = prometheus
+        alarm_engine = AlarmEngine(store, sources, clock)
+        rollups = RollupWriter(store, series, lambda: _router_client(sources), clock)
+        _sync_all_alarms(store)
+        checks = AlarmGuards(store, guards if settings.default_guards else None)
+        controller = Controller(store, compute, RouterTraffic(supervisor.client()), clock,
+                                alarms=checks,
+                                hold=guards.hold if settings.default_guards else None,
+                                failure_bound=settings.failure_bound)
+        controllers.append(controller)
+        await controller.recover()
+        flags = FlagService(store, clock, flag_alarms or alarm_lookup(store))
+        await flags.rollouts.recover()
+        notifier = WebhookEngine(store, clock, timeout=settings.webhook_timeout,
+                                 policy=RetryPolicy(max_attempts=settings.webhook_attempts))
+
+        async def watch_router() -> None:
+            """Restart the router if it dies, then put every route back."""
+            if supervisor.alive():
+                return
+            log.error("the router process is gone; starting it again")
+            await supervisor.ensure()
+            controller.traffic = RouterTraffic(supervisor.client())
+            guards.source = RecentSeconds(RouterSource(supervisor.client()), guards.clock)
+            sources.by_name["router"] = RouterDatapoints(supervisor.client())
+            await controller.recover()
+
+        async def check_store() -> None:
+            """The state dir is the one we started with, and the store takes writes."""
+            problem = watch.problem()
+            if problem is not None:
+                engines.pause(problem)
+                return
+            await asyncio.to_thread(store.heartbeat.beat, os.getpid())
+
+        async def check_replicas() -> None:
+            compute.check()
+
+        engines.add("deploy", controller.tick, every(settings.tick), timeout=600,
+                    stall_after=120)
+        engines.add("flag-rollouts", flags.rollouts.tick, every(settings.tick))
+        engines.add("alarms", lambda: alarm_engine.tick(clock.now()), alarm_engine.wait_next,
+                    wait_first=True)
+        engines.add("rollups", rollups.tick, rollups.wait_next, wait_first=True,
+                    stall_after=200, timeout=120)
+        engines.add("webhooks", notifier.tick, notifier.wait_next)
+        engines.add("router-watch", watch_router, every(1.0))
+        engines.add("replicas", check_replicas, every(0.5))
+        engines.add("store", check_store, every(1.0), stall_after=15)
+        flag_sync: RouterFlagSync | None = None
+        if settings.router_flags_env:
+            flag_sync = RouterFlagSync(store, settings.router_flags_env, supervisor.client)
+            engines.add("router-flags", flag_sync.tick, every(flag_sync.interval))
+        app = create_app(controller, store, settings.insecure, series=series,
+                         engine=alarm_engine, flags=flags, engines=engines)
+        app.state.sources = sources
+        # Long requests get 5 s to finish on shutdown; flag streams are ended before that.
+        config = uvicorn.Config(app, log_level="warning", lifespan="off",
+                                timeout_graceful_shutdown=5)
+        server = uvicorn.Server(config)
+        engines.start()
+        api_task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
+        while not server.started and not api_task.done():
+            await asyncio.sleep(0.01)
+        if api_task.done():
+            api_task.result()  # raises what stopped the API
+            return
+        ready = True
+        if not store.tokens.list() and not settings.insecure:  # made once all is up
+            token = store.tokens.create("admin", "first-admin")
+            announce(f"admin token (shown once, store it safely): {token}")
+        freeze_startup_heap()
+        announce(f"sluice server ready on http://{settings.host}:{settings.port}"
+                 f"{' (INSECURE: no token needed)' if settings.insecure else ''}")
+        # uvicorn captures SIGINT/SIGTERM while it serves and raises them again when done.
+        stopper = asyncio.get_running_loop().create_task(stop.wait())
+        await asyncio.wait([stopper, api_task], return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+        app.state.flag_streams.close()
+        server.should_exit = True
+        await engines.stop()
+        with contextlib.suppress(asyncio.CancelledError):
+            await api_task
+        await notifier.close()  # attempts in flight stay pending: sent again after a restart
+        await compute.aclose()
+        if flag_sync is not None:
+            await flag_sync.close()
+    finally:
+        await engines.stop()
+        if prometheus is not None:
+            await prometheus.aclose()
+        if not ready and supervisor.info is not None and not supervisor.adopted:
+            supervisor.stop()  # a failed start leaves no router of its own behind
+        # Otherwise replicas and the router keep running: they serve users meanwhile.
+        store.close()
 
 
 def _router_client(sources: Sources) -> RouterClient | None:
@@ -174,20 +243,6 @@ def _sync_all_alarms(store: Store) -> None:
             sync_alarms(store, ServiceSpec.model_validate(service.spec), "server")
         except (SluicegateError, ValueError) as exc:
             log.error("service %s: cannot set up its alarms: %s", service.name, exc)
-
-
-async def _watch_router(supervisor: RouterSupervisor, controller: Controller,
-                        guards: DefaultGuards, sources: Sources) -> None:
-    """Restart the router if it dies, then put every route back."""
-    while True:
-        await asyncio.sleep(1.0)
-        if not supervisor.alive():
-            log.error("the router process is gone; starting it again")
-            await supervisor.ensure()
-            controller.traffic = RouterTraffic(supervisor.client())
-            guards.source = RecentSeconds(RouterSource(supervisor.client()), guards.clock)
-            sources.by_name["router"] = RouterDatapoints(supervisor.client())
-            await controller.recover()
 
 
 def run_server(settings: ServerSettings) -> None:

@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sluicegate import __version__
 from sluicegate.api._alarm_routes import router as alarm_router
@@ -17,10 +18,12 @@ from sluicegate.api._alertmanager_routes import router as alertmanager_router
 from sluicegate.api._exposure_routes import router as exposure_router
 from sluicegate.api._flag_routes import router as flag_router
 from sluicegate.api._flag_sync_routes import SnapshotProvider, add_flag_sync_routes
+from sluicegate.api._health_routes import router as health_router
 from sluicegate.api._metrics_routes import router as metrics_router
 from sluicegate.api._routes import router
 from sluicegate.api._webhook_routes import router as webhook_router
 from sluicegate.deploy.controller import Controller
+from sluicegate.engines import EngineSupervisor
 from sluicegate.errors import (
     AuthError,
     ConflictError,
@@ -39,15 +42,35 @@ from sluicegate.store import Store
 __all__ = ["create_app"]
 
 
+class _RefuseChangesWhilePaused:
+    """Pure ASGI (no buffering of streams): while the server has stopped acting, every
+    request that could change something answers 503 with the reason."""
+
+    def __init__(self, app: ASGIApp, engines: EngineSupervisor) -> None:
+        self.app = app
+        self.engines = engines
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        paused = self.engines.paused
+        if (paused and scope["type"] == "http"
+                and scope["method"] not in ("GET", "HEAD", "OPTIONS")):
+            await JSONResponse({"error": paused}, status_code=503)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def create_app(controller: Controller, store: Store, insecure: bool = False, *,
                series: SeriesStore | None = None,
                engine: AlarmEngine | None = None,
                flags: FlagService | None = None,
-               snapshots: SnapshotProvider | None = None) -> FastAPI:
+               snapshots: SnapshotProvider | None = None,
+               engines: EngineSupervisor | None = None) -> FastAPI:
     """The API over the controller and store; ``series`` receives pushed metrics,
     ``engine`` (the alarm loop) takes forced alarm states, ``flags`` is the flag service
     (without one, a service whose rollouts only advance if someone runs its engine),
-    ``snapshots`` feeds agents and SDKs (default: read from the flag store)."""
+    ``snapshots`` feeds agents and SDKs (default: read from the flag store), ``engines``
+    (the server's supervisor) answers health; while it is paused, every change is refused
+    with 503 and the reason."""
     app = FastAPI(title="Sluicegate", version=__version__,
                   description="Safe releases: services, deployments, flags, events, alarms,"
                               " webhooks.")
@@ -58,6 +81,8 @@ def create_app(controller: Controller, store: Store, insecure: bool = False, *,
     app.state.series = series if series is not None else SeriesStore()
     app.state.engine = engine
     app.state.flags = flags if flags is not None else FlagService(store, controller.clock)
+    app.state.engines = engines
+    app.include_router(health_router)
     app.include_router(router)
     app.include_router(metrics_router)
     app.include_router(alarm_router)
@@ -67,6 +92,9 @@ def create_app(controller: Controller, store: Store, insecure: bool = False, *,
     app.include_router(exposure_router)
     app.include_router(flag_router)
     app.include_router(webhook_router)
+
+    if engines is not None:
+        app.add_middleware(_RefuseChangesWhilePaused, engines=engines)
 
     @app.exception_handler(SluicegateError)
     async def _sluicegate_error(request: Request, exc: SluicegateError) -> JSONResponse:

@@ -51,11 +51,6 @@ def event_json(e: Event) -> dict[str, Any]:
             "message": e.message, "data": e.data}
 
 
-@router.get("/healthz")
-def healthz() -> dict[str, str]:
-    return {"status": "ok"}
-
-
 @router.put("/services/{name}")
 async def apply_service(name: str, request: Request, caller: Deployer,
                         body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:

@@ -109,6 +109,7 @@ class LocalCompute:
         restart: RestartPolicy | None = None,
         log_max_bytes: int = 10 << 20,
         log_backups: int = 2,
+        supervise: bool = True,
     ) -> None:
         self._state_dir = Path(state_dir)
         self._clock: Clock = clock or SystemClock()
@@ -119,6 +120,7 @@ class LocalCompute:
         self._log_backups = log_backups
         self._revisions: dict[tuple[str, str], _Revision] = {}
         self._task: asyncio.Task[None] | None = None
+        self._self_supervise = supervise  # False: the caller runs ``check`` on its own loop
 
     # -- the Compute interface ------------------------------------------------------------
 
@@ -262,6 +264,8 @@ class LocalCompute:
     # -- supervision ---------------------------------------------------------------------
 
     def _ensure_supervising(self) -> None:
+        if not self._self_supervise:
+            return
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(
                 self._supervise(), name="sluicegate-local-compute"
@@ -414,7 +418,12 @@ class LocalCompute:
         log_path = self._log_path(rev, index)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         _logfiles.rotate_if_large(log_path, self._log_max, self._log_backups)
-        pid, start_time = _proc.spawn(command, env, spec.cwd, str(log_path))
+        try:
+            pid, start_time = _proc.spawn(command, env, spec.cwd, str(log_path))
+        except OSError as exc:  # in the replica's log too, so `sluice logs` tells why
+            self._note(Replica(rev.service, rev.revision, index, port, log_path=str(log_path)),
+                       f"cannot start {shlex.join(command)}: {exc.strerror or exc}")
+            raise
         replica = Replica(
             rev.service,
             rev.revision,

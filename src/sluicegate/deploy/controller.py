@@ -288,11 +288,6 @@ class Controller:
                 else:
                     self._troubles.pop(dep.id, None)
 
-    async def run(self, interval: float = 0.25) -> None:
-        while True:
-            await self.tick()
-            await asyncio.sleep(interval)
-
     async def _advance(self, dep: Deployment) -> None:
         spec = self.spec_of(dep.service)
         plan = plan_for(_config_from_json(dep.config["plan"]))

@@ -9,7 +9,7 @@ package on one floor as a whole.
     flags = FlagService(store, clock, alarms=lookup)   # lookup: the alarm engine's seam
     await flags.apply("prod", data, actor="alice", expected_version=7,
                       rollout=RolloutSpec.model_validate({"strategy": "Canary10Percent20Minutes"}))
-    await flags.rollouts.run()                          # ticks rollouts beside the controller
+    await flags.rollouts.tick()                         # one round; the server ticks it supervised
 """
 
 from sluicegate.flagservice._service import ENV_NAME_PATTERN, Applied, FlagService, diff_summary

@@ -125,11 +125,6 @@ class RolloutEngine:
                     log.warning("flag rollout %s of %s: %s (holding; will retry)",
                                 rollout.id, rollout.env, exc)
 
-    async def run(self, interval: float = 0.25) -> None:
-        while True:
-            await self.tick()
-            await asyncio.sleep(interval)
-
     async def _advance(self, rollout: FlagRollout) -> None:
         plan = _plan(rollout)
         for _ in range(_MAX_DECISIONS_PER_TICK):

@@ -10,7 +10,6 @@ completes: it does not split users between the old and the new version.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
@@ -62,14 +61,14 @@ class RouterFlagSync:
             log.info("router flag set: %s version %d (was %s)", self.env, current, held)
         return current
 
-    async def run(self) -> None:
-        while True:
-            try:
-                await self.sync_once()
-            except SluicegateError as exc:
-                log.warning("cannot sync the router's flag set with %s: %s", self.env, exc)
-                await self.close()
-            await asyncio.sleep(self.interval)
+    async def tick(self) -> None:
+        """:meth:`sync_once` for the supervisor; a failure drops the connection, so the next
+        tick connects again (the router may have been restarted on another port)."""
+        try:
+            await self.sync_once()
+        except SluicegateError:
+            await self.close()
+            raise
 
     async def close(self) -> None:
         if self._sink is not None:

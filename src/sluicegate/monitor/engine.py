@@ -77,18 +77,13 @@ class AlarmEngine:
 
     # -- the loop -----------------------------------------------------------------------------
 
-    async def run(self) -> None:
-        """Tick forever, ``offset`` seconds after each wall-clock second."""
-        while True:
-            now = self.clock.now()
-            target = math.floor(now) + self.offset
-            if target <= now:
-                target += 1
-            await asyncio.sleep(target - now)
-            try:
-                await self.tick(self.clock.now())
-            except Exception:  # the loop must outlive any bug; each alarm is guarded too
-                log.exception("alarm loop tick failed")
+    async def wait_next(self) -> None:
+        """Until ``offset`` seconds after the next wall-clock second (the supervisor's wait)."""
+        now = self.clock.now()
+        target = math.floor(now) + self.offset
+        if target <= now:
+            target += 1
+        await asyncio.sleep(target - now)
 
     async def tick(self, now: float) -> list[Recorded]:
         """Evaluate every metric alarm whose period closed since its last evaluation."""

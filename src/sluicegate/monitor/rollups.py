@@ -58,19 +58,24 @@ class RollupWriter:
         self.clock = clock
         self.retention = retention
         self.delay = delay
+        self._rolled: int | None = None
 
-    async def run(self) -> None:
-        while True:
-            now = self.clock.now()
-            target = math.floor(now / MINUTE) * MINUTE + self.delay
-            if target <= now:
-                target += MINUTE
-            await asyncio.sleep(target - now)
-            minute = int(target - self.delay) - MINUTE
-            try:
-                await self.roll(minute)
-            except Exception:  # history is a convenience: never let it take the server down
-                log.exception("metric rollup of minute %d failed", minute)
+    async def wait_next(self) -> None:
+        """Until ``delay`` seconds after the next minute starts (the supervisor's wait)."""
+        now = self.clock.now()
+        target = math.floor(now / MINUTE) * MINUTE + self.delay
+        if target <= now:
+            target += MINUTE
+        await asyncio.sleep(target - now)
+
+    async def tick(self) -> int:
+        """Roll the newest minute closed ``delay`` seconds ago, once; returns rows written."""
+        minute = math.floor((self.clock.now() - self.delay) / MINUTE) * MINUTE - MINUTE
+        if minute == self._rolled:
+            return 0
+        written = await self.roll(minute)
+        self._rolled = minute
+        return written
 
     async def roll(self, minute: int) -> int:
         """Store the minute starting at ``minute``; returns how many rows were written."""

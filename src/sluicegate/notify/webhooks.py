@@ -82,22 +82,27 @@ class WebhookEngine:
     # -- the loop ---------------------------------------------------------------------------
 
     async def run(self, interval: float = 0.5) -> None:
-        """Tick every ``interval`` seconds, and at once when an attempt ends (so a webhook's
-        next delivery need not wait for the clock), until cancelled; errors are logged."""
+        """Tick every ``interval`` seconds, and at once when an attempt ends, until
+        cancelled; errors are logged (the server runs ``tick``/``wait_next`` supervised)."""
         try:
             while True:
-                self._wake.clear()
                 try:
                     await self.tick()
                 except SluicegateError as exc:  # e.g. the database is busy: next tick
                     log.warning("webhook engine: %s", exc)
                 except Exception:  # a bug must not end webhook delivery for good
                     log.exception("webhook engine: tick failed")
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(interval):
-                        await self._wake.wait()
+                await self.wait_next(interval)
         finally:
             await self.close()
+
+    async def wait_next(self, interval: float = 0.5) -> None:
+        """Until ``interval`` has passed or an attempt ended (so a webhook's next delivery
+        need not wait for the clock)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(interval):
+                await self._wake.wait()
+        self._wake.clear()
 
     async def tick(self) -> TickResult:
         queued = self.fan_out()

@@ -22,7 +22,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from sluicegate.errors import RouterUnavailableError
+from sluicegate.errors import ConflictError, RouterUnavailableError
 from sluicegate.router.client import RouterClient
 
 __all__ = ["RouterProcessInfo", "RouterSupervisor", "process_start_time"]
@@ -98,9 +98,44 @@ class RouterSupervisor:
                     self.info, self.adopted = info, True
                     return info
             log.warning("recorded router pid %d does not answer; starting a new one", info.pid)
+        self.refuse_strays(info)
         self.info = await self._start()
         self.adopted = False
         return self.info
+
+    def refuse_strays(self, recorded: RouterProcessInfo | None = None) -> None:
+        """ConflictError when a router of this state dir runs that it has no record of (the
+        state dir was deleted under a running server): starting another would leave that
+        one serving unmanaged."""
+        if recorded is None:
+            recorded = self._recorded()
+        strays = [pid for pid in self.strays() if recorded is None or pid != recorded.pid]
+        if strays:
+            pids = ", ".join(map(str, strays))
+            raise ConflictError(
+                f"a router started from {self.dir} is still running (pid {pids}) but the "
+                "state dir has no record of it (was the state dir deleted?); stop it (kill "
+                f"{' '.join(map(str, strays))}) or restore the state dir, then start again")
+
+    def strays(self) -> list[int]:
+        """Pids of routers running with this state dir's config file (Linux ``/proc``)."""
+        config = os.path.abspath(self.dir / "router.yaml")
+        found = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) == os.getpid():
+                continue
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    argv = [a.decode("utf-8", "replace") for a in f.read().split(b"\0")]
+                cwd = os.readlink(f"/proc/{entry}/cwd")
+            except OSError:
+                continue
+            if "router" not in argv or "--config" not in argv[:-1]:
+                continue
+            path = argv[argv.index("--config") + 1]
+            if os.path.normpath(os.path.join(cwd, path)) == config:
+                found.append(int(entry))
+        return found
 
     def _recorded(self) -> RouterProcessInfo | None:
         try:
@@ -119,7 +154,8 @@ class RouterSupervisor:
         log_file = open(self.dir / "router.log", "ab")  # noqa: SIM115 - handed to the child
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "sluicegate", "router", "--config", str(config),
+                [sys.executable, "-m", "sluicegate", "router", "--config",
+                 os.path.abspath(config),
                  "--workers", str(self.workers)],
                 stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, env=env,
                 start_new_session=True)

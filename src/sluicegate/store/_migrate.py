@@ -9,6 +9,7 @@ A database migrated by a *newer* Sluicegate is refused rather than guessed at.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -26,6 +27,8 @@ from ._engine import begin
 from ._schema import VERSION_TABLE
 
 __all__ = ["MIGRATIONS_DIR", "alembic_config", "current_revision", "head_revision", "upgrade"]
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 #: pg_advisory_xact_lock key for migrations (any constant unique to Sluicegate).
@@ -70,6 +73,7 @@ def upgrade(engine: Engine) -> None:
             command.upgrade(cfg, "head")
         except (CommandError, RevisionError) as err:
             raise ConflictError(_newer(current, head) + f" ({err})") from err
+        log.info("database schema migrated from %s to %s", current or "empty", head)
 
 
 def _known(cfg: Config, revision: str) -> bool:
