@@ -40,10 +40,15 @@ from sluicegate.cli._api import Api, api_options
 @click.option("--router-flags-env", metavar="ENV", default="prod", show_default=True,
               help="Flag environment whose current version the router's flag rules evaluate; "
                    "pushed at start and on every change (\"\" to push none).")
+@click.option("--give-up-after", default="60s", show_default=True, metavar="DURATION",
+              help="A deployment whose steps keep failing to apply (the router does not "
+                   "answer, a bug) for this long is given up: traffic back to blue, FAILED. "
+                   "Each failure is an event meanwhile.")
 def server(port: int, state_dir: str, database: str | None, insecure: bool,
            no_default_guards: bool, push_window: str, push_max_series: int,
            prometheus_url: str | None, prometheus_token_env: str | None,
-           webhook_timeout: float, webhook_attempts: int, router_flags_env: str) -> None:
+           webhook_timeout: float, webhook_attempts: int, router_flags_env: str,
+           give_up_after: str) -> None:
     """Run the embedded server: API, controller, alarm loop, flag rollouts, webhooks, router
     process and local compute. Guarding alarms (a service spec's `alarms:` and Alertmanager
     alerts) roll deployments back; --no-default-guards disables only the built-in canary
@@ -57,6 +62,12 @@ def server(port: int, state_dir: str, database: str | None, insecure: bool,
         raise click.BadParameter(str(exc), param_hint="--push-window") from exc
     if window < 60:
         raise click.BadParameter("at least 1m", param_hint="--push-window")
+    try:
+        failure_bound = parse_duration(give_up_after)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--give-up-after") from exc
+    if not 1 <= failure_bound <= 86400:
+        raise click.BadParameter("from 1s to 1d", param_hint="--give-up-after")
     prometheus_token = None
     if prometheus_token_env:
         prometheus_token = os.environ.get(prometheus_token_env)
@@ -72,7 +83,8 @@ def server(port: int, state_dir: str, database: str | None, insecure: bool,
                               prometheus_url=prometheus_url, prometheus_token=prometheus_token,
                               webhook_timeout=webhook_timeout,
                               webhook_attempts=webhook_attempts,
-                              router_flags_env=router_flags_env))
+                              router_flags_env=router_flags_env,
+                              failure_bound=failure_bound))
 
 
 @click.group()
