@@ -480,3 +480,22 @@ def test_any_observation_sequence_is_handled_and_time_plus_promotes_end_it(
             break
         d.tick(3600.0, command=Command.PROMOTE)
     assert d.phase().terminal, d.state
+
+
+# --- giving up ---------------------------------------------------------------------------
+
+
+def test_abandon_rolls_back_to_fail_from_a_readable_or_an_unreadable_state() -> None:
+    from sluicegate.deploy import abandon
+
+    d = Driver(NO_HOOKS, plan_for("Linear10PercentEvery1Minute"))
+    d.to_shifting()
+    given_up = abandon(d.state, has_blue=True, now=T0 + 99, reason="router gone")
+    assert (given_up.phase, given_up.ending, given_up.green_weight, given_up.reason) == (
+        Phase.ROLLING_BACK, Phase.FAILED, 0, "router gone")
+    assert abandon(given_up, has_blue=True, now=T0 + 100, reason="again") == given_up
+    fresh = abandon(None, has_blue=False, now=T0, reason="unreadable")
+    assert (fresh.phase, fresh.ending, fresh.has_blue) == (Phase.ROLLING_BACK, Phase.FAILED,
+                                                           False)
+    actions = resume(fresh, NO_HOOKS, T0).actions
+    assert actions == (StopGreen(),)

@@ -111,7 +111,8 @@ def abandon(state: DeploymentState | None, *, has_blue: bool, now: float,
     rolling back (all traffic to blue when there is one) to end FAILED. ``state`` is None
     when the recorded one cannot even be read; :func:`resume` then makes the world match."""
     if state is None:
-        state = DeploymentState(Phase.ROLLING_BACK, has_blue, now)
+        return DeploymentState(Phase.ROLLING_BACK, has_blue, now, ending=Phase.FAILED,
+                               reason=reason)
     if state.phase.terminal or state.phase is Phase.ROLLING_BACK:
         return state
     return replace(state, phase=Phase.ROLLING_BACK, phase_started_at=now,
