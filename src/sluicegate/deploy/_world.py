@@ -14,7 +14,13 @@ from collections.abc import Awaitable
 from typing import Any
 
 from sluicegate.clock import Clock
-from sluicegate.compute.base import ExternalSpec, LocalSpec, ReplicaHealth
+from sluicegate.compute.base import (
+    EventKind,
+    ExternalSpec,
+    LocalSpec,
+    ReplicaEvent,
+    ReplicaHealth,
+)
 from sluicegate.compute.external import ExternalCompute
 from sluicegate.compute.local import LocalCompute
 from sluicegate.deploy._lifecycle_model import HookOutcome, HookStage, RunHook
@@ -162,6 +168,21 @@ class World:
         except (NotFoundError, SpecError, OSError):
             return ()
         return tuple(text.splitlines()[-LOG_LINES:])
+
+    def on_replica_event(self, event: ReplicaEvent) -> None:
+        """Keep the store's replica records true as compute restarts or loses replicas, so a
+        restarted control plane adopts the right processes (pass this as ``on_change``)."""
+        r = event.replica
+        if event.kind in (EventKind.STOPPED, EventKind.GONE):
+            self.store.replicas.remove(r.service, r.revision, r.index)
+        elif event.kind in (EventKind.STARTED, EventKind.RESTARTED, EventKind.ADOPTED):
+            self.store.replicas.record(r.service, r.revision, r.index, port=r.port, pid=r.pid,
+                                       pid_start_time=r.pid_start_time, state="running",
+                                       started_at=r.started_at)
+        if event.kind in (EventKind.RESTARTED, EventKind.FAILED, EventKind.GONE):
+            self.store.events.append(actor="compute", kind=f"replica.{event.kind.value}",
+                                     subject=r.service, message=f"{r.revision} replica "
+                                     f"{r.index}: {event.detail or event.kind.value}")
 
     # -- hooks ---------------------------------------------------------------------------
 

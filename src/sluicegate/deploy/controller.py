@@ -20,14 +20,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sluicegate.clock import Clock
-from sluicegate.compute.base import EventKind, Replica, ReplicaEvent, ReplicaState
+from sluicegate.compute.base import Replica, ReplicaEvent, ReplicaState
 from sluicegate.compute.local import LocalCompute
 from sluicegate.deploy._checks import port_conflicts, revision_problems
 from sluicegate.deploy._routing import probe_route, state_from_json, state_to_json
+from sluicegate.deploy._troubles import Troubles
 from sluicegate.deploy._world import World, local_spec
 from sluicegate.deploy.lifecycle import (
     Action,
@@ -42,7 +42,6 @@ from sluicegate.deploy.lifecycle import (
     StartGreen,
     StopBlue,
     StopGreen,
-    abandon,
     decide,
     resume,
     start,
@@ -56,7 +55,6 @@ from sluicegate.errors import (
     SpecError,
 )
 from sluicegate.router.traffic import TrafficControl
-from sluicegate.spec._duration import format_duration
 from sluicegate.spec.service import DeploymentSpec, ServiceSpec
 from sluicegate.store import Deployment, DeploymentCommand, Store, Transaction
 
@@ -75,15 +73,6 @@ def _status(phase: Phase) -> str:
     return phase.value if phase.terminal else "in_progress"
 
 
-@dataclass
-class _Trouble:
-    """A deployment whose ticks keep failing: since when, and the last message said."""
-
-    since: float
-    message: str = ""
-    gave_up: bool = False
-
-
 class Controller:
     def __init__(self, store: Store, compute: LocalCompute, traffic: TrafficControl,
                  clock: Clock, alarms: AlarmCheck | None = None,
@@ -92,14 +81,22 @@ class Controller:
         self.clock = clock
         self.alarms = alarms
         self.hold = hold
-        self.failure_bound = failure_bound
         self.world = World(store, compute, traffic, clock)
         # Deployments whose last actions failed part-way: replayed (idempotently) first.
         self._unsettled: set[str] = set()
-        self._troubles: dict[str, _Trouble] = {}
+        self._troubles = Troubles(store, clock, failure_bound)
         self._green_failed: dict[str, tuple[str, tuple[str, ...]]] = {}
         self._refused: dict[str, str] = {}  # the router refused the deployment's own routes
         self._lock = asyncio.Lock()
+
+    @property
+    def failure_bound(self) -> float:
+        """Seconds a deployment may keep failing to apply before it is given up."""
+        return self._troubles.bound
+
+    @failure_bound.setter
+    def failure_bound(self, seconds: float) -> None:
+        self._troubles.bound = seconds
 
     @property
     def compute(self) -> LocalCompute:
@@ -222,19 +219,8 @@ class Controller:
         return {"next_step_in": next_in, "holding": state.holding, "replicas": replicas}
 
     def on_replica_event(self, event: ReplicaEvent) -> None:
-        """Keep the store's replica records true as compute restarts or loses replicas, so a
-        restarted control plane adopts the right processes (pass this as ``on_change``)."""
-        r = event.replica
-        if event.kind in (EventKind.STOPPED, EventKind.GONE):
-            self.store.replicas.remove(r.service, r.revision, r.index)
-        elif event.kind in (EventKind.STARTED, EventKind.RESTARTED, EventKind.ADOPTED):
-            self.store.replicas.record(r.service, r.revision, r.index, port=r.port, pid=r.pid,
-                                       pid_start_time=r.pid_start_time, state="running",
-                                       started_at=r.started_at)
-        if event.kind in (EventKind.RESTARTED, EventKind.FAILED, EventKind.GONE):
-            self.store.events.append(actor="compute", kind=f"replica.{event.kind.value}",
-                                     subject=r.service, message=f"{r.revision} replica "
-                                     f"{r.index}: {event.detail or event.kind.value}")
+        """Pass as compute's ``on_change``: keeps replica records true (see World)."""
+        self.world.on_replica_event(event)
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -286,7 +272,7 @@ class Controller:
                 except Exception as exc:  # one deployment's trouble never stops the others
                     self._trouble(dep, exc)
                 else:
-                    self._troubles.pop(dep.id, None)
+                    self._troubles.cleared(dep.id)
 
     async def _advance(self, dep: Deployment) -> None:
         spec = self.spec_of(dep.service)
@@ -360,57 +346,14 @@ class Controller:
                 tx.commands.mark_handled(command.id)
         return dep
 
-    # -- trouble: never stuck, never silent -------------------------------------------------------
-
     def _trouble(self, dep: Deployment, exc: Exception) -> None:
-        """A tick of ``dep`` failed: say so once per distinct message, retry on the next
-        tick, and give the deployment up once it has failed for ``failure_bound``."""
-        now = self.clock.now()
-        expected = isinstance(exc, SluicegateError)
-        message = str(exc) if expected else f"internal error: {type(exc).__name__}: {exc}"
-        trouble = self._troubles.setdefault(dep.id, _Trouble(since=now))
-        if trouble.message != message:
-            trouble.message = message
-            if expected:
-                log.warning("deployment %s: %s (will retry)", dep.id, message)
-            else:
-                log.error("deployment %s: tick failed (will retry)", dep.id, exc_info=exc)
-            hint = "" if expected else " (traceback in the server log)"
-            self._event(dep.id, "deployment.retrying",
-                        f"{message}{hint}; retrying every tick, giving up after "
-                        f"{format_duration(self.failure_bound)}")
-        if not trouble.gave_up and now - trouble.since >= self.failure_bound:
-            trouble.gave_up = True
-            self._give_up(dep, f"{message} (kept failing for "
-                               f"{format_duration(now - trouble.since)})")
-
-    def _give_up(self, dep: Deployment, reason: str) -> None:
-        """Record a rollback ending FAILED without deciding (deciding may be what fails);
-        the next ticks replay it until the world matches."""
-        try:
-            current = self.store.deployments.get(dep.id)
-            try:
-                state: DeploymentState | None = state_from_json(current.state)
-            except (TypeError, ValueError, KeyError):
-                state = None  # unreadable: start the rollback afresh
-            new = abandon(state, has_blue=current.from_revision is not None,
-                          now=self.clock.now(), reason=reason)
-            if state is not None and new == state:
-                return  # rolling back already: keep retrying it
-            self._record(current, state, new, (RecordEvent("failed_to_apply", reason),))
+        """One deployment's trouble never stops the others: said once, retried, given up
+        after the bound (see :mod:`~sluicegate.deploy._troubles`)."""
+        if self._troubles.failed(dep, exc, self._record):
             self._unsettled.add(dep.id)
-        except Exception:
-            log.exception("deployment %s: cannot record giving up", dep.id)
-
-    def _event(self, subject: str, kind: str, message: str) -> None:
-        try:
-            self.store.events.append(actor="controller", kind=kind, subject=subject,
-                                     message=message)
-        except Exception:  # the store may be the trouble; the log has it
-            log.exception("cannot record %s for %s", kind, subject)
 
     def _ended(self, dep_id: str) -> None:
-        self._troubles.pop(dep_id, None)
+        self._troubles.cleared(dep_id)
         self._green_failed.pop(dep_id, None)
         self._refused.pop(dep_id, None)
         self.world.forget(dep_id)
