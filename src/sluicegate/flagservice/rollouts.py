@@ -124,6 +124,9 @@ class RolloutEngine:
                 except SluicegateError as exc:
                     log.warning("flag rollout %s of %s: %s (holding; will retry)",
                                 rollout.id, rollout.env, exc)
+                except Exception:  # one rollout's bug must not hold up the others
+                    log.exception("flag rollout %s of %s: tick failed (holding; will retry)",
+                                  rollout.id, rollout.env)
 
     async def _advance(self, rollout: FlagRollout) -> None:
         plan = _plan(rollout)
