@@ -137,10 +137,13 @@ class DataPlane:
                 group.spec = gspec
                 group.least_outstanding = gspec.algorithm == "least_outstanding_requests"
             wanted = set(gspec.targets)
-            for addr in wanted - set(group.targets):
-                self._register(group, addr)
+            for addr in wanted:
+                known = group.targets.get(addr)
+                if known is None or known.draining:  # a draining target comes back
+                    self._register(group, addr)
             for addr in set(group.targets) - wanted:
-                self._deregister(group, addr, gspec.deregistration_delay)
+                if not group.targets[addr].draining:  # already going: its timer stands
+                    self._deregister(group, addr, gspec.deregistration_delay)
             group.refresh()
         for name in set(self.groups) - {g.name for g in config.target_groups}:
             group = self.groups[name]
