@@ -128,9 +128,9 @@ class _AdminProtocol(asyncio.Protocol):
     async def _run(self, req: AdminRequest, keep: bool) -> None:
         try:
             resp = await self.handler(req)
-        except Exception:
+        except Exception as exc:  # a bug: answered and logged here, once, with its traceback
             log.exception("admin request %s %s failed", req.method, req.path)
-            resp = error(500, "internal error; see the router log")
+            resp = error(500, f"internal error: {type(exc).__name__}: {exc}")
         self._send(resp, keep)
 
     def _send(self, resp: AdminResponse, keep_alive: bool) -> None:

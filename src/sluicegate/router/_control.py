@@ -47,16 +47,30 @@ class RouterController:
         # The flag set the planes hold, as loaded: (version, document); given to new workers.
         self.flag_document: tuple[int, dict[str, Any]] | None = None
         self._lock = asyncio.Lock()  # one change at a time, in the order received
+        self._reports: set[asyncio.Task[list[Any]]] = set()  # health flips being fanned out
 
     async def start(self) -> None:
         self.health.configure(self.config.target_groups, {})
 
     async def stop(self) -> None:
         self.health.stop()
+        for task in list(self._reports):
+            task.cancel()
         await asyncio.gather(*(p.stop() for p in self.planes), return_exceptions=True)
 
     def _on_health(self, group: str, target: str, healthy: bool) -> None:
-        asyncio.get_running_loop().create_task(self._fan("set_health", group, target, healthy))
+        task = asyncio.get_running_loop().create_task(
+            self._fan("set_health", group, target, healthy))
+        self._reports.add(task)  # a task nobody holds may be collected before it runs
+        task.add_done_callback(self._report_done)
+
+    def _report_done(self, task: asyncio.Task[list[Any]]) -> None:
+        self._reports.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            # A worker that went away is restarted with the current config; the next flip
+            # is pushed again. Said once here rather than lost as "never retrieved".
+            log.warning("could not pass a health change to every data plane: %s", exc,
+                        exc_info=not isinstance(exc, SluicegateError))
 
     async def _fan(self, op: str, *args: Any) -> list[Any]:
         return list(await asyncio.gather(*(getattr(p, op)(*args) for p in self.planes)))
@@ -69,9 +83,18 @@ class RouterController:
             self.config = config
             self.generation += 1
             self.health.configure(config.target_groups, {})
-            # Health already known for surviving targets is pushed again to fresh state.
-            for (group, target), state in self.health.states.items():
-                await self._fan("set_health", group, target, state.healthy)
+            await self._push_health()
+
+    async def _push_health(self) -> None:
+        """Push the health known for surviving targets again: a plane may have (re)created
+        them as healthy, and a flip reported before the change may have found them missing.
+
+        The checker adds and drops states while this awaits, so it works on a copy. Every
+        value is read before any call is sent, so a flip reported meanwhile lands last.
+        """
+        known = list(self.health.states.items())
+        await asyncio.gather(*(self._fan("set_health", group, target, state.healthy)
+                               for (group, target), state in known))
 
     async def set_weights(self, listener: str, weights: Mapping[str, int],
                           rule: int | None) -> dict[str, int]:
