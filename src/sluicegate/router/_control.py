@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -178,6 +179,8 @@ class RouterController:
                 {"path": p.path, "message": p.message} for p in exc.problems])
         except json.JSONDecodeError as exc:
             return error(400, f"body is not valid JSON: {exc.msg} at position {exc.pos}")
+        except UnicodeDecodeError as exc:
+            return error(400, f"body is not valid JSON: not UTF-8 at position {exc.start}")
         except NotFoundError as exc:
             return error(404, str(exc))
         except ConflictError as exc:
@@ -247,8 +250,7 @@ class RouterController:
             return AdminResponse(201, {"target_group": match.group(1),
                                        "target": body["target"], "state": "registered"})
         if (match := _TARGET.match(path)) and m == "DELETE":
-            delay_arg = req.query.get("delay")
-            delay = float(delay_arg[0]) if delay_arg else None
+            delay = _delay_arg(req)
             used = await self.deregister(match.group(1), match.group(2), delay)
             return AdminResponse(202, {"target_group": match.group(1), "target": match.group(2),
                                        "state": "draining", "deregistration_delay": used})
@@ -264,6 +266,20 @@ def _int_arg(req: AdminRequest, name: str, default: int, lo: int, hi: int) -> in
     if not raw[0].isascii() or not raw[0].isdigit() or not lo <= int(raw[0]) <= hi:
         raise SpecError([Problem(name, f"must be a whole number from {lo} to {hi}")])
     return int(raw[0])
+
+
+def _delay_arg(req: AdminRequest) -> float | None:
+    raw = req.query.get("delay")
+    if not raw:
+        return None
+    try:
+        delay = float(raw[0])
+    except ValueError:
+        delay = math.nan
+    if not 0 <= delay < math.inf:
+        raise SpecError([Problem("delay", f"must be a number of seconds, 0 or more; "
+                                          f"got {raw[0]!r}")])
+    return delay
 
 
 def _flags_body(body: Any) -> tuple[int, dict[str, Any]]:
