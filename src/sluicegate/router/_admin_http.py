@@ -109,7 +109,8 @@ class _AdminProtocol(asyncio.Protocol):
         keep = bool(self.parser.should_keep_alive())
         path, _, qs = self.url.decode("latin-1").partition("?")
         req = AdminRequest(self.parser.get_method().decode(), unquote(path),
-                           parse_qs(qs), b"".join(self.body), self.headers)
+                           parse_qs(qs, keep_blank_values=True), b"".join(self.body),
+                           self.headers)
         if self.size > _MAX_BODY:
             self._send(error(413, f"body over {_MAX_BODY} bytes"), keep_alive=False)
             return

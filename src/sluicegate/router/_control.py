@@ -79,12 +79,42 @@ class RouterController:
     # -- changes ---------------------------------------------------------------------------------
 
     async def reload(self, config: RouterConfig) -> None:
+        """Put ``config`` in force on every plane, or on none (see :meth:`_prepare`)."""
         async with self._lock:
-            await self._fan("apply_config", config)
+            await self._prepare(config)
+            # Recorded before the commit: a worker that dies and restarts from here on is
+            # started with the new config, so the planes end up agreeing either way.
             self.config = config
             self.generation += 1
-            self.health.configure(config.target_groups, {})
+            try:
+                await self._fan("commit_config")
+            finally:
+                self.health.configure(config.target_groups, {})
             await self._push_health()
+
+    async def check(self, config: RouterConfig) -> None:
+        """Dry run of :meth:`reload`: every plane opens the ports ``config`` would need and
+        lets go of them again. Raises what the reload would; changes nothing."""
+        async with self._lock:
+            await self._prepare(config)
+            await self._fan("abort_config")
+
+    async def _prepare(self, config: RouterConfig) -> None:
+        """Phase one of a change on every plane: each opens the new ports it would need.
+
+        Two phases rather than putting planes back: if any plane refuses (a port another
+        program holds) or does not answer, every plane closes what it opened and the first
+        refusal is raised (a SpecError at ``listeners[i].port``), so no plane runs a config
+        the others do not. Only after every plane holds its sockets does the commit, which
+        cannot fail on a port, go out.
+        """
+        results = await asyncio.gather(*(p.prepare_config(config) for p in self.planes),
+                                       return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            await asyncio.gather(*(p.abort_config() for p in self.planes),
+                                 return_exceptions=True)
+            raise next((f for f in failures if isinstance(f, SpecError)), failures[0])
 
     async def _push_health(self) -> None:
         """Push the health known for surviving targets again: a plane may have (re)created
@@ -200,7 +230,7 @@ class RouterController:
         if path == "/v1/metrics" and m == "GET":
             window = _int_arg(req, "window", 60, 1, int(self.config.metrics_window))
             hist = req.query.get("hist", ["0"])[0] in ("1", "true")
-            listener = req.query.get("listener", [None])[0]
+            listener = req.query.get("listener", [None])[0] or None
             include_open = req.query.get("open", ["0"])[0] in ("1", "true")
             return AdminResponse(200, summarize(await self.snapshot(window), window, hist,
                                                 listener, include_open))
@@ -209,9 +239,13 @@ class RouterController:
                 return AdminResponse(200, {"generation": self.generation,
                                            "config": self.config.model_dump(mode="json")})
             if m == "PUT":
+                dry_run = _bool_arg(req, "dry_run")
                 body = req.json()
                 config = parse_document(RouterConfig, body.get("config", body)
                                         if isinstance(body, dict) else body, "request body")
+                if dry_run:
+                    await self.check(config)
+                    return AdminResponse(200, {"valid": True, "generation": self.generation})
                 await self.reload(config)
                 return AdminResponse(200, {"generation": self.generation})
         if path == "/v1/flags":
@@ -266,6 +300,17 @@ def _int_arg(req: AdminRequest, name: str, default: int, lo: int, hi: int) -> in
     if not raw[0].isascii() or not raw[0].isdigit() or not lo <= int(raw[0]) <= hi:
         raise SpecError([Problem(name, f"must be a whole number from {lo} to {hi}")])
     return int(raw[0])
+
+
+def _bool_arg(req: AdminRequest, name: str) -> bool:
+    """``?name``, ``?name=1|true`` or ``?name=0|false``; anything else is refused (a typo
+    must not turn a dry run into a real change)."""
+    raw = req.query.get(name)
+    if raw is None:
+        return False
+    if raw[0].lower() not in ("", "1", "true", "0", "false"):
+        raise SpecError([Problem(name, f"must be 1, true, 0 or false; got {raw[0]!r}")])
+    return raw[0].lower() in ("", "1", "true")
 
 
 def _delay_arg(req: AdminRequest) -> float | None:
