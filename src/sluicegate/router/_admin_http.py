@@ -10,6 +10,7 @@ import asyncio
 import hmac
 import json
 import logging
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -145,8 +146,13 @@ class _AdminProtocol(asyncio.Protocol):
 
 
 async def serve_admin(handler: Handler, address: str, port: int, token: str | None,
-                      public: frozenset[str]) -> asyncio.Server:
-    """Listen for admin requests; ``token`` None disables auth (``--insecure``)."""
+                      public: frozenset[str], sock: socket.socket | None = None
+                      ) -> asyncio.Server:
+    """Listen for admin requests on ``sock`` (already listening) or else on address:port;
+    ``token`` None disables auth (``--insecure``)."""
     loop = asyncio.get_running_loop()
+    if sock is not None:
+        return await loop.create_server(lambda: _AdminProtocol(handler, token, public),
+                                        sock=sock)
     return await loop.create_server(lambda: _AdminProtocol(handler, token, public),
                                     address, port, reuse_address=True)
