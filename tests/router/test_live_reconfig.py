@@ -163,3 +163,23 @@ def test_registered_target_joins_rotation(
                         {"target": b.address}).status_code == 409
     served = Counter(x.headers["x-served-by"] for x in get_many(router.listener_port(), 40))
     assert served == {"blue-1": 20, "blue-2": 20}
+
+
+def test_a_target_reloaded_back_in_while_it_drains_serves_again(
+    app_factory: AppFactory, router_factory: RouterFactory
+) -> None:
+    a, b = app_factory(name="blue-1"), app_factory(name="blue-2")
+    config = router_config({"blue": [a, b]})
+    config["target_groups"][0]["deregistration_delay"] = "30s"
+    router = router_factory(config)
+    without_a = router_config({"blue": [b]}, listener_port=router.listener_port(),
+                              admin_port=router.admin_port)
+    without_a["target_groups"][0]["deregistration_delay"] = "30s"
+    assert router.admin("PUT", "/v1/config", without_a).status_code == 200
+    assert router.admin("GET", "/v1/target-groups").json()["blue"]["targets"][a.address][
+        "draining"] is True
+    assert router.admin("PUT", "/v1/config", config).status_code == 200
+    status = router.admin("GET", "/v1/target-groups").json()["blue"]["targets"]
+    assert status[a.address]["draining"] is False
+    served = Counter(x.headers["x-served-by"] for x in get_many(router.listener_port(), 40))
+    assert served == {"blue-1": 20, "blue-2": 20}

@@ -6,9 +6,13 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import stat
 from pathlib import Path
 
+import pytest
+
+from sluicegate.errors import RouterUnavailableError
 from sluicegate.router.supervisor import RouterSupervisor, process_start_time
 
 
@@ -43,3 +47,16 @@ def test_a_dead_recorded_router_is_replaced(tmp_path: Path) -> None:
         assert second.alive()
     finally:
         second.stop()
+
+
+def test_a_router_that_cannot_start_is_reported_with_its_own_error(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen(1)
+        port = held.getsockname()[1]
+        supervisor = RouterSupervisor(tmp_path, admin_port=port)
+        with pytest.raises(RouterUnavailableError) as failed:
+            asyncio.run(supervisor.ensure())
+    assert str(failed.value).startswith(
+        f"the router exited with 2: cannot listen on 127.0.0.1:{port} (admin.port): "
+        "address already in use; see ")

@@ -9,9 +9,11 @@ order), no framework, no task per request. No auth: it listens on 127.0.0.1 by d
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import json
 import logging
+import socket
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any, cast
@@ -21,6 +23,7 @@ import httptools
 
 from sluicegate.agent._metrics import UNKNOWN_FLAG
 from sluicegate.agent._state import AgentState
+from sluicegate.errors import TransientError
 from sluicegate.flags.evaluator import ErrorCode, Resolution
 from sluicegate.flags.snapshot import ServingSet
 
@@ -110,9 +113,19 @@ class AgentHttp:
         state.listeners.append(self._broadcast)
 
     async def start(self, host: str, port: int) -> int:
+        """Listen on host:port (0: any free port); returns the port. A port that cannot be
+        opened raises TransientError naming it and the option to change."""
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: _Protocol(self), host, port,
-                                                reuse_address=True, backlog=1024)
+        try:
+            self._server = await loop.create_server(lambda: _Protocol(self), host, port,
+                                                    reuse_address=True, backlog=1024)
+        except OSError as exc:
+            where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            why = ("address already in use" if exc.errno == errno.EADDRINUSE
+                   else (exc.strerror or str(exc)).lower())
+            bad_host = isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL
+            option = "--host" if bad_host else "--port"
+            raise TransientError(f"cannot listen on {where} ({option}): {why}") from exc
         self._heartbeat = loop.create_task(self._beat())
         sock = self._server.sockets[0]
         return int(sock.getsockname()[1])

@@ -10,6 +10,7 @@ import asyncio
 import hmac
 import json
 import logging
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -109,7 +110,8 @@ class _AdminProtocol(asyncio.Protocol):
         keep = bool(self.parser.should_keep_alive())
         path, _, qs = self.url.decode("latin-1").partition("?")
         req = AdminRequest(self.parser.get_method().decode(), unquote(path),
-                           parse_qs(qs), b"".join(self.body), self.headers)
+                           parse_qs(qs, keep_blank_values=True), b"".join(self.body),
+                           self.headers)
         if self.size > _MAX_BODY:
             self._send(error(413, f"body over {_MAX_BODY} bytes"), keep_alive=False)
             return
@@ -128,9 +130,9 @@ class _AdminProtocol(asyncio.Protocol):
     async def _run(self, req: AdminRequest, keep: bool) -> None:
         try:
             resp = await self.handler(req)
-        except Exception:
+        except Exception as exc:  # a bug: answered and logged here, once, with its traceback
             log.exception("admin request %s %s failed", req.method, req.path)
-            resp = error(500, "internal error; see the router log")
+            resp = error(500, f"internal error: {type(exc).__name__}: {exc}")
         self._send(resp, keep)
 
     def _send(self, resp: AdminResponse, keep_alive: bool) -> None:
@@ -144,8 +146,13 @@ class _AdminProtocol(asyncio.Protocol):
 
 
 async def serve_admin(handler: Handler, address: str, port: int, token: str | None,
-                      public: frozenset[str]) -> asyncio.Server:
-    """Listen for admin requests; ``token`` None disables auth (``--insecure``)."""
+                      public: frozenset[str], sock: socket.socket | None = None
+                      ) -> asyncio.Server:
+    """Listen for admin requests on ``sock`` (already listening) or else on address:port;
+    ``token`` None disables auth (``--insecure``)."""
     loop = asyncio.get_running_loop()
+    if sock is not None:
+        return await loop.create_server(lambda: _AdminProtocol(handler, token, public),
+                                        sock=sock)
     return await loop.create_server(lambda: _AdminProtocol(handler, token, public),
                                     address, port, reuse_address=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -47,16 +48,30 @@ class RouterController:
         # The flag set the planes hold, as loaded: (version, document); given to new workers.
         self.flag_document: tuple[int, dict[str, Any]] | None = None
         self._lock = asyncio.Lock()  # one change at a time, in the order received
+        self._reports: set[asyncio.Task[list[Any]]] = set()  # health flips being fanned out
 
     async def start(self) -> None:
         self.health.configure(self.config.target_groups, {})
 
     async def stop(self) -> None:
         self.health.stop()
+        for task in list(self._reports):
+            task.cancel()
         await asyncio.gather(*(p.stop() for p in self.planes), return_exceptions=True)
 
     def _on_health(self, group: str, target: str, healthy: bool) -> None:
-        asyncio.get_running_loop().create_task(self._fan("set_health", group, target, healthy))
+        task = asyncio.get_running_loop().create_task(
+            self._fan("set_health", group, target, healthy))
+        self._reports.add(task)  # a task nobody holds may be collected before it runs
+        task.add_done_callback(self._report_done)
+
+    def _report_done(self, task: asyncio.Task[list[Any]]) -> None:
+        self._reports.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            # A worker that went away is restarted with the current config; the next flip
+            # is pushed again. Said once here rather than lost as "never retrieved".
+            log.warning("could not pass a health change to every data plane: %s", exc,
+                        exc_info=not isinstance(exc, SluicegateError))
 
     async def _fan(self, op: str, *args: Any) -> list[Any]:
         return list(await asyncio.gather(*(getattr(p, op)(*args) for p in self.planes)))
@@ -64,14 +79,53 @@ class RouterController:
     # -- changes ---------------------------------------------------------------------------------
 
     async def reload(self, config: RouterConfig) -> None:
+        """Put ``config`` in force on every plane, or on none (see :meth:`_prepare`)."""
         async with self._lock:
-            await self._fan("apply_config", config)
+            await self._prepare(config)
+            # Recorded before the commit: a worker that dies and restarts from here on is
+            # started with the new config, so the planes end up agreeing either way.
             self.config = config
             self.generation += 1
-            self.health.configure(config.target_groups, {})
-            # Health already known for surviving targets is pushed again to fresh state.
-            for (group, target), state in self.health.states.items():
-                await self._fan("set_health", group, target, state.healthy)
+            try:
+                await self._fan("commit_config")
+            finally:
+                self.health.configure(config.target_groups, {})
+            await self._push_health()
+
+    async def check(self, config: RouterConfig) -> None:
+        """Dry run of :meth:`reload`: every plane opens the ports ``config`` would need and
+        lets go of them again. Raises what the reload would; changes nothing."""
+        async with self._lock:
+            await self._prepare(config)
+            await self._fan("abort_config")
+
+    async def _prepare(self, config: RouterConfig) -> None:
+        """Phase one of a change on every plane: each opens the new ports it would need.
+
+        Two phases rather than putting planes back: if any plane refuses (a port another
+        program holds) or does not answer, every plane closes what it opened and the first
+        refusal is raised (a SpecError at ``listeners[i].port``), so no plane runs a config
+        the others do not. Only after every plane holds its sockets does the commit, which
+        cannot fail on a port, go out.
+        """
+        results = await asyncio.gather(*(p.prepare_config(config) for p in self.planes),
+                                       return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            await asyncio.gather(*(p.abort_config() for p in self.planes),
+                                 return_exceptions=True)
+            raise next((f for f in failures if isinstance(f, SpecError)), failures[0])
+
+    async def _push_health(self) -> None:
+        """Push the health known for surviving targets again: a plane may have (re)created
+        them as healthy, and a flip reported before the change may have found them missing.
+
+        The checker adds and drops states while this awaits, so it works on a copy. Every
+        value is read before any call is sent, so a flip reported meanwhile lands last.
+        """
+        known = list(self.health.states.items())
+        await asyncio.gather(*(self._fan("set_health", group, target, state.healthy)
+                               for (group, target), state in known))
 
     async def set_weights(self, listener: str, weights: Mapping[str, int],
                           rule: int | None) -> dict[str, int]:
@@ -155,6 +209,8 @@ class RouterController:
                 {"path": p.path, "message": p.message} for p in exc.problems])
         except json.JSONDecodeError as exc:
             return error(400, f"body is not valid JSON: {exc.msg} at position {exc.pos}")
+        except UnicodeDecodeError as exc:
+            return error(400, f"body is not valid JSON: not UTF-8 at position {exc.start}")
         except NotFoundError as exc:
             return error(404, str(exc))
         except ConflictError as exc:
@@ -174,7 +230,7 @@ class RouterController:
         if path == "/v1/metrics" and m == "GET":
             window = _int_arg(req, "window", 60, 1, int(self.config.metrics_window))
             hist = req.query.get("hist", ["0"])[0] in ("1", "true")
-            listener = req.query.get("listener", [None])[0]
+            listener = req.query.get("listener", [None])[0] or None
             include_open = req.query.get("open", ["0"])[0] in ("1", "true")
             return AdminResponse(200, summarize(await self.snapshot(window), window, hist,
                                                 listener, include_open))
@@ -183,9 +239,13 @@ class RouterController:
                 return AdminResponse(200, {"generation": self.generation,
                                            "config": self.config.model_dump(mode="json")})
             if m == "PUT":
+                dry_run = _bool_arg(req, "dry_run")
                 body = req.json()
                 config = parse_document(RouterConfig, body.get("config", body)
                                         if isinstance(body, dict) else body, "request body")
+                if dry_run:
+                    await self.check(config)
+                    return AdminResponse(200, {"valid": True, "generation": self.generation})
                 await self.reload(config)
                 return AdminResponse(200, {"generation": self.generation})
         if path == "/v1/flags":
@@ -224,8 +284,7 @@ class RouterController:
             return AdminResponse(201, {"target_group": match.group(1),
                                        "target": body["target"], "state": "registered"})
         if (match := _TARGET.match(path)) and m == "DELETE":
-            delay_arg = req.query.get("delay")
-            delay = float(delay_arg[0]) if delay_arg else None
+            delay = _delay_arg(req)
             used = await self.deregister(match.group(1), match.group(2), delay)
             return AdminResponse(202, {"target_group": match.group(1), "target": match.group(2),
                                        "state": "draining", "deregistration_delay": used})
@@ -241,6 +300,31 @@ def _int_arg(req: AdminRequest, name: str, default: int, lo: int, hi: int) -> in
     if not raw[0].isascii() or not raw[0].isdigit() or not lo <= int(raw[0]) <= hi:
         raise SpecError([Problem(name, f"must be a whole number from {lo} to {hi}")])
     return int(raw[0])
+
+
+def _bool_arg(req: AdminRequest, name: str) -> bool:
+    """``?name``, ``?name=1|true`` or ``?name=0|false``; anything else is refused (a typo
+    must not turn a dry run into a real change)."""
+    raw = req.query.get(name)
+    if raw is None:
+        return False
+    if raw[0].lower() not in ("", "1", "true", "0", "false"):
+        raise SpecError([Problem(name, f"must be 1, true, 0 or false; got {raw[0]!r}")])
+    return raw[0].lower() in ("", "1", "true")
+
+
+def _delay_arg(req: AdminRequest) -> float | None:
+    raw = req.query.get("delay")
+    if not raw:
+        return None
+    try:
+        delay = float(raw[0])
+    except ValueError:
+        delay = math.nan
+    if not 0 <= delay < math.inf:
+        raise SpecError([Problem("delay", f"must be a number of seconds, 0 or more; "
+                                          f"got {raw[0]!r}")])
+    return delay
 
 
 def _flags_body(body: Any) -> tuple[int, dict[str, Any]]:

@@ -8,16 +8,17 @@ never reads files or the environment.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
-import socket
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from sluicegate.clock import Clock
-from sluicegate.errors import ConflictError, NotFoundError, TransientError
+from sluicegate.errors import ConflictError, NotFoundError, Problem, SpecError, TransientError
 from sluicegate.router._client import ClientProtocol
 from sluicegate.router._exchange import Exchange
 from sluicegate.router._flagslot import FlagSlot, compile_document
+from sluicegate.router._listen import host_port, open_listener, reason
 from sluicegate.router._metrics import NO_GROUP, MetricsRegistry, Series
 from sluicegate.router._sticky import StickyCodec
 from sluicegate.router._table import ListenerRoute, Target, TargetGroup, build_route, reweigh
@@ -33,14 +34,37 @@ _TICK = 0.25  # seconds between sweeps: timeouts, metric rotation, pool expiry
 class ListenerState:
     """A listening socket and the routing snapshot its connections read per request."""
 
-    __slots__ = ("name", "route", "server", "spec", "unrouted")
+    __slots__ = ("name", "route", "socket", "spec", "unrouted")
 
     def __init__(self, spec: ListenerSpec, route: ListenerRoute, unrouted: Series) -> None:
         self.name = spec.name
         self.spec = spec
         self.route = route
         self.unrouted = unrouted  # requests rejected before routing (400, 408, 414, 431)
+        self.socket: _Socket | None = None
+
+
+class _Socket:
+    """One listening socket and the listener its new connections belong to. A reload can
+    hand the socket to another listener (a rename, two listeners swapping ports)."""
+
+    __slots__ = ("plane", "server", "state")
+
+    def __init__(self, plane: DataPlane) -> None:
+        self.plane = plane
+        self.state: ListenerState | None = None
         self.server: asyncio.Server | None = None
+
+    def __call__(self) -> ClientProtocol:  # the server's protocol factory
+        assert self.state is not None  # serving starts only once a listener owns the socket
+        return ClientProtocol(self.plane, self.state)
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+
+_Key = tuple[str, int]  # (address, port) of a listening socket
 
 
 class DataPlane:
@@ -72,6 +96,8 @@ class DataPlane:
             "target group %s has no healthy target: failing open to all its targets", name)
         self._ticker: asyncio.TimerHandle | None = None
         self._rotator: asyncio.TimerHandle | None = None
+        # A prepared change: its config and the sockets opened for it, not yet serving.
+        self._pending: tuple[RouterConfig, dict[_Key, _Socket]] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -85,9 +111,10 @@ class DataPlane:
         for timer in (self._ticker, self._rotator):
             if timer is not None:
                 timer.cancel()
+        self.abort_config()
         for state in self.listeners.values():
-            if state.server is not None:
-                state.server.close()
+            if state.socket is not None:
+                state.socket.close()
         for client in list(self.clients):
             if client.transport is not None:
                 client.transport.close()
@@ -106,23 +133,58 @@ class DataPlane:
     # -- configuration -------------------------------------------------------------------------
 
     async def apply_config(self, config: RouterConfig) -> None:
-        """Make the plane match ``config``: open/close listeners, (de)register targets.
+        """Make the plane match ``config``: :meth:`prepare_config`, then :meth:`commit_config`.
+        A port that cannot be opened raises SpecError and changes nothing."""
+        await self.prepare_config(config)
+        await self.commit_config()
 
-        Target groups and targets that survive keep their health, pools and counters. New
-        listener ports are bound before anything else changes, so a port clash leaves the old
-        configuration serving.
+    async def prepare_config(self, config: RouterConfig) -> None:
+        """Phase one of a change: open every listening socket ``config`` needs that this
+        plane does not hold yet (same address and port), and keep them, not serving, until
+        :meth:`commit_config` or :meth:`abort_config`. Nothing else changes.
+
+        Raises SpecError with a problem at ``listeners[i].port`` for each port that cannot
+        be opened; then nothing is kept open.
         """
+        self.abort_config()
+        held = self._held()
+        opened: dict[_Key, _Socket] = {}
+        problems: list[Problem] = []
+        for i, spec in enumerate(config.listeners):
+            key = (spec.address, spec.port)
+            if key in held or key in opened:
+                continue
+            try:
+                opened[key] = await self._listen(spec.address, spec.port)
+            except OSError as exc:
+                problems.append(Problem(f"listeners[{i}].port", self._cannot_listen(spec, exc)))
+        if problems:
+            for sock in opened.values():
+                sock.close()
+            raise SpecError(problems)
+        self._pending = (config, opened)
+
+    def abort_config(self) -> None:
+        """Drop a prepared change: close the sockets opened for it. No-op without one."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            for sock in pending[1].values():
+                sock.close()
+
+    async def commit_config(self) -> None:
+        """Phase two: put the prepared config in force. No-op without a prepared change
+        (a worker started meanwhile was given the new config at its start).
+
+        Target groups and targets that survive keep their health, pools and counters. A
+        listening socket goes to whichever listener now names its address and port; one no
+        listener names is closed. Connections already open stay with the listener they
+        were accepted for.
+        """
+        if self._pending is None:
+            return
+        (config, opened), self._pending = self._pending, None
+        held = self._held()
         t = config.timeouts
-        new_servers: dict[str, asyncio.Server] = {}
-        try:
-            for spec in config.listeners:
-                old = self.listeners.get(spec.name)
-                if old is None or (old.spec.port, old.spec.address) != (spec.port, spec.address):
-                    new_servers[spec.name] = await self._listen(spec)
-        except OSError as exc:
-            for server in new_servers.values():
-                server.close()
-            raise TransientError(f"cannot open listener: {exc.strerror or exc}") from exc
         self.idle_timeout, self.header_timeout = t.idle, t.header
         self.request_timeout, self.connect_timeout = t.request, t.connect
         self.upstream_idle = t.upstream_idle
@@ -137,10 +199,13 @@ class DataPlane:
                 group.spec = gspec
                 group.least_outstanding = gspec.algorithm == "least_outstanding_requests"
             wanted = set(gspec.targets)
-            for addr in wanted - set(group.targets):
-                self._register(group, addr)
+            for addr in wanted:
+                known = group.targets.get(addr)
+                if known is None or known.draining:  # a draining target comes back
+                    self._register(group, addr)
             for addr in set(group.targets) - wanted:
-                self._deregister(group, addr, gspec.deregistration_delay)
+                if not group.targets[addr].draining:  # already going: its timer stands
+                    self._deregister(group, addr, gspec.deregistration_delay)
             group.refresh()
         for name in set(self.groups) - {g.name for g in config.target_groups}:
             group = self.groups[name]
@@ -148,6 +213,7 @@ class DataPlane:
                 self._deregister(group, addr, group.spec.deregistration_delay)
             # The group object lives on in in-flight exchanges; it just leaves routing.
             del self.groups[name]
+        claimed: set[_Key] = set()
         for spec in config.listeners:
             route = build_route(spec, self.groups, self.metrics, self.codec, self.flags)
             state = self.listeners.get(spec.name)
@@ -156,36 +222,45 @@ class DataPlane:
                 state = self.listeners[spec.name] = ListenerState(spec, route, unrouted)
             else:
                 state.spec, state.route = spec, route
-            if spec.name in new_servers:
-                if state.server is not None:
-                    state.server.close()
-                state.server = new_servers[spec.name]
+            key = (spec.address, spec.port)
+            sock = opened.get(key) or held.get(key)
+            if sock is None:  # only if the plane changed between prepare and commit
+                raise TransientError(f"listener {spec.name!r} lost its socket; retry the change")
+            sock.state, state.socket = state, sock
+            claimed.add(key)
         for name in set(self.listeners) - {s.name for s in config.listeners}:
-            state = self.listeners.pop(name)
-            if state.server is not None:
-                state.server.close()
+            del self.listeners[name]
+        for key, sock in held.items():
+            if key not in claimed:
+                sock.close()
         self.config = config
-        for server in new_servers.values():
-            await server.start_serving()
+        for sock in opened.values():
+            assert sock.server is not None
+            await sock.server.start_serving()
 
-    async def _listen(self, spec: ListenerSpec) -> asyncio.Server:
-        sock = socket.socket(socket.AF_INET6 if ":" in spec.address else socket.AF_INET,
-                             socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if self.reuse_port:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    def _held(self) -> dict[_Key, _Socket]:
+        return {(s.spec.address, s.spec.port): s.socket
+                for s in self.listeners.values() if s.socket is not None}
+
+    async def _listen(self, address: str, port: int) -> _Socket:
+        sock = _Socket(self)
+        raw = open_listener(address, port, self.reuse_port)
         try:
-            sock.bind((spec.address, spec.port))
-        except OSError:
-            sock.close()
+            # Not serving until commit_config has installed the listener's routing.
+            sock.server = await self.loop.create_server(sock, sock=raw, start_serving=False)
+        except BaseException:
+            raw.close()
             raise
-        sock.listen(4096)
-        sock.setblocking(False)
-        state_name = spec.name
-        # Not serving until apply_config has installed the listener's routing (see below).
-        return await self.loop.create_server(
-            lambda: ClientProtocol(self, self.listeners[state_name]), sock=sock,
-            start_serving=False)
+        return sock
+
+    def _cannot_listen(self, spec: ListenerSpec, exc: OSError) -> str:
+        why = reason(exc)
+        if exc.errno == errno.EADDRINUSE:
+            mine = next((s for s in self.listeners.values() if s.spec.port == spec.port), None)
+            why += (" (another program holds it)" if mine is None else
+                    f" (listener {mine.name!r} of this router holds "
+                    f"{host_port(mine.spec.address, mine.spec.port)})")
+        return f"cannot listen on {host_port(spec.address, spec.port)}: {why}"
 
     def set_weights(self, listener: str, weights: Mapping[str, int],
                     rule: int | None = None) -> dict[str, int]:

@@ -16,6 +16,15 @@ class PlaneHandle(Protocol):
 
     async def apply_config(self, config: RouterConfig) -> None: ...
 
+    async def prepare_config(self, config: RouterConfig) -> None:
+        """Open the sockets ``config`` needs and hold them (SpecError if one cannot open)."""
+
+    async def commit_config(self) -> None:
+        """Put the prepared config in force; no-op without one."""
+
+    async def abort_config(self) -> None:
+        """Close what the prepared config opened; no-op without one."""
+
     async def set_weights(self, listener: str, weights: Mapping[str, int],
                           rule: int | None) -> dict[str, int]: ...
 
@@ -42,6 +51,15 @@ class LocalPlane:
 
     async def apply_config(self, config: RouterConfig) -> None:
         await self.plane.apply_config(config)
+
+    async def prepare_config(self, config: RouterConfig) -> None:
+        await self.plane.prepare_config(config)
+
+    async def commit_config(self) -> None:
+        await self.plane.commit_config()
+
+    async def abort_config(self) -> None:
+        self.plane.abort_config()
 
     async def set_weights(self, listener: str, weights: Mapping[str, int],
                           rule: int | None) -> dict[str, int]:

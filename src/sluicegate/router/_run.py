@@ -8,6 +8,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 from collections.abc import Callable
 
 from sluicegate._heap import freeze_startup_heap
@@ -16,6 +17,7 @@ from sluicegate.errors import AuthError, TransientError
 from sluicegate.router._admin_http import serve_admin
 from sluicegate.router._control import RouterController
 from sluicegate.router._dataplane import DataPlane
+from sluicegate.router._listen import check_ports, host_port, open_listener, reason
 from sluicegate.router._planes import LocalPlane, PlaneHandle
 from sluicegate.router._workers import WorkerPlane
 from sluicegate.spec.router import RouterConfig
@@ -59,34 +61,40 @@ class RouterSettings:
 
 async def serve_router(config: RouterConfig, settings: RouterSettings,
                        stop: asyncio.Event, on_ready: Callable[[], None] | None = None) -> None:
-    """Run until ``stop`` is set, then shut down gracefully."""
+    """Run until ``stop`` is set, then shut down gracefully.
+
+    Every port is tried before anything starts: one that cannot be opened raises
+    TransientError naming it and its field, and leaves no worker behind.
+    """
+    admin_sock = _open_ports(config, settings)
     key = settings.sticky_key or secrets.token_bytes(32)
     planes: list[PlaneHandle] = []
     controller: RouterController | None = None
-    if settings.workers == 1:
-        plane = DataPlane(key, SystemClock(), metrics_enabled=settings.metrics)
-        try:
-            await plane.start(config)
-        except OSError as exc:
-            raise TransientError(f"cannot open a listener: {exc}") from exc
-        planes.append(LocalPlane(plane))
-    else:
-        for i in range(settings.workers):
-            worker = WorkerPlane(i, key, settings.metrics,
-                                 lambda: controller.config if controller else config,
-                                 lambda: controller.flag_document if controller else None)
-            await worker.start()
-            planes.append(worker)
-    controller = RouterController(config, planes)
-    await controller.start()
-    public = frozenset({"/healthz", "/metrics"} if config.admin.public_metrics else {"/healthz"})
     try:
+        if settings.workers == 1:
+            plane = DataPlane(key, SystemClock(), metrics_enabled=settings.metrics)
+            planes.append(LocalPlane(plane))
+            await plane.start(config)
+        else:
+            for i in range(settings.workers):
+                worker = WorkerPlane(i, key, settings.metrics,
+                                     lambda: controller.config if controller else config,
+                                     lambda: controller.flag_document if controller else None)
+                planes.append(worker)
+                await worker.start()
+        controller = RouterController(config, planes)
+        await controller.start()
+        public = frozenset({"/healthz", "/metrics"} if config.admin.public_metrics
+                           else {"/healthz"})
         admin = await serve_admin(controller.handle, config.admin.address, config.admin.port,
-                                  settings.token, public)
-    except OSError as exc:
-        await controller.stop()
-        raise TransientError(f"cannot open the admin port {config.admin.port}: "
-                             f"{exc.strerror or exc}") from exc
+                                  settings.token, public, sock=admin_sock)
+    except BaseException:
+        admin_sock.close()
+        if controller is not None:
+            await controller.stop()
+        else:
+            await asyncio.gather(*(p.stop() for p in planes), return_exceptions=True)
+        raise
     listeners = ", ".join(f"{lst.name}@{lst.address}:{lst.port}" for lst in config.listeners)
     log.info("router ready: listeners %s, admin %s:%d, %d worker(s)%s", listeners,
              config.admin.address, config.admin.port, settings.workers,
@@ -98,6 +106,28 @@ async def serve_router(config: RouterConfig, settings: RouterSettings,
     log.info("router stopping")
     admin.close()
     await controller.stop()
+
+
+def _open_ports(config: RouterConfig, settings: RouterSettings) -> socket.socket:
+    """Open the admin socket (kept) and try every listener port as the planes will open it;
+    TransientError with one clause per port that cannot be opened."""
+    admin = config.admin
+    failures = []
+    sock = None
+    try:
+        sock = open_listener(admin.address, admin.port)
+    except OSError as exc:
+        failures.append(f"cannot listen on {host_port(admin.address, admin.port)} "
+                        f"(admin.port): {reason(exc)}")
+    failures += check_ports(((f"listeners[{i}].port", lst.address, lst.port)
+                             for i, lst in enumerate(config.listeners)),
+                            reuse_port=settings.workers > 1)
+    if failures:
+        if sock is not None:
+            sock.close()
+        raise TransientError("; ".join(failures))
+    assert sock is not None
+    return sock
 
 
 def run_router(config: RouterConfig, settings: RouterSettings,

@@ -28,6 +28,15 @@ async def _dispatch(plane: DataPlane, op: str, args: list[Any]) -> Any:
     if op == "apply_config":
         await plane.apply_config(RouterConfig.model_validate(args[0]))
         return None
+    if op == "prepare_config":
+        await plane.prepare_config(RouterConfig.model_validate(args[0]))
+        return None
+    if op == "commit_config":
+        await plane.commit_config()
+        return None
+    if op == "abort_config":
+        plane.abort_config()
+        return None
     if op == "set_weights":
         return plane.set_weights(args[0], args[1], args[2])
     if op == "set_flags":

@@ -130,6 +130,15 @@ class WorkerPlane:
     async def apply_config(self, config: RouterConfig) -> None:
         await self._call("apply_config", config.model_dump(mode="json"))
 
+    async def prepare_config(self, config: RouterConfig) -> None:
+        await self._call("prepare_config", config.model_dump(mode="json"))
+
+    async def commit_config(self) -> None:
+        await self._call("commit_config")
+
+    async def abort_config(self) -> None:
+        await self._call("abort_config")
+
     async def set_weights(self, listener: str, weights: Mapping[str, int],
                           rule: int | None) -> dict[str, int]:
         result: dict[str, int] = await self._call("set_weights", listener, dict(weights), rule)

@@ -105,16 +105,15 @@ class RouterClient:
         return result
 
     async def apply_config(self, config: Mapping[str, Any]) -> int:
-        """Replace the whole configuration; returns the router's new generation."""
+        """Replace the whole configuration; returns the router's new generation. A refused
+        config (invalid, or a port that cannot be opened) raises SpecError; nothing changes."""
         data = await self._call("PUT", "/v1/config", dict(config))
         return int(data["generation"])
 
     async def check_config(self, config: Mapping[str, Any]) -> None:
-        """Would the router accept ``config``? SpecError naming the fields when not.
-        (Interim: validated here; the router's dry run replaces this.)"""
-        from sluicegate.spec import RouterConfig, parse_document
-
-        parse_document(RouterConfig, dict(config), "router config")
+        """Dry run of :meth:`apply_config`: validated and its new ports test-opened by the
+        router, which changes nothing. Raises SpecError where apply_config would."""
+        await self._call("PUT", "/v1/config?dry_run=1", dict(config))
 
     async def metrics(self, window: int = 60, listener: str | None = None,
                       hist: bool = False, include_open: bool = False) -> dict[str, Any]:

@@ -60,6 +60,18 @@ def _secret_file(path: Path) -> str:
     return path.read_text().strip()
 
 
+def _said(log_file: Path) -> str:
+    """``: <message>`` of the last ``sluice: error:`` line in the router's log, or ``""``."""
+    try:
+        with open(log_file, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 8192))
+            tail = f.read().decode(errors="replace")
+    except OSError:
+        return ""
+    said = [ln for ln in tail.splitlines() if ln.startswith("sluice: error: ")]
+    return f": {said[-1].removeprefix('sluice: error: ')}" if said else ""
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -168,7 +180,8 @@ class RouterSupervisor:
             for _ in range(150):
                 if proc.poll() is not None:
                     raise RouterUnavailableError(
-                        f"the router exited with {proc.returncode}; see {self.dir}/router.log")
+                        f"the router exited with {proc.returncode}"
+                        f"{_said(self.dir / 'router.log')}; see {self.dir}/router.log")
                 if await c.healthy():
                     break
                 await asyncio.sleep(0.1)
