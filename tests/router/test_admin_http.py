@@ -35,7 +35,7 @@ async def _call(method: str, path: str) -> list[httpx.Response]:
 def test_an_unexpected_exception_answers_500_naming_it_and_is_logged_once_with_traceback(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    with caplog.at_level(logging.ERROR, logger="sluicegate.router.admin"):
+    with caplog.at_level(logging.ERROR, logger="sluicegate.router._admin_http"):
         failed, after = asyncio.run(_call("PUT", "/v1/config"))
     assert failed.status_code == 500
     assert failed.json() == {

@@ -18,7 +18,7 @@ from sluicegate.flags.snapshot import ServingSet, Snapshot, parse_snapshot
 
 __all__ = ["SnapshotCache"]
 
-log = logging.getLogger("sluicegate.agent.cache")
+log = logging.getLogger(__name__)
 
 
 class SnapshotCache:

@@ -29,7 +29,7 @@ from sluicegate.flags.snapshot import ServingSet
 
 __all__ = ["AgentHttp"]
 
-log = logging.getLogger("sluicegate.agent.http")
+log = logging.getLogger(__name__)
 
 _MAX_BODY = 1024 * 1024
 _HEARTBEAT = 15.0

@@ -24,7 +24,7 @@ from sluicegate.clock import Clock
 
 __all__ = ["ExposureReporter"]
 
-log = logging.getLogger("sluicegate.agent")
+log = logging.getLogger(__name__)
 
 
 class ExposureReporter:

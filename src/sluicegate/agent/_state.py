@@ -15,7 +15,7 @@ from sluicegate.sdk import SyncStatus
 
 __all__ = ["AgentState", "Health"]
 
-log = logging.getLogger("sluicegate.agent")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from sluicegate.sdk import SyncLoop
 
 __all__ = ["AgentSettings", "run_agent", "serve_agent"]
 
-log = logging.getLogger("sluicegate.agent")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from sluicegate.flags.snapshot import Snapshot
 
 __all__ = ["HEARTBEAT_SECONDS", "SnapshotStreams", "StreamSource", "event_bytes"]
 
-log = logging.getLogger("sluicegate.flags")
+log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 15.0
 _HELLO = b": sluicegate flag stream\n\n"  # headers and a first byte: the client is in sync

@@ -47,7 +47,7 @@ from sluicegate.errors import ConflictError, NotFoundError, Problem, SpecError
 
 __all__ = ["LocalCompute", "RestartPolicy"]
 
-log = logging.getLogger("sluicegate.compute.local")
+log = logging.getLogger(__name__)
 
 _PLACEHOLDER = re.compile(r"\{(port|revision|replica|service)\}")
 _PORT_WAIT = 1.0  # seconds a restart waits for its old port before moving to a new one

@@ -40,7 +40,7 @@ from sluicegate.store import FlagRollout, Store
 
 __all__ = ["AlarmLookup", "RolloutEngine", "subject_of"]
 
-log = logging.getLogger("sluicegate.flags")
+log = logging.getLogger(__name__)
 
 AlarmLookup = Callable[[str], Awaitable[str | None]]
 """``await lookup(name)``: the alarm's firing reason, None when it is not firing;

@@ -19,7 +19,7 @@ from sluicegate.store import Store
 
 __all__ = ["FlagSink", "RouterFlagSync"]
 
-log = logging.getLogger("sluicegate.flags.router_sync")
+log = logging.getLogger(__name__)
 
 
 class FlagSink(Protocol):

@@ -25,7 +25,7 @@ from sluicegate.store import Store
 
 __all__ = ["WATCH_INTERVAL", "ChangeSignal", "StoreSnapshotProvider"]
 
-log = logging.getLogger("sluicegate.flags")
+log = logging.getLogger(__name__)
 
 WATCH_INTERVAL = 0.05
 

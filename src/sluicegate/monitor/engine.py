@@ -48,7 +48,7 @@ from sluicegate.store import Alarm, Store
 
 __all__ = ["AlarmEngine", "Recorded"]
 
-log = logging.getLogger("sluicegate.monitor")
+log = logging.getLogger(__name__)
 
 _REVISION_PLACEHOLDERS = frozenset({"green", "blue", "green_revision", "blue_revision"})
 

@@ -42,7 +42,7 @@ from sluicegate.store import Deployment
 
 __all__ = ["DefaultGuards", "paired_counts"]
 
-log = logging.getLogger("sluicegate.monitor")
+log = logging.getLogger(__name__)
 
 
 def _clock_time(t: float) -> str:

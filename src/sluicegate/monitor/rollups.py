@@ -39,7 +39,7 @@ from sluicegate.store import MetricRollup, Store
 
 __all__ = ["DEFAULT_RETENTION", "RollupWriter", "rollup_datapoints"]
 
-log = logging.getLogger("sluicegate.monitor")
+log = logging.getLogger(__name__)
 
 DEFAULT_RETENTION = 14 * 86400
 MINUTE = 60

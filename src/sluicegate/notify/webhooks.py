@@ -51,7 +51,7 @@ from sluicegate.store import Delivery, Event, Store, Webhook
 
 __all__ = ["TickResult", "WebhookEngine"]
 
-log = logging.getLogger("sluicegate.notify")
+log = logging.getLogger(__name__)
 _MAX_ERROR = 300  # characters of a receiver's answer kept in last_error
 _MAX_BATCHES = 10  # event batches fanned out per tick
 

@@ -21,7 +21,7 @@ import httptools
 
 __all__ = ["AdminRequest", "AdminResponse", "serve_admin"]
 
-log = logging.getLogger("sluicegate.router.admin")
+log = logging.getLogger(__name__)
 _MAX_BODY = 4 * 1024 * 1024
 
 

@@ -33,7 +33,7 @@ from sluicegate.spec import RouterConfig, parse_document, parse_target
 
 __all__ = ["RouterController"]
 
-log = logging.getLogger("sluicegate.router")
+log = logging.getLogger(__name__)
 _WEIGHTS = re.compile(r"^/v1/listeners/([^/]+)/weights$")
 _TARGETS = re.compile(r"^/v1/target-groups/([^/]+)/targets$")
 _TARGET = re.compile(r"^/v1/target-groups/([^/]+)/targets/([^/]+)$")

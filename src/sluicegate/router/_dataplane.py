@@ -27,7 +27,7 @@ from sluicegate.spec.router import ListenerSpec, RouterConfig, parse_target
 
 __all__ = ["DataPlane", "ListenerState"]
 
-log = logging.getLogger("sluicegate.router")
+log = logging.getLogger(__name__)
 _TICK = 0.25  # seconds between sweeps: timeouts, metric rotation, pool expiry
 
 

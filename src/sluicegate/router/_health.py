@@ -11,7 +11,7 @@ from sluicegate.spec.router import HealthCheckSpec, TargetGroupSpec, parse_targe
 
 __all__ = ["HealthChecker", "HealthState", "probe"]
 
-log = logging.getLogger("sluicegate.router.health")
+log = logging.getLogger(__name__)
 
 
 @dataclass

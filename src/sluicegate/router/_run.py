@@ -24,7 +24,7 @@ from sluicegate.spec.router import RouterConfig
 
 __all__ = ["RouterSettings", "run_router", "serve_router"]
 
-log = logging.getLogger("sluicegate.router")
+log = logging.getLogger(__name__)
 
 
 class RouterSettings:

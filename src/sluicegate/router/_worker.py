@@ -21,7 +21,7 @@ from sluicegate.router._dataplane import DataPlane
 from sluicegate.router._workers import encode_error
 from sluicegate.spec.router import RouterConfig
 
-log = logging.getLogger("sluicegate.router.worker")
+log = logging.getLogger(__name__)
 
 
 async def _dispatch(plane: DataPlane, op: str, args: list[Any]) -> Any:

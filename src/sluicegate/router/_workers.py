@@ -29,7 +29,7 @@ from sluicegate.spec.router import RouterConfig
 
 __all__ = ["WorkerPlane", "encode_error", "raise_error"]
 
-log = logging.getLogger("sluicegate.router.workers")
+log = logging.getLogger(__name__)
 _LINE_LIMIT = 256 * 1024 * 1024  # a metrics snapshot of many series can be large
 _ERRORS: dict[str, type[SluicegateError]] = {
     "NotFoundError": NotFoundError,

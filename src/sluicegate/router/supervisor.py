@@ -27,7 +27,7 @@ from sluicegate.router.client import RouterClient
 
 __all__ = ["RouterProcessInfo", "RouterSupervisor", "process_start_time"]
 
-log = logging.getLogger("sluicegate.router.supervisor")
+log = logging.getLogger(__name__)
 
 
 def process_start_time(pid: int) -> int | None:

@@ -22,7 +22,7 @@ from sluicegate.sdk._sync import SyncLoop, SyncStatus
 
 __all__ = ["Client"]
 
-log = logging.getLogger("sluicegate.sdk")
+log = logging.getLogger(__name__)
 
 Listener = Callable[[str, ServingSet | None], None]
 _NOT_READY = Resolution(None, None, Reason.ERROR, ErrorCode.PARSE_ERROR,

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SyncLoop", "SyncStatus", "backoff_delay"]
 
-log = logging.getLogger("sluicegate.sync")
+log = logging.getLogger(__name__)
 
 #: The server sends a heartbeat comment every 15 s; silence for this long means a dead peer.
 READ_TIMEOUT = 40.0

@@ -45,7 +45,7 @@ from .webhooks import DeliveryRepository, WebhookRepository
 
 __all__ = ["Store", "Transaction"]
 
-log = logging.getLogger("sluicegate.store")
+log = logging.getLogger(__name__)
 
 
 class _Repositories:
