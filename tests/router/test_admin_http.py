@@ -41,7 +41,7 @@ def test_an_unexpected_exception_answers_500_naming_it_and_is_logged_once_with_t
     assert failed.json() == {
         "error": "internal error: RuntimeError: dictionary changed size during iteration"}
     assert after.status_code == 200 and after.json() == {"ok": True}
-    records = [r for r in caplog.records if r.name == "sluicegate.router.admin"]
+    records = [r for r in caplog.records if r.name == "sluicegate.router._admin_http"]
     assert len(records) == 1
     assert records[0].getMessage() == "admin request PUT /v1/config failed"
     assert records[0].exc_info is not None and records[0].exc_info[0] is RuntimeError
