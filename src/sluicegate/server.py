@@ -48,7 +48,6 @@ from sluicegate.monitor.rollups import RollupWriter
 from sluicegate.monitor.series import DEFAULT_MAX_SERIES, DEFAULT_WINDOW, PushSource, SeriesStore
 from sluicegate.monitor.sources import RouterSource, Sources
 from sluicegate.notify import RetryPolicy, WebhookEngine
-from sluicegate.router.client import RouterClient
 from sluicegate.router.supervisor import RouterSupervisor
 from sluicegate.router.traffic import RouterTraffic
 from sluicegate.spec import ServiceSpec
@@ -125,21 +124,22 @@ async def _serve(settings: ServerSettings, stop: asyncio.Event,
 
         compute = LocalCompute(settings.state_dir, on_change=on_change, supervise=False)
         clock = SystemClock()
-        guards = DefaultGuards(RecentSeconds(RouterSource(supervisor.client()), clock),
-                               clock=clock)
+        # One traffic driver over the one router handle, given to everyone who routes or
+        # reads traffic; both follow the router across restarts.
+        traffic = RouterTraffic(supervisor.client())
+        guards = DefaultGuards(RecentSeconds(RouterSource(traffic), clock), clock=clock)
         series = SeriesStore(settings.push_window, settings.push_max_series)
-        sources = Sources(router=RouterDatapoints(supervisor.client()), push=PushSource(series),
+        sources = Sources(router=RouterDatapoints(traffic), push=PushSource(series),
                           exposures=ExposureDatapoints(store))
         if settings.prometheus_url:  # alarms with `source: prometheus` query it
             prometheus = PrometheusSource(settings.prometheus_url,
                                           bearer_token=settings.prometheus_token)
             sources.by_name["prometheus"] = prometheus
         alarm_engine = AlarmEngine(store, sources, clock)
-        rollups = RollupWriter(store, series, lambda: _router_client(sources), clock)
+        rollups = RollupWriter(store, series, traffic, clock)
         _sync_all_alarms(store)
         checks = AlarmGuards(store, guards if settings.default_guards else None)
-        controller = Controller(store, compute, RouterTraffic(supervisor.client()), clock,
-                                alarms=checks,
+        controller = Controller(store, compute, traffic, clock, alarms=checks,
                                 hold=guards.hold if settings.default_guards else None,
                                 failure_bound=settings.failure_bound)
         controllers.append(controller)
@@ -155,9 +155,6 @@ async def _serve(settings: ServerSettings, stop: asyncio.Event,
                 return
             log.error("the router process is gone; starting it again")
             await supervisor.ensure()
-            controller.traffic = RouterTraffic(supervisor.client())
-            guards.source = RecentSeconds(RouterSource(supervisor.client()), guards.clock)
-            sources.by_name["router"] = RouterDatapoints(supervisor.client())
             await controller.recover()
 
         async def check_store() -> None:
@@ -184,7 +181,7 @@ async def _serve(settings: ServerSettings, stop: asyncio.Event,
         engines.add("store", check_store, every(1.0), stall_after=15)
         flag_sync: RouterFlagSync | None = None
         if settings.router_flags_env:
-            flag_sync = RouterFlagSync(store, settings.router_flags_env, supervisor.client)
+            flag_sync = RouterFlagSync(store, settings.router_flags_env, supervisor.client())
             engines.add("router-flags", flag_sync.tick, every(flag_sync.interval))
         app = create_app(controller, store, settings.insecure, series=series,
                          engine=alarm_engine, flags=flags, engines=engines)
@@ -218,22 +215,15 @@ async def _serve(settings: ServerSettings, stop: asyncio.Event,
             await api_task
         await notifier.close()  # attempts in flight stay pending: sent again after a restart
         await compute.aclose()
-        if flag_sync is not None:
-            await flag_sync.close()
     finally:
         await engines.stop()
         if prometheus is not None:
             await prometheus.aclose()
+        await supervisor.aclose()
         if not ready and supervisor.info is not None and not supervisor.adopted:
             supervisor.stop()  # a failed start leaves no router of its own behind
         # Otherwise replicas and the router keep running: they serve users meanwhile.
         store.close()
-
-
-def _router_client(sources: Sources) -> RouterClient | None:
-    """The router client the alarms use now (replaced when the router restarts)."""
-    source = sources.by_name.get("router")
-    return source.client if isinstance(source, RouterDatapoints) else None
 
 
 def _sync_all_alarms(store: Store) -> None:

@@ -108,7 +108,6 @@ async def test_a_router_that_never_comes_back_gives_the_deployment_up_after_the_
     assert (state.phase, state.state["ending"]) == ("rolling_back", "failed")
     assert "kept failing for" in state.state["reason"]
     await env.router.ensure()  # the server's watchdog would do this
-    ctl.traffic = RouterTraffic(env.router.client())
     assert await env.until(dep, lambda p: Phase(p).terminal) == "failed"
     await ctl.recover()
     assert await env.versions() == {"v1": 40}

@@ -42,8 +42,8 @@ def version_for(router: RouterProcess, user: str) -> str:
 async def test_the_router_gets_the_current_version_and_every_change_of_it(
         service: FlagService, store: Store, apps: dict[str, AppProcess]) -> None:
     with new_router(apps) as router:
-        sync = RouterFlagSync(store, "prod", lambda: RouterClient(router.admin_url,
-                                                                  router.token))
+        client = RouterClient(router.admin_url, router.token)
+        sync = RouterFlagSync(store, "prod", client)
         try:
             assert await sync.sync_once() is None  # no environment yet: nothing pushed
             service.create_environment("prod", "", actor="t")
@@ -64,7 +64,7 @@ async def test_the_router_gets_the_current_version_and_every_change_of_it(
             assert await sync.sync_once() == 3
             assert (version_for(router, "alice"), version_for(router, "carol")) == ("v2", "v1")
         finally:
-            await sync.close()
+            await client.aclose()
 
 
 async def test_a_router_started_again_empty_gets_the_current_version(
@@ -72,18 +72,18 @@ async def test_a_router_started_again_empty_gets_the_current_version(
     service.create_environment("prod", "", actor="t")
     await service.apply("prod", flag_set(), actor="t")
     routers = [new_router(apps)]
-    sync = RouterFlagSync(store, "prod", lambda: RouterClient(routers[-1].admin_url,
-                                                              routers[-1].token))
+    client = RouterClient(routers[0].admin_url, routers[0].token)
+    sync = RouterFlagSync(store, "prod", client)
     try:
         assert await sync.sync_once() == 1
         routers[0].stop()
         with pytest.raises(RouterUnavailableError):
             await sync.sync_once()
-        await sync.close()  # what run() does after a failure: connect afresh next time
         routers.append(new_router(apps))
+        client.retarget(routers[1].admin_url)  # what the server's router supervisor does
         assert routers[1].admin("GET", "/v1/flags").json()["version"] is None
         assert await sync.sync_once() == 1
         assert version_for(routers[1], "bob") == "v2"
     finally:
-        await sync.close()
+        await client.aclose()
         routers[-1].stop()

@@ -35,7 +35,7 @@ def test_a_minute_of_pushed_series_is_written_and_read_back(tmp_path: Path) -> N
     series.put([Observation("lat", {"route": "/"}, M0 + s, [float(s)]) for s in range(60)]
                + [Observation("lat", {"route": "/"}, M0 + 60, [999.0])], now=M0 + 61)
     with Store.open(tmp_path, clock=clock) as store:
-        writer = RollupWriter(store, series, lambda: None, clock)
+        writer = RollupWriter(store, series, None, clock)
         assert asyncio.run(writer.roll(M0)) == 1
         rows = store.metric_rollups.query("push", "lat", {"route": "/"}, M0, M0 + 120)
         assert [(r.count, r.total, r.minimum, r.maximum) for r in rows] == [
@@ -49,7 +49,7 @@ def test_flag_exposure_minutes_past_the_retention_go_with_the_rollups(tmp_path: 
     with Store.open(tmp_path, clock=clock) as store:
         store.flag_exposures.add("prod", M0 - 3660, [("checkout", "new", 1)])
         store.flag_exposures.add("prod", M0 - 60, [("checkout", "new", 2)])
-        writer = RollupWriter(store, SeriesStore(), lambda: None, clock, retention=3600)
+        writer = RollupWriter(store, SeriesStore(), None, clock, retention=3600)
         asyncio.run(writer.roll(M0))
         assert store.flag_exposures.minutes("prod", 0, M0 * 2) == {M0 - 60: 2}
 
@@ -69,7 +69,7 @@ def test_the_routers_minute_is_rolled_up_per_target_group(
 
     async def roll(store: Store) -> int:
         async with RouterClient(router.admin_url, router.token) as client:
-            writer = RollupWriter(store, SeriesStore(), lambda: client, clock)
+            writer = RollupWriter(store, SeriesStore(), client, clock)
             return await writer.roll(minute) + await writer.roll(minute + 60)
 
     with Store.open(tmp_path, clock=clock) as store:

@@ -106,10 +106,6 @@ class Controller:
     def traffic(self) -> TrafficControl:
         return self.world.traffic
 
-    @traffic.setter
-    def traffic(self, traffic: TrafficControl) -> None:
-        self.world.traffic = traffic
-
     # -- the user's verbs ---------------------------------------------------------------------
 
     def spec_of(self, service: str) -> ServiceSpec:

@@ -11,10 +11,10 @@ completes: it does not split users between the old and the new version.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Protocol
 
-from sluicegate.errors import NotFoundError, SluicegateError
+from sluicegate.errors import NotFoundError
 from sluicegate.store import Store
 
 __all__ = ["FlagSink", "RouterFlagSync"]
@@ -29,19 +29,15 @@ class FlagSink(Protocol):
 
     async def flags(self) -> dict[str, Any]: ...
 
-    async def aclose(self) -> None: ...
-
 
 class RouterFlagSync:
-    def __init__(self, store: Store, env: str, connect: Callable[[], FlagSink],
-                 interval: float = 0.5) -> None:
-        """``connect`` makes a router client; it is called again after a failure (the
-        router may have been restarted on another port)."""
+    def __init__(self, store: Store, env: str, sink: FlagSink, interval: float = 0.5) -> None:
+        """``sink`` is the router's handle; it is the caller's to close (the server's one
+        router handle follows the router across restarts)."""
         self.store = store
         self.env = env
         self.interval = interval
-        self._connect = connect
-        self._sink: FlagSink | None = None
+        self.sink = sink
 
     async def sync_once(self) -> int | None:
         """Push the environment's current version if the router holds another; returns the
@@ -52,25 +48,13 @@ class RouterFlagSync:
             return None
         if current is None:
             return None
-        if self._sink is None:
-            self._sink = self._connect()
-        held = (await self._sink.flags()).get("version")
+        held = (await self.sink.flags()).get("version")
         if held != current:
             document = self.store.flags.version(self.env, current).document
-            await self._sink.set_flags(current, document)
+            await self.sink.set_flags(current, document)
             log.info("router flag set: %s version %d (was %s)", self.env, current, held)
         return current
 
     async def tick(self) -> None:
-        """:meth:`sync_once` for the supervisor; a failure drops the connection, so the next
-        tick connects again (the router may have been restarted on another port)."""
-        try:
-            await self.sync_once()
-        except SluicegateError:
-            await self.close()
-            raise
-
-    async def close(self) -> None:
-        if self._sink is not None:
-            sink, self._sink = self._sink, None
-            await sink.aclose()
+        """One round, for the supervisor."""
+        await self.sync_once()

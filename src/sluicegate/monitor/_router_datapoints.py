@@ -24,7 +24,8 @@ from typing import Any
 
 from sluicegate.errors import Problem, SpecError
 from sluicegate.monitor.alarms import Datapoint, StatSet, aggregate, aggregate_percentile
-from sluicegate.router import RouterClient, bucket_bounds, percentile
+from sluicegate.router import bucket_bounds, percentile
+from sluicegate.router.traffic import RouterMetrics
 from sluicegate.spec import ROUTER_COUNTERS, MetricSpec, parse_statistic
 
 __all__ = [
@@ -111,7 +112,7 @@ class RouterDatapoints:
     last answer is reused while it covers the range asked for.
     """
 
-    def __init__(self, client: RouterClient, max_window: int = 300) -> None:
+    def __init__(self, client: RouterMetrics, max_window: int = 300) -> None:
         self.client = client
         self.max_window = max_window
         self._cache: dict[str, tuple[int, int, dict[str, Any]]] = {}  # listener -> end, window

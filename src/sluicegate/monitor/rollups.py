@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from sluicegate.clock import Clock
@@ -33,7 +33,7 @@ from sluicegate.monitor.alarms import (
     aggregate_percentile,
 )
 from sluicegate.monitor.series import SeriesStore, hist_quantile
-from sluicegate.router import RouterClient
+from sluicegate.router.traffic import RouterMetrics
 from sluicegate.spec import parse_statistic
 from sluicegate.store import MetricRollup, Store
 
@@ -46,11 +46,11 @@ MINUTE = 60
 
 
 class RollupWriter:
-    """Writes the minute just closed; ``router`` gives the current router client (it may be
-    replaced when the router restarts), or None when there is no router."""
+    """Writes the minute just closed; ``router`` reads the router's per-second metrics (the
+    traffic driver), None when there is no router."""
 
     def __init__(self, store: Store, series: SeriesStore,
-                 router: Callable[[], RouterClient | None], clock: Clock,
+                 router: RouterMetrics | None, clock: Clock,
                  retention: int = DEFAULT_RETENTION, delay: float = 5.0) -> None:
         self.store = store
         self.series = series
@@ -89,7 +89,7 @@ class RollupWriter:
         return len(rows)
 
     async def _router_rows(self, minute: int) -> list[MetricRollup]:
-        client = self.router()
+        client = self.router
         if client is None:
             return []
         try:

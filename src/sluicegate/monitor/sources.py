@@ -19,7 +19,7 @@ from typing import Protocol
 
 from sluicegate.errors import NotFoundError
 from sluicegate.monitor.alarms import Datapoint
-from sluicegate.router.client import RouterClient
+from sluicegate.router.traffic import RouterMetrics
 from sluicegate.spec import MetricSpec
 
 __all__ = ["DatapointSource", "MetricSource", "RouterSource", "Second", "Sources"]
@@ -71,7 +71,10 @@ class Sources:
 
 
 class RouterSource:
-    def __init__(self, client: RouterClient) -> None:
+    """Per-second counts of one listener's target groups, read through the traffic driver
+    (or straight from a router client)."""
+
+    def __init__(self, client: RouterMetrics) -> None:
         self.client = client
 
     async def seconds(self, listener: str, window: int, *, include_open: bool = False

@@ -21,12 +21,18 @@ __all__ = ["RouterClient"]
 class RouterClient:
     """Async client for one router's admin API (``http://127.0.0.1:9900`` by default)."""
 
-    def __init__(self, admin_url: str, token: str | None, timeout: float = 5.0,
+    def __init__(self, admin_url: str | None, token: str | None, timeout: float = 5.0,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
+        """``admin_url`` None: not pointed at a router yet (calls raise
+        RouterUnavailableError until :meth:`retarget`)."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.admin_url = admin_url.rstrip("/") if admin_url else None
+        self._http = httpx.AsyncClient(headers=headers, timeout=timeout, transport=transport)
+
+    def retarget(self, admin_url: str) -> None:
+        """Point this client at a router started again elsewhere: whoever holds it keeps
+        holding the same object (no re-wiring after a restart)."""
         self.admin_url = admin_url.rstrip("/")
-        self._http = httpx.AsyncClient(base_url=self.admin_url, headers=headers,
-                                       timeout=timeout, transport=transport)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -38,8 +44,10 @@ class RouterClient:
         await self.aclose()
 
     async def _call(self, method: str, path: str, body: Any = None) -> Any:
+        if self.admin_url is None:
+            raise RouterUnavailableError("the router is not running")
         try:
-            r = await self._http.request(method, path, json=body)
+            r = await self._http.request(method, self.admin_url + path, json=body)
         except httpx.HTTPError as exc:
             raise RouterUnavailableError(
                 f"router admin API at {self.admin_url} did not answer: {exc!r}") from exc

@@ -94,11 +94,17 @@ class RouterSupervisor:
         self.info: RouterProcessInfo | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self.adopted = False
+        self._client = RouterClient(None, self.token)
 
     def client(self) -> RouterClient:
-        if self.info is None:
-            raise RouterUnavailableError("the router is not running")
-        return RouterClient(self.info.admin_url, self.token)
+        """The one handle on the router for the supervisor's whole life: the same object
+        before and after a restart (it follows the router to its new address), so whoever
+        was given it keeps using it. Closed by :meth:`aclose`."""
+        return self._client
+
+    async def aclose(self) -> None:
+        """Close the handle; the router process keeps running."""
+        await self._client.aclose()
 
     async def ensure(self) -> RouterProcessInfo:
         """Adopt the recorded router if it is alive and answers, else start a new one."""
@@ -108,11 +114,13 @@ class RouterSupervisor:
                 if await c.healthy():
                     log.info("adopted the running router (pid %d)", info.pid)
                     self.info, self.adopted = info, True
+                    self._client.retarget(info.admin_url)
                     return info
             log.warning("recorded router pid %d does not answer; starting a new one", info.pid)
         self.refuse_strays(info)
         self.info = await self._start()
         self.adopted = False
+        self._client.retarget(self.info.admin_url)
         return self.info
 
     def refuse_strays(self, recorded: RouterProcessInfo | None = None) -> None:

@@ -20,8 +20,8 @@ from typing import Any, Protocol
 from sluicegate.errors import Problem, RouteRefusedError, SluicegateError, SpecError
 from sluicegate.router.client import RouterClient
 
-__all__ = ["RevisionGroup", "RouterTraffic", "ServiceRoute", "TrafficControl", "group_name",
-           "refusal", "router_config"]
+__all__ = ["RevisionGroup", "RouterMetrics", "RouterTraffic", "ServiceRoute", "TrafficControl",
+           "group_name", "refusal", "router_config"]
 
 
 def group_name(service: str, revision: str) -> str:
@@ -78,6 +78,21 @@ class TrafficControl(Protocol):
         ...
 
     async def weights(self, service: str) -> dict[str, int]: ...
+
+    async def metrics(self, window: int = 60, listener: str | None = None,
+                      hist: bool = False, include_open: bool = False) -> dict[str, Any]:
+        """Per-second counts and latency histograms by listener and target group, as the
+        built-in router's ``GET /v1/metrics`` document (docs/router.md): what the default
+        guards, router alarms and rollups read. Another data plane returns the same shape."""
+        ...
+
+
+class RouterMetrics(Protocol):
+    """What reads per-second traffic metrics needs (a ``TrafficControl`` or a
+    ``RouterClient``)."""
+
+    async def metrics(self, window: int = 60, listener: str | None = None,
+                      hist: bool = False, include_open: bool = False) -> dict[str, Any]: ...
 
 
 def router_config(routes: Sequence[ServiceRoute], admin: Mapping[str, Any],
@@ -195,6 +210,10 @@ class RouterTraffic:
             if observed != r.weights():
                 raise SluicegateError(
                     f"router reports {observed} for {r.service}, not {r.weights()}")
+
+    async def metrics(self, window: int = 60, listener: str | None = None,
+                      hist: bool = False, include_open: bool = False) -> dict[str, Any]:
+        return await self.client.metrics(window, listener, hist, include_open)
 
     async def weights(self, service: str) -> dict[str, int]:
         by_group = await self.client.weights(service)
