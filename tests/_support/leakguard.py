@@ -20,15 +20,25 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import Generator, Iterable
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-__all__ = ["MARK_VAR", "Leftover", "MarkedProcess", "kill_processes", "marked_processes"]
+__all__ = [
+    "MARK_VAR",
+    "SCOPE_VAR",
+    "Leftover",
+    "MarkedProcess",
+    "kill_marked",
+    "kill_processes",
+    "marked_processes",
+    "processes_killed_at_exit",
+]
 
 MARK_VAR = "SLUICEGATE_TEST_RUN"
+SCOPE_VAR = "SLUICEGATE_TEST_SCOPE"
 
 _run_id = pytest.StashKey[str]()
 _previous = pytest.StashKey[str | None]()
@@ -132,6 +142,34 @@ def kill_processes(processes: Iterable[MarkedProcess], timeout: float = 10.0) ->
         if all(gone) or time.monotonic() > deadline:
             return gone
         time.sleep(0.02)
+
+
+def kill_marked(run_id: str, var: str, timeout: float = 10.0) -> list[MarkedProcess]:
+    """Kill every process marked ``var`` = ``run_id`` until none is left (a parent may start
+    another while it dies) or ``timeout`` s pass; returns the processes it found."""
+    found: dict[tuple[int, int], MarkedProcess] = {}
+    deadline = time.monotonic() + timeout
+    while (left := marked_processes(run_id, var)) and time.monotonic() < deadline:
+        found.update((p.key, p) for p in left)
+        kill_processes(left, timeout=max(0.0, deadline - time.monotonic()))
+    return list(found.values())
+
+
+@contextlib.contextmanager
+def processes_killed_at_exit(var: str = SCOPE_VAR) -> Iterator[str]:
+    """Processes started inside the block inherit ``var`` naming a fresh id (yielded); those
+    still running at its end are killed with their groups (``kill_marked``)."""
+    scope_id = uuid.uuid4().hex[:12]
+    previous = os.environ.get(var)
+    os.environ[var] = f"{previous}:{scope_id}" if previous else scope_id
+    try:
+        yield scope_id
+    finally:
+        if previous is None:
+            os.environ.pop(var, None)
+        else:
+            os.environ[var] = previous
+        kill_marked(scope_id, var)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
