@@ -45,8 +45,6 @@ _previous = pytest.StashKey[str | None]()
 _first_seen = pytest.StashKey[dict[tuple[int, int], str]]()
 _leftovers = pytest.StashKey[list["Leftover"]]()
 
-BEFORE_FIRST_TEST = "(before the first test: collection or session start)"
-
 
 @dataclass(frozen=True)
 class MarkedProcess:
@@ -68,7 +66,7 @@ class Leftover:
     """A marked process found at session end, with the test after which it first appeared."""
 
     process: MarkedProcess
-    started_by: str
+    started_by: str | None  # None: started during collection, or after the last test
     killed: bool
 
 
@@ -204,7 +202,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if left:
         gone = kill_processes(left)
         first_seen = stash[_first_seen]
-        stash[_leftovers] = [Leftover(p, first_seen.get(p.key, BEFORE_FIRST_TEST), g)
+        stash[_leftovers] = [Leftover(p, first_seen.get(p.key), g)
                              for p, g in zip(left, gone, strict=True)]  # fmt: skip
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if session.config.pluginmanager.get_plugin("terminalreporter") is None:
@@ -220,11 +218,12 @@ def report(leftovers: list[Leftover]) -> list[str]:
     """The lines that name each leftover process, grouped by the test that left it."""
     lines = [f"{len(leftovers)} process(es) started by this test run were still running at "
              "its end; the run fails. Fix the test or fixture that started them:"]  # fmt: skip
-    by_test: dict[str, list[Leftover]] = {}
+    by_test: dict[str | None, list[Leftover]] = {}
     for leftover in leftovers:
         by_test.setdefault(leftover.started_by, []).append(leftover)
     for test, items in by_test.items():
-        lines.append(f"  first seen after {test}:")
+        lines.append(f"  first seen after {test}:" if test is not None else
+                     "  not seen after any test (started during collection, or at the end):")
         for x in items:
             p = x.process
             fate = "killed" if x.killed else "STILL RUNNING after SIGKILL"

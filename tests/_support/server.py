@@ -57,9 +57,9 @@ class Server:
                 break
             assert time.monotonic() < deadline, "sluice server: not ready after 30 s"
         else:
-            err = (self.state.parent / "server.err").read_text(errors="replace")[-4000:]
+            said = (self.state.parent / "server.err").read_text(errors="replace")[-4000:]
             raise AssertionError(f"sluice server exited with {self.proc.wait(10)} before it "
-                                 f"was ready; its stderr ends:\n{err}")
+                                 f"was ready; its stderr ends:\n{said}")
         threading.Thread(target=self.proc.stdout.read, daemon=True).start()
 
     def kill(self) -> None:
