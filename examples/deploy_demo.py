@@ -7,15 +7,13 @@ canary (10 % → 50 % → 100 %) while steady traffic runs, and shows the live v
 of v2 the users saw over time, and that not one request failed. Then it deploys v3, which
 fails 30 % of its requests, with Canary10Percent5Minutes: the default guards (green against
 blue, every second) roll it back by themselves; the demo prints the blast radius. Everything
-is stopped at the end (``sluice server`` leaves the router and replicas running by design;
-the demo cleans up).
+is stopped at the end, on failure and on Ctrl-C too (``sluice server`` leaves the router and
+replicas running by design; the demo stops them, see examples/_cleanup.py).
 """
 
 from __future__ import annotations
 
 import collections
-import contextlib
-import json
 import os
 import re
 import signal
@@ -29,6 +27,7 @@ from pathlib import Path
 
 import httpx
 import yaml
+from _cleanup import DEMO_VAR, new_run_id, stop_marked  # beside this script
 from rich.console import Console
 from rich.table import Table
 
@@ -51,14 +50,18 @@ class Demo:
         self.url = f"http://127.0.0.1:{self.api_port}"
         self.token = ""
         self.server: subprocess.Popen[str] | None = None
+        # The server and everything it starts (router, replicas, hooks) carry this marker.
+        self.run_id = new_run_id()
 
     def start_server(self) -> None:
         console.print(f"[bold]sluice server[/] --state-dir {self.state} --port {self.api_port}")
-        with open(self.workdir / "server.log", "w") as err:
+        log = self.workdir / "server.log"
+        with open(log, "w") as err:
             self.server = subprocess.Popen(
                 [sys.executable, "-m", "sluicegate", "server", "--state-dir", str(self.state),
                  "--port", str(self.api_port)],
-                stdout=subprocess.PIPE, stderr=err, text=True)
+                stdout=subprocess.PIPE, stderr=err, text=True,
+                env={**os.environ, DEMO_VAR: self.run_id})
         assert self.server.stdout is not None
         for line in self.server.stdout:
             if m := re.search(r"admin token .*: (\S+)", line):
@@ -66,6 +69,9 @@ class Demo:
                 console.print("  admin token printed on first start (only its hash is kept)")
             if "ready on" in line:
                 break
+        else:
+            raise RuntimeError(f"sluice server exited with {self.server.wait()} before it was "
+                               f"ready; its log:\n{log.read_text(errors='replace')[-3000:]}")
         threading.Thread(target=self.server.stdout.read, daemon=True).start()
 
     def sluice(self, *args: str) -> str:
@@ -89,14 +95,17 @@ class Demo:
         raise RuntimeError(f"deployment {dep} did not reach {phases}")
 
     def stop(self) -> None:
+        """Stop the server first (so it restarts nothing), then its router and replicas."""
         if self.server is not None and self.server.poll() is None:
             self.server.terminate()
-            self.server.wait(10)
-        router_json = self.state / "router" / "router.json"
-        if router_json.exists():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(json.loads(router_json.read_text())["pid"], signal.SIGTERM)
-        subprocess.run(["pkill", "-f", str(self.state)], check=False)
+            try:
+                self.server.wait(10)
+            except subprocess.TimeoutExpired:
+                self.server.kill()
+                self.server.wait()
+        count = stop_marked(self.run_id)
+        console.print(f"stopped the server and the {count} processes it started "
+                      f"(router, replicas; logs in {self.workdir})")
 
 
 def traffic(port: int, stop: threading.Event, seen: list[tuple[float, str]],
@@ -181,7 +190,9 @@ def main() -> int:
     spec["compute"]["local"]["command"][:2] = [sys.executable, str(HERE / "app.py")]
     spec_path = workdir / "shop.yaml"
     spec_path.write_text(yaml.safe_dump(spec))
-    ok = False
+    ok, code = False, 1
+    # SIGTERM (from make or CI) cleans up like Ctrl-C does.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         demo.start_server()
         console.print(demo.sluice("apply", "-f", str(spec_path)).strip())
@@ -223,11 +234,22 @@ def main() -> int:
         console.print("[green]deployment demo OK: v2 rolled out with no failed request[/]" if ok
                       else f"[red]deployment demo: {failed} failed requests[/]")
         ok = bad_release(demo, port) and ok
+        code = 0 if ok else 1
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted; stopping everything[/]")
+        code = 130
     except (RuntimeError, subprocess.CalledProcessError, httpx.HTTPError) as exc:
         console.print(f"[red]deployment demo failed:[/] {exc}")
     finally:
+        # A second Ctrl-C must not leave half of it running.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         demo.stop()
-    return 0 if ok else 1
+    return code
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

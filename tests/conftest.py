@@ -10,6 +10,10 @@ import pytest
 from tests._support import AppProcess, RouterProcess, start_app, start_router
 from tests._support.postgres import PostgresServer, require_postgres_bin
 
+# No process started by the run may outlive it (see the module's docstring); pytester runs
+# pytest inside a test (the guard's own tests).
+pytest_plugins = ("tests._support.leakguard", "pytester")
+
 AppFactory = Callable[..., AppProcess]
 RouterFactory = Callable[..., RouterProcess]
 

@@ -19,7 +19,7 @@ import yaml
 
 from tests._support import APP_PATH, free_port
 from tests._support.rawhttp import get_many
-from tests._support.server import Server, stop_everything
+from tests._support.server import Server, running_server
 
 HIGH_5XX: dict[str, Any] = {
     "name": "high-5xx",
@@ -43,13 +43,8 @@ HIGH_5XX: dict[str, Any] = {
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     state = tmp_path_factory.mktemp("alarms-e2e") / "state"
-    s = Server(state, free_port(), ["--no-default-guards"])
-    s.start()
-    yield s
-    if s.proc and s.proc.poll() is None:
-        s.proc.terminate()
-        s.proc.wait(10)
-    stop_everything(state)
+    with running_server(state, ["--no-default-guards"]) as s:
+        yield s
 
 
 def spec(name: str, port: int, pause: str, alarms: list[dict[str, Any]]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import pytest
 
 from sluicegate.flags import sees_new_version
 from tests._support import REPO_ROOT, free_port
-from tests._support.server import Server, stop_everything
+from tests._support.server import Server, running_server
 
 pytestmark = pytest.mark.slow
 
@@ -43,13 +43,8 @@ V2 = V1.replace("default_variant: classic", "default_variant: new") + """
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
-    s = Server(tmp_path / "state", free_port())
-    s.start()
-    yield s
-    if s.proc and s.proc.poll() is None:
-        s.proc.terminate()
-        s.proc.wait(10)
-    stop_everything(tmp_path / "state")
+    with running_server(tmp_path / "state") as s:
+        yield s
 
 
 def sluice(server: Server, *args: str) -> subprocess.CompletedProcess[str]:

@@ -16,18 +16,13 @@ import yaml
 
 from tests._support import APP_PATH, free_port
 from tests._support.rawhttp import get_many
-from tests._support.server import Server, stop_everything
+from tests._support.server import Server, running_server
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
-    s = Server(tmp_path / "state", free_port())
-    s.start()
-    yield s
-    if s.proc and s.proc.poll() is None:
-        s.proc.terminate()
-        s.proc.wait(10)
-    stop_everything(tmp_path / "state")
+    with running_server(tmp_path / "state") as s:
+        yield s
 
 
 def spec(port: int, test_port: int) -> dict[str, Any]:

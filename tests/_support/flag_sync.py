@@ -83,6 +83,7 @@ class SyncServer:
             if self.proc.poll() is not None:
                 break
             time.sleep(0.05)
+        self.stop()  # not ready in time: it must not outlive the test that gives up on it
         raise ProcessStartError(f"sync server did not start:\n{_tail(log)}")
 
     def publish(self, snapshot: Snapshot) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -20,6 +21,16 @@ import httpx
 
 from sluicegate.compute._proc import is_same_process
 from tests._support import REPO_ROOT, free_port
+from tests._support.leakguard import kill_marked
+
+# Every process a test server starts (router, replicas, hooks) inherits this, naming the
+# server's state dir: ``stop_everything`` finds them by it, recorded or not.
+SERVER_VAR = "SLUICEGATE_TEST_SERVER"
+
+
+def server_marker(state: Path) -> str:
+    """The ``SERVER_VAR`` value of the servers that keep their state in ``state``."""
+    return hashlib.sha256(str(state.resolve()).encode()).hexdigest()[:16]
 
 
 class Server:
@@ -31,11 +42,12 @@ class Server:
         self.token = ""
 
     def start(self) -> None:
+        env = {**os.environ, SERVER_VAR: server_marker(self.state)}
         with open(self.state.parent / "server.err", "a") as err:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "sluicegate", "server", "--port", str(self.port),
                  "--state-dir", str(self.state), *self.args],
-                stdout=subprocess.PIPE, stderr=err, text=True, cwd=REPO_ROOT)
+                stdout=subprocess.PIPE, stderr=err, text=True, cwd=REPO_ROOT, env=env)
         assert self.proc.stdout is not None
         deadline = time.monotonic() + 30
         for line in self.proc.stdout:
@@ -43,7 +55,11 @@ class Server:
                 self.token = m.group(1)
             if "ready on" in line:
                 break
-            assert time.monotonic() < deadline
+            assert time.monotonic() < deadline, "sluice server: not ready after 30 s"
+        else:
+            said = (self.state.parent / "server.err").read_text(errors="replace")[-4000:]
+            raise AssertionError(f"sluice server exited with {self.proc.wait(10)} before it "
+                                 f"was ready; its stderr ends:\n{said}")
         threading.Thread(target=self.proc.stdout.read, daemon=True).start()
 
     def kill(self) -> None:
@@ -81,23 +97,33 @@ def running_server(state: Path, args: Sequence[str] = ()) -> Iterator[Server]:
     """A started ``sluice server`` on a free port; on exit it stops, and so does everything
     it started (router, replicas), as ``stop_everything``."""
     server = Server(state, free_port(), args)
-    server.start()
     try:
+        server.start()
         yield server
     finally:
         if server.proc and server.proc.poll() is None:
             server.proc.terminate()
-            server.proc.wait(10)
+            with contextlib.suppress(subprocess.TimeoutExpired):  # killed below
+                server.proc.wait(10)
         stop_everything(state)
+        if server.proc:
+            server.proc.wait(10)  # reap it
 
 
 def stop_everything(state: Path) -> None:
-    """The router and the replicas outlive the server by design: stop them for a test."""
+    """The router and the replicas outlive the server by design: stop them for a test.
+
+    Kills every process of a test ``Server`` on ``state`` (the server too, if it still runs)
+    by its inherited ``SERVER_VAR``, including replicas it started but never recorded; then,
+    for servers started otherwise, the router in router.json and the replicas in the db."""
+    kill_marked(server_marker(state), SERVER_VAR)
     router_json = state / "router" / "router.json"
     if router_json.exists():
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(json.loads(router_json.read_text())["pid"], signal.SIGTERM)
-    subprocess.run(["pkill", "-f", str(state)], check=False)
+        with contextlib.suppress(ProcessLookupError, ValueError, KeyError):
+            pid, start_time = (json.loads(router_json.read_text())[k]
+                               for k in ("pid", "start_time"))  # fmt: skip
+            if is_same_process(int(pid), int(start_time)):
+                os.killpg(int(pid), signal.SIGKILL)
     _stop_replicas(state / "sluicegate.db")
 
 
@@ -112,4 +138,4 @@ def _stop_replicas(db: Path) -> None:
     for pid, start_time in rows:
         if is_same_process(int(pid), int(start_time)):
             with contextlib.suppress(ProcessLookupError):
-                os.kill(int(pid), signal.SIGKILL)
+                os.killpg(int(pid), signal.SIGKILL)

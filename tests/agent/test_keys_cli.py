@@ -9,14 +9,12 @@ from pathlib import Path
 
 import httpx
 
-from tests._support import REPO_ROOT, free_port
-from tests._support.server import Server
+from tests._support import REPO_ROOT
+from tests._support.server import running_server
 
 
 def test_keys_create_prints_an_agent_key_that_is_no_reader_elsewhere(tmp_path: Path) -> None:
-    server = Server(tmp_path / "state", free_port())
-    server.start()
-    try:
+    with running_server(tmp_path / "state") as server:
         key = server.cli("keys", "create", "--env", "prod").strip()
         assert key.startswith("sgt_")
         r = httpx.get(f"{server.url}/v1/services", headers={"Authorization": f"Bearer {key}"})
@@ -27,5 +25,3 @@ def test_keys_create_prints_an_agent_key_that_is_no_reader_elsewhere(tmp_path: P
                              cwd=REPO_ROOT, check=False)
         assert out.returncode != 0
         assert "env" in out.stderr + out.stdout
-    finally:
-        server.kill()

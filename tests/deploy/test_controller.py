@@ -25,6 +25,7 @@ from sluicegate.router.traffic import RouterTraffic
 from sluicegate.spec.service import ServiceSpec
 from sluicegate.store import Store
 from tests._support import APP_PATH, free_port
+from tests._support.leakguard import processes_killed_at_exit
 from tests._support.rawhttp import get_many
 
 
@@ -68,6 +69,15 @@ class Env:
             assert time.monotonic() < deadline, f"stuck in {phase}"
             await asyncio.sleep(0.1)
 
+    async def close(self) -> None:
+        """Stop what the test started: replicas outlive their compute (as they outlive a
+        crashed control plane), so every recorded revision is stopped before it closes."""
+        for service, revision in {(r.service, r.revision) for r in self.store.replicas.list()}:
+            await self.compute.stop(service, revision, grace=2)
+        await self.compute.aclose()
+        self.router.stop()
+        self.store.close()
+
     async def versions(self, n: int = 40, port: int | None = None) -> Counter[str]:
         replies = await asyncio.to_thread(get_many, port or self.port, n)
         return Counter(r.version for r in replies)
@@ -79,24 +89,22 @@ async def any_env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     database = None
     if request.param == "postgresql":
         database = request.getfixturevalue("pg_server").create_database()
-    e = Env(tmp_path, database)
-    try:
-        yield e
-    finally:
-        await e.compute.aclose()
-        e.router.stop()
-        e.store.close()
+    with processes_killed_at_exit():  # and whatever a failed test left unrecorded
+        e = Env(tmp_path, database)
+        try:
+            yield e
+        finally:
+            await e.close()
 
 
 @pytest.fixture
 async def env(tmp_path: Path) -> AsyncIterator[Env]:
-    e = Env(tmp_path)
-    try:
-        yield e
-    finally:
-        await e.compute.aclose()
-        e.router.stop()
-        e.store.close()
+    with processes_killed_at_exit():  # and whatever a failed test left unrecorded
+        e = Env(tmp_path)
+        try:
+            yield e
+        finally:
+            await e.close()
 
 
 pytestmark = pytest.mark.anyio

@@ -37,9 +37,9 @@ def test_a_promql_alarm_rolls_back_a_bad_release_through_the_server(
     state = tmp_path / "state"
     server = Server(state, free_port(), ["--no-default-guards",
                                          "--prometheus-url", prometheus.url])
-    server.start()
     job = None
     try:
+        server.start()
         router = json.loads((state / "router" / "router.json").read_text())
         token = (state / "router" / "admin.token").read_text().strip()
         job = prometheus.scrape_router(SimpleNamespace(  # type: ignore[arg-type]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +18,13 @@ from sluicegate.spec import load_file
 from sluicegate.spec.service import ServiceSpec
 
 console = Console()
+
+# How ``--watch`` exits, by the phase the deployment ended in; 2 (an error talking to the
+# server, or bad input) comes from ``sluicegate.cli._main.main``.
+EXIT_CODES = {"succeeded": 0, "rolled_back": 3, "failed": 4, "stopped": 5}
+WATCH_EXIT_HELP = ("With --watch, exit 0 only when the deployment succeeded; 3 when it was "
+                   "rolled back, 4 when it failed, 5 when it was stopped; 2 on an error "
+                   "talking to the server or bad input.")
 
 
 def _when(ts: float) -> str:
@@ -34,14 +42,15 @@ def apply(path: str, url: str, token: str | None) -> None:
     console.print(f"service [bold]{spec.service}[/] applied")
 
 
-@click.command()
+@click.command(epilog=WATCH_EXIT_HELP)
 @click.argument("service")
 @click.option("--revision", "-r", required=True, help="The revision to deploy.")
 @click.option("--config", "config", default=None,
               help="A predefined deployment config name, overriding the spec's.")
 @click.option("--set", "settings", multiple=True, metavar="env.KEY=VALUE",
               help="An environment variable of this revision (repeatable).")
-@click.option("--watch/--no-watch", default=False, help="Follow the deployment live.")
+@click.option("--watch/--no-watch", default=False,
+              help="Follow the deployment live until it ends; the exit code says how.")
 @api_options
 def deploy(service: str, revision: str, config: str | None, settings: tuple[str, ...],
            watch: bool, url: str, token: str | None) -> None:
@@ -86,13 +95,23 @@ def _view(dep: dict[str, Any]) -> Group:
 
 
 def _watch(api: Api, dep_id: str) -> None:
+    """Follow the deployment live until it ends, print how and why, and exit with its code
+    (``EXIT_CODES``)."""
     with Live(console=console, refresh_per_second=4) as live:
         while True:
             dep = api.call("GET", f"/deployments/{dep_id}")
             live.update(_view(dep))
-            if not dep["active"]:
+            if dep["phase"] in EXIT_CODES or not dep["active"]:
                 break
             time.sleep(0.5)
+    if not console.is_terminal:  # Live ends its last frame with a newline only on a terminal
+        console.line()
+    phase, reason = dep["phase"], dep["state"].get("reason")
+    code = EXIT_CODES.get(phase, EXIT_CODES["failed"])
+    how = phase.replace("_", " ") if phase in EXIT_CODES else f"ended in phase {phase}"
+    console.print(f"deployment {dep_id} {how}" + (f": {reason}" if reason else ""),
+                  style="green" if code == 0 else "bold red", markup=False, highlight=False)
+    sys.exit(code)
 
 
 @click.command()
@@ -180,11 +199,13 @@ def deployments() -> None:
     """Inspect deployments."""
 
 
-@deployments.command("get")
+@deployments.command("get", epilog=WATCH_EXIT_HELP)
 @click.argument("deployment")
-@click.option("--watch", is_flag=True, help="Follow it live until it ends.")
+@click.option("--watch", is_flag=True,
+              help="Follow it live until it ends; the exit code says how.")
 @api_options
 def deployments_get(deployment: str, watch: bool, url: str, token: str | None) -> None:
+    """A deployment's phase, traffic, replicas and latest events."""
     api = Api(url, token)
     if watch:
         _watch(api, deployment)
