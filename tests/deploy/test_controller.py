@@ -76,6 +76,7 @@ class Env:
             await self.compute.stop(service, revision, grace=2)
         await self.compute.aclose()
         self.router.stop()
+        await self.router.aclose()
         self.store.close()
 
     async def versions(self, n: int = 40, port: int | None = None) -> Counter[str]:

@@ -16,6 +16,7 @@ from sluicegate.compute.local import LocalCompute
 from sluicegate.deploy import Command, Phase
 from sluicegate.deploy.controller import Controller
 from sluicegate.router.traffic import RouterTraffic
+from tests._support.leakguard import processes_killed_at_exit
 from tests.deploy.test_controller import Env, shop
 
 pytestmark = pytest.mark.anyio
@@ -28,13 +29,12 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 async def env(tmp_path: Path) -> AsyncIterator[Env]:
-    e = Env(tmp_path)
-    try:
-        yield e
-    finally:
-        await e.compute.aclose()
-        e.router.stop()
-        e.store.close()
+    with processes_killed_at_exit():  # and whatever a failed test left unrecorded
+        e = Env(tmp_path)
+        try:
+            yield e
+        finally:
+            await e.close()
 
 
 async def _paused_at_gate(env: Env, ctl: Controller) -> str:
