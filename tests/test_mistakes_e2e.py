@@ -277,8 +277,8 @@ def test_an_undeclared_external_revision_is_refused_at_deploy(env: Env) -> None:
     r = api.call("POST", "/services/outside/deployments", {"revision": "v2"})
     assert r.status_code == 422
     assert r.json()["problems"] == [{"path": "revision", "message": (
-        "compute.external.revisions declares no endpoints for 'v2' (declared: v1); add them "
-        "and apply the service first")}]
+        "compute.external.revisions.v2: no endpoints are declared for this revision "
+        "(declared: v1); fix the spec and apply it first")}]
     assert api.ok("GET", "/deployments?service=outside") == []
 
 

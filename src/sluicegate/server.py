@@ -30,8 +30,8 @@ from sluicegate._heap import freeze_startup_heap
 from sluicegate._startup import StateDirLock, StateWatch, bind_api_socket
 from sluicegate.api import create_app
 from sluicegate.clock import SystemClock
+from sluicegate.compute import ComputeSelector, ExternalCompute, LocalCompute
 from sluicegate.compute.base import ReplicaEvent
-from sluicegate.compute.local import LocalCompute
 from sluicegate.deploy.controller import FAILURE_BOUND, Controller
 from sluicegate.engines import EngineSupervisor, every
 from sluicegate.errors import SluicegateError
@@ -123,6 +123,7 @@ async def _serve(settings: ServerSettings, stop: asyncio.Event,
                 c.on_replica_event(event)
 
         compute = LocalCompute(settings.state_dir, on_change=on_change, supervise=False)
+        computes = ComputeSelector(local=compute, external=ExternalCompute())
         clock = SystemClock()
         # One traffic driver over the one router handle, given to everyone who routes or
         # reads traffic; both follow the router across restarts.
@@ -139,7 +140,7 @@ async def _serve(settings: ServerSettings, stop: asyncio.Event,
         rollups = RollupWriter(store, series, traffic, clock)
         _sync_all_alarms(store)
         checks = AlarmGuards(store, guards if settings.default_guards else None)
-        controller = Controller(store, compute, traffic, clock, alarms=checks,
+        controller = Controller(store, computes, traffic, clock, alarms=checks,
                                 hold=guards.hold if settings.default_guards else None,
                                 failure_bound=settings.failure_bound)
         controllers.append(controller)
@@ -214,7 +215,7 @@ async def _serve(settings: ServerSettings, stop: asyncio.Event,
         with contextlib.suppress(asyncio.CancelledError):
             await api_task
         await notifier.close()  # attempts in flight stay pending: sent again after a restart
-        await compute.aclose()
+        await computes.aclose()
     finally:
         await engines.stop()
         if prometheus is not None:

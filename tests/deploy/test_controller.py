@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from sluicegate.clock import SystemClock
+from sluicegate.compute import ComputeSelector, ExternalCompute
 from sluicegate.compute.local import LocalCompute
 from sluicegate.deploy import Command, Phase
 from sluicegate.deploy.controller import Controller
@@ -50,11 +51,12 @@ class Env:
         self.router = RouterSupervisor(tmp / "state")
         self.store = Store.open(database or tmp / "state" / "sluicegate.db")
         self.compute = LocalCompute(tmp / "state", poll_interval=0.1)
+        self.computes = ComputeSelector(local=self.compute, external=ExternalCompute())
         self.controller: Controller | None = None
 
     async def start(self) -> Controller:
         await self.router.ensure()
-        self.controller = Controller(self.store, self.compute, RouterTraffic(self.router.client()),
+        self.controller = Controller(self.store, self.computes, RouterTraffic(self.router.client()),
                                      SystemClock())
         return self.controller
 
@@ -262,7 +264,8 @@ async def test_a_control_plane_crash_in_any_phase_resumes_without_orphans(
     # The crash: the controller and compute vanish; replicas and router keep running.
     await env.compute.aclose()
     env.compute = LocalCompute(env.tmp / "state", poll_interval=0.1)
-    ctl = Controller(env.store, env.compute, RouterTraffic(env.router.client()), SystemClock())
+    env.computes = ComputeSelector(local=env.compute, external=ExternalCompute())
+    ctl = Controller(env.store, env.computes, RouterTraffic(env.router.client()), SystemClock())
     env.compute._on_change = ctl.on_replica_event  # what the server wires at start
     env.controller = ctl
     await ctl.recover()

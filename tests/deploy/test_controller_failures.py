@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from sluicegate.clock import SystemClock
+from sluicegate.compute import ComputeSelector, ExternalCompute
 from sluicegate.compute.local import LocalCompute
 from sluicegate.deploy import Command, Phase
 from sluicegate.deploy.controller import Controller
@@ -57,7 +58,8 @@ async def test_a_command_stored_before_a_crash_is_applied_by_the_next_controller
     # A new control plane on the same store and state dir, as after a SIGKILL.
     compute = LocalCompute(tmp_path / "state", poll_interval=0.1)
     try:
-        again = Controller(env.store, compute, RouterTraffic(env.router.client()),
+        again = Controller(env.store, ComputeSelector(local=compute, external=ExternalCompute()),
+                           RouterTraffic(env.router.client()),
                            SystemClock())
         env.controller = again
         await again.recover()

@@ -161,7 +161,7 @@ def events(request: Request, caller: Reader, since: int = 0, subject: str | None
 def logs(name: str, revision: str, request: Request, caller: Reader,
          replica: int | None = None, tail: Annotated[int, Query(ge=1, le=10000)] = 100,
          ) -> dict[str, str]:
-    text = _ctl(request).compute.logs(name, revision, replica, tail)
+    text = _ctl(request).world.logs(name, revision, replica, tail)
     return {"service": name, "revision": revision, "logs": text}
 
 

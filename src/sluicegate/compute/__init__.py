@@ -1,8 +1,10 @@
 """Where a revision runs: local processes (default) or external endpoints.
 
-The deploy controller talks to a :class:`Compute` backend and records the
+The deploy controller asks the :class:`ComputeSelector` for a revision's
+:class:`Placement` (the backend its spec names, with that backend's spec) and records the
 :class:`Replica` values it gets back (``start``'s result and ``on_change`` events), so that
-after a control-plane restart ``adopt`` can take the replicas over.
+after a control-plane restart ``adopt`` can take the replicas over. A backend implements
+:class:`Compute` and ``place``; adding one is a new module and one line in the server.
 """
 
 from sluicegate.compute.base import (
@@ -19,15 +21,19 @@ from sluicegate.compute.base import (
 )
 from sluicegate.compute.external import ExternalCompute
 from sluicegate.compute.local import LocalCompute, RestartPolicy
+from sluicegate.compute.select import Backend, ComputeSelector, Placement
 
 __all__ = [
     "Adoption",
+    "Backend",
     "Compute",
+    "ComputeSelector",
     "EventKind",
     "ExternalCompute",
     "ExternalSpec",
     "LocalCompute",
     "LocalSpec",
+    "Placement",
     "Replica",
     "ReplicaEvent",
     "ReplicaHealth",

@@ -7,11 +7,12 @@ endpoints, ``stop`` forgets them, ``health`` is a real HTTP GET of each endpoint
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import httpx
 
 from sluicegate.compute import _http
+from sluicegate.compute._bound import BoundExternal
 from sluicegate.compute.base import (
     Adoption,
     ExternalSpec,
@@ -20,7 +21,8 @@ from sluicegate.compute.base import (
     check_names,
     parse_address,
 )
-from sluicegate.errors import NotFoundError, SpecError
+from sluicegate.errors import NotFoundError, Problem, SpecError
+from sluicegate.spec.service import ServiceSpec
 
 __all__ = ["ExternalCompute"]
 
@@ -30,6 +32,20 @@ class ExternalCompute:
 
     def __init__(self) -> None:
         self._revisions: dict[tuple[str, str], tuple[ExternalSpec, list[Replica]]] = {}
+
+    def place(self, service: ServiceSpec, revision: str, env: Mapping[str, str]
+              ) -> BoundExternal:
+        """``revision`` of ``service`` (the selector's ``external`` backend): its endpoints as
+        the spec declares them; SpecError when it declares none for the revision."""
+        external = service.compute.external
+        endpoints = external.revisions.get(revision) if external is not None else None
+        if not endpoints:
+            declared = ", ".join(sorted(external.revisions)) if external else "none"
+            raise SpecError([Problem(f"compute.external.revisions.{revision}",
+                                     "no endpoints are declared for this revision "
+                                     f"(declared: {declared})")])
+        spec = ExternalSpec(endpoints, health_path=service.health_check.path)
+        return BoundExternal(self, service.service, revision, spec)
 
     async def start(self, service: str, revision: str, spec: ExternalSpec) -> list[Replica]:
         """Validate ``spec.endpoints`` (SpecError naming each bad one) and remember them."""

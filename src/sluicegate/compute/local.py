@@ -25,7 +25,7 @@ import os
 import re
 import shlex
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -33,6 +33,7 @@ import httpx
 
 from sluicegate.clock import Clock, SystemClock
 from sluicegate.compute import _http, _logfiles, _ports, _proc
+from sluicegate.compute._bound import Bound
 from sluicegate.compute.base import (
     Adoption,
     EventKind,
@@ -44,6 +45,7 @@ from sluicegate.compute.base import (
     check_names,
 )
 from sluicegate.errors import ConflictError, NotFoundError, Problem, SpecError
+from sluicegate.spec.service import ServiceSpec
 
 __all__ = ["LocalCompute", "RestartPolicy"]
 
@@ -121,6 +123,18 @@ class LocalCompute:
         self._revisions: dict[tuple[str, str], _Revision] = {}
         self._task: asyncio.Task[None] | None = None
         self._self_supervise = supervise  # False: the caller runs ``check`` on its own loop
+
+    def place(self, service: ServiceSpec, revision: str, env: Mapping[str, str]
+              ) -> Bound[LocalSpec]:
+        """``revision`` of ``service`` here (the selector's ``local`` backend); the
+        revision's ``env`` is laid over the spec's."""
+        local = service.compute.local
+        if local is None:
+            raise SpecError([Problem("compute.local", "the service does not run locally")])
+        spec = LocalSpec(command=list(local.command), env={**local.env, **env},
+                         replicas=local.replicas, cwd=local.cwd,
+                         health_path=service.health_check.path, stop_grace=local.stop_grace)
+        return Bound(self, service.service, revision, spec)
 
     # -- the Compute interface ------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from sluicegate.errors import Problem
 from sluicegate.spec.service import ServiceSpec
 
-__all__ = ["port_conflicts", "revision_problems"]
+__all__ = ["port_conflicts"]
 
 
 def _ports(spec: ServiceSpec) -> list[tuple[str, int]]:
@@ -33,15 +33,3 @@ def port_conflicts(spec: ServiceSpec, others: Iterable[ServiceSpec]) -> list[Pro
             problems.append(Problem(field, f"port {port} is already used by service "
                                            f"{owner!r} (its {their})"))
     return problems
-
-
-def revision_problems(spec: ServiceSpec, revision: str) -> list[Problem]:
-    """What makes ``revision`` impossible to deploy, known before anything starts: an
-    external revision whose endpoints the spec does not declare."""
-    external = spec.compute.external
-    if external is None or revision in external.revisions:
-        return []
-    declared = ", ".join(sorted(external.revisions))
-    return [Problem("revision", f"compute.external.revisions declares no endpoints for "
-                                f"{revision!r} (declared: {declared}); add them and apply "
-                                "the service first")]

@@ -10,28 +10,20 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable
-from typing import Any
+from collections.abc import Awaitable, Sequence
 
 from sluicegate.clock import Clock
-from sluicegate.compute.base import (
-    EventKind,
-    ExternalSpec,
-    LocalSpec,
-    ReplicaEvent,
-    ReplicaHealth,
-)
-from sluicegate.compute.external import ExternalCompute
-from sluicegate.compute.local import LocalCompute
+from sluicegate.compute.base import EventKind, Replica, ReplicaEvent, ReplicaHealth
+from sluicegate.compute.select import ComputeSelector, Placement
 from sluicegate.deploy._lifecycle_model import HookOutcome, HookStage, RunHook
 from sluicegate.deploy._routing import route_for
 from sluicegate.deploy.hooks import HookResult, run_command_hook, run_http_hook
-from sluicegate.errors import NotFoundError, Problem, SpecError
+from sluicegate.errors import NotFoundError, SpecError
 from sluicegate.router.traffic import ServiceRoute, TrafficControl
 from sluicegate.spec.service import ServiceSpec, expand_placeholders
 from sluicegate.store import Deployment, Store
 
-__all__ = ["LOG_LINES", "World", "local_spec"]
+__all__ = ["LOG_LINES", "World"]
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +32,12 @@ LOG_LINES = 20
 
 
 class World:
-    def __init__(self, store: Store, compute: LocalCompute, traffic: TrafficControl,
+    def __init__(self, store: Store, computes: ComputeSelector, traffic: TrafficControl,
                  clock: Clock) -> None:
         self.store = store
-        self.compute = compute
+        self.computes = computes
         self.traffic = traffic
         self.clock = clock
-        self.external = ExternalCompute()  # revisions the user runs; we check and route only
         self._hooks: dict[tuple[str, str, int], asyncio.Task[HookResult]] = {}
         self._unreadable: set[str] = set()  # services whose stored spec fails validation
 
@@ -108,63 +99,67 @@ class World:
         routes, keep = self.routes()
         await self.traffic.apply(routes, keep)
 
-    def _endpoints(self, service: str, spec: ServiceSpec, revision: str) -> list[str]:
-        if spec.compute.external is not None:
-            return list(spec.compute.external.revisions.get(revision, []))
-        return self.running(service, revision)
+    # -- compute: through the selector, which names the backend ----------------------
 
-    # -- compute -----------------------------------------------------------------------
+    def place(self, spec: ServiceSpec, revision: str) -> Placement:
+        """``revision`` bound to the backend its spec names (SpecError if it cannot run)."""
+        return self.computes.compute_for(spec, revision, self.env_of(spec.service, revision))
 
     def running(self, service: str, revision: str) -> list[str]:
+        """The revision's endpoints (by the stored spec); empty when nothing runs."""
+        return self._endpoints(service, self.spec_of(service), revision)
+
+    def _endpoints(self, service: str, spec: ServiceSpec, revision: str) -> list[str]:
         try:
-            return self.compute.endpoints(service, revision)
-        except NotFoundError:
-            return []
+            return self.place(spec, revision).endpoints()
+        except SpecError:
+            return []  # not runnable (an external revision the spec no longer lists)
 
     async def start(self, dep: Deployment, spec: ServiceSpec) -> None:
         """Start green (only what is missing). SpecError when it cannot run at all."""
-        if spec.compute.external is not None:
-            endpoints = spec.compute.external.revisions.get(dep.revision)
-            if not endpoints:
-                raise SpecError([Problem(f"compute.external.revisions.{dep.revision}",
-                                         "no endpoints are declared for this revision")])
-            await self.external.start(dep.service, dep.revision, ExternalSpec(
-                endpoints, health_path=spec.health_check.path))
-            return
-        local = local_spec(spec, self.env_of(dep.service, dep.revision))
-        if local is None:
-            return
-        if self.running(dep.service, dep.revision):
+        placement = self.place(spec, dep.revision)
+        if placement.endpoints():
             return  # already running (a replayed StartGreen)
-        replicas = await self.compute.start(dep.service, dep.revision, local)
-        for r in replicas:
-            self.store.replicas.record(r.service, r.revision, r.index, port=r.port, pid=r.pid,
-                                       pid_start_time=r.pid_start_time, state="running",
-                                       started_at=r.started_at)
+        for r in await placement.start():
+            if r.pid is not None:  # a process of ours: adopted again after a restart
+                self.store.replicas.record(r.service, r.revision, r.index, port=r.port,
+                                           pid=r.pid, pid_start_time=r.pid_start_time,
+                                           state="running", started_at=r.started_at)
 
     async def stop(self, service: str, revision: str, spec: ServiceSpec) -> None:
-        if spec.compute.external is not None:
-            await self.external.stop(service, revision)
-            return
-        local = spec.compute.local
-        await self.compute.stop(service, revision, local.stop_grace if local else None)
+        try:
+            placement = self.place(spec, revision)
+        except SpecError:
+            return  # nothing of ours can run it, so nothing runs
+        await placement.stop()
         self.store.replicas.remove(service, revision)
 
-    async def health(self, dep: Deployment, spec: ServiceSpec) -> list[ReplicaHealth]:
-        """Green's replicas' health; empty when it is not started (yet)."""
+    async def health(self, dep: Deployment, spec: ServiceSpec,
+                     revision: str | None = None) -> list[ReplicaHealth]:
+        """A revision's replicas' health (green's by default); empty when not started."""
         try:
-            if spec.compute.external is not None:
-                await self.start(dep, spec)  # (re)register: cheap and idempotent
-                return await self.external.health(dep.service, dep.revision)
-            return await self.compute.health(dep.service, dep.revision)
+            return await self.place(spec, revision or dep.revision).health()
         except NotFoundError:
             return []
+
+    async def adopt(self, service: str, revision: str, records: Sequence[Replica]) -> None:
+        """After a restart: take the recorded replicas over, start the missing ones."""
+        placement = self.place(self.spec_of(service), revision)
+        adoption = await placement.adopt(records)
+        for gone in adoption.gone:
+            self.store.replicas.remove(gone.service, gone.revision, gone.index)
+        if adoption.gone:
+            await placement.start()  # fills the gaps
+
+    def logs(self, service: str, revision: str, replica: int | None = None,
+             tail: int = 100) -> str:
+        return self.place(self.spec_of(service), revision).logs(replica, tail)
 
     def last_lines(self, service: str, revision: str, replica: int | None = None
                    ) -> tuple[str, ...]:
         """The revision's last log lines (of one replica, or all), for an event."""
         try:
-            text = self.compute.logs(service, revision, replica, tail=LOG_LINES)
+            text = self.logs(service, revision, replica, tail=LOG_LINES)
         except (NotFoundError, SpecError, OSError):
             return ()
         return tuple(text.splitlines()[-LOG_LINES:])
@@ -230,13 +225,3 @@ class World:
             if key[0] == dep_id:
                 task.cancel()
                 del self._hooks[key]
-
-
-def local_spec(spec: ServiceSpec, env: dict[str, Any] | None = None) -> LocalSpec | None:
-    local = spec.compute.local
-    if local is None:
-        return None
-    return LocalSpec(command=list(local.command), env={**local.env, **(env or {})},
-                     replicas=local.replicas,
-                     cwd=local.cwd, health_path=spec.health_check.path,
-                     stop_grace=local.stop_grace)

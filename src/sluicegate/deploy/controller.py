@@ -24,11 +24,11 @@ from typing import Any, TypeVar
 
 from sluicegate.clock import Clock
 from sluicegate.compute.base import Replica, ReplicaEvent, ReplicaState
-from sluicegate.compute.local import LocalCompute
-from sluicegate.deploy._checks import port_conflicts, revision_problems
+from sluicegate.compute.select import ComputeSelector
+from sluicegate.deploy._checks import port_conflicts
 from sluicegate.deploy._routing import probe_route, state_from_json, state_to_json
 from sluicegate.deploy._troubles import Troubles
-from sluicegate.deploy._world import World, local_spec
+from sluicegate.deploy._world import World
 from sluicegate.deploy.lifecycle import (
     Action,
     Command,
@@ -49,7 +49,7 @@ from sluicegate.deploy.lifecycle import (
 from sluicegate.deploy.strategies import plan_for
 from sluicegate.errors import (
     ConflictError,
-    NotFoundError,
+    Problem,
     RouteRefusedError,
     SluicegateError,
     SpecError,
@@ -74,14 +74,14 @@ def _status(phase: Phase) -> str:
 
 
 class Controller:
-    def __init__(self, store: Store, compute: LocalCompute, traffic: TrafficControl,
+    def __init__(self, store: Store, computes: ComputeSelector, traffic: TrafficControl,
                  clock: Clock, alarms: AlarmCheck | None = None,
                  hold: HoldCheck | None = None, failure_bound: float = FAILURE_BOUND) -> None:
         self.store = store
         self.clock = clock
         self.alarms = alarms
         self.hold = hold
-        self.world = World(store, compute, traffic, clock)
+        self.world = World(store, computes, traffic, clock)
         # Deployments whose last actions failed part-way: replayed (idempotently) first.
         self._unsettled: set[str] = set()
         self._troubles = Troubles(store, clock, failure_bound)
@@ -97,10 +97,6 @@ class Controller:
     @failure_bound.setter
     def failure_bound(self, seconds: float) -> None:
         self._troubles.bound = seconds
-
-    @property
-    def compute(self) -> LocalCompute:
-        return self.world.compute
 
     @property
     def traffic(self) -> TrafficControl:
@@ -154,9 +150,11 @@ class Controller:
             current = self.current_revision(service)
             if current == revision:
                 raise ConflictError(f"{service} already runs revision {revision}")
-            problems = revision_problems(spec, revision)
-            if problems:
-                raise SpecError(problems)
+            try:  # what can be known now: a revision its backend cannot run at all
+                self.world.place(spec, revision)
+            except SpecError as exc:
+                raise SpecError([Problem("revision", f"{p}; fix the spec and apply it first")
+                                 for p in exc.problems]) from exc
             routes, _ = self.world.routes()
             if not any(r.service == service for r in routes):  # its ports are opened later
                 await self.world.traffic.check([*routes, probe_route(spec)])
@@ -204,10 +202,10 @@ class Controller:
             wait = self.spec_of(dep.service).deployment.termination_wait
             next_in = max(0.0, state.phase_started_at + wait - self.clock.now())
         replicas: dict[str, list[dict[str, Any]]] = {}
+        spec = self.spec_of(dep.service)
         for revision in filter(None, (dep.from_revision, dep.revision)):
-            try:
-                health = await self.compute.health(dep.service, revision)
-            except NotFoundError:
+            health = await self.world.health(dep, spec, revision)
+            if not health:
                 continue
             replicas[revision] = [{"address": h.replica.address, "healthy": h.healthy,
                                    "detail": h.detail, "restarts": h.restarts}
@@ -249,14 +247,7 @@ class Controller:
                 int(r.pid_start_time) if r.pid_start_time else None))
         for (service, revision), records in groups.items():
             try:
-                local = local_spec(self.spec_of(service), self.world.env_of(service, revision))
-                if local is None:
-                    continue
-                adoption = await self.compute.adopt(service, revision, local, records)
-                for gone in adoption.gone:
-                    self.store.replicas.remove(gone.service, gone.revision, gone.index)
-                if adoption.gone:
-                    await self.compute.start(service, revision, local)  # fills the gaps
+                await self.world.adopt(service, revision, records)
             except Exception:  # one service's replicas must not keep the others unadopted
                 log.exception("cannot adopt the replicas of %s %s", service, revision)
 

@@ -225,6 +225,11 @@ class ComputeSpec(_Model):
             raise ValueError("give exactly one compute backend: local or external")
         return self
 
+    @property
+    def kind(self) -> str:
+        """The backend's name: the one key given (``local``, ``external``)."""
+        return next(k for k in type(self).model_fields if getattr(self, k) is not None)
+
 
 # --- hooks -------------------------------------------------------------------------------
 

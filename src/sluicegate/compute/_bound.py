@@ -1,0 +1,61 @@
+"""Placements: a revision bound to its backend and the backend's spec (see ``select``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from sluicegate.compute.base import Adoption, Compute, ExternalSpec, Replica, ReplicaHealth
+from sluicegate.errors import NotFoundError
+
+__all__ = ["Bound", "BoundExternal"]
+
+SpecT = TypeVar("SpecT")
+
+
+@dataclass(frozen=True)
+class Bound(Generic[SpecT]):
+    """A :class:`~sluicegate.compute.select.Placement` over any :class:`Compute` backend."""
+
+    backend: Compute[SpecT]
+    service: str
+    revision: str
+    spec: SpecT
+
+    async def start(self) -> list[Replica]:
+        return await self.backend.start(self.service, self.revision, self.spec)
+
+    async def health(self) -> list[ReplicaHealth]:
+        return await self.backend.health(self.service, self.revision)
+
+    async def stop(self) -> None:
+        await self.backend.stop(self.service, self.revision, getattr(self.spec, "stop_grace",
+                                                                     None))
+
+    def endpoints(self) -> list[str]:
+        try:
+            return self.backend.endpoints(self.service, self.revision)
+        except NotFoundError:
+            return []
+
+    async def adopt(self, records: Sequence[Replica]) -> Adoption:
+        return await self.backend.adopt(self.service, self.revision, self.spec, records)
+
+    def logs(self, replica: int | None = None, tail: int = 100) -> str:
+        return self.backend.logs(self.service, self.revision, replica, tail)
+
+
+@dataclass(frozen=True)
+class BoundExternal(Bound[ExternalSpec]):
+    """Endpoints someone else runs: known from the spec without starting anything, and
+    registered again before each health check (after a restart the backend knows none)."""
+
+    async def health(self) -> list[ReplicaHealth]:
+        await self.start()  # cheap and idempotent
+        return await super().health()
+
+    def endpoints(self) -> list[str]:
+        return list(self.spec.endpoints)
+
+
