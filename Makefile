@@ -82,6 +82,7 @@ node-interop:
 
 test: venv node-interop
 	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 	$(BIN)/mypy --strict src/
 	$(BIN)/lint-imports
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -57,23 +57,28 @@ end
 
 def flag_set() -> dict[str, object]:
     ids = [f"user-{i:05d}" for i in range(0, 10_000, 100)]
-    return {"segments": {"flag-group": {"ids": ids}},
-            "flags": {"new-checkout": {
-                "type": "boolean", "variants": {"on": True, "off": False},
+    return {
+        "segments": {"flag-group": {"ids": ids}},
+        "flags": {
+            "new-checkout": {
+                "type": "boolean",
+                "variants": {"on": True, "off": False},
                 "default_variant": "off",
                 "rules": [{"when": {"segment": "flag-group"}, "variant": "on"}],
-                "fallthrough": {"split": [{"variant": "on", "weight": 25},
-                                          {"variant": "off", "weight": 75}]}}}}
+                "fallthrough": {
+                    "split": [{"variant": "on", "weight": 25}, {"variant": "off", "weight": 75}]
+                },
+            }
+        },
+    }
 
 
 def wrk(url: str, duration: float, connections: int, script: Path | None) -> _wrk.WrkResult:
-    cmd = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{duration:g}s",
-           "--latency"]
+    cmd = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "--latency"]
     if script is not None:
         cmd += ["-s", str(script)]
     cmd.append(url)
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 30,
-                          check=False)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 30, check=False)
     res = _wrk.parse(proc.stdout)
     res.command = cmd
     return res
@@ -100,8 +105,11 @@ def nginx_floor(tmp: Path) -> Iterator[tuple[str, int] | None]:
     port = free_port()
     conf = tmp / "nginx.conf"
     conf.write_text(NGINX_CONF.format(dir=tmp, port=port))
-    proc = subprocess.Popen(["taskset", "-c", "0", "nginx", "-c", str(conf), "-p", str(tmp)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        ["taskset", "-c", "0", "nginx", "-c", str(conf), "-p", str(tmp)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         url = f"http://127.0.0.1:{port}/"
         for _ in range(100):
@@ -110,8 +118,9 @@ def nginx_floor(tmp: Path) -> Iterator[tuple[str, int] | None]:
                 break
             except httpx.HTTPError:
                 time.sleep(0.05)
-        worker = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
-                                text=True, check=False).stdout.split()
+        worker = subprocess.run(
+            ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True, check=False
+        ).stdout.split()
         yield url, int(worker[0]) if worker else proc.pid
     finally:
         proc.terminate()
@@ -142,18 +151,21 @@ def main() -> None:
         agent = start_agent(server.url, server.token, tmp / "cache", extra=[], timeout=20)
         stack.callback(agent.stop)
         agent.wait_for(lambda: agent.get("/healthz").status_code == 200, what="ready")
-        subprocess.run(["taskset", "-pc", "0", str(agent.pid)], check=True,
-                       capture_output=True)
+        subprocess.run(["taskset", "-pc", "0", str(agent.pid)], check=True, capture_output=True)
         check = agent.ofrep("new-checkout", {"targetingKey": "user-00100"}).json()
         assert check["value"] is True, check
         floor = stack.enter_context(nginx_floor(tmp))
         targets: list[tuple[str, str, Path | None, int]] = []
         if floor is not None:
             targets.append(("nginx fixed 200 (machine floor)", floor[0], None, floor[1]))
-        targets += [("GET /healthz (baseline)", f"{agent.url}/healthz", None, agent.pid),
-                    ("POST OFREP new-checkout", agent.url, script, agent.pid)]
-        print(f"{'endpoint':<34}{'conns':>6}{'req/s':>10}{'req/CPU-s':>12}{'p50 ms':>9}"
-              f"{'p99 ms':>9}{'errors':>8}  runs (req/s / p99 ms)")
+        targets += [
+            ("GET /healthz (baseline)", f"{agent.url}/healthz", None, agent.pid),
+            ("POST OFREP new-checkout", agent.url, script, agent.pid),
+        ]
+        print(
+            f"{'endpoint':<34}{'conns':>6}{'req/s':>10}{'req/CPU-s':>12}{'p50 ms':>9}"
+            f"{'p99 ms':>9}{'errors':>8}  runs (req/s / p99 ms)"
+        )
         for conns in (int(c) for c in args.connections.split(",")):
             for name, url, lua, pid in targets:
                 runs, per_cpu = [], []
@@ -169,8 +181,12 @@ def main() -> None:
                 errs = sum(r.errors for r in runs)
                 detail = " ".join(f"{r.rps:.0f}/{r.p99_ms}" for r in runs)
                 cpu_rate = statistics.median(per_cpu)
-                print(f"{name:<34}{conns:>6}{rps:>10.0f}{cpu_rate:>12.0f}{p50:>9.3f}"
-                      f"{p99:>9.3f}{errs:>8}  {detail}", flush=True)
+                print(
+                    f"{name:<34}{conns:>6}{rps:>10.0f}{cpu_rate:>12.0f}{p50:>9.3f}"
+                    f"{p99:>9.3f}{errs:>8}  {detail}",
+                    flush=True,
+                )
+
 
 if __name__ == "__main__":
     main()

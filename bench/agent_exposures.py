@@ -45,18 +45,29 @@ def main() -> None:
         server.cli("flags", "apply", "-f", str(tmp / "flags.json"), "--env", "prod")
         key = server.cli("keys", "create", "--env", "prod").strip()
         since = int(time.time()) - 60
-        print(f"{'--report-interval':<18}{'req/s':>10}{'req/CPU-s':>12}{'p50 ms':>9}"
-              f"{'p99 ms':>9}{'answered':>11}{'stored':>11}  runs (req/s / p99 ms)")
+        print(
+            f"{'--report-interval':<18}{'req/s':>10}{'req/CPU-s':>12}{'p50 ms':>9}"
+            f"{'p99 ms':>9}{'answered':>11}{'stored':>11}  runs (req/s / p99 ms)"
+        )
         for interval in ("0", "10s", "0.2s"):
-            before = sum(v["count"] for v in server.api(
-                f"/flags/prod/exposures?since={since}")["variants"])
-            agent = start_agent(server.url, key, tmp / f"cache-{interval}",
-                                extra=["--report-interval", interval], timeout=20)
+            before = sum(
+                v["count"] for v in server.api(f"/flags/prod/exposures?since={since}")["variants"]
+            )
+            agent = start_agent(
+                server.url,
+                key,
+                tmp / f"cache-{interval}",
+                extra=["--report-interval", interval],
+                timeout=20,
+            )
             try:
-                agent.wait_for(lambda: agent.get("/healthz").status_code == 200,  # noqa: B023
-                               what="ready")
-                subprocess.run(["taskset", "-pc", "0", str(agent.pid)], check=True,
-                               capture_output=True)
+                agent.wait_for(
+                    lambda: agent.get("/healthz").status_code == 200,  # noqa: B023
+                    what="ready",
+                )
+                subprocess.run(
+                    ["taskset", "-pc", "0", str(agent.pid)], check=True, capture_output=True
+                )
                 agent.ofrep("new-checkout", {"targetingKey": "user-00100"})
                 runs, per_cpu = [], []
                 for _ in range(args.reps):
@@ -68,14 +79,21 @@ def main() -> None:
             finally:
                 agent.stop()
             answered = sum(r.requests for r in runs) + 1
-            stored = sum(v["count"] for v in server.api(
-                f"/flags/prod/exposures?since={since}")["variants"]) - before
+            stored = (
+                sum(
+                    v["count"]
+                    for v in server.api(f"/flags/prod/exposures?since={since}")["variants"]
+                )
+                - before
+            )
             detail = " ".join(f"{r.rps:.0f}/{r.p99_ms}" for r in runs)
-            print(f"{interval:<18}{statistics.median(r.rps for r in runs):>10.0f}"
-                  f"{statistics.median(per_cpu):>12.0f}"
-                  f"{statistics.median(r.p50_ms or 0 for r in runs):>9.3f}"
-                  f"{statistics.median(r.p99_ms or 0 for r in runs):>9.3f}"
-                  f"{answered:>11}{stored if interval != '0' else '-':>11}  {detail}")
+            print(
+                f"{interval:<18}{statistics.median(r.rps for r in runs):>10.0f}"
+                f"{statistics.median(per_cpu):>12.0f}"
+                f"{statistics.median(r.p50_ms or 0 for r in runs):>9.3f}"
+                f"{statistics.median(r.p99_ms or 0 for r in runs):>9.3f}"
+                f"{answered:>11}{stored if interval != '0' else '-':>11}  {detail}"
+            )
 
 
 if __name__ == "__main__":

@@ -83,7 +83,7 @@ def _children() -> dict[int, list[int]]:
                 stat = f.read()
         except OSError:
             continue
-        fields = stat[stat.rfind(b")") + 2:].split()
+        fields = stat[stat.rfind(b")") + 2 :].split()
         if len(fields) >= 2:
             out.setdefault(int(fields[1]), []).append(int(entry.name))
     return out
@@ -149,10 +149,22 @@ class Cluster:
         self.workdir.mkdir(parents=True, exist_ok=True)
         with open(self.workdir / "server.log", "w") as err:
             self.server = subprocess.Popen(
-                [sys.executable, "-m", "sluicegate", "server", "--state-dir", str(self.state),
-                 *([] if self.guards else ["--no-default-guards"]),
-                 "--port", str(self.api_port)],
-                stdout=subprocess.PIPE, stderr=err, text=True, cwd=REPO)
+                [
+                    sys.executable,
+                    "-m",
+                    "sluicegate",
+                    "server",
+                    "--state-dir",
+                    str(self.state),
+                    *([] if self.guards else ["--no-default-guards"]),
+                    "--port",
+                    str(self.api_port),
+                ],
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+                cwd=REPO,
+            )
         assert self.server.stdout is not None
         deadline = time.monotonic() + 60
         for line in self.server.stdout:
@@ -175,8 +187,15 @@ class Cluster:
 
     def sluice(self, *args: str) -> str:
         env = {**os.environ, "SLUICE_URL": self.url, "SLUICE_TOKEN": self.token}
-        out = subprocess.run([sys.executable, "-m", "sluicegate", *args], env=env, cwd=REPO,
-                             capture_output=True, text=True, check=False, timeout=120)
+        out = subprocess.run(
+            [sys.executable, "-m", "sluicegate", *args],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
         if out.returncode != 0:
             raise RuntimeError(f"sluice {' '.join(args)}: {out.stderr or out.stdout}")
         return out.stdout
@@ -189,8 +208,11 @@ class Cluster:
         return m.group(1)
 
     def deployment(self, dep: str) -> dict[str, Any]:
-        r = httpx.get(f"{self.url}/v1/deployments/{dep}",
-                      headers={"Authorization": f"Bearer {self.token}"}, timeout=10)
+        r = httpx.get(
+            f"{self.url}/v1/deployments/{dep}",
+            headers={"Authorization": f"Bearer {self.token}"},
+            timeout=10,
+        )
         r.raise_for_status()
         data: dict[str, Any] = r.json()
         return data
@@ -206,16 +228,20 @@ class Cluster:
 
     def router_seconds(self, window: int) -> dict[str, dict[int, tuple[int, int]]]:
         """Target group -> second -> (requests, 5xx) from the router's admin API."""
-        r = httpx.get(f"{self.router_url}/v1/metrics",
-                      params={"window": window, "listener": SERVICE},
-                      headers={"Authorization": f"Bearer {self.router_token}"}, timeout=5)
+        r = httpx.get(
+            f"{self.router_url}/v1/metrics",
+            params={"window": window, "listener": SERVICE},
+            headers={"Authorization": f"Bearer {self.router_token}"},
+            timeout=5,
+        )
         r.raise_for_status()
         out: dict[str, dict[int, tuple[int, int]]] = {}
         for series in r.json()["series"]:
             if series["listener"] != SERVICE or series["target_group"] == "-":
                 continue
-            out[series["target_group"]] = {int(p["t"]): (int(p["requests"]), int(p["5xx"]))
-                                           for p in series["seconds"]}
+            out[series["target_group"]] = {
+                int(p["t"]): (int(p["requests"]), int(p["5xx"])) for p in series["seconds"]
+            }
         return out
 
     def stop(self) -> None:
@@ -284,8 +310,9 @@ class Load:
         async with sem:
             try:
                 r = await client.get(url)
-                self.records.append(Record(time.time(), r.status_code,
-                                           r.headers.get("x-version", "?")))
+                self.records.append(
+                    Record(time.time(), r.status_code, r.headers.get("x-version", "?"))
+                )
             except httpx.HTTPError as exc:  # the exception names who failed: e.g. a
                 # PoolTimeout is this generator falling behind, a ConnectError the router
                 self.records.append(Record(time.time(), 0, type(exc).__name__))
@@ -359,23 +386,28 @@ def base_spec(args: argparse.Namespace, port: int, test_port: int) -> dict[str, 
 
 def green_alarm(revision: str, args: argparse.Namespace) -> AlarmSpec:
     dims = {"listener": SERVICE, "target_group": f"{SERVICE}.{revision}"}
-    return AlarmSpec.model_validate({
-        "name": "green-5xx-rate",
-        "metrics": {"e": {"source": "router", "name": "5xx", "dimensions": dims},
-                    "r": {"source": "router", "name": "requests", "dimensions": dims}},
-        "expression": "e / r",
-        "statistic": "Sum",
-        "period": f"{args.period}s",
-        "evaluation_periods": 1,
-        "datapoints_to_alarm": 1,
-        "threshold": args.alarm_threshold,
-        "comparison": "GreaterThanThreshold",
-        "treat_missing_data": "notBreaching",
-    })
+    return AlarmSpec.model_validate(
+        {
+            "name": "green-5xx-rate",
+            "metrics": {
+                "e": {"source": "router", "name": "5xx", "dimensions": dims},
+                "r": {"source": "router", "name": "requests", "dimensions": dims},
+            },
+            "expression": "e / r",
+            "statistic": "Sum",
+            "period": f"{args.period}s",
+            "evaluation_periods": 1,
+            "datapoints_to_alarm": 1,
+            "threshold": args.alarm_threshold,
+            "comparison": "GreaterThanThreshold",
+            "treat_missing_data": "notBreaching",
+        }
+    )
 
 
-def alarm_state(cluster: Cluster, spec: AlarmSpec, revision: str,
-                previous: AlarmState | None) -> AlarmState:
+def alarm_state(
+    cluster: Cluster, spec: AlarmSpec, revision: str, previous: AlarmState | None
+) -> AlarmState:
     period = int(spec.period)
     count = evaluation_range(spec)
     window = min(period * count + 5, 300)
@@ -390,8 +422,14 @@ def alarm_state(cluster: Cluster, spec: AlarmSpec, revision: str,
     return evaluate(spec, combine(spec, series), previous).state
 
 
-def run_scenario(kind: str, args: argparse.Namespace, tag: str, *, healthy: bool = False,
-                 phase: float | None = None) -> Result:
+def run_scenario(
+    kind: str,
+    args: argparse.Namespace,
+    tag: str,
+    *,
+    healthy: bool = False,
+    phase: float | None = None,
+) -> Result:
     """One deployment of the bad (or, ``healthy``, a good) revision under load. ``phase``:
     start the deployment that many seconds into the alarm's period (wall clock)."""
     port, test_port = free_port(), free_port()
@@ -402,8 +440,9 @@ def run_scenario(kind: str, args: argparse.Namespace, tag: str, *, healthy: bool
         spec["deployment"]["config"] = "AllAtOnce"
     else:
         # (b) and (c) shift traffic by the same plan, so the difference is the detection.
-        spec["deployment"]["config"] = {"canary": {"percent": 10,
-                                                   "interval": f"{canary_interval:g}s"}}
+        spec["deployment"]["config"] = {
+            "canary": {"percent": 10, "interval": f"{canary_interval:g}s"}
+        }
         observe = max(observe, canary_interval + 2 * args.period + 10)
     spec["deployment"]["termination_wait"] = f"{int(observe) + 60}s"
     workdir = Path(tempfile.mkdtemp(prefix=f"blast-{kind}-", dir=args.tmp))
@@ -458,16 +497,23 @@ def run_scenario(kind: str, args: argparse.Namespace, tag: str, *, healthy: bool
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def summarize(kind: str, d: dict[str, Any], records: list[Record], bad_rev: str,
-              alarm_at: float | None, skipped: int, t0: float) -> Result:
+def summarize(
+    kind: str,
+    d: dict[str, Any],
+    records: list[Record],
+    bad_rev: str,
+    alarm_at: float | None,
+    skipped: int,
+    t0: float,
+) -> Result:
     failed = [r for r in records if r.status == 0 or r.status >= 500]
     bad = [r for r in records if r.version == bad_rev]
     first_bad = next((r.t for r in bad if r.status >= 500), None)
     events = d.get("events", [])
-    rolled = next((float(e["at"]) for e in events if e["kind"] == "deployment.rolled_back"),
-                  None)
-    starts = [float(e["at"]) for e in events
-              if "rollback" in e["kind"] or "rolled_back" in e["kind"]]
+    rolled = next((float(e["at"]) for e in events if e["kind"] == "deployment.rolled_back"), None)
+    starts = [
+        float(e["at"]) for e in events if "rollback" in e["kind"] or "rolled_back" in e["kind"]
+    ]
     detect_at = min([*starts, *([alarm_at] if alarm_at else [])], default=None)
     who = ""
     if rolled is not None:
@@ -477,12 +523,23 @@ def summarize(kind: str, d: dict[str, Any], records: list[Record], bad_rev: str,
         return None if t is None or first_bad is None else t - first_bad
 
     return Result(
-        strategy=kind, phase=str(d["phase"]), requests=len(records), failed=len(failed),
-        served_by_bad=len(bad), first_bad=rel(first_bad) if first_bad else None,
-        detect=rel(detect_at), restore=rel(rolled), last_bad=rel(bad[-1].t if bad else None),
-        reason=str(d.get("state", {}).get("reason") or ""), skipped=skipped, rollback_by=who,
-        failures=", ".join(f"{k}: {n}" for k, n in sorted(
-            Counter(f"{r.version}:{r.status}" for r in failed).items())))
+        strategy=kind,
+        phase=str(d["phase"]),
+        requests=len(records),
+        failed=len(failed),
+        served_by_bad=len(bad),
+        first_bad=rel(first_bad) if first_bad else None,
+        detect=rel(detect_at),
+        restore=rel(rolled),
+        last_bad=rel(bad[-1].t if bad else None),
+        reason=str(d.get("state", {}).get("reason") or ""),
+        skipped=skipped,
+        rollback_by=who,
+        failures=", ".join(
+            f"{k}: {n}"
+            for k, n in sorted(Counter(f"{r.version}:{r.status}" for r in failed).items())
+        ),
+    )
 
 
 # --- report ----------------------------------------------------------------------------------
@@ -505,8 +562,9 @@ NAMES = {
 }
 
 
-def report(args: argparse.Namespace, results: dict[str, list[Result]],
-           healthy: list[Result]) -> str:
+def report(
+    args: argparse.Namespace, results: dict[str, list[Result]], healthy: list[Result]
+) -> str:
     lines = [
         f"## Blast radius (U={args.users} users, R={args.rate:g} req/s, "
         f"{args.arrivals:g} new users/s, bad = {args.fail_percent} % 500s)",
@@ -521,40 +579,49 @@ def report(args: argparse.Namespace, results: dict[str, list[Result]],
         if len(rs) == 1:
             r = rs[0]
             outcome = r.phase + (f" by {r.rollback_by}" if r.rollback_by else "")
-            lines.append(f"| {NAMES[kind]} | 1 | {outcome} | {r.requests} | {r.failed} | "
-                         f"{r.served_by_bad} | {fmt(r.detect)} | {fmt(r.restore)} | "
-                         f"{fmt(r.last_bad)} |")
+            lines.append(
+                f"| {NAMES[kind]} | 1 | {outcome} | {r.requests} | {r.failed} | "
+                f"{r.served_by_bad} | {fmt(r.detect)} | {fmt(r.restore)} | "
+                f"{fmt(r.last_bad)} |"
+            )
         else:
             restores = [r.restore for r in rs if r.restore is not None]
             detects = [r.detect for r in rs if r.detect is not None]
             phases = ", ".join(sorted({r.phase for r in rs}))
             fails = [r.failed for r in rs]
             bads = [r.served_by_bad for r in rs]
-            rest = (f"p50 {pct(restores, .5):.1f} / p95 {pct(restores, .95):.1f}"
-                    if restores else "—")
-            det = (f"p50 {pct(detects, .5):.1f} / p95 {pct(detects, .95):.1f}"
-                   if detects else "—")
+            rest = (
+                f"p50 {pct(restores, 0.5):.1f} / p95 {pct(restores, 0.95):.1f}" if restores else "—"
+            )
+            det = f"p50 {pct(detects, 0.5):.1f} / p95 {pct(detects, 0.95):.1f}" if detects else "—"
             lines.append(
                 f"| {NAMES[kind]} | {len(rs)} | {phases} | "
                 f"{statistics.median([r.requests for r in rs]):.0f} (median) | "
                 f"median {statistics.median(fails):.0f}, max {max(fails)} | "
                 f"median {statistics.median(bads):.0f}, max {max(bads)} | {det} | {rest} | "
-                f"p95 {pct([r.last_bad for r in rs if r.last_bad is not None] or [0], .95):.1f}"
-                " |")
+                f"p95 {pct([r.last_bad for r in rs if r.last_bad is not None] or [0], 0.95):.1f}"
+                " |"
+            )
     if results["c"]:
         c_failed = statistics.median([r.failed for r in results["c"]])
         for kind in "bd":
             if results[kind]:
                 b_failed = statistics.median([r.failed for r in results[kind]])
                 share = f"{100 * c_failed / b_failed:.1f} %" if b_failed else "—"
-                lines += ["", f"(c) failed {c_failed:g} requests (median) = **{share}** of "
-                          f"what {NAMES[kind].split(' ')[0]} failed ({b_failed:g})."]
+                lines += [
+                    "",
+                    f"(c) failed {c_failed:g} requests (median) = **{share}** of "
+                    f"what {NAMES[kind].split(' ')[0]} failed ({b_failed:g}).",
+                ]
     if healthy:
         false = sum(1 for r in healthy if r.phase == "rolled_back")
-        lines += ["", f"False rollbacks: **{false} of {len(healthy)}** healthy deployments "
-                  "(SHOP_FAIL_PERCENT=1 on both v1 and the new revision, Sluicegate defaults, "
-                  f"canary 10 % for {300.0 * (args.healthy_period or args.period) / 60.0:g} s "
-                  "each, then promoted)."]
+        lines += [
+            "",
+            f"False rollbacks: **{false} of {len(healthy)}** healthy deployments "
+            "(SHOP_FAIL_PERCENT=1 on both v1 and the new revision, Sluicegate defaults, "
+            f"canary 10 % for {300.0 * (args.healthy_period or args.period) / 60.0:g} s "
+            "each, then promoted).",
+        ]
     interval = 300.0 * args.period / 60.0
     lines += [
         "",
@@ -566,17 +633,26 @@ def report(args: argparse.Namespace, results: dict[str, list[Result]],
         "script with `sluicegate.monitor.evaluate` on the router's per-second metrics about "
         f"once a second (CloudWatch evaluates once a period); on ALARM it runs `sluice rollback`."
         f" Canary10Percent5Minutes is compressed by the same factor: 10 % for {interval:g} s.",
-        *(["- (b') is (b) with the alarm evaluated once a period at a random phase, as "
-            "CloudWatch evaluates an alarm once a period (the anchor's '+ <= 1 evaluation "
-            "tick'), not the moment each period closes."] if results["d"] else []),
+        *(
+            [
+                "- (b') is (b) with the alarm evaluated once a period at a random phase, as "
+                "CloudWatch evaluates an alarm once a period (the anchor's '+ <= 1 evaluation "
+                "tick'), not the moment each period closes."
+            ]
+            if results["d"]
+            else []
+        ),
         f"- (c) the same canary as (b) (10 % for {interval:g} s), guarded only by the server's "
         "built-in guards (green against blue, no configuration).",
         "- 'requests' counts everything users sent, the few seconds on v1 before the "
         "deployment included.",
-        ("- **The server's default guards were also active in (a) and (b)** (`--keep-guards`);"
-         " 'outcome' says who rolled back." if args.keep_guards else
-         "- (a) and (b) ran with `sluice server --no-default-guards`: nothing but (b)'s alarm"
-         " could roll back."),
+        (
+            "- **The server's default guards were also active in (a) and (b)** (`--keep-guards`);"
+            " 'outcome' says who rolled back."
+            if args.keep_guards
+            else "- (a) and (b) ran with `sluice server --no-default-guards`: nothing but (b)'s"
+            " alarm could roll back."
+        ),
         "- Times are seconds after the first 500 a user got from the bad revision; detection is "
         "the earliest of the script's ALARM and the first rollback event, '100 % blue' the "
         "`deployment.rolled_back` event; 'last bad answer' is the last response users got from "
@@ -592,39 +668,82 @@ def report(args: argparse.Namespace, results: dict[str, list[Result]],
 
 def main() -> int:
     p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--users", type=int, default=50, help="concurrent users U (default 50)")
     p.add_argument("--rate", type=float, default=200, help="total req/s R (default 200)")
-    p.add_argument("--arrivals", type=float, default=5,
-                   help="new users per second, each replacing the oldest (default 5)")
-    p.add_argument("--fail-percent", type=int, default=30,
-                   help="SHOP_FAIL_PERCENT of the bad revision (default 30)")
-    p.add_argument("--window", type=int, default=60,
-                   help="observation window of (a) in s (the issue's 300, default 60)")
-    p.add_argument("--period", type=int, default=60,
-                   help="alarm period of (b) in s; the 5-minute canary is scaled by "
-                        "period/60 (default 60: no compression)")
-    p.add_argument("--alarm-threshold", type=float, default=0.05,
-                   help="(b)'s alarm threshold on green's 5xx rate (default 0.05)")
+    p.add_argument(
+        "--arrivals",
+        type=float,
+        default=5,
+        help="new users per second, each replacing the oldest (default 5)",
+    )
+    p.add_argument(
+        "--fail-percent",
+        type=int,
+        default=30,
+        help="SHOP_FAIL_PERCENT of the bad revision (default 30)",
+    )
+    p.add_argument(
+        "--window",
+        type=int,
+        default=60,
+        help="observation window of (a) in s (the issue's 300, default 60)",
+    )
+    p.add_argument(
+        "--period",
+        type=int,
+        default=60,
+        help="alarm period of (b) in s; the 5-minute canary is scaled by "
+        "period/60 (default 60: no compression)",
+    )
+    p.add_argument(
+        "--alarm-threshold",
+        type=float,
+        default=0.05,
+        help="(b)'s alarm threshold on green's 5xx rate (default 0.05)",
+    )
     p.add_argument("--runs", type=int, default=1, help="runs of (c), for p50/p95 (default 1)")
-    p.add_argument("--baseline-runs", type=int, default=1,
-                   help="runs of (b) and (b'); their alarm fires at the end of the minute in "
-                        "which green starts failing, so one run swings with that phase: the "
-                        "runs start at phases spread evenly over the period; compare "
-                        "medians (default 1)")
-    p.add_argument("--healthy-runs", type=int, default=0,
-                   help="healthy deployments (1 %% errors on both) to count false rollbacks")
-    p.add_argument("--healthy-period", type=int, default=None,
-                   help="--period for the healthy runs only (their canary lasts 5 min x "
-                        "healthy-period/60; default: --period)")
-    p.add_argument("--strategies", default="abc",
-                   help="which of a, b, c, d to run (default abc; d is (b) with the alarm "
-                        "evaluated once a period at a random phase, as CloudWatch does)")
-    p.add_argument("--settle", type=float, default=3.0,
-                   help="seconds of load on v1 before the deployment (default 3)")
-    p.add_argument("--keep-guards", action="store_true",
-                   help="keep the server's default guards on in (a) and (b) too (by default "
-                        "their servers run with --no-default-guards)")
+    p.add_argument(
+        "--baseline-runs",
+        type=int,
+        default=1,
+        help="runs of (b) and (b'); their alarm fires at the end of the minute in "
+        "which green starts failing, so one run swings with that phase: the "
+        "runs start at phases spread evenly over the period; compare "
+        "medians (default 1)",
+    )
+    p.add_argument(
+        "--healthy-runs",
+        type=int,
+        default=0,
+        help="healthy deployments (1 %% errors on both) to count false rollbacks",
+    )
+    p.add_argument(
+        "--healthy-period",
+        type=int,
+        default=None,
+        help="--period for the healthy runs only (their canary lasts 5 min x "
+        "healthy-period/60; default: --period)",
+    )
+    p.add_argument(
+        "--strategies",
+        default="abc",
+        help="which of a, b, c, d to run (default abc; d is (b) with the alarm "
+        "evaluated once a period at a random phase, as CloudWatch does)",
+    )
+    p.add_argument(
+        "--settle",
+        type=float,
+        default=3.0,
+        help="seconds of load on v1 before the deployment (default 3)",
+    )
+    p.add_argument(
+        "--keep-guards",
+        action="store_true",
+        help="keep the server's default guards on in (a) and (b) too (by default "
+        "their servers run with --no-default-guards)",
+    )
     p.add_argument("--tmp", default=None, help="parent of the temp dirs (default: system)")
     p.add_argument("--keep", action="store_true", help="keep the temp dirs (logs)")
     args = p.parse_args()
@@ -646,15 +765,17 @@ def main() -> int:
                 if phase is not None:
                     tag += f" (starts {phase:.0f} s into the alarm period)"
                 r = run_scenario(kind, args, tag, phase=phase)
-                log(f"{tag}: {r.phase}, failed {r.failed}, bad {r.served_by_bad}, "
-                    f"restore {fmt(r.restore)} s {r.reason[:100]}")
+                log(
+                    f"{tag}: {r.phase}, failed {r.failed}, bad {r.served_by_bad}, "
+                    f"restore {fmt(r.restore)} s {r.reason[:100]}"
+                )
                 results[kind].append(r)
-        hargs = argparse.Namespace(**{**vars(args),
-                                      "period": args.healthy_period or args.period})
+        hargs = argparse.Namespace(**{**vars(args), "period": args.healthy_period or args.period})
         for n in range(args.healthy_runs):
             r = run_scenario("c", hargs, f"healthy run {n + 1}", healthy=True)
-            log(f"healthy run {n + 1}: {r.phase}; failed answers {r.failures or 'none'}; "
-                f"{r.reason}")
+            log(
+                f"healthy run {n + 1}: {r.phase}; failed answers {r.failures or 'none'}; {r.reason}"
+            )
             healthy.append(r)
     except KeyboardInterrupt:
         log("interrupted; reporting what ran")

@@ -23,8 +23,9 @@ from sluicegate.router._histogram import bucket_index
 SECONDS = 60
 
 
-def per_second_histograms(rng: np.random.Generator, rate: int, median_ms: float
-                          ) -> list[dict[int, int]]:
+def per_second_histograms(
+    rng: np.random.Generator, rate: int, median_ms: float
+) -> list[dict[int, int]]:
     seconds = []
     for _ in range(SECONDS):
         latencies = rng.lognormal(math.log(median_ms * 1000), 0.6, rate)
@@ -67,8 +68,10 @@ def main() -> None:
             t0 = time.perf_counter()
             green_hist, blue_hist = merge(green_s), merge(blue_s)
             t1 = time.perf_counter()
-            j = judge(GroupCounts(green_err, green_n, green_hist),
-                      GroupCounts(blue_err, blue_n, blue_hist))
+            j = judge(
+                GroupCounts(green_err, green_n, green_hist),
+                GroupCounts(blue_err, blue_n, blue_hist),
+            )
             t2 = time.perf_counter()
             merges.append(t1 - t0)
             judges.append(t2 - t1)

@@ -55,8 +55,19 @@ PEERS = {"growthbook", "launchdarkly", "unleash", "flagd", "flagsmith"}
 def setup_peers() -> None:
     if not PEERS_PY.exists():
         subprocess.run([sys.executable, "-m", "venv", str(PEERS_VENV)], check=True)
-    subprocess.run([str(PEERS_PY), "-m", "pip", "install", "--disable-pip-version-check", "-q",
-                    "-r", str(HERE / "requirements-peers.txt")], check=True)
+    subprocess.run(
+        [
+            str(PEERS_PY),
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "-q",
+            "-r",
+            str(HERE / "requirements-peers.txt"),
+        ],
+        check=True,
+    )
     print(f"peer SDKs installed in {PEERS_VENV}")
 
 
@@ -65,8 +76,14 @@ def run_worker(name: str, python: str, reps: int, evals: int) -> dict[str, Any]:
     if python == "peers" and not PEERS_PY.exists():
         return {"name": name, "error": "not installed (run --setup-peers)"}
     try:
-        proc = subprocess.run([exe, str(WORKER), name, str(reps), str(evals)], check=False,
-                              capture_output=True, text=True, timeout=1800, cwd=ROOT)
+        proc = subprocess.run(
+            [exe, str(WORKER), name, str(reps), str(evals)],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            cwd=ROOT,
+        )
     except subprocess.TimeoutExpired:
         return {"name": name, "error": "timed out"}
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
@@ -82,35 +99,61 @@ def rate(x: float) -> str:
 
 
 def thousand_flags() -> dict[str, Any]:
-    segments = {f"seg-{i:03d}": {"ids": [f"user-{j:05d}" for j in range(i, 10_000, 97)]}
-                for i in range(50)}
+    segments = {
+        f"seg-{i:03d}": {"ids": [f"user-{j:05d}" for j in range(i, 10_000, 97)]} for i in range(50)
+    }
     flags: dict[str, Any] = {}
     for i in range(1000):
         kind = i % 4
         if kind == 0:
-            flags[f"flag-{i:04d}"] = {"type": "boolean", "rules": [
-                {"name": "beta", "when": {"segment": f"seg-{i % 50:03d}"}, "variant": "on"}],
-                "fallthrough": {"split": [{"variant": "on", "weight": 25},
-                                          {"variant": "off", "weight": 75}]}}
+            flags[f"flag-{i:04d}"] = {
+                "type": "boolean",
+                "rules": [
+                    {"name": "beta", "when": {"segment": f"seg-{i % 50:03d}"}, "variant": "on"}
+                ],
+                "fallthrough": {
+                    "split": [{"variant": "on", "weight": 25}, {"variant": "off", "weight": 75}]
+                },
+            }
         elif kind == 1:
             flags[f"flag-{i:04d}"] = {
-                "type": "string", "variants": {"a": "a", "b": "b", "c": "c"},
-                "default_variant": "a", "rules": [
-                    {"when": {"all": [{"attribute": "country", "op": "in",
-                                       "value": ["DE", "FR", "NL"]},
-                                      {"attribute": "appVersion", "op": "semver_gte",
-                                       "value": "2.1.0"}]}, "variant": "b"},
-                    {"when": {"attribute": "email", "op": "matches",
-                              "value": r"@(corp|staff)\.example$"}, "variant": "c"}]}
+                "type": "string",
+                "variants": {"a": "a", "b": "b", "c": "c"},
+                "default_variant": "a",
+                "rules": [
+                    {
+                        "when": {
+                            "all": [
+                                {"attribute": "country", "op": "in", "value": ["DE", "FR", "NL"]},
+                                {"attribute": "appVersion", "op": "semver_gte", "value": "2.1.0"},
+                            ]
+                        },
+                        "variant": "b",
+                    },
+                    {
+                        "when": {
+                            "attribute": "email",
+                            "op": "matches",
+                            "value": r"@(corp|staff)\.example$",
+                        },
+                        "variant": "c",
+                    },
+                ],
+            }
         elif kind == 2:
-            flags[f"flag-{i:04d}"] = {"type": "number", "variants": {"low": 10, "high": 50},
-                                      "default_variant": "low",
-                                      "prerequisites": [{"flag": f"flag-{i - 2:04d}"}],
-                                      "fallthrough": {"variant": "high"}}
+            flags[f"flag-{i:04d}"] = {
+                "type": "number",
+                "variants": {"low": 10, "high": 50},
+                "default_variant": "low",
+                "prerequisites": [{"flag": f"flag-{i - 2:04d}"}],
+                "fallthrough": {"variant": "high"},
+            }
         else:
-            flags[f"flag-{i:04d}"] = {"type": "object",
-                                      "variants": {"x": {"limit": 1}, "y": {"limit": 2}},
-                                      "default_variant": "x"}
+            flags[f"flag-{i:04d}"] = {
+                "type": "object",
+                "variants": {"x": {"limit": 1}, "y": {"limit": 2}},
+                "default_variant": "x",
+            }
     return {"segments": segments, "flags": flags}
 
 
@@ -128,8 +171,10 @@ def compile_times(rounds: int = 5) -> dict[str, float]:
         t2 = time.process_time()
         validate.append(t1 - t0)
         compile_.append(t2 - t1)
-    return {"validate_ms": statistics.median(validate) * 1e3,
-            "compile_ms": statistics.median(compile_) * 1e3}
+    return {
+        "validate_ms": statistics.median(validate) * 1e3,
+        "compile_ms": statistics.median(compile_) * 1e3,
+    }
 
 
 def segment_sweep(rounds: int, evals: int) -> list[tuple[int, float, float]]:
@@ -145,11 +190,25 @@ def segment_sweep(rounds: int, evals: int) -> list[tuple[int, float, float]]:
     sets = {}
     for size in (100, 10_000, 100_000, 1_000_000):
         ids = group + [f"other-{i:07d}" for i in range(size - len(group))]
-        sets[size] = compile_flag_set({"segments": {"g": {"ids": ids}}, "flags": {"r": {
-            "type": "boolean", "variants": {"on": True, "off": False},
-            "default_variant": "off", "rules": [{"when": {"segment": "g"}, "variant": "on"}],
-            "fallthrough": {"split": [{"variant": "on", "weight": 25.0},
-                                      {"variant": "off", "weight": 75.0}]}}}})
+        sets[size] = compile_flag_set(
+            {
+                "segments": {"g": {"ids": ids}},
+                "flags": {
+                    "r": {
+                        "type": "boolean",
+                        "variants": {"on": True, "off": False},
+                        "default_variant": "off",
+                        "rules": [{"when": {"segment": "g"}, "variant": "on"}],
+                        "fallthrough": {
+                            "split": [
+                                {"variant": "on", "weight": 25.0},
+                                {"variant": "off", "weight": 75.0},
+                            ]
+                        },
+                    }
+                },
+            }
+        )
     ctxs = [{"targetingKey": u} for u in users] * (evals // len(users))
     times: dict[int, list[float]] = {size: [] for size in sets}
     for _ in range(rounds):
@@ -165,8 +224,11 @@ def segment_sweep(rounds: int, evals: int) -> list[tuple[int, float, float]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--setup-peers", action="store_true",
-                        help="create bench/.venv-peers and install the peer SDKs, then exit")
+    parser.add_argument(
+        "--setup-peers",
+        action="store_true",
+        help="create bench/.venv-peers and install the peer SDKs, then exit",
+    )
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--evals", type=int, default=200_000)
     parser.add_argument("--quick", action="store_true", help="20,000 evals per repetition")
@@ -184,39 +246,51 @@ def main() -> None:
         print(f"running {label} ...", file=sys.stderr, flush=True)
         results.append((label, run_worker(name, python, args.reps, evals)))
     report(results, args.reps, evals)
-    print(f"\nrule flag by segment size (ns per evaluation, thread CPU, {args.reps * 3} rounds"
-          " interleaved):\n")
+    print(
+        f"\nrule flag by segment size (ns per evaluation, thread CPU, {args.reps * 3} rounds"
+        " interleaved):\n"
+    )
     print("| listed ids | median ns/eval | min ns/eval |")
     print("|---:|---:|---:|")
     for size, median, low in segment_sweep(args.reps * 3, evals):
         print(f"| {size:,} | {median:.0f} | {low:.0f} |")
     times = compile_times()
-    print(f"\n1,000-flag set (50 segments, splits, regex/semver rules, prerequisites, objects),"
-          f" CPU median of 5: validate {times['validate_ms']:.0f} ms, compile "
-          f"{times['compile_ms']:.0f} ms (target: compile <= 200 ms)")
+    print(
+        f"\n1,000-flag set (50 segments, splits, regex/semver rules, prerequisites, objects),"
+        f" CPU median of 5: validate {times['validate_ms']:.0f} ms, compile "
+        f"{times['compile_ms']:.0f} ms (target: compile <= 200 ms)"
+    )
 
 
 def report(results: list[tuple[str, dict[str, Any]]], reps: int, evals: int) -> None:
     ok = [r for _, r in results if "error" not in r]
     sg = next((r for r in ok if r["name"] == "sluicegate"), None)
-    print(f"\nthread-CPU evals/s, median of {reps} x {evals:,} evaluations "
-          f"(wall-clock median in parentheses); expected ON share {EXPECTED_ON}\n")
-    print("| SDK (mode) | version | rule flag, pre-built ctx | rule flag, ctx+eval | "
-          "static flag | Sluicegate ÷ SDK (rule / static) | ON share | group ON | static ON |")
+    print(
+        f"\nthread-CPU evals/s, median of {reps} x {evals:,} evaluations "
+        f"(wall-clock median in parentheses); expected ON share {EXPECTED_ON}\n"
+    )
+    print(
+        "| SDK (mode) | version | rule flag, pre-built ctx | rule flag, ctx+eval | "
+        "static flag | Sluicegate ÷ SDK (rule / static) | ON share | group ON | static ON |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for label, r in results:
         if "error" in r:
             print(f"| {label} | — | {r['error']} | | | | | | |")
             continue
-        cells = [f"{rate(r[m]['median_cpu'])} ({rate(r[m]['median_wall'])})"
-                 for m in ("rule_prebuilt", "rule_ctx", "static_prebuilt")]
+        cells = [
+            f"{rate(r[m]['median_cpu'])} ({rate(r[m]['median_wall'])})"
+            for m in ("rule_prebuilt", "rule_ctx", "static_prebuilt")
+        ]
         ratio = "—"
         if sg is not None and r["name"] != "sluicegate":
             rule_x = sg["rule_prebuilt"]["median_cpu"] / r["rule_prebuilt"]["median_cpu"]
             static_x = sg["static_prebuilt"]["median_cpu"] / r["static_prebuilt"]["median_cpu"]
             ratio = f"{rule_x:.1f} / {static_x:.1f}"
-        print(f"| {label} | {r['version']} | {' | '.join(cells)} | {ratio} | "
-              f"{r['on_share']:.4f} | {r['group_on']}/100 | {r['static_on']:.2f} |")
+        print(
+            f"| {label} | {r['version']} | {' | '.join(cells)} | {ratio} | "
+            f"{r['on_share']:.4f} | {r['group_on']}/100 | {r['static_on']:.2f} |"
+        )
     if sg is None:
         return
     peers = [r for r in ok if r["name"] in PEERS]
@@ -225,15 +299,19 @@ def report(results: list[tuple[str, dict[str, Any]]], reps: int, evals: int) -> 
     if peers:
         best = max(peers, key=lambda r: r["rule_prebuilt"]["median_cpu"])
         best_static = max(peers, key=lambda r: r["static_prebuilt"]["median_cpu"])
-        print(f"fastest peer, rule flag: {best['name']} {rate(best['rule_prebuilt']['median_cpu'])}"
-              f" -> x{rule / best['rule_prebuilt']['median_cpu']:.1f} (target >= 8); static flag:"
-              f" {best_static['name']} {rate(best_static['static_prebuilt']['median_cpu'])} -> "
-              f"x{static / best_static['static_prebuilt']['median_cpu']:.1f}")
+        print(
+            f"fastest peer, rule flag: {best['name']} {rate(best['rule_prebuilt']['median_cpu'])}"
+            f" -> x{rule / best['rule_prebuilt']['median_cpu']:.1f} (target >= 8); static flag:"
+            f" {best_static['name']} {rate(best_static['static_prebuilt']['median_cpu'])} -> "
+            f"x{static / best_static['static_prebuilt']['median_cpu']:.1f}"
+        )
     big = next((r for r in ok if r["name"] == "sluicegate:segment100k"), None)
     if big is not None:
         delta = big["rule_prebuilt"]["median_cpu"] / rule - 1
-        print(f"100k-id segment vs 100-id segment, rule flag: {delta:+.1%} "
-              f"(noise on this machine is about ±10 %)")
+        print(
+            f"100k-id segment vs 100-id segment, rule flag: {delta:+.1%} "
+            f"(noise on this machine is about ±10 %)"
+        )
 
 
 if __name__ == "__main__":

@@ -47,8 +47,10 @@ from tests._support.server import Server, running_server  # noqa: E402
 def open_stream(port: int, path: str, token: str | None, last: str) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", port))
     auth = f"Authorization: Bearer {token}\r\n" if token else ""
-    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
-                 f"Last-Event-ID: {last}\r\n{auth}\r\n".encode())
+    sock.sendall(
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
+        f"Last-Event-ID: {last}\r\n{auth}\r\n".encode()
+    )
     sock.setblocking(False)
     return sock
 
@@ -62,16 +64,28 @@ class Target:
     """Where versions are published and streamed from: ``url``, a stream ``token``, an agent
     ``key`` and ``publish(k)`` that sends version k on a kept-alive connection."""
 
-    def __init__(self, url: str, token: str, key: str, admin: str, path: str,
-                 body: Callable[[int], bytes], method: str = "PUT") -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        key: str,
+        admin: str,
+        path: str,
+        body: Callable[[int], bytes],
+        method: str = "PUT",
+    ) -> None:
         self.url, self.token, self.key = url, token, key
         self.port = int(url.rsplit(":", 1)[1])
         self._client = httpx.Client(timeout=10, headers={"Authorization": f"Bearer {admin}"})
         self._path, self._body, self._method = path, body, method
 
     def publish(self, k: int) -> None:
-        r = self._client.request(self._method, self.url + self._path, content=self._body(k),
-                                 headers={"Content-Type": "application/json"})
+        r = self._client.request(
+            self._method,
+            self.url + self._path,
+            content=self._body(k),
+            headers={"Content-Type": "application/json"},
+        )
         r.raise_for_status()
 
 
@@ -85,8 +99,14 @@ def target(use_server: bool, tmp: Path) -> Iterator[Target]:
         sync = SyncServer(tmp / "state").start()
         try:
             sync.publish(make_snapshot(1, document(1)))
-            yield Target(sync.url, sync.token, sync.token, sync.admin, "/test/snapshots",
-                         lambda k: make_snapshot(k, document(k)).to_json().encode())
+            yield Target(
+                sync.url,
+                sync.token,
+                sync.token,
+                sync.admin,
+                "/test/snapshots",
+                lambda k: make_snapshot(k, document(k)).to_json().encode(),
+            )
         finally:
             sync.stop()
         return
@@ -94,8 +114,14 @@ def target(use_server: bool, tmp: Path) -> Iterator[Target]:
     with running_server(tmp / "state") as server:
         server.cli("flags", "envs", "create", "prod")
         key = server.cli("keys", "create", "--env", "prod").strip()
-        t = Target(server.url, key, key, server.token, "/v1/flags/prod",
-                   lambda k: json.dumps({"document": document(k)}).encode())
+        t = Target(
+            server.url,
+            key,
+            key,
+            server.token,
+            "/v1/flags/prod",
+            lambda k: json.dumps({"document": document(k)}).encode(),
+        )
         t.publish(1)
         yield t
 
@@ -155,16 +181,22 @@ def measure(server: Target, agents: list[AgentProcess], args: argparse.Namespace
                     pending.discard(s)
         time.sleep(0.2)
     kind = "sluice server, flags apply" if args.server else "sync routes, in-memory"
-    print(f"{args.rounds} publishes ({kind}); {args.subscribers} SSE subscribers on the "
-          f"server, {args.agents} agent processes")
+    print(
+        f"{args.rounds} publishes ({kind}); {args.subscribers} SSE subscribers on the "
+        f"server, {args.agents} agent processes"
+    )
     print(f"{'who':<34}{'n':>6}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}")
-    for kind, label in (("server", "server stream subscriber"),
-                        ("agent", "agent serving the new version")):
+    for kind, label in (
+        ("server", "server stream subscriber"),
+        ("agent", "agent serving the new version"),
+    ):
         v = results[kind]
         if not v:  # --subscribers 0 or --agents 0
             continue
-        print(f"{label:<34}{len(v):>6}{statistics.median(v):>9.2f}{pct(v, 90):>9.2f}"
-              f"{pct(v, 99):>9.2f}{max(v):>9.2f}")
+        print(
+            f"{label:<34}{len(v):>6}{statistics.median(v):>9.2f}{pct(v, 90):>9.2f}"
+            f"{pct(v, 99):>9.2f}{max(v):>9.2f}"
+        )
 
 
 def main() -> None:
@@ -172,16 +204,18 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=10)
     parser.add_argument("--subscribers", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=20)
-    parser.add_argument("--server", action="store_true",
-                        help="a real `sluice server` (flags apply → flag store → stream)")
+    parser.add_argument(
+        "--server",
+        action="store_true",
+        help="a real `sluice server` (flags apply → flag store → stream)",
+    )
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-propagation-"))
     agents: list[AgentProcess] = []
     with target(args.server, tmp) as server:
         try:
             for i in range(args.agents):
-                agents.append(start_agent(server.url, server.key, tmp / f"cache-{i}",
-                                          timeout=30))
+                agents.append(start_agent(server.url, server.key, tmp / f"cache-{i}", timeout=30))
             measure(server, agents, args)
         finally:
             for agent in agents:

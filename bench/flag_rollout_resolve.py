@@ -26,16 +26,24 @@ from sluicegate.flags import RolloutView, compile_flag_set, resolve
 def flag_set(on_weight: float) -> dict[str, Any]:
     return {
         "segments": {"testers": {"ids": [f"user-{i:05d}" for i in range(0, 10_000, 100)]}},
-        "flags": {"new-checkout": {
-            "type": "boolean", "variants": {"on": True, "off": False}, "default_variant": "off",
-            "rules": [{"when": {"segment": "testers"}, "variant": "on"}],
-            "fallthrough": {"split": [{"variant": "on", "weight": on_weight},
-                                      {"variant": "off", "weight": 100 - on_weight}]}}},
+        "flags": {
+            "new-checkout": {
+                "type": "boolean",
+                "variants": {"on": True, "off": False},
+                "default_variant": "off",
+                "rules": [{"when": {"segment": "testers"}, "variant": "on"}],
+                "fallthrough": {
+                    "split": [
+                        {"variant": "on", "weight": on_weight},
+                        {"variant": "off", "weight": 100 - on_weight},
+                    ]
+                },
+            }
+        },
     }
 
 
-def rate(fn: Callable[[dict[str, str]], Any], contexts: list[dict[str, str]],
-         evals: int) -> float:
+def rate(fn: Callable[[dict[str, str]], Any], contexts: list[dict[str, str]], evals: int) -> float:
     n = len(contexts)
     for i in range(2000):
         fn(contexts[i % n])
@@ -60,8 +68,9 @@ def main() -> None:
     ]
     for pct in (0, 50, 100):
         view = RolloutView("fr-0123456789ab", 7, 8, pct)
-        rows.append((f"resolve, rollout at {pct} %",
-                     lambda c, v=view: resolve(n, n1, v, key, c), view))  # type: ignore[misc]
+        rows.append(
+            (f"resolve, rollout at {pct} %", lambda c, v=view: resolve(n, n1, v, key, c), view)
+        )  # type: ignore[misc]
     # Repetitions interleaved across rows, so a noisy neighbour hits every row alike.
     runs: dict[str, list[float]] = {label: [] for label, _, _ in rows}
     for _ in range(args.reps):
@@ -72,9 +81,16 @@ def main() -> None:
     for label, _, view in rows:
         med = statistics.median(runs[label])
         base = base or med
-        share = "-" if view is None else f"{sum(resolve(n, n1, view, key, c).flag_metadata['version'] == 8 for c in contexts) / len(contexts):.3f}"  # noqa: E501
-        print(f"{label:36} {med:>12,.0f} ({med / base:4.2f}) "
-              f"{' '.join(f'{r / 1e6:.2f}M' for r in runs[label]):>28} {share:>7}")
+        share = "-"
+        if view is not None:
+            on_new = sum(
+                resolve(n, n1, view, key, c).flag_metadata["version"] == 8 for c in contexts
+            )
+            share = f"{on_new / len(contexts):.3f}"
+        print(
+            f"{label:36} {med:>12,.0f} ({med / base:4.2f}) "
+            f"{' '.join(f'{r / 1e6:.2f}M' for r in runs[label]):>28} {share:>7}"
+        )
 
 
 if __name__ == "__main__":

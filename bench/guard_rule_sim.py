@@ -73,8 +73,9 @@ def binomial(rng: random.Random, n: int, p: float) -> int:
         k += 1
 
 
-def canary(rng: random.Random, green_fail: float, blue_fail: float, seconds: float,
-           rule: Rule) -> tuple[float | None, float | None, int]:
+def canary(
+    rng: random.Random, green_fail: float, blue_fail: float, seconds: float, rule: Rule
+) -> tuple[float | None, float | None, int]:
     """One simulated canary: (first green error time, fire time, green errors by the fire).
     Every slot sends one request per 0.25 s tick (200 req/s over 50 slots)."""
     sides = [False] * SLOTS  # pinned to green?
@@ -103,17 +104,29 @@ def canary(rng: random.Random, green_fail: float, blue_fail: float, seconds: flo
             if t_g:  # paired seconds: only those in which green had traffic
                 ge, gt, be, bt = ge + e_g, gt + t_g, be + e_b, bt + t_b
         if rule.sprt_alpha is not None and bt:
-            sequential = judge_errors_sequential(ge, gt, be, bt, alpha=rule.sprt_alpha,
-                                                 effect=rule.sprt_effect)
+            sequential = judge_errors_sequential(
+                ge, gt, be, bt, alpha=rule.sprt_alpha, effect=rule.sprt_effect
+            )
             if sequential.outcome is Outcome.FAIL:
                 return first_bad, t, ge
         if ge < min(rule.min_errors, rule.strong_min_errors) or not bt:
             failing_since = None
             continue
-        verdict = judge_errors(ge, gt, be, bt, confidence=rule.confidence,
-                               tolerated_increase=0.01, min_errors=rule.min_errors)
-        if (rule.strong_p is not None and ge >= rule.strong_min_errors
-                and verdict.p_value is not None and verdict.p_value < rule.strong_p):
+        verdict = judge_errors(
+            ge,
+            gt,
+            be,
+            bt,
+            confidence=rule.confidence,
+            tolerated_increase=0.01,
+            min_errors=rule.min_errors,
+        )
+        if (
+            rule.strong_p is not None
+            and ge >= rule.strong_min_errors
+            and verdict.p_value is not None
+            and verdict.p_value < rule.strong_p
+        ):
             return first_bad, t, ge
         if verdict.outcome is not Outcome.FAIL:
             failing_since = None
@@ -135,12 +148,21 @@ def main() -> None:
     parser.add_argument("--bad-runs", type=int, default=2000)
     parser.add_argument("--healthy-runs", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--healthy-green", type=float, default=0.01,
-                        help="green's error rate in the healthy runs (default 0.01)")
-    parser.add_argument("--healthy-blue", type=float, default=0.01,
-                        help="blue's error rate in the healthy runs (default 0.01)")
-    parser.add_argument("--only", type=int, action="append",
-                        help="run only rule number N (0-based; repeatable)")
+    parser.add_argument(
+        "--healthy-green",
+        type=float,
+        default=0.01,
+        help="green's error rate in the healthy runs (default 0.01)",
+    )
+    parser.add_argument(
+        "--healthy-blue",
+        type=float,
+        default=0.01,
+        help="blue's error rate in the healthy runs (default 0.01)",
+    )
+    parser.add_argument(
+        "--only", type=int, action="append", help="run only rule number N (0-based; repeatable)"
+    )
     args = parser.parse_args()
     rules = [
         Rule("fixed test only: ≥3 errors, p<1e-3, FAIL held 0.5 s"),
@@ -148,11 +170,15 @@ def main() -> None:
         Rule("+ sequential test +20 pt, α=0.5 % (default)", sprt_alpha=5e-3),
         Rule("+ sequential test +20 pt, α=1 %", sprt_alpha=1e-2),
     ]
-    print(f"{args.bad_runs} bad canaries (green 30 % errors, blue 0 %), {args.healthy_runs} "
-          f"healthy ones (green {args.healthy_green:.1%}, blue {args.healthy_blue:.1%} errors, "
-          "50 s); judged every 0.25 s\n")
-    print("| rule | first bad → fire p50 s | p95 s | max s | green errors p50 / p95 "
-          "| never fired (bad) | false fires (healthy) |")
+    print(
+        f"{args.bad_runs} bad canaries (green 30 % errors, blue 0 %), {args.healthy_runs} "
+        f"healthy ones (green {args.healthy_green:.1%}, blue {args.healthy_blue:.1%} errors, "
+        "50 s); judged every 0.25 s\n"
+    )
+    print(
+        "| rule | first bad → fire p50 s | p95 s | max s | green errors p50 / p95 "
+        "| never fired (bad) | false fires (healthy) |"
+    )
     print("|---|---|---|---|---|---|---|")
     run: Callable[..., tuple[float | None, float | None, int]] = canary
     for number, rule in enumerate(rules):
@@ -169,11 +195,16 @@ def main() -> None:
                 continue
             delays.append(fired - first)
             errors.append(ge)
-        false = sum(run(rng, args.healthy_green, args.healthy_blue, 50.0, rule)[1] is not None
-                    for _ in range(args.healthy_runs))
-        print(f"| {rule.name} | {statistics.median(delays):.2f} | {pct(delays, 95):.2f} | "
-              f"{max(delays):.2f} | {statistics.median(errors):.0f} / {pct(errors, 95):.0f} "
-              f"| {missed} | {false} of {args.healthy_runs} |", flush=True)
+        false = sum(
+            run(rng, args.healthy_green, args.healthy_blue, 50.0, rule)[1] is not None
+            for _ in range(args.healthy_runs)
+        )
+        print(
+            f"| {rule.name} | {statistics.median(delays):.2f} | {pct(delays, 95):.2f} | "
+            f"{max(delays):.2f} | {statistics.median(errors):.0f} / {pct(errors, 95):.0f} "
+            f"| {missed} | {false} of {args.healthy_runs} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

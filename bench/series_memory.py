@@ -35,8 +35,9 @@ def measure(shape: str, series: int, seed: int) -> float:
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     for t in range(T0, T0 + DEFAULT_WINDOW):
-        batch = [Observation("m", {"i": str(i)}, t, shape_values(shape, rng))
-                 for i in range(series)]
+        batch = [
+            Observation("m", {"i": str(i)}, t, shape_values(shape, rng)) for i in range(series)
+        ]
         store.put(batch, now=t)
         del batch
     after = tracemalloc.get_traced_memory()[0]

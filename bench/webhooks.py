@@ -63,8 +63,15 @@ class Receiver:
 
 
 def event_json(i: int) -> dict[str, object]:
-    return {"id": i, "kind": "deployment.step", "subject": "d-1", "message": f"step {i}",
-            "actor": "bench", "at": time.time(), "data": {"weight": i % 100}}
+    return {
+        "id": i,
+        "kind": "deployment.step",
+        "subject": "d-1",
+        "message": f"step {i}",
+        "actor": "bench",
+        "at": time.time(),
+        "data": {"weight": i % 100},
+    }
 
 
 async def bare_posts(url: str, n: int) -> float:
@@ -73,9 +80,14 @@ async def bare_posts(url: str, n: int) -> float:
         for i in range(n):
             body = body_of(event_json(i))
             ts = int(time.time())
-            r = await client.post(url, content=body, headers={
-                "X-Sluicegate-Timestamp": str(ts),
-                "X-Sluicegate-Signature": sign(SECRET, ts, body)})
+            r = await client.post(
+                url,
+                content=body,
+                headers={
+                    "X-Sluicegate-Timestamp": str(ts),
+                    "X-Sluicegate-Signature": sign(SECRET, ts, body),
+                },
+            )
             r.raise_for_status()
         return n / (time.perf_counter() - start)
 
@@ -124,8 +136,11 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=500)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    rows: dict[str, list[float]] = {"bare POSTs (baseline)": [], "engine, per_webhook=1": [],
-                                    "engine, per_webhook=4": []}
+    rows: dict[str, list[float]] = {
+        "bare POSTs (baseline)": [],
+        "engine, per_webhook=1": [],
+        "engine, per_webhook=4": [],
+    }
     waits: list[float] = []
     receiver = Receiver()
     url = receiver.url
@@ -133,9 +148,11 @@ def main() -> None:
         for _ in range(args.runs):
             rows["bare POSTs (baseline)"].append(asyncio.run(bare_posts(url, args.events)))
             rows["engine, per_webhook=1"].append(
-                asyncio.run(engine_run(url, args.events, 1, receiver)))
+                asyncio.run(engine_run(url, args.events, 1, receiver))
+            )
             rows["engine, per_webhook=4"].append(
-                asyncio.run(engine_run(url, args.events, 4, receiver)))
+                asyncio.run(engine_run(url, args.events, 4, receiver))
+            )
             waits += asyncio.run(latency(url, 10, receiver))
     finally:
         receiver.stop()
@@ -143,13 +160,16 @@ def main() -> None:
     print("| sender | deliveries/s (median) | min | max |")
     print("|---|---:|---:|---:|")
     for name, values in rows.items():
-        print(f"| {name} | {statistics.median(values):.0f} | {min(values):.0f} |"
-              f" {max(values):.0f} |")
+        print(
+            f"| {name} | {statistics.median(values):.0f} | {min(values):.0f} | {max(values):.0f} |"
+        )
     waits.sort()
     p90 = waits[int(len(waits) * 0.9)]
-    print(f"\nappend -> received with run(interval=0.5): median"
-          f" {statistics.median(waits) * 1000:.0f} ms, p90 {p90 * 1000:.0f} ms,"
-          f" max {waits[-1] * 1000:.0f} ms over {len(waits)} events")
+    print(
+        f"\nappend -> received with run(interval=0.5): median"
+        f" {statistics.median(waits) * 1000:.0f} ms, p90 {p90 * 1000:.0f} ms,"
+        f" max {waits[-1] * 1000:.0f} ms over {len(waits)} events"
+    )
 
 
 if __name__ == "__main__":

@@ -464,8 +464,11 @@ async def websocket(req: Request, resp: Response, conn: Connection) -> None:
 
 async def main(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
-    state = State(args.version, args.name or f"{args.version}-{os.getpid()}",
-                  fail_percent=float(os.environ.get("SHOP_FAIL_PERCENT", "0") or 0))
+    state = State(
+        args.version,
+        args.name or f"{args.version}-{os.getpid()}",
+        fail_percent=float(os.environ.get("SHOP_FAIL_PERCENT", "0") or 0),
+    )
     server = await loop.create_server(lambda: Connection(state), args.host, args.port)
     port = server.sockets[0].getsockname()[1]
     if not args.name:

@@ -58,10 +58,21 @@ class Demo:
         log = self.workdir / "server.log"
         with open(log, "w") as err:
             self.server = subprocess.Popen(
-                [sys.executable, "-m", "sluicegate", "server", "--state-dir", str(self.state),
-                 "--port", str(self.api_port)],
-                stdout=subprocess.PIPE, stderr=err, text=True,
-                env={**os.environ, DEMO_VAR: self.run_id})
+                [
+                    sys.executable,
+                    "-m",
+                    "sluicegate",
+                    "server",
+                    "--state-dir",
+                    str(self.state),
+                    "--port",
+                    str(self.api_port),
+                ],
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+                env={**os.environ, DEMO_VAR: self.run_id},
+            )
         assert self.server.stdout is not None
         for line in self.server.stdout:
             if m := re.search(r"admin token .*: (\S+)", line):
@@ -70,15 +81,22 @@ class Demo:
             if "ready on" in line:
                 break
         else:
-            raise RuntimeError(f"sluice server exited with {self.server.wait()} before it was "
-                               f"ready; its log:\n{log.read_text(errors='replace')[-3000:]}")
+            raise RuntimeError(
+                f"sluice server exited with {self.server.wait()} before it was "
+                f"ready; its log:\n{log.read_text(errors='replace')[-3000:]}"
+            )
         threading.Thread(target=self.server.stdout.read, daemon=True).start()
 
     def sluice(self, *args: str) -> str:
         env = {**os.environ, "SLUICE_URL": self.url, "SLUICE_TOKEN": self.token}
         console.print(f"[bold]$ sluice {' '.join(args)}[/]")
-        out = subprocess.run([sys.executable, "-m", "sluicegate", *args], env=env,
-                             capture_output=True, text=True, check=False)
+        out = subprocess.run(
+            [sys.executable, "-m", "sluicegate", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if out.returncode != 0:
             raise RuntimeError(out.stderr or out.stdout)
         return out.stdout
@@ -86,8 +104,10 @@ class Demo:
     def wait(self, dep: str, phases: set[str], timeout: float = 60) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            r = httpx.get(f"{self.url}/v1/deployments/{dep}",
-                          headers={"Authorization": f"Bearer {self.token}"})
+            r = httpx.get(
+                f"{self.url}/v1/deployments/{dep}",
+                headers={"Authorization": f"Bearer {self.token}"},
+            )
             phase: str = r.json()["phase"]
             if phase in phases:
                 return phase
@@ -104,12 +124,15 @@ class Demo:
                 self.server.kill()
                 self.server.wait()
         count = stop_marked(self.run_id)
-        console.print(f"stopped the server and the {count} processes it started "
-                      f"(router, replicas; logs in {self.workdir})")
+        console.print(
+            f"stopped the server and the {count} processes it started "
+            f"(router, replicas; logs in {self.workdir})"
+        )
 
 
-def traffic(port: int, stop: threading.Event, seen: list[tuple[float, str]],
-            origin: float = 0.0) -> None:
+def traffic(
+    port: int, stop: threading.Event, seen: list[tuple[float, str]], origin: float = 0.0
+) -> None:
     """40 users, each with its own cookie jar (so each sticks to its version), asking every
     ~50 ms; each round 4 of them leave and 4 new users arrive, so a canary meets new users.
     Answers are stamped in seconds since the start, or since ``origin`` (a wall time)."""
@@ -120,9 +143,14 @@ def traffic(port: int, stop: threading.Event, seen: list[tuple[float, str]],
         for c in clients:
             try:
                 r = c.get(f"http://127.0.0.1:{port}/")
-                seen.append((time.monotonic() - start,
-                             r.headers.get("x-version", "?") if r.status_code == 200
-                             else str(r.status_code)))
+                seen.append(
+                    (
+                        time.monotonic() - start,
+                        r.headers.get("x-version", "?")
+                        if r.status_code == 200
+                        else str(r.status_code),
+                    )
+                )
             except httpx.HTTPError as exc:
                 seen.append((time.monotonic() - start, f"error {type(exc).__name__}"))
         rounds += 1
@@ -141,8 +169,16 @@ def bad_release(demo: Demo, port: int) -> bool:
     load = threading.Thread(target=traffic, args=(port, stop, seen, origin), daemon=True)
     load.start()
     time.sleep(1.0)
-    out = demo.sluice("deploy", "shop", "--revision", "v3", "--set", "env.SHOP_FAIL_PERCENT=30",
-                      "--config", "Canary10Percent5Minutes")
+    out = demo.sluice(
+        "deploy",
+        "shop",
+        "--revision",
+        "v3",
+        "--set",
+        "env.SHOP_FAIL_PERCENT=30",
+        "--config",
+        "Canary10Percent5Minutes",
+    )
     dep = re.search(r"deployment (\S+):", out)
     assert dep
     console.print("v3 fails 30 % of its requests; the plan would give it 10 % for 5 minutes")
@@ -150,23 +186,29 @@ def bad_release(demo: Demo, port: int) -> bool:
     time.sleep(1.0)
     stop.set()
     load.join(10)
-    r = httpx.get(f"{demo.url}/v1/deployments/{dep.group(1)}",
-                  headers={"Authorization": f"Bearer {demo.token}"}).json()
+    r = httpx.get(
+        f"{demo.url}/v1/deployments/{dep.group(1)}",
+        headers={"Authorization": f"Bearer {demo.token}"},
+    ).json()
     failures = [t for t, v in seen if v == "500"]
     served_by_v3 = sum(1 for _, v in seen if v == "v3") + len(failures)
-    rolled_back_at = next((e["at"] for e in r["events"] if e["kind"] == "deployment.rolled_back"),
-                          None)
+    rolled_back_at = next(
+        (e["at"] for e in r["events"] if e["kind"] == "deployment.rolled_back"), None
+    )
     table = Table("", "value", title="blast radius of the bad release")
     table.add_row("outcome", phase)
     table.add_row("why", str(r["state"].get("reason")))
     table.add_row("requests during the test", str(len(seen)))
     table.add_row("answered by v3", str(served_by_v3))
     table.add_row("failed (500)", str(len(failures)))
-    restored_at = next((e["at"] for e in r["events"]
-                        if e["kind"] == "deployment.traffic_restored"), None)
+    restored_at = next(
+        (e["at"] for e in r["events"] if e["kind"] == "deployment.traffic_restored"), None
+    )
     if failures and restored_at is not None:
-        table.add_row("first failed request → all traffic back on v2",
-                      f"{restored_at - (origin + failures[0]):.2f} s")
+        table.add_row(
+            "first failed request → all traffic back on v2",
+            f"{restored_at - (origin + failures[0]):.2f} s",
+        )
     if failures and rolled_back_at is not None:
         created = r["created_at"]
         table.add_row("deployment start → rollback done", f"{rolled_back_at - created:.1f} s")
@@ -176,8 +218,11 @@ def bad_release(demo: Demo, port: int) -> bool:
     end = seen[-1][0] if seen else 0.0
     after = {v for t, v in seen if t > end - 0.8}
     ok = phase == "rolled_back" and after <= {"v2"}
-    console.print("[green]bad release caught and undone automatically[/]" if ok
-                  else "[red]the bad release was not rolled back[/]")
+    console.print(
+        "[green]bad release caught and undone automatically[/]"
+        if ok
+        else "[red]the bad release was not rolled back[/]"
+    )
     return ok
 
 
@@ -208,14 +253,16 @@ def main() -> int:
         time.sleep(1.0)  # users arrive and settle on v1 before the canary starts
         env = {**os.environ, "SLUICE_URL": demo.url, "SLUICE_TOKEN": demo.token}
         console.print("[bold]$ sluice deploy shop --revision v2 --watch[/]")
-        subprocess.run([sys.executable, "-m", "sluicegate", "deploy", "shop", "--revision",
-                        "v2", "--watch"], env=env, check=True)
+        subprocess.run(
+            [sys.executable, "-m", "sluicegate", "deploy", "shop", "--revision", "v2", "--watch"],
+            env=env,
+            check=True,
+        )
         stop.set()
         load.join(10)
 
         table = Table("seconds", "requests", "v1", "v2", "failed", title="what users saw")
-        buckets: dict[int, collections.Counter[str]] = collections.defaultdict(
-            collections.Counter)
+        buckets: dict[int, collections.Counter[str]] = collections.defaultdict(collections.Counter)
         for t, version in seen:
             buckets[int(t // 2) * 2][version] += 1
         failed = 0
@@ -223,16 +270,23 @@ def main() -> int:
             bad = sum(n for v, n in counts.items() if v not in ("v1", "v2"))
             failed += bad
             total = sum(counts.values())
-            table.add_row(f"{t}-{t + 2}", str(total),
-                          f"{counts['v1'] * 100 // total}%", f"{counts['v2'] * 100 // total}%",
-                          str(bad))
+            table.add_row(
+                f"{t}-{t + 2}",
+                str(total),
+                f"{counts['v1'] * 100 // total}%",
+                f"{counts['v2'] * 100 // total}%",
+                str(bad),
+            )
         console.print()
         console.print(table)
         status = demo.sluice("status", "shop")
         console.print(status)
         ok = failed == 0 and "revision v2" in status
-        console.print("[green]deployment demo OK: v2 rolled out with no failed request[/]" if ok
-                      else f"[red]deployment demo: {failed} failed requests[/]")
+        console.print(
+            "[green]deployment demo OK: v2 rolled out with no failed request[/]"
+            if ok
+            else f"[red]deployment demo: {failed} failed requests[/]"
+        )
         ok = bad_release(demo, port) and ok
         code = 0 if ok else 1
     except KeyboardInterrupt:

@@ -25,10 +25,16 @@ HIGH_5XX: dict[str, Any] = {
     "name": "high-5xx",
     "description": "green answers 5xx to more than 5 % of requests",
     "metrics": {
-        "e": {"source": "router", "name": "5xx",
-              "dimensions": {"listener": "{service}", "target_group": "{green}"}},
-        "r": {"source": "router", "name": "requests",
-              "dimensions": {"listener": "{service}", "target_group": "{green}"}},
+        "e": {
+            "source": "router",
+            "name": "5xx",
+            "dimensions": {"listener": "{service}", "target_group": "{green}"},
+        },
+        "r": {
+            "source": "router",
+            "name": "requests",
+            "dimensions": {"listener": "{service}", "target_group": "{green}"},
+        },
     },
     "expression": "e / r",
     "statistic": "Sum",
@@ -52,11 +58,24 @@ def spec(name: str, port: int, pause: str, alarms: list[dict[str, Any]]) -> dict
         "service": name,
         "listener": {"port": port},
         "health_check": {"path": "/healthz", "interval": "500ms", "timeout": "400ms"},
-        "compute": {"local": {"command": [sys.executable, str(APP_PATH), "--port", "{port}",
-                                          "--version", "{revision}"],
-                              "replicas": 1, "stop_grace": "2s"}},
-        "deployment": {"config": {"steps": [{"weight": 50, "pause": pause}, {"weight": 100}]},
-                       "termination_wait": "1s"},
+        "compute": {
+            "local": {
+                "command": [
+                    sys.executable,
+                    str(APP_PATH),
+                    "--port",
+                    "{port}",
+                    "--version",
+                    "{revision}",
+                ],
+                "replicas": 1,
+                "stop_grace": "2s",
+            }
+        },
+        "deployment": {
+            "config": {"steps": [{"weight": 50, "pause": pause}, {"weight": 100}]},
+            "termination_wait": "1s",
+        },
         "alarms": alarms,
     }
 
@@ -90,8 +109,9 @@ def apply(server: Server, tmp_path: Path, doc: dict[str, Any]) -> None:
 
 
 def deploy(server: Server, service: str, revision: str, *settings: str) -> str:
-    out = server.cli("deploy", service, "--revision", revision,
-                     *[a for s in settings for a in ("--set", s)])
+    out = server.cli(
+        "deploy", service, "--revision", revision, *[a for s in settings for a in ("--set", s)]
+    )
     found = re.search(r"deployment (\S+):", out)
     assert found, out
     return found.group(1)
@@ -109,7 +129,8 @@ def test_a_user_alarm_rolls_back_a_bad_release_and_lets_a_good_one_through(
         final = server.wait_phase(bad, {"rolled_back"}, timeout=60)
         story = {e["kind"]: e for e in final["events"]}
         assert story["deployment.alarm"]["message"].startswith(
-            "guard fired: alarm shop/high-5xx: Threshold Crossed")
+            "guard fired: alarm shop/high-5xx: Threshold Crossed"
+        )
         evidence = story["deployment.alarm_evidence"]["data"]
         assert evidence["alarm"] == "shop/high-5xx"
         breaching = [p for p in evidence["datapoints"] if p["breaching"]]
@@ -141,16 +162,24 @@ def test_an_alertmanager_alert_rolls_back_the_deployment_of_its_service(
     server.wait_phase(deploy(server, "cart", "v1"), {"succeeded"})
     dep = deploy(server, "cart", "v2")
     server.wait_phase(dep, {"shifting"})
-    alert = {"status": "firing", "fingerprint": "f00d",
-             "labels": {"alertname": "CartErrors", "sluicegate_service": "cart"},
-             "annotations": {"summary": "cart 5xx above 1%"},
-             "startsAt": "2024-05-01T12:00:00Z", "endsAt": "0001-01-01T00:00:00Z"}
-    r = httpx.post(server.url + "/v1/alertmanager", timeout=10,
-                   headers={"Authorization": f"Bearer {server.token}"},
-                   json={"version": "4", "status": "firing", "alerts": [alert]})
+    alert = {
+        "status": "firing",
+        "fingerprint": "f00d",
+        "labels": {"alertname": "CartErrors", "sluicegate_service": "cart"},
+        "annotations": {"summary": "cart 5xx above 1%"},
+        "startsAt": "2024-05-01T12:00:00Z",
+        "endsAt": "0001-01-01T00:00:00Z",
+    }
+    r = httpx.post(
+        server.url + "/v1/alertmanager",
+        timeout=10,
+        headers={"Authorization": f"Bearer {server.token}"},
+        json={"version": "4", "status": "firing", "alerts": [alert]},
+    )
     assert r.status_code == 200, r.text
     final = server.wait_phase(dep, {"rolled_back"}, timeout=30)
     [event] = [e for e in final["events"] if e["kind"] == "deployment.alarm"]
     assert event["message"].startswith(
-        "guard fired: alarm cart/alertmanager:CartErrors: Alertmanager: CartErrors firing")
+        "guard fired: alarm cart/alertmanager:CartErrors: Alertmanager: CartErrors firing"
+    )
     assert "cart 5xx above 1%" in event["message"]

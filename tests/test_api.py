@@ -19,8 +19,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield s
 
 
-def call(server: Server, method: str, path: str, token: str | None = None,
-         body: Any = None) -> httpx.Response:
+def call(
+    server: Server, method: str, path: str, token: str | None = None, body: Any = None
+) -> httpx.Response:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     return httpx.request(method, server.url + path, json=body, headers=headers, timeout=30)
 
@@ -29,8 +30,9 @@ def spec(name: str = "shop") -> dict[str, Any]:
     return {
         "service": name,
         "listener": {"port": free_port()},
-        "compute": {"local": {"command": [sys.executable, str(APP_PATH), "--port", "{port}"],
-                              "replicas": 1}},
+        "compute": {
+            "local": {"command": [sys.executable, str(APP_PATH), "--port", "{port}"], "replicas": 1}
+        },
         "deployment": {"config": {"steps": [{"weight": 10}, {"pause": "until_promoted"}]}},
     }
 
@@ -69,17 +71,14 @@ def test_invalid_spec_is_refused_with_field_paths_and_changes_nothing(server: Se
 
 def test_a_second_deployment_while_one_is_active_is_a_conflict(server: Server) -> None:
     assert call(server, "PUT", "/v1/services/one", server.token, spec("one")).status_code == 200
-    first = call(server, "POST", "/v1/services/one/deployments", server.token,
-                 {"revision": "v1"})
+    first = call(server, "POST", "/v1/services/one/deployments", server.token, {"revision": "v1"})
     assert first.status_code == 201, first.text
     assert first.json()["plan"]  # the plan is printed before anything happens
     server.wait_phase(first.json()["id"], {"succeeded"})
-    second = call(server, "POST", "/v1/services/one/deployments", server.token,
-                  {"revision": "v2"})
+    second = call(server, "POST", "/v1/services/one/deployments", server.token, {"revision": "v2"})
     assert second.status_code == 201
     server.wait_phase(second.json()["id"], {"paused_until_promoted"})
-    third = call(server, "POST", "/v1/services/one/deployments", server.token,
-                 {"revision": "v3"})
+    third = call(server, "POST", "/v1/services/one/deployments", server.token, {"revision": "v3"})
     assert third.status_code == 409
     assert "active" in third.json()["error"]
     r = call(server, "POST", f"/v1/deployments/{second.json()['id']}/rollback", server.token)

@@ -96,11 +96,13 @@ def test_error_answers_of_our_apis_become_the_matching_errors() -> None:
     problems = {"error": "invalid", "problems": [{"path": "weights.blue", "message": "bad"}]}
     spec = error_from_response(422, problems, "router PUT /x")
     assert isinstance(spec, SpecError) and spec.problems[0].path == "weights.blue"
-    assert isinstance(error_from_response(403, {"error": "no"}, "w", auth_hint=" (hint)"),
-                      AuthError)
+    assert isinstance(
+        error_from_response(403, {"error": "no"}, "w", auth_hint=" (hint)"), AuthError
+    )
     assert str(error_from_response(401, {"error": "no"}, "w", auth_hint=" (hint)")) == "no (hint)"
     assert isinstance(error_from_response(404, {"error": "x"}, "w"), NotFoundError)
     assert isinstance(error_from_response(409, {"error": "x"}, "w"), ConflictError)
-    assert isinstance(error_from_response(503, {}, "w", transient=RouterUnavailableError),
-                      RouterUnavailableError)
+    assert isinstance(
+        error_from_response(503, {}, "w", transient=RouterUnavailableError), RouterUnavailableError
+    )
     assert "answered 500" in str(error_from_response(500, "boom", "server GET /v1/x"))

@@ -37,8 +37,9 @@ def started() -> Iterator[list[subprocess.Popen[bytes]]]:
 
 
 def spawn(started: list[subprocess.Popen[bytes]], script: str, run_id: str) -> int:
-    proc = subprocess.Popen(["sh", "-c", script], env={**os.environ, cleanup.DEMO_VAR: run_id},
-                            start_new_session=True)  # as the server starts router and replicas
+    proc = subprocess.Popen(
+        ["sh", "-c", script], env={**os.environ, cleanup.DEMO_VAR: run_id}, start_new_session=True
+    )  # as the server starts router and replicas
     started.append(proc)
     return proc.pid
 

@@ -34,7 +34,8 @@ def versions_for(port: int, uid: str, n: int) -> set[str]:
 
 
 def test_the_flags_users_reach_green_while_everyone_else_follows_the_weights(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     with running_server(tmp_path / "state", ["--no-default-guards"]) as server:
         server.cli("flags", "envs", "create", "prod")
         flags = tmp_path / "flags.yaml"
@@ -43,10 +44,12 @@ def test_the_flags_users_reach_green_while_everyone_else_follows_the_weights(
 
         port = free_port()
         doc = spec("shop", port, "30s", [])
-        doc["listener"]["flag_route"] = {"key": "new-checkout", "variant": "on",
-                                         "user_from": {"cookie": "uid"}}
-        doc["deployment"]["config"] = {"steps": [{"weight": 10},
-                                                 {"pause": "until_promoted"}]}
+        doc["listener"]["flag_route"] = {
+            "key": "new-checkout",
+            "variant": "on",
+            "user_from": {"cookie": "uid"},
+        }
+        doc["deployment"]["config"] = {"steps": [{"weight": 10}, {"pause": "until_promoted"}]}
         path = tmp_path / "shop.yaml"
         path.write_text(yaml.safe_dump(doc))
         server.cli("apply", "-f", str(path))

@@ -34,11 +34,14 @@ flags:
     rules:
       - {name: beta, when: {segment: beta}, variant: on}
 """
-V2 = V1.replace("default_variant: classic", "default_variant: new") + """
+V2 = (
+    V1.replace("default_variant: classic", "default_variant: new")
+    + """
   banner:
     type: boolean
     default_variant: on
 """
+)
 
 
 @pytest.fixture
@@ -48,17 +51,25 @@ def server(tmp_path: Path) -> Iterator[Server]:
 
 
 def sluice(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SLUICE_URL": server.url, "SLUICE_TOKEN": server.token,
-           "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "sluicegate", *args], env=env,
-                          capture_output=True, text=True, timeout=60, cwd=REPO_ROOT,
-                          check=False)
+    env = {**os.environ, "SLUICE_URL": server.url, "SLUICE_TOKEN": server.token, "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "sluicegate", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO_ROOT,
+        check=False,
+    )
 
 
 def evaluate(server: Server, key: str, user: str) -> Any:
-    r = httpx.post(f"{server.url}/v1/flags/prod/evaluate",
-                   json={"key": key, "context": {"targetingKey": user}},
-                   headers={"Authorization": f"Bearer {server.token}"}, timeout=30)
+    r = httpx.post(
+        f"{server.url}/v1/flags/prod/evaluate",
+        json={"key": key, "context": {"targetingKey": user}},
+        headers={"Authorization": f"Bearer {server.token}"},
+        timeout=30,
+    )
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -75,8 +86,9 @@ def wait_rollout(server: Server, done: Any, timeout: float = 40) -> list[dict[st
         time.sleep(0.1)
 
 
-def test_flag_versions_and_a_gradual_rollout_through_the_cli(server: Server,
-                                                             tmp_path: Path) -> None:
+def test_flag_versions_and_a_gradual_rollout_through_the_cli(
+    server: Server, tmp_path: Path
+) -> None:
     v1, v2 = tmp_path / "v1.yaml", tmp_path / "v2.yaml"
     v1.write_text(V1)
     v2.write_text(V2)
@@ -84,8 +96,11 @@ def test_flag_versions_and_a_gradual_rollout_through_the_cli(server: Server,
 
     # An invalid file is refused locally with every problem by path; nothing is saved.
     bad = tmp_path / "bad.yaml"
-    bad.write_text(V1.replace("default_variant: classic", "default_variant: nope")
-                   .replace("segment: beta", "segment: betta"))
+    bad.write_text(
+        V1.replace("default_variant: classic", "default_variant: nope").replace(
+            "segment: beta", "segment: betta"
+        )
+    )
     refused = sluice(server, "flags", "apply", "-f", str(bad), "--env", "prod")
     assert refused.returncode == 2
     assert "flags.checkout.default_variant" in refused.stderr
@@ -96,8 +111,22 @@ def test_flag_versions_and_a_gradual_rollout_through_the_cli(server: Server,
     assert evaluate(server, "checkout", "u1")["value"] == "classic"
 
     # Version 2, gradually: 10 % for a second, then 50 % for a minute, then everyone.
-    out = server.cli("flags", "apply", "-f", str(v2), "--env", "prod", "--expected-version",
-                     "1", "--steps", "10:1s,50:60s", "--bake-time", "0", "-m", "new checkout")
+    out = server.cli(
+        "flags",
+        "apply",
+        "-f",
+        str(v2),
+        "--env",
+        "prod",
+        "--expected-version",
+        "1",
+        "--steps",
+        "10:1s,50:60s",
+        "--bake-time",
+        "0",
+        "-m",
+        "new checkout",
+    )
     assert "version 2 saved (from v1)" in out and "+ flag banner" in out
     found = re.search(r"rollout (fr-[0-9a-f]{12}): v1 → v2", out)
     assert found, out
@@ -117,16 +146,27 @@ def test_flag_versions_and_a_gradual_rollout_through_the_cli(server: Server,
         sides[new] = user
         assert (got["value"], got["version"]) == (("new", 2) if new else ("classic", 1))
     assert set(sides) == {True, False}
-    on_new = sluice(server, "flags", "eval", "checkout", "--env", "prod", "--ctx",
-                    f"userId={sides[True]}", "--explain")
+    on_new = sluice(
+        server,
+        "flags",
+        "eval",
+        "checkout",
+        "--env",
+        "prod",
+        "--ctx",
+        f"userId={sides[True]}",
+        "--explain",
+    )
     assert "[prod v2]" in on_new.stdout and "in the new version's share" in on_new.stdout
-    on_old = server.cli("flags", "eval", "checkout", "--env", "prod", "--ctx",
-                        f"userId={sides[False]}")
+    on_old = server.cli(
+        "flags", "eval", "checkout", "--env", "prod", "--ctx", f"userId={sides[False]}"
+    )
     assert "checkout = 'classic'" in on_old and "outside the new version's share" in on_old
 
     # No one else can change prod meanwhile; a stale editor is refused.
-    stale = sluice(server, "flags", "apply", "-f", str(v1), "--env", "prod",
-                   "--expected-version", "0")
+    stale = sluice(
+        server, "flags", "apply", "-f", str(v1), "--env", "prod", "--expected-version", "0"
+    )
     assert stale.returncode == 2 and "at version 1, not 0" in stale.stderr
 
     out = server.cli("flags", "rollout", "rollback", "prod")
@@ -137,8 +177,20 @@ def test_flag_versions_and_a_gradual_rollout_through_the_cli(server: Server,
     assert re.search(r"1[\s│]+current.*first", history), history
 
     # Again, all at once with a one-second bake: it completes and becomes current.
-    server.cli("flags", "apply", "-f", str(v2), "--env", "prod", "--strategy", "AllAtOnce",
-               "--bake-time", "1s", "-m", "again")
+    server.cli(
+        "flags",
+        "apply",
+        "-f",
+        str(v2),
+        "--env",
+        "prod",
+        "--strategy",
+        "AllAtOnce",
+        "--bake-time",
+        "1s",
+        "-m",
+        "again",
+    )
     wait_rollout(server, lambda r: r["phase"] == "completed")
     assert server.api("/flags/prod")["version"] == 3
     assert evaluate(server, "checkout", sides[False])["value"] == "new"
@@ -153,14 +205,20 @@ def test_flag_versions_and_a_gradual_rollout_through_the_cli(server: Server,
 
     kinds = [e["kind"] for e in server.api("/events?subject=flags/prod")]
     assert kinds[:2] == ["flags.env.created", "flags.version"]
-    for kind in ("flags.rollout.started", "flags.rollout.step", "flags.rollout.rolled_back",
-                 "flags.rollout.baking", "flags.rollout.completed"):
+    for kind in (
+        "flags.rollout.started",
+        "flags.rollout.step",
+        "flags.rollout.rolled_back",
+        "flags.rollout.baking",
+        "flags.rollout.completed",
+    ):
         assert kind in kinds
     assert kinds.count("flags.version") == 4
 
 
 def test_a_flag_rollout_is_reverted_when_its_guarding_alarm_is_forced_into_alarm(
-        server: Server, tmp_path: Path) -> None:
+    server: Server, tmp_path: Path
+) -> None:
     from tests.test_alarms_e2e import HIGH_5XX, apply, spec
 
     apply(server, tmp_path, spec("shop", free_port(), "30s", [HIGH_5XX]))  # the alarm exists
@@ -169,11 +227,22 @@ def test_a_flag_rollout_is_reverted_when_its_guarding_alarm_is_forced_into_alarm
     v1.write_text(V1)
     v2.write_text(V2)
     server.cli("flags", "apply", "-f", str(v1), "--env", "prod")
-    server.cli("flags", "apply", "-f", str(v2), "--env", "prod", "--steps", "20:60s",
-               "--alarm", "shop/high-5xx")
+    server.cli(
+        "flags",
+        "apply",
+        "-f",
+        str(v2),
+        "--env",
+        "prod",
+        "--steps",
+        "20:60s",
+        "--alarm",
+        "shop/high-5xx",
+    )
     wait_rollout(server, lambda r: r.get("phase") == "rolling_out")
-    server.cli("alarms", "set-state", "shop/high-5xx", "--state", "ALARM",
-               "--reason", "runbook drill")
+    server.cli(
+        "alarms", "set-state", "shop/high-5xx", "--state", "ALARM", "--reason", "runbook drill"
+    )
     seen = wait_rollout(server, lambda r: r.get("phase") == "rolled_back", timeout=20)
     assert "shop/high-5xx" in str(seen[-1]) and "runbook drill" in str(seen[-1])
     users = [f"user-{i}" for i in range(40)]

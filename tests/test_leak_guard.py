@@ -35,8 +35,13 @@ def started() -> Iterator[list[subprocess.Popen[bytes]]]:
         p.wait(10)
 
 
-def spawn(started: list[subprocess.Popen[bytes]], command: str, marker: str | None,
-          *, session: bool = True) -> subprocess.Popen[bytes]:
+def spawn(
+    started: list[subprocess.Popen[bytes]],
+    command: str,
+    marker: str | None,
+    *,
+    session: bool = True,
+) -> subprocess.Popen[bytes]:
     """``command`` (split on spaces, or run by sh when it has a ``&``), with ``VAR=marker``
     in its environment when ``marker`` is given; in its own session unless told not to."""
     env = {**os.environ, **({VAR: marker} if marker is not None else {})}
@@ -101,8 +106,9 @@ def test_processes_started_in_a_scope_are_killed_at_its_end(
 
 
 def test_the_run_itself_is_marked_for_what_it_starts() -> None:
-    out = subprocess.run(["sh", "-c", f'echo "${MARK_VAR}"'], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        ["sh", "-c", f'echo "${MARK_VAR}"'], capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == os.environ[MARK_VAR] != ""
 
 
@@ -152,17 +158,20 @@ def test_a_run_that_leaves_a_process_fails_names_the_test_and_kills_it(
     assert _state(leaked) == "gone"
 
 
-def test_a_run_that_stops_everything_passes(pytester: pytest.Pytester,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_run_that_stops_everything_passes(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PYTHONPATH", str(REPO_ROOT))
-    pytester.makepyfile(test_tidy="""
+    pytester.makepyfile(
+        test_tidy="""
 import subprocess
 
 def test_stops_what_it_starts():
     proc = subprocess.Popen(["sleep", "300"], start_new_session=True)
     proc.kill()
     proc.wait()
-""")
+"""
+    )
     result = pytester.runpytest_subprocess(*GUARD_ONLY)
     result.assert_outcomes(passed=1)
     assert result.ret == pytest.ExitCode.OK

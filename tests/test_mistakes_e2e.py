@@ -38,8 +38,7 @@ def spec(name: str, port: int, **overrides: Any) -> dict[str, Any]:
         "listener": {"port": port},
         "health_check": {"path": "/healthz", "interval": "500ms", "timeout": "400ms"},
         "compute": {"local": {"command": APP, "replicas": 1, "stop_grace": "1s"}},
-        "deployment": {"config": "AllAtOnce", "termination_wait": "0s",
-                       "health_timeout": "60s"},
+        "deployment": {"config": "AllAtOnce", "termination_wait": "0s", "health_timeout": "60s"},
     }
     for key, value in overrides.items():
         data[key] = {**data[key], **value} if isinstance(value, dict) else value
@@ -49,8 +48,9 @@ def spec(name: str, port: int, **overrides: Any) -> dict[str, Any]:
 class Api:
     def __init__(self, server: Server) -> None:
         self.server = server
-        self.http = httpx.Client(base_url=server.url,
-                                 headers={"Authorization": f"Bearer {server.token}"}, timeout=30)
+        self.http = httpx.Client(
+            base_url=server.url, headers={"Authorization": f"Bearer {server.token}"}, timeout=30
+        )
 
     def call(self, method: str, path: str, body: Any = None) -> httpx.Response:
         return self.http.request(method, "/v1" + path, json=body)
@@ -64,8 +64,9 @@ class Api:
         return self.call("PUT", f"/services/{data['service']}", data)
 
     def deploy(self, service: str, revision: str, **body: Any) -> str:
-        dep: str = self.ok("POST", f"/services/{service}/deployments",
-                           {"revision": revision, **body})["id"]
+        dep: str = self.ok(
+            "POST", f"/services/{service}/deployments", {"revision": revision, **body}
+        )["id"]
         return dep
 
     def events(self, subject: str) -> list[dict[str, Any]]:
@@ -98,8 +99,15 @@ def sluice(*args: str, server: Server | None = None) -> subprocess.CompletedProc
     env = dict(os.environ)
     if server is not None:
         env.update(SLUICE_URL=server.url, SLUICE_TOKEN=server.token)
-    return subprocess.run([sys.executable, "-m", "sluicegate", *args], env=env, cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "sluicegate", *args],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def router_pid(state: Path) -> int:
@@ -112,8 +120,10 @@ def alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    return Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text(
-    ).rsplit(")", 1)[1].split()[0]
+    return (
+        Path(f"/proc/{pid}").exists()
+        and "Z" not in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    )
 
 
 @contextlib.contextmanager
@@ -150,8 +160,10 @@ class Env:
         data = spec("good", self.good_port, deployment={"hooks": hook})
         assert self.api.apply(data).status_code == 200
         try:
-            dep = self.api.until(self.api.deploy("good", f"bad{self.revision}"),
-                                 {"rolled_back", "failed", "succeeded"})
+            dep = self.api.until(
+                self.api.deploy("good", f"bad{self.revision}"),
+                {"rolled_back", "failed", "succeeded"},
+            )
             assert dep["phase"] == "rolled_back", dep
             assert versions(self.good_port) == {f"g{self.revision}"}
         finally:
@@ -179,13 +191,18 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
 # --- 1. apply is all or nothing -----------------------------------------------------------
 
 
-def test_an_apply_that_takes_another_services_port_is_refused_and_stores_nothing(
-        env: Env) -> None:
+def test_an_apply_that_takes_another_services_port_is_refused_and_stores_nothing(env: Env) -> None:
     api = env.api
     r = api.apply(spec("intruder", env.good_port))
     assert r.status_code == 422
-    assert r.json()["problems"] == [{"path": "listener.port", "message": (
-        f"port {env.good_port} is already used by service 'good' (its listener.port)")}]
+    assert r.json()["problems"] == [
+        {
+            "path": "listener.port",
+            "message": (
+                f"port {env.good_port} is already used by service 'good' (its listener.port)"
+            ),
+        }
+    ]
     assert api.call("GET", "/services/intruder").status_code == 404
     assert api.events("intruder") == []
 
@@ -195,7 +212,10 @@ def test_an_apply_that_takes_another_services_port_is_refused_and_stores_nothing
     assert r.status_code == 422
     assert r.json()["problems"][0]["path"] == "listener.test_port"
     assert api.ok("GET", "/services/neighbour")["spec"]["listener"] == {
-        "port": own, "test_port": None, "flag_route": None}
+        "port": own,
+        "test_port": None,
+        "flag_route": None,
+    }
     assert [e["kind"] for e in api.events("neighbour")] == ["service.applied"]
     env.bystander_deploys()
 
@@ -234,10 +254,16 @@ def test_a_port_taken_between_apply_and_deploy_is_refused_at_deploy(env: Env) ->
 
 
 def test_a_command_that_does_not_exist_fails_at_once_with_its_cause_in_events_and_logs(
-        env: Env) -> None:
+    env: Env,
+) -> None:
     api = env.api
-    data = spec("ghost", free_port(), compute={"local": {
-        "command": ["/nonexistent/bin/shop", "--port", "{port}"], "replicas": 1}})
+    data = spec(
+        "ghost",
+        free_port(),
+        compute={
+            "local": {"command": ["/nonexistent/bin/shop", "--port", "{port}"], "replicas": 1}
+        },
+    )
     assert api.apply(data).status_code == 200
     started = time.monotonic()
     dep = api.until(api.deploy("ghost", "v1"), {"failed"}, timeout=20)
@@ -252,10 +278,15 @@ def test_a_command_that_does_not_exist_fails_at_once_with_its_cause_in_events_an
 
 
 def test_a_command_that_crashes_at_once_fails_when_compute_gives_up_with_its_last_output(
-        env: Env) -> None:
+    env: Env,
+) -> None:
     api = env.api
-    crash = [sys.executable, "-c", "import sys; print('boom: no config at', sys.argv[1]); "
-             "sys.exit(3)", "{port}"]
+    crash = [
+        sys.executable,
+        "-c",
+        "import sys; print('boom: no config at', sys.argv[1]); sys.exit(3)",
+        "{port}",
+    ]
     data = spec("crasher", free_port(), compute={"local": {"command": crash, "replicas": 1}})
     assert api.apply(data).status_code == 200
     started = time.monotonic()
@@ -276,9 +307,15 @@ def test_an_undeclared_external_revision_is_refused_at_deploy(env: Env) -> None:
     assert applied.status_code == 200, applied.text
     r = api.call("POST", "/services/outside/deployments", {"revision": "v2"})
     assert r.status_code == 422
-    assert r.json()["problems"] == [{"path": "revision", "message": (
-        "compute.external.revisions.v2: no endpoints are declared for this revision "
-        "(declared: v1); fix the spec and apply it first")}]
+    assert r.json()["problems"] == [
+        {
+            "path": "revision",
+            "message": (
+                "compute.external.revisions.v2: no endpoints are declared for this revision "
+                "(declared: v1); fix the spec and apply it first"
+            ),
+        }
+    ]
     assert api.ok("GET", "/deployments?service=outside") == []
 
 
@@ -310,13 +347,16 @@ def _paused_at_a_gate(env: Env, name: str) -> tuple[str, int]:
 
 
 def test_a_deployment_whose_state_makes_its_tick_raise_harms_no_one_and_is_given_up(
-        env: Env) -> None:
+    env: Env,
+) -> None:
     api = env.api
     dep, port = _paused_at_a_gate(env, "poisoned")
-    env.sql("UPDATE deployments SET state = json_set(state, '$.step_index', 'x') WHERE id = ?",
-            dep)
-    wait_for(lambda: any(e["kind"] == "deployment.retrying" for e in api.events(dep)), 10,
-             "a retrying event")
+    env.sql("UPDATE deployments SET state = json_set(state, '$.step_index', 'x') WHERE id = ?", dep)
+    wait_for(
+        lambda: any(e["kind"] == "deployment.retrying" for e in api.events(dep)),
+        10,
+        "a retrying event",
+    )
     retrying = next(e for e in api.events(dep) if e["kind"] == "deployment.retrying")
     assert "internal error: TypeError" in retrying["message"]
     ended = api.until(dep, {"failed"}, timeout=15)  # given up after --give-up-after 3s
@@ -329,12 +369,15 @@ def test_a_deployment_whose_state_makes_its_tick_raise_harms_no_one_and_is_given
 
 
 def test_a_service_whose_stored_spec_cannot_be_read_keeps_its_traffic_and_harms_no_one(
-        env: Env) -> None:
+    env: Env,
+) -> None:
     port = free_port()
     assert env.api.apply(spec("unreadable", port)).status_code == 200
     env.api.until(env.api.deploy("unreadable", "v1"), {"succeeded"})
-    env.sql("UPDATE services SET spec = json_set(spec, '$.listener.port', 'nope') "
-            "WHERE name = 'unreadable'")
+    env.sql(
+        "UPDATE services SET spec = json_set(spec, '$.listener.port', 'nope') "
+        "WHERE name = 'unreadable'"
+    )
     env.bystander_deploys()  # re-routes every service: this one keeps its listener
     assert versions(port) == {"v1"}
     env.bad_release_elsewhere_rolls_back()
@@ -344,8 +387,15 @@ def test_a_service_whose_stored_spec_cannot_be_read_keeps_its_traffic_and_harms_
 def test_engines_report_their_last_good_tick_and_restarts(env: Env) -> None:
     health = env.api.ok("GET", "/healthz")
     assert health["status"] == "ok" and health["problems"] == []
-    assert {"deploy", "flag-rollouts", "alarms", "webhooks", "router-watch", "replicas",
-            "store"} <= set(health["engines"])
+    assert {
+        "deploy",
+        "flag-rollouts",
+        "alarms",
+        "webhooks",
+        "router-watch",
+        "replicas",
+        "store",
+    } <= set(health["engines"])
     for name, engine in health["engines"].items():
         if name != "rollups":  # ticks once a minute
             assert engine["seconds_since_good_tick"] < 10, (name, engine)
@@ -367,8 +417,11 @@ def test_a_rollback_accepted_just_before_a_crash_is_applied_after_the_restart(en
     assert ended["state"]["reason"] == "rolled back by admin"
     assert versions(port) == {"v1"}
     with contextlib.closing(sqlite3.connect(env.state / "sluicegate.db")) as db:
-        pending = db.execute("SELECT count(*) FROM deployment_commands WHERE deployment_id = ?"
-                             " AND handled_at IS NULL", (dep,)).fetchone()[0]
+        pending = db.execute(
+            "SELECT count(*) FROM deployment_commands WHERE deployment_id = ?"
+            " AND handled_at IS NULL",
+            (dep,),
+        ).fetchone()[0]
     assert pending == 0
     env.bystander_deploys()
 
@@ -383,7 +436,8 @@ def test_a_taken_api_port_fails_with_one_line_before_any_side_effect(tmp_path: P
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [
         f"sluice: error: cannot listen on 127.0.0.1:{taken} (--port/--host): address already "
-        "in use (another sluice server? choose another --port)"]
+        "in use (another sluice server? choose another --port)"
+    ]
     assert "admin token" not in out.stdout
     assert not state.exists()  # nothing made, no router started
 
@@ -397,7 +451,8 @@ def test_a_second_server_on_the_same_state_dir_is_refused(env: Env) -> None:
 
 
 def test_a_deleted_state_dir_stops_the_engines_and_a_restart_refuses_to_start_afresh(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     state = tmp_path / "state"
     server = Server(state, free_port())
     server.start()
@@ -417,7 +472,8 @@ def test_a_deleted_state_dir_stops_the_engines_and_a_restart_refuses_to_start_af
         again = sluice("server", "--port", str(free_port()), "--state-dir", str(state))
         assert again.returncode == 2
         assert f"a router started from {state}/router is still running (pid {router})" in (
-            again.stderr)
+            again.stderr
+        )
         assert alive(router)
     finally:
         if server.proc and server.proc.poll() is None:

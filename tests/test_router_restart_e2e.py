@@ -27,7 +27,8 @@ def _router_pid(state: Path) -> int:
 
 
 def test_a_killed_router_is_restarted_with_its_routes_and_the_guards_still_judge(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     state = tmp_path / "state"
     with running_server(state) as server:
         api = Api(server)

@@ -31,12 +31,28 @@ def spec(port: int, test_port: int) -> dict[str, Any]:
         "listener": {"port": port, "test_port": test_port},
         "health_check": {"path": "/healthz", "interval": "500ms", "timeout": "400ms"},
         "stickiness": {"enabled": True, "duration": "1h"},
-        "compute": {"local": {"command": [sys.executable, str(APP_PATH), "--port", "{port}",
-                                          "--version", "{revision}"],
-                              "replicas": 2, "stop_grace": "2s"}},
+        "compute": {
+            "local": {
+                "command": [
+                    sys.executable,
+                    str(APP_PATH),
+                    "--port",
+                    "{port}",
+                    "--version",
+                    "{revision}",
+                ],
+                "replicas": 2,
+                "stop_grace": "2s",
+            }
+        },
         "deployment": {
-            "config": {"steps": [{"weight": 20, "pause": "2s"}, {"weight": 50, "pause": "2s"},
-                                 {"weight": 100}]},
+            "config": {
+                "steps": [
+                    {"weight": 20, "pause": "2s"},
+                    {"weight": 50, "pause": "2s"},
+                    {"weight": 100},
+                ]
+            },
             "termination_wait": "1s",
             "hooks": {"before_allow_traffic": [{"http": {"path": "/healthz"}}]},
         },

@@ -34,12 +34,12 @@ def receiver() -> Iterator[Receiver]:
         yield r
 
 
-def call(server: Server, method: str, path: str, body: Any = None,
-         token: str | None = None) -> httpx.Response:
+def call(
+    server: Server, method: str, path: str, body: Any = None, token: str | None = None
+) -> httpx.Response:
     auth = server.token if token is None else token
     headers = {"Authorization": f"Bearer {auth}"} if auth else {}
-    return httpx.request(method, server.url + "/v1" + path, json=body, timeout=30,
-                         headers=headers)
+    return httpx.request(method, server.url + "/v1" + path, json=body, timeout=30, headers=headers)
 
 
 def test_a_webhook_is_created_with_its_secret_shown_once_and_tested(
@@ -52,19 +52,25 @@ def test_a_webhook_is_created_with_its_secret_shown_once_and_tested(
     assert secret.startswith("whsec_") and len(secret) > 40
     hook = created["id"]
     listed = call(server, "GET", "/webhooks").json()
-    assert {"id": hook, "url": receiver.url("/t"), "events": ["alarm.*"],
-            "enabled": True} .items() <= next(h for h in listed if h["id"] == hook).items()
+    assert {
+        "id": hook,
+        "url": receiver.url("/t"),
+        "events": ["alarm.*"],
+        "enabled": True,
+    }.items() <= next(h for h in listed if h["id"] == hook).items()
     assert secret not in json.dumps(listed) + call(server, "GET", f"/webhooks/{hook}").text
 
     assert call(server, "POST", f"/webhooks/{hook}/test").status_code == 202
     (got,) = receiver.wait_for(1, "/t")
     assert got.header("X-Sluicegate-Event") == "webhook.test"
-    assert verify(secret, got.header("X-Sluicegate-Timestamp"), got.body,
-                  got.header("X-Sluicegate-Signature"))
+    assert verify(
+        secret, got.header("X-Sluicegate-Timestamp"), got.body, got.header("X-Sluicegate-Signature")
+    )
     assert json.loads(got.body)["subject"] == hook
     deliveries = wait_deliveries(server, hook, 1)
     assert [(d["kind"], d["status"], d["attempts"], d["last_status"]) for d in deliveries] == [
-        ("webhook.test", "delivered", 1, 200)]
+        ("webhook.test", "delivered", 1, 200)
+    ]
 
     assert call(server, "PATCH", f"/webhooks/{hook}", {"enabled": False}).json()["enabled"] is False
     r = call(server, "POST", f"/webhooks/{hook}/test")
@@ -72,14 +78,19 @@ def test_a_webhook_is_created_with_its_secret_shown_once_and_tested(
     assert call(server, "DELETE", f"/webhooks/{hook}").json() == {"deleted": hook}
     assert call(server, "GET", f"/webhooks/{hook}").status_code == 404
     assert call(server, "GET", f"/webhooks/{hook}/deliveries").status_code == 404
-    kinds = [e["kind"] for e in call(server, "GET", "/events?limit=10000").json()
-             if e["subject"] == hook]
+    kinds = [
+        e["kind"] for e in call(server, "GET", "/events?limit=10000").json() if e["subject"] == hook
+    ]
     assert kinds == ["webhook.created", "webhook.test", "webhook.disabled", "webhook.deleted"]
 
 
 def test_bad_webhook_settings_are_refused_at_their_field(server: Server) -> None:
-    r = call(server, "POST", "/webhooks", {"url": "ftp://x", "events": ["Deploy*", "ok.*"],
-                                           "secret": "short"})
+    r = call(
+        server,
+        "POST",
+        "/webhooks",
+        {"url": "ftp://x", "events": ["Deploy*", "ok.*"], "secret": "short"},
+    )
     assert r.status_code == 422
     assert [p["path"] for p in r.json()["problems"]] == ["url", "events[0]", "secret"]
     r = call(server, "POST", "/webhooks", {"url": "http://x/", "events": ["*"], "sign": "x"})
@@ -96,8 +107,9 @@ def test_webhooks_are_for_admins_only(server: Server) -> None:
     assert call(server, "GET", "/webhooks", token="").status_code == 401
 
 
-def wait_deliveries(server: Server, hook: str, count: int, status: str = "delivered",
-                    timeout: float = 30) -> list[dict[str, Any]]:
+def wait_deliveries(
+    server: Server, hook: str, count: int, status: str = "delivered", timeout: float = 30
+) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout
     while True:
         got = call(server, "GET", f"/webhooks/{hook}/deliveries?status={status}").json()
@@ -112,9 +124,20 @@ def service_spec(port: int) -> dict[str, Any]:
         "service": "shop",
         "listener": {"port": port},
         "health_check": {"path": "/healthz", "interval": "500ms", "timeout": "400ms"},
-        "compute": {"local": {"command": [sys.executable, str(APP_PATH), "--port", "{port}",
-                                          "--version", "{revision}"],
-                              "replicas": 1, "stop_grace": "2s"}},
+        "compute": {
+            "local": {
+                "command": [
+                    sys.executable,
+                    str(APP_PATH),
+                    "--port",
+                    "{port}",
+                    "--version",
+                    "{revision}",
+                ],
+                "replicas": 1,
+                "stop_grace": "2s",
+            }
+        },
         "deployment": {"config": "AllAtOnce", "termination_wait": "0s"},
     }
 
@@ -124,8 +147,17 @@ def test_sluice_webhooks_add_then_a_deployment_sends_signed_deployment_events(
     server: Server, receiver: Receiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SHOP_HOOK_SECRET", "a-secret-from-the-environment")
-    out = server.cli("webhooks", "add", receiver.url("/deploys"), "--events", "deployment.*",
-                     "--events", "alarm.*", "--secret-env", "SHOP_HOOK_SECRET")
+    out = server.cli(
+        "webhooks",
+        "add",
+        receiver.url("/deploys"),
+        "--events",
+        "deployment.*",
+        "--events",
+        "alarm.*",
+        "--secret-env",
+        "SHOP_HOOK_SECRET",
+    )
     match = re.search(r"webhook (wh_[0-9a-f]+) -> ", out)
     assert match, out
     hook = match.group(1)
@@ -139,14 +171,21 @@ def test_sluice_webhooks_add_then_a_deployment_sends_signed_deployment_events(
     assert dep
     server.wait_phase(dep.group(1), {"succeeded"})
 
-    log = [e for e in call(server, "GET", "/events?limit=10000").json()
-           if e["subject"] == dep.group(1) and e["kind"].startswith("deployment.")]
+    log = [
+        e
+        for e in call(server, "GET", "/events?limit=10000").json()
+        if e["subject"] == dep.group(1) and e["kind"].startswith("deployment.")
+    ]
     got = receiver.wait_for(len(log), "/deploys")
     assert [json.loads(r.body) for r in got] == log  # every deployment event, in log order
     assert got[-1].header("X-Sluicegate-Event") == "deployment.succeeded"
     for r in got:
-        assert verify("a-secret-from-the-environment", r.header("X-Sluicegate-Timestamp"),
-                      r.body, r.header("X-Sluicegate-Signature"))
+        assert verify(
+            "a-secret-from-the-environment",
+            r.header("X-Sluicegate-Timestamp"),
+            r.body,
+            r.header("X-Sluicegate-Signature"),
+        )
     assert not [r for r in receiver.requests if json.loads(r.body)["kind"] == "service.applied"]
 
     table = server.cli("webhooks", "deliveries", hook, "--status", "delivered")
@@ -157,8 +196,22 @@ def test_sluice_webhooks_add_then_a_deployment_sends_signed_deployment_events(
 
 
 def test_the_server_refuses_a_prometheus_url_that_is_not_http(tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, "-m", "sluicegate", "server", "--state-dir",
-                          str(tmp_path / "state"), "--prometheus-url", "prom:9090"],
-                         capture_output=True, text=True, timeout=60, cwd=REPO_ROOT, check=False)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sluicegate",
+            "server",
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--prometheus-url",
+            "prom:9090",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO_ROOT,
+        check=False,
+    )
     assert out.returncode == 2
     assert "--prometheus-url" in out.stderr and "'prom:9090' is not an http://" in out.stderr

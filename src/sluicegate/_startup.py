@@ -37,10 +37,14 @@ def bind_api_socket(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         why = exc.strerror or str(exc)
-        hint = (" (another sluice server? choose another --port)"
-                if exc.errno == errno.EADDRINUSE else "")
-        raise SluicegateError(f"cannot listen on {host}:{port} (--port/--host): "
-                              f"{why.lower()}{hint}") from exc
+        hint = (
+            " (another sluice server? choose another --port)"
+            if exc.errno == errno.EADDRINUSE
+            else ""
+        )
+        raise SluicegateError(
+            f"cannot listen on {host}:{port} (--port/--host): {why.lower()}{hint}"
+        ) from exc
     sock.set_inheritable(False)
     return sock
 
@@ -99,10 +103,14 @@ class StateWatch:
             if was is None:
                 continue
             if now is None:
-                return (f"the {name} {path} is gone (deleted while the server ran); the "
-                        "server stopped acting: restore it, or stop the server, the router "
-                        "and the replicas it left, then start again")
+                return (
+                    f"the {name} {path} is gone (deleted while the server ran); the "
+                    "server stopped acting: restore it, or stop the server, the router "
+                    "and the replicas it left, then start again"
+                )
             if now != was:
-                return (f"the {name} {path} was replaced by another file while the server "
-                        "ran; the server stopped acting: restart it to use the new one")
+                return (
+                    f"the {name} {path} was replaced by another file while the server "
+                    "ran; the server stopped acting: restart it to use the new one"
+                )
         return None

@@ -63,9 +63,14 @@ class EngineHealth:
 
 
 class EngineSupervisor:
-    def __init__(self, *, initial_backoff: float = 0.5, max_backoff: float = 30.0,
-                 wall: Callable[[], float] = time.time,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        initial_backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        wall: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.initial_backoff = initial_backoff
         self.max_backoff = max_backoff
         self._wall = wall
@@ -74,13 +79,21 @@ class EngineSupervisor:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self.paused: str | None = None  # why engines must not act (None: they may)
 
-    def add(self, name: str, tick: Callable[[], Awaitable[Any]],
-            wait: Callable[[], Awaitable[None]], *, timeout: float = 60.0,
-            stall_after: float = 30.0, wait_first: bool = False) -> Engine:
+    def add(
+        self,
+        name: str,
+        tick: Callable[[], Awaitable[Any]],
+        wait: Callable[[], Awaitable[None]],
+        *,
+        timeout: float = 60.0,
+        stall_after: float = 30.0,
+        wait_first: bool = False,
+    ) -> Engine:
         if name in self.engines:
             raise ValueError(f"an engine named {name!r} exists already")
-        engine = Engine(name, tick, wait, timeout, stall_after, wait_first,
-                        started=self._monotonic())
+        engine = Engine(
+            name, tick, wait, timeout, stall_after, wait_first, started=self._monotonic()
+        )
         self.engines[name] = engine
         return engine
 
@@ -91,10 +104,14 @@ class EngineSupervisor:
             if task is None or task.done():
                 if task is not None:
                     engine.restarts += 1
-                    log.error("engine %s ended unexpectedly; starting it again (restart %d)",
-                              name, engine.restarts)
+                    log.error(
+                        "engine %s ended unexpectedly; starting it again (restart %d)",
+                        name,
+                        engine.restarts,
+                    )
                 self._tasks[name] = asyncio.get_running_loop().create_task(
-                    self._run(engine), name=f"sluicegate-engine-{name}")
+                    self._run(engine), name=f"sluicegate-engine-{name}"
+                )
                 self._tasks[name].add_done_callback(self._ended)
 
     def _ended(self, task: asyncio.Task[None]) -> None:
@@ -156,8 +173,13 @@ class EngineSupervisor:
         engine.restarts += 1
         engine.consecutive += 1
         new = message != engine.last_error or engine.consecutive == 1
-        log.error("engine %s: tick failed (%d in a row), restarting it: %s", engine.name,
-                  engine.consecutive, message, exc_info=exc if new else None)
+        log.error(
+            "engine %s: tick failed (%d in a row), restarting it: %s",
+            engine.name,
+            engine.consecutive,
+            message,
+            exc_info=exc if new else None,
+        )
         engine.last_error = message
 
     def health(self) -> list[EngineHealth]:
@@ -166,7 +188,14 @@ class EngineSupervisor:
         for engine in self.engines.values():
             since = None if engine.last_good is None else now - engine.last_good
             waited = now - engine.started if since is None else since
-            out.append(EngineHealth(engine.name, waited < engine.stall_after,
-                                    engine.last_good_wall, since, engine.restarts,
-                                    engine.last_error))
+            out.append(
+                EngineHealth(
+                    engine.name,
+                    waited < engine.stall_after,
+                    engine.last_good_wall,
+                    since,
+                    engine.restarts,
+                    engine.last_error,
+                )
+            )
         return out

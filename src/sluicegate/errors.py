@@ -99,16 +99,21 @@ class RouterUnavailableError(TransientError):
     """The router's admin API could not be reached or did not answer in time."""
 
 
-def error_from_response(status: int, body: Any, where: str,
-                        transient: type[TransientError] = TransientError,
-                        auth_hint: str = "") -> SluicegateError:
+def error_from_response(
+    status: int,
+    body: Any,
+    where: str,
+    transient: type[TransientError] = TransientError,
+    auth_hint: str = "",
+) -> SluicegateError:
     """The Sluicegate error for an error answer of one of our own HTTP APIs, whose bodies are
     ``{"error": ..., "problems": [{"path", "message"}]}``; ``where`` names the call."""
     data: dict[str, Any] = body if isinstance(body, dict) else {"error": str(body)}
     message = str(data.get("error", f"HTTP {status}"))
     if status == 422:
-        return SpecError([Problem(p["path"], p["message"]) for p in data.get("problems", [])],
-                         source=where)
+        return SpecError(
+            [Problem(p["path"], p["message"]) for p in data.get("problems", [])], source=where
+        )
     if status in (401, 403):
         return AuthError(f"{message}{auth_hint}")
     if status == 404:

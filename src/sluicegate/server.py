@@ -59,14 +59,25 @@ log = logging.getLogger(__name__)
 
 
 class ServerSettings:
-    def __init__(self, state_dir: Path, port: int = 7070, host: str = "127.0.0.1",
-                 database: str | None = None, insecure: bool = False,
-                 router_admin_port: int | None = None, tick: float = 0.25,
-                 default_guards: bool = True, push_window: int = DEFAULT_WINDOW,
-                 push_max_series: int = DEFAULT_MAX_SERIES, prometheus_url: str | None = None,
-                 prometheus_token: str | None = None, webhook_timeout: float = 10.0,
-                 webhook_attempts: int = 12, router_flags_env: str = "prod",
-                 failure_bound: float = FAILURE_BOUND) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        port: int = 7070,
+        host: str = "127.0.0.1",
+        database: str | None = None,
+        insecure: bool = False,
+        router_admin_port: int | None = None,
+        tick: float = 0.25,
+        default_guards: bool = True,
+        push_window: int = DEFAULT_WINDOW,
+        push_max_series: int = DEFAULT_MAX_SERIES,
+        prometheus_url: str | None = None,
+        prometheus_token: str | None = None,
+        webhook_timeout: float = 10.0,
+        webhook_attempts: int = 12,
+        router_flags_env: str = "prod",
+        failure_bound: float = FAILURE_BOUND,
+    ) -> None:
         self.state_dir = Path(state_dir)
         self.port = port
         self.host = host
@@ -88,9 +99,12 @@ class ServerSettings:
         return f"ServerSettings({self.state_dir!s}, port={self.port})"
 
 
-async def serve(settings: ServerSettings, stop: asyncio.Event,
-                announce: Callable[[str], None] = print,
-                flag_alarms: AlarmLookup | None = None) -> None:
+async def serve(
+    settings: ServerSettings,
+    stop: asyncio.Event,
+    announce: Callable[[str], None] = print,
+    flag_alarms: AlarmLookup | None = None,
+) -> None:
     sock = bind_api_socket(settings.host, settings.port)  # before any side effect
     lock: StateDirLock | None = None
     try:
@@ -104,9 +118,13 @@ async def serve(settings: ServerSettings, stop: asyncio.Event,
             lock.release()
 
 
-async def _serve(settings: ServerSettings, stop: asyncio.Event,
-                 announce: Callable[[str], None], flag_alarms: AlarmLookup | None,
-                 sock: socket.socket) -> None:
+async def _serve(
+    settings: ServerSettings,
+    stop: asyncio.Event,
+    announce: Callable[[str], None],
+    flag_alarms: AlarmLookup | None,
+    sock: socket.socket,
+) -> None:
     supervisor = RouterSupervisor(settings.state_dir, settings.router_admin_port)
     supervisor.refuse_strays()  # before the store: a deleted state dir is not made afresh
     store = Store.open(settings.database)
@@ -130,25 +148,39 @@ async def _serve(settings: ServerSettings, stop: asyncio.Event,
         traffic = RouterTraffic(supervisor.client())
         guards = DefaultGuards(RecentSeconds(RouterSource(traffic), clock), clock=clock)
         series = SeriesStore(settings.push_window, settings.push_max_series)
-        sources = Sources(router=RouterDatapoints(traffic), push=PushSource(series),
-                          exposures=ExposureDatapoints(store))
+        sources = Sources(
+            router=RouterDatapoints(traffic),
+            push=PushSource(series),
+            exposures=ExposureDatapoints(store),
+        )
         if settings.prometheus_url:  # alarms with `source: prometheus` query it
-            prometheus = PrometheusSource(settings.prometheus_url,
-                                          bearer_token=settings.prometheus_token)
+            prometheus = PrometheusSource(
+                settings.prometheus_url, bearer_token=settings.prometheus_token
+            )
             sources.by_name["prometheus"] = prometheus
         alarm_engine = AlarmEngine(store, sources, clock)
         rollups = RollupWriter(store, series, traffic, clock)
         _sync_all_alarms(store)
         checks = AlarmGuards(store, guards if settings.default_guards else None)
-        controller = Controller(store, computes, traffic, clock, alarms=checks,
-                                hold=guards.hold if settings.default_guards else None,
-                                failure_bound=settings.failure_bound)
+        controller = Controller(
+            store,
+            computes,
+            traffic,
+            clock,
+            alarms=checks,
+            hold=guards.hold if settings.default_guards else None,
+            failure_bound=settings.failure_bound,
+        )
         controllers.append(controller)
         await controller.recover()
         flags = FlagService(store, clock, flag_alarms or alarm_lookup(store))
         await flags.rollouts.recover()
-        notifier = WebhookEngine(store, clock, timeout=settings.webhook_timeout,
-                                 policy=RetryPolicy(max_attempts=settings.webhook_attempts))
+        notifier = WebhookEngine(
+            store,
+            clock,
+            timeout=settings.webhook_timeout,
+            policy=RetryPolicy(max_attempts=settings.webhook_attempts),
+        )
 
         async def watch_router() -> None:
             """Restart the router if it dies, then put every route back."""
@@ -169,13 +201,22 @@ async def _serve(settings: ServerSettings, stop: asyncio.Event,
         async def check_replicas() -> None:
             compute.check()
 
-        engines.add("deploy", controller.tick, every(settings.tick), timeout=600,
-                    stall_after=120)
+        engines.add("deploy", controller.tick, every(settings.tick), timeout=600, stall_after=120)
         engines.add("flag-rollouts", flags.rollouts.tick, every(settings.tick))
-        engines.add("alarms", lambda: alarm_engine.tick(clock.now()), alarm_engine.wait_next,
-                    wait_first=True)
-        engines.add("rollups", rollups.tick, rollups.wait_next, wait_first=True,
-                    stall_after=200, timeout=120)
+        engines.add(
+            "alarms",
+            lambda: alarm_engine.tick(clock.now()),
+            alarm_engine.wait_next,
+            wait_first=True,
+        )
+        engines.add(
+            "rollups",
+            rollups.tick,
+            rollups.wait_next,
+            wait_first=True,
+            stall_after=200,
+            timeout=120,
+        )
         engines.add("webhooks", notifier.tick, notifier.wait_next)
         engines.add("router-watch", watch_router, every(1.0))
         engines.add("replicas", check_replicas, every(0.5))
@@ -184,12 +225,20 @@ async def _serve(settings: ServerSettings, stop: asyncio.Event,
         if settings.router_flags_env:
             flag_sync = RouterFlagSync(store, settings.router_flags_env, supervisor.client())
             engines.add("router-flags", flag_sync.tick, every(flag_sync.interval))
-        app = create_app(controller, store, settings.insecure, series=series,
-                         engine=alarm_engine, flags=flags, engines=engines)
+        app = create_app(
+            controller,
+            store,
+            settings.insecure,
+            series=series,
+            engine=alarm_engine,
+            flags=flags,
+            engines=engines,
+        )
         app.state.sources = sources
         # Long requests get 5 s to finish on shutdown; flag streams are ended before that.
-        config = uvicorn.Config(app, log_level="warning", lifespan="off",
-                                timeout_graceful_shutdown=5)
+        config = uvicorn.Config(
+            app, log_level="warning", lifespan="off", timeout_graceful_shutdown=5
+        )
         server = uvicorn.Server(config)
         engines.start()
         api_task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
@@ -203,8 +252,10 @@ async def _serve(settings: ServerSettings, stop: asyncio.Event,
             token = store.tokens.create("admin", "first-admin")
             announce(f"admin token (shown once, store it safely): {token}")
         freeze_startup_heap()
-        announce(f"sluice server ready on http://{settings.host}:{settings.port}"
-                 f"{' (INSECURE: no token needed)' if settings.insecure else ''}")
+        announce(
+            f"sluice server ready on http://{settings.host}:{settings.port}"
+            f"{' (INSECURE: no token needed)' if settings.insecure else ''}"
+        )
         # uvicorn captures SIGINT/SIGTERM while it serves and raises them again when done.
         stopper = asyncio.get_running_loop().create_task(stop.wait())
         await asyncio.wait([stopper, api_task], return_when=asyncio.FIRST_COMPLETED)

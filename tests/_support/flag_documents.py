@@ -11,22 +11,35 @@ def mixed_flag_set(checkout_weight: int = 25) -> dict[str, Any]:
         "segments": {"beta": {"ids": ["alice"]}},
         "flags": {
             "new-checkout": {
-                "type": "boolean", "variants": {"on": True, "off": False},
+                "type": "boolean",
+                "variants": {"on": True, "off": False},
                 "default_variant": "off",
                 "rules": [{"when": {"segment": "beta"}, "variant": "on"}],
-                "fallthrough": {"split": [{"variant": "on", "weight": checkout_weight},
-                                          {"variant": "off", "weight": 100 - checkout_weight}]},
+                "fallthrough": {
+                    "split": [
+                        {"variant": "on", "weight": checkout_weight},
+                        {"variant": "off", "weight": 100 - checkout_weight},
+                    ]
+                },
             },
             "banner": {
-                "type": "string", "variants": {"pro": "Welcome back, pro", "free": "Go pro"},
+                "type": "string",
+                "variants": {"pro": "Welcome back, pro", "free": "Go pro"},
                 "default_variant": "free",
-                "rules": [{"when": {"attribute": "plan", "op": "eq", "value": "pro"},
-                           "variant": "pro"}],
+                "rules": [
+                    {"when": {"attribute": "plan", "op": "eq", "value": "pro"}, "variant": "pro"}
+                ],
             },
-            "max-items": {"type": "number", "variants": {"few": 3, "many": 30},
-                          "default_variant": "few"},
+            "max-items": {
+                "type": "number",
+                "variants": {"few": 3, "many": 30},
+                "default_variant": "few",
+            },
             "ratio": {"type": "number", "variants": {"half": 0.5}, "default_variant": "half"},
-            "theme": {"type": "object", "variants": {"dark": {"bg": "#000", "fg": "#fff"}},
-                      "default_variant": "dark"},
+            "theme": {
+                "type": "object",
+                "variants": {"dark": {"bg": "#000", "fg": "#fff"}},
+                "default_variant": "dark",
+            },
         },
     }

@@ -22,31 +22,48 @@ from tests._support import REPO_ROOT, ProcessStartError, _Managed, _tail, _termi
 __all__ = ["AgentProcess", "SyncServer", "bool_flag_set", "make_snapshot", "start_agent"]
 
 
-def bool_flag_set(key: str = "new-checkout", on_ids: tuple[str, ...] = (),
-                  percent: float = 0, default: str = "off") -> dict[str, Any]:
+def bool_flag_set(
+    key: str = "new-checkout",
+    on_ids: tuple[str, ...] = (),
+    percent: float = 0,
+    default: str = "off",
+) -> dict[str, Any]:
     """A one-flag set in normal form: users in ``on_ids`` get on, ``percent`` % split."""
-    flag: dict[str, Any] = {"type": "boolean", "variants": {"on": True, "off": False},
-                            "default_variant": default}
+    flag: dict[str, Any] = {
+        "type": "boolean",
+        "variants": {"on": True, "off": False},
+        "default_variant": default,
+    }
     rules = []
     if on_ids:
         rules.append({"when": {"segment": "beta"}, "variant": "on"})
     flag["rules"] = rules
     if percent:
-        flag["fallthrough"] = {"split": [{"variant": "on", "weight": percent},
-                                         {"variant": "off", "weight": 100 - percent}]}
+        flag["fallthrough"] = {
+            "split": [
+                {"variant": "on", "weight": percent},
+                {"variant": "off", "weight": 100 - percent},
+            ]
+        }
     doc: dict[str, Any] = {"flags": {key: flag}}
     if on_ids:
         doc["segments"] = {"beta": {"ids": list(on_ids)}}
     return doc
 
 
-def make_snapshot(version: int, document: dict[str, Any], env: str = "prod",
-                  rollout: dict[str, Any] | None = None) -> Snapshot:
+def make_snapshot(
+    version: int, document: dict[str, Any], env: str = "prod", rollout: dict[str, Any] | None = None
+) -> Snapshot:
     """A snapshot; ``rollout`` = {"id", "percent", "from_document"} (from = version - 1)."""
     ro = None
     if rollout is not None:
-        ro = Rollout(str(rollout["id"]), version - 1, version, float(rollout["percent"]),
-                     rollout["from_document"])
+        ro = Rollout(
+            str(rollout["id"]),
+            version - 1,
+            version,
+            float(rollout["percent"]),
+            rollout["from_document"],
+        )
     return Snapshot(env, version, snapshot_etag(version, ro), document, ro)
 
 
@@ -66,17 +83,28 @@ class SyncServer:
         out = self.state.parent / f"sync-server-{self.port}.out"
         with open(log, "ab") as err, open(out, "wb") as stdout:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "tests._support.flag_sync_server", "--port",
-                 str(self.port), "--state", str(self.state), "--heartbeat", str(self.heartbeat)],
-                stdout=stdout, stderr=err, cwd=REPO_ROOT)
+                [
+                    sys.executable,
+                    "-m",
+                    "tests._support.flag_sync_server",
+                    "--port",
+                    str(self.port),
+                    "--state",
+                    str(self.state),
+                    "--heartbeat",
+                    str(self.heartbeat),
+                ],
+                stdout=stdout,
+                stderr=err,
+                cwd=REPO_ROOT,
+            )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             text = out.read_text()
             found = dict(re.findall(r"^(\S+) (sgt_\S+)$", text, re.M))
             if len(found) == 4:
                 self.token, self.admin = found["token"], found["admin"]
-                self.agent_keys = {"prod": found["agent-prod"],
-                                   "staging": found["agent-staging"]}
+                self.agent_keys = {"prod": found["agent-prod"], "staging": found["agent-staging"]}
                 with contextlib.suppress(httpx.HTTPError):  # not listening yet
                     httpx.get(f"{self.url}/docs", timeout=1)
                     return self
@@ -89,8 +117,12 @@ class SyncServer:
     def publish(self, snapshot: Snapshot) -> float:
         """Publish; returns time.monotonic() just before the request was sent."""
         sent = time.monotonic()
-        r = httpx.put(f"{self.url}/test/snapshots", content=snapshot.to_json(),
-                      headers={"Authorization": f"Bearer {self.admin}"}, timeout=10)
+        r = httpx.put(
+            f"{self.url}/test/snapshots",
+            content=snapshot.to_json(),
+            headers={"Authorization": f"Bearer {self.admin}"},
+            timeout=10,
+        )
         r.raise_for_status()
         return sent
 
@@ -136,15 +168,43 @@ class AgentProcess(_Managed):
         raise AssertionError(f"agent: {what} not reached in {timeout}s\n{self.logs()}")
 
 
-def start_agent(server_url: str, key: str, cache_dir: Path, env: str = "prod",
-                extra: list[str] | None = None, timeout: float = 15.0) -> AgentProcess:
+def start_agent(
+    server_url: str,
+    key: str,
+    cache_dir: Path,
+    env: str = "prod",
+    extra: list[str] | None = None,
+    timeout: float = 15.0,
+) -> AgentProcess:
     workdir = Path(tempfile.mkdtemp(prefix="sluice-agent-"))
-    cmd = [sys.executable, "-m", "sluicegate", "--log-level", "info", "agent",
-           "--server", server_url, "--env", env, "--key", key, "--port", "0",
-           "--cache-dir", str(cache_dir), *(extra or [])]
+    cmd = [
+        sys.executable,
+        "-m",
+        "sluicegate",
+        "--log-level",
+        "info",
+        "agent",
+        "--server",
+        server_url,
+        "--env",
+        env,
+        "--key",
+        key,
+        "--port",
+        "0",
+        "--cache-dir",
+        str(cache_dir),
+        *(extra or []),
+    ]
     with open(workdir / "stdout", "wb") as out, open(workdir / "stderr", "wb") as err:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                cwd=REPO_ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        proc = subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            cwd=REPO_ROOT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if m := re.search(r"http://127\.0\.0\.1:(\d+)", (workdir / "stdout").read_text()):

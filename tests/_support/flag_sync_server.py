@@ -25,10 +25,12 @@ from sluicegate.store import Store
 
 def build_app(state: Path, heartbeat: float) -> tuple[FastAPI, dict[str, str]]:
     store = Store.open(state)
-    tokens = {"token": store.tokens.create("reader", "agent"),
-              "admin": store.tokens.create("admin", "test"),
-              "agent-prod": store.tokens.create("agent", "agent-prod", "prod"),
-              "agent-staging": store.tokens.create("agent", "agent-staging", "staging")}
+    tokens = {
+        "token": store.tokens.create("reader", "agent"),
+        "admin": store.tokens.create("admin", "test"),
+        "agent-prod": store.tokens.create("agent", "agent-prod", "prod"),
+        "agent-staging": store.tokens.create("agent", "agent-staging", "staging"),
+    }
     provider = InMemorySnapshotProvider()
     app = FastAPI()
     app.state.store = store
@@ -59,8 +61,9 @@ def main() -> None:
     for name, token in tokens.items():
         print(f"{name} {token}", flush=True)
     sys.stdout.flush()
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning",
-                timeout_graceful_shutdown=1)
+    uvicorn.run(
+        app, host="127.0.0.1", port=args.port, log_level="warning", timeout_graceful_shutdown=1
+    )
 
 
 if __name__ == "__main__":

@@ -222,8 +222,11 @@ def report(leftovers: list[Leftover]) -> list[str]:
     for leftover in leftovers:
         by_test.setdefault(leftover.started_by, []).append(leftover)
     for test, items in by_test.items():
-        lines.append(f"  first seen after {test}:" if test is not None else
-                     "  not seen after any test (started during collection, or at the end):")
+        lines.append(
+            f"  first seen after {test}:"
+            if test is not None
+            else "  not seen after any test (started during collection, or at the end):"
+        )
         for x in items:
             p = x.process
             fate = "killed" if x.killed else "STILL RUNNING after SIGKILL"

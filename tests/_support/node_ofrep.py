@@ -19,22 +19,32 @@ def require_node_interop() -> str:
     """Path of ``node`` once the interop packages are installed; skip (or, with
     ``SLUICEGATE_REQUIRE_ALL=1``, fail) when node or the node_modules are missing."""
     node = require_binary("node", "nodejs")
-    require(_PROVIDER.is_dir(),
-            f"{NODE_INTEROP_DIR.relative_to(REPO_ROOT)}/node_modules is not installed "
-            f"(run: npm ci --prefix {NODE_INTEROP_DIR.relative_to(REPO_ROOT)})")
+    require(
+        _PROVIDER.is_dir(),
+        f"{NODE_INTEROP_DIR.relative_to(REPO_ROOT)}/node_modules is not installed "
+        f"(run: npm ci --prefix {NODE_INTEROP_DIR.relative_to(REPO_ROOT)})",
+    )
     return node
 
 
-def node_evaluate(node: str, agent_url: str, evaluations: list[dict[str, Any]],
-                  timeout: float = 60.0) -> dict[str, Any]:
+def node_evaluate(
+    node: str, agent_url: str, evaluations: list[dict[str, Any]], timeout: float = 60.0
+) -> dict[str, Any]:
     """Run evaluate.mjs: ``{"versions", "provider", "results": [...]}`` (one result per
     evaluation, in order). A non-zero exit raises with node's stderr."""
-    done = subprocess.run([node, str(NODE_INTEROP_DIR / "evaluate.mjs"), agent_url],
-                          input=json.dumps(evaluations).encode(), capture_output=True,
-                          timeout=timeout, cwd=NODE_INTEROP_DIR, check=False)
+    done = subprocess.run(
+        [node, str(NODE_INTEROP_DIR / "evaluate.mjs"), agent_url],
+        input=json.dumps(evaluations).encode(),
+        capture_output=True,
+        timeout=timeout,
+        cwd=NODE_INTEROP_DIR,
+        check=False,
+    )
     if done.returncode != 0:
-        raise AssertionError(f"node evaluate.mjs exited {done.returncode}:\n"
-                             f"{done.stderr.decode(errors='replace')[-4000:]}")
+        raise AssertionError(
+            f"node evaluate.mjs exited {done.returncode}:\n"
+            f"{done.stderr.decode(errors='replace')[-4000:]}"
+        )
     lines = done.stdout.decode().strip().splitlines()
     result: dict[str, Any] = json.loads(lines[-1])
     return result

@@ -48,16 +48,22 @@ class PrometheusServer:
     def start(cls, binary: str, timeout: float = 30.0) -> PrometheusServer:
         server = cls(binary, Path(tempfile.mkdtemp(prefix="sluice-prom-")), free_port())
         server._write_config()
-        cmd = [binary, f"--config.file={server.root / 'prometheus.yml'}",
-               f"--storage.tsdb.path={server.root / 'data'}",
-               f"--web.listen-address=127.0.0.1:{server.port}",
-               "--storage.tsdb.retention.time=1h", "--log.level=warn"]
+        cmd = [
+            binary,
+            f"--config.file={server.root / 'prometheus.yml'}",
+            f"--storage.tsdb.path={server.root / 'data'}",
+            f"--web.listen-address=127.0.0.1:{server.port}",
+            "--storage.tsdb.retention.time=1h",
+            "--log.level=warn",
+        ]
         with open(server.root / "log", "wb") as log:
-            server.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                           stdin=subprocess.DEVNULL, cwd=server.root)
+            server.proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=server.root
+            )
         try:
-            server._wait(lambda: server._get("/-/ready").status_code == 200, timeout,
-                         "GET /-/ready = 200")
+            server._wait(
+                lambda: server._get("/-/ready").status_code == 200, timeout, "GET /-/ready = 200"
+            )
         except BaseException:
             server.stop()
             raise
@@ -82,8 +88,11 @@ class PrometheusServer:
             "static_configs": [{"targets": [f"127.0.0.1:{router.admin_port}"]}],
         }
         self._reload()
-        self._wait(lambda: self.instant(f'up{{job="{job}"}}') == [1.0], timeout,
-                   f"a successful scrape of job {job}")
+        self._wait(
+            lambda: self.instant(f'up{{job="{job}"}}') == [1.0],
+            timeout,
+            f"a successful scrape of job {job}",
+        )
         return job
 
     def forget(self, job: str) -> None:
@@ -105,8 +114,10 @@ class PrometheusServer:
     # -- internals ------------------------------------------------------------------------
 
     def _write_config(self) -> None:
-        config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                  "scrape_configs": list(self.jobs.values())}
+        config = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "scrape_configs": list(self.jobs.values()),
+        }
         path = self.root / "prometheus.yml"
         tmp = path.with_suffix(".tmp")
         tmp.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -116,8 +127,11 @@ class PrometheusServer:
         assert self.proc is not None
         self._write_config()
         self.proc.send_signal(signal.SIGHUP)
-        self._wait(lambda: self._loaded_jobs() == set(self.jobs), 15,
-                   f"the config reload (jobs {sorted(self.jobs)}; a refused config is logged)")
+        self._wait(
+            lambda: self._loaded_jobs() == set(self.jobs),
+            15,
+            f"the config reload (jobs {sorted(self.jobs)}; a refused config is logged)",
+        )
 
     def _loaded_jobs(self) -> set[str]:
         r = self._get("/api/v1/status/config")
@@ -134,12 +148,12 @@ class PrometheusServer:
             assert self.proc is not None
             code = self.proc.poll()
             if code is not None:
-                raise RuntimeError(f"prometheus exited with {code} waiting for {what}:\n"
-                                   f"{self.logs()}")
+                raise RuntimeError(
+                    f"prometheus exited with {code} waiting for {what}:\n{self.logs()}"
+                )
             with contextlib.suppress(httpx.HTTPError):
                 if ready():
                     return
             if time.monotonic() > deadline:
-                raise RuntimeError(f"prometheus: no {what} after {timeout}s {last}\n"
-                                   f"{self.logs()}")
+                raise RuntimeError(f"prometheus: no {what} after {timeout}s {last}\n{self.logs()}")
             time.sleep(0.1)

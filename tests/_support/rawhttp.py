@@ -57,8 +57,15 @@ class _Collector:
         self.replies.append(self.cur)
 
 
-def get_many(port: int, n: int, headers: dict[str, str] | None = None, path: str = "/",
-             batch: int = 50, host: str = "127.0.0.1", timeout: float = 10.0) -> list[Reply]:
+def get_many(
+    port: int,
+    n: int,
+    headers: dict[str, str] | None = None,
+    path: str = "/",
+    batch: int = 50,
+    host: str = "127.0.0.1",
+    timeout: float = 10.0,
+) -> list[Reply]:
     """``n`` GETs over one keep-alive connection, pipelined ``batch`` at a time."""
     extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
     request = f"GET {path} HTTP/1.1\r\nHost: test\r\n{extra}\r\n".encode()

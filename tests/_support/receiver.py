@@ -60,9 +60,11 @@ class Receiver:
                     step: int | Hang = script.pop(0) if script else 200
                 status = step.status if isinstance(step, Hang) else step
                 with state.lock:
-                    state.requests.append(Received(
-                        self.path, {k.lower(): v for k, v in self.headers.items()}, body,
-                        status))
+                    state.requests.append(
+                        Received(
+                            self.path, {k.lower(): v for k, v in self.headers.items()}, body, status
+                        )
+                    )
                 if isinstance(step, Hang):
                     state.stopping.wait(step.seconds)
                 payload = b"ok" if status < 300 else f"failing on purpose: {status}".encode()
@@ -78,8 +80,9 @@ class Receiver:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.port = int(self._server.server_address[1])
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), daemon=True
+        )
         self._thread.start()
 
     def url(self, path: str = "/hook") -> str:
@@ -98,8 +101,9 @@ class Receiver:
     def to(self, path: str) -> list[Received]:
         return [r for r in self.requests if r.path == path]
 
-    def wait_for(self, count: int, path: str | None = None, timeout: float = 30.0
-                 ) -> list[Received]:
+    def wait_for(
+        self, count: int, path: str | None = None, timeout: float = 30.0
+    ) -> list[Received]:
         """Wait until ``count`` requests (to ``path``) arrived; returns them."""
         deadline = time.monotonic() + timeout
         while True:
@@ -107,8 +111,10 @@ class Receiver:
             if len(got) >= count:
                 return got
             if time.monotonic() > deadline:
-                raise AssertionError(f"{len(got)} of {count} webhook requests arrived:"
-                                     f" {[(r.path, r.header('x-sluicegate-event')) for r in got]}")
+                raise AssertionError(
+                    f"{len(got)} of {count} webhook requests arrived:"
+                    f" {[(r.path, r.header('x-sluicegate-event')) for r in got]}"
+                )
             time.sleep(0.05)
 
     def stop(self) -> None:
@@ -119,6 +125,7 @@ class Receiver:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()

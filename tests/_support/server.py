@@ -45,9 +45,23 @@ class Server:
         env = {**os.environ, SERVER_VAR: server_marker(self.state)}
         with open(self.state.parent / "server.err", "a") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "sluicegate", "server", "--port", str(self.port),
-                 "--state-dir", str(self.state), *self.args],
-                stdout=subprocess.PIPE, stderr=err, text=True, cwd=REPO_ROOT, env=env)
+                [
+                    sys.executable,
+                    "-m",
+                    "sluicegate",
+                    "server",
+                    "--port",
+                    str(self.port),
+                    "--state-dir",
+                    str(self.state),
+                    *self.args,
+                ],
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+                cwd=REPO_ROOT,
+                env=env,
+            )
         assert self.proc.stdout is not None
         deadline = time.monotonic() + 30
         for line in self.proc.stdout:
@@ -58,8 +72,10 @@ class Server:
             assert time.monotonic() < deadline, "sluice server: not ready after 30 s"
         else:
             said = (self.state.parent / "server.err").read_text(errors="replace")[-4000:]
-            raise AssertionError(f"sluice server exited with {self.proc.wait(10)} before it "
-                                 f"was ready; its stderr ends:\n{said}")
+            raise AssertionError(
+                f"sluice server exited with {self.proc.wait(10)} before it "
+                f"was ready; its stderr ends:\n{said}"
+            )
         threading.Thread(target=self.proc.stdout.read, daemon=True).start()
 
     def kill(self) -> None:
@@ -69,9 +85,15 @@ class Server:
 
     def cli(self, *args: str) -> str:
         env = {**os.environ, "SLUICE_URL": self.url, "SLUICE_TOKEN": self.token}
-        out = subprocess.run([sys.executable, "-m", "sluicegate", *args], env=env,
-                             capture_output=True, text=True, timeout=60, cwd=REPO_ROOT,
-                             check=False)
+        out = subprocess.run(
+            [sys.executable, "-m", "sluicegate", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=REPO_ROOT,
+            check=False,
+        )
         assert out.returncode == 0, out.stderr + out.stdout
         return out.stdout
 
@@ -133,8 +155,10 @@ def _stop_replicas(db: Path) -> None:
     if not db.exists():
         return
     with contextlib.closing(sqlite3.connect(db, timeout=10)) as conn:
-        rows = conn.execute("SELECT pid, pid_start_time FROM replicas"
-                            " WHERE pid IS NOT NULL AND pid_start_time IS NOT NULL").fetchall()
+        rows = conn.execute(
+            "SELECT pid, pid_start_time FROM replicas"
+            " WHERE pid IS NOT NULL AND pid_start_time IS NOT NULL"
+        ).fetchall()
     for pid, start_time in rows:
         if is_same_process(int(pid), int(start_time)):
             with contextlib.suppress(ProcessLookupError):

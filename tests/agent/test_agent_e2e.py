@@ -18,16 +18,21 @@ def _ready(agent) -> bool:  # type: ignore[no-untyped-def]
     return bool(agent.get("/healthz").status_code == 200)
 
 
-def test_agent_serves_a_flag_over_ofrep_and_plain_get(sync_server: SyncServer,
-                                                     tmp_path: Path) -> None:
+def test_agent_serves_a_flag_over_ofrep_and_plain_get(
+    sync_server: SyncServer, tmp_path: Path
+) -> None:
     sync_server.publish(make_snapshot(1, bool_flag_set(on_ids=("alice",))))
     with start_agent(sync_server.url, sync_server.token, tmp_path / "cache") as agent:
         agent.wait_for(lambda: _ready(agent), what="ready")
         hit = agent.ofrep("new-checkout", {"targetingKey": "alice"})
         assert hit.status_code == 200
-        assert hit.json() == {"key": "new-checkout", "value": True, "variant": "on",
-                              "reason": "TARGETING_MATCH",
-                              "metadata": {"rule": 0, "version": 1}}
+        assert hit.json() == {
+            "key": "new-checkout",
+            "value": True,
+            "variant": "on",
+            "reason": "TARGETING_MATCH",
+            "metadata": {"rule": 0, "version": 1},
+        }
         miss = agent.ofrep("new-checkout", {"targetingKey": "bob"}).json()
         assert (miss["value"], miss["variant"], miss["reason"]) == (False, "off", "DEFAULT")
         curl = agent.get("/v1/flags/new-checkout", params={"userId": "alice", "plan": "pro"})
@@ -36,8 +41,11 @@ def test_agent_serves_a_flag_over_ofrep_and_plain_get(sync_server: SyncServer,
         unknown = agent.ofrep("no-such-flag", {"targetingKey": "alice"})
         assert unknown.status_code == 404
         assert unknown.json()["errorCode"] == "FLAG_NOT_FOUND"
-        bad = agent.post("/ofrep/v1/evaluate/flags/new-checkout",
-                         content=b"{not json", headers={"Content-Type": "application/json"})
+        bad = agent.post(
+            "/ofrep/v1/evaluate/flags/new-checkout",
+            content=b"{not json",
+            headers={"Content-Type": "application/json"},
+        )
         assert bad.status_code == 400 and bad.json()["errorCode"] == "PARSE_ERROR"
         bad_ctx = agent.post("/ofrep/v1/evaluate/flags/new-checkout", {"context": [1]})
         assert bad_ctx.status_code == 400 and bad_ctx.json()["errorCode"] == "INVALID_CONTEXT"
@@ -45,11 +53,17 @@ def test_agent_serves_a_flag_over_ofrep_and_plain_get(sync_server: SyncServer,
         bulk = agent.post("/ofrep/v1/evaluate/flags", {"context": {"targetingKey": "alice"}})
         assert bulk.status_code == 200
         assert [f["value"] for f in bulk.json()["flags"]] == [True]
-        again = agent.post("/ofrep/v1/evaluate/flags", {"context": {"targetingKey": "alice"}},
-                           headers={"If-None-Match": bulk.headers["etag"]})
+        again = agent.post(
+            "/ofrep/v1/evaluate/flags",
+            {"context": {"targetingKey": "alice"}},
+            headers={"If-None-Match": bulk.headers["etag"]},
+        )
         assert again.status_code == 304
-        other = agent.post("/ofrep/v1/evaluate/flags", {"context": {"targetingKey": "bob"}},
-                           headers={"If-None-Match": bulk.headers["etag"]})
+        other = agent.post(
+            "/ofrep/v1/evaluate/flags",
+            {"context": {"targetingKey": "bob"}},
+            headers={"If-None-Match": bulk.headers["etag"]},
+        )
         assert other.status_code == 200 and other.json()["flags"][0]["value"] is False
 
         snap = agent.get("/v1/snapshot")
@@ -60,23 +74,27 @@ def test_agent_serves_a_flag_over_ofrep_and_plain_get(sync_server: SyncServer,
         assert 'sluicegate_agent_evaluations_total{flag="new-checkout",variant="on"}' in metrics
 
 
-def test_a_published_update_reaches_the_agent_over_the_stream(sync_server: SyncServer,
-                                                             tmp_path: Path) -> None:
+def test_a_published_update_reaches_the_agent_over_the_stream(
+    sync_server: SyncServer, tmp_path: Path
+) -> None:
     sync_server.publish(make_snapshot(1, bool_flag_set()))
     with start_agent(sync_server.url, sync_server.token, tmp_path / "cache") as agent:
         agent.wait_for(lambda: _ready(agent), what="ready")
         assert agent.value("new-checkout", "bob") is False
         sent = sync_server.publish(make_snapshot(2, bool_flag_set(on_ids=("bob",))))
         agent.wait_for(lambda: agent.value("new-checkout", "bob") is True, what="version 2")
-        print(f"publish -> agent serves v2: {(time.monotonic() - sent) * 1000:.1f} ms "
-              "(incl. the publish request and polling)")
+        print(
+            f"publish -> agent serves v2: {(time.monotonic() - sent) * 1000:.1f} ms "
+            "(incl. the publish request and polling)"
+        )
         assert agent.get("/healthz").json()["version"] == 2
         cache = tmp_path / "cache" / "prod.snapshot.json"  # written just after the swap
         agent.wait_for(lambda: '"version":2' in cache.read_text(), what="version 2 cached")
 
 
 def test_agent_keeps_serving_when_the_server_dies_and_reports_staleness(
-        sync_server: SyncServer, tmp_path: Path) -> None:
+    sync_server: SyncServer, tmp_path: Path
+) -> None:
     sync_server.publish(make_snapshot(3, bool_flag_set(on_ids=("alice",))))
     with start_agent(sync_server.url, sync_server.token, tmp_path / "cache") as agent:
         agent.wait_for(lambda: _ready(agent), what="ready")
@@ -92,7 +110,8 @@ def test_agent_keeps_serving_when_the_server_dies_and_reports_staleness(
 
 
 def test_agent_restarted_with_the_server_down_serves_from_its_cache(
-        sync_server: SyncServer, tmp_path: Path) -> None:
+    sync_server: SyncServer, tmp_path: Path
+) -> None:
     sync_server.publish(make_snapshot(4, bool_flag_set(on_ids=("alice",))))
     with start_agent(sync_server.url, sync_server.token, tmp_path / "cache") as agent:
         agent.wait_for(lambda: _ready(agent), what="ready")
@@ -106,51 +125,64 @@ def test_agent_restarted_with_the_server_down_serves_from_its_cache(
 
 
 def test_a_corrupt_cache_is_ignored_with_a_log_line_and_replaced_by_a_fresh_sync(
-        sync_server: SyncServer, tmp_path: Path) -> None:
+    sync_server: SyncServer, tmp_path: Path
+) -> None:
     cache = tmp_path / "cache"
     cache.mkdir()
-    (cache / "prod.snapshot.json").write_text('{"env": "prod", "version": 9, "etag": "\\"9\\"", '
-                                              '"document": {"flags": {"x": {"type": "nonsense"')
+    (cache / "prod.snapshot.json").write_text(
+        '{"env": "prod", "version": 9, "etag": "\\"9\\"", '
+        '"document": {"flags": {"x": {"type": "nonsense"'
+    )
     sync_server.publish(make_snapshot(5, bool_flag_set(on_ids=("alice",))))
     with start_agent(sync_server.url, sync_server.token, cache) as agent:
         agent.wait_for(lambda: _ready(agent), what="ready")
         assert agent.get("/healthz").json()["version"] == 5
         assert "ignoring the invalid flag cache" in agent.logs()
-        agent.wait_for(lambda: '"version":5' in (cache / "prod.snapshot.json").read_text(),
-                       what="cache rewritten")
+        agent.wait_for(
+            lambda: '"version":5' in (cache / "prod.snapshot.json").read_text(),
+            what="cache rewritten",
+        )
 
 
 def test_a_rollout_serves_the_new_version_to_the_users_its_percent_has_reached(
-        sync_server: SyncServer, tmp_path: Path) -> None:
+    sync_server: SyncServer, tmp_path: Path
+) -> None:
     old, new = bool_flag_set(), bool_flag_set(default="on")
     users = [f"user-{i:03d}" for i in range(200)]
     with start_agent(sync_server.url, sync_server.token, tmp_path / "cache") as agent:
         for percent in (10, 40, 100):
-            snapshot = make_snapshot(7, new, rollout={"id": "r3", "percent": percent,
-                                                      "from_document": old})
+            snapshot = make_snapshot(
+                7, new, rollout={"id": "r3", "percent": percent, "from_document": old}
+            )
             sync_server.publish(snapshot)
-            agent.wait_for(lambda s=snapshot: agent.get("/healthz").json()["etag"] == s.etag,
-                           what=f"rollout at {percent}")
+            agent.wait_for(
+                lambda s=snapshot: agent.get("/healthz").json()["etag"] == s.etag,
+                what=f"rollout at {percent}",
+            )
             served = [agent.value("new-checkout", u) for u in users]
             expected = [sees_new_version("r3", u, percent) for u in users]
             assert served == expected
         assert sum(served) == 200
 
 
-def test_an_agent_with_a_wrong_key_is_not_ready_and_says_why(sync_server: SyncServer,
-                                                             tmp_path: Path) -> None:
+def test_an_agent_with_a_wrong_key_is_not_ready_and_says_why(
+    sync_server: SyncServer, tmp_path: Path
+) -> None:
     sync_server.publish(make_snapshot(1, bool_flag_set()))
-    with start_agent(sync_server.url, "sgt_000000000000_wrongwrongwrongwrongwrong",
-                     tmp_path / "cache") as agent:
-        agent.wait_for(lambda: agent.get("/healthz").json()["last_error"] is not None,
-                       what="an error")
+    with start_agent(
+        sync_server.url, "sgt_000000000000_wrongwrongwrongwrongwrong", tmp_path / "cache"
+    ) as agent:
+        agent.wait_for(
+            lambda: agent.get("/healthz").json()["last_error"] is not None, what="an error"
+        )
         health = agent.get("/healthz")
         assert health.status_code == 503
         assert "401" in health.json()["last_error"]
 
 
-def test_an_agent_key_reads_only_its_own_environment(sync_server: SyncServer,
-                                                     tmp_path: Path) -> None:
+def test_an_agent_key_reads_only_its_own_environment(
+    sync_server: SyncServer, tmp_path: Path
+) -> None:
     import httpx
 
     sync_server.publish(make_snapshot(1, bool_flag_set(on_ids=("alice",))))
@@ -168,6 +200,7 @@ def test_an_agent_key_reads_only_its_own_environment(sync_server: SyncServer,
         agent.wait_for(lambda: _ready(agent), what="ready")
         assert agent.value("new-checkout", "alice") is True
     with start_agent(sync_server.url, prod_key, tmp_path / "cache-s", env="staging") as agent:
-        agent.wait_for(lambda: agent.get("/healthz").json()["last_error"] is not None,
-                       what="an error")
+        agent.wait_for(
+            lambda: agent.get("/healthz").json()["last_error"] is not None, what="an error"
+        )
         assert "403" in agent.get("/healthz").json()["last_error"]

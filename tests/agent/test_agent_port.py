@@ -42,12 +42,30 @@ def test_a_taken_port_ends_the_agent_with_one_line_naming_port_and_option(
     with held_port() as port:
         # The server is never reached: the agent stops before it would sync.
         proc = subprocess.run(
-            [sys.executable, "-m", "sluicegate", "agent", "--server", "http://127.0.0.1:9",
-             "--env", "prod", "--port", str(port), "--cache-dir", str(tmp_path / "cache")],
-            env={**os.environ, "SLUICE_TEST_MARK": mark}, cwd=REPO_ROOT,
-            capture_output=True, text=True, timeout=60, check=False)
+            [
+                sys.executable,
+                "-m",
+                "sluicegate",
+                "agent",
+                "--server",
+                "http://127.0.0.1:9",
+                "--env",
+                "prod",
+                "--port",
+                str(port),
+                "--cache-dir",
+                str(tmp_path / "cache"),
+            ],
+            env={**os.environ, "SLUICE_TEST_MARK": mark},
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
     assert marked_processes(mark) == [], "the agent left processes behind"
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == (
-        f"sluice: error: cannot listen on 127.0.0.1:{port} (--port): address already in use")
+        f"sluice: error: cannot listen on 127.0.0.1:{port} (--port): address already in use"
+    )
     assert "Traceback" not in proc.stderr

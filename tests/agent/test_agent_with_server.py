@@ -14,7 +14,8 @@ USERS = [f"user-{i}" for i in range(60)]
 
 
 def test_an_agent_follows_the_servers_versions_and_rollouts_with_its_env_key(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     with running_server(tmp_path / "state") as server:
         server.cli("flags", "envs", "create", "prod")
         v1, v2 = tmp_path / "v1.yaml", tmp_path / "v2.yaml"
@@ -27,18 +28,21 @@ def test_an_agent_follows_the_servers_versions_and_rollouts_with_its_env_key(
             agent.wait_for(lambda: agent.get("/healthz").status_code == 200, what="ready")
             assert {agent.value("checkout", u) for u in USERS} == {"classic"}
 
-            server.cli("flags", "apply", "-f", str(v2), "--env", "prod",
-                       "--steps", "30:60s")
+            server.cli("flags", "apply", "-f", str(v2), "--env", "prod", "--steps", "30:60s")
             rollout = wait_rollout(server, lambda r: r.get("phase") == "rolling_out")[-1]
             rid = rollout["id"]
             expected = {u: "new" if sees_new_version(rid, u, 30) else "classic" for u in USERS}
             assert set(expected.values()) == {"new", "classic"}
-            agent.wait_for(lambda: {u: agent.value("checkout", u) for u in USERS} == expected,
-                           what="each user on the side of their bucket")
+            agent.wait_for(
+                lambda: {u: agent.value("checkout", u) for u in USERS} == expected,
+                what="each user on the side of their bucket",
+            )
 
             server.cli("flags", "rollout", "rollback", "prod")
-            agent.wait_for(lambda: {agent.value("checkout", u) for u in USERS} == {"classic"},
-                           what="everyone back on version 1")
+            agent.wait_for(
+                lambda: {agent.value("checkout", u) for u in USERS} == {"classic"},
+                what="everyone back on version 1",
+            )
             assert agent.value("banner", "user-1") is None  # v2's new flag is gone again
         finally:
             agent.stop()

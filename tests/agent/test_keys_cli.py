@@ -20,8 +20,14 @@ def test_keys_create_prints_an_agent_key_that_is_no_reader_elsewhere(tmp_path: P
         r = httpx.get(f"{server.url}/v1/services", headers={"Authorization": f"Bearer {key}"})
         assert r.status_code == 403 and "reader" in r.json()["error"]
         env = {**os.environ, "SLUICE_URL": server.url, "SLUICE_TOKEN": server.token}
-        out = subprocess.run([sys.executable, "-m", "sluicegate", "token", "create", "--role",
-                              "agent"], env=env, capture_output=True, text=True, timeout=60,
-                             cwd=REPO_ROOT, check=False)
+        out = subprocess.run(
+            [sys.executable, "-m", "sluicegate", "token", "create", "--role", "agent"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=REPO_ROOT,
+            check=False,
+        )
         assert out.returncode != 0
         assert "env" in out.stderr + out.stdout

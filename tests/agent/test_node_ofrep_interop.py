@@ -27,18 +27,18 @@ def _ev(flag: str, kind: str, default: Any, context: dict[str, Any]) -> dict[str
 
 
 EVERY_TYPE = [
-    _ev("new-checkout", "boolean", False, ALICE),       # segment rule
-    _ev("new-checkout", "boolean", False, BOB),         # fallthrough split
-    _ev("banner", "string", "", ALICE),                 # attribute rule
+    _ev("new-checkout", "boolean", False, ALICE),  # segment rule
+    _ev("new-checkout", "boolean", False, BOB),  # fallthrough split
+    _ev("banner", "string", "", ALICE),  # attribute rule
     _ev("banner", "string", "", BOB),
-    _ev("max-items", "number", 0, BOB),                 # integer
-    _ev("ratio", "number", 0, BOB),                     # float
+    _ev("max-items", "number", 0, BOB),  # integer
+    _ev("ratio", "number", 0, BOB),  # float
     _ev("theme", "object", {}, BOB),
 ]
 ERRORS = [
     _ev("no-such-flag", "boolean", True, ALICE),
     _ev("no-such-flag", "string", "fallback", BOB),
-    _ev("banner", "boolean", True, ALICE),              # a string flag asked as boolean
+    _ev("banner", "boolean", True, ALICE),  # a string flag asked as boolean
     _ev("new-checkout", "number", 7, ALICE),
     _ev("theme", "string", "plain", BOB),
     _ev("new-checkout", "boolean", True, {"plan": "pro"}),  # a split without a targeting key
@@ -49,9 +49,13 @@ SPLIT = [_ev("new-checkout", "boolean", False, {"targetingKey": u}) for u in USE
 def _expected(snapshot: Snapshot, e: dict[str, Any]) -> dict[str, Any]:
     """What sluicegate's evaluator says, in evaluate.mjs's result shape."""
     res = compile_snapshot(snapshot).evaluate(e["flag"], e["context"], e["default"], e["type"])
-    return {"value": res.value, "variant": res.variant, "reason": str(res.reason),
-            "errorCode": None if res.error_code is None else str(res.error_code),
-            "flagMetadata": dict(res.flag_metadata) if res.error_code is None else {}}
+    return {
+        "value": res.value,
+        "variant": res.variant,
+        "reason": str(res.reason),
+        "errorCode": None if res.error_code is None else str(res.error_code),
+        "flagMetadata": dict(res.flag_metadata) if res.error_code is None else {},
+    }
 
 
 @pytest.fixture
@@ -61,16 +65,24 @@ def node() -> str:
     return require_node_interop()
 
 
-def _run(node: str, sync_server: SyncServer, tmp_path: Path, snapshot: Snapshot,
-         evaluations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _run(
+    node: str,
+    sync_server: SyncServer,
+    tmp_path: Path,
+    snapshot: Snapshot,
+    evaluations: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
     sync_server.publish(snapshot)
     with start_agent(sync_server.url, sync_server.token, tmp_path / "cache") as agent:
-        agent.wait_for(lambda: agent.get("/healthz").json().get("etag") == snapshot.etag,
-                       what=f"snapshot {snapshot.etag}")
+        agent.wait_for(
+            lambda: agent.get("/healthz").json().get("etag") == snapshot.etag,
+            what=f"snapshot {snapshot.etag}",
+        )
         out = node_evaluate(node, agent.url, evaluations)
     pinned = installed_versions()
     assert {k: v for k, v in out["versions"].items() if k in pinned} == pinned, (
-        "node_modules differs from package-lock.json; run npm ci in tests/interop/node")
+        "node_modules differs from package-lock.json; run npm ci in tests/interop/node"
+    )
     print(f"node {out['versions']['node']}, provider {out['provider']!r}: {pinned}")
     results: list[dict[str, Any]] = out["results"]
     assert len(results) == len(evaluations)
@@ -78,14 +90,18 @@ def _run(node: str, sync_server: SyncServer, tmp_path: Path, snapshot: Snapshot,
 
 
 def test_the_node_ofrep_provider_evaluates_every_type_as_our_evaluator_does(
-        node: str, sync_server: SyncServer, tmp_path: Path) -> None:
+    node: str, sync_server: SyncServer, tmp_path: Path
+) -> None:
     snapshot = make_snapshot(1, mixed_flag_set(25))
     results = _run(node, sync_server, tmp_path, snapshot, EVERY_TYPE)
     assert results == [_expected(snapshot, e) for e in EVERY_TYPE]
     # The evaluator's answers, spelled out, so the comparison above cannot be vacuous.
     alice_checkout, _, alice_banner, bob_banner, items, ratio, theme = results
     assert (alice_checkout["value"], alice_checkout["variant"], alice_checkout["reason"]) == (
-        True, "on", "TARGETING_MATCH")
+        True,
+        "on",
+        "TARGETING_MATCH",
+    )
     assert alice_checkout["flagMetadata"] == {"rule": 0, "version": 1}
     assert (alice_banner["value"], bob_banner["value"]) == ("Welcome back, pro", "Go pro")
     assert (items["value"], ratio["value"]) == (3, 0.5)
@@ -93,7 +109,8 @@ def test_the_node_ofrep_provider_evaluates_every_type_as_our_evaluator_does(
 
 
 def test_the_node_ofrep_provider_reports_not_found_type_mismatch_and_missing_key(
-        node: str, sync_server: SyncServer, tmp_path: Path) -> None:
+    node: str, sync_server: SyncServer, tmp_path: Path
+) -> None:
     snapshot = make_snapshot(1, mixed_flag_set(25))
     results = _run(node, sync_server, tmp_path, snapshot, ERRORS)
     assert results == [_expected(snapshot, e) for e in ERRORS]
@@ -109,14 +126,18 @@ def test_the_node_ofrep_provider_reports_not_found_type_mismatch_and_missing_key
 
 @pytest.mark.parametrize("rollout_percent", [None, 40])
 def test_node_users_land_in_the_split_by_their_bucket(
-        node: str, sync_server: SyncServer, tmp_path: Path, rollout_percent: int | None) -> None:
+    node: str, sync_server: SyncServer, tmp_path: Path, rollout_percent: int | None
+) -> None:
     """A 25 % split; with a flag-set rollout at 40 %, the users it has reached are served
     version 2 (a 60 % split) and the others version 1 — user by user as the evaluator says."""
     if rollout_percent is None:
         snapshot = make_snapshot(1, mixed_flag_set(25))
     else:
-        snapshot = make_snapshot(2, mixed_flag_set(60), rollout={
-            "id": "r9", "percent": rollout_percent, "from_document": mixed_flag_set(25)})
+        snapshot = make_snapshot(
+            2,
+            mixed_flag_set(60),
+            rollout={"id": "r9", "percent": rollout_percent, "from_document": mixed_flag_set(25)},
+        )
     results = _run(node, sync_server, tmp_path, snapshot, SPLIT)
     assert results == [_expected(snapshot, e) for e in SPLIT]
     assert {r["reason"] for r in results} == {"SPLIT"}

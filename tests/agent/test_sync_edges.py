@@ -57,8 +57,7 @@ class ScriptedServer:
 
 
 def sse_head() -> bytes:
-    return (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-            b"Connection: close\r\n\r\n")
+    return b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
 
 
 @pytest.fixture
@@ -75,7 +74,8 @@ def scripted() -> Iterator[Callable[[Script], ScriptedServer]]:
 
 
 def test_a_stream_cut_mid_event_applies_no_partial_version(
-        scripted: Callable[[Script], ScriptedServer], tmp_path: Path) -> None:
+    scripted: Callable[[Script], ScriptedServer], tmp_path: Path
+) -> None:
     v1 = make_snapshot(1, bool_flag_set())
     v2 = make_snapshot(2, bool_flag_set(on_ids=("bob",)))
 
@@ -95,10 +95,12 @@ def test_a_stream_cut_mid_event_applies_no_partial_version(
 
 
 def test_an_invalid_snapshot_is_rejected_and_the_good_one_kept(
-        scripted: Callable[[Script], ScriptedServer], tmp_path: Path) -> None:
+    scripted: Callable[[Script], ScriptedServer], tmp_path: Path
+) -> None:
     good = make_snapshot(1, bool_flag_set(on_ids=("alice",)))
-    bad = make_snapshot(2, {"flags": {"new-checkout": {"type": "boolean",
-                                                       "default_variant": "missing"}}})
+    bad = make_snapshot(
+        2, {"flags": {"new-checkout": {"type": "boolean", "default_variant": "missing"}}}
+    )
 
     def script(path: str, headers: dict[str, str]) -> bytes:
         events = [f"id: {s.etag}\nevent: snapshot\ndata: {s.to_json()}\n\n" for s in (good, bad)]
@@ -114,26 +116,40 @@ def test_an_invalid_snapshot_is_rejected_and_the_good_one_kept(
 
 
 def test_without_a_stream_endpoint_the_agent_polls_with_etags(
-        scripted: Callable[[Script], ScriptedServer], tmp_path: Path) -> None:
+    scripted: Callable[[Script], ScriptedServer], tmp_path: Path
+) -> None:
     v1 = make_snapshot(1, bool_flag_set(on_ids=("alice",)))
 
     def script(path: str, headers: dict[str, str]) -> bytes:
         if path.endswith("/stream"):
             return b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         if headers.get("if-none-match") == v1.etag:
-            return (b"HTTP/1.1 304 Not Modified\r\nETag: " + v1.etag.encode() +
-                    b"\r\nConnection: close\r\n\r\n")
+            return (
+                b"HTTP/1.1 304 Not Modified\r\nETag: "
+                + v1.etag.encode()
+                + b"\r\nConnection: close\r\n\r\n"
+            )
         body = v1.to_json().encode()
-        return (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nETag: " +
-                v1.etag.encode() + b"\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
-                % len(body) + body)
+        return (
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nETag: "
+            + v1.etag.encode()
+            + b"\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body)
+            + body
+        )
 
     server = scripted(script)
-    with start_agent(server.url, "k", tmp_path / "cache",
-                     extra=["--poll-interval", "1s"]) as agent:
-        agent.wait_for(lambda: sum(1 for p, h in server.requests
-                                   if p.endswith("/snapshot") and h.get("if-none-match"))
-                       >= 1, what="a conditional poll")
+    with start_agent(server.url, "k", tmp_path / "cache", extra=["--poll-interval", "1s"]) as agent:
+        agent.wait_for(
+            lambda: (
+                sum(
+                    1
+                    for p, h in server.requests
+                    if p.endswith("/snapshot") and h.get("if-none-match")
+                )
+                >= 1
+            ),
+            what="a conditional poll",
+        )
         health = agent.get("/healthz").json()
         assert (health["version"], health["sync_mode"], health["stale"]) == (1, "poll", False)
         assert agent.value("new-checkout", "alice") is True

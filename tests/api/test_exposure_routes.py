@@ -26,8 +26,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def tokens(server: Server) -> dict[str, str]:
     out = {"admin": server.token}
     for role, env in (("reader", None), ("agent", "prod"), ("agent", "staging")):
-        r = call(server, "POST", "/v1/tokens", server.token,
-                 {"role": role, "name": f"{role}-{env}", "env": env})
+        r = call(
+            server,
+            "POST",
+            "/v1/tokens",
+            server.token,
+            {"role": role, "name": f"{role}-{env}", "env": env},
+        )
         assert r.status_code == 201, r.text
         out[role if env is None else f"agent-{env}"] = r.json()["token"]
     return out
@@ -35,8 +40,12 @@ def tokens(server: Server) -> dict[str, str]:
 
 def report(*counts: tuple[str, str, int], end: float | None = None) -> dict[str, Any]:
     end = time.time() if end is None else end
-    return {"agent": "host-a:2772", "start": end - 10, "end": end,
-            "counts": [{"flag": f, "variant": v, "count": n} for f, v, n in counts]}
+    return {
+        "agent": "host-a:2772",
+        "start": end - 10,
+        "end": end,
+        "counts": [{"flag": f, "variant": v, "count": n} for f, v, n in counts],
+    }
 
 
 def totals(server: Server, env: str, token: str, **params: Any) -> dict[tuple[str, str], int]:
@@ -46,7 +55,8 @@ def totals(server: Server, env: str, token: str, **params: Any) -> dict[tuple[st
 
 
 def test_an_agent_key_reports_only_for_its_own_environment(
-        server: Server, tokens: dict[str, str]) -> None:
+    server: Server, tokens: dict[str, str]
+) -> None:
     body = report(("checkout", "new", 3))
     r = call(server, "POST", "/v1/flags/staging/exposures", tokens["agent-prod"], body)
     assert r.status_code == 403 and "'prod'" in r.json()["error"]
@@ -60,9 +70,15 @@ def test_an_agent_key_reports_only_for_its_own_environment(
 
 
 def test_readers_may_report_but_agents_may_not_read_the_totals(
-        server: Server, tokens: dict[str, str]) -> None:
-    r = call(server, "POST", "/v1/flags/prod/exposures", tokens["reader"],
-             report(("search", "on", 2), ("search", "off", 5)))
+    server: Server, tokens: dict[str, str]
+) -> None:
+    r = call(
+        server,
+        "POST",
+        "/v1/flags/prod/exposures",
+        tokens["reader"],
+        report(("search", "on", 2), ("search", "off", 5)),
+    )
     assert r.status_code == 200, r.text
     r = call(server, "GET", "/v1/flags/prod/exposures", tokens["agent-prod"])
     assert r.status_code == 403
@@ -71,65 +87,99 @@ def test_readers_may_report_but_agents_may_not_read_the_totals(
 
 
 def test_reports_add_up_and_totals_start_at_the_minute_holding_since(
-        server: Server, tokens: dict[str, str]) -> None:
+    server: Server, tokens: dict[str, str]
+) -> None:
     now = time.time()
     old = now - 7200  # two hours ago: outside the default hour
     agent = tokens["agent-prod"]
-    for body in (report(("banner", "on", 4), end=old), report(("banner", "on", 6), end=now),
-                 report(("banner", "on", 1), ("banner", "error:TYPE_MISMATCH", 2), end=now)):
+    for body in (
+        report(("banner", "on", 4), end=old),
+        report(("banner", "on", 6), end=now),
+        report(("banner", "on", 1), ("banner", "error:TYPE_MISMATCH", 2), end=now),
+    ):
         assert call(server, "POST", "/v1/flags/prod/exposures", agent, body).status_code == 200
     assert totals(server, "prod", tokens["reader"], flag="banner") == {
-        ("banner", "on"): 7, ("banner", "error:TYPE_MISMATCH"): 2}
+        ("banner", "on"): 7,
+        ("banner", "error:TYPE_MISMATCH"): 2,
+    }
     assert totals(server, "prod", tokens["reader"], flag="banner", since=int(old)) == {
-        ("banner", "on"): 11, ("banner", "error:TYPE_MISMATCH"): 2}
-    r = call(server, "GET", "/v1/flags/prod/exposures", tokens["reader"],
-             params={"flag": "banner", "since": int(old)})
+        ("banner", "on"): 11,
+        ("banner", "error:TYPE_MISMATCH"): 2,
+    }
+    r = call(
+        server,
+        "GET",
+        "/v1/flags/prod/exposures",
+        tokens["reader"],
+        params={"flag": "banner", "since": int(old)},
+    )
     minute = int(now) // 60 * 60
     assert {v["variant"]: v["last_minute"] for v in r.json()["variants"]} == {
-        "on": minute, "error:TYPE_MISMATCH": minute}
+        "on": minute,
+        "error:TYPE_MISMATCH": minute,
+    }
 
 
 def test_a_numbered_report_sent_again_is_acknowledged_and_counted_once(
-        server: Server, tokens: dict[str, str]) -> None:
+    server: Server, tokens: dict[str, str]
+) -> None:
     body = {**report(("resent", "on", 4)), "instance": "i-1", "seq": 1}
     first = call(server, "POST", "/v1/flags/prod/exposures", tokens["agent-prod"], body)
     again = call(server, "POST", "/v1/flags/prod/exposures", tokens["agent-prod"], body)
     assert (first.status_code, first.json()["stored"]) == (200, True)
     assert (again.status_code, again.json()["stored"], again.json()["evaluations"]) == (
-        200, False, 0)
+        200,
+        False,
+        0,
+    )
     body = {**report(("resent", "on", 1)), "instance": "i-1", "seq": 2}
-    assert call(server, "POST", "/v1/flags/prod/exposures", tokens["agent-prod"],
-                body).json()["stored"] is True
+    assert (
+        call(server, "POST", "/v1/flags/prod/exposures", tokens["agent-prod"], body).json()[
+            "stored"
+        ]
+        is True
+    )
     assert totals(server, "prod", tokens["reader"], flag="resent") == {("resent", "on"): 5}
     r = call(server, "GET", "/v1/flags/prod/exposures", tokens["reader"])
     assert [(a["agent"], a["instance"], a["reports"]) for a in r.json()["agents"]] == [
-        ("host-a:2772", "i-1", 2)]
+        ("host-a:2772", "i-1", 2)
+    ]
 
 
 def test_a_report_from_an_agent_whose_clock_runs_ahead_lands_in_the_current_minute(
-        server: Server, tokens: dict[str, str]) -> None:
+    server: Server, tokens: dict[str, str]
+) -> None:
     before = int(time.time()) // 60 * 60
-    r = call(server, "POST", "/v1/flags/prod/exposures", tokens["agent-prod"],
-             report(("ahead", "on", 1), end=time.time() + 86400))
+    r = call(
+        server,
+        "POST",
+        "/v1/flags/prod/exposures",
+        tokens["agent-prod"],
+        report(("ahead", "on", 1), end=time.time() + 86400),
+    )
     after = int(time.time()) // 60 * 60
     assert r.status_code == 200 and r.json()["minute"] in (before, after)
 
 
-@pytest.mark.parametrize(("change", "path"), [
-    ({"counts": [{"flag": "x", "variant": "on", "count": -1}]}, "counts[0].count"),
-    ({"counts": [{"flag": "x", "variant": "on", "count": 1.5}]}, "counts[0].count"),
-    ({"counts": [{"flag": "x", "variant": "on", "count": "3"}]}, "counts[0].count"),
-    ({"counts": [{"flag": "", "variant": "on", "count": 1}]}, "counts[0].flag"),
-    ({"counts": [{"flag": "x", "count": 1}]}, "counts[0].variant"),
-    ({"counts": [{"flag": "x", "variant": "on", "count": 1}] * 1001}, "counts"),
-    ({"start": 100.0, "end": 50.0}, "end"),
-    ({"agent": ""}, "agent"),
-    ({"seq": 1}, "seq"),
-    ({"instance": "i1", "seq": 0}, "seq"),
-    ({"extra": 1}, "extra"),
-])
+@pytest.mark.parametrize(
+    ("change", "path"),
+    [
+        ({"counts": [{"flag": "x", "variant": "on", "count": -1}]}, "counts[0].count"),
+        ({"counts": [{"flag": "x", "variant": "on", "count": 1.5}]}, "counts[0].count"),
+        ({"counts": [{"flag": "x", "variant": "on", "count": "3"}]}, "counts[0].count"),
+        ({"counts": [{"flag": "", "variant": "on", "count": 1}]}, "counts[0].flag"),
+        ({"counts": [{"flag": "x", "count": 1}]}, "counts[0].variant"),
+        ({"counts": [{"flag": "x", "variant": "on", "count": 1}] * 1001}, "counts"),
+        ({"start": 100.0, "end": 50.0}, "end"),
+        ({"agent": ""}, "agent"),
+        ({"seq": 1}, "seq"),
+        ({"instance": "i1", "seq": 0}, "seq"),
+        ({"extra": 1}, "extra"),
+    ],
+)
 def test_a_bad_report_is_refused_naming_the_field_and_stores_nothing(
-        server: Server, tokens: dict[str, str], change: dict[str, Any], path: str) -> None:
+    server: Server, tokens: dict[str, str], change: dict[str, Any], path: str
+) -> None:
     body = {**report(("valid-but-refused", "on", 1)), **change}
     r = call(server, "POST", "/v1/flags/prod/exposures", tokens["agent-prod"], body)
     assert r.status_code == 422, r.text
@@ -138,10 +188,8 @@ def test_a_bad_report_is_refused_naming_the_field_and_stores_nothing(
     assert totals(server, "prod", tokens["reader"], flag="x") == {}
 
 
-def test_an_unknown_environment_is_404_for_readers(server: Server,
-                                                   tokens: dict[str, str]) -> None:
-    r = call(server, "POST", "/v1/flags/nope/exposures", tokens["reader"],
-             report(("x", "on", 1)))
+def test_an_unknown_environment_is_404_for_readers(server: Server, tokens: dict[str, str]) -> None:
+    r = call(server, "POST", "/v1/flags/nope/exposures", tokens["reader"], report(("x", "on", 1)))
     assert r.status_code == 404
     r = call(server, "GET", "/v1/flags/nope/exposures", tokens["reader"])
     assert r.status_code == 404

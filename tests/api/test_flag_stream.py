@@ -21,8 +21,14 @@ _EVENT = re.compile(rb'id: "(\d+)"\nevent: snapshot\n')
 class Stream:
     """One raw SSE connection; ``read`` collects whatever has arrived."""
 
-    def __init__(self, server: SyncServer | Server, token: str | None, last: str | None = None,
-                 rcvbuf: int | None = None, env: str = "prod") -> None:
+    def __init__(
+        self,
+        server: SyncServer | Server,
+        token: str | None,
+        last: str | None = None,
+        rcvbuf: int | None = None,
+        env: str = "prod",
+    ) -> None:
         self.sock = socket.socket()
         if rcvbuf is not None:  # before connecting, so the window stays small
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
@@ -32,13 +38,13 @@ class Stream:
             headers += f"Authorization: Bearer {token}\r\n"
         if last:
             headers += f"Last-Event-ID: {last}\r\n"
-        self.sock.sendall(f"GET /v1/flags/{env}/stream HTTP/1.1\r\nHost: t\r\n{headers}\r\n"
-                          .encode())
+        self.sock.sendall(
+            f"GET /v1/flags/{env}/stream HTTP/1.1\r\nHost: t\r\n{headers}\r\n".encode()
+        )
         self.sock.settimeout(0.05)
         self.data = b""
 
-    def read(self, until: bytes | None = None, timeout: float = 10.0,
-             idle: float = 0.05) -> bytes:
+    def read(self, until: bytes | None = None, timeout: float = 10.0, idle: float = 0.05) -> bytes:
         """Read until ``until`` has arrived, or (without it) until ``idle`` s pass quietly."""
         self.sock.settimeout(idle)
         deadline = time.monotonic() + timeout
@@ -94,10 +100,13 @@ def test_one_change_reaches_every_open_stream_exactly_once(server: SyncServer) -
 
 
 def test_a_client_gets_the_current_snapshot_unless_its_last_event_id_is_current(
-        server: SyncServer) -> None:
+    server: SyncServer,
+) -> None:
     server.publish(make_snapshot(3, bool_flag_set()))
-    behind, current = Stream(server, server.token, last='"2"'), Stream(server, server.token,
-                                                                     last='"3"')
+    behind, current = (
+        Stream(server, server.token, last='"2"'),
+        Stream(server, server.token, last='"3"'),
+    )
     fresh = Stream(server, server.token)
     try:
         behind.read(until=b'id: "3"')
@@ -113,7 +122,8 @@ def test_a_client_gets_the_current_snapshot_unless_its_last_event_id_is_current(
 
 
 def test_after_every_client_left_a_new_one_gets_the_newest_snapshot_not_an_old_one(
-        server: SyncServer) -> None:
+    server: SyncServer,
+) -> None:
     server.publish(make_snapshot(1, bool_flag_set()))
     first = Stream(server, server.token)
     first.read(until=b'id: "1"')
@@ -131,7 +141,8 @@ def test_after_every_client_left_a_new_one_gets_the_newest_snapshot_not_an_old_o
 
 
 def test_a_client_that_stops_reading_holds_no_one_up_and_later_gets_only_the_newest(
-        server: SyncServer) -> None:
+    server: SyncServer,
+) -> None:
     # 1.1 MB events; 8 of them are more than the kernel buffers between the two hold (≈ 4 MB)
     big = tuple(f"user-{i:06d}" for i in range(100_000))
     server.publish(make_snapshot(1, bool_flag_set(on_ids=big)))
@@ -168,21 +179,29 @@ def test_streams_get_heartbeat_comments_between_changes(server: SyncServer) -> N
 
 
 def test_the_stream_refuses_missing_tokens_and_agent_keys_of_another_environment(
-        server: SyncServer) -> None:
+    server: SyncServer,
+) -> None:
     r = httpx.get(f"{server.url}/v1/flags/prod/stream", timeout=5)
     assert r.status_code == 401
     assert "missing or unknown bearer token" in r.text
-    r = httpx.get(f"{server.url}/v1/flags/prod/stream", timeout=5,
-                  headers={"Authorization": f"Bearer {server.agent_keys['staging']}"})
+    r = httpx.get(
+        f"{server.url}/v1/flags/prod/stream",
+        timeout=5,
+        headers={"Authorization": f"Bearer {server.agent_keys['staging']}"},
+    )
     assert r.status_code == 403
     assert "reads environment 'staging', not 'prod'" in r.json()["detail"]
-    r = httpx.post(f"{server.url}/v1/flags/prod/stream", timeout=5,
-                   headers={"Authorization": f"Bearer {server.token}"})
+    r = httpx.post(
+        f"{server.url}/v1/flags/prod/stream",
+        timeout=5,
+        headers={"Authorization": f"Bearer {server.token}"},
+    )
     assert r.status_code == 405
 
 
 def test_a_stopping_server_ends_its_streams_cleanly_instead_of_waiting_for_them(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     with running_server(tmp_path / "state") as real:
         real.cli("flags", "envs", "create", "prod")
         key = real.cli("keys", "create", "--env", "prod").strip()

@@ -25,30 +25,46 @@ HOOK = [sys.executable, "-c", "import sys; sys.exit('{revision}'.startswith('bad
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with running_server(tmp_path_factory.mktemp("deploy-cmds") / "state",
-                        ["--no-default-guards"]) as s:
+    with running_server(
+        tmp_path_factory.mktemp("deploy-cmds") / "state", ["--no-default-guards"]
+    ) as s:
         yield s
 
 
 def sluice(server: Server, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SLUICE_URL": server.url, "SLUICE_TOKEN": server.token,
-           "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "sluicegate", *args], env=env,
-                          capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT,
-                          check=False)
+    env = {**os.environ, "SLUICE_URL": server.url, "SLUICE_TOKEN": server.token, "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "sluicegate", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO_ROOT,
+        check=False,
+    )
 
 
-def apply(server: Server, tmp_path: Path, name: str, hook: bool = False,
-          **deployment: Any) -> None:
+def apply(server: Server, tmp_path: Path, name: str, hook: bool = False, **deployment: Any) -> None:
     """Declare the sample app as service ``name``; ``hook`` adds ``HOOK`` before traffic."""
     hooks = {"before_allow_traffic": [{"command": HOOK, "timeout": "30s"}]} if hook else {}
     spec = {
         "service": name,
         "listener": {"port": free_port(), "test_port": free_port()},
         "health_check": {"path": "/healthz", "interval": "500ms", "timeout": "400ms"},
-        "compute": {"local": {"command": [sys.executable, str(APP_PATH), "--port", "{port}",
-                                          "--version", "{revision}"],
-                              "replicas": 1, "stop_grace": "2s"}},
+        "compute": {
+            "local": {
+                "command": [
+                    sys.executable,
+                    str(APP_PATH),
+                    "--port",
+                    "{port}",
+                    "--version",
+                    "{revision}",
+                ],
+                "replicas": 1,
+                "stop_grace": "2s",
+            }
+        },
         "deployment": {"termination_wait": "0s", "hooks": hooks, **deployment},
     }
     path = tmp_path / f"{name}.yaml"
@@ -85,7 +101,8 @@ def test_a_deployment_rolled_back_by_a_failing_hook_exits_3_with_the_reason(
     dep = deploy_id(out.stdout)
     assert server.api(f"/deployments/{dep}")["phase"] == "rolled_back"
     assert last_line(out).startswith(
-        f"deployment {dep} rolled back: before_allow_traffic hook 1 of 1 failed"), out.stdout
+        f"deployment {dep} rolled back: before_allow_traffic hook 1 of 1 failed"
+    ), out.stdout
 
 
 def test_a_first_deployment_whose_hook_fails_exits_4_as_failed(
@@ -97,21 +114,28 @@ def test_a_first_deployment_whose_hook_fails_exits_4_as_failed(
     dep = deploy_id(out.stdout)
     assert server.api(f"/deployments/{dep}")["phase"] == "failed"
     assert last_line(out).startswith(
-        f"deployment {dep} failed: before_allow_traffic hook 1 of 1 failed"), out.stdout
+        f"deployment {dep} failed: before_allow_traffic hook 1 of 1 failed"
+    ), out.stdout
 
 
 def test_a_stopped_deployment_exits_5_for_deployments_get_watch(
     server: Server, tmp_path: Path
 ) -> None:
-    apply(server, tmp_path, "manual", config={"steps": [{"weight": 10},
-                                                        {"pause": "until_promoted"}]})
+    apply(
+        server, tmp_path, "manual", config={"steps": [{"weight": 10}, {"pause": "until_promoted"}]}
+    )
     server.wait_phase(deploy_id(server.cli("deploy", "manual", "-r", "v1")), {"succeeded"})
     dep = deploy_id(server.cli("deploy", "manual", "-r", "v2"))
     server.wait_phase(dep, {"paused_until_promoted"})
     env = {**os.environ, "SLUICE_URL": server.url, "SLUICE_TOKEN": server.token}
-    with subprocess.Popen([sys.executable, "-m", "sluicegate", "deployments", "get", dep,
-                           "--watch"], env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT) as watch:
+    with subprocess.Popen(
+        [sys.executable, "-m", "sluicegate", "deployments", "get", dep, "--watch"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO_ROOT,
+    ) as watch:
         try:
             server.cli("stop", dep)
             stdout, stderr = watch.communicate(timeout=90)

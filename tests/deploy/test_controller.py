@@ -31,17 +31,29 @@ from tests._support.rawhttp import get_many
 
 
 def shop(port: int, test_port: int, **deployment: Any) -> ServiceSpec:
-    return ServiceSpec.model_validate({
-        "service": "shop",
-        "listener": {"port": port, "test_port": test_port},
-        "health_check": {"path": "/healthz", "interval": "500ms", "timeout": "400ms"},
-        "stickiness": {"enabled": True, "duration": "1h"},
-        "compute": {"local": {
-            "command": [sys.executable, str(APP_PATH), "--port", "{port}",
-                        "--version", "{revision}"],
-            "replicas": 2, "stop_grace": "2s"}},
-        "deployment": {"termination_wait": "1s", "health_timeout": "20s", **deployment},
-    })
+    return ServiceSpec.model_validate(
+        {
+            "service": "shop",
+            "listener": {"port": port, "test_port": test_port},
+            "health_check": {"path": "/healthz", "interval": "500ms", "timeout": "400ms"},
+            "stickiness": {"enabled": True, "duration": "1h"},
+            "compute": {
+                "local": {
+                    "command": [
+                        sys.executable,
+                        str(APP_PATH),
+                        "--port",
+                        "{port}",
+                        "--version",
+                        "{revision}",
+                    ],
+                    "replicas": 2,
+                    "stop_grace": "2s",
+                }
+            },
+            "deployment": {"termination_wait": "1s", "health_timeout": "20s", **deployment},
+        }
+    )
 
 
 class Env:
@@ -56,8 +68,9 @@ class Env:
 
     async def start(self) -> Controller:
         await self.router.ensure()
-        self.controller = Controller(self.store, self.computes, RouterTraffic(self.router.client()),
-                                     SystemClock())
+        self.controller = Controller(
+            self.store, self.computes, RouterTraffic(self.router.client()), SystemClock()
+        )
         return self.controller
 
     async def until(self, dep_id: str, done: Callable[[str], bool], timeout: float = 30) -> str:
@@ -129,8 +142,12 @@ async def test_first_deployment_then_a_canary_that_succeeds(any_env: Env) -> Non
 
     second = await ctl.deploy("shop", "v2", actor="test")
     await env.until(second.id, lambda p: p == Phase.SHIFTING)
-    await env.until(second.id, lambda p: p == "shifting" and
-                    ctl.store.deployments.get(second.id).state["green_weight"] == 50)
+    await env.until(
+        second.id,
+        lambda p: (
+            p == "shifting" and ctl.store.deployments.get(second.id).state["green_weight"] == 50
+        ),
+    )
     seen = await env.versions(200)
     assert set(seen) == {"v1", "v2"}  # both serve during the 50 % step
     assert await env.versions(20, env.test_port) == {"v2": 20}
@@ -236,20 +253,30 @@ def _app_pids(tmp: Path) -> dict[str, set[int]]:
     return found
 
 
-@pytest.mark.parametrize("crash_in", [
-    Phase.HEALTH_GATE, Phase.BEFORE_ALLOW_TRAFFIC, Phase.SHIFTING,
-    Phase.PAUSED_UNTIL_PROMOTED, Phase.TERMINATION_WAIT,
-])
+@pytest.mark.parametrize(
+    "crash_in",
+    [
+        Phase.HEALTH_GATE,
+        Phase.BEFORE_ALLOW_TRAFFIC,
+        Phase.SHIFTING,
+        Phase.PAUSED_UNTIL_PROMOTED,
+        Phase.TERMINATION_WAIT,
+    ],
+)
 async def test_a_control_plane_crash_in_any_phase_resumes_without_orphans(
     env: Env, crash_in: Phase
 ) -> None:
     ctl = await env.start()
-    steps = {"steps": [{"weight": 30, "pause": "1s"}, {"pause": "until_promoted"},
-                       {"weight": 100}]}
-    slow_hook = {"before_allow_traffic": [{"command": [
-        sys.executable, "-c", "import time; time.sleep(1.5)"]}]}
-    await ctl.apply_service(shop(env.port, env.test_port, config=steps, hooks=slow_hook,
-                                 termination_wait="3s"), actor="test")
+    steps = {"steps": [{"weight": 30, "pause": "1s"}, {"pause": "until_promoted"}, {"weight": 100}]}
+    slow_hook = {
+        "before_allow_traffic": [
+            {"command": [sys.executable, "-c", "import time; time.sleep(1.5)"]}
+        ]
+    }
+    await ctl.apply_service(
+        shop(env.port, env.test_port, config=steps, hooks=slow_hook, termination_wait="3s"),
+        actor="test",
+    )
     first = await ctl.deploy("shop", "v1", actor="test")
     await env.until(first.id, lambda p: p == Phase.SUCCEEDED)
     second = await ctl.deploy("shop", "v2", actor="test")
@@ -318,8 +345,9 @@ async def test_external_endpoints_are_health_checked_and_routed_not_started(
     v1, v2 = app_factory(version="v1"), app_factory(version="v2")
     ctl = await env.start()
     spec = shop(env.port, env.test_port, config="AllAtOnce").model_dump(mode="json")
-    spec["compute"] = {"external": {"revisions": {"v1": [v1.address], "v2": [v2.address],
-                                                  "v3": ["127.0.0.1:9"]}}}
+    spec["compute"] = {
+        "external": {"revisions": {"v1": [v1.address], "v2": [v2.address], "v3": ["127.0.0.1:9"]}}
+    }
     await ctl.apply_service(ServiceSpec.model_validate(spec), actor="test")
     first = await ctl.deploy("shop", "v1", actor="test")
     await env.until(first.id, lambda p: p == Phase.SUCCEEDED)

@@ -49,7 +49,8 @@ async def _paused_at_gate(env: Env, ctl: Controller) -> str:
 
 
 async def test_a_command_stored_before_a_crash_is_applied_by_the_next_controller(
-        env: Env, tmp_path: Path) -> None:
+    env: Env, tmp_path: Path
+) -> None:
     ctl = await env.start()
     dep = await _paused_at_gate(env, ctl)
     accepted = ctl.command(dep, Command.ROLLBACK, "alice")  # the 202; then the crash
@@ -58,9 +59,12 @@ async def test_a_command_stored_before_a_crash_is_applied_by_the_next_controller
     # A new control plane on the same store and state dir, as after a SIGKILL.
     compute = LocalCompute(tmp_path / "state", poll_interval=0.1)
     try:
-        again = Controller(env.store, ComputeSelector(local=compute, external=ExternalCompute()),
-                           RouterTraffic(env.router.client()),
-                           SystemClock())
+        again = Controller(
+            env.store,
+            ComputeSelector(local=compute, external=ExternalCompute()),
+            RouterTraffic(env.router.client()),
+            SystemClock(),
+        )
         env.controller = again
         await again.recover()
         assert await env.until(dep, lambda p: Phase(p).terminal) == "rolled_back"
@@ -72,7 +76,8 @@ async def test_a_command_stored_before_a_crash_is_applied_by_the_next_controller
 
 
 async def test_a_router_that_stops_answering_mid_deployment_is_an_event_and_the_step_retried(
-        env: Env) -> None:
+    env: Env,
+) -> None:
     ctl = await env.start()
     dep = await _paused_at_gate(env, ctl)
     assert env.router.info is not None
@@ -81,14 +86,17 @@ async def test_a_router_that_stops_answering_mid_deployment_is_an_event_and_the_
     try:
         ctl.command(dep, Command.PROMOTE, "alice")
         await asyncio.wait_for(ctl.tick(), 30)
-        retrying = [e for e in env.store.events.list(subject=dep)
-                    if e.kind == "deployment.retrying"]
+        retrying = [
+            e for e in env.store.events.list(subject=dep) if e.kind == "deployment.retrying"
+        ]
         assert len(retrying) == 1
         assert "did not answer" in retrying[0].message
         assert "giving up after 1m" in retrying[0].message
         await asyncio.wait_for(ctl.tick(), 30)  # the same trouble is not said again
-        assert len([e for e in env.store.events.list(subject=dep)
-                    if e.kind == "deployment.retrying"]) == 1
+        assert (
+            len([e for e in env.store.events.list(subject=dep) if e.kind == "deployment.retrying"])
+            == 1
+        )
     finally:
         os.kill(pid, signal.SIGCONT)
     assert await env.until(dep, lambda p: Phase(p).terminal) == "succeeded"
@@ -96,7 +104,8 @@ async def test_a_router_that_stops_answering_mid_deployment_is_an_event_and_the_
 
 
 async def test_a_router_that_never_comes_back_gives_the_deployment_up_after_the_bound(
-        env: Env) -> None:
+    env: Env,
+) -> None:
     ctl = await env.start()
     dep = await _paused_at_gate(env, ctl)
     ctl.failure_bound = 0.5
@@ -121,7 +130,8 @@ async def test_a_deployment_record_that_cannot_be_read_is_given_up_back_to_blue(
     with env.store.transaction() as tx:
         tx.connection.exec_driver_sql(
             "UPDATE deployments SET state = json_set(state, '$.phase', 'warping') "
-            f"WHERE id = '{dep}'")
+            f"WHERE id = '{dep}'"
+        )
     ctl.failure_bound = 0.2
     await ctl.tick()
     await asyncio.sleep(0.3)

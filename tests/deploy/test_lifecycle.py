@@ -89,8 +89,19 @@ class Driver:
     ) -> list[Action]:
         self.now += dt
         outcome = HookOutcome(hook[0], hook[1], hook[2], "detail") if hook else None
-        obs = Observation(self.now, healthy, ready, outcome, alarm, command, "ana", hold,
-                          green_failed, ("line 1", "line 2") if green_failed else (), failure)
+        obs = Observation(
+            self.now,
+            healthy,
+            ready,
+            outcome,
+            alarm,
+            command,
+            "ana",
+            hold,
+            green_failed,
+            ("line 1", "line 2") if green_failed else (),
+            failure,
+        )
         new: list[Action] = []
         for _ in range(1000):
             d = decide(self.state, self.plan, self.spec, obs)
@@ -203,7 +214,10 @@ def test_a_timed_step_without_a_verdict_waits_with_one_event_until_the_verdict_c
     d.tick(31.0, hold="no verdict yet")
     d.tick(10.0, hold="no verdict yet")
     assert (d.phase(), d.state.green_weight, d.state.holding) == (
-        Phase.SHIFTING, 10, "no verdict yet")
+        Phase.SHIFTING,
+        10,
+        "no verdict yet",
+    )
     assert d.events().count("holding") == 1
     d.tick(1.0)  # the guard has a verdict now
     assert d.weights() == [10, 100] and d.state.holding is None
@@ -492,10 +506,13 @@ def test_abandon_rolls_back_to_fail_from_a_readable_or_an_unreadable_state() -> 
     d.to_shifting()
     given_up = abandon(d.state, has_blue=True, now=T0 + 99, reason="router gone")
     assert (given_up.phase, given_up.ending, given_up.green_weight, given_up.reason) == (
-        Phase.ROLLING_BACK, Phase.FAILED, 0, "router gone")
+        Phase.ROLLING_BACK,
+        Phase.FAILED,
+        0,
+        "router gone",
+    )
     assert abandon(given_up, has_blue=True, now=T0 + 100, reason="again") == given_up
     fresh = abandon(None, has_blue=False, now=T0, reason="unreadable")
-    assert (fresh.phase, fresh.ending, fresh.has_blue) == (Phase.ROLLING_BACK, Phase.FAILED,
-                                                           False)
+    assert (fresh.phase, fresh.ending, fresh.has_blue) == (Phase.ROLLING_BACK, Phase.FAILED, False)
     actions = resume(fresh, NO_HOOKS, T0).actions
     assert actions == (StopGreen(),)

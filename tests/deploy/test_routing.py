@@ -7,10 +7,13 @@ from sluicegate.deploy._routing import route_for, state_from_json, state_to_json
 from sluicegate.spec.service import ServiceSpec
 from sluicegate.store import Deployment
 
-SPEC = ServiceSpec.model_validate({
-    "service": "shop", "listener": {"port": 8080, "test_port": 8081},
-    "compute": {"local": {"command": ["app", "--port", "{port}"]}},
-})
+SPEC = ServiceSpec.model_validate(
+    {
+        "service": "shop",
+        "listener": {"port": 8080, "test_port": 8081},
+        "compute": {"local": {"command": ["app", "--port", "{port}"]}},
+    }
+)
 
 
 def endpoints(revision: str) -> list[str]:
@@ -18,8 +21,20 @@ def endpoints(revision: str) -> list[str]:
 
 
 def active(state: DeploymentState, frm: str | None = "v1") -> Deployment:
-    return Deployment("d-1", "shop", "v2", frm, {}, state_to_json(state), state.phase.value,
-                      "in_progress", True, 0.0, 0.0, 1)
+    return Deployment(
+        "d-1",
+        "shop",
+        "v2",
+        frm,
+        {},
+        state_to_json(state),
+        state.phase.value,
+        "in_progress",
+        True,
+        0.0,
+        0.0,
+        1,
+    )
 
 
 def test_without_a_deployment_the_current_revision_takes_everything() -> None:
@@ -33,8 +48,7 @@ def test_nothing_running_means_no_route() -> None:
 
 
 def test_mid_shift_blue_and_green_share_by_the_recorded_weight() -> None:
-    state = DeploymentState(Phase.SHIFTING, True, 0.0, green_weight=30,
-                            test_traffic_on_green=True)
+    state = DeploymentState(Phase.SHIFTING, True, 0.0, green_weight=30, test_traffic_on_green=True)
     route = route_for(SPEC, "v1", active(state), endpoints)
     assert route is not None
     assert route.weights() == {"v1": 70, "v2": 30}
@@ -48,24 +62,35 @@ def test_green_waits_at_zero_while_hooks_use_the_test_listener() -> None:
 
 
 def test_a_rollback_in_progress_sends_everything_back_to_blue() -> None:
-    state = DeploymentState(Phase.ROLLING_BACK, True, 0.0, green_weight=0,
-                            ending=Phase.ROLLED_BACK)
+    state = DeploymentState(Phase.ROLLING_BACK, True, 0.0, green_weight=0, ending=Phase.ROLLED_BACK)
     route = route_for(SPEC, "v1", active(state), endpoints)
     assert route is not None and route.weights() == {"v1": 100}
 
 
 def test_state_round_trips_through_json() -> None:
-    state = DeploymentState(Phase.ROLLING_BACK, True, 5.0, step_index=2, green_weight=10,
-                            ending=Phase.ROLLED_BACK, reason="alarm x")
+    state = DeploymentState(
+        Phase.ROLLING_BACK,
+        True,
+        5.0,
+        step_index=2,
+        green_weight=10,
+        ending=Phase.ROLLED_BACK,
+        reason="alarm x",
+    )
     assert state_from_json(state_to_json(state)) == state
 
 
-FLAGGED = ServiceSpec.model_validate({
-    "service": "shop",
-    "listener": {"port": 8080, "test_port": 8081, "flag_route": {
-        "key": "new-checkout", "variant": "on", "user_from": {"cookie": "uid"}}},
-    "compute": {"local": {"command": ["app", "--port", "{port}"]}},
-})
+FLAGGED = ServiceSpec.model_validate(
+    {
+        "service": "shop",
+        "listener": {
+            "port": 8080,
+            "test_port": 8081,
+            "flag_route": {"key": "new-checkout", "variant": "on", "user_from": {"cookie": "uid"}},
+        },
+        "compute": {"local": {"command": ["app", "--port", "{port}"]}},
+    }
+)
 
 
 def test_a_flag_route_sends_the_flags_users_to_green_once_green_takes_test_traffic() -> None:
@@ -75,11 +100,14 @@ def test_a_flag_route_sends_the_flags_users_to_green_once_green_takes_test_traff
     route = route_for(FLAGGED, "v1", active(state), endpoints)
     assert route is not None and route.green == "v2"
     [listener, _test] = router_config([route], {"port": 9900})["listeners"]
-    assert listener["rules"] == [{
-        "match": {"flag": {"key": "new-checkout", "variant": "on",
-                           "user_from": {"cookie": "uid"}}},
-        "forward": [{"target_group": "shop.v2", "weight": 100}],
-    }]
+    assert listener["rules"] == [
+        {
+            "match": {
+                "flag": {"key": "new-checkout", "variant": "on", "user_from": {"cookie": "uid"}}
+            },
+            "forward": [{"target_group": "shop.v2", "weight": 100}],
+        }
+    ]
     assert [f["weight"] for f in listener["default"]["forward"]] == [100, 0]
 
 

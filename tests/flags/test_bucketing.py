@@ -42,7 +42,7 @@ def murmur3_32(data: bytes, seed: int = 0) -> int:
     h = seed & M32
     whole = len(data) // 4 * 4
     for i in range(0, whole, 4):
-        k = int.from_bytes(data[i:i + 4], "little")
+        k = int.from_bytes(data[i : i + 4], "little")
         k = rotl((k * c1) & M32, 15)
         h ^= (k * c2) & M32
         h = (rotl(h, 13) * 5 + 0xE6546B64) & M32
@@ -99,9 +99,14 @@ VECTOR_INPUTS: list[tuple[str, str, str]] = [
 ]
 
 ROLLOUT_INPUTS: list[tuple[str, str, float]] = [
-    ("1", "user-00000", 0), ("1", "user-00000", 10), ("1", "user-00000", 50),
-    ("1", "user-00000", 100), ("42", "user-00000", 25), ("42", "user-00001", 25),
-    ("42", "user-00002", 33.333), ("rollout-7f3a", "user-12345", 99.999),
+    ("1", "user-00000", 0),
+    ("1", "user-00000", 10),
+    ("1", "user-00000", 50),
+    ("1", "user-00000", 100),
+    ("42", "user-00000", 25),
+    ("42", "user-00001", 25),
+    ("42", "user-00002", 33.333),
+    ("rollout-7f3a", "user-12345", 99.999),
 ]
 
 
@@ -109,20 +114,34 @@ def build_vectors() -> dict[str, Any]:
     vectors = []
     for namespace, salt, value in VECTOR_INPUTS:
         key = bucket_key(namespace, salt, value)
-        vectors.append({"namespace": namespace, "salt": salt, "value": value,
-                        "key_utf8_hex": key.hex(), "hash_uint32": murmur3_32(key),
-                        "bucket": murmur3_32(key) % BUCKETS})
-    rollouts = [{"rollout_id": rid, "value": value, "percent": pct,
-                 "bucket": murmur3_32(bucket_key("$rollout", rid, value)) % BUCKETS,
-                 "sees_new_version": murmur3_32(bucket_key("$rollout", rid, value)) % BUCKETS
-                 < round(pct * 1000)} for rid, value, pct in ROLLOUT_INPUTS]
+        vectors.append(
+            {
+                "namespace": namespace,
+                "salt": salt,
+                "value": value,
+                "key_utf8_hex": key.hex(),
+                "hash_uint32": murmur3_32(key),
+                "bucket": murmur3_32(key) % BUCKETS,
+            }
+        )
+    rollouts = [
+        {
+            "rollout_id": rid,
+            "value": value,
+            "percent": pct,
+            "bucket": murmur3_32(bucket_key("$rollout", rid, value)) % BUCKETS,
+            "sees_new_version": murmur3_32(bucket_key("$rollout", rid, value)) % BUCKETS
+            < round(pct * 1000),
+        }
+        for rid, value, pct in ROLLOUT_INPUTS
+    ]
     return {
         "algorithm": "bucket = MurmurHash3_x86_32(UTF-8(namespace + ':' + salt + ':' + value),"
-                     " seed 0) as unsigned 32-bit, mod 100000",
+        " seed 0) as unsigned 32-bit, mod 100000",
         "buckets": BUCKETS,
         "flags": "namespace = flag key, salt = the flag's salt (default empty)",
         "rollouts": "namespace = '$rollout', salt = rollout id; a user sees the new version"
-                    " when bucket < round(percent * 1000)",
+        " when bucket < round(percent * 1000)",
         "vectors": vectors,
         "rollout_vectors": rollouts,
     }
@@ -147,8 +166,7 @@ def test_every_published_vector_matches_our_buckets() -> None:
 def test_every_published_rollout_vector_matches() -> None:
     for v in load()["rollout_vectors"]:
         assert rollout_bucket(v["rollout_id"], v["value"]) == v["bucket"]
-        assert sees_new_version(v["rollout_id"], v["value"], v["percent"]) \
-            is v["sees_new_version"]
+        assert sees_new_version(v["rollout_id"], v["value"], v["percent"]) is v["sees_new_version"]
 
 
 def test_the_vectors_file_is_what_the_independent_murmur3_computes() -> None:
@@ -167,9 +185,12 @@ def test_mmh3_agrees_with_the_reference_murmur3_on_any_bytes(data: bytes) -> Non
     assert mmh3.hash(data, 0, False) == murmur3_32(data)
 
 
-@given(st.text(max_size=40), st.text(alphabet=st.characters(blacklist_characters=":",
-                                                             blacklist_categories=["Cs"]),
-                                     max_size=10))
+@given(
+    st.text(max_size=40),
+    st.text(
+        alphabet=st.characters(blacklist_characters=":", blacklist_categories=["Cs"]), max_size=10
+    ),
+)
 def test_a_users_bucket_is_stable_and_in_range(value: str, salt: str) -> None:
     try:
         first = bucket("new-checkout", salt, value)
@@ -194,8 +215,11 @@ def test_integers_are_bucketed_as_their_decimal_string_and_other_values_not_at_a
         assert bucket_value(value) is None
 
 
-@given(st.text(max_size=20).filter(lambda s: not any(0xD800 <= ord(c) <= 0xDFFF for c in s)),
-       st.integers(0, 100_000), st.integers(0, 100_000))
+@given(
+    st.text(max_size=20).filter(lambda s: not any(0xD800 <= ord(c) <= 0xDFFF for c in s)),
+    st.integers(0, 100_000),
+    st.integers(0, 100_000),
+)
 def test_raising_a_rollout_percentage_only_adds_users(key: str, a: int, b: int) -> None:
     low, high = sorted((a / 1000, b / 1000))
     if sees_new_version(7, key, low):
@@ -232,8 +256,9 @@ def test_a_rollout_id_cannot_contain_the_separator() -> None:
 
 
 if __name__ == "__main__" and "--write" in sys.argv:
-    VECTORS.write_text(json.dumps(build_vectors(), indent=2, ensure_ascii=False) + "\n",
-                       encoding="utf-8")
+    VECTORS.write_text(
+        json.dumps(build_vectors(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     print(f"wrote {VECTORS}")
 
 
@@ -242,12 +267,19 @@ def test_a_users_bucket_is_the_same_in_other_processes_whatever_their_hash_seed(
     import subprocess
 
     users = [f"user-{i}" for i in range(500)] + ["ünïcødé", "", "42"]
-    script = ("import json, sys; from sluicegate.flags.bucketing import bucket; "
-              "print(json.dumps([bucket('new-checkout', 'salt', u) for u in "
-              "json.loads(sys.argv[1])]))")
+    script = (
+        "import json, sys; from sluicegate.flags.bucketing import bucket; "
+        "print(json.dumps([bucket('new-checkout', 'salt', u) for u in "
+        "json.loads(sys.argv[1])]))"
+    )
     here = [bucket("new-checkout", "salt", u) for u in users]
     for seed in ("0", "1", "12345"):
-        out = subprocess.run([sys.executable, "-c", script, json.dumps(users)],
-                             env={**os.environ, "PYTHONHASHSEED": seed}, check=True,
-                             capture_output=True, text=True, timeout=60).stdout
+        out = subprocess.run(
+            [sys.executable, "-c", script, json.dumps(users)],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
         assert json.loads(out) == here

@@ -16,15 +16,17 @@ def test_a_split_user_is_told_the_rule_that_failed_and_their_bucket() -> None:
     b = bucket("new-checkout", "", "user-00042")
     variant = "on" if b < 25_000 else "off"
     assert e.resolution == FLAGS.evaluate("new-checkout", {"targetingKey": "user-00042"})
-    assert e.render() == "\n".join([
-        f"new-checkout: SPLIT -> variant {variant!r}, value {variant == 'on'}",
-        "  rules[0] beta: no match",
-        "    segment beta-testers: no",
-        "      targetingKey among the 7 listed ids: no (targetingKey = 'user-00042')",
-        "  fallthrough: split (on 25%, off 75%)",
-        f"    bucket of targetingKey 'user-00042' = {b:,} of 100,000 -> {variant!r} "
-        f"(buckets {'0..24,999' if variant == 'on' else '25,000..99,999'})",
-    ])
+    assert e.render() == "\n".join(
+        [
+            f"new-checkout: SPLIT -> variant {variant!r}, value {variant == 'on'}",
+            "  rules[0] beta: no match",
+            "    segment beta-testers: no",
+            "      targetingKey among the 7 listed ids: no (targetingKey = 'user-00042')",
+            "  fallthrough: split (on 25%, off 75%)",
+            f"    bucket of targetingKey 'user-00042' = {b:,} of 100,000 -> {variant!r} "
+            f"(buckets {'0..24,999' if variant == 'on' else '25,000..99,999'})",
+        ]
+    )
 
 
 def test_the_matching_rule_shows_each_condition_with_the_value_it_saw() -> None:
@@ -54,13 +56,16 @@ def test_a_failed_prerequisite_is_named() -> None:
 def test_a_killed_flag_says_so() -> None:
     e = FLAGS.explain("legacy-coupons", {})
     assert [(s.subject, s.verdict) for s in e.steps] == [
-        ("enabled", "no: the kill switch serves the default variant")]
+        ("enabled", "no: the kill switch serves the default variant")
+    ]
 
 
 def test_a_missing_attribute_is_shown_as_missing() -> None:
     e = FLAGS.explain("search-backend", {"targetingKey": "u1"})
-    assert "        country in ['AT', 'BE', 'DE', 'DK', 'ES', 'FI', 'FR', 'IE', 'IT', 'NL', " \
-           "'PL', 'SE']: no (country is missing)" in e.render().splitlines()
+    assert (
+        "        country in ['AT', 'BE', 'DE', 'DK', 'ES', 'FI', 'FR', 'IE', 'IT', 'NL', "
+        "'PL', 'SE']: no (country is missing)" in e.render().splitlines()
+    )
     assert e.steps[-1].subject == "fallthrough"
 
 

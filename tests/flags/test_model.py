@@ -22,11 +22,15 @@ BASE: dict[str, Any] = {
         "new-checkout": {
             "type": "boolean",
             "rules": [{"name": "beta", "when": {"segment": "beta-testers"}, "variant": "on"}],
-            "fallthrough": {"split": [{"variant": "on", "weight": 25},
-                                      {"variant": "off", "weight": 75}]},
+            "fallthrough": {
+                "split": [{"variant": "on", "weight": 25}, {"variant": "off", "weight": 75}]
+            },
         },
-        "color": {"type": "string", "variants": {"red": "#f00", "blue": "#00f"},
-                  "default_variant": "red"},
+        "color": {
+            "type": "string",
+            "variants": {"red": "#f00", "blue": "#00f"},
+            "default_variant": "red",
+        },
     },
 }
 
@@ -54,9 +58,14 @@ def only_problem(data: Any) -> tuple[str, str]:
 
 def test_the_example_is_valid_and_its_normal_form_fills_in_defaults() -> None:
     flags = load_flag_set(EXAMPLE)
-    assert set(flags.flags) == {"new-checkout", "checkout-button", "search-backend",
-                                "free-shipping-threshold", "checkout-limits",
-                                "legacy-coupons"}
+    assert set(flags.flags) == {
+        "new-checkout",
+        "checkout-button",
+        "search-backend",
+        "free-shipping-threshold",
+        "checkout-limits",
+        "legacy-coupons",
+    }
     normal = flags.document()
     checkout = normal["flags"]["new-checkout"]
     assert checkout["variants"] == {"on": True, "off": False}
@@ -96,125 +105,266 @@ def test_an_empty_document_is_an_empty_flag_set() -> None:
 def test_an_invalid_set_lists_every_problem_with_its_path() -> None:
     data = doc()
     checkout = data["flags"]["new-checkout"]
-    checkout["rules"].append({"when": {"attribute": "plan", "op": "matches", "value": "(("},
-                              "split": [{"variant": "blue", "weight": 50},
-                                        {"variant": "on", "weight": 40}]})
+    checkout["rules"].append(
+        {
+            "when": {"attribute": "plan", "op": "matches", "value": "(("},
+            "split": [{"variant": "blue", "weight": 50}, {"variant": "on", "weight": 40}],
+        }
+    )
     data["flags"]["color"]["variants"]["green"] = 7
     data["flags"]["color"]["default_variant"] = "purple"
-    data["flags"]["broken"] = {"type": "number", "variants": {"one": 1},
-                               "default_variant": "one", "enabled": "yes"}
+    data["flags"]["broken"] = {
+        "type": "number",
+        "variants": {"one": 1},
+        "default_variant": "one",
+        "enabled": "yes",
+    }
     assert problems_of(data) == [
-        ("flags.new-checkout.rules[1].when.value",
-         "not a valid regular expression: missing ), unterminated subpattern at position 1"),
+        (
+            "flags.new-checkout.rules[1].when.value",
+            "not a valid regular expression: missing ), unterminated subpattern at position 1",
+        ),
         ("flags.broken.enabled", "Input should be a valid boolean"),
-        ("flags.new-checkout.rules[1].split[0].variant",
-         "unknown variant 'blue' (known: 'off', 'on')"),
+        (
+            "flags.new-checkout.rules[1].split[0].variant",
+            "unknown variant 'blue' (known: 'off', 'on')",
+        ),
         ("flags.new-checkout.rules[1].split", "weights sum to 90, not 100"),
-        ("flags.color.variants.green",
-         "a string flag's variant value is a string, not number"),
-        ("flags.color.default_variant",
-         "unknown variant 'purple' (known: 'blue', 'green', 'red')"),
+        ("flags.color.variants.green", "a string flag's variant value is a string, not number"),
+        ("flags.color.default_variant", "unknown variant 'purple' (known: 'blue', 'green', 'red')"),
     ]
 
 
-@pytest.mark.parametrize(("flag", "where", "message"), [
-    ({"type": "boolean", "default_variant": "maybe"}, "default_variant",
-     "unknown variant 'maybe' (known: 'off', 'on')"),
-    ({"type": "boolean", "variants": {"on": "true", "off": False}, "default_variant": "off"},
-     "variants.on", "a boolean flag's variant value is true or false, not string"),
-    ({"type": "number", "variants": {"a": "1"}, "default_variant": "a"}, "variants.a",
-     "a number flag's variant value is a finite number, not string"),
-    ({"type": "number", "variants": {"a": True}, "default_variant": "a"}, "variants.a",
-     "a number flag's variant value is a finite number, not boolean"),
-    ({"type": "object", "variants": {"a": [1]}, "default_variant": "a"}, "variants.a",
-     "an object flag's variant value is a JSON object, not array"),
-    ({"type": "boolean", "rules": [{"when": {"attribute": "a", "op": "exists"},
-                                    "variant": "maybe"}]},
-     "rules[0].variant", "unknown variant 'maybe' (known: 'off', 'on')"),
-    ({"type": "boolean", "fallthrough": {"split": [{"variant": "on", "weight": 60},
-                                                   {"variant": "on", "weight": 40}]}},
-     "fallthrough.split[1].variant", "variant 'on' is already in this split"),
-    ({"type": "boolean", "fallthrough": {"split": [{"variant": "on", "weight": 25.0001},
-                                                   {"variant": "off", "weight": 75}]}},
-     "fallthrough.split[0].weight", "weights are percentages in steps of 0.001, not 25.0001"),
-    ({"type": "boolean", "fallthrough": {"split": [{"variant": "on", "weight": 101},
-                                                   {"variant": "off", "weight": 0}]}},
-     "fallthrough.split[0].weight", "Input should be less than or equal to 100"),
-    ({"type": "boolean", "fallthrough": {"variant": "on", "split": [
-        {"variant": "on", "weight": 100}]}}, "fallthrough", "give either variant or split"),
-    ({"type": "boolean", "fallthrough": {"variant": "on", "bucket_by": "orgId"}},
-     "fallthrough", "bucket_by only goes with a split"),
-    ({"type": "boolean", "rules": [{"when": {"segment": "gamma"}, "variant": "on"}]},
-     "rules[0].when.segment", "unknown segment 'gamma' (known: 'beta-testers')"),
-    ({"type": "boolean", "rules": [
-        {"name": "r", "when": {"attribute": "a", "op": "exists"}, "variant": "on"},
-        {"name": "r", "when": {"attribute": "b", "op": "exists"}, "variant": "on"}]},
-     "rules[1].name", "rule name 'r' is already used by rules[0]"),
-    ({"type": "boolean", "rules": [{"when": {"attribute": "v", "op": "semver_gt",
-                                             "value": "1.x"}, "variant": "on"}]},
-     "rules[0].when.value", "semver_gt needs a semantic version like 1.4.0, not string '1.x'"),
-    ({"type": "boolean", "rules": [{"when": {"attribute": "t", "op": "before",
-                                             "value": "next week"}, "variant": "on"}]},
-     "rules[0].when.value", "before needs an ISO 8601 date or date-time like "
-                            "2026-03-01T12:00:00Z, not string 'next week'"),
-    ({"type": "boolean", "rules": [{"when": {"attribute": "c", "op": "in", "value": []},
-                                    "variant": "on"}]},
-     "rules[0].when.value", "in needs a non-empty list of strings, numbers or booleans,"
-                            " not array []"),
-    ({"type": "boolean", "rules": [{"when": {"attribute": "c", "op": "eq"},
-                                    "variant": "on"}]},
-     "rules[0].when.value", "eq needs a value: a string, number or boolean"),
-    ({"type": "boolean", "rules": [{"when": {"attribute": "c", "op": "like", "value": "x"},
-                                    "variant": "on"}]},
-     "rules[0].when.op", "Input should be 'eq', 'neq', 'in', 'not_in', 'contains', "
-                         "'starts_with', 'ends_with', 'matches', 'lt', 'lte', 'gt', 'gte', "
-                         "'semver_eq', 'semver_lt', 'semver_lte', 'semver_gt', 'semver_gte', "
-                         "'before', 'after' or 'exists'"),
-    ({"type": "boolean", "rules": [{"when": {"all": [{"attribute": "a", "op": "exists"},
-                                                     {"not": "x"}]}, "variant": "on"}]},
-     "rules[0].when.all[1].not", "a condition is a mapping: {attribute, op, value}, "
-                                 "{all: [...]}, {any: [...]}, {not: ...} or {segment: name}"),
-    ({"type": "boolean", "salt": "a:b"}, "salt", "String should match pattern '^[^:]{0,64}$'"),
-    ({"type": "boolean", "colour": "red"}, "colour", "Extra inputs are not permitted"),
-    ({"type": "enum", "variants": {"a": 1}, "default_variant": "a"}, "type",
-     "Input should be 'boolean', 'string', 'number' or 'object'"),
-])
-def test_each_mistake_is_named_at_its_field(flag: dict[str, Any], where: str,
-                                            message: str) -> None:
+@pytest.mark.parametrize(
+    ("flag", "where", "message"),
+    [
+        (
+            {"type": "boolean", "default_variant": "maybe"},
+            "default_variant",
+            "unknown variant 'maybe' (known: 'off', 'on')",
+        ),
+        (
+            {"type": "boolean", "variants": {"on": "true", "off": False}, "default_variant": "off"},
+            "variants.on",
+            "a boolean flag's variant value is true or false, not string",
+        ),
+        (
+            {"type": "number", "variants": {"a": "1"}, "default_variant": "a"},
+            "variants.a",
+            "a number flag's variant value is a finite number, not string",
+        ),
+        (
+            {"type": "number", "variants": {"a": True}, "default_variant": "a"},
+            "variants.a",
+            "a number flag's variant value is a finite number, not boolean",
+        ),
+        (
+            {"type": "object", "variants": {"a": [1]}, "default_variant": "a"},
+            "variants.a",
+            "an object flag's variant value is a JSON object, not array",
+        ),
+        (
+            {
+                "type": "boolean",
+                "rules": [{"when": {"attribute": "a", "op": "exists"}, "variant": "maybe"}],
+            },
+            "rules[0].variant",
+            "unknown variant 'maybe' (known: 'off', 'on')",
+        ),
+        (
+            {
+                "type": "boolean",
+                "fallthrough": {
+                    "split": [{"variant": "on", "weight": 60}, {"variant": "on", "weight": 40}]
+                },
+            },
+            "fallthrough.split[1].variant",
+            "variant 'on' is already in this split",
+        ),
+        (
+            {
+                "type": "boolean",
+                "fallthrough": {
+                    "split": [
+                        {"variant": "on", "weight": 25.0001},
+                        {"variant": "off", "weight": 75},
+                    ]
+                },
+            },
+            "fallthrough.split[0].weight",
+            "weights are percentages in steps of 0.001, not 25.0001",
+        ),
+        (
+            {
+                "type": "boolean",
+                "fallthrough": {
+                    "split": [{"variant": "on", "weight": 101}, {"variant": "off", "weight": 0}]
+                },
+            },
+            "fallthrough.split[0].weight",
+            "Input should be less than or equal to 100",
+        ),
+        (
+            {
+                "type": "boolean",
+                "fallthrough": {"variant": "on", "split": [{"variant": "on", "weight": 100}]},
+            },
+            "fallthrough",
+            "give either variant or split",
+        ),
+        (
+            {"type": "boolean", "fallthrough": {"variant": "on", "bucket_by": "orgId"}},
+            "fallthrough",
+            "bucket_by only goes with a split",
+        ),
+        (
+            {"type": "boolean", "rules": [{"when": {"segment": "gamma"}, "variant": "on"}]},
+            "rules[0].when.segment",
+            "unknown segment 'gamma' (known: 'beta-testers')",
+        ),
+        (
+            {
+                "type": "boolean",
+                "rules": [
+                    {"name": "r", "when": {"attribute": "a", "op": "exists"}, "variant": "on"},
+                    {"name": "r", "when": {"attribute": "b", "op": "exists"}, "variant": "on"},
+                ],
+            },
+            "rules[1].name",
+            "rule name 'r' is already used by rules[0]",
+        ),
+        (
+            {
+                "type": "boolean",
+                "rules": [
+                    {"when": {"attribute": "v", "op": "semver_gt", "value": "1.x"}, "variant": "on"}
+                ],
+            },
+            "rules[0].when.value",
+            "semver_gt needs a semantic version like 1.4.0, not string '1.x'",
+        ),
+        (
+            {
+                "type": "boolean",
+                "rules": [
+                    {
+                        "when": {"attribute": "t", "op": "before", "value": "next week"},
+                        "variant": "on",
+                    }
+                ],
+            },
+            "rules[0].when.value",
+            "before needs an ISO 8601 date or date-time like "
+            "2026-03-01T12:00:00Z, not string 'next week'",
+        ),
+        (
+            {
+                "type": "boolean",
+                "rules": [{"when": {"attribute": "c", "op": "in", "value": []}, "variant": "on"}],
+            },
+            "rules[0].when.value",
+            "in needs a non-empty list of strings, numbers or booleans, not array []",
+        ),
+        (
+            {
+                "type": "boolean",
+                "rules": [{"when": {"attribute": "c", "op": "eq"}, "variant": "on"}],
+            },
+            "rules[0].when.value",
+            "eq needs a value: a string, number or boolean",
+        ),
+        (
+            {
+                "type": "boolean",
+                "rules": [
+                    {"when": {"attribute": "c", "op": "like", "value": "x"}, "variant": "on"}
+                ],
+            },
+            "rules[0].when.op",
+            "Input should be 'eq', 'neq', 'in', 'not_in', 'contains', "
+            "'starts_with', 'ends_with', 'matches', 'lt', 'lte', 'gt', 'gte', "
+            "'semver_eq', 'semver_lt', 'semver_lte', 'semver_gt', 'semver_gte', "
+            "'before', 'after' or 'exists'",
+        ),
+        (
+            {
+                "type": "boolean",
+                "rules": [
+                    {
+                        "when": {"all": [{"attribute": "a", "op": "exists"}, {"not": "x"}]},
+                        "variant": "on",
+                    }
+                ],
+            },
+            "rules[0].when.all[1].not",
+            "a condition is a mapping: {attribute, op, value}, "
+            "{all: [...]}, {any: [...]}, {not: ...} or {segment: name}",
+        ),
+        ({"type": "boolean", "salt": "a:b"}, "salt", "String should match pattern '^[^:]{0,64}$'"),
+        ({"type": "boolean", "colour": "red"}, "colour", "Extra inputs are not permitted"),
+        (
+            {"type": "enum", "variants": {"a": 1}, "default_variant": "a"},
+            "type",
+            "Input should be 'boolean', 'string', 'number' or 'object'",
+        ),
+    ],
+)
+def test_each_mistake_is_named_at_its_field(flag: dict[str, Any], where: str, message: str) -> None:
     assert only_problem(doc(f=flag)) == (f"flags.f.{where}", message)
 
 
 def test_prerequisites_must_name_existing_flags_and_variants() -> None:
-    problems = problems_of(doc(f={"type": "boolean", "prerequisites": [
-        {"flag": "ghost"}, {"flag": "color", "variant": "green"},
-        {"flag": "color"}, {"flag": "new-checkout", "variants": ["on", "of"]}]}))
+    problems = problems_of(
+        doc(
+            f={
+                "type": "boolean",
+                "prerequisites": [
+                    {"flag": "ghost"},
+                    {"flag": "color", "variant": "green"},
+                    {"flag": "color"},
+                    {"flag": "new-checkout", "variants": ["on", "of"]},
+                ],
+            }
+        )
+    )
     assert problems == [
-        ("flags.f.prerequisites[0].flag",
-         "unknown flag 'ghost' (known: 'color', 'f', 'new-checkout')"),
-        ("flags.f.prerequisites[1].variant",
-         "unknown variant of color 'green' (known: 'blue', 'red')"),
-        ("flags.f.prerequisites[2]", "'color' is a string flag: name the variant(s) it must"
-                                     " serve"),
-        ("flags.f.prerequisites[3].variants[1]",
-         "unknown variant of new-checkout 'of' (known: 'off', 'on')"),
+        (
+            "flags.f.prerequisites[0].flag",
+            "unknown flag 'ghost' (known: 'color', 'f', 'new-checkout')",
+        ),
+        (
+            "flags.f.prerequisites[1].variant",
+            "unknown variant of color 'green' (known: 'blue', 'red')",
+        ),
+        ("flags.f.prerequisites[2]", "'color' is a string flag: name the variant(s) it must serve"),
+        (
+            "flags.f.prerequisites[3].variants[1]",
+            "unknown variant of new-checkout 'of' (known: 'off', 'on')",
+        ),
     ]
 
 
 def test_prerequisite_cycles_are_rejected_once_each() -> None:
-    problems = problems_of(doc(
-        a={"type": "boolean", "prerequisites": [{"flag": "b"}]},
-        b={"type": "boolean", "prerequisites": [{"flag": "c"}]},
-        c={"type": "boolean", "prerequisites": [{"flag": "a"}]},
-        d={"type": "boolean", "prerequisites": [{"flag": "d"}]},
-    ))
-    assert problems == [("flags.a.prerequisites[0].flag", "prerequisite cycle: a -> b -> c -> a"),
-                        ("flags.d.prerequisites[0].flag", "prerequisite cycle: d -> d")]
+    problems = problems_of(
+        doc(
+            a={"type": "boolean", "prerequisites": [{"flag": "b"}]},
+            b={"type": "boolean", "prerequisites": [{"flag": "c"}]},
+            c={"type": "boolean", "prerequisites": [{"flag": "a"}]},
+            d={"type": "boolean", "prerequisites": [{"flag": "d"}]},
+        )
+    )
+    assert problems == [
+        ("flags.a.prerequisites[0].flag", "prerequisite cycle: a -> b -> c -> a"),
+        ("flags.d.prerequisites[0].flag", "prerequisite cycle: d -> d"),
+    ]
 
 
 def test_segment_cycles_and_unknown_segments_are_rejected() -> None:
     data = doc()
-    data["segments"] = {"x": {"when": {"segment": "y"}},
-                        "y": {"when": {"any": [{"segment": "x"}, {"segment": "zz"}]}}}
+    data["segments"] = {
+        "x": {"when": {"segment": "y"}},
+        "y": {"when": {"any": [{"segment": "x"}, {"segment": "zz"}]}},
+    }
     data["flags"]["new-checkout"]["rules"] = []
     assert problems_of(data) == [
         ("segments.y.when.any[1].segment", "unknown segment 'zz' (known: 'x', 'y')"),
@@ -236,18 +386,23 @@ def test_keys_must_be_names() -> None:
 
 
 def test_a_document_that_is_not_a_mapping_is_rejected() -> None:
-    assert only_problem(["flags"]) == ("", "a flag set is a mapping with flags and segments,"
-                                           " not array")
+    assert only_problem(["flags"]) == (
+        "",
+        "a flag set is a mapping with flags and segments, not array",
+    )
 
 
 def test_duplicate_keys_in_the_file_are_each_reported() -> None:
     with pytest.raises(SpecError) as info:
-        parse_flag_set("""\
+        parse_flag_set(
+            """\
 flags:
   a: {type: boolean}
   b: {type: boolean, type: string}
   a: {type: boolean}
-""", source="flags.yaml")
+""",
+            source="flags.yaml",
+        )
     assert [str(p) for p in info.value.problems] == [
         "flags.b.type: duplicate key 'type' (lines 3 and 3)",
         "flags.a: duplicate key 'a' (lines 2 and 4)",
@@ -268,26 +423,27 @@ def test_the_example_validates_against_the_json_schema() -> None:
     jsonschema.Draft202012Validator.check_schema(schema)
     from sluicegate.flags._load import read_file
 
-    jsonschema.validate(read_file(EXAMPLE), schema,
-                        cls=jsonschema.Draft202012Validator)
+    jsonschema.validate(read_file(EXAMPLE), schema, cls=jsonschema.Draft202012Validator)
 
 
 def test_the_normal_form_validates_against_the_json_schema() -> None:
-    jsonschema.validate(load_flag_set(EXAMPLE).document(), flag_set_schema(),
-                        cls=jsonschema.Draft202012Validator)
+    jsonschema.validate(
+        load_flag_set(EXAMPLE).document(), flag_set_schema(), cls=jsonschema.Draft202012Validator
+    )
 
 
-@pytest.mark.parametrize("flag", [
-    {"type": "string"},                                          # no variants
-    {"type": "boolean", "extra": 1},
-    {"type": "boolean", "rules": [{"when": {"attribute": "a", "op": "near"},
-                                   "variant": "on"}]},
-    {"type": "boolean", "fallthrough": {"split": [{"variant": "on", "weight": "25"}]}},
-])
+@pytest.mark.parametrize(
+    "flag",
+    [
+        {"type": "string"},  # no variants
+        {"type": "boolean", "extra": 1},
+        {"type": "boolean", "rules": [{"when": {"attribute": "a", "op": "near"}, "variant": "on"}]},
+        {"type": "boolean", "fallthrough": {"split": [{"variant": "on", "weight": "25"}]}},
+    ],
+)
 def test_the_json_schema_rejects_structural_mistakes(flag: dict[str, Any]) -> None:
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(doc(f=flag), flag_set_schema(),
-                            cls=jsonschema.Draft202012Validator)
+        jsonschema.validate(doc(f=flag), flag_set_schema(), cls=jsonschema.Draft202012Validator)
 
 
 def test_a_missing_file_is_named(tmp_path: Path) -> None:

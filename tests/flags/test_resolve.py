@@ -24,16 +24,16 @@ def view(percent: float, id: str = "fr-0123456789ab") -> RolloutView:
 
 
 def flags(value: str, version: int) -> Any:
-    doc = {"flags": {"checkout": {"type": "string", "variants": {"x": value},
-                                  "default_variant": "x"}}}
+    doc = {
+        "flags": {"checkout": {"type": "string", "variants": {"x": value}, "default_variant": "x"}}
+    }
     return compile_flag_set(doc, version=version)
 
 
 V7, V8 = flags("old", 7), flags("new", 8)
 
 
-def test_a_user_gets_the_new_version_exactly_when_their_rollout_bucket_is_in_the_share(
-) -> None:
+def test_a_user_gets_the_new_version_exactly_when_their_rollout_bucket_is_in_the_share() -> None:
     for percent in GROWING:
         for user in USERS[:500]:
             expected = sees_new_version("fr-0123456789ab", user, percent)
@@ -41,8 +41,7 @@ def test_a_user_gets_the_new_version_exactly_when_their_rollout_bucket_is_in_the
 
 
 def test_a_users_version_only_ever_moves_forward_while_the_share_grows() -> None:
-    sides = {u: [gets_new_version(view(p), {"targetingKey": u}) for p in GROWING]
-             for u in USERS}
+    sides = {u: [gets_new_version(view(p), {"targetingKey": u}) for p in GROWING] for u in USERS}
     for user, seen in sides.items():
         assert seen == sorted(seen), f"{user} flipped back: {seen}"
     cohorts = [{u for u in USERS if sides[u][i]} for i in range(len(GROWING))]
@@ -83,15 +82,14 @@ def test_user_id_and_integer_keys_bucket_like_the_targeting_key() -> None:
         assert gets_new_version(view(40), {"userId": str(n)}) is expected
         assert gets_new_version(view(40), {"targetingKey": n}) is expected
     # targetingKey wins over userId when both are given
-    assert gets_new_version(view(40), {"targetingKey": "a", "userId": "b"}) is \
-        gets_new_version(view(40), {"targetingKey": "a"})
+    assert gets_new_version(view(40), {"targetingKey": "a", "userId": "b"}) is gets_new_version(
+        view(40), {"targetingKey": "a"}
+    )
 
 
 def test_each_rollout_picks_its_own_users() -> None:
-    one = {u for u in USERS if gets_new_version(view(20, "fr-aaaaaaaaaaaa"),
-                                                 {"targetingKey": u})}
-    two = {u for u in USERS if gets_new_version(view(20, "fr-bbbbbbbbbbbb"),
-                                                 {"targetingKey": u})}
+    one = {u for u in USERS if gets_new_version(view(20, "fr-aaaaaaaaaaaa"), {"targetingKey": u})}
+    two = {u for u in USERS if gets_new_version(view(20, "fr-bbbbbbbbbbbb"), {"targetingKey": u})}
     # independent draws: about 20 % of 20 % overlap, far from the same 20 %
     assert len(one & two) < len(one) / 2
 

@@ -61,8 +61,9 @@ def store(state_dir: Path, clock: ManualClock) -> Iterator[Store]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def any_store(request: pytest.FixtureRequest, state_dir: Path,
-              clock: ManualClock) -> Iterator[Store]:
+def any_store(
+    request: pytest.FixtureRequest, state_dir: Path, clock: ManualClock
+) -> Iterator[Store]:
     url: Any = state_dir
     if request.param == "postgresql":
         url = request.getfixturevalue("pg_server").create_database()
@@ -83,9 +84,10 @@ def flag_set(value: str = "old", **more_flags: Any) -> dict[str, Any]:
         "segments": {"beta": {"ids": ["alice", "bob"]}},
         "flags": {
             "checkout": {"type": "string", "variants": {"v": value}, "default_variant": "v"},
-            "new-search": {"type": "boolean",
-                           "rules": [{"name": "beta", "when": {"segment": "beta"},
-                                      "variant": "on"}]},
+            "new-search": {
+                "type": "boolean",
+                "rules": [{"name": "beta", "when": {"segment": "beta"}, "variant": "on"}],
+            },
             **more_flags,
         },
     }

@@ -17,9 +17,10 @@ from tests.flagservice.conftest import flag_set
 
 pytestmark = pytest.mark.anyio
 
-RULE = {"match": {"flag": {"key": "new-search", "variant": "on",
-                           "user_from": {"header": "x-user"}}},
-        "forward": [{"target_group": "green", "weight": 1}]}
+RULE = {
+    "match": {"flag": {"key": "new-search", "variant": "on", "user_from": {"header": "x-user"}}},
+    "forward": [{"target_group": "green", "weight": 1}],
+}
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +32,9 @@ def apps() -> Iterator[dict[str, AppProcess]]:
 
 
 def new_router(apps: dict[str, AppProcess]) -> RouterProcess:
-    return start_router(router_config({"blue": [apps["blue"]], "green": [apps["green"]]},
-                                      {"blue": 1}, rules=[RULE]))
+    return start_router(
+        router_config({"blue": [apps["blue"]], "green": [apps["green"]]}, {"blue": 1}, rules=[RULE])
+    )
 
 
 def version_for(router: RouterProcess, user: str) -> str:
@@ -40,7 +42,8 @@ def version_for(router: RouterProcess, user: str) -> str:
 
 
 async def test_the_router_gets_the_current_version_and_every_change_of_it(
-        service: FlagService, store: Store, apps: dict[str, AppProcess]) -> None:
+    service: FlagService, store: Store, apps: dict[str, AppProcess]
+) -> None:
     with new_router(apps) as router:
         client = RouterClient(router.admin_url, router.token)
         sync = RouterFlagSync(store, "prod", client)
@@ -68,7 +71,8 @@ async def test_the_router_gets_the_current_version_and_every_change_of_it(
 
 
 async def test_a_router_started_again_empty_gets_the_current_version(
-        service: FlagService, store: Store, apps: dict[str, AppProcess]) -> None:
+    service: FlagService, store: Store, apps: dict[str, AppProcess]
+) -> None:
     service.create_environment("prod", "", actor="t")
     await service.apply("prod", flag_set(), actor="t")
     routers = [new_router(apps)]

@@ -30,11 +30,15 @@ def test_environment_names_are_checked(service: FlagService, name: str) -> None:
 def test_creating_an_environment_is_an_audit_event(store: Store, prod: FlagService) -> None:
     [event] = store.events.list(subject="flags/prod")
     assert (event.kind, event.actor, event.message) == (
-        "flags.env.created", "alice", "flag environment prod created")
+        "flags.env.created",
+        "alice",
+        "flag environment prod created",
+    )
 
 
 async def test_an_invalid_flag_set_is_refused_with_every_problem_and_nothing_is_saved(
-        store: Store, prod: FlagService) -> None:
+    store: Store, prod: FlagService
+) -> None:
     await prod.apply("prod", flag_set("old"), actor="alice")
     bad = flag_set("new")
     bad["flags"]["checkout"]["default_variant"] = "nope"
@@ -43,34 +47,52 @@ async def test_an_invalid_flag_set_is_refused_with_every_problem_and_nothing_is_
     with pytest.raises(SpecError) as err:
         await prod.apply("prod", bad, actor="bob")
     paths = {p.path for p in err.value.problems}
-    assert {"flags.checkout.default_variant", "flags.new-search.rules[0].when.segment",
-            "flags.oops.type"} <= paths
+    assert {
+        "flags.checkout.default_variant",
+        "flags.new-search.rules[0].when.segment",
+        "flags.oops.type",
+    } <= paths
     env = store.flags.environment("prod")
     assert (env.current_version, env.latest_version) == (1, 1)
     assert [e.kind for e in store.events.list(subject="flags/prod")] == [
-        "flags.env.created", "flags.version"]
+        "flags.env.created",
+        "flags.version",
+    ]
 
 
 async def test_each_change_is_a_new_version_with_an_audit_event_and_diff_summary(
-        store: Store, prod: FlagService) -> None:
+    store: Store, prod: FlagService
+) -> None:
     first = await prod.apply("prod", flag_set("old"), actor="alice", message="first")
-    second = await prod.apply("prod", flag_set("new", extra={"type": "boolean"}),
-                              actor="bob", message="new copy", expected_version=1)
+    second = await prod.apply(
+        "prod",
+        flag_set("new", extra={"type": "boolean"}),
+        actor="bob",
+        message="new copy",
+        expected_version=1,
+    )
     assert (first.version.version, second.version.version, second.previous) == (1, 2, 1)
     assert [str(c) for c in second.diff.changes] == [
-        "flag checkout: changed\n  variants.v: 'old' -> 'new'", "flag extra: added"]
+        "flag checkout: changed\n  variants.v: 'old' -> 'new'",
+        "flag extra: added",
+    ]
     event = store.events.list(subject="flags/prod", kind="flags.version")[-1]
     assert event.actor == "bob"
     assert event.message == "prod v2 by bob (published; flags +1 ~1 -0): new copy"
     assert event.data["version"] == 2 and event.data["from_version"] == 1
-    assert event.data["diff"]["flags"] == {"added": ["extra"], "removed": [],
-                                           "changed": ["checkout"]}
+    assert event.data["diff"]["flags"] == {
+        "added": ["extra"],
+        "removed": [],
+        "changed": ["checkout"],
+    }
     assert event.data["diff"]["changes"][0]["fields"] == [
-        {"path": "variants.v", "change": "changed", "old": "old", "new": "new"}]
+        {"path": "variants.v", "change": "changed", "old": "old", "new": "new"}
+    ]
 
 
 async def test_a_segments_id_changes_are_summarised_not_listed_in_full(
-        store: Store, prod: FlagService) -> None:
+    store: Store, prod: FlagService
+) -> None:
     big = flag_set()
     big["segments"]["beta"]["ids"] = [f"u{i}" for i in range(1000)]
     await prod.apply("prod", flag_set(), actor="alice")
@@ -80,8 +102,9 @@ async def test_a_segments_id_changes_are_summarised_not_listed_in_full(
     assert len(ids["added"]) == 20
 
 
-async def test_applying_the_same_flag_set_again_saves_nothing(store: Store,
-                                                              prod: FlagService) -> None:
+async def test_applying_the_same_flag_set_again_saves_nothing(
+    store: Store, prod: FlagService
+) -> None:
     await prod.apply("prod", flag_set("old"), actor="alice")
     again = await prod.apply("prod", flag_set("old"), actor="bob", expected_version=1)
     assert (again.changed, again.version.version) == (False, 1)
@@ -91,7 +114,8 @@ async def test_applying_the_same_flag_set_again_saves_nothing(store: Store,
 
 
 async def test_a_stale_expected_version_is_a_conflict_even_for_an_unchanged_document(
-        store: Store, prod: FlagService) -> None:
+    store: Store, prod: FlagService
+) -> None:
     await prod.apply("prod", flag_set("old"), actor="alice")
     await prod.apply("prod", flag_set("new"), actor="bob", expected_version=1)
     for document in (flag_set("newer"), flag_set("new")):
@@ -100,8 +124,9 @@ async def test_a_stale_expected_version_is_a_conflict_even_for_an_unchanged_docu
     assert store.flags.environment("prod").latest_version == 2
 
 
-async def test_revert_saves_an_old_document_as_a_new_version(store: Store,
-                                                             prod: FlagService) -> None:
+async def test_revert_saves_an_old_document_as_a_new_version(
+    store: Store, prod: FlagService
+) -> None:
     await prod.apply("prod", flag_set("one"), actor="alice")
     await prod.apply("prod", flag_set("two"), actor="alice")
     reverted = await prod.revert("prod", 1, actor="bob")
@@ -114,9 +139,14 @@ async def test_revert_saves_an_old_document_as_a_new_version(store: Store,
 
 
 async def test_the_first_version_is_published_at_once_even_when_a_rollout_is_asked_for(
-        store: Store, prod: FlagService) -> None:
-    applied = await prod.apply("prod", flag_set(), actor="alice",
-                               rollout=RolloutSpec.model_validate({"strategy": "AllAtOnce"}))
+    store: Store, prod: FlagService
+) -> None:
+    applied = await prod.apply(
+        "prod",
+        flag_set(),
+        actor="alice",
+        rollout=RolloutSpec.model_validate({"strategy": "AllAtOnce"}),
+    )
     assert applied.rollout is None and applied.note is not None
     assert "published to everyone at once" in applied.note
     assert store.flags.environment("prod").current_version == 1
@@ -124,8 +154,12 @@ async def test_the_first_version_is_published_at_once_even_when_a_rollout_is_ask
 
 async def test_a_change_during_a_rollout_is_refused(store: Store, prod: FlagService) -> None:
     await prod.apply("prod", flag_set("old"), actor="alice")
-    await prod.apply("prod", flag_set("new"), actor="alice",
-                     rollout=RolloutSpec.model_validate({"strategy": "AllAtOnce"}))
+    await prod.apply(
+        "prod",
+        flag_set("new"),
+        actor="alice",
+        rollout=RolloutSpec.model_validate({"strategy": "AllAtOnce"}),
+    )
     for document in (flag_set("newer"), flag_set("old")):
         with pytest.raises(ConflictError, match="rollout of version 2 is in progress"):
             await prod.apply("prod", document, actor="bob")
@@ -134,12 +168,12 @@ async def test_a_change_during_a_rollout_is_refused(store: Store, prod: FlagServ
 
 
 async def test_diff_defaults_to_the_newest_version_against_the_one_before(
-        prod: FlagService) -> None:
+    prod: FlagService,
+) -> None:
     for value in ("one", "two", "three"):
         await prod.apply("prod", flag_set(value), actor="alice")
     frm, to, diff = prod.diff("prod", None, None)
-    assert (frm, to, str(diff)) == (2, 3, "flag checkout: changed\n  variants.v: 'two' -> "
-                                          "'three'")
+    assert (frm, to, str(diff)) == (2, 3, "flag checkout: changed\n  variants.v: 'two' -> 'three'")
     frm, to, diff = prod.diff("prod", 1, 3)
     assert "'one' -> 'three'" in str(diff)
     frm, to, diff = prod.diff("prod", None, 1)
@@ -150,13 +184,16 @@ async def test_evaluate_explains_which_rule_matched(prod: FlagService) -> None:
     await prod.apply("prod", flag_set(), actor="alice")
     got = prod.evaluate("prod", "new-search", {"userId": "alice"}, explain=True)
     assert (got["value"], got["variant"], got["reason"], got["version"]) == (
-        True, "on", "TARGETING_MATCH", 1)
+        True,
+        "on",
+        "TARGETING_MATCH",
+        1,
+    )
     assert got["text"].splitlines()[1] == "  rules[0] beta: matched: serve variant 'on'"
     missing = prod.evaluate("prod", "nope", {})
     assert (missing["reason"], missing["error_code"]) == ("ERROR", "FLAG_NOT_FOUND")
 
 
-async def test_evaluating_an_environment_without_a_flag_set_is_not_found(
-        prod: FlagService) -> None:
+async def test_evaluating_an_environment_without_a_flag_set_is_not_found(prod: FlagService) -> None:
     with pytest.raises(NotFoundError, match="no flag set yet"):
         prod.evaluate("prod", "checkout", {})

@@ -12,12 +12,16 @@ from sluicegate.store import Store
 
 pytestmark = pytest.mark.anyio
 
-_FLAGS = {"flags": {"f": {"type": "boolean", "variants": {"on": True, "off": False},
-                          "default_variant": "off"}}}
+_FLAGS = {
+    "flags": {
+        "f": {"type": "boolean", "variants": {"on": True, "off": False}, "default_variant": "off"}
+    }
+}
 
 
 async def test_a_change_committed_by_this_process_wakes_streams_without_waiting_a_poll(
-        store: Store, service: FlagService) -> None:
+    store: Store, service: FlagService
+) -> None:
     prod = service
     prod.create_environment("prod", "production", "alice")
     await prod.apply("prod", _FLAGS, actor="t")

@@ -31,8 +31,9 @@ def hist_of(latencies_us: np.ndarray) -> dict[int, int]:
     return dict(counts)
 
 
-def lognormal_us(rng: np.random.Generator, n: int, median_ms: float, sigma: float = 0.5
-                 ) -> np.ndarray:
+def lognormal_us(
+    rng: np.random.Generator, n: int, median_ms: float, sigma: float = 0.5
+) -> np.ndarray:
     return rng.lognormal(math.log(median_ms * 1000.0), sigma, n)
 
 
@@ -52,7 +53,8 @@ def test_median_matches_the_router_percentile() -> None:
     hist = hist_of(lognormal_us(rng, 999, 20.0))
     items = _stats.histogram_items(hist, "h")
     assert _stats.histogram_median_us(items) / 1e6 == pytest.approx(
-        _histogram.percentile(hist, 0.5))
+        _histogram.percentile(hist, 0.5)
+    )
 
 
 # --- the statistics --------------------------------------------------------------------------
@@ -60,8 +62,15 @@ def test_median_matches_the_router_percentile() -> None:
 
 @pytest.mark.parametrize(
     ("x1", "n1", "x2", "n2", "delta"),
-    [(20, 200, 18, 1800, 0.01), (2, 200, 18, 1800, 0.01), (0, 50, 0, 500, 0.01),
-     (5, 5, 0, 10, 0.05), (30, 100, 10, 100, 0.0), (0, 10, 3, 40, 0.0), (7, 300, 90, 900, 0.02)],
+    [
+        (20, 200, 18, 1800, 0.01),
+        (2, 200, 18, 1800, 0.01),
+        (0, 50, 0, 500, 0.01),
+        (5, 5, 0, 10, 0.05),
+        (30, 100, 10, 100, 0.0),
+        (0, 10, 3, 40, 0.0),
+        (7, 300, 90, 900, 0.02),
+    ],
 )
 def test_restricted_mle_maximises_the_constrained_likelihood(
     x1: int, n1: int, x2: int, n2: int, delta: float
@@ -73,8 +82,9 @@ def test_restricted_mle_maximises_the_constrained_likelihood(
 
     def loglik(p1: np.ndarray) -> np.ndarray:
         p2 = p1 - delta
-        return np.asarray(xlogy(x1, p1) + xlog1py(n1 - x1, -p1)
-                          + xlogy(x2, p2) + xlog1py(n2 - x2, -p2))
+        return np.asarray(
+            xlogy(x1, p1) + xlog1py(n1 - x1, -p1) + xlogy(x2, p2) + xlog1py(n2 - x2, -p2)
+        )
 
     grid = np.linspace(delta, 1.0, 1_000_001)
     best = float(np.max(loglik(grid)))
@@ -107,9 +117,15 @@ def _rejection_rate(n1: int, n2: int, p1: float, p2: float, delta: float) -> flo
 
 @pytest.mark.parametrize(
     ("n1", "n2", "p2", "delta"),
-    [(10, 990, 0.01, 0.01), (20, 1800, 0.0, 0.01), (50, 200, 0.01, 0.01),
-     (200, 1800, 0.01, 0.01), (200, 19_800, 0.001, 0.01), (100, 900, 0.05, 0.0),
-     (8, 1800, 0.01, 0.0)],
+    [
+        (10, 990, 0.01, 0.01),
+        (20, 1800, 0.0, 0.01),
+        (50, 200, 0.01, 0.01),
+        (200, 1800, 0.01, 0.01),
+        (200, 19_800, 0.001, 0.01),
+        (100, 900, 0.05, 0.0),
+        (8, 1800, 0.01, 0.0),
+    ],
 )
 def test_level_is_kept_near_nominal_and_healthy_greens_almost_never_fail(
     n1: int, n2: int, p2: float, delta: float
@@ -130,7 +146,8 @@ def test_score_test_without_skew_is_the_normal_score_test() -> None:
     var = (q1 * (1 - q1) / n1 + q2 * (1 - q2) / n2) * (n1 + n2) / (n1 + n2 - 1)
     z = (0.6 - 0.5 - 0.05) / math.sqrt(var)
     assert _stats.scas_p(x1, n1, x2, n2, 0.05) == pytest.approx(
-        0.5 * math.erfc(z / math.sqrt(2)), rel=0.02)
+        0.5 * math.erfc(z / math.sqrt(2)), rel=0.02
+    )
 
 
 def test_thinning_is_bounded_and_proportional() -> None:
@@ -212,8 +229,14 @@ def test_errors_noisy_but_healthy_green_passes_99_of_100_trials() -> None:
     for _ in range(100):
         green_total = int(rng.integers(200, 400))
         blue_total = int(rng.integers(1800, 3600))
-        outcomes[judge_errors(int(rng.binomial(green_total, 0.01)), green_total,
-                              int(rng.binomial(blue_total, 0.01)), blue_total).outcome] += 1
+        outcomes[
+            judge_errors(
+                int(rng.binomial(green_total, 0.01)),
+                green_total,
+                int(rng.binomial(blue_total, 0.01)),
+                blue_total,
+            ).outcome
+        ] += 1
     assert outcomes[Outcome.PASS] >= 99, outcomes
 
 
@@ -225,8 +248,12 @@ def test_errors_tenfold_rate_on_a_small_canary_fails_within_seconds(
     rng = np.random.default_rng(99)
     fails = 0
     for _ in range(100):
-        j = judge_errors(int(rng.binomial(green_total, 0.10)), green_total,
-                         int(rng.binomial(blue_total, 0.01)), blue_total)
+        j = judge_errors(
+            int(rng.binomial(green_total, 0.10)),
+            green_total,
+            int(rng.binomial(blue_total, 0.01)),
+            blue_total,
+        )
         fails += j.outcome is Outcome.FAIL
     assert fails >= 99
 
@@ -234,22 +261,24 @@ def test_errors_tenfold_rate_on_a_small_canary_fails_within_seconds(
 def test_errors_within_tolerance_is_not_a_failure() -> None:
     # Green 1.5 % vs blue 1 %: worse, but within the 1-point tolerance.
     assert judge_errors(300, 20000, 1800, 180000).outcome is Outcome.PASS
-    assert judge_errors(300, 20000, 1800, 180000,
-                        tolerated_increase=0.0).outcome is Outcome.FAIL
+    assert judge_errors(300, 20000, 1800, 180000, tolerated_increase=0.0).outcome is Outcome.FAIL
 
 
 @pytest.mark.parametrize(
     ("args", "kwargs", "message"),
-    [((5, 4, 0, 10), {}, "more than its 4 requests"),
-     ((-1, 4, 0, 10), {}, "negative"),
-     ((0, 4, 0, -10), {}, "negative"),
-     ((0, 4, 0, 10), {"confidence": 1.0}, "confidence"),
-     ((0, 4, 0, 10), {"tolerated_increase": -0.1}, "tolerated_increase"),
-     ((0, 4, 0, 10), {"min_requests": 0}, "min_requests"),
-     ((0, 4, 0, 10), {"min_errors": 0}, "min_errors")],
+    [
+        ((5, 4, 0, 10), {}, "more than its 4 requests"),
+        ((-1, 4, 0, 10), {}, "negative"),
+        ((0, 4, 0, -10), {}, "negative"),
+        ((0, 4, 0, 10), {"confidence": 1.0}, "confidence"),
+        ((0, 4, 0, 10), {"tolerated_increase": -0.1}, "tolerated_increase"),
+        ((0, 4, 0, 10), {"min_requests": 0}, "min_requests"),
+        ((0, 4, 0, 10), {"min_errors": 0}, "min_errors"),
+    ],
 )
-def test_errors_bad_input_is_refused(args: tuple[int, ...], kwargs: dict[str, float],
-                                     message: str) -> None:
+def test_errors_bad_input_is_refused(
+    args: tuple[int, ...], kwargs: dict[str, float], message: str
+) -> None:
     with pytest.raises(ValueError, match=message):
         judge_errors(*args, **kwargs)  # type: ignore[arg-type]
 
@@ -277,9 +306,12 @@ def test_latency_half_again_slower_fails() -> None:
 def test_latency_five_percent_slower_passes_with_ten_percent_tolerance() -> None:
     rng = np.random.default_rng(3)
     passes = sum(
-        judge_latency(hist_of(lognormal_us(rng, 2000, 21)),
-                      hist_of(lognormal_us(rng, 2000, 20))).outcome is Outcome.PASS
-        for _ in range(20))
+        judge_latency(
+            hist_of(lognormal_us(rng, 2000, 21)), hist_of(lognormal_us(rng, 2000, 20))
+        ).outcome
+        is Outcome.PASS
+        for _ in range(20)
+    )
     assert passes == 20
 
 
@@ -347,10 +379,12 @@ def _j(outcome: Outcome, p: float | None = None, metric: str = "x") -> Judgement
 
 @pytest.mark.parametrize(
     ("outcomes", "expected"),
-    [((Outcome.PASS, Outcome.PASS), Outcome.PASS),
-     ((Outcome.PASS, Outcome.INCONCLUSIVE), Outcome.INCONCLUSIVE),
-     ((Outcome.INCONCLUSIVE, Outcome.FAIL), Outcome.FAIL),
-     ((Outcome.FAIL, Outcome.PASS), Outcome.FAIL)],
+    [
+        ((Outcome.PASS, Outcome.PASS), Outcome.PASS),
+        ((Outcome.PASS, Outcome.INCONCLUSIVE), Outcome.INCONCLUSIVE),
+        ((Outcome.INCONCLUSIVE, Outcome.FAIL), Outcome.FAIL),
+        ((Outcome.FAIL, Outcome.PASS), Outcome.FAIL),
+    ],
 )
 def test_combine(outcomes: tuple[Outcome, Outcome], expected: Outcome) -> None:
     j = combine_judgements(_j(outcomes[0], 0.5, "errors"), _j(outcomes[1], 0.2, "latency"))
@@ -376,8 +410,7 @@ def test_judge_both_dimensions() -> None:
     assert healthy.outcome is Outcome.PASS
     assert [p.metric for p in healthy.parts] == ["errors", "latency"]
     assert judge(GroupCounts(20, 2000, slow), GroupCounts(20, 2000, fast)).outcome is Outcome.FAIL
-    assert judge(GroupCounts(400, 2000, fast2),
-                 GroupCounts(20, 2000, fast)).outcome is Outcome.FAIL
+    assert judge(GroupCounts(400, 2000, fast2), GroupCounts(20, 2000, fast)).outcome is Outcome.FAIL
     early = judge(GroupCounts(0, 10, {}), GroupCounts(20, 2000, fast))
     assert early.outcome is Outcome.INCONCLUSIVE
 
@@ -406,18 +439,23 @@ def test_the_sequential_test_needs_two_green_errors_and_enough_blue_requests() -
     assert judge_errors_sequential(9, 10, 850, 1000).p_value is None
 
 
-@pytest.mark.parametrize(("alpha", "effect", "tolerated"), [
-    (0.0, 0.2, 0.01), (1.0, 0.2, 0.01), (0.01, 0.01, 0.01), (0.01, 0.2, -0.1)])
+@pytest.mark.parametrize(
+    ("alpha", "effect", "tolerated"),
+    [(0.0, 0.2, 0.01), (1.0, 0.2, 0.01), (0.01, 0.01, 0.01), (0.01, 0.2, -0.1)],
+)
 def test_the_sequential_test_refuses_impossible_settings(
-        alpha: float, effect: float, tolerated: float) -> None:
+    alpha: float, effect: float, tolerated: float
+) -> None:
     with pytest.raises(ValueError):
-        judge_errors_sequential(1, 2, 0, 100, alpha=alpha, effect=effect,
-                                tolerated_increase=tolerated)
+        judge_errors_sequential(
+            1, 2, 0, 100, alpha=alpha, effect=effect, tolerated_increase=tolerated
+        )
 
 
 @pytest.mark.parametrize("blue_errors", [0, 10, 50])
 def test_checked_after_each_request_the_sequential_test_fails_a_boundary_green_at_most_alpha(
-        blue_errors: int) -> None:
+    blue_errors: int,
+) -> None:
     # Exact: the chance that a green failing at blue's rate + 1 pt ever FAILs within its
     # first 300 requests, by dynamic programming over (requests, errors), is below alpha.
     alpha, blue_total = 0.003, 1000
@@ -428,8 +466,7 @@ def test_checked_after_each_request_the_sequential_test_fails_a_boundary_green_a
         step: dict[int, float] = {}
         for k, p in alive.items():
             for errors, q in ((k + 1, rate), (k, 1 - rate)):
-                verdict = judge_errors_sequential(errors, n, blue_errors, blue_total,
-                                                  alpha=alpha)
+                verdict = judge_errors_sequential(errors, n, blue_errors, blue_total, alpha=alpha)
                 if verdict.outcome is Outcome.FAIL:
                     crossed += p * q
                 else:

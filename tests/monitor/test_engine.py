@@ -29,8 +29,7 @@ T0 = 1_700_000_000.0  # a whole 10 s boundary
 
 ERRORS: dict[str, Any] = {
     "name": "errors",
-    "metric": {"source": "push", "name": "checkout_errors",
-               "dimensions": {"service": "{service}"}},
+    "metric": {"source": "push", "name": "checkout_errors", "dimensions": {"service": "{service}"}},
     "statistic": "Sum",
     "period": 10,
     "evaluation_periods": 3,
@@ -41,12 +40,14 @@ ERRORS: dict[str, Any] = {
 
 
 def spec(*alarms: dict[str, Any]) -> ServiceSpec:
-    return ServiceSpec.model_validate({
-        "service": "shop",
-        "listener": {"port": 8080},
-        "compute": {"local": {"command": [sys.executable, "app.py", "--port", "{port}"]}},
-        "alarms": [copy.deepcopy(a) for a in alarms],
-    })
+    return ServiceSpec.model_validate(
+        {
+            "service": "shop",
+            "listener": {"port": 8080},
+            "compute": {"local": {"command": [sys.executable, "app.py", "--port", "{port}"]}},
+            "alarms": [copy.deepcopy(a) for a in alarms],
+        }
+    )
 
 
 class World:
@@ -54,19 +55,20 @@ class World:
         self.clock = ManualClock(T0)
         self.store = Store.open(tmp, clock=self.clock)
         self.series = SeriesStore()
-        self.engine = AlarmEngine(self.store, Sources(push=PushSource(self.series)),
-                                  self.clock)
+        self.engine = AlarmEngine(self.store, Sources(push=PushSource(self.series)), self.clock)
 
     def apply(self, *alarms: dict[str, Any]) -> None:
         s = spec(*alarms)
         self.store.services.put("shop", s.model_dump(mode="json"))
         sync_alarms(self.store, s, "alice")
 
-    def push(self, name: str, value: float, dims: dict[str, str] | None = None,
-             at: float | None = None) -> None:
+    def push(
+        self, name: str, value: float, dims: dict[str, str] | None = None, at: float | None = None
+    ) -> None:
         t = int(self.clock.now() if at is None else at)
-        self.series.put([Observation(name, dims or {"service": "shop"}, t, [value])],
-                        now=self.clock.now())
+        self.series.put(
+            [Observation(name, dims or {"service": "shop"}, t, [value])], now=self.clock.now()
+        )
 
     def tick_to(self, t: float) -> list[Any]:
         """Advance the clock to ``t`` a second at a time, ticking each second."""
@@ -80,8 +82,10 @@ class World:
         return self.store.alarms.get("shop", name).state
 
     def history(self, name: str = "errors") -> list[tuple[str, str, str]]:
-        return [(e.data["old_state"], e.data["new_state"], e.message)
-                for e in self.store.events.list(subject=f"shop/{name}", kind="alarm.state")]
+        return [
+            (e.data["old_state"], e.data["new_state"], e.message)
+            for e in self.store.events.list(subject=f"shop/{name}", kind="alarm.state")
+        ]
 
 
 @pytest.fixture
@@ -111,12 +115,18 @@ def test_a_breach_in_m_of_n_periods_is_alarm_and_every_transition_is_an_event(
     assert world.state() == "OK"
     history = world.history()
     assert [(old, new) for old, new, _ in history] == [
-        ("INSUFFICIENT_DATA", "OK"), ("OK", "ALARM"), ("ALARM", "OK")]
+        ("INSUFFICIENT_DATA", "OK"),
+        ("OK", "ALARM"),
+        ("ALARM", "OK"),
+    ]
     alarm_reason = history[1][2]
     assert alarm_reason.startswith("Threshold Crossed: 2 out of the last")
     assert "[7.0 (" in alarm_reason and "9.0 (" in alarm_reason
-    [event] = [e for e in world.store.events.list(subject="shop/errors", kind="alarm.state")
-               if e.data["new_state"] == "ALARM"]
+    [event] = [
+        e
+        for e in world.store.events.list(subject="shop/errors", kind="alarm.state")
+        if e.data["new_state"] == "ALARM"
+    ]
     assert [p["value"] for p in event.data["datapoints"]] == [1.0, 9.0, 7.0]
     stored = world.store.alarms.get("shop", "errors")
     assert stored.evaluation["datapoints"][-1]["value"] == 0.0
@@ -158,7 +168,8 @@ def test_set_state_stands_until_an_evaluation_a_period_later_and_is_an_event(
     events = world.store.events.list(subject="shop/errors", kind="alarm.state")
     forced = [e for e in events if e.data.get("forced")]
     assert [(e.actor, e.message, e.data["new_state"]) for e in forced] == [
-        ("alice", "testing the rollback", "ALARM")]
+        ("alice", "testing the rollback", "ALARM")
+    ]
     assert events[-1].data == {**events[-1].data, "old_state": "ALARM", "new_state": "OK"}
 
 
@@ -180,9 +191,13 @@ def test_a_failing_source_keeps_the_state_with_its_reason_then_gives_insufficien
     world = World(tmp_path)
     dead = RouterDatapoints(RouterClient(f"http://127.0.0.1:{free_port()}", None, timeout=1))
     world.engine.sources = Sources(push=PushSource(world.series), router=dead)
-    router_alarm = {**ERRORS, "name": "latency", "statistic": "Average", "threshold": 300,
-                    "metric": {"source": "router", "name": "latency",
-                               "dimensions": {"listener": "{service}"}}}
+    router_alarm = {
+        **ERRORS,
+        "name": "latency",
+        "statistic": "Average",
+        "threshold": 300,
+        "metric": {"source": "router", "name": "latency", "dimensions": {"listener": "{service}"}},
+    }
     world.apply(router_alarm)
     world.engine.set_state("shop", "latency", "OK", "start from OK", "alice")
     world.tick_to(T0 + 20)
@@ -202,8 +217,11 @@ def test_a_failing_source_keeps_the_state_with_its_reason_then_gives_insufficien
 def test_an_alarm_with_a_broken_expression_input_does_not_stop_the_others(
     world: World,
 ) -> None:
-    unknown_source = {**ERRORS, "name": "prom", "metric": {
-        "source": "prometheus", "query": "sum(rate(x[1m]))"}}
+    unknown_source = {
+        **ERRORS,
+        "name": "prom",
+        "metric": {"source": "prometheus", "query": "sum(rate(x[1m]))"},
+    }
     world.apply(ERRORS, unknown_source)
     world.push("checkout_errors", 9)
     world.push("checkout_errors", 9, at=T0 - 10)
@@ -231,11 +249,24 @@ RATIO: dict[str, Any] = {
 }
 
 
-def deploy(world: World, revision: str, from_revision: str | None, *, active: bool = True,
-           phase: str = "shifting") -> Deployment:
+def deploy(
+    world: World,
+    revision: str,
+    from_revision: str | None,
+    *,
+    active: bool = True,
+    phase: str = "shifting",
+) -> Deployment:
     return world.store.deployments.create(
-        "shop", revision, from_revision=from_revision, config={}, state={}, phase=phase,
-        status="in_progress" if active else phase, active=active)
+        "shop",
+        revision,
+        from_revision=from_revision,
+        config={},
+        state={},
+        phase=phase,
+        status="in_progress" if active else phase,
+        active=active,
+    )
 
 
 def test_green_and_blue_follow_the_deployment_and_a_new_binding_starts_afresh(
@@ -252,8 +283,11 @@ def test_green_and_blue_follow_the_deployment_and_a_new_binding_starts_afresh(
         world.tick_to(world.clock.now() + 1)
     assert world.state("green-errors") == "ALARM"
     transitions = [(old, new) for old, new, _ in world.history("green-errors")]
-    assert transitions == [("INSUFFICIENT_DATA", "OK"), ("OK", "INSUFFICIENT_DATA"),
-                           ("INSUFFICIENT_DATA", "ALARM")]
+    assert transitions == [
+        ("INSUFFICIENT_DATA", "OK"),
+        ("OK", "INSUFFICIENT_DATA"),
+        ("INSUFFICIENT_DATA", "ALARM"),
+    ]
     rebound = world.history("green-errors")[1][2]
     assert "now watching green shop.v2, blue shop.v1" in rebound
     alarm = world.store.alarms.get("shop", "green-errors")
@@ -291,9 +325,16 @@ def test_a_non_guarding_alarm_never_rolls_back_and_the_default_guard_is_asked(
 def test_an_external_alarm_follows_set_external_and_guards(world: World) -> None:
     world.apply()
     dep = deploy(world, "v2", "v1")
-    world.engine.set_external("shop", "alertmanager:HighErrors", AlarmState.ALARM,
-                              "Alertmanager: HighErrors firing", {"firing": ["abc"]}, "am")
+    world.engine.set_external(
+        "shop",
+        "alertmanager:HighErrors",
+        AlarmState.ALARM,
+        "Alertmanager: HighErrors firing",
+        {"firing": ["abc"]},
+        "am",
+    )
     assert asyncio.run(AlarmGuards(world.store)(dep)) == (
-        "alarm shop/alertmanager:HighErrors: Alertmanager: HighErrors firing")
+        "alarm shop/alertmanager:HighErrors: Alertmanager: HighErrors firing"
+    )
     world.tick_to(T0 + 5)  # the loop never evaluates an external alarm
     assert world.store.alarms.get("shop", "alertmanager:HighErrors").state == "ALARM"

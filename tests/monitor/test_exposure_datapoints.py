@@ -28,12 +28,18 @@ M0 = 1_700_000_040  # a minute's start
 def test_each_minute_is_its_count_and_a_minute_without_reports_is_missing() -> None:
     minutes = {M0: 5, M0 + 60: 7, M0 + 180: 1}
     assert exposure_datapoints(minutes, "Sum", end=M0 + 240, period=60, count=4) == [
-        Datapoint(M0, 5.0, 5), Datapoint(M0 + 60, 7.0, 7), Datapoint(M0 + 120, None, 0),
-        Datapoint(M0 + 180, 1.0, 1)]
+        Datapoint(M0, 5.0, 5),
+        Datapoint(M0 + 60, 7.0, 7),
+        Datapoint(M0 + 120, None, 0),
+        Datapoint(M0 + 180, 1.0, 1),
+    ]
     assert exposure_datapoints(minutes, "Sum", end=M0 + 240, period=120, count=2) == [
-        Datapoint(M0, 12.0, 12), Datapoint(M0 + 120, 1.0, 1)]
-    assert exposure_datapoints(minutes, "SampleCount", end=M0 + 120, period=60,
-                               count=1) == [Datapoint(M0 + 60, 7.0, 7)]
+        Datapoint(M0, 12.0, 12),
+        Datapoint(M0 + 120, 1.0, 1),
+    ]
+    assert exposure_datapoints(minutes, "SampleCount", end=M0 + 120, period=60, count=1) == [
+        Datapoint(M0 + 60, 7.0, 7)
+    ]
 
 
 def test_a_period_that_is_not_whole_minutes_or_a_percentile_is_refused() -> None:
@@ -45,19 +51,18 @@ def test_a_period_that_is_not_whole_minutes_or_a_percentile_is_refused() -> None
     assert [p.path for p in exc.value.problems] == ["statistic"]
 
 
-def test_the_source_reads_the_store_summing_what_the_dimensions_leave_open(
-        tmp_path: Path) -> None:
+def test_the_source_reads_the_store_summing_what_the_dimensions_leave_open(tmp_path: Path) -> None:
     with Store.open(tmp_path) as store:
-        store.flag_exposures.add("prod", M0, [("checkout", "new", 3), ("checkout", "old", 4),
-                                              ("search", "on", 100)])
+        store.flag_exposures.add(
+            "prod", M0, [("checkout", "new", 3), ("checkout", "old", 4), ("search", "on", 100)]
+        )
         store.flag_exposures.add("prod", M0 + 60, [("checkout", "new", 2)])
         store.flag_exposures.add("staging", M0, [("checkout", "new", 50)])
         source = ExposureDatapoints(store)
 
         def sums(**dims: str) -> list[float | None]:
             metric = MetricSpec(source="exposures", name="evaluations", dimensions=dims)
-            points = asyncio.run(source.datapoints(metric, "Sum", end=M0 + 120, period=60,
-                                                   count=2))
+            points = asyncio.run(source.datapoints(metric, "Sum", end=M0 + 120, period=60, count=2))
             return [p.value for p in points]
 
         assert sums(env="prod", flag="checkout", variant="new") == [3.0, 2.0]
@@ -68,16 +73,27 @@ def test_the_source_reads_the_store_summing_what_the_dimensions_leave_open(
         assert sums(env="dev") == [None, None]
 
 
-@pytest.mark.parametrize(("metric", "path"), [
-    ({"source": "exposures", "name": "evaluations", "dimensions": {"flag": "x"}},
-     "metric.dimensions.env"),
-    ({"source": "exposures", "name": "evaluations",
-      "dimensions": {"env": "prod", "listener": "shop"}}, "metric.dimensions.listener"),
-    ({"source": "exposures", "name": "requests", "dimensions": {"env": "prod"}},
-     "metric.name"),
-])
-def test_an_exposures_metric_names_evaluations_and_its_env(metric: dict[str, Any],
-                                                            path: str) -> None:
+@pytest.mark.parametrize(
+    ("metric", "path"),
+    [
+        (
+            {"source": "exposures", "name": "evaluations", "dimensions": {"flag": "x"}},
+            "metric.dimensions.env",
+        ),
+        (
+            {
+                "source": "exposures",
+                "name": "evaluations",
+                "dimensions": {"env": "prod", "listener": "shop"},
+            },
+            "metric.dimensions.listener",
+        ),
+        ({"source": "exposures", "name": "requests", "dimensions": {"env": "prod"}}, "metric.name"),
+    ],
+)
+def test_an_exposures_metric_names_evaluations_and_its_env(
+    metric: dict[str, Any], path: str
+) -> None:
     single = {k: v for k, v in ERROR_SHARE.items() if k not in ("metrics", "expression")}
     assert path in [p for p, _ in problems_of({**single, "metric": metric})]
 
@@ -85,8 +101,10 @@ def test_an_exposures_metric_names_evaluations_and_its_env(metric: dict[str, Any
 def test_an_alarm_on_exposures_needs_a_whole_minute_period() -> None:
     [(path, message)] = problems_of({**ERROR_SHARE, "period": "30s"})
     assert path == "period" and "whole number of minutes" in message
-    assert ("statistic", "exposure counts have no distribution: use Sum (or SampleCount)") \
-        in problems_of({**ERROR_SHARE, "statistic": "p99"})
+    assert (
+        "statistic",
+        "exposure counts have no distribution: use Sum (or SampleCount)",
+    ) in problems_of({**ERROR_SHARE, "statistic": "p99"})
     assert parse_document(AlarmSpec, {**ERROR_SHARE, "period": "5m"}).period == 300
 
 
@@ -99,11 +117,16 @@ def problems_of(data: dict[str, Any]) -> list[tuple[str, str]]:
 ERROR_SHARE: dict[str, Any] = {
     "name": "checkout-errors",
     "metrics": {
-        "e": {"source": "exposures", "name": "evaluations",
-              "dimensions": {"env": "prod", "flag": "checkout",
-                             "variant": "error:TYPE_MISMATCH"}},
-        "r": {"source": "exposures", "name": "evaluations",
-              "dimensions": {"env": "prod", "flag": "checkout"}},
+        "e": {
+            "source": "exposures",
+            "name": "evaluations",
+            "dimensions": {"env": "prod", "flag": "checkout", "variant": "error:TYPE_MISMATCH"},
+        },
+        "r": {
+            "source": "exposures",
+            "name": "evaluations",
+            "dimensions": {"env": "prod", "flag": "checkout"},
+        },
     },
     "expression": "e / r",
     "statistic": "Sum",
@@ -119,17 +142,24 @@ ERROR_SHARE: dict[str, Any] = {
 def test_an_alarm_on_a_flags_error_share_fires_after_two_bad_minutes(tmp_path: Path) -> None:
     clock = ManualClock(M0)
     with Store.open(tmp_path, clock=clock) as store:
-        service = ServiceSpec.model_validate({
-            "service": "shop", "listener": {"port": 8080},
-            "compute": {"local": {"command": [sys.executable, "app.py", "--port", "{port}"]}},
-            "alarms": [copy.deepcopy(ERROR_SHARE)]})
+        service = ServiceSpec.model_validate(
+            {
+                "service": "shop",
+                "listener": {"port": 8080},
+                "compute": {"local": {"command": [sys.executable, "app.py", "--port", "{port}"]}},
+                "alarms": [copy.deepcopy(ERROR_SHARE)],
+            }
+        )
         store.services.put("shop", service.model_dump(mode="json"))
         sync_alarms(store, service, "alice")
         engine = AlarmEngine(store, Sources(exposures=ExposureDatapoints(store)), clock)
 
         def minute(new: int, errors: int) -> str:
-            store.flag_exposures.add("prod", int(clock.now()), [
-                ("checkout", "new", new), ("checkout", "error:TYPE_MISMATCH", errors)])
+            store.flag_exposures.add(
+                "prod",
+                int(clock.now()),
+                [("checkout", "new", new), ("checkout", "error:TYPE_MISMATCH", errors)],
+            )
             for _ in range(60):
                 clock.advance(1)
                 asyncio.run(engine.tick(clock.now()))

@@ -29,8 +29,9 @@ class FakeSource:
 
 
 def deployment(from_revision: str | None = "v1") -> Deployment:
-    return Deployment("d-1", "shop", "v2", from_revision, {}, {}, "shifting", "in_progress",
-                      True, 0.0, 0.0, 1)
+    return Deployment(
+        "d-1", "shop", "v2", from_revision, {}, {}, "shifting", "in_progress", True, 0.0, 0.0, 1
+    )
 
 
 def test_only_seconds_in_which_green_served_are_compared() -> None:
@@ -40,8 +41,7 @@ def test_only_seconds_in_which_green_served_are_compared() -> None:
     assert (g.errors, g.total, b.errors, b.total) == (1, 10, 0, 90)
 
 
-def test_a_clearly_worse_green_fires_once_the_fail_held_half_a_second_over_more_requests(
-) -> None:
+def test_a_clearly_worse_green_fires_once_the_fail_held_half_a_second_over_more_requests() -> None:
     source, clock = FakeSource(), ManualClock()
     guards = DefaultGuards(source, clock=clock, sequential_alpha=None)
     source.add(100, green_errors=0)
@@ -98,8 +98,7 @@ def test_a_healthy_green_and_a_first_deployment_never_fire() -> None:
     assert asyncio.run(guards(deployment(from_revision=None))) is None
 
 
-def test_a_green_failing_most_of_its_first_requests_fires_at_once_on_the_sequential_test(
-) -> None:
+def test_a_green_failing_most_of_its_first_requests_fires_at_once_on_the_sequential_test() -> None:
     source, clock = FakeSource(), ManualClock()
     guards = DefaultGuards(source, clock=clock)
     source.add(100, green_errors=0, green=0, blue=800)
@@ -110,8 +109,7 @@ def test_a_green_failing_most_of_its_first_requests_fires_at_once_on_the_sequent
     assert fired.startswith("default canary guard, sequential test (green 5xx 3/4 vs blue 0/800")
 
 
-def test_the_sequential_test_waits_for_a_second_error_and_leaves_a_healthy_green_alone(
-) -> None:
+def test_the_sequential_test_waits_for_a_second_error_and_leaves_a_healthy_green_alone() -> None:
     source, clock = FakeSource(), ManualClock()
     guards = DefaultGuards(source, clock=clock)
     source.add(100, green_errors=1, green=1, blue=800)  # one failure proves nothing

@@ -42,12 +42,14 @@ def promql(query: str) -> MetricSpec:
     return MetricSpec(source="prometheus", query=query)
 
 
-def fetch(url: str, query: str, *, end: int, period: int, count: int,
-          timeout: float = 10.0) -> list[Datapoint]:
+def fetch(
+    url: str, query: str, *, end: int, period: int, count: int, timeout: float = 10.0
+) -> list[Datapoint]:
     async def run() -> list[Datapoint]:
         async with PrometheusSource(url, timeout=timeout) as source:
-            return await source.datapoints(promql(query), "Average", end=end, period=period,
-                                           count=count)
+            return await source.datapoints(
+                promql(query), "Average", end=end, period=period, count=count
+            )
 
     return asyncio.run(run())
 
@@ -66,21 +68,32 @@ def test_more_points_than_prometheus_allows_are_split_into_contiguous_calls() ->
     assert chunks[0].start == 100_000 - 25_000 + 1
     assert chunks[-1].end == 100_000
     assert all(b.start == a.end + 1 for a, b in itertools.pairwise(chunks))
-    assert plan_chunks(100, 10, 5, max_points=2) == [Chunk(60, 70, 10), Chunk(80, 90, 10),
-                                                      Chunk(100, 100, 10)]
+    assert plan_chunks(100, 10, 5, max_points=2) == [
+        Chunk(60, 70, 10),
+        Chunk(80, 90, 10),
+        Chunk(100, 100, 10),
+    ]
 
 
 def test_a_value_at_a_periods_end_is_that_periods_datapoint() -> None:
     series = [{"metric": {}, "values": [[760, "0.5"], [880, "2"], [1000, "1e-3"]]}]
     points = datapoints_from_series("q", series, end=1000, period=60, count=5)
-    assert points == [Datapoint(700, 0.5, 1), Datapoint(760, None, 0), Datapoint(820, 2.0, 1),
-                      Datapoint(880, None, 0), Datapoint(940, 0.001, 1)]
+    assert points == [
+        Datapoint(700, 0.5, 1),
+        Datapoint(760, None, 0),
+        Datapoint(820, 2.0, 1),
+        Datapoint(880, None, 0),
+        Datapoint(940, 0.001, 1),
+    ]
 
 
 def test_nan_and_infinities_are_missing_and_stray_timestamps_ignored() -> None:
-    series = [{"metric": {"job": "a"},
-               "values": [[20, "NaN"], [30, "+Inf"], [40, "-Inf"], [45, "7"], [50, "3"],
-                          [60, "9"]]}]
+    series = [
+        {
+            "metric": {"job": "a"},
+            "values": [[20, "NaN"], [30, "+Inf"], [40, "-Inf"], [45, "7"], [50, "3"], [60, "9"]],
+        }
+    ]
     points = datapoints_from_series("q", series, end=50, period=10, count=4)
     assert [p.value for p in points] == [None, None, None, 3.0]
     assert [p.samples for p in points] == [0, 0, 0, 1]
@@ -92,8 +105,10 @@ def test_no_series_is_all_missing_not_an_error() -> None:
 
 
 def test_chunks_of_one_series_join_into_one() -> None:
-    series = [{"metric": {"job": "a"}, "values": [[30, "1"]]},
-              {"metric": {"job": "a"}, "values": [[40, "2"], [50, "3"]]}]
+    series = [
+        {"metric": {"job": "a"}, "values": [[30, "1"]]},
+        {"metric": {"job": "a"}, "values": [[40, "2"], [50, "3"]]},
+    ]
     points = datapoints_from_series("q", series, end=50, period=10, count=3)
     assert [p.value for p in points] == [1.0, 2.0, 3.0]
 
@@ -106,7 +121,8 @@ def test_several_series_are_an_error_that_says_to_aggregate() -> None:
     assert info.value.problems[0].message == (
         'the query returned 4 series ({code="1xx"}, {code="2xx"}, {code="4xx"}, ...) but an'
         " alarm needs one number per period: aggregate them in the query, e.g. sum(...),"
-        " max(...) or sum by () (...)")
+        " max(...) or sum by () (...)"
+    )
     assert "prometheus query 'rate(x[1m])'" in str(info.value)
 
 
@@ -141,10 +157,15 @@ def test_nan_and_inf_from_prometheus_are_missing(prometheus: PrometheusServer) -
 def test_a_query_with_several_series_is_refused_with_advice(
     prometheus: PrometheusServer,
 ) -> None:
-    query = ('label_replace(vector(1), "code", "2xx", "", "")'
-             ' or label_replace(vector(2), "code", "5xx", "", "")')
-    with pytest.raises(PrometheusQueryError, match=r"returned 2 series \(\{code=\"2xx\"\},"
-                       r" \{code=\"5xx\"\}\) .* aggregate them in the query"):
+    query = (
+        'label_replace(vector(1), "code", "2xx", "", "")'
+        ' or label_replace(vector(2), "code", "5xx", "", "")'
+    )
+    with pytest.raises(
+        PrometheusQueryError,
+        match=r"returned 2 series \(\{code=\"2xx\"\},"
+        r" \{code=\"5xx\"\}\) .* aggregate them in the query",
+    ):
         fetch(prometheus.url, query, end=int(time.time()), period=10, count=3)
 
 
@@ -155,8 +176,9 @@ def test_bad_promql_is_a_clear_error_quoting_prometheus(prometheus: PrometheusSe
     assert isinstance(info.value, SpecError)
     problem = info.value.problems[0]
     assert problem.path == "query"
-    assert problem.message == ("Prometheus refused the query (bad_data): 1:59: parse error:"
-                               " unclosed left parenthesis")
+    assert problem.message == (
+        "Prometheus refused the query (bad_data): 1:59: parse error: unclosed left parenthesis"
+    )
     assert query in str(info.value)
 
 
@@ -222,8 +244,9 @@ def error_ratio(job: str) -> str:
     return f"sum(rate({errors}[5s])) / sum(rate({total}[5s]))"
 
 
-async def evaluate_until(source: PrometheusSource, spec: AlarmSpec, state: AlarmState,
-                         done: Any, timeout: float = 45.0) -> Evaluation:
+async def evaluate_until(
+    source: PrometheusSource, spec: AlarmSpec, state: AlarmState, done: Any, timeout: float = 45.0
+) -> Evaluation:
     """Evaluate the alarm once a second (as the alarm loop would) until ``done(evaluation)``."""
     metric, statistic = spec.queries["m1"]
     period = int(spec.period)
@@ -231,8 +254,9 @@ async def evaluate_until(source: PrometheusSource, spec: AlarmSpec, state: Alarm
     history = []
     while True:
         end = int(time.time()) // period * period
-        points = await source.datapoints(metric, statistic, end=end, period=period,
-                                         count=evaluation_range(spec))
+        points = await source.datapoints(
+            metric, statistic, end=end, period=period, count=evaluation_range(spec)
+        )
         evaluation = evaluate(spec, points, state)
         state = evaluation.state
         history.append(f"{evaluation.state}: {[p.value for p in points]}")
@@ -244,7 +268,9 @@ async def evaluate_until(source: PrometheusSource, spec: AlarmSpec, state: Alarm
 
 @pytest.mark.slow
 def test_an_alarm_on_a_promql_expression_fires(
-    prometheus: PrometheusServer, app_factory: AppFactory, router_factory: RouterFactory,
+    prometheus: PrometheusServer,
+    app_factory: AppFactory,
+    router_factory: RouterFactory,
     load: list[Load],
 ) -> None:
     app = app_factory(version="v1")
@@ -253,26 +279,37 @@ def test_an_alarm_on_a_promql_expression_fires(
     traffic = Load(router.listener_port())
     load.append(traffic)
     traffic.thread.start()
-    spec = AlarmSpec.model_validate({
-        "name": "green-5xx-ratio",
-        "metric": {"source": "prometheus", "query": error_ratio(job)},
-        "period": "1s", "evaluation_periods": 3, "threshold": 0.5,
-        "comparison": "GreaterThanThreshold",
-    })
+    spec = AlarmSpec.model_validate(
+        {
+            "name": "green-5xx-ratio",
+            "metric": {"source": "prometheus", "query": error_ratio(job)},
+            "period": "1s",
+            "evaluation_periods": 3,
+            "threshold": 0.5,
+            "comparison": "GreaterThanThreshold",
+        }
+    )
     assert spec.min_samples == 0  # a PromQL ratio is not hidden by the 10-sample floor
 
     async def scenario() -> tuple[Evaluation, Evaluation, Evaluation]:
         async with PrometheusSource(prometheus.url) as source:
             healthy = await evaluate_until(
-                source, spec, AlarmState.INSUFFICIENT_DATA,
-                lambda e: e.state == AlarmState.OK and len(e.considered) == 3)
+                source,
+                spec,
+                AlarmState.INSUFFICIENT_DATA,
+                lambda e: e.state == AlarmState.OK and len(e.considered) == 3,
+            )
             app.set_fail(500)
-            firing = await evaluate_until(source, spec, healthy.state,
-                                          lambda e: e.state == AlarmState.ALARM)
+            firing = await evaluate_until(
+                source, spec, healthy.state, lambda e: e.state == AlarmState.ALARM
+            )
             # Once the 5 s rate window holds only failures, the ratio is exactly 1.
             settled = await evaluate_until(
-                source, spec, firing.state,
-                lambda e: [p.value for p in e.considered] == [1.0, 1.0, 1.0])
+                source,
+                spec,
+                firing.state,
+                lambda e: [p.value for p in e.considered] == [1.0, 1.0, 1.0],
+            )
             return healthy, firing, settled
 
     healthy, firing, settled = asyncio.run(scenario())

@@ -20,7 +20,7 @@ PROMQL_5XX: dict[str, Any] = {
     "metric": {
         "source": "prometheus",
         "query": f'sum(rate(sluicegate_router_requests_total{{{_GREEN},code="5xx"}}[3s]))'
-                 f' / sum(rate(sluicegate_router_requests_total{{{_GREEN}}}[3s]))',
+        f" / sum(rate(sluicegate_router_requests_total{{{_GREEN}}}[3s]))",
     },
     "period": "1s",
     "evaluation_periods": 3,
@@ -35,15 +35,17 @@ def test_a_promql_alarm_rolls_back_a_bad_release_through_the_server(
     prometheus: PrometheusServer, tmp_path: Path
 ) -> None:
     state = tmp_path / "state"
-    server = Server(state, free_port(), ["--no-default-guards",
-                                         "--prometheus-url", prometheus.url])
+    server = Server(state, free_port(), ["--no-default-guards", "--prometheus-url", prometheus.url])
     job = None
     try:
         server.start()
         router = json.loads((state / "router" / "router.json").read_text())
         token = (state / "router" / "admin.token").read_text().strip()
-        job = prometheus.scrape_router(SimpleNamespace(  # type: ignore[arg-type]
-            token=token, admin_port=int(router["admin_port"])))
+        job = prometheus.scrape_router(
+            SimpleNamespace(  # type: ignore[arg-type]
+                token=token, admin_port=int(router["admin_port"])
+            )
+        )
         port = free_port()
         apply(server, tmp_path, spec("shop", port, "60s", [PROMQL_5XX]))
         server.wait_phase(deploy(server, "shop", "v1"), {"succeeded"})
@@ -55,7 +57,8 @@ def test_a_promql_alarm_rolls_back_a_bad_release_through_the_server(
             load.end()
         [event] = [e for e in final["events"] if e["kind"] == "deployment.alarm"]
         assert event["message"].startswith(
-            "guard fired: alarm shop/green-5xx-promql: Threshold Crossed"), event["message"]
+            "guard fired: alarm shop/green-5xx-promql: Threshold Crossed"
+        ), event["message"]
         history = json.loads(server.cli("alarms", "history", "shop/green-5xx-promql", "--json"))
         assert any(h["new_state"] == "ALARM" for h in history)
         assert load.seen["500"] > 0

@@ -26,18 +26,36 @@ from tests.conftest import AppFactory, RouterFactory
 
 def _point(t: int, requests: int, e5: int = 0, latency_ms: float = 2.0) -> dict[str, Any]:
     index = bucket_index(int(latency_ms * 1000))
-    return {"t": t, "requests": requests, "1xx": 0, "2xx": requests - e5, "3xx": 0, "4xx": 0,
-            "5xx": e5, "router_502": 0, "router_504": 0,
-            "latency_sum": requests * latency_ms / 1000, "hist": {str(index): requests}}
+    return {
+        "t": t,
+        "requests": requests,
+        "1xx": 0,
+        "2xx": requests - e5,
+        "3xx": 0,
+        "4xx": 0,
+        "5xx": e5,
+        "router_502": 0,
+        "router_504": 0,
+        "latency_sum": requests * latency_ms / 1000,
+        "hist": {str(index): requests},
+    }
 
 
-SNAPSHOT = {"series": [
-    {"listener": "shop", "target_group": "shop.v1",
-     "seconds": [_point(100, 10), _point(101, 10), _point(103, 4)]},
-    {"listener": "shop", "target_group": "shop.v2",
-     "seconds": [_point(100, 5, e5=5, latency_ms=50.0), _point(101, 5, e5=0)]},
-    {"listener": "other", "target_group": "other.v1", "seconds": [_point(100, 99)]},
-]}
+SNAPSHOT = {
+    "series": [
+        {
+            "listener": "shop",
+            "target_group": "shop.v1",
+            "seconds": [_point(100, 10), _point(101, 10), _point(103, 4)],
+        },
+        {
+            "listener": "shop",
+            "target_group": "shop.v2",
+            "seconds": [_point(100, 5, e5=5, latency_ms=50.0), _point(101, 5, e5=0)],
+        },
+        {"listener": "other", "target_group": "other.v1", "seconds": [_point(100, 99)]},
+    ]
+}
 
 
 def test_a_listener_without_target_group_sums_its_groups_and_skips_other_listeners() -> None:
@@ -79,12 +97,21 @@ def test_a_percentile_of_a_counter_is_refused() -> None:
 
 def _ratio_alarm(group: str) -> AlarmSpec:
     dims = {"listener": "web", "target_group": group}
-    return AlarmSpec.model_validate({
-        "name": "green-5xx-rate",
-        "metrics": {"e": {"source": "router", "name": "5xx", "dimensions": dims},
-                    "r": {"source": "router", "name": "requests", "dimensions": dims}},
-        "expression": "e / r", "statistic": "Sum", "period": 1, "evaluation_periods": 3,
-        "threshold": 0.05, "comparison": "GreaterThanThreshold"})
+    return AlarmSpec.model_validate(
+        {
+            "name": "green-5xx-rate",
+            "metrics": {
+                "e": {"source": "router", "name": "5xx", "dimensions": dims},
+                "r": {"source": "router", "name": "requests", "dimensions": dims},
+            },
+            "expression": "e / r",
+            "statistic": "Sum",
+            "period": 1,
+            "evaluation_periods": 3,
+            "threshold": 0.05,
+            "comparison": "GreaterThanThreshold",
+        }
+    )
 
 
 def test_router_datapoints_count_a_failing_group_from_a_real_router(
@@ -92,8 +119,9 @@ def test_router_datapoints_count_a_failing_group_from_a_real_router(
 ) -> None:
     good, bad = app_factory(version="v1"), app_factory(version="v2")
     bad.set_fail(500)
-    router = router_factory(router_config({"blue": [good], "green": [bad]},
-                                          {"blue": 50, "green": 50}))
+    router = router_factory(
+        router_config({"blue": [good], "green": [bad]}, {"blue": 50, "green": 50})
+    )
     first = int(time.time())
     replies = get_many(router.listener_port(), 400)
     time.sleep(1.3)  # let the last second close
@@ -135,8 +163,7 @@ def test_router_datapoints_count_a_failing_group_from_a_real_router(
     assert sum(p.samples for p in lat) == 400
     p99 = [p for p in got["latency_p99"] if p.value is not None]
     assert p99 and all(0 < (p.value or 0) < 5000 for p in p99)
-    assert all(p.value is not None and p.value > 0 for p in got["latency_max"]
-               if p.samples)
+    assert all(p.value is not None and p.value > 0 for p in got["latency_max"] if p.samples)
 
     ratio = combine(_ratio_alarm("green"), {"e": got["green_5xx"], "r": got["green_req"]})
     real = [p for p in ratio if p.value is not None]

@@ -17,8 +17,9 @@ def test_router_source_returns_closed_seconds_per_target_group(
 ) -> None:
     good, bad = app_factory(version="v1"), app_factory(version="v2")
     bad.set_fail(500)
-    router = router_factory(router_config({"blue": [good], "green": [bad]},
-                                          {"blue": 50, "green": 50}))
+    router = router_factory(
+        router_config({"blue": [good], "green": [bad]}, {"blue": 50, "green": 50})
+    )
     replies = get_many(router.listener_port(), 400)
     time.sleep(1.2)  # let the second close
 
@@ -31,8 +32,11 @@ def test_router_source_returns_closed_seconds_per_target_group(
     blue = sum(s.requests for s in series["blue"])
     green = sum(s.requests for s in series["green"])
     assert blue + green == 400
-    assert sum(s.errors for s in series["green"]) == green == sum(
-        1 for r in replies if r.status == 500)
+    assert (
+        sum(s.errors for s in series["green"])
+        == green
+        == sum(1 for r in replies if r.status == 500)
+    )
     assert sum(s.errors for s in series["blue"]) == 0
     assert all(sum(s.hist.values()) == s.requests for s in series["blue"])
     assert [s.t for s in series["blue"]] == sorted(s.t for s in series["blue"])
@@ -56,9 +60,12 @@ def test_recent_seconds_reads_incrementally_and_ends_with_the_open_second(
             await asyncio.to_thread(get_many, router.listener_port(), 50)
             second = await recent.seconds("web", 30)
             closed = sum(s.requests for s in second["blue"] if not s.open)
-            return (sum(s.requests for s in first["blue"]), closed + second["blue"][-1].requests
-                    if second["blue"][-1].open else closed, second["blue"][-1].open,
-                    len({s.t for s in second["blue"]}))
+            return (
+                sum(s.requests for s in first["blue"]),
+                closed + second["blue"][-1].requests if second["blue"][-1].open else closed,
+                second["blue"][-1].open,
+                len({s.t for s in second["blue"]}),
+            )
 
     seen_first, seen_total, last_open, distinct = asyncio.run(run())
     assert seen_first == 100  # the open second counts too: nothing waits for a second to close

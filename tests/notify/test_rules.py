@@ -26,17 +26,20 @@ from sluicegate.notify import (
 )
 
 
-@pytest.mark.parametrize(("patterns", "kind", "expected"), [
-    (["deployment.*"], "deployment.created", True),
-    (["deployment.*"], "deployment.step.weights", True),
-    (["deployment.*"], "deployments.created", False),
-    (["deployment.*"], "alarm.state", False),
-    (["alarm.state"], "alarm.state", True),
-    (["alarm.state"], "alarm.statex", False),
-    (["*"], "anything.at.all", True),
-    (["deployment.*", "alarm.*"], "alarm.state", True),
-    ([], "deployment.created", False),
-])
+@pytest.mark.parametrize(
+    ("patterns", "kind", "expected"),
+    [
+        (["deployment.*"], "deployment.created", True),
+        (["deployment.*"], "deployment.step.weights", True),
+        (["deployment.*"], "deployments.created", False),
+        (["deployment.*"], "alarm.state", False),
+        (["alarm.state"], "alarm.state", True),
+        (["alarm.state"], "alarm.statex", False),
+        (["*"], "anything.at.all", True),
+        (["deployment.*", "alarm.*"], "alarm.state", True),
+        ([], "deployment.created", False),
+    ],
+)
 def test_kind_patterns(patterns: list[str], kind: str, expected: bool) -> None:
     assert matches(patterns, kind) is expected
 
@@ -83,8 +86,16 @@ def test_after_each_attempt_the_delivery_is_delivered_retried_or_given_up() -> N
 
 
 def test_the_body_is_the_event_as_the_api_shows_it() -> None:
-    event = {"id": 7, "kind": "deployment.created", "subject": "d-1", "message": "déployé",
-             "actor": "alice", "at": 1700000000.5, "data": {"revision": "v2"}, "extra": 1}
+    event = {
+        "id": 7,
+        "kind": "deployment.created",
+        "subject": "d-1",
+        "message": "déployé",
+        "actor": "alice",
+        "at": 1700000000.5,
+        "data": {"revision": "v2"},
+        "extra": 1,
+    }
     body = body_of(event)
     assert json.loads(body) == {k: v for k, v in event.items() if k != "extra"}
     assert list(json.loads(body)) == ["id", "kind", "subject", "message", "actor", "at", "data"]
@@ -94,7 +105,8 @@ def test_the_body_is_the_event_as_the_api_shows_it() -> None:
 def test_a_signature_is_hmac_sha256_of_timestamp_dot_body() -> None:
     secret, body = "whsec_test_secret_0123", b'{"id":1}'
     assert sign(secret, 1700000000, body) == (
-        "sha256=b359aca471a76d908e046c23b6367555fdb372fb6e4cbf8d14568613b79a2c89")
+        "sha256=b359aca471a76d908e046c23b6367555fdb372fb6e4cbf8d14568613b79a2c89"
+    )
     signature = sign(secret, 1700000000, body)
     assert verify(secret, "1700000000", body, signature)
     assert verify(secret, 1700000000, body, signature, now=1700000299)
@@ -107,7 +119,8 @@ def test_a_signature_is_hmac_sha256_of_timestamp_dot_body() -> None:
 
 def test_urls_in_logs_lose_credentials_and_query() -> None:
     assert redact("https://user:pw@hooks.example.com:8443/x/y?token=abc") == (
-        "https://hooks.example.com:8443/x/y")
+        "https://hooks.example.com:8443/x/y"
+    )
     assert redact("http://127.0.0.1/hook") == "http://127.0.0.1/hook"
 
 
@@ -116,21 +129,29 @@ def test_good_settings_have_no_problems() -> None:
     assert check_subscription("http://127.0.0.1:9000/", ["alarm.state"], "s" * 16) == []
 
 
-@pytest.mark.parametrize(("url", "patterns", "secret", "path", "message"), [
-    ("ftp://x/y", ["*"], None, "url", "must be an http:// or https:// URL with a host"),
-    ("http:///nohost", ["*"], None, "url", "must be an http:// or https:// URL with a host"),
-    ("http://x:99999/", ["*"], None, "url", "must be an http:// or https:// URL with a host"),
-    ("http://x/a b", ["*"], None, "url", "must be an http:// or https:// URL with a host"),
-    ("http://x/", [], None, "events", "give at least one event-kind pattern"),
-    ("http://x/", ["Deployment.*"], None, "events[0]", "'Deployment.*' is not an event-kind"
-     " pattern"),
-    ("http://x/", ["*", "a b"], None, "events[1]", "'a b' is not an event-kind pattern"),
-    ("http://x/", ["*"], "short", "secret", "must be 16 to 200 printable characters"),
-    ("http://x/", ["*"], "x" * 201, "secret", "must be 16 to 200 printable characters"),
-])
-def test_each_bad_setting_is_reported_at_its_field(url: str, patterns: list[str],
-                                                   secret: str | None, path: str,
-                                                   message: str) -> None:
+@pytest.mark.parametrize(
+    ("url", "patterns", "secret", "path", "message"),
+    [
+        ("ftp://x/y", ["*"], None, "url", "must be an http:// or https:// URL with a host"),
+        ("http:///nohost", ["*"], None, "url", "must be an http:// or https:// URL with a host"),
+        ("http://x:99999/", ["*"], None, "url", "must be an http:// or https:// URL with a host"),
+        ("http://x/a b", ["*"], None, "url", "must be an http:// or https:// URL with a host"),
+        ("http://x/", [], None, "events", "give at least one event-kind pattern"),
+        (
+            "http://x/",
+            ["Deployment.*"],
+            None,
+            "events[0]",
+            "'Deployment.*' is not an event-kind pattern",
+        ),
+        ("http://x/", ["*", "a b"], None, "events[1]", "'a b' is not an event-kind pattern"),
+        ("http://x/", ["*"], "short", "secret", "must be 16 to 200 printable characters"),
+        ("http://x/", ["*"], "x" * 201, "secret", "must be 16 to 200 printable characters"),
+    ],
+)
+def test_each_bad_setting_is_reported_at_its_field(
+    url: str, patterns: list[str], secret: str | None, path: str, message: str
+) -> None:
     problems = check_subscription(url, patterns, secret)
     assert len(problems) == 1, problems
     assert problems[0].path == path

@@ -62,22 +62,23 @@ def test_a_delivery_that_fails_twice_is_delivered_on_the_third_attempt_signed_an
 ) -> None:
     receiver.script("/hook", [500, 500, 200])
     hook = store.webhooks.create(receiver.url("/hook"), ["deployment.*"], SECRET)
-    event = store.events.append("deployment.created", "d-1", "deploy shop - -> v1",
-                                actor="alice", data={"revision": "v1"})
+    event = store.events.append(
+        "deployment.created", "d-1", "deploy shop - -> v1", actor="alice", data={"revision": "v1"}
+    )
 
     async def scenario() -> list[int]:
         e = engine(store, clock)
-        started = [await step(e)]          # attempt 1 -> 500, next in 1 s
+        started = [await step(e)]  # attempt 1 -> 500, next in 1 s
         clock.advance(0.5)
-        started.append(await step(e))      # not due yet
+        started.append(await step(e))  # not due yet
         clock.advance(0.5)
-        started.append(await step(e))      # attempt 2 -> 500, next in 2 s
+        started.append(await step(e))  # attempt 2 -> 500, next in 2 s
         clock.advance(1.9)
-        started.append(await step(e))      # not due yet
+        started.append(await step(e))  # not due yet
         clock.advance(0.1)
-        started.append(await step(e))      # attempt 3 -> 200
+        started.append(await step(e))  # attempt 3 -> 200
         clock.advance(100)
-        started.append(await step(e))      # nothing left
+        started.append(await step(e))  # nothing left
         await e.close()
         return started
 
@@ -85,18 +86,29 @@ def test_a_delivery_that_fails_twice_is_delivered_on_the_third_attempt_signed_an
     got = receiver.to("/hook")
     assert [r.answered for r in got] == [500, 500, 200]
     assert [r.header("X-Sluicegate-Attempt") for r in got] == ["1", "2", "3"]
-    assert {r.header("X-Sluicegate-Delivery") for r in got} == {str(
-        store.webhook_deliveries.list(hook.id)[0].id)}
+    assert {r.header("X-Sluicegate-Delivery") for r in got} == {
+        str(store.webhook_deliveries.list(hook.id)[0].id)
+    }
     last = got[-1]
     assert last.header("X-Sluicegate-Event") == "deployment.created"
     assert last.header("Content-Type") == "application/json"
     assert last.header("X-Sluicegate-Timestamp") == str(int(clock.now() - 100))
-    assert verify(SECRET, last.header("X-Sluicegate-Timestamp"), last.body,
-                  last.header("X-Sluicegate-Signature"), now=clock.now() - 100)
-    assert json.loads(last.body) == {"id": event.id, "kind": "deployment.created",
-                                     "subject": "d-1", "message": "deploy shop - -> v1",
-                                     "actor": "alice", "at": event.at,
-                                     "data": {"revision": "v1"}}
+    assert verify(
+        SECRET,
+        last.header("X-Sluicegate-Timestamp"),
+        last.body,
+        last.header("X-Sluicegate-Signature"),
+        now=clock.now() - 100,
+    )
+    assert json.loads(last.body) == {
+        "id": event.id,
+        "kind": "deployment.created",
+        "subject": "d-1",
+        "message": "deploy shop - -> v1",
+        "actor": "alice",
+        "at": event.at,
+        "data": {"revision": "v1"},
+    }
     delivery = store.webhook_deliveries.list(hook.id)[0]
     assert (delivery.status, delivery.attempts, delivery.last_status) == ("delivered", 3, 200)
     assert delivery.last_error is None and delivery.delivered_at == clock.now() - 100
@@ -171,8 +183,11 @@ def test_a_slow_subscriber_never_holds_up_another(
         assert (await e.tick()).started == 2
         while not receiver.to("/fast") or e.in_flight > 1:
             await asyncio.sleep(0.02)  # the fast one finishes while the slow one hangs
-        result = (e.in_flight, store.webhook_deliveries.list(fast.id)[0].status,
-                  store.webhook_deliveries.list(slow.id)[0].status)
+        result = (
+            e.in_flight,
+            store.webhook_deliveries.list(fast.id)[0].status,
+            store.webhook_deliveries.list(slow.id)[0].status,
+        )
         await e.close()
         return result
 
@@ -186,8 +201,14 @@ def test_only_matching_kinds_after_the_webhook_was_created_are_sent(
     hook = store.webhooks.create(receiver.url("/hook"), ["deployment.*", "alarm.state"], SECRET)
     off = store.webhooks.create(receiver.url("/off"), ["*"], SECRET)
     store.webhooks.set_enabled(off.id, False)
-    for kind in ("deployment.created", "service.applied", "alarm.state", "alarm.deleted",
-                 "deployment.succeeded", "replica.started"):
+    for kind in (
+        "deployment.created",
+        "service.applied",
+        "alarm.state",
+        "alarm.deleted",
+        "deployment.succeeded",
+        "replica.started",
+    ):
         store.events.append(kind, "x", kind)
 
     async def scenario() -> None:
@@ -198,7 +219,10 @@ def test_only_matching_kinds_after_the_webhook_was_created_are_sent(
     asyncio.run(scenario())
     got = receiver.to("/hook")
     assert [r.header("X-Sluicegate-Event") for r in got] == [
-        "deployment.created", "alarm.state", "deployment.succeeded"]  # in log order
+        "deployment.created",
+        "alarm.state",
+        "deployment.succeeded",
+    ]  # in log order
     assert all(json.loads(r.body)["subject"] == "x" for r in got)
     assert receiver.to("/off") == []
     assert len(store.webhook_deliveries.list(hook.id)) == 3
@@ -214,13 +238,13 @@ def test_a_restarted_engine_goes_on_from_its_cursor_and_resends_only_what_was_in
 
         async def before_the_crash() -> None:
             e = engine(store, clock, timeout=60)
-            await step(e)                       # event 1 delivered
+            await step(e)  # event 1 delivered
             store.events.append("deployment.step", "d-1", "two")
-            await e.tick()                      # event 2 in flight (the receiver hangs)
+            await e.tick()  # event 2 in flight (the receiver hangs)
             while len(receiver.to("/hook")) < 2:
                 await asyncio.sleep(0.01)
             assert e.in_flight == 1
-            await e.close()                     # the server stops mid-delivery
+            await e.close()  # the server stops mid-delivery
 
         asyncio.run(before_the_crash())
     with Store.open(tmp_path / "state", clock=clock) as store:
@@ -241,8 +265,7 @@ def test_a_restarted_engine_goes_on_from_its_cursor_and_resends_only_what_was_in
     assert bodies.count("one") == 1 and bodies.count("three") == 1
     twos = [r for r in receiver.to("/hook") if json.loads(r.body)["message"] == "two"]
     assert len(twos) == 2
-    assert {r.header("X-Sluicegate-Delivery") for r in twos} == {
-        str(deliveries[first.id + 1].id)}
+    assert {r.header("X-Sluicegate-Delivery") for r in twos} == {str(deliveries[first.id + 1].id)}
     assert all(d.status == "delivered" for d in deliveries.values())
 
 
@@ -263,13 +286,20 @@ def test_a_test_event_reaches_only_the_webhook_it_names(
     assert receiver.to("/b") == []
 
 
-@pytest.mark.parametrize(("concurrency", "per_webhook", "started"), [
-    (4, 2, 4),    # the overall bound
-    (10, 2, 6),   # two for each of the three webhooks
-    (10, 1, 3),
-])
+@pytest.mark.parametrize(
+    ("concurrency", "per_webhook", "started"),
+    [
+        (4, 2, 4),  # the overall bound
+        (10, 2, 6),  # two for each of the three webhooks
+        (10, 1, 3),
+    ],
+)
 def test_attempts_in_flight_are_bounded_overall_and_per_webhook(
-    store: Store, clock: ManualClock, receiver: Receiver, concurrency: int, per_webhook: int,
+    store: Store,
+    clock: ManualClock,
+    receiver: Receiver,
+    concurrency: int,
+    per_webhook: int,
     started: int,
 ) -> None:
     for path in ("/a", "/b", "/c"):

@@ -30,8 +30,9 @@ def app() -> Iterator[AppProcess]:
 
 @pytest.fixture(scope="module")
 def router(app: AppProcess) -> Iterator[RouterProcess]:
-    with start_router(router_config({"blue": [app], "green": [app]},
-                                    {"blue": 90, "green": 10})) as r:
+    with start_router(
+        router_config({"blue": [app], "green": [app]}, {"blue": 90, "green": 10})
+    ) as r:
         yield r
 
 
@@ -47,7 +48,9 @@ def test_token_is_checked_on_changes_too(router: RouterProcess) -> None:
     r = router.admin("PUT", "/v1/listeners/web/weights", {"weights": {"blue": 0}}, token="x")
     assert r.status_code == 401
     assert router.admin("GET", "/v1/listeners").json()["web"]["default"] == {
-        "blue": 90, "green": 10}
+        "blue": 90,
+        "green": 10,
+    }
 
 
 @pytest.mark.parametrize(
@@ -68,7 +71,9 @@ def test_bad_weights_are_refused_with_the_field_named_and_nothing_changes(
     assert r.status_code == status, r.text
     assert r.json()["problems"][0]["path"] == path
     assert router.admin("GET", "/v1/listeners").json()["web"]["default"] == {
-        "blue": 90, "green": 10}
+        "blue": 90,
+        "green": 10,
+    }
 
 
 def test_unknown_listener_and_route_are_404(router: RouterProcess) -> None:
@@ -76,13 +81,15 @@ def test_unknown_listener_and_route_are_404(router: RouterProcess) -> None:
     assert r.status_code == 404
     assert "nope" in r.json()["error"]
     assert router.admin("GET", "/v1/nothing-here").status_code == 404
-    assert router.admin("DELETE", "/v1/target-groups/blue/targets/127.0.0.1:1").status_code \
-        == 404
+    assert router.admin("DELETE", "/v1/target-groups/blue/targets/127.0.0.1:1").status_code == 404
 
 
 def test_body_that_is_not_json_is_a_400(router: RouterProcess) -> None:
-    r = httpx.put(router.admin_url + "/v1/listeners/web/weights", content=b"{not json",
-                  headers={"Authorization": f"Bearer {router.token}"})
+    r = httpx.put(
+        router.admin_url + "/v1/listeners/web/weights",
+        content=b"{not json",
+        headers={"Authorization": f"Bearer {router.token}"},
+    )
     assert r.status_code == 400
     assert "not valid JSON" in r.json()["error"]
 
@@ -117,16 +124,23 @@ def test_metrics_window_is_validated(router: RouterProcess) -> None:
     assert r.json()["problems"][0]["path"] == "window"
 
 
-def test_router_refuses_to_start_without_a_token_unless_insecure(app: AppProcess,
-                                                                 tmp_path: object) -> None:
+def test_router_refuses_to_start_without_a_token_unless_insecure(
+    app: AppProcess, tmp_path: object
+) -> None:
     config = router_config({"blue": [app]})
     path = os.path.join(str(tmp_path), "router.yaml")
     with open(path, "w") as f:
         yaml.safe_dump(config, f)
     env = {k: v for k, v in os.environ.items() if k != "SLUICE_ADMIN_TOKEN"}
-    proc = subprocess.run([sys.executable, "-m", "sluicegate", "router", "--config", path],
-                          env=env, capture_output=True, text=True, timeout=30, cwd=REPO_ROOT,
-                          check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "sluicegate", "router", "--config", path],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=REPO_ROOT,
+        check=False,
+    )
     assert proc.returncode == 2
     assert "SLUICE_ADMIN_TOKEN" in proc.stderr and "--insecure" in proc.stderr
 
@@ -140,28 +154,40 @@ def test_insecure_router_serves_the_admin_api_without_a_token(app: AppProcess) -
 def test_check_flag_validates_a_config_file_and_names_the_problem(tmp_path: object) -> None:
     path = os.path.join(str(tmp_path), "router.yaml")
     with open(path, "w") as f:
-        f.write("listeners:\n  - name: web\n    port: 99999\n    default:\n"
-                "      forward: [{target_group: blue}]\ntarget_groups: [{name: blue}]\n")
-    proc = subprocess.run([sys.executable, "-m", "sluicegate", "router", "--config", path,
-                           "--check"], capture_output=True, text=True, timeout=30, check=False)
+        f.write(
+            "listeners:\n  - name: web\n    port: 99999\n    default:\n"
+            "      forward: [{target_group: blue}]\ntarget_groups: [{name: blue}]\n"
+        )
+    proc = subprocess.run(
+        [sys.executable, "-m", "sluicegate", "router", "--config", path, "--check"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert proc.returncode == 2
     assert "listeners[0].port" in proc.stderr
     assert path in proc.stderr
 
 
-def test_a_bad_deregistration_delay_is_refused_with_the_field_named(router: RouterProcess,
-                                                                   app: AppProcess) -> None:
+def test_a_bad_deregistration_delay_is_refused_with_the_field_named(
+    router: RouterProcess, app: AppProcess
+) -> None:
     for delay in ("soon", "-1", "nan", "inf"):
         r = router.admin("DELETE", f"/v1/target-groups/blue/targets/{app.address}?delay={delay}")
         assert r.status_code == 422, r.text
         assert r.json()["problems"][0]["path"] == "delay"
-    assert router.admin("GET", "/v1/target-groups").json()["blue"]["targets"][app.address][
-        "draining"] is False
+    assert (
+        router.admin("GET", "/v1/target-groups").json()["blue"]["targets"][app.address]["draining"]
+        is False
+    )
 
 
 def test_a_body_that_is_not_utf8_is_a_400(router: RouterProcess) -> None:
-    r = httpx.put(router.admin_url + "/v1/listeners/web/weights",
-                  content=b'{"weights": {"blue": "\xff"}}',
-                  headers={"Authorization": f"Bearer {router.token}"})
+    r = httpx.put(
+        router.admin_url + "/v1/listeners/web/weights",
+        content=b'{"weights": {"blue": "\xff"}}',
+        headers={"Authorization": f"Bearer {router.token}"},
+    )
     assert r.status_code == 400
     assert "not valid JSON" in r.json()["error"]

@@ -39,7 +39,8 @@ def test_an_unexpected_exception_answers_500_naming_it_and_is_logged_once_with_t
         failed, after = asyncio.run(_call("PUT", "/v1/config"))
     assert failed.status_code == 500
     assert failed.json() == {
-        "error": "internal error: RuntimeError: dictionary changed size during iteration"}
+        "error": "internal error: RuntimeError: dictionary changed size during iteration"
+    }
     assert after.status_code == 200 and after.json() == {"ok": True}
     records = [r for r in caplog.records if r.name == "sluicegate.router._admin_http"]
     assert len(records) == 1

@@ -27,8 +27,9 @@ def app() -> Iterator[AppProcess]:
 
 @pytest.fixture(scope="module")
 def router(app: AppProcess) -> Iterator[RouterProcess]:
-    with start_router(router_config({"blue": [app], "green": [app]},
-                                    {"blue": 100, "green": 0})) as r:
+    with start_router(
+        router_config({"blue": [app], "green": [app]}, {"blue": 100, "green": 0})
+    ) as r:
         yield r
 
 

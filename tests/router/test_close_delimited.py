@@ -30,8 +30,10 @@ def close_delimited_backend() -> Iterator[str]:
                 continue
             with conn:
                 conn.recv(65536)
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
-                             b"Connection: close\r\n\r\n" + BODY)
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                    b"Connection: close\r\n\r\n" + BODY
+                )
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()

@@ -25,8 +25,9 @@ def healthy(router: RouterProcess, group: str, app: AppProcess) -> bool:
 
 
 def served_by(router: RouterProcess, n: int = 40) -> Counter[str]:
-    return Counter(r.headers.get("x-served-by", str(r.status))
-                   for r in get_many(router.listener_port(), n))
+    return Counter(
+        r.headers.get("x-served-by", str(r.status)) for r in get_many(router.listener_port(), n)
+    )
 
 
 def test_unhealthy_target_leaves_rotation_and_returns_after_recovery(
@@ -67,6 +68,7 @@ def test_group_with_no_healthy_target_fails_open_and_says_so(
     # Like ALB: traffic still goes to the group's targets rather than nowhere.
     assert served_by(router, 10) == {"blue-1": 10}
     assert router.admin("GET", "/v1/target-groups").json()["blue"]["fail_open"] is True
-    assert 'sluicegate_router_fail_open{target_group="blue"} 1' in router.admin(
-        "GET", "/metrics").text
+    assert (
+        'sluicegate_router_fail_open{target_group="blue"} 1' in router.admin("GET", "/metrics").text
+    )
     assert "failing open" in router.logs()

@@ -65,10 +65,15 @@ def test_no_request_fails_across_100_weight_changes_and_a_full_reload_under_load
         for i in range(100):
             w = (i * 7) % 101
             assert put_weights(router, blue=100 - w, green=w)["weights"] == {
-                "blue": 100 - w, "green": w}
-        reloaded = router_config({"blue": [blue], "green": [green]}, {"blue": 50, "green": 50},
-                                 listener_port=router.listener_port(),
-                                 admin_port=router.admin_port)
+                "blue": 100 - w,
+                "green": w,
+            }
+        reloaded = router_config(
+            {"blue": [blue], "green": [green]},
+            {"blue": 50, "green": 50},
+            listener_port=router.listener_port(),
+            admin_port=router.admin_port,
+        )
         reloaded["target_groups"][0]["deregistration_delay"] = "5s"
         r = router.admin("PUT", "/v1/config", reloaded)
         assert r.status_code == 200, r.text
@@ -77,23 +82,25 @@ def test_no_request_fails_across_100_weight_changes_and_a_full_reload_under_load
     assert not [k for k in outcomes if not k.startswith("v")], outcomes
     assert outcomes["v1"] > 100 and outcomes["v2"] > 100, outcomes
     assert router.admin("GET", "/v1/listeners").json()["web"]["default"] == {
-        "blue": 50, "green": 50}
+        "blue": 50,
+        "green": 50,
+    }
 
 
 def test_weight_change_is_visible_in_the_next_seconds_metrics(
     app_factory: AppFactory, router_factory: RouterFactory
 ) -> None:
     blue, green = app_factory(version="v1"), app_factory(version="v2")
-    router = router_factory(router_config({"blue": [blue], "green": [green]},
-                                          {"blue": 100, "green": 0}))
+    router = router_factory(
+        router_config({"blue": [blue], "green": [green]}, {"blue": 100, "green": 0})
+    )
     with Load(router.listener_url(), clients=2):
         time.sleep(1.2)
         put_weights(router, blue=0, green=100)
         changed_at = time.time()
         time.sleep(2.2)
     window = router.admin("GET", "/v1/metrics?window=10").json()["series"]
-    per_second = {s["target_group"]: {p["t"]: p["requests"] for p in s["seconds"]}
-                  for s in window}
+    per_second = {s["target_group"]: {p["t"]: p["requests"] for p in s["seconds"]} for s in window}
     first_full_second = int(changed_at) + 1
     assert per_second["blue"].get(first_full_second, 0) == 0, per_second
     assert per_second["green"][first_full_second] > 0, per_second
@@ -113,12 +120,17 @@ def test_deregistered_target_drains_in_flight_requests_and_gets_no_new_ones(
         time.sleep(0.5)  # the slow requests are in flight on both targets
         r = router.admin("DELETE", f"/v1/target-groups/blue/targets/{a.address}")
         assert r.status_code == 202, r.text
-        assert r.json() == {"target_group": "blue", "target": a.address, "state": "draining",
-                            "deregistration_delay": 5.0}
+        assert r.json() == {
+            "target_group": "blue",
+            "target": a.address,
+            "state": "draining",
+            "deregistration_delay": 5.0,
+        }
         status = router.admin("GET", "/v1/target-groups").json()["blue"]["targets"][a.address]
         assert status["draining"] is True and status["in_flight"] >= 1
         assert {r.headers["x-served-by"] for r in get_many(router.listener_port(), 20)} == {
-            "blue-2"}
+            "blue-2"
+        }
         results = [f.result() for f in slow]
     assert [r.status_code for r in results] == [200] * 4
     assert {r.headers["x-served-by"] for r in results} == {"blue-1", "blue-2"}
@@ -136,8 +148,12 @@ def test_requests_still_running_when_the_delay_ends_are_cut(
     with ThreadPoolExecutor(1) as pool:
         slow = pool.submit(httpx.get, f"{url}/slow?ms=4000", timeout=10)
         time.sleep(0.4)
-        assert router.admin("POST", "/v1/target-groups/blue/targets",
-                            {"target": b.address}).status_code == 201
+        assert (
+            router.admin(
+                "POST", "/v1/target-groups/blue/targets", {"target": b.address}
+            ).status_code
+            == 201
+        )
         r = router.admin("DELETE", f"/v1/target-groups/blue/targets/{a.address}?delay=0.5")
         assert r.status_code == 202
         started = time.monotonic()
@@ -159,8 +175,10 @@ def test_registered_target_joins_rotation(
     router = router_factory(router_config({"blue": [a]}))
     r = router.admin("POST", "/v1/target-groups/blue/targets", {"target": b.address})
     assert r.status_code == 201, r.text
-    assert router.admin("POST", "/v1/target-groups/blue/targets",
-                        {"target": b.address}).status_code == 409
+    assert (
+        router.admin("POST", "/v1/target-groups/blue/targets", {"target": b.address}).status_code
+        == 409
+    )
     served = Counter(x.headers["x-served-by"] for x in get_many(router.listener_port(), 40))
     assert served == {"blue-1": 20, "blue-2": 20}
 
@@ -172,12 +190,15 @@ def test_a_target_reloaded_back_in_while_it_drains_serves_again(
     config = router_config({"blue": [a, b]})
     config["target_groups"][0]["deregistration_delay"] = "30s"
     router = router_factory(config)
-    without_a = router_config({"blue": [b]}, listener_port=router.listener_port(),
-                              admin_port=router.admin_port)
+    without_a = router_config(
+        {"blue": [b]}, listener_port=router.listener_port(), admin_port=router.admin_port
+    )
     without_a["target_groups"][0]["deregistration_delay"] = "30s"
     assert router.admin("PUT", "/v1/config", without_a).status_code == 200
-    assert router.admin("GET", "/v1/target-groups").json()["blue"]["targets"][a.address][
-        "draining"] is True
+    assert (
+        router.admin("GET", "/v1/target-groups").json()["blue"]["targets"][a.address]["draining"]
+        is True
+    )
     assert router.admin("PUT", "/v1/config", config).status_code == 200
     status = router.admin("GET", "/v1/target-groups").json()["blue"]["targets"]
     assert status[a.address]["draining"] is False

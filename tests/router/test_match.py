@@ -13,10 +13,15 @@ from sluicegate.router._match import Predicate, RequestView, compile_match
 from sluicegate.spec.router import MatchSpec
 
 
-def view(path: str = "/", query: str = "", host: str = "shop.example:8080",
-         **headers: list[str]) -> RequestView:
-    return RequestView(path=path, query_string=query, host=host,
-                       headers={k.replace("_", "-"): v for k, v in headers.items()})
+def view(
+    path: str = "/", query: str = "", host: str = "shop.example:8080", **headers: list[str]
+) -> RequestView:
+    return RequestView(
+        path=path,
+        query_string=query,
+        host=host,
+        headers={k.replace("_", "-"): v for k, v in headers.items()},
+    )
 
 
 def test_header_match_ignores_name_and_value_case() -> None:
@@ -57,10 +62,12 @@ def test_cookie_match_reads_the_named_cookie_only() -> None:
 
 FLAG_DOC = {
     "segments": {"beta": {"ids": ["alice", "bob"]}},
-    "flags": {"new-checkout": {
-        "type": "boolean",
-        "rules": [{"when": {"segment": "beta"}, "variant": "on"}],
-    }},
+    "flags": {
+        "new-checkout": {
+            "type": "boolean",
+            "rules": [{"when": {"segment": "beta"}, "variant": "on"}],
+        }
+    },
 }
 
 
@@ -70,11 +77,22 @@ def loaded_slot(document: dict[str, Any] = FLAG_DOC, version: int = 1) -> FlagSl
     return slot
 
 
-def flag_rule(slot: FlagSlot, variant: str | list[str] = "on",
-              user_from: dict[str, str] | None = None, **more: Any) -> Predicate:
-    spec = MatchSpec.model_validate({"flag": {"key": "new-checkout", "variant": variant,
-                                              "user_from": user_from or {"cookie": "uid"}},
-                                     **more})
+def flag_rule(
+    slot: FlagSlot,
+    variant: str | list[str] = "on",
+    user_from: dict[str, str] | None = None,
+    **more: Any,
+) -> Predicate:
+    spec = MatchSpec.model_validate(
+        {
+            "flag": {
+                "key": "new-checkout",
+                "variant": variant,
+                "user_from": user_from or {"cookie": "uid"},
+            },
+            **more,
+        }
+    )
     return compile_match(spec, slot)
 
 
@@ -108,8 +126,7 @@ def test_requests_without_the_user_id_do_not_match_and_are_counted() -> None:
     rule = flag_rule(slot)
     assert not rule(view())
     assert not rule(view(cookie=["uid="]))
-    assert slot.status()["unmatched"] == {"no_user_id": 2, "unknown_flag": 0,
-                                          "eval_failed": 0}
+    assert slot.status()["unmatched"] == {"no_user_id": 2, "unknown_flag": 0, "eval_failed": 0}
 
 
 def test_an_unknown_flag_or_no_flag_set_does_not_match_and_is_counted() -> None:
@@ -142,14 +159,16 @@ def test_a_flag_document_that_does_not_validate_names_the_field() -> None:
     assert "document.flags.x.type" in [p.path for p in info.value.problems]
 
 
-@pytest.mark.parametrize(("flag", "message"), [
-    ({"key": "f", "variant": "on", "user_from": {}}, "exactly one of cookie, header or query"),
-    ({"key": "f", "variant": "on", "user_from": {"cookie": "a", "header": "b"}},
-     "exactly one"),
-    ({"key": "f", "variant": [], "user_from": {"cookie": "uid"}}, "variant name"),
-    ({"key": "bad key", "variant": "on", "user_from": {"cookie": "uid"}}, "pattern"),
-    ({"key": "f", "variant": "on", "user_from": {"header": "bad header"}}, "not a valid"),
-])
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        ({"key": "f", "variant": "on", "user_from": {}}, "exactly one of cookie, header or query"),
+        ({"key": "f", "variant": "on", "user_from": {"cookie": "a", "header": "b"}}, "exactly one"),
+        ({"key": "f", "variant": [], "user_from": {"cookie": "uid"}}, "variant name"),
+        ({"key": "bad key", "variant": "on", "user_from": {"cookie": "uid"}}, "pattern"),
+        ({"key": "f", "variant": "on", "user_from": {"header": "bad header"}}, "not a valid"),
+    ],
+)
 def test_a_bad_flag_condition_is_refused(flag: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError) as info:
         MatchSpec.model_validate({"flag": flag})

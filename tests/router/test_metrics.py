@@ -70,13 +70,18 @@ def test_prometheus_text_has_counters_histogram_and_gauges() -> None:
     reg = MetricsRegistry(window_seconds=60)
     reg.rotate(10)
     reg.get("web", "blue").record(200, 0.003)
-    status = {"groups": {"blue": {"fail_open": False, "targets": {"127.0.0.1:1": {
-        "healthy": True}}}}, "listeners": {"web": {"default": {"blue": 100}}}}
+    status = {
+        "groups": {"blue": {"fail_open": False, "targets": {"127.0.0.1:1": {"healthy": True}}}},
+        "listeners": {"web": {"default": {"blue": 100}}},
+    }
     text = prometheus_text(reg.snapshot(0), status)
-    assert 'sluicegate_router_requests_total{listener="web",target_group="blue",code="2xx"} 1' \
-        in text
-    assert ('sluicegate_router_request_duration_seconds_bucket{listener="web",'
-            'target_group="blue",le="0.005"} 1') in text
+    assert (
+        'sluicegate_router_requests_total{listener="web",target_group="blue",code="2xx"} 1' in text
+    )
+    assert (
+        'sluicegate_router_request_duration_seconds_bucket{listener="web",'
+        'target_group="blue",le="0.005"} 1'
+    ) in text
     assert 'sluicegate_router_weight{listener="web",target_group="blue"} 100' in text
     assert 'sluicegate_router_target_healthy{target_group="blue",target="127.0.0.1:1"} 1' in text
 

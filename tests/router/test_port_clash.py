@@ -36,8 +36,9 @@ def listening(port: int) -> bool:
 def with_listener(config: dict[str, Any], name: str, port: int, group: str) -> dict[str, Any]:
     """``config`` plus a listener ``name`` on ``port`` forwarding to ``group``."""
     out = copy.deepcopy(config)
-    out["listeners"].append({"name": name, "port": port,
-                             "default": {"forward": [{"target_group": group, "weight": 1}]}})
+    out["listeners"].append(
+        {"name": name, "port": port, "default": {"forward": [{"target_group": group, "weight": 1}]}}
+    )
     return out
 
 
@@ -57,11 +58,14 @@ def apps(app_factory: AppFactory) -> tuple[AppProcess, AppProcess]:
     return app_factory(name="blue-1"), app_factory(name="green-1")
 
 
-def start(router_factory: RouterFactory, apps: tuple[AppProcess, AppProcess],
-          workers: int = 1) -> RouterProcess:
+def start(
+    router_factory: RouterFactory, apps: tuple[AppProcess, AppProcess], workers: int = 1
+) -> RouterProcess:
     blue, green = apps
-    return router_factory(router_config({"blue": [blue], "green": [green]},
-                                        {"blue": 100, "green": 0}), workers=workers)
+    return router_factory(
+        router_config({"blue": [blue], "green": [green]}, {"blue": 100, "green": 0}),
+        workers=workers,
+    )
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -73,13 +77,18 @@ def test_reload_onto_a_port_another_program_holds_is_a_422_naming_the_listener_a
     with held_port() as port:
         wanted = with_listener(before, "api", port, "green")
         wanted["listeners"][0]["default"]["forward"] = [
-            {"target_group": "blue", "weight": 0}, {"target_group": "green", "weight": 100}]
+            {"target_group": "blue", "weight": 0},
+            {"target_group": "green", "weight": 100},
+        ]
         r = router.admin("PUT", "/v1/config", wanted)
         assert r.status_code == 422, r.text
-        assert r.json()["problems"] == [{
-            "path": "listeners[1].port",
-            "message": f"cannot listen on 127.0.0.1:{port}: address already in use "
-                       "(another program holds it)"}]
+        assert r.json()["problems"] == [
+            {
+                "path": "listeners[1].port",
+                "message": f"cannot listen on 127.0.0.1:{port}: address already in use "
+                "(another program holds it)",
+            }
+        ]
         # The old config keeps serving, in every worker: same weights, same listeners.
         assert current(router) == (generation, before)
         assert served_by(router, router.listener_port(), 40) == {"blue-1"}
@@ -94,8 +103,12 @@ def test_a_refused_reload_leaves_the_planes_able_to_take_the_port_once_it_is_fre
     router = start(router_factory, apps, workers)
     _, before = current(router)
     with held_port() as port:
-        assert router.admin("PUT", "/v1/config",
-                            with_listener(before, "api", port, "green")).status_code == 422
+        assert (
+            router.admin(
+                "PUT", "/v1/config", with_listener(before, "api", port, "green")
+            ).status_code
+            == 422
+        )
     r = router.admin("PUT", "/v1/config", with_listener(before, "api", port, "green"))
     assert r.status_code == 200, r.text
     assert served_by(router, port, 40) == {"green-1"}
@@ -112,10 +125,13 @@ def test_moving_a_listener_onto_a_port_this_router_holds_names_the_listener_hold
     moved["listeners"][0]["address"] = "0.0.0.0"  # the same port on every address
     r = router.admin("PUT", "/v1/config", moved)
     assert r.status_code == 422, r.text
-    assert r.json()["problems"] == [{
-        "path": "listeners[0].port",
-        "message": f"cannot listen on 0.0.0.0:{port}: address already in use "
-                   f"(listener 'web' of this router holds 127.0.0.1:{port})"}]
+    assert r.json()["problems"] == [
+        {
+            "path": "listeners[0].port",
+            "message": f"cannot listen on 0.0.0.0:{port}: address already in use "
+            f"(listener 'web' of this router holds 127.0.0.1:{port})",
+        }
+    ]
     assert served_by(router, port) == {"blue-1"}
 
 
@@ -151,8 +167,7 @@ def test_dry_run_refuses_a_port_another_program_holds_naming_path_and_port(
     router = start(router_factory, apps, workers)
     generation, before = current(router)
     with held_port() as port:
-        r = router.admin("PUT", "/v1/config?dry_run=1",
-                         with_listener(before, "api", port, "green"))
+        r = router.admin("PUT", "/v1/config?dry_run=1", with_listener(before, "api", port, "green"))
         assert r.status_code == 422, r.text
         [problem] = r.json()["problems"]
         assert problem["path"] == "listeners[1].port"

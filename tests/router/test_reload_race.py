@@ -37,15 +37,20 @@ def random_config(base: dict[str, Any], pool: list[str], rng: random.Random) -> 
     for group in config["target_groups"]:
         group["targets"] = rng.sample(pool, rng.randint(1, len(pool)))
         interval = rng.choice([0.2, 0.3, 0.5, 1.0])
-        group["health_check"].update(interval=interval, timeout=min(interval, 0.2),
-                                     healthy_threshold=1, unhealthy_threshold=1)
+        group["health_check"].update(
+            interval=interval,
+            timeout=min(interval, 0.2),
+            healthy_threshold=1,
+            unhealthy_threshold=1,
+        )
     for wg in config["listeners"][0]["default"]["forward"]:
         wg["weight"] = rng.randint(1, 100)
     return config
 
 
-def reload_many(router: RouterProcess, base: dict[str, Any], pool: list[str], count: int,
-                seed: int) -> list[str]:
+def reload_many(
+    router: RouterProcess, base: dict[str, Any], pool: list[str], count: int, seed: int
+) -> list[str]:
     """PUT ``count`` random configs from two clients at once; returns the failed answers."""
     configs = [random_config(base, pool, random.Random(seed + i)) for i in range(count)]
 

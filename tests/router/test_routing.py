@@ -30,8 +30,12 @@ def router(apps: dict[str, AppProcess]) -> Iterator[RouterProcess]:
         {"blue": [apps["blue-1"], apps["blue-2"]], "green": [apps["green-1"]]},
         {"blue": 90, "green": 10},
         sticky="1h",
-        rules=[{"match": {"header": {"x-canary": "always"}},
-                "forward": [{"target_group": "green", "weight": 100}]}],
+        rules=[
+            {
+                "match": {"header": {"x-canary": "always"}},
+                "forward": [{"target_group": "green", "weight": 100}],
+            }
+        ],
     )
     with start_router(config) as r:
         yield r
@@ -90,20 +94,24 @@ def test_cookie_holders_of_a_group_set_to_weight_zero_are_rebalanced_at_once(
     green_cookie = cookie_of(get_many(port, 1)[0])
     assert green_cookie.startswith("green.")
     set_weights(router, blue=90, green=10)
-    assert {r.version for r in get_many(port, 20, {"Cookie": f"sluice_tg={green_cookie}"})} \
-        == {"v2"}
+    assert {r.version for r in get_many(port, 20, {"Cookie": f"sluice_tg={green_cookie}"})} == {
+        "v2"
+    }
     set_weights(router, blue=100, green=0)
     after = get_many(port, 20, {"Cookie": f"sluice_tg={green_cookie}"})
     assert {r.version for r in after} == {"v1"}
     assert cookie_of(after[0]).startswith("blue.")
 
 
-@pytest.mark.parametrize("forged", [
-    "green.9999999999.AAAAAAAAAAAAAAAAAAAAAA",
-    "green",
-    "green.1.x.y",
-    "",
-])
+@pytest.mark.parametrize(
+    "forged",
+    [
+        "green.9999999999.AAAAAAAAAAAAAAAAAAAAAA",
+        "green",
+        "green.1.x.y",
+        "",
+    ],
+)
 def test_forged_cookie_is_ignored_and_the_client_rebalanced(
     router: RouterProcess, forged: str
 ) -> None:

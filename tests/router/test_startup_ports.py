@@ -38,16 +38,31 @@ def marked_processes(mark: str) -> list[int]:
     return found
 
 
-def run_router(tmp_path: Path, config: dict[str, object], workers: int
-               ) -> subprocess.CompletedProcess[str]:
+def run_router(
+    tmp_path: Path, config: dict[str, object], workers: int
+) -> subprocess.CompletedProcess[str]:
     path = tmp_path / "router.yaml"
     path.write_text(yaml.safe_dump(config))
     mark = uuid.uuid4().hex
     env = {**os.environ, "SLUICE_ADMIN_TOKEN": "test-token", "SLUICE_TEST_MARK": mark}
     proc = subprocess.run(
-        [sys.executable, "-m", "sluicegate", "router", "--config", str(path),
-         "--workers", str(workers)],
-        env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=False)
+        [
+            sys.executable,
+            "-m",
+            "sluicegate",
+            "router",
+            "--config",
+            str(path),
+            "--workers",
+            str(workers),
+        ],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert marked_processes(mark) == [], "the router left processes behind"
     return proc
 
@@ -62,7 +77,8 @@ def test_a_taken_listener_port_ends_start_up_with_one_line_naming_port_and_field
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == (
         f"sluice: error: cannot listen on 127.0.0.1:{port} (listeners[0].port): "
-        "address already in use")
+        "address already in use"
+    )
     assert "Traceback" not in proc.stderr
 
 
@@ -75,20 +91,25 @@ def test_a_taken_admin_port_ends_start_up_with_one_line_naming_port_and_field(
         proc = run_router(tmp_path, config, workers)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == (
-        f"sluice: error: cannot listen on 127.0.0.1:{port} (admin.port): "
-        "address already in use")
+        f"sluice: error: cannot listen on 127.0.0.1:{port} (admin.port): address already in use"
+    )
     assert "Traceback" not in proc.stderr
 
 
 def test_every_taken_port_is_named_on_the_one_line(tmp_path: Path) -> None:
     with held_port() as admin, held_port() as listener:
-        config = router_config({"blue": ["127.0.0.1:9"]}, admin_port=admin,
-                               listener_port=listener)
-        config["listeners"].append({"name": "free", "port": free_port(),
-                                    "default": {"forward": [{"target_group": "blue"}]}})
+        config = router_config({"blue": ["127.0.0.1:9"]}, admin_port=admin, listener_port=listener)
+        config["listeners"].append(
+            {
+                "name": "free",
+                "port": free_port(),
+                "default": {"forward": [{"target_group": "blue"}]},
+            }
+        )
         proc = run_router(tmp_path, config, 1)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == (
         f"sluice: error: cannot listen on 127.0.0.1:{admin} (admin.port): address already "
         f"in use; cannot listen on 127.0.0.1:{listener} (listeners[0].port): address "
-        "already in use")
+        "already in use"
+    )

@@ -59,4 +59,5 @@ def test_a_router_that_cannot_start_is_reported_with_its_own_error(tmp_path: Pat
             asyncio.run(supervisor.ensure())
     assert str(failed.value).startswith(
         f"the router exited with 2: cannot listen on 127.0.0.1:{port} (admin.port): "
-        "address already in use; see ")
+        "address already in use; see "
+    )

@@ -27,14 +27,25 @@ def groups() -> dict[str, TargetGroup]:
 
 
 def listener(blue: int = 90, green: int = 10, sticky: bool = True) -> ListenerSpec:
-    return ListenerSpec.model_validate({
-        "name": "web", "port": 8080,
-        "rules": [{"match": {"header": {"x-canary": "always"}},
-                   "forward": [{"target_group": "green", "weight": 100}]}],
-        "default": {"forward": [{"target_group": "blue", "weight": blue},
-                                {"target_group": "green", "weight": green}],
-                    "stickiness": {"enabled": sticky}},
-    })
+    return ListenerSpec.model_validate(
+        {
+            "name": "web",
+            "port": 8080,
+            "rules": [
+                {
+                    "match": {"header": {"x-canary": "always"}},
+                    "forward": [{"target_group": "green", "weight": 100}],
+                }
+            ],
+            "default": {
+                "forward": [
+                    {"target_group": "blue", "weight": blue},
+                    {"target_group": "green", "weight": green},
+                ],
+                "stickiness": {"enabled": sticky},
+            },
+        }
+    )
 
 
 def codecs(name: str) -> StickyCodec:
@@ -77,8 +88,9 @@ def test_reweigh_swaps_one_action_and_keeps_the_rest() -> None:
         ({"green": 1}, 7, NotFoundError),
     ],
 )
-def test_bad_weights_are_refused(weights: dict[str, int], rule: int | None,
-                                 error: type[Exception]) -> None:
+def test_bad_weights_are_refused(
+    weights: dict[str, int], rule: int | None, error: type[Exception]
+) -> None:
     gs, reg = groups(), MetricsRegistry()
     spec = listener()
     route = build_route(spec, gs, reg, codecs)

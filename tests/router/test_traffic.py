@@ -17,12 +17,23 @@ from tests._support.rawhttp import get_many
 from tests.conftest import AppFactory, RouterFactory
 
 
-def shop(v1: int, v2: int, port: int = 8080, test_port: int | None = 8081,
-         endpoints: tuple[str, str] = ("127.0.0.1:9001", "127.0.0.1:9002")) -> ServiceRoute:
+def shop(
+    v1: int,
+    v2: int,
+    port: int = 8080,
+    test_port: int | None = 8081,
+    endpoints: tuple[str, str] = ("127.0.0.1:9001", "127.0.0.1:9002"),
+) -> ServiceRoute:
     return ServiceRoute(
-        service="shop", port=port, test_port=test_port, test_revision="v2",
+        service="shop",
+        port=port,
+        test_port=test_port,
+        test_revision="v2",
         groups=(RevisionGroup("v1", (endpoints[0],), v1), RevisionGroup("v2", (endpoints[1],), v2)),
-        health_path="/healthz", health_interval=1.0, sticky=True)
+        health_path="/healthz",
+        health_interval=1.0,
+        sticky=True,
+    )
 
 
 def test_each_revision_becomes_a_target_group_and_the_config_validates() -> None:
@@ -32,7 +43,9 @@ def test_each_revision_becomes_a_target_group_and_the_config_validates() -> None
     web, test = parsed.listeners
     assert (web.name, web.port, test.name, test.port) == ("shop", 8080, "shop-test", 8081)
     assert [(f.target_group, f.weight) for f in web.default.forward] == [
-        ("shop.v1", 90), ("shop.v2", 10)]
+        ("shop.v1", 90),
+        ("shop.v2", 10),
+    ]
     assert web.default.stickiness.enabled
     assert [(f.target_group, f.weight) for f in test.default.forward] == [("shop.v2", 100)]
 
@@ -72,5 +85,7 @@ def test_router_traffic_applies_routes_and_requests_follow(
     assert Counter(x.version for x in get_many(port, 20)) == {"v1": 20}
     assert Counter(x.version for x in get_many(test_port, 20)) == {"v2": 20}
     assert asyncio.run(go(shop(0, 100, port, test_port, (v1.address, v2.address)))) == {
-        "v1": 0, "v2": 100}
+        "v1": 0,
+        "v2": 100,
+    }
     assert Counter(x.version for x in get_many(port, 20)) == {"v2": 20}

@@ -23,8 +23,9 @@ def apps() -> Iterator[tuple[AppProcess, AppProcess]]:
 @pytest.fixture(scope="module")
 def router(apps: tuple[AppProcess, AppProcess]) -> Iterator[RouterProcess]:
     blue, green = apps
-    config = router_config({"blue": [blue], "green": [green]}, {"blue": 90, "green": 10},
-                           sticky=True)
+    config = router_config(
+        {"blue": [blue], "green": [green]}, {"blue": 90, "green": 10}, sticky=True
+    )
     with start_router(config, workers=2) as r:
         yield r
 
@@ -59,8 +60,10 @@ def test_cookies_issued_by_one_worker_are_honoured_by_the_other(router: RouterPr
     cookie = get_many(router.listener_port(), 1)[0].set_cookie()
     router.admin("PUT", "/v1/listeners/web/weights", {"weights": {"blue": 90, "green": 10}})
     assert cookie is not None and cookie.startswith("green.")
-    seen = {get_many(router.listener_port(), 1, {"Cookie": f"sluice_tg={cookie}"})[0].version
-            for _ in range(40)}
+    seen = {
+        get_many(router.listener_port(), 1, {"Cookie": f"sluice_tg={cookie}"})[0].version
+        for _ in range(40)
+    }
     assert seen == {"v2"}
 
 
@@ -69,9 +72,12 @@ def test_metrics_from_all_workers_are_merged_exactly(router: RouterProcess) -> N
         series = router.admin("GET", "/v1/status").json()
         assert series["workers"] == 2
         text = router.admin("GET", "/metrics").text
-        return sum(int(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                   if line.startswith("sluicegate_router_requests_total{")
-                   and 'target_group="-"' not in line)
+        return sum(
+            int(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("sluicegate_router_requests_total{")
+            and 'target_group="-"' not in line
+        )
 
     before = total()
     sent = 0

@@ -23,7 +23,8 @@ def _wait(predicate, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-
 
 
 def test_client_evaluates_in_process_and_follows_updates_from_the_server(
-        sync_server: SyncServer) -> None:
+    sync_server: SyncServer,
+) -> None:
     sync_server.publish(make_snapshot(1, bool_flag_set(on_ids=("alice",))))
     client = Client(sync_server.url, env="prod", key=sync_server.token)
     try:
@@ -33,8 +34,11 @@ def test_client_evaluates_in_process_and_follows_updates_from_the_server(
         assert client.get_boolean("new-checkout", {"targetingKey": "alice"}, False) is True
         assert client.get_boolean("new-checkout", {"targetingKey": "bob"}, True) is False
         res = client.evaluate("nope", {"targetingKey": "bob"}, default=7)
-        assert (res.value, res.reason, res.error_code) == (7, Reason.ERROR,
-                                                           ErrorCode.FLAG_NOT_FOUND)
+        assert (res.value, res.reason, res.error_code) == (
+            7,
+            Reason.ERROR,
+            ErrorCode.FLAG_NOT_FOUND,
+        )
         sent = sync_server.publish(make_snapshot(2, bool_flag_set(on_ids=("alice", "bob"))))
         assert _wait(lambda: client.get_boolean("new-checkout", {"targetingKey": "bob"}, False))
         print(f"publish -> SDK evaluates v2: {(time.monotonic() - sent) * 1000:.1f} ms")
@@ -52,7 +56,8 @@ def test_client_before_its_first_snapshot_returns_the_default(tmp_path: Path) ->
 
 
 def test_client_through_the_agent_in_a_forked_child_receives_updates(
-        sync_server: SyncServer, tmp_path: Path) -> None:
+    sync_server: SyncServer, tmp_path: Path
+) -> None:
     sync_server.publish(make_snapshot(1, bool_flag_set()))
     with start_agent(sync_server.url, sync_server.token, tmp_path / "cache") as agent:
         agent.wait_for(lambda: agent.get("/healthz").status_code == 200, what="ready")
@@ -65,8 +70,12 @@ def test_client_through_the_agent_in_a_forked_child_receives_updates(
                 try:
                     os.close(read_fd)
                     os.write(write_fd, b"forked\n")
-                    ok = _wait(lambda: client.get_boolean(
-                        "new-checkout", {"targetingKey": "carol"}, False), timeout=15)
+                    ok = _wait(
+                        lambda: client.get_boolean(
+                            "new-checkout", {"targetingKey": "carol"}, False
+                        ),
+                        timeout=15,
+                    )
                     os.write(write_fd, json.dumps({"ok": ok, "v": client.version}).encode())
                 finally:
                     os._exit(0)
@@ -84,9 +93,12 @@ def test_client_through_the_agent_in_a_forked_child_receives_updates(
 
 
 def test_importing_the_sdk_loads_no_web_framework_or_database() -> None:
-    code = ("import sys, sluicegate.sdk; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
-            "('pydantic','fastapi','starlette','sqlalchemy','uvicorn','yaml','httpx')))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.strip()
+    code = (
+        "import sys, sluicegate.sdk; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('pydantic','fastapi','starlette','sqlalchemy','uvicorn','yaml','httpx')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == "[]"

@@ -27,7 +27,8 @@ def _expected_split(user: str, weight: int) -> bool:
 
 
 def test_our_provider_evaluates_every_type_and_emits_ready_changed_and_stale(
-        sync_server: SyncServer) -> None:
+    sync_server: SyncServer,
+) -> None:
     from sluicegate.openfeature import SluicegateProvider
 
     sync_server.publish(make_snapshot(1, mixed_flag_set(25)))
@@ -40,11 +41,15 @@ def test_our_provider_evaluates_every_type_and_emits_ready_changed_and_stale(
             with seen:
                 events.append((event, details.flags_changed))
                 seen.notify_all()
+
         return handler  # type: ignore[return-value]
 
     client = openfeature_api.get_client("sluice-test")
-    for event in (ProviderEvent.PROVIDER_READY, ProviderEvent.PROVIDER_CONFIGURATION_CHANGED,
-                  ProviderEvent.PROVIDER_STALE):
+    for event in (
+        ProviderEvent.PROVIDER_READY,
+        ProviderEvent.PROVIDER_CONFIGURATION_CHANGED,
+        ProviderEvent.PROVIDER_STALE,
+    ):
         client.add_handler(event, record(event))
     openfeature_api.set_provider_and_wait(provider, "sluice-test")
     try:
@@ -58,30 +63,36 @@ def test_our_provider_evaluates_every_type_and_emits_ready_changed_and_stale(
         assert (details.value, details.error_code) == (False, ErrorCode.FLAG_NOT_FOUND)
         mismatch = client.get_string_details("new-checkout", "x", alice)
         assert (mismatch.value, mismatch.error_code) == ("x", ErrorCode.TYPE_MISMATCH)
-        split = [client.get_boolean_details("new-checkout", False, EvaluationContext(u))
-                 for u in USERS]
+        split = [
+            client.get_boolean_details("new-checkout", False, EvaluationContext(u)) for u in USERS
+        ]
         assert [d.value for d in split] == [_expected_split(u, 25) for u in USERS]
         assert {d.reason for d in split} == {Reason.SPLIT}
 
         sync_server.publish(make_snapshot(2, mixed_flag_set(60)))
         with seen:
-            assert seen.wait_for(lambda: any(
-                e == ProviderEvent.PROVIDER_CONFIGURATION_CHANGED for e, _ in events), 10)
+            assert seen.wait_for(
+                lambda: any(e == ProviderEvent.PROVIDER_CONFIGURATION_CHANGED for e, _ in events),
+                10,
+            )
         assert (ProviderEvent.PROVIDER_CONFIGURATION_CHANGED, ["new-checkout"]) in events
-        assert [client.get_boolean_value("new-checkout", False, EvaluationContext(u))
-                for u in USERS] == [_expected_split(u, 60) for u in USERS]
+        assert [
+            client.get_boolean_value("new-checkout", False, EvaluationContext(u)) for u in USERS
+        ] == [_expected_split(u, 60) for u in USERS]
 
         sync_server.kill()
         with seen:
-            assert seen.wait_for(lambda: any(
-                e == ProviderEvent.PROVIDER_STALE for e, _ in events), 10)
+            assert seen.wait_for(
+                lambda: any(e == ProviderEvent.PROVIDER_STALE for e, _ in events), 10
+            )
         assert client.get_boolean_value("new-checkout", False, alice) is True
     finally:
         openfeature_api.clear_providers()
 
 
-def test_the_official_ofrep_provider_reads_flags_from_the_agent(sync_server: SyncServer,
-                                                              tmp_path: Path) -> None:
+def test_the_official_ofrep_provider_reads_flags_from_the_agent(
+    sync_server: SyncServer, tmp_path: Path
+) -> None:
     ofrep = pytest.importorskip("openfeature.contrib.provider.ofrep")
     sync_server.publish(make_snapshot(1, mixed_flag_set(25)))
     with start_agent(sync_server.url, sync_server.token, tmp_path / "cache") as agent:
@@ -98,8 +109,10 @@ def test_the_official_ofrep_provider_reads_flags_from_the_agent(sync_server: Syn
             assert client.get_integer_value("max-items", 0, bob) == 3
             assert client.get_float_value("ratio", 0.0, bob) == 0.5
             assert client.get_object_value("theme", {}, bob) == {"bg": "#000", "fg": "#fff"}
-            split = [client.get_boolean_details("new-checkout", False, EvaluationContext(u))
-                     for u in USERS[:100]]
+            split = [
+                client.get_boolean_details("new-checkout", False, EvaluationContext(u))
+                for u in USERS[:100]
+            ]
             assert [d.value for d in split] == [_expected_split(u, 25) for u in USERS[:100]]
             assert {d.reason for d in split} == {Reason.SPLIT}
             missing = client.get_boolean_details("no-such-flag", True, alice)

@@ -9,7 +9,7 @@ from sluicegate.sdk._sync import backoff_delay
 def test_an_event_is_yielded_only_after_its_blank_line() -> None:
     decoder = SseDecoder()
     assert decoder.feed(b'id: "7"\nevent: snapshot\ndata: {"a"') == []
-    assert decoder.feed(b': 1}\n') == []
+    assert decoder.feed(b": 1}\n") == []
     assert decoder.feed(b"\n") == [SseEvent("snapshot", '{"a": 1}', '"7"')]
     assert decoder.last_id == '"7"'
 
@@ -27,7 +27,7 @@ def test_encoded_events_decode_to_themselves_in_any_chunking() -> None:
         decoder, events, i = SseDecoder(), [], 0
         while i < len(payload):
             n = rng.randint(1, 7)
-            events += decoder.feed(payload[i:i + n])
+            events += decoder.feed(payload[i : i + n])
             i += n
         assert [e.data for e in events] == ['{"v": 1}', "2"]
 

@@ -30,8 +30,11 @@ treat_missing_data: notBreaching
 
 LATENCY: dict[str, Any] = {
     "name": "green-p99",
-    "metric": {"source": "router", "name": "latency",
-               "dimensions": {"listener": "web", "target_group": "green"}},
+    "metric": {
+        "source": "router",
+        "name": "latency",
+        "dimensions": {"listener": "web", "target_group": "green"},
+    },
     "statistic": "p99",
     "period": "10s",
     "evaluation_periods": 3,
@@ -101,12 +104,21 @@ def test_a_sum_alarm_has_no_sample_floor_and_a_metric_may_name_its_own_statistic
     assert {k: stat for k, (_, stat) in spec.queries.items()} == {"a": "Maximum", "b": "Sum"}
 
 
-@pytest.mark.parametrize(("text", "name", "q"), [
-    ("Average", "Average", None), ("SampleCount", "SampleCount", None),
-    ("Minimum", "Minimum", None), ("Maximum", "Maximum", None), ("Sum", "Sum", None),
-    ("p99", "p99", 0.99), ("p99.9", "p99.9", 0.999), ("p50", "p50", 0.5), ("p100", "p100", 1.0),
-    ("P95", "p95", 0.95),
-])
+@pytest.mark.parametrize(
+    ("text", "name", "q"),
+    [
+        ("Average", "Average", None),
+        ("SampleCount", "SampleCount", None),
+        ("Minimum", "Minimum", None),
+        ("Maximum", "Maximum", None),
+        ("Sum", "Sum", None),
+        ("p99", "p99", 0.99),
+        ("p99.9", "p99.9", 0.999),
+        ("p50", "p50", 0.5),
+        ("p100", "p100", 1.0),
+        ("P95", "p95", 0.95),
+    ],
+)
 def test_statistics(text: str, name: str, q: float | None) -> None:
     got_name, got_q = parse_statistic(text)
     assert got_name == name
@@ -116,60 +128,122 @@ def test_statistics(text: str, name: str, q: float | None) -> None:
 # --- every mistake at its field ----------------------------------------------------------
 
 
-@pytest.mark.parametrize(("changes", "path", "message"), [
-    ({"statistic": "avg"}, "statistic", "'avg' is not a statistic; use one of SampleCount,"
-     " Average, Sum, Minimum, Maximum or a percentile like p99 or p99.9"),
-    ({"statistic": "p0"}, "statistic", "percentile 'p0' must be above p0 and at most p100"
-     " (use Minimum for the smallest value)"),
-    ({"statistic": "p100.5"}, "statistic", "percentile 'p100.5' must be above p0 and at most"
-     " p100 (use Minimum for the smallest value)"),
-    ({"period": "500ms"}, "period", "period must be a whole number of seconds, at least 1s"),
-    ({"period": "1.5s"}, "period", "period must be a whole number of seconds, at least 1s"),
-    ({"evaluation_periods": 0}, "evaluation_periods", "Input should be greater than or equal"
-     " to 1"),
-    ({"datapoints_to_alarm": 4}, "datapoints_to_alarm", "datapoints_to_alarm (4) cannot"
-     " exceed evaluation_periods (3)"),
-    ({"datapoints_to_alarm": 0}, "datapoints_to_alarm", "Input should be greater than or"
-     " equal to 1"),
-    ({"comparison": "GreaterThan"}, "comparison", "Input should be 'GreaterThanThreshold',"
-     " 'GreaterThanOrEqualToThreshold', 'LessThanThreshold' or 'LessThanOrEqualToThreshold'"),
-    ({"treat_missing_data": "zero"}, "treat_missing_data", "Input should be 'missing',"
-     " 'ignore', 'breaching' or 'notBreaching'"),
-    ({"threshold": "nan"}, "threshold", "threshold must be a finite number"),
-    ({"min_samples": -1}, "min_samples", "Input should be greater than or equal to 0"),
-    ({"name": "no spaces"}, "name", "String should match pattern"
-     " '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$'"),
-    ({"period": "1h", "evaluation_periods": 200}, "evaluation_periods", "period x"
-     " evaluation_periods is 720000s, more than the 604800s allowed"),
-    ({"period": "1m", "evaluation_periods": 1441}, "evaluation_periods", "period x"
-     " evaluation_periods is 86460s, more than the 86400s allowed"),
-    ({"statistic": None}, "statistic", "a metric alarm needs a statistic"),
-    ({"metric": None}, "metric", "an alarm needs a metric, or metrics with an expression"),
-    ({"expression": "m"}, "metric", "give either metric, or metrics with an expression,"
-     " not both"),
-    ({"metric": {"source": "router"}}, "metric.name", "a router metric needs a name"),
-    ({"metric": {"source": "statsd", "name": "x"}}, "metric.source", "Input should be"
-     " 'router', 'push', 'prometheus' or 'exposures'"),
-    ({"metric": {"source": "prometheus", "query": " "}}, "metric.query",
-     "a prometheus metric needs a PromQL query"),
-    ({"metric": {"source": "push", "name": "x", "query": "up"}}, "metric.query",
-     "only a prometheus metric has a query"),
-    ({"metric": {"source": "push", "name": "x", "unit": "ms"}}, "metric.unit",
-     "Extra inputs are not permitted"),
-    ({"evaluate_low_sample_count_percentile": "sometimes"},
-     "evaluate_low_sample_count_percentile", "Input should be 'evaluate' or 'ignore'"),
-    ({"statistic": "Average", "evaluate_low_sample_count_percentile": "ignore"},
-     "evaluate_low_sample_count_percentile",
-     "only a percentile alarm on one metric has this setting"),
-])
-def test_each_mistake_is_reported_at_its_field(changes: dict[str, Any], path: str,
-                                               message: str) -> None:
+@pytest.mark.parametrize(
+    ("changes", "path", "message"),
+    [
+        (
+            {"statistic": "avg"},
+            "statistic",
+            "'avg' is not a statistic; use one of SampleCount,"
+            " Average, Sum, Minimum, Maximum or a percentile like p99 or p99.9",
+        ),
+        (
+            {"statistic": "p0"},
+            "statistic",
+            "percentile 'p0' must be above p0 and at most p100"
+            " (use Minimum for the smallest value)",
+        ),
+        (
+            {"statistic": "p100.5"},
+            "statistic",
+            "percentile 'p100.5' must be above p0 and at most"
+            " p100 (use Minimum for the smallest value)",
+        ),
+        ({"period": "500ms"}, "period", "period must be a whole number of seconds, at least 1s"),
+        ({"period": "1.5s"}, "period", "period must be a whole number of seconds, at least 1s"),
+        (
+            {"evaluation_periods": 0},
+            "evaluation_periods",
+            "Input should be greater than or equal to 1",
+        ),
+        (
+            {"datapoints_to_alarm": 4},
+            "datapoints_to_alarm",
+            "datapoints_to_alarm (4) cannot exceed evaluation_periods (3)",
+        ),
+        (
+            {"datapoints_to_alarm": 0},
+            "datapoints_to_alarm",
+            "Input should be greater than or equal to 1",
+        ),
+        (
+            {"comparison": "GreaterThan"},
+            "comparison",
+            "Input should be 'GreaterThanThreshold',"
+            " 'GreaterThanOrEqualToThreshold', 'LessThanThreshold' or 'LessThanOrEqualToThreshold'",
+        ),
+        (
+            {"treat_missing_data": "zero"},
+            "treat_missing_data",
+            "Input should be 'missing', 'ignore', 'breaching' or 'notBreaching'",
+        ),
+        ({"threshold": "nan"}, "threshold", "threshold must be a finite number"),
+        ({"min_samples": -1}, "min_samples", "Input should be greater than or equal to 0"),
+        (
+            {"name": "no spaces"},
+            "name",
+            "String should match pattern '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$'",
+        ),
+        (
+            {"period": "1h", "evaluation_periods": 200},
+            "evaluation_periods",
+            "period x evaluation_periods is 720000s, more than the 604800s allowed",
+        ),
+        (
+            {"period": "1m", "evaluation_periods": 1441},
+            "evaluation_periods",
+            "period x evaluation_periods is 86460s, more than the 86400s allowed",
+        ),
+        ({"statistic": None}, "statistic", "a metric alarm needs a statistic"),
+        ({"metric": None}, "metric", "an alarm needs a metric, or metrics with an expression"),
+        (
+            {"expression": "m"},
+            "metric",
+            "give either metric, or metrics with an expression, not both",
+        ),
+        ({"metric": {"source": "router"}}, "metric.name", "a router metric needs a name"),
+        (
+            {"metric": {"source": "statsd", "name": "x"}},
+            "metric.source",
+            "Input should be 'router', 'push', 'prometheus' or 'exposures'",
+        ),
+        (
+            {"metric": {"source": "prometheus", "query": " "}},
+            "metric.query",
+            "a prometheus metric needs a PromQL query",
+        ),
+        (
+            {"metric": {"source": "push", "name": "x", "query": "up"}},
+            "metric.query",
+            "only a prometheus metric has a query",
+        ),
+        (
+            {"metric": {"source": "push", "name": "x", "unit": "ms"}},
+            "metric.unit",
+            "Extra inputs are not permitted",
+        ),
+        (
+            {"evaluate_low_sample_count_percentile": "sometimes"},
+            "evaluate_low_sample_count_percentile",
+            "Input should be 'evaluate' or 'ignore'",
+        ),
+        (
+            {"statistic": "Average", "evaluate_low_sample_count_percentile": "ignore"},
+            "evaluate_low_sample_count_percentile",
+            "only a percentile alarm on one metric has this setting",
+        ),
+    ],
+)
+def test_each_mistake_is_reported_at_its_field(
+    changes: dict[str, Any], path: str, message: str
+) -> None:
     assert only_problem(doc(**changes)) == (path, message)
 
 
 def test_prometheus_metrics_take_their_labels_in_the_query() -> None:
-    assert problems_of(doc(metric={"source": "prometheus", "name": "x", "query": "up",
-                                   "dimensions": {"job": "a"}})) == [
+    assert problems_of(
+        doc(metric={"source": "prometheus", "name": "x", "query": "up", "dimensions": {"job": "a"}})
+    ) == [
         ("metric.name", "a prometheus metric is its query; drop name"),
         ("metric.dimensions", "put label matchers in the query instead"),
     ]
@@ -177,13 +251,19 @@ def test_prometheus_metrics_take_their_labels_in_the_query() -> None:
 
 # --- prometheus metrics: one PromQL value per period --------------------------------------
 
-ERROR_RATIO_QUERY = ('sum(rate(sluicegate_router_requests_total{code="5xx"}[1m]))'
-                     " / sum(rate(sluicegate_router_requests_total[1m]))")
+ERROR_RATIO_QUERY = (
+    'sum(rate(sluicegate_router_requests_total{code="5xx"}[1m]))'
+    " / sum(rate(sluicegate_router_requests_total[1m]))"
+)
 
 
 def prom_doc(**changes: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {"metric": {"source": "prometheus", "query": ERROR_RATIO_QUERY},
-                            "statistic": None, "period": "1m", "threshold": 0.05}
+    base: dict[str, Any] = {
+        "metric": {"source": "prometheus", "query": ERROR_RATIO_QUERY},
+        "statistic": None,
+        "period": "1m",
+        "threshold": 0.05,
+    }
     return doc(**{**base, **changes})
 
 
@@ -209,8 +289,9 @@ def test_a_prometheus_metric_accepts_the_identity_statistics(stat: str) -> None:
 def test_a_prometheus_metric_refuses_statistics_that_need_samples(stat: str) -> None:
     path, message = only_problem(prom_doc(statistic=stat))
     assert path == "statistic"
-    assert message.startswith(f"{stat} on a prometheus metric: a prometheus metric is one"
-                              " PromQL value per period")
+    assert message.startswith(
+        f"{stat} on a prometheus metric: a prometheus metric is one PromQL value per period"
+    )
     assert "histogram_quantile" in message
 
 
@@ -229,8 +310,7 @@ def test_in_an_expression_prometheus_metrics_take_the_identity_and_others_the_al
         "base": {"source": "prometheus", "query": "histogram_quantile(0.99, x)"},
     }
     spec = parse_document(AlarmSpec, data)
-    assert {k: stat for k, (_, stat) in spec.queries.items()} == {"lat": "p99",
-                                                                  "base": "Average"}
+    assert {k: stat for k, (_, stat) in spec.queries.items()} == {"lat": "p99", "base": "Average"}
     assert spec.min_samples == 10  # the samples come from the router's latency
 
     data["statistic"] = None
@@ -243,11 +323,16 @@ def test_in_an_expression_prometheus_metrics_take_the_identity_and_others_the_al
 
 def test_an_expression_of_prometheus_metrics_only_has_no_sample_floor() -> None:
     data = yaml.safe_load(ERROR_RATE_YAML)
-    data["metrics"] = {"e": {"source": "prometheus", "query": "sum(rate(e[1m]))"},
-                       "r": {"source": "prometheus", "query": "sum(rate(r[1m]))"}}
+    data["metrics"] = {
+        "e": {"source": "prometheus", "query": "sum(rate(e[1m]))"},
+        "r": {"source": "prometheus", "query": "sum(rate(r[1m]))"},
+    }
     assert parse_document(AlarmSpec, data).min_samples == 0
-    data["metrics"]["r"] = {"source": "router", "name": "requests",
-                           "dimensions": {"listener": "shop"}}
+    data["metrics"]["r"] = {
+        "source": "router",
+        "name": "requests",
+        "dimensions": {"listener": "shop"},
+    }
     assert parse_document(AlarmSpec, data).min_samples == 10
     data["samples_from"] = "e"
     assert parse_document(AlarmSpec, data).min_samples == 0
@@ -259,27 +344,45 @@ def expression_doc(**changes: Any) -> dict[str, Any]:
     return data
 
 
-@pytest.mark.parametrize(("changes", "path", "message"), [
-    ({"expression": "e / q"}, "expression", "unknown metric id 'q' (known: e, r)"),
-    ({"expression": "e / (r"}, "expression", "expected ')' at position 7, found the end"),
-    ({"expression": None}, "expression", "metrics need an expression combining them,"
-     " e.g. e / r"),
-    ({"metrics": None}, "metrics", "an expression needs the metrics it reads"),
-    ({"metrics": {}}, "metrics", "an expression reads 1 to 10 metrics"),
-    ({"metrics": {f"m{i}": {"source": "push", "name": "x"} for i in range(11)}}, "metrics",
-     "an expression reads 1 to 10 metrics"),
-    ({"metrics": {"E": {"source": "push", "name": "x"}}, "expression": "E"}, "metrics",
-     "metric id 'E' must start with a lower-case letter and hold only letters, digits and _"
-     " (at most 32)"),
-    ({"samples_from": "x"}, "samples_from", "unknown metric id 'x'"),
-    ({"statistic": None}, "metrics.e.statistic", "give a statistic here or at the alarm"
-     " level"),
-    ({"metrics": {"e": {"source": "push", "name": "x", "statistic": "median"}},
-      "expression": "e"}, "metrics.e.statistic", "'median' is not a statistic; use one of"
-     " SampleCount, Average, Sum, Minimum, Maximum or a percentile like p99 or p99.9"),
-])
-def test_expression_mistakes_are_reported_at_their_field(changes: dict[str, Any], path: str,
-                                                         message: str) -> None:
+@pytest.mark.parametrize(
+    ("changes", "path", "message"),
+    [
+        ({"expression": "e / q"}, "expression", "unknown metric id 'q' (known: e, r)"),
+        ({"expression": "e / (r"}, "expression", "expected ')' at position 7, found the end"),
+        (
+            {"expression": None},
+            "expression",
+            "metrics need an expression combining them, e.g. e / r",
+        ),
+        ({"metrics": None}, "metrics", "an expression needs the metrics it reads"),
+        ({"metrics": {}}, "metrics", "an expression reads 1 to 10 metrics"),
+        (
+            {"metrics": {f"m{i}": {"source": "push", "name": "x"} for i in range(11)}},
+            "metrics",
+            "an expression reads 1 to 10 metrics",
+        ),
+        (
+            {"metrics": {"E": {"source": "push", "name": "x"}}, "expression": "E"},
+            "metrics",
+            "metric id 'E' must start with a lower-case letter and hold only letters, digits and _"
+            " (at most 32)",
+        ),
+        ({"samples_from": "x"}, "samples_from", "unknown metric id 'x'"),
+        ({"statistic": None}, "metrics.e.statistic", "give a statistic here or at the alarm level"),
+        (
+            {
+                "metrics": {"e": {"source": "push", "name": "x", "statistic": "median"}},
+                "expression": "e",
+            },
+            "metrics.e.statistic",
+            "'median' is not a statistic; use one of"
+            " SampleCount, Average, Sum, Minimum, Maximum or a percentile like p99 or p99.9",
+        ),
+    ],
+)
+def test_expression_mistakes_are_reported_at_their_field(
+    changes: dict[str, Any], path: str, message: str
+) -> None:
     data = expression_doc()
     for key, value in changes.items():
         if value is None:
@@ -299,48 +402,58 @@ def test_the_file_name_and_every_problem_are_in_the_message() -> None:
 # --- the expression language -------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("text", "tree"), [
-    ("e / r", BinOp("/", Ref("e"), Ref("r"))),
-    ("100 * e / r", BinOp("/", BinOp("*", Num(100.0), Ref("e")), Ref("r"))),
-    ("a - b - c", BinOp("-", BinOp("-", Ref("a"), Ref("b")), Ref("c"))),
-    ("a + b * c", BinOp("+", Ref("a"), BinOp("*", Ref("b"), Ref("c")))),
-    ("(a + b) * c", BinOp("*", BinOp("+", Ref("a"), Ref("b")), Ref("c"))),
-    ("-a + +1.5e3", BinOp("+", Neg(Ref("a")), Num(1500.0))),
-    (" .5*x_1 ", BinOp("*", Num(0.5), Ref("x_1"))),
-])
+@pytest.mark.parametrize(
+    ("text", "tree"),
+    [
+        ("e / r", BinOp("/", Ref("e"), Ref("r"))),
+        ("100 * e / r", BinOp("/", BinOp("*", Num(100.0), Ref("e")), Ref("r"))),
+        ("a - b - c", BinOp("-", BinOp("-", Ref("a"), Ref("b")), Ref("c"))),
+        ("a + b * c", BinOp("+", Ref("a"), BinOp("*", Ref("b"), Ref("c")))),
+        ("(a + b) * c", BinOp("*", BinOp("+", Ref("a"), Ref("b")), Ref("c"))),
+        ("-a + +1.5e3", BinOp("+", Neg(Ref("a")), Num(1500.0))),
+        (" .5*x_1 ", BinOp("*", Num(0.5), Ref("x_1"))),
+    ],
+)
 def test_expressions_parse_with_the_usual_precedence(text: str, tree: Any) -> None:
     assert parse_expression(text) == tree
 
 
-@pytest.mark.parametrize(("text", "values", "result"), [
-    ("e / r", {"e": 5.0, "r": 100.0}, 0.05),
-    ("(e + f) / r * 100", {"e": 1.0, "f": 1.0, "r": 50.0}, 4.0),
-    ("-e", {"e": 2.0}, -2.0),
-    ("e / r", {"e": 5.0, "r": 0.0}, None),       # division by zero: missing
-    ("e / r", {"e": None, "r": 10.0}, None),     # a missing operand: missing
-    ("e * 1e308 * 10", {"e": 1.0}, None),        # overflow: missing
-])
-def test_expressions_evaluate_to_a_value_or_missing(text: str, values: dict[str, float | None],
-                                                    result: float | None) -> None:
+@pytest.mark.parametrize(
+    ("text", "values", "result"),
+    [
+        ("e / r", {"e": 5.0, "r": 100.0}, 0.05),
+        ("(e + f) / r * 100", {"e": 1.0, "f": 1.0, "r": 50.0}, 4.0),
+        ("-e", {"e": 2.0}, -2.0),
+        ("e / r", {"e": 5.0, "r": 0.0}, None),  # division by zero: missing
+        ("e / r", {"e": None, "r": 10.0}, None),  # a missing operand: missing
+        ("e * 1e308 * 10", {"e": 1.0}, None),  # overflow: missing
+    ],
+)
+def test_expressions_evaluate_to_a_value_or_missing(
+    text: str, values: dict[str, float | None], result: float | None
+) -> None:
     got = evaluate_expr(parse_expression(text), values)
     assert got == (None if result is None else pytest.approx(result))
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("__import__('os').system('x')", "unexpected \"'\" at position 12"),
-    ("e.real", "unexpected '.' at position 2"),
-    ("e ** 2", "expected a number, a metric id or '(' at position 4, found '*'"),
-    ("e // r", "expected a number, a metric id or '(' at position 4, found '/'"),
-    ("e % r", "unexpected '%' at position 3"),
-    ("e[0]", "unexpected '[' at position 2"),
-    ("lambda: 1", "unexpected ':' at position 7"),
-    ("f(x)", "unexpected '(' at position 2"),
-    ("e r", "unexpected 'r' at position 3"),
-    ("", "expression is empty"),
-    ("(" * 40 + "e" + ")" * 40, "expression nests deeper than 32 levels"),
-    ("e + " * 200 + "e", "expression is longer than 500 characters"),
-    ("1e999", "number '1e999' at position 1 is too large"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("__import__('os').system('x')", 'unexpected "\'" at position 12'),
+        ("e.real", "unexpected '.' at position 2"),
+        ("e ** 2", "expected a number, a metric id or '(' at position 4, found '*'"),
+        ("e // r", "expected a number, a metric id or '(' at position 4, found '/'"),
+        ("e % r", "unexpected '%' at position 3"),
+        ("e[0]", "unexpected '[' at position 2"),
+        ("lambda: 1", "unexpected ':' at position 7"),
+        ("f(x)", "unexpected '(' at position 2"),
+        ("e r", "unexpected 'r' at position 3"),
+        ("", "expression is empty"),
+        ("(" * 40 + "e" + ")" * 40, "expression nests deeper than 32 levels"),
+        ("e + " * 200 + "e", "expression is longer than 500 characters"),
+        ("1e999", "number '1e999' at position 1 is too large"),
+    ],
+)
 def test_anything_but_arithmetic_is_rejected(text: str, message: str) -> None:
     with pytest.raises(ValueError) as info:
         parse_expression(text)
@@ -349,15 +462,18 @@ def test_anything_but_arithmetic_is_rejected(text: str, message: str) -> None:
 
 def test_router_metric_names_and_dimensions_are_checked() -> None:
     with pytest.raises(SpecError) as err:
-        parse_document(AlarmSpec, doc(metric={"source": "router", "name": "errors",
-                                              "dimensions": {"lb": "x"}}))
+        parse_document(
+            AlarmSpec, doc(metric={"source": "router", "name": "errors", "dimensions": {"lb": "x"}})
+        )
     paths = {p.path for p in err.value.problems}
     assert paths == {"metric.name", "metric.dimensions.lb", "metric.dimensions.listener"}
 
 
 def test_a_percentile_of_a_router_counter_is_refused() -> None:
     with pytest.raises(SpecError) as err:
-        parse_document(AlarmSpec, doc(metric={"source": "router", "name": "5xx",
-                                              "dimensions": {"listener": "web"}}))
+        parse_document(
+            AlarmSpec,
+            doc(metric={"source": "router", "name": "5xx", "dimensions": {"listener": "web"}}),
+        )
     [problem] = err.value.problems
     assert problem.path == "statistic" and "needs a distribution" in problem.message

@@ -15,10 +15,16 @@ from sluicegate.spec import ServiceAlarmSpec, ServiceSpec, bind_alarm, parse_doc
 RATIO: dict[str, Any] = {
     "name": "high-5xx",
     "metrics": {
-        "e": {"source": "router", "name": "5xx",
-              "dimensions": {"listener": "{service}", "target_group": "{green}"}},
-        "r": {"source": "router", "name": "requests",
-              "dimensions": {"listener": "{service}", "target_group": "{green}"}},
+        "e": {
+            "source": "router",
+            "name": "5xx",
+            "dimensions": {"listener": "{service}", "target_group": "{green}"},
+        },
+        "r": {
+            "source": "router",
+            "name": "requests",
+            "dimensions": {"listener": "{service}", "target_group": "{green}"},
+        },
     },
     "expression": "e / r",
     "statistic": "Sum",
@@ -30,8 +36,11 @@ RATIO: dict[str, Any] = {
 
 P99: dict[str, Any] = {
     "name": "slower-than-blue",
-    "metric": {"source": "push", "name": "checkout_ms",
-               "dimensions": {"revision": "{blue_revision}"}},
+    "metric": {
+        "source": "push",
+        "name": "checkout_ms",
+        "dimensions": {"revision": "{blue_revision}"},
+    },
     "statistic": "p99",
     "period": 10,
     "evaluation_periods": 1,
@@ -58,8 +67,10 @@ def paths(data: dict[str, Any]) -> dict[str, str]:
 
 def test_a_service_carries_its_alarms_and_they_guard_by_default() -> None:
     spec = parse_document(ServiceSpec, service(RATIO, P99))
-    assert [(a.name, a.guard) for a in spec.alarms] == [("high-5xx", True),
-                                                          ("slower-than-blue", False)]
+    assert [(a.name, a.guard) for a in spec.alarms] == [
+        ("high-5xx", True),
+        ("slower-than-blue", False),
+    ]
     assert spec.alarms[0].placeholders() == {"service", "green"}
     assert parse_document(ServiceSpec, {**service(), "alarms": []}).alarms == []
 
@@ -95,5 +106,7 @@ def test_binding_fills_green_and_blue_and_marks_metrics_without_a_blue() -> None
     assert unbound == {"m1"}
     bound, unbound = bind_alarm(p99, {"service": "shop", "blue_revision": "v1"})
     assert (bound.metric is not None and bound.metric.dimensions, unbound) == (
-        {"revision": "v1"}, frozenset())
+        {"revision": "v1"},
+        frozenset(),
+    )
     assert bound.guard is False

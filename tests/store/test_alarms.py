@@ -23,7 +23,8 @@ def test_sync_creates_new_alarms_in_insufficient_data(store: Store) -> None:
     alarms = store.alarms.list("shop")
     assert [(a.id, a.kind, a.state, a.guard) for a in alarms] == [
         ("shop/high-5xx", "metric", "INSUFFICIENT_DATA", True),
-        ("shop/slow", "metric", "INSUFFICIENT_DATA", True)]
+        ("shop/slow", "metric", "INSUFFICIENT_DATA", True),
+    ]
     assert alarms[0].reason.startswith("Unchecked")
 
 
@@ -33,16 +34,28 @@ def test_a_later_sync_keeps_the_state_of_kept_alarms_and_deletes_removed_ones(
     store.services.put("shop", {})
     store.alarms.sync("shop", declared("high-5xx", "slow"))
     clock.advance(5)
-    before, after = store.alarms.update("shop", "high-5xx", state="ALARM", reason="bad",
-                                        evaluation={"datapoints": [1]}, evaluated_at=clock.now())
+    before, after = store.alarms.update(
+        "shop",
+        "high-5xx",
+        state="ALARM",
+        reason="bad",
+        evaluation={"datapoints": [1]},
+        evaluated_at=clock.now(),
+    )
     assert (before.state, after.state, after.state_changed_at) == (
-        "INSUFFICIENT_DATA", "ALARM", clock.now())
+        "INSUFFICIENT_DATA",
+        "ALARM",
+        clock.now(),
+    )
     result = store.alarms.sync("shop", declared("high-5xx", "new", guard=False))
-    assert (result.created, result.updated, result.deleted) == (("new",), ("high-5xx",),
-                                                                ("slow",))
+    assert (result.created, result.updated, result.deleted) == (("new",), ("high-5xx",), ("slow",))
     kept = store.alarms.get("shop", "high-5xx")
     assert (kept.state, kept.reason, kept.guard, kept.evaluation) == (
-        "ALARM", "bad", False, {"datapoints": [1]})
+        "ALARM",
+        "bad",
+        False,
+        {"datapoints": [1]},
+    )
     with pytest.raises(NotFoundError):
         store.alarms.get("shop", "slow")
 
@@ -63,8 +76,9 @@ def test_an_unchanged_state_keeps_its_change_time_and_fields_can_be_cleared(
     store.alarms.sync("shop", declared("a"))
     created = store.alarms.get("shop", "a").state_changed_at
     clock.advance(3)
-    _, after = store.alarms.update("shop", "a", state="INSUFFICIENT_DATA", forced_until=9.0,
-                                   error_since=4.0)
+    _, after = store.alarms.update(
+        "shop", "a", state="INSUFFICIENT_DATA", forced_until=9.0, error_since=4.0
+    )
     assert (after.state_changed_at, after.forced_until, after.error_since) == (created, 9.0, 4.0)
     _, cleared = store.alarms.update("shop", "a", forced_until=None, error_since=None)
     assert (cleared.forced_until, cleared.error_since) == (None, None)

@@ -13,8 +13,9 @@ from sluicegate.store import Store
 
 def _deployment(store: Store) -> str:
     store.services.put("shop", {})
-    return store.deployments.create("shop", "v2", config={}, state={}, phase="shifting",
-                                    status="in_progress").id
+    return store.deployments.create(
+        "shop", "v2", config={}, state={}, phase="shifting", status="in_progress"
+    ).id
 
 
 def test_a_command_stays_pending_until_marked_handled(store: Store, clock: ManualClock) -> None:
@@ -23,7 +24,9 @@ def test_a_command_stays_pending_until_marked_handled(store: Store, clock: Manua
     clock.advance(1)
     second = store.commands.add(dep, "rollback", "bob")
     assert [(c.command, c.actor) for c in store.commands.pending(dep)] == [
-        ("promote", "alice"), ("rollback", "bob")]
+        ("promote", "alice"),
+        ("rollback", "bob"),
+    ]
     store.commands.mark_handled(first.id)
     assert [c.id for c in store.commands.pending(dep)] == [second.id]
 

@@ -22,9 +22,15 @@ def rollout(store: Store, env: str = "prod", **kw: Any) -> Any:
     assert cur is not None
     with store.transaction() as tx:
         new = tx.flags.append_version(env, doc(99), actor="alice", publish=False)
-        return tx.flag_rollouts.create(env, from_version=cur, to_version=new.version,
-                                       strategy={"strategy": "AllAtOnce"},
-                                       state={"percent": 0}, phase="rolling_out", **kw)
+        return tx.flag_rollouts.create(
+            env,
+            from_version=cur,
+            to_version=new.version,
+            strategy={"strategy": "AllAtOnce"},
+            state={"percent": 0},
+            phase="rolling_out",
+            **kw,
+        )
 
 
 def test_environments_are_created_once_and_listed_by_name(store: Store) -> None:
@@ -34,11 +40,14 @@ def test_environments_are_created_once_and_listed_by_name(store: Store) -> None:
         store.flags.create_environment("prod")
     envs = store.flags.environments()
     assert [(e.name, e.description, e.current_version, e.latest_version) for e in envs] == [
-        ("prod", "", None, None), ("staging", "pre-production", None, None)]
+        ("prod", "", None, None),
+        ("staging", "pre-production", None, None),
+    ]
 
 
-def test_versions_are_numbered_from_one_and_the_newest_is_current(store: Store,
-                                                                  clock: ManualClock) -> None:
+def test_versions_are_numbered_from_one_and_the_newest_is_current(
+    store: Store, clock: ManualClock
+) -> None:
     store.flags.create_environment("prod")
     for n in (1, 2, 3):
         clock.advance(1)
@@ -68,12 +77,15 @@ def test_a_saved_version_never_changes(store: Store) -> None:
     store.flags.append_version("prod", doc(2), actor="a")
     assert store.flags.version("prod", 1).document == doc(1)
     with store.engine.begin() as conn, pytest.raises(sa.exc.IntegrityError):
-        conn.execute(sa.text("INSERT INTO flag_set_versions (env, version, document, "
-                             "created_at, actor, message) VALUES ('prod', 1, '{}', 0, 'x', '')"))
+        conn.execute(
+            sa.text(
+                "INSERT INTO flag_set_versions (env, version, document, "
+                "created_at, actor, message) VALUES ('prod', 1, '{}', 0, 'x', '')"
+            )
+        )
 
 
-def test_an_expected_version_that_moved_on_is_a_conflict_and_saves_nothing(
-        store: Store) -> None:
+def test_an_expected_version_that_moved_on_is_a_conflict_and_saves_nothing(store: Store) -> None:
     store.flags.create_environment("prod")
     store.flags.append_version("prod", doc(1), actor="a", expected_version=0)
     store.flags.append_version("prod", doc(2), actor="bob", expected_version=1)
@@ -104,7 +116,8 @@ def test_unknown_environments_and_versions_are_not_found(store: Store) -> None:
 
 
 def test_an_unpublished_version_waits_for_its_rollout_and_blocks_other_changes(
-        store: Store) -> None:
+    store: Store,
+) -> None:
     store.flags.create_environment("prod")
     store.flags.append_version("prod", doc(1), actor="a")
     r = rollout(store)
@@ -120,11 +133,11 @@ def test_completing_a_rollout_publishes_its_version_in_the_same_write(store: Sto
     store.flags.create_environment("prod")
     store.flags.append_version("prod", doc(1), actor="a")
     r = rollout(store)
-    r = store.flag_rollouts.update(r.id, 1, state={"percent": 50}, phase="rolling_out",
-                                   active=True)
+    r = store.flag_rollouts.update(r.id, 1, state={"percent": 50}, phase="rolling_out", active=True)
     assert store.flags.environment("prod").current_version == 1
-    done = store.flag_rollouts.update(r.id, 2, state={"percent": 100}, phase="completed",
-                                      active=False, publish=True)
+    done = store.flag_rollouts.update(
+        r.id, 2, state={"percent": 100}, phase="completed", active=False, publish=True
+    )
     assert (done.version, done.active, done.state) == (3, False, {"percent": 100})
     assert store.flags.environment("prod").current_version == 2
     assert store.flag_rollouts.active_for("prod") is None
@@ -137,8 +150,7 @@ def test_a_stale_rollout_update_is_a_conflict(store: Store) -> None:
     r = rollout(store)
     store.flag_rollouts.update(r.id, 1, state={"percent": 10}, phase="rolling_out", active=True)
     with pytest.raises(ConflictError, match="expected version 1, it is at version 2"):
-        store.flag_rollouts.update(r.id, 1, state={"percent": 0}, phase="stopped",
-                                   active=False)
+        store.flag_rollouts.update(r.id, 1, state={"percent": 0}, phase="stopped", active=False)
     assert store.flag_rollouts.get(r.id).state == {"percent": 10}
 
 
@@ -155,11 +167,13 @@ def test_one_rollout_in_progress_per_environment(store: Store) -> None:
     store.flags.create_environment("prod")
     store.flags.append_version("prod", doc(1), actor="a")
     store.flags.append_version("prod", doc(2), actor="a", publish=False)
-    first = store.flag_rollouts.create("prod", from_version=1, to_version=2, strategy={},
-                                       state={}, phase="rolling_out")
+    first = store.flag_rollouts.create(
+        "prod", from_version=1, to_version=2, strategy={}, state={}, phase="rolling_out"
+    )
     with pytest.raises(ConflictError, match="in progress"):
-        store.flag_rollouts.create("prod", from_version=1, to_version=2, strategy={},
-                                   state={}, phase="rolling_out")
+        store.flag_rollouts.create(
+            "prod", from_version=1, to_version=2, strategy={}, state={}, phase="rolling_out"
+        )
     assert [r.id for r in store.flag_rollouts.list_active()] == [first.id]
     assert [r.id for r in store.flag_rollouts.list("prod")] == [first.id]
 
@@ -168,8 +182,9 @@ def test_a_rollout_of_a_version_that_does_not_exist_is_refused(store: Store) -> 
     store.flags.create_environment("prod")
     store.flags.append_version("prod", doc(1), actor="a")
     with pytest.raises(ConflictError):
-        store.flag_rollouts.create("prod", from_version=1, to_version=5, strategy={},
-                                   state={}, phase="rolling_out")
+        store.flag_rollouts.create(
+            "prod", from_version=1, to_version=5, strategy={}, state={}, phase="rolling_out"
+        )
     assert store.flag_rollouts.list("prod") == []
 
 
@@ -178,8 +193,9 @@ def test_a_failed_transaction_leaves_no_version_behind(store: Store) -> None:
     store.flags.append_version("prod", doc(1), actor="a")
     with pytest.raises(ConflictError), store.transaction() as tx:
         tx.flags.append_version("prod", doc(2), actor="a", publish=False)
-        tx.flag_rollouts.create("prod", from_version=1, to_version=9, strategy={}, state={},
-                                phase="rolling_out")
+        tx.flag_rollouts.create(
+            "prod", from_version=1, to_version=9, strategy={}, state={}, phase="rolling_out"
+        )
     env = store.flags.environment("prod")
     assert (env.current_version, env.latest_version) == (1, 1)
 
@@ -192,8 +208,9 @@ def _race(store: Store, n: int, expected: int | None) -> list[Exception | int]:
     def edit(i: int) -> None:
         barrier.wait()
         try:
-            results[i] = store.flags.append_version("prod", doc(10 + i), actor=f"editor{i}",
-                                                    expected_version=expected).version
+            results[i] = store.flags.append_version(
+                "prod", doc(10 + i), actor=f"editor{i}", expected_version=expected
+            ).version
         except SluicegateError as exc:
             results[i] = exc
 
@@ -217,8 +234,7 @@ def test_concurrent_editors_with_the_same_expected_version_one_wins(store: Store
     assert (env.current_version, env.latest_version) == (2, 2)
 
 
-def test_concurrent_editors_without_expected_versions_get_distinct_numbers(
-        store: Store) -> None:
+def test_concurrent_editors_without_expected_versions_get_distinct_numbers(store: Store) -> None:
     store.flags.create_environment("prod")
     results = _race(store, 6, expected=None)
     assert sorted(r for r in results if isinstance(r, int)) == [1, 2, 3, 4, 5, 6]

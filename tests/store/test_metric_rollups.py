@@ -8,16 +8,28 @@ M0 = 1_700_000_040  # a minute's start
 
 
 def row(minute: int, count: int = 2, dims: dict[str, str] | None = None) -> MetricRollup:
-    return MetricRollup("push", "latency_ms", dims or {"route": "/buy"}, minute, count,
-                        10.0 * count, 1.0, 9.0, {5: count})
+    return MetricRollup(
+        "push",
+        "latency_ms",
+        dims or {"route": "/buy"},
+        minute,
+        count,
+        10.0 * count,
+        1.0,
+        9.0,
+        {5: count},
+    )
 
 
 def test_minutes_are_read_back_by_series_and_range(store: Store) -> None:
-    store.metric_rollups.write([row(M0), row(M0 + 60), row(M0 + 120),
-                                row(M0, dims={"route": "/home"})])
+    store.metric_rollups.write(
+        [row(M0), row(M0 + 60), row(M0 + 120), row(M0, dims={"route": "/home"})]
+    )
     got = store.metric_rollups.query("push", "latency_ms", {"route": "/buy"}, M0 + 60, M0 + 180)
     assert [(r.minute, r.count, r.hist, r.dimensions) for r in got] == [
-        (M0 + 60, 2, {5: 2}, {"route": "/buy"}), (M0 + 120, 2, {5: 2}, {"route": "/buy"})]
+        (M0 + 60, 2, {5: 2}, {"route": "/buy"}),
+        (M0 + 120, 2, {5: 2}, {"route": "/buy"}),
+    ]
     assert store.metric_rollups.query("router", "latency_ms", {"route": "/buy"}, 0, M0 * 2) == []
 
 

@@ -14,8 +14,9 @@ def test_a_webhook_is_stored_and_its_secret_stays_out_of_its_repr(
 ) -> None:
     store.events.append("deployment.created", "d-1", "created")
     last = store.events.append("deployment.step", "d-1", "step")
-    hook = store.webhooks.create("https://example.com/hook", ["deployment.*", "alarm.*"],
-                                 "s3cret-s3cret-s3cret")
+    hook = store.webhooks.create(
+        "https://example.com/hook", ["deployment.*", "alarm.*"], "s3cret-s3cret-s3cret"
+    )
     assert hook.id.startswith("wh_")
     assert hook.events == ("deployment.*", "alarm.*")
     assert hook.secret == "s3cret-s3cret-s3cret"
@@ -34,8 +35,11 @@ def test_enable_disable_and_delete(store: Store, clock: ManualClock) -> None:
     assert off.enabled is False and off.updated_at == hook.created_at + 5
     store.webhooks.delete(hook.id)
     assert store.webhooks.list() == []
-    for call in (lambda: store.webhooks.get(hook.id), lambda: store.webhooks.delete(hook.id),
-                 lambda: store.webhooks.set_enabled(hook.id, True)):
+    for call in (
+        lambda: store.webhooks.get(hook.id),
+        lambda: store.webhooks.delete(hook.id),
+        lambda: store.webhooks.set_enabled(hook.id, True),
+    ):
         with pytest.raises(NotFoundError, match=f"webhook '{hook.id}' not found"):
             call()
 
@@ -52,8 +56,9 @@ def test_enqueue_is_idempotent_and_due_returns_deliveries_with_their_events(
 ) -> None:
     a = store.webhooks.create("http://127.0.0.1:9/a", ["*"], "x" * 20)
     b = store.webhooks.create("http://127.0.0.1:9/b", ["*"], "x" * 20)
-    e1 = store.events.append("deployment.created", "d-1", "created", actor="alice",
-                             data={"revision": "v2"})
+    e1 = store.events.append(
+        "deployment.created", "d-1", "created", actor="alice", data={"revision": "v2"}
+    )
     e2 = store.events.append("alarm.state", "api-5xx", "ALARM")
     matches = [(a.id, e1.id, e1.kind), (b.id, e1.id, e1.kind), (a.id, e2.id, e2.kind)]
     assert store.webhook_deliveries.enqueue(matches) == 3
@@ -61,12 +66,15 @@ def test_enqueue_is_idempotent_and_due_returns_deliveries_with_their_events(
 
     due = store.webhook_deliveries.due(clock.now(), limit=10)
     assert [(d.webhook_id, d.event_id, d.status, d.attempts) for d, _ in due] == [
-        (a.id, e1.id, "pending", 0), (b.id, e1.id, "pending", 0), (a.id, e2.id, "pending", 0)]
+        (a.id, e1.id, "pending", 0),
+        (b.id, e1.id, "pending", 0),
+        (a.id, e2.id, "pending", 0),
+    ]
     assert [e for _, e in due] == [e1, e1, e2]
     first = due[0][0].id
-    assert [d.id for d, _ in store.webhook_deliveries.due(clock.now(), limit=10,
-                                                          exclude=[first])] == [
-        due[1][0].id, due[2][0].id]
+    assert [
+        d.id for d, _ in store.webhook_deliveries.due(clock.now(), limit=10, exclude=[first])
+    ] == [due[1][0].id, due[2][0].id]
     assert len(store.webhook_deliveries.due(clock.now(), limit=2)) == 2
 
 
@@ -76,20 +84,43 @@ def test_an_attempts_outcome_is_recorded_and_decides_when_it_is_due_again(
     hook = store.webhooks.create("http://127.0.0.1:9/", ["*"], "x" * 20)
     event = store.events.append("deployment.created", "d-1", "created")
     store.webhook_deliveries.enqueue([(hook.id, event.id, event.kind)])
-    (delivery, _), = store.webhook_deliveries.due(clock.now(), limit=1)
+    ((delivery, _),) = store.webhook_deliveries.due(clock.now(), limit=1)
     retry_at = clock.now() + 2
-    got = store.webhook_deliveries.record(delivery.id, status="pending", attempts=1,
-                                          last_status=500, last_error="HTTP 500: boom",
-                                          next_attempt_at=retry_at, delivered_at=None)
-    assert got == Delivery(delivery.id, hook.id, event.id, "deployment.created", "pending", 1,
-                           500, "HTTP 500: boom", retry_at, None, delivery.created_at,
-                           clock.now())
+    got = store.webhook_deliveries.record(
+        delivery.id,
+        status="pending",
+        attempts=1,
+        last_status=500,
+        last_error="HTTP 500: boom",
+        next_attempt_at=retry_at,
+        delivered_at=None,
+    )
+    assert got == Delivery(
+        delivery.id,
+        hook.id,
+        event.id,
+        "deployment.created",
+        "pending",
+        1,
+        500,
+        "HTTP 500: boom",
+        retry_at,
+        None,
+        delivery.created_at,
+        clock.now(),
+    )
     assert store.webhook_deliveries.due(clock.now(), limit=5) == []
     clock.advance(2)
     assert [d.id for d, _ in store.webhook_deliveries.due(clock.now(), limit=5)] == [delivery.id]
-    done = store.webhook_deliveries.record(delivery.id, status="delivered", attempts=2,
-                                           last_status=204, last_error=None,
-                                           next_attempt_at=None, delivered_at=clock.now())
+    done = store.webhook_deliveries.record(
+        delivery.id,
+        status="delivered",
+        attempts=2,
+        last_status=204,
+        last_error=None,
+        next_attempt_at=None,
+        delivered_at=clock.now(),
+    )
     assert done is not None and done.status == "delivered"
     assert store.webhook_deliveries.due(clock.now(), limit=5) == []
     assert store.webhook_deliveries.list(hook.id) == [done]
@@ -104,9 +135,18 @@ def test_deleting_a_webhook_deletes_its_deliveries(store: Store) -> None:
     assert len(ids) == 3 and ids == sorted(ids, reverse=True)  # newest first
     store.webhooks.delete(hook.id)
     assert store.webhook_deliveries.list(hook.id) == []
-    assert store.webhook_deliveries.record(ids[0], status="delivered", attempts=1,
-                                           last_status=200, last_error=None,
-                                           next_attempt_at=None, delivered_at=1.0) is None
+    assert (
+        store.webhook_deliveries.record(
+            ids[0],
+            status="delivered",
+            attempts=1,
+            last_status=200,
+            last_error=None,
+            next_attempt_at=None,
+            delivered_at=1.0,
+        )
+        is None
+    )
     with pytest.raises(NotFoundError):
         store.webhook_deliveries.get(ids[0])
 

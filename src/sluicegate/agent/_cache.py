@@ -35,18 +35,24 @@ class SnapshotCache:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            log.error("cannot read the flag cache %s (%s); waiting for the server",
-                      self.path, exc)
+            log.error("cannot read the flag cache %s (%s); waiting for the server", self.path, exc)
             return None
         try:
             snapshot, serving = parse_snapshot(payload)
         except SpecError as exc:
-            log.error("ignoring the invalid flag cache %s: %s", self.path,
-                      "; ".join(str(p) for p in exc.problems))
+            log.error(
+                "ignoring the invalid flag cache %s: %s",
+                self.path,
+                "; ".join(str(p) for p in exc.problems),
+            )
             return None
         if snapshot.env != self.env:
-            log.error("ignoring the flag cache %s: it holds environment %r, not %r",
-                      self.path, snapshot.env, self.env)
+            log.error(
+                "ignoring the flag cache %s: it holds environment %r, not %r",
+                self.path,
+                snapshot.env,
+                self.env,
+            )
             return None
         return serving
 

@@ -40,10 +40,17 @@ class ExposureReport:
     def body(self, agent: str, instance: str) -> dict[str, Any]:
         """The JSON body of ``POST /v1/flags/{env}/exposures`` (``instance``: this agent
         process, so its report numbers are told apart from a restarted one's)."""
-        return {"agent": agent, "instance": instance, "seq": self.seq,
-                "start": round(self.start, 3), "end": round(self.end, 3),
-                "counts": [{"flag": flag, "variant": variant, "count": n}
-                           for (flag, variant), n in sorted(self.counts.items())]}
+        return {
+            "agent": agent,
+            "instance": instance,
+            "seq": self.seq,
+            "start": round(self.start, 3),
+            "end": round(self.end, 3),
+            "counts": [
+                {"flag": flag, "variant": variant, "count": n}
+                for (flag, variant), n in sorted(self.counts.items())
+            ],
+        }
 
     @property
     def total(self) -> int:
@@ -73,7 +80,7 @@ class ExposureLedger:
             self._since = max(self._since, now)
             return None
         if len(deltas) > self.max_keys:
-            largest = sorted(deltas.items(), key=lambda kv: (-kv[1], kv[0]))[:self.max_keys]
+            largest = sorted(deltas.items(), key=lambda kv: (-kv[1], kv[0]))[: self.max_keys]
             deltas = dict(largest)
         self._seq += 1
         self._unacked = ExposureReport(self._seq, self._since, max(self._since, now), deltas)

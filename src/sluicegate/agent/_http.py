@@ -51,8 +51,9 @@ _MIN_POLLING_INTERVAL_MS = 1000
 _CONFIGURATION: Mapping[str, Any] = {
     "name": "sluicegate",
     "capabilities": {
-        "cacheInvalidation": {"polling": {"enabled": True,
-                                          "minPollingIntervalMs": _MIN_POLLING_INTERVAL_MS}},
+        "cacheInvalidation": {
+            "polling": {"enabled": True, "minPollingIntervalMs": _MIN_POLLING_INTERVAL_MS}
+        },
         "flagEvaluation": {"supportedTypes": ["boolean", "string", "int", "float", "object"]},
         "caching": {"enabled": False},
     },
@@ -61,11 +62,18 @@ _CONFIGURATION_BODY = _dumps(_CONFIGURATION).encode()
 _CONFIGURATION_ETAG = f'"{hashlib.blake2b(_CONFIGURATION_BODY, digest_size=8).hexdigest()}"'
 
 
-def _response(status: int, body: bytes, keep_alive: bool, content_type: bytes = _JSON,
-              extra: bytes = b"") -> bytes:
-    return (b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s%s\r\n%s" % (
-        status, _PHRASES.get(status, b"Unknown"), content_type, len(body), extra,
-        b"" if keep_alive else b"Connection: close\r\n", body))
+def _response(
+    status: int, body: bytes, keep_alive: bool, content_type: bytes = _JSON, extra: bytes = b""
+) -> bytes:
+    return b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s%s\r\n%s" % (
+        status,
+        _PHRASES.get(status, b"Unknown"),
+        content_type,
+        len(body),
+        extra,
+        b"" if keep_alive else b"Connection: close\r\n",
+        body,
+    )
 
 
 def _json(status: int, data: Any, keep_alive: bool, extra: bytes = b"") -> bytes:
@@ -117,12 +125,16 @@ class AgentHttp:
         opened raises TransientError naming it and the option to change."""
         loop = asyncio.get_running_loop()
         try:
-            self._server = await loop.create_server(lambda: _Protocol(self), host, port,
-                                                    reuse_address=True, backlog=1024)
+            self._server = await loop.create_server(
+                lambda: _Protocol(self), host, port, reuse_address=True, backlog=1024
+            )
         except OSError as exc:
             where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-            why = ("address already in use" if exc.errno == errno.EADDRINUSE
-                   else (exc.strerror or str(exc)).lower())
+            why = (
+                "address already in use"
+                if exc.errno == errno.EADDRINUSE
+                else (exc.strerror or str(exc)).lower()
+            )
             bad_host = isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL
             option = "--host" if bad_host else "--port"
             raise TransientError(f"cannot listen on {where} ({option}): {why}") from exc
@@ -145,8 +157,12 @@ class AgentHttp:
         metrics = self.state.metrics
         if code is None:
             metrics.count(key, res.variant or "")
-            body: dict[str, Any] = {"key": key, "value": res.value, "reason": res.reason,
-                                    "metadata": dict(res.flag_metadata)}
+            body: dict[str, Any] = {
+                "key": key,
+                "value": res.value,
+                "reason": res.reason,
+                "metadata": dict(res.flag_metadata),
+            }
             if res.variant is not None:
                 body["variant"] = res.variant
             return 200, body
@@ -159,8 +175,7 @@ class AgentHttp:
     def evaluate_one(self, key: str, body: bytes, keep: bool) -> bytes:
         serving = self.state.serving
         if serving is None:
-            return _json(503, _failure(key, "GENERAL", "the agent holds no flag set yet"),
-                         keep)
+            return _json(503, _failure(key, "GENERAL", "the agent holds no flag set yet"), keep)
         try:
             context = _context(body)
         except _BadRequestError as exc:
@@ -171,14 +186,18 @@ class AgentHttp:
     def evaluate_bulk(self, body: bytes, if_none_match: str | None, keep: bool) -> bytes:
         serving = self.state.serving
         if serving is None:
-            return _json(503, {"errorCode": "GENERAL",
-                               "errorDetails": "the agent holds no flag set yet"}, keep)
+            return _json(
+                503,
+                {"errorCode": "GENERAL", "errorDetails": "the agent holds no flag set yet"},
+                keep,
+            )
         try:
             context = _context(body)
         except _BadRequestError as exc:
             return _json(400, {"errorCode": exc.code, "errorDetails": exc.details}, keep)
-        digest = hashlib.blake2b(json.dumps(context, sort_keys=True, default=str).encode(),
-                                 digest_size=8).hexdigest()
+        digest = hashlib.blake2b(
+            json.dumps(context, sort_keys=True, default=str).encode(), digest_size=8
+        ).hexdigest()
         etag = f'"{serving.etag.strip(chr(34))}-{digest}"'
         extra = b"ETag: %s\r\n" % etag.encode()
         if if_none_match is not None and etag in (t.strip() for t in if_none_match.split(",")):
@@ -193,8 +212,7 @@ class AgentHttp:
     def get_flag(self, key: str, query: str, keep: bool) -> bytes:
         serving = self.state.serving
         if serving is None:
-            return _json(503, _failure(key, "GENERAL", "the agent holds no flag set yet"),
-                         keep)
+            return _json(503, _failure(key, "GENERAL", "the agent holds no flag set yet"), keep)
         context = {name: values[-1] for name, values in parse_qs(query).items()}
         status, data = self.resolution_body(key, serving.evaluate(key, context))
         return _json(status, data, keep)
@@ -214,18 +232,23 @@ class AgentHttp:
             return _json(503, {"error": "the agent holds no flag set yet"}, keep)
         extra = b"ETag: %s\r\n" % serving.etag.encode()
         if if_none_match is not None and serving.etag in (
-                t.strip() for t in if_none_match.split(",")):
+            t.strip() for t in if_none_match.split(",")
+        ):
             return _response(304, b"", keep, _JSON, extra)
         return _response(200, self.snapshot_bytes(serving), keep, _JSON, extra)
 
     def event(self, serving: ServingSet) -> bytes:
-        return b"id: %s\nevent: snapshot\ndata: %s\n\n" % (serving.etag.encode(),
-                                                            self.snapshot_bytes(serving))
+        return b"id: %s\nevent: snapshot\ndata: %s\n\n" % (
+            serving.etag.encode(),
+            self.snapshot_bytes(serving),
+        )
 
     def subscribe(self, transport: asyncio.Transport, last_event_id: str | None) -> None:
-        transport.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-                        b"Cache-Control: no-cache\r\nConnection: close\r\n\r\n"
-                        b": sluicegate agent flag stream\n\n")
+        transport.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+            b"Cache-Control: no-cache\r\nConnection: close\r\n\r\n"
+            b": sluicegate agent flag stream\n\n"
+        )
         serving = self.state.serving
         if serving is not None and serving.etag != last_event_id:
             transport.write(self.event(serving))
@@ -248,7 +271,8 @@ class AgentHttp:
         """OFREP's provider configuration, with an ETag (it never changes while we run)."""
         extra = b"ETag: %s\r\n" % _CONFIGURATION_ETAG.encode()
         if if_none_match is not None and _CONFIGURATION_ETAG in (
-                t.strip() for t in if_none_match.split(",")):
+            t.strip() for t in if_none_match.split(",")
+        ):
             return _response(304, b"", keep, _JSON, extra)
         return _response(200, _CONFIGURATION_BODY, keep, _JSON, extra)
 
@@ -257,13 +281,25 @@ class AgentHttp:
         return _json(200 if health.ready else 503, health.body, keep)
 
     def metrics(self, keep: bool) -> bytes:
-        return _response(200, self.state.render_metrics().encode(), keep,
-                         b"text/plain; version=0.0.4; charset=utf-8")
+        return _response(
+            200,
+            self.state.render_metrics().encode(),
+            keep,
+            b"text/plain; version=0.0.4; charset=utf-8",
+        )
 
 
 class _Protocol(asyncio.Protocol):
-    __slots__ = ("app", "body", "if_none_match", "last_event_id", "parser", "streaming",
-                 "transport", "url")
+    __slots__ = (
+        "app",
+        "body",
+        "if_none_match",
+        "last_event_id",
+        "parser",
+        "streaming",
+        "transport",
+        "url",
+    )
 
     def __init__(self, app: AgentHttp) -> None:
         self.app = app
@@ -335,13 +371,17 @@ class _Protocol(asyncio.Protocol):
         method = self.parser.get_method()
         path, _, query = self.url.partition(b"?")
         if len(self.body) > _MAX_BODY:
-            return _json(413, {"errorCode": "PARSE_ERROR",
-                               "errorDetails": f"body over {_MAX_BODY} bytes"}, False)
+            return _json(
+                413,
+                {"errorCode": "PARSE_ERROR", "errorDetails": f"body over {_MAX_BODY} bytes"},
+                False,
+            )
         if path.startswith(_SINGLE):
             if method != b"POST":
                 return _json(405, {"error": "use POST"}, keep, b"Allow: POST\r\n")
-            return app.evaluate_one(unquote(path[len(_SINGLE):].decode("utf-8", "replace")),
-                                    self.body, keep)
+            return app.evaluate_one(
+                unquote(path[len(_SINGLE) :].decode("utf-8", "replace")), self.body, keep
+            )
         if path == _BULK:
             if method != b"POST":
                 return _json(405, {"error": "use POST"}, keep, b"Allow: POST\r\n")
@@ -349,8 +389,11 @@ class _Protocol(asyncio.Protocol):
         if method not in (b"GET", b"HEAD"):
             return _json(405, {"error": "use GET"}, keep, b"Allow: GET\r\n")
         if path.startswith(_GET_FLAG):
-            return app.get_flag(unquote(path[len(_GET_FLAG):].decode("utf-8", "replace")),
-                                query.decode("latin-1"), keep)
+            return app.get_flag(
+                unquote(path[len(_GET_FLAG) :].decode("utf-8", "replace")),
+                query.decode("latin-1"),
+                keep,
+            )
         if path == _CONFIGURATION_PATH:
             return app.configuration(self.if_none_match, keep)
         if path == b"/v1/snapshot":

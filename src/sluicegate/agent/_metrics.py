@@ -25,8 +25,9 @@ class AgentMetrics:
         evaluations = self.evaluations
         evaluations[key] = evaluations.get(key, 0) + 1
 
-    def render(self, version: int | None, sync_age: float | None, connected: bool,
-               stale: bool) -> str:
+    def render(
+        self, version: int | None, sync_age: float | None, connected: bool, stale: bool
+    ) -> str:
         lines = [
             "# HELP sluicegate_agent_flag_set_version Version of the flag set served.",
             "# TYPE sluicegate_agent_flag_set_version gauge",
@@ -48,6 +49,8 @@ class AgentMetrics:
             "# TYPE sluicegate_agent_evaluations_total counter",
         ]
         for (flag, variant), n in sorted(self.evaluations.items()):
-            lines.append(f'sluicegate_agent_evaluations_total{{flag="{_label(flag)}",'
-                         f'variant="{_label(variant)}"}} {n}')
+            lines.append(
+                f'sluicegate_agent_evaluations_total{{flag="{_label(flag)}",'
+                f'variant="{_label(variant)}"}} {n}'
+            )
         return "\n".join(lines) + "\n"

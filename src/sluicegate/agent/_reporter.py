@@ -30,9 +30,17 @@ log = logging.getLogger(__name__)
 class ExposureReporter:
     """``POST {server}/v1/flags/{env}/exposures`` with the agent's key, on a timer."""
 
-    def __init__(self, server: str, env: str, key: str | None, agent: str,
-                 counters: Mapping[Key, int], clock: Clock, interval: float,
-                 timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        server: str,
+        env: str,
+        key: str | None,
+        agent: str,
+        counters: Mapping[Key, int],
+        clock: Clock,
+        interval: float,
+        timeout: float = 5.0,
+    ) -> None:
         self.url = f"{server.rstrip('/')}/v1/flags/{env}/exposures"
         self.agent = agent
         self.instance = uuid.uuid4().hex  # this process: its report numbers start at 1
@@ -63,15 +71,17 @@ class ExposureReporter:
             return True
         try:
             response = await self._http.post(self.url, json=report.body(self.agent, self.instance))
-            problem = None if response.status_code < 300 else (
-                f"HTTP {response.status_code}: {response.text[:200]}")
+            problem = (
+                None
+                if response.status_code < 300
+                else (f"HTTP {response.status_code}: {response.text[:200]}")
+            )
         except httpx.HTTPError as exc:
             problem = f"{type(exc).__name__}: {exc}"
         if problem is not None:
             self.failures += 1
             if self.failures == 1:
-                log.warning("exposure report not delivered, kept for the next one: %s",
-                            problem)
+                log.warning("exposure report not delivered, kept for the next one: %s", problem)
             return False
         self.ledger.ack(report)
         self.delivered += report.total
@@ -90,7 +100,9 @@ class ExposureReporter:
             async with asyncio.timeout(flush_timeout):
                 await self.report()
         except TimeoutError:
-            log.warning("the last exposure report timed out; %d evaluations not reported",
-                        self.ledger.pending(self.counters))
+            log.warning(
+                "the last exposure report timed out; %d evaluations not reported",
+                self.ledger.pending(self.counters),
+            )
         finally:
             await self._http.aclose()

@@ -48,8 +48,13 @@ class AgentState:
             return
         self.serving = serving
         self.source = source
-        log.info("serving flag set %s version %s (etag %s, from %s)", self.env,
-                 serving.version, serving.etag, source)
+        log.info(
+            "serving flag set %s version %s (etag %s, from %s)",
+            self.env,
+            serving.version,
+            serving.etag,
+            source,
+        )
         for listener in list(self.listeners):
             listener(serving)
 
@@ -80,5 +85,9 @@ class AgentState:
 
     def render_metrics(self) -> str:
         serving = self.serving
-        return self.metrics.render(None if serving is None else serving.version,
-                                   self.sync_age(), self.sync.connected, self.stale())
+        return self.metrics.render(
+            None if serving is None else serving.version,
+            self.sync_age(),
+            self.sync.connected,
+            self.stale(),
+        )

@@ -46,8 +46,9 @@ class AgentSettings:
     report_interval: float = 10.0  # exposure reports; 0 = never
 
 
-def _accept_from_thread(state: AgentState, cache: SnapshotCache,
-                        loop: asyncio.AbstractEventLoop) -> Callable[[str], bool]:
+def _accept_from_thread(
+    state: AgentState, cache: SnapshotCache, loop: asyncio.AbstractEventLoop
+) -> Callable[[str], bool]:
     def accept(payload: str) -> bool:
         try:
             snapshot, serving = parse_snapshot(payload)
@@ -56,9 +57,11 @@ def _accept_from_thread(state: AgentState, cache: SnapshotCache,
         except SpecError as exc:
             loop.call_soon_threadsafe(_count_rejected, state)
             current = state.serving
-            log.error("rejected a flag snapshot; still serving version %s: %s",
-                      None if current is None else current.version,
-                      "; ".join(str(p) for p in exc.problems) or "it is for another env")
+            log.error(
+                "rejected a flag snapshot; still serving version %s: %s",
+                None if current is None else current.version,
+                "; ".join(str(p) for p in exc.problems) or "it is for another env",
+            )
             return False
         current = state.serving
         if current is not None and current.etag == snapshot.etag:
@@ -86,8 +89,9 @@ def _accepted(state: AgentState, serving: object) -> None:
     state.apply(serving, "server")
 
 
-async def serve_agent(settings: AgentSettings, clock: Clock | None = None,
-                      ready: Callable[[int], None] | None = None) -> None:
+async def serve_agent(
+    settings: AgentSettings, clock: Clock | None = None, ready: Callable[[int], None] | None = None
+) -> None:
     """Run until cancelled; ``ready(port)`` is called once the local API listens."""
     clock = clock or SystemClock()
     loop = asyncio.get_running_loop()
@@ -105,19 +109,29 @@ async def serve_agent(settings: AgentSettings, clock: Clock | None = None,
         serving = state.serving
         return None if serving is None else serving.etag
 
-    sync = SyncLoop(f"{base}/v1/flags/{settings.env}/snapshot",
-                    f"{base}/v1/flags/{settings.env}/stream", settings.key,
-                    _accept_from_thread(state, cache, loop), current_etag,
-                    poll_interval=settings.poll_interval,
-                    name="sluicegate-agent-sync", monotonic=clock.monotonic)
+    sync = SyncLoop(
+        f"{base}/v1/flags/{settings.env}/snapshot",
+        f"{base}/v1/flags/{settings.env}/stream",
+        settings.key,
+        _accept_from_thread(state, cache, loop),
+        current_etag,
+        poll_interval=settings.poll_interval,
+        name="sluicegate-agent-sync",
+        monotonic=clock.monotonic,
+    )
     state.sync = sync.status  # the sync thread updates this object in place
     sync.start()
     reporter = None
     if settings.report_interval > 0:
-        reporter = ExposureReporter(base, settings.env, settings.key,
-                                    f"{socket.gethostname()}:{port}",
-                                    state.metrics.evaluations, clock,
-                                    settings.report_interval)
+        reporter = ExposureReporter(
+            base,
+            settings.env,
+            settings.key,
+            f"{socket.gethostname()}:{port}",
+            state.metrics.evaluations,
+            clock,
+            settings.report_interval,
+        )
         reporter.start()
     if ready is not None:
         ready(port)
@@ -143,8 +157,10 @@ def run_agent(settings: AgentSettings, announce: Callable[[str], None] = print) 
 
         def ready(port: int) -> None:
             freeze_startup_heap()
-            announce(f"sluice agent serving {settings.env} flags on "
-                     f"http://{settings.host}:{port} (server {settings.server})")
+            announce(
+                f"sluice agent serving {settings.env} flags on "
+                f"http://{settings.host}:{port} (server {settings.server})"
+            )
 
         with contextlib.suppress(asyncio.CancelledError):
             await serve_agent(settings, ready=ready)

@@ -52,28 +52,34 @@ class _RefuseChangesWhilePaused:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         paused = self.engines.paused
-        if (paused and scope["type"] == "http"
-                and scope["method"] not in ("GET", "HEAD", "OPTIONS")):
+        if paused and scope["type"] == "http" and scope["method"] not in ("GET", "HEAD", "OPTIONS"):
             await JSONResponse({"error": paused}, status_code=503)(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
 
-def create_app(controller: Controller, store: Store, insecure: bool = False, *,
-               series: SeriesStore | None = None,
-               engine: AlarmEngine | None = None,
-               flags: FlagService | None = None,
-               snapshots: SnapshotProvider | None = None,
-               engines: EngineSupervisor | None = None) -> FastAPI:
+def create_app(
+    controller: Controller,
+    store: Store,
+    insecure: bool = False,
+    *,
+    series: SeriesStore | None = None,
+    engine: AlarmEngine | None = None,
+    flags: FlagService | None = None,
+    snapshots: SnapshotProvider | None = None,
+    engines: EngineSupervisor | None = None,
+) -> FastAPI:
     """The API over the controller and store; ``series`` receives pushed metrics,
     ``engine`` (the alarm loop) takes forced alarm states, ``flags`` is the flag service
     (without one, a service whose rollouts only advance if someone runs its engine),
     ``snapshots`` feeds agents and SDKs (default: read from the flag store), ``engines``
     (the server's supervisor) answers health; while it is paused, every change is refused
     with 503 and the reason."""
-    app = FastAPI(title="Sluicegate", version=__version__,
-                  description="Safe releases: services, deployments, flags, events, alarms,"
-                              " webhooks.")
+    app = FastAPI(
+        title="Sluicegate",
+        version=__version__,
+        description="Safe releases: services, deployments, flags, events, alarms, webhooks.",
+    )
     app.state.controller = controller
     app.state.store = store
     app.state.insecure = insecure
@@ -102,8 +108,10 @@ def create_app(controller: Controller, store: Store, insecure: bool = False, *,
         body: dict[str, object] = {"error": str(exc)}
         if isinstance(exc, SpecError):
             status = 422
-            body = {"error": "invalid input", "problems": [
-                {"path": p.path, "message": p.message} for p in exc.problems]}
+            body = {
+                "error": "invalid input",
+                "problems": [{"path": p.path, "message": p.message} for p in exc.problems],
+            }
         elif isinstance(exc, NotFoundError):
             status = 404
         elif isinstance(exc, ConflictError):
@@ -116,13 +124,14 @@ def create_app(controller: Controller, store: Store, insecure: bool = False, *,
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"error": exc.detail}, status_code=exc.status_code,
-                            headers=exc.headers)
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [{"path": dotted_path([p for p in e["loc"] if p != "body"]),
-                     "message": e["msg"]} for e in exc.errors()]
+        problems = [
+            {"path": dotted_path([p for p in e["loc"] if p != "body"]), "message": e["msg"]}
+            for e in exc.errors()
+        ]
         return JSONResponse({"error": "invalid input", "problems": problems}, status_code=422)
 
     return app

@@ -59,8 +59,7 @@ def alertmanager(payload: AmPayload, request: Request, caller: Deployer) -> dict
         service = alert.labels.get(SERVICE_LABEL)
         name = alert.labels.get("alertname", "")
         if not service or not name:
-            ignored.append({"alert": name or "?", "why": f"no {SERVICE_LABEL} or alertname"
-                            " label"})
+            ignored.append({"alert": name or "?", "why": f"no {SERVICE_LABEL} or alertname label"})
             continue
         groups.setdefault((service, name[:150]), []).append(alert)
     applied = []
@@ -74,14 +73,18 @@ def alertmanager(payload: AmPayload, request: Request, caller: Deployer) -> dict
         for alert in alerts:
             key = alert.fingerprint or _fingerprint(alert.labels)
             if alert.status == "firing":
-                firing[key] = {"fingerprint": key, "starts_at": alert.startsAt,
-                               "summary": _summary(alert)}
+                firing[key] = {
+                    "fingerprint": key,
+                    "starts_at": alert.startsAt,
+                    "summary": _summary(alert),
+                }
             else:
                 firing.pop(key, None)
         state = AlarmState.ALARM if firing else AlarmState.OK
         reason = _reason(name, list(firing.values()), alerts)
-        after = engine.set_external(service, PREFIX + name, state, reason,
-                                    {"firing": list(firing.values())}, caller.name)
+        after = engine.set_external(
+            service, PREFIX + name, state, reason, {"firing": list(firing.values())}, caller.name
+        )
         applied.append({"alarm": after.id, "state": after.state})
     return {"applied": applied, "ignored": ignored}
 
@@ -102,7 +105,9 @@ def _reason(name: str, firing: list[dict[str, str]], alerts: list[AmAlert]) -> s
         return f"Alertmanager: {name} resolved" + (f" at {ends}." if ends else ".")
     first = min(f["starts_at"] for f in firing)
     count = len(firing)
-    text = (f"Alertmanager: {name} firing since {first or 'now'}"
-            f" ({count} alert{'s' if count != 1 else ''})")
+    text = (
+        f"Alertmanager: {name} firing since {first or 'now'}"
+        f" ({count} alert{'s' if count != 1 else ''})"
+    )
     summary = next((f["summary"] for f in firing if f["summary"]), "")
     return text + (f": {summary}." if summary else ".")

@@ -30,8 +30,9 @@ def _bearer(request: Request) -> tuple[str, str | None]:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     found = store.tokens.verify_scoped(token.strip()) if scheme.lower() == "bearer" else None
     if found is None:
-        raise HTTPException(401, "missing or unknown bearer token",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            401, "missing or unknown bearer token", headers={"WWW-Authenticate": "Bearer"}
+        )
     return found
 
 
@@ -57,7 +58,6 @@ def require_flag_reader(request: Request, env: str) -> Caller:
     role, scope = _bearer(request)
     if role == "agent":
         if scope != env:
-            raise HTTPException(403, f"this agent token reads environment {scope!r}, "
-                                     f"not {env!r}")
+            raise HTTPException(403, f"this agent token reads environment {scope!r}, not {env!r}")
         return Caller(role, f"agent:{scope}")
     return Caller(role, role)

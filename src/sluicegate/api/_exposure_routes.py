@@ -36,8 +36,9 @@ class ExposureCount(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     flag: Annotated[str, Field(min_length=1, max_length=_NAME_LENGTH)]
-    variant: Annotated[str, Field(max_length=_NAME_LENGTH,
-                                  description="the variant, or error:CODE for a failure")]
+    variant: Annotated[
+        str, Field(max_length=_NAME_LENGTH, description="the variant, or error:CODE for a failure")
+    ]
     count: Annotated[StrictInt, Field(ge=0)]
 
 
@@ -47,10 +48,12 @@ class ExposureReport(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     agent: Annotated[str, Field(min_length=1, max_length=_NAME_LENGTH)]
-    instance: Annotated[str | None, Field(min_length=1, max_length=64,
-                                          description="the agent process")] = None
-    seq: Annotated[StrictInt | None, Field(ge=1, description="the instance's report number,"
-                                                             " from 1")] = None
+    instance: Annotated[
+        str | None, Field(min_length=1, max_length=64, description="the agent process")
+    ] = None
+    seq: Annotated[
+        StrictInt | None, Field(ge=1, description="the instance's report number, from 1")
+    ] = None
     start: Annotated[float, Field(ge=0)]
     end: Annotated[float, Field(ge=0)]
     counts: Annotated[list[ExposureCount], Field(max_length=MAX_COUNTS)]
@@ -79,28 +82,38 @@ class ExposureReport(BaseModel):
 
 
 @router.post("/{env}/exposures", summary="Report flag evaluations (agents)")
-def report_exposures(env: str, report: ExposureReport, request: Request,
-                     caller: Reporter) -> dict[str, Any]:
+def report_exposures(
+    env: str, report: ExposureReport, request: Request, caller: Reporter
+) -> dict[str, Any]:
     """Add an agent's counts to ``env``'s minute of the report's end."""
     store = _store(request)
     store.flags.environment(env)  # 404 for an unknown environment
     minute = int(min(report.end, _now(request))) // 60 * 60
     counts = [(c.flag, c.variant, c.count) for c in report.counts]
     if report.instance is not None and report.seq is not None:
-        stored = store.flag_exposures.add_report(env, minute, counts, agent=report.agent,
-                                                 instance=report.instance, seq=report.seq)
+        stored = store.flag_exposures.add_report(
+            env, minute, counts, agent=report.agent, instance=report.instance, seq=report.seq
+        )
     else:
         store.flag_exposures.add(env, minute, counts)
         stored = True
-    return {"env": env, "minute": minute, "stored": stored,
-            "evaluations": sum(c.count for c in report.counts) if stored else 0}
+    return {
+        "env": env,
+        "minute": minute,
+        "stored": stored,
+        "evaluations": sum(c.count for c in report.counts) if stored else 0,
+    }
 
 
 @router.get("/{env}/exposures", summary="Flag evaluations per flag and variant")
 def get_exposures(
-    env: str, request: Request, caller: Reader, flag: str | None = None,
-    since: Annotated[int | None, Query(ge=0, description="epoch seconds; default: an hour"
-                                                        " ago")] = None,
+    env: str,
+    request: Request,
+    caller: Reader,
+    flag: str | None = None,
+    since: Annotated[
+        int | None, Query(ge=0, description="epoch seconds; default: an hour ago")
+    ] = None,
 ) -> dict[str, Any]:
     """Totals per flag x variant over the minutes from the one holding ``since`` on, with
     the newest minute each was seen in."""
@@ -109,10 +122,24 @@ def get_exposures(
     now = _now(request)
     start = (int(now) - 3600 if since is None else since) // 60 * 60
     totals = store.flag_exposures.totals(env, start, flag)
-    return {"env": env, "flag": flag, "since": start, "now": now,
-            "evaluations": sum(t.count for t in totals),
-            "variants": [{"flag": t.flag, "variant": t.variant, "count": t.count,
-                          "last_minute": t.last_minute} for t in totals],
-            "agents": [{"agent": a.agent, "instance": a.instance, "reports": a.last_seq,
-                        "first_seen": a.first_seen, "last_seen": a.last_seen}
-                       for a in store.flag_exposures.reporters(env, start)]}
+    return {
+        "env": env,
+        "flag": flag,
+        "since": start,
+        "now": now,
+        "evaluations": sum(t.count for t in totals),
+        "variants": [
+            {"flag": t.flag, "variant": t.variant, "count": t.count, "last_minute": t.last_minute}
+            for t in totals
+        ],
+        "agents": [
+            {
+                "agent": a.agent,
+                "instance": a.instance,
+                "reports": a.last_seq,
+                "first_seen": a.first_seen,
+                "last_seen": a.last_seen,
+            }
+            for a in store.flag_exposures.reporters(env, start)
+        ],
+    }

@@ -39,8 +39,15 @@ def _expected(if_match: str | None) -> int | None:
         return None
     m = _ETAG.match(if_match.strip())
     if m is None:
-        raise SpecError([Problem("If-Match", f"{if_match!r} is not a version; send the ETag "
-                                             'of GET /v1/flags/{env}, like "7"')])
+        raise SpecError(
+            [
+                Problem(
+                    "If-Match",
+                    f"{if_match!r} is not a version; send the ETag "
+                    'of GET /v1/flags/{env}, like "7"',
+                )
+            ]
+        )
     return int(m.group(1))
 
 
@@ -51,18 +58,27 @@ def _etag(response: Response, service: FlagService, env: str) -> None:
 
 def env_json(service: FlagService, env: FlagEnvironment) -> dict[str, Any]:
     active = service.store.flag_rollouts.active_for(env.name)
-    return {"name": env.name, "description": env.description,
-            "current_version": env.current_version, "latest_version": env.latest_version,
-            "created_at": env.created_at,
-            "rollout": service.rollout_json(active) if active else None}
+    return {
+        "name": env.name,
+        "description": env.description,
+        "current_version": env.current_version,
+        "latest_version": env.latest_version,
+        "created_at": env.created_at,
+        "rollout": service.rollout_json(active) if active else None,
+    }
 
 
 def _applied_json(service: FlagService, applied: Applied) -> dict[str, Any]:
-    return {"env": applied.env, "version": applied.version.version,
-            "previous_version": applied.previous, "changed": applied.changed,
-            "note": applied.note, "diff": applied.diff.as_dict(),
-            "diff_text": str(applied.diff),
-            "rollout": service.rollout_json(applied.rollout) if applied.rollout else None}
+    return {
+        "env": applied.env,
+        "version": applied.version.version,
+        "previous_version": applied.previous,
+        "changed": applied.changed,
+        "note": applied.note,
+        "diff": applied.diff.as_dict(),
+        "diff_text": str(applied.diff),
+        "rollout": service.rollout_json(applied.rollout) if applied.rollout else None,
+    }
 
 
 @router.get("/schema")
@@ -85,24 +101,27 @@ class EnvRequest(BaseModel):
 @router.post("/envs", status_code=201)
 def create_env(req: EnvRequest, request: Request, caller: Deployer) -> dict[str, Any]:
     service = _flags(request)
-    return env_json(service, service.create_environment(req.name, req.description,
-                                                        caller.name))
+    return env_json(service, service.create_environment(req.name, req.description, caller.name))
 
 
 @router.get("/{env}")
-def get_flag_set(env: str, request: Request, response: Response,
-                 caller: Reader) -> dict[str, Any]:
+def get_flag_set(env: str, request: Request, response: Response, caller: Reader) -> dict[str, Any]:
     """The current version everyone is served (outside a rollout's share), and the rollout
     in progress if any: agents evaluate ``rollout.to_version`` for the users in its share."""
     service = _flags(request)
     info = service.store.flags.environment(env)
     out = env_json(service, info)
-    out.update(env=env, version=info.current_version, document=None, created_at=None,
-               actor=None, message=None)
+    out.update(
+        env=env,
+        version=info.current_version,
+        document=None,
+        created_at=None,
+        actor=None,
+        message=None,
+    )
     if info.current_version is not None:
         v = service.store.flags.version(env, info.current_version)
-        out.update(document=v.document, created_at=v.created_at, actor=v.actor,
-                   message=v.message)
+        out.update(document=v.document, created_at=v.created_at, actor=v.actor, message=v.message)
     response.headers["ETag"] = f'"{info.current_version or 0}"'
     return out
 
@@ -111,18 +130,31 @@ class ApplyRequest(BaseModel):
     document: Any = Field(description="the flag set (JSON); validated, stored in normal form")
     message: str = Field("", max_length=2000)
     rollout: dict[str, Any] | None = Field(
-        None, description="publish gradually: {strategy, bake_time, alarms}; "
-                          "without it the version is published at once")
+        None,
+        description="publish gradually: {strategy, bake_time, alarms}; "
+        "without it the version is published at once",
+    )
 
 
 @router.put("/{env}")
-async def put_flag_set(env: str, req: ApplyRequest, request: Request, response: Response,
-                       caller: Deployer, if_match: IfMatch = None) -> dict[str, Any]:
+async def put_flag_set(
+    env: str,
+    req: ApplyRequest,
+    request: Request,
+    response: Response,
+    caller: Deployer,
+    if_match: IfMatch = None,
+) -> dict[str, Any]:
     service = _flags(request)
     expected = _expected(if_match)
-    applied = await service.apply(env, req.document, actor=caller.name, message=req.message,
-                                  expected_version=expected,
-                                  rollout=req.rollout)
+    applied = await service.apply(
+        env,
+        req.document,
+        actor=caller.name,
+        message=req.message,
+        expected_version=expected,
+        rollout=req.rollout,
+    )
     response.status_code = 201 if applied.changed else 200
     _etag(response, service, env)
     return _applied_json(service, applied)
@@ -135,39 +167,68 @@ class RevertRequest(BaseModel):
 
 
 @router.post("/{env}/revert")
-async def revert(env: str, req: RevertRequest, request: Request, response: Response,
-                 caller: Deployer, if_match: IfMatch = None) -> dict[str, Any]:
+async def revert(
+    env: str,
+    req: RevertRequest,
+    request: Request,
+    response: Response,
+    caller: Deployer,
+    if_match: IfMatch = None,
+) -> dict[str, Any]:
     service = _flags(request)
-    applied = await service.revert(env, req.to, actor=caller.name, message=req.message,
-                                   expected_version=_expected(if_match),
-                                   rollout=req.rollout)
+    applied = await service.revert(
+        env,
+        req.to,
+        actor=caller.name,
+        message=req.message,
+        expected_version=_expected(if_match),
+        rollout=req.rollout,
+    )
     response.status_code = 201 if applied.changed else 200
     _etag(response, service, env)
     return _applied_json(service, applied)
 
 
 @router.get("/{env}/versions")
-def versions(env: str, request: Request, caller: Reader,
-             limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> list[dict[str, Any]]:
+def versions(
+    env: str, request: Request, caller: Reader, limit: Annotated[int, Query(ge=1, le=1000)] = 50
+) -> list[dict[str, Any]]:
     return _flags(request).history(env, limit)
 
 
 @router.get("/{env}/versions/{number}")
 def version(env: str, number: int, request: Request, caller: Reader) -> dict[str, Any]:
     v = _flags(request).store.flags.version(env, number)
-    return {"env": v.env, "version": v.version, "document": v.document,
-            "created_at": v.created_at, "actor": v.actor, "message": v.message}
+    return {
+        "env": v.env,
+        "version": v.version,
+        "document": v.document,
+        "created_at": v.created_at,
+        "actor": v.actor,
+        "message": v.message,
+    }
 
 
 @router.get("/{env}/diff")
-def diff(env: str, request: Request, caller: Reader,
-         from_version: Annotated[int | None, Query(alias="from", ge=0)] = None,
-         to_version: Annotated[int | None, Query(alias="to", ge=1)] = None) -> dict[str, Any]:
+def diff(
+    env: str,
+    request: Request,
+    caller: Reader,
+    from_version: Annotated[int | None, Query(alias="from", ge=0)] = None,
+    to_version: Annotated[int | None, Query(alias="to", ge=1)] = None,
+) -> dict[str, Any]:
     """``from`` → ``to``; default the newest version against the one before it."""
     frm, to, d = _flags(request).diff(env, from_version, to_version)
-    return {"env": env, "from": frm, "to": to, "changes": d.as_dict(), "text": str(d),
-            "description": None if d.description is None else
-            {"old": d.description.old, "new": d.description.new}}
+    return {
+        "env": env,
+        "from": frm,
+        "to": to,
+        "changes": d.as_dict(),
+        "text": str(d),
+        "description": None
+        if d.description is None
+        else {"old": d.description.old, "new": d.description.new},
+    }
 
 
 class EvaluateRequest(BaseModel):
@@ -178,10 +239,10 @@ class EvaluateRequest(BaseModel):
 
 
 @router.post("/{env}/evaluate")
-def evaluate(env: str, req: EvaluateRequest, request: Request,
-             caller: Reader) -> dict[str, Any]:
-    return _flags(request).evaluate(env, req.key, req.context, version=req.version,
-                                    explain=req.explain)
+def evaluate(env: str, req: EvaluateRequest, request: Request, caller: Reader) -> dict[str, Any]:
+    return _flags(request).evaluate(
+        env, req.key, req.context, version=req.version, explain=req.explain
+    )
 
 
 @router.get("/{env}/rollout")
@@ -193,23 +254,27 @@ def rollout(env: str, request: Request, caller: Reader) -> dict[str, Any]:
     if not found:
         raise NotFoundError(f"flag environment {env!r} has had no rollout yet")
     out = service.rollout_json(found[0])
-    out["events"] = [{"at": e.at, "actor": e.actor, "kind": e.kind, "message": e.message}
-                     for e in service.store.events.list(subject=f"flags/{env}", limit=200)
-                     if e.data.get("rollout") == found[0].id]
+    out["events"] = [
+        {"at": e.at, "actor": e.actor, "kind": e.kind, "message": e.message}
+        for e in service.store.events.list(subject=f"flags/{env}", limit=200)
+        if e.data.get("rollout") == found[0].id
+    ]
     return out
 
 
 @router.get("/{env}/rollouts")
-def rollouts(env: str, request: Request, caller: Reader,
-             limit: Annotated[int, Query(ge=1, le=1000)] = 20) -> list[dict[str, Any]]:
+def rollouts(
+    env: str, request: Request, caller: Reader, limit: Annotated[int, Query(ge=1, le=1000)] = 20
+) -> list[dict[str, Any]]:
     service = _flags(request)
     service.store.flags.environment(env)
     return [service.rollout_json(r) for r in service.store.flag_rollouts.list(env, limit=limit)]
 
 
 @router.post("/{env}/rollout/{command}")
-async def rollout_command(env: str, command: RolloutCommand, request: Request,
-                          caller: Deployer) -> dict[str, Any]:
+async def rollout_command(
+    env: str, command: RolloutCommand, request: Request, caller: Deployer
+) -> dict[str, Any]:
     """``stop`` or ``rollback``: everyone back on the current version at once."""
     service = _flags(request)
     return service.rollout_json(await service.rollouts.command(env, command, caller.name))

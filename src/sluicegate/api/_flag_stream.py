@@ -37,8 +37,11 @@ log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 15.0
 _HELLO = b": sluicegate flag stream\n\n"  # headers and a first byte: the client is in sync
 _HEARTBEAT = b": heartbeat\n\n"
-_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"),
-            (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
+_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -53,8 +56,7 @@ class StreamSource(Protocol):
 
 def event_bytes(snapshot: Snapshot) -> bytes:
     """The SSE event of a snapshot (``id:`` = its etag)."""
-    return (f"id: {snapshot.etag}\nevent: snapshot\n"
-            f"data: {snapshot.to_json()}\n\n").encode()
+    return (f"id: {snapshot.etag}\nevent: snapshot\ndata: {snapshot.to_json()}\n\n").encode()
 
 
 @types.coroutine
@@ -115,8 +117,12 @@ class SnapshotStreams:
     """The stream route's ASGI app. ``authorize(request, env)`` raises an HTTPException to
     refuse (before anything is sent, so the API's error handlers shape the answer)."""
 
-    def __init__(self, source: StreamSource, authorize: Callable[[Request, str], object],
-                 heartbeat: float = HEARTBEAT_SECONDS) -> None:
+    def __init__(
+        self,
+        source: StreamSource,
+        authorize: Callable[[Request, str], object],
+        heartbeat: float = HEARTBEAT_SECONDS,
+    ) -> None:
         self.source = source
         self.authorize = authorize
         self.heartbeat = heartbeat
@@ -138,8 +144,9 @@ class SnapshotStreams:
                     sub.writing.cancel()
                 sub.closed = True
                 with contextlib.suppress(Exception):  # a client already gone
-                    _start(sub.send({"type": "http.response.body", "body": b"",
-                                     "more_body": False}))
+                    _start(
+                        sub.send({"type": "http.response.body", "body": b"", "more_body": False})
+                    )
         self._channels.clear()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -180,8 +187,9 @@ class SnapshotStreams:
     async def _feed(self, env: str, channel: _Channel) -> None:
         while True:
             try:
-                snapshot = await asyncio.wait_for(self.source.changed(env, channel.etag),
-                                                  self.heartbeat)
+                snapshot = await asyncio.wait_for(
+                    self.source.changed(env, channel.etag), self.heartbeat
+                )
             except TimeoutError:
                 self._broadcast(channel, _HEARTBEAT, None)
                 continue
@@ -197,16 +205,16 @@ class SnapshotStreams:
             if etag is None or sub.last != etag:
                 self._write(channel, sub, data, etag)
 
-    def _write(self, channel: _Channel, sub: _Subscriber, data: bytes,
-               etag: str | None) -> None:
+    def _write(self, channel: _Channel, sub: _Subscriber, data: bytes, etag: str | None) -> None:
         """Write now; a client still draining an earlier write is caught up later."""
         if sub.writing is not None or sub.closed:
             return
         if etag is not None:
             sub.last = etag
         try:
-            sub.writing = _start(sub.send({"type": "http.response.body", "body": data,
-                                           "more_body": True}))
+            sub.writing = _start(
+                sub.send({"type": "http.response.body", "body": data, "more_body": True})
+            )
         except Exception:  # the connection is gone: its handler ends on the disconnect
             sub.closed = True
             return

@@ -23,8 +23,12 @@ from sluicegate.api._flag_stream import HEARTBEAT_SECONDS, SnapshotStreams
 from sluicegate.flags.snapshot import Snapshot
 from sluicegate.flagservice.snapshots import ChangeSignal
 
-__all__ = ["HEARTBEAT_SECONDS", "InMemorySnapshotProvider", "SnapshotProvider",
-           "add_flag_sync_routes"]
+__all__ = [
+    "HEARTBEAT_SECONDS",
+    "InMemorySnapshotProvider",
+    "SnapshotProvider",
+    "add_flag_sync_routes",
+]
 
 
 class SnapshotProvider(Protocol):
@@ -62,8 +66,11 @@ class InMemorySnapshotProvider:
 
 
 def _json_response(snapshot: Snapshot) -> Response:
-    return Response(snapshot.to_json(), media_type="application/json",
-                    headers={"ETag": snapshot.etag, "Cache-Control": "no-cache"})
+    return Response(
+        snapshot.to_json(),
+        media_type="application/json",
+        headers={"ETag": snapshot.etag, "Cache-Control": "no-cache"},
+    )
 
 
 def _matches(header: str | None, etag: str) -> bool:
@@ -74,8 +81,9 @@ def _matches(header: str | None, etag: str) -> bool:
     return any(tag.strip().removeprefix("W/") == etag for tag in header.split(","))
 
 
-def add_flag_sync_routes(app: FastAPI, provider: SnapshotProvider,
-                         heartbeat: float = HEARTBEAT_SECONDS) -> SnapshotStreams:
+def add_flag_sync_routes(
+    app: FastAPI, provider: SnapshotProvider, heartbeat: float = HEARTBEAT_SECONDS
+) -> SnapshotStreams:
     """Add the sync routes over ``provider`` to ``app``; they take a reader (or higher)
     token, or an agent token scoped to the path's env. Returns the stream fan-out."""
     router = APIRouter(tags=["flag sync"], dependencies=[Depends(require_flag_reader)])
@@ -84,8 +92,7 @@ def add_flag_sync_routes(app: FastAPI, provider: SnapshotProvider,
     async def snapshot(env: str, request: Request) -> Response:
         current = await provider.current(env)
         if current is None:
-            return JSONResponse({"error": f"no flag set for environment {env}"},
-                                status_code=404)
+            return JSONResponse({"error": f"no flag set for environment {env}"}, status_code=404)
         if _matches(request.headers.get("if-none-match"), current.etag):
             return Response(status_code=304, headers={"ETag": current.etag})
         return _json_response(current)

@@ -31,10 +31,13 @@ def _report(engines: EngineSupervisor | None) -> tuple[bool, dict[str, Any]]:
     if engines is None:  # an app without a server around it (tests, tools)
         return True, {"status": "ok", "engines": {}, "paused": None}
     health = engines.health()
-    problems = [f"engine {h.name} stalled: no good tick for "
-                f"{h.seconds_since_good_tick or 0:.0f}s"
-                + (f" (last error: {h.last_error})" if h.last_error else "")
-                for h in health if not h.ok]
+    problems = [
+        f"engine {h.name} stalled: no good tick for "
+        f"{h.seconds_since_good_tick or 0:.0f}s"
+        + (f" (last error: {h.last_error})" if h.last_error else "")
+        for h in health
+        if not h.ok
+    ]
     if engines.paused:
         problems.insert(0, engines.paused)
     body = {
@@ -47,9 +50,13 @@ def _report(engines: EngineSupervisor | None) -> tuple[bool, dict[str, Any]]:
 
 
 def _engine_json(h: EngineHealth) -> dict[str, Any]:
-    return {"ok": h.ok, "last_good_tick": h.last_good_tick,
-            "seconds_since_good_tick": h.seconds_since_good_tick, "restarts": h.restarts,
-            "last_error": h.last_error}
+    return {
+        "ok": h.ok,
+        "last_good_tick": h.last_good_tick,
+        "seconds_since_good_tick": h.seconds_since_good_tick,
+        "restarts": h.restarts,
+        "last_error": h.last_error,
+    }
 
 
 @router.get("/v1/healthz")
@@ -79,5 +86,6 @@ def metrics(request: Request, caller: Reader) -> PlainTextResponse:
             lines.append(f"sluicegate_engine_last_good_tick_seconds{label} {h.last_good_tick}")
     paused = engines is not None and engines.paused is not None
     lines.append(f"sluicegate_paused {int(paused)}")
-    return PlainTextResponse("\n".join(lines) + "\n",
-                             media_type="text/plain; version=0.0.4; charset=utf-8")
+    return PlainTextResponse(
+        "\n".join(lines) + "\n", media_type="text/plain; version=0.0.4; charset=utf-8"
+    )

@@ -24,8 +24,9 @@ MAX_DATAPOINTS = 1440
 
 
 @router.post("/metrics")
-async def push_metrics(request: Request, caller: Deployer,
-                       body: Annotated[Any, Body()]) -> dict[str, int]:
+async def push_metrics(
+    request: Request, caller: Deployer, body: Annotated[Any, Body()]
+) -> dict[str, int]:
     """Store datapoints (CloudWatch PutMetricData's shape): all of the batch, or nothing."""
     series: SeriesStore = request.app.state.series
     now = _now(request)
@@ -36,9 +37,14 @@ async def push_metrics(request: Request, caller: Deployer,
 
 @router.get("/metrics/query")
 def query_metrics(
-    request: Request, caller: Reader, name: str,
-    source: Literal["push", "router"] = "push", dimensions: str = "{}",
-    statistic: str = "Average", start: int | None = None, end: int | None = None,
+    request: Request,
+    caller: Reader,
+    name: str,
+    source: Literal["push", "router"] = "push",
+    dimensions: str = "{}",
+    statistic: str = "Average",
+    start: int | None = None,
+    end: int | None = None,
     period: Annotated[int, Query(ge=60, le=86400)] = 60,
 ) -> dict[str, Any]:
     """Datapoints of one series from the minute rollups (kept 14 days by default).
@@ -49,7 +55,8 @@ def query_metrics(
     try:
         dims = json.loads(dimensions)
         if not isinstance(dims, dict) or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in dims.items()):
+            isinstance(k, str) and isinstance(v, str) for k, v in dims.items()
+        ):
             raise ValueError
     except ValueError:
         problems.append(Problem("dimensions", 'a JSON object of strings, e.g. {"route": "/"}'))
@@ -64,14 +71,25 @@ def query_metrics(
     begin = start if start is not None else stop - 3 * 3600
     count = -(-(stop - begin) // period)
     if count < 1 or count > MAX_DATAPOINTS:
-        problems.append(Problem("start", f"start..end must hold 1 to {MAX_DATAPOINTS}"
-                                f" periods of {period}s (it holds {count})"))
+        problems.append(
+            Problem(
+                "start",
+                f"start..end must hold 1 to {MAX_DATAPOINTS}"
+                f" periods of {period}s (it holds {count})",
+            )
+        )
     if problems:
         raise SpecError(problems)
     store: Store = request.app.state.store
     rows = store.metric_rollups.query(source, name, dims, stop - count * period, stop)
     points = rollup_datapoints(rows, statistic, end=stop, period=period, count=count)
-    return {"source": source, "name": name, "dimensions": dims, "statistic": statistic,
-            "period": period, "datapoints": [
-                {"timestamp": p.timestamp, "value": p.value, "samples": p.samples}
-                for p in points]}
+    return {
+        "source": source,
+        "name": name,
+        "dimensions": dims,
+        "statistic": statistic,
+        "period": period,
+        "datapoints": [
+            {"timestamp": p.timestamp, "value": p.value, "samples": p.samples} for p in points
+        ],
+    }

@@ -19,16 +19,31 @@ Admin = Annotated[Caller, Depends(require("admin"))]
 
 def webhook_json(w: Webhook) -> dict[str, Any]:
     """A webhook as the API shows it: never its secret."""
-    return {"id": w.id, "url": w.url, "events": list(w.events), "enabled": w.enabled,
-            "created_at": w.created_at, "updated_at": w.updated_at}
+    return {
+        "id": w.id,
+        "url": w.url,
+        "events": list(w.events),
+        "enabled": w.enabled,
+        "created_at": w.created_at,
+        "updated_at": w.updated_at,
+    }
 
 
 def delivery_json(d: Delivery) -> dict[str, Any]:
-    return {"id": d.id, "webhook": d.webhook_id, "event_id": d.event_id, "kind": d.kind,
-            "status": d.status, "attempts": d.attempts, "last_status": d.last_status,
-            "last_error": d.last_error, "next_attempt_at": d.next_attempt_at,
-            "delivered_at": d.delivered_at, "created_at": d.created_at,
-            "updated_at": d.updated_at}
+    return {
+        "id": d.id,
+        "webhook": d.webhook_id,
+        "event_id": d.event_id,
+        "kind": d.kind,
+        "status": d.status,
+        "attempts": d.attempts,
+        "last_status": d.last_status,
+        "last_error": d.last_error,
+        "next_attempt_at": d.next_attempt_at,
+        "delivered_at": d.delivered_at,
+        "created_at": d.created_at,
+        "updated_at": d.updated_at,
+    }
 
 
 class WebhookRequest(BaseModel):
@@ -56,10 +71,13 @@ def create_webhook(req: WebhookRequest, request: Request, caller: Admin) -> dict
     secret = req.secret or new_secret()
     store = _store(request)
     hook = store.webhooks.create(req.url, req.events, secret, enabled=req.enabled)
-    store.events.append("webhook.created", hook.id,
-                        f"webhook {hook.id} -> {redact(hook.url)} for {', '.join(hook.events)}",
-                        actor=caller.name,
-                        data={"url": redact(hook.url), "events": list(hook.events)})
+    store.events.append(
+        "webhook.created",
+        hook.id,
+        f"webhook {hook.id} -> {redact(hook.url)} for {', '.join(hook.events)}",
+        actor=caller.name,
+        data={"url": redact(hook.url), "events": list(hook.events)},
+    )
     return {**webhook_json(hook), "secret": secret}
 
 
@@ -74,14 +92,18 @@ def get_webhook(webhook_id: str, request: Request, caller: Admin) -> dict[str, A
 
 
 @router.patch("/{webhook_id}")
-def change_webhook(webhook_id: str, change: WebhookChange, request: Request,
-                   caller: Admin) -> dict[str, Any]:
+def change_webhook(
+    webhook_id: str, change: WebhookChange, request: Request, caller: Admin
+) -> dict[str, Any]:
     """Enable or disable; a disabled webhook gets no new deliveries (queued ones wait)."""
     store = _store(request)
     hook = store.webhooks.set_enabled(webhook_id, change.enabled)
-    store.events.append("webhook.enabled" if change.enabled else "webhook.disabled", hook.id,
-                        f"webhook {hook.id} {'enabled' if change.enabled else 'disabled'}",
-                        actor=caller.name)
+    store.events.append(
+        "webhook.enabled" if change.enabled else "webhook.disabled",
+        hook.id,
+        f"webhook {hook.id} {'enabled' if change.enabled else 'disabled'}",
+        actor=caller.name,
+    )
     return webhook_json(hook)
 
 
@@ -90,8 +112,12 @@ def delete_webhook(webhook_id: str, request: Request, caller: Admin) -> dict[str
     store = _store(request)
     hook = store.webhooks.get(webhook_id)
     store.webhooks.delete(webhook_id)
-    store.events.append("webhook.deleted", webhook_id,
-                        f"webhook {webhook_id} -> {redact(hook.url)} deleted", actor=caller.name)
+    store.events.append(
+        "webhook.deleted",
+        webhook_id,
+        f"webhook {webhook_id} -> {redact(hook.url)} deleted",
+        actor=caller.name,
+    )
     return {"deleted": webhook_id}
 
 
@@ -103,19 +129,30 @@ def test_webhook(webhook_id: str, request: Request, caller: Admin) -> dict[str, 
     hook = store.webhooks.get(webhook_id)
     if not hook.enabled:
         raise ConflictError(f"webhook {webhook_id} is disabled; enable it to test it")
-    event = store.events.append(TEST_KIND, hook.id, f"test delivery to webhook {hook.id}",
-                                actor=caller.name, data={"webhook": hook.id})
+    event = store.events.append(
+        TEST_KIND,
+        hook.id,
+        f"test delivery to webhook {hook.id}",
+        actor=caller.name,
+        data={"webhook": hook.id},
+    )
     return {"webhook": hook.id, "event_id": event.id}
 
 
 @router.get("/{webhook_id}/deliveries")
-def list_deliveries(webhook_id: str, request: Request, caller: Admin,
-                    status: str | None = None,
-                    limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> list[dict[str, Any]]:
+def list_deliveries(
+    webhook_id: str,
+    request: Request,
+    caller: Admin,
+    status: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> list[dict[str, Any]]:
     """The webhook's latest deliveries, newest first (optionally only one status)."""
     store = _store(request)
     store.webhooks.get(webhook_id)  # 404 for an unknown webhook, not an empty list
     if status is not None and status not in DELIVERY_STATUSES:
         raise SpecError([Problem("status", f"must be one of {', '.join(DELIVERY_STATUSES)}")])
-    return [delivery_json(d)
-            for d in store.webhook_deliveries.list(webhook_id, status=status, limit=limit)]
+    return [
+        delivery_json(d)
+        for d in store.webhook_deliveries.list(webhook_id, status=status, limit=limit)
+    ]

@@ -8,26 +8,64 @@ import click
 
 
 @click.command()
-@click.option("--server", "server_url", required=True, envvar="SLUICE_SERVER",
-              help="The Sluicegate server's URL, e.g. https://sluice.example:7070.")
+@click.option(
+    "--server",
+    "server_url",
+    required=True,
+    envvar="SLUICE_SERVER",
+    help="The Sluicegate server's URL, e.g. https://sluice.example:7070.",
+)
 @click.option("--env", "env", required=True, help="The environment whose flags to serve.")
-@click.option("--key", envvar="SLUICE_AGENT_KEY", default=None,
-              help="API token that may read the environment's flags (or SLUICE_AGENT_KEY).")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address of the local API. Keep it on loopback: it has no auth.")
-@click.option("--port", default=2772, show_default=True, type=click.IntRange(0, 65535),
-              help="Port of the local API (0 picks a free one and prints it).")
-@click.option("--cache-dir", default=".sluice-agent", show_default=True,
-              type=click.Path(file_okay=False),
-              help="Where the last known good snapshot is kept (<env>.snapshot.json).")
-@click.option("--poll-interval", default="30s", show_default=True,
-              help="How often to poll when the server offers no stream (e.g. 5s, 1m).")
-@click.option("--report-interval", default="10s", show_default=True,
-              help="How often to report evaluation counts per flag and variant to the server"
-                   " (exposures; e.g. 10s, 1m; 0 = never). Unsent counts wait for the next"
-                   " report; a last one goes out on a clean shutdown.")
-def agent(server_url: str, env: str, key: str | None, host: str, port: int, cache_dir: str,
-          poll_interval: str, report_interval: str) -> None:
+@click.option(
+    "--key",
+    envvar="SLUICE_AGENT_KEY",
+    default=None,
+    help="API token that may read the environment's flags (or SLUICE_AGENT_KEY).",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address of the local API. Keep it on loopback: it has no auth.",
+)
+@click.option(
+    "--port",
+    default=2772,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port of the local API (0 picks a free one and prints it).",
+)
+@click.option(
+    "--cache-dir",
+    default=".sluice-agent",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where the last known good snapshot is kept (<env>.snapshot.json).",
+)
+@click.option(
+    "--poll-interval",
+    default="30s",
+    show_default=True,
+    help="How often to poll when the server offers no stream (e.g. 5s, 1m).",
+)
+@click.option(
+    "--report-interval",
+    default="10s",
+    show_default=True,
+    help="How often to report evaluation counts per flag and variant to the server"
+    " (exposures; e.g. 10s, 1m; 0 = never). Unsent counts wait for the next"
+    " report; a last one goes out on a clean shutdown.",
+)
+def agent(
+    server_url: str,
+    env: str,
+    key: str | None,
+    host: str,
+    port: int,
+    cache_dir: str,
+    poll_interval: str,
+    report_interval: str,
+) -> None:
     """Serve an environment's flags on localhost, kept in sync with the server.
 
     Serves OFREP (POST /ofrep/v1/evaluate/flags/KEY), GET /v1/flags/KEY?userId=u1,
@@ -50,9 +88,16 @@ def agent(server_url: str, env: str, key: str | None, host: str, port: int, cach
         report_every = parse_duration(report_interval)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--report-interval") from exc
-    settings = AgentSettings(server=server_url, env=env, key=key, host=host, port=port,
-                             cache_dir=Path(cache_dir), poll_interval=interval,
-                             report_interval=report_every)
+    settings = AgentSettings(
+        server=server_url,
+        env=env,
+        key=key,
+        host=host,
+        port=port,
+        cache_dir=Path(cache_dir),
+        poll_interval=interval,
+        report_interval=report_every,
+    )
     run_agent(settings, announce=click.echo)
 
 

@@ -26,8 +26,9 @@ def _state(state: str | None) -> str:
 def _path(alarm: str) -> str:
     service, sep, name = alarm.partition("/")
     if not sep or not service or not name:
-        raise click.BadParameter(f"{alarm!r} is not SERVICE/NAME (e.g. shop/high-5xx)",
-                                 param_hint="ALARM")
+        raise click.BadParameter(
+            f"{alarm!r} is not SERVICE/NAME (e.g. shop/high-5xx)", param_hint="ALARM"
+        )
     return f"/alarms/{quote(service, safe='')}/{quote(name, safe='')}"
 
 
@@ -53,8 +54,13 @@ def alarms_list(service: str | None, as_json: bool, url: str, token: str | None)
         return
     table = Table("alarm", "state", "guard", "since", "reason")
     for a in data:
-        table.add_row(a["id"], _state(a["state"]), "yes" if a["guard"] else "no",
-                      when(a["state_changed_at"]), a["reason"])
+        table.add_row(
+            a["id"],
+            _state(a["state"]),
+            "yes" if a["guard"] else "no",
+            when(a["state_changed_at"]),
+            a["reason"],
+        )
     console.print(table)
 
 
@@ -78,8 +84,9 @@ def alarms_get(alarm: str, as_json: bool, url: str, token: str | None) -> None:
         head.add_row("forced until", when(a["forced_until"]))
     binding = a.get("binding") or {}
     if binding.get("revision_bound"):
-        head.add_row("watching", f"green {binding.get('green') or '-'}, blue "
-                                 f"{binding.get('blue') or '-'}")
+        head.add_row(
+            "watching", f"green {binding.get('green') or '-'}, blue {binding.get('blue') or '-'}"
+        )
     console.print(head)
     judged = {p["timestamp"]: p for p in a["evaluation"].get("datapoints", [])}
     points = a["evaluation"].get("range") or list(judged.values())
@@ -88,9 +95,12 @@ def alarms_get(alarm: str, as_json: bool, url: str, token: str | None) -> None:
         for p in points:
             value = "missing" if p["value"] is None else f"{p['value']:g}"
             j = judged.get(p["timestamp"])
-            verdict = "-" if j is None else (
-                "[red]breaching[/]" if j["breaching"] else "ok") + (
-                " (filled)" if j["filled"] else "")
+            verdict = (
+                "-"
+                if j is None
+                else ("[red]breaching[/]" if j["breaching"] else "ok")
+                + (" (filled)" if j["filled"] else "")
+            )
             table.add_row(when(p["timestamp"]), value, str(p["samples"]), verdict)
         console.print(table)
     for f in a["evaluation"].get("firing", []):
@@ -111,8 +121,9 @@ def alarms_history(alarm: str, limit: int, as_json: bool, url: str, token: str |
     table = Table("time", "change", "by", "reason")
     for h in data:
         change = f"{_state(h['old_state'])} → {_state(h['new_state'])}"
-        table.add_row(when(h["at"]), change + (" (set)" if h["forced"] else ""), h["actor"],
-                      h["reason"])
+        table.add_row(
+            when(h["at"]), change + (" (set)" if h["forced"] else ""), h["actor"], h["reason"]
+        )
     console.print(table)
 
 
@@ -126,10 +137,11 @@ def alarms_set_state(alarm: str, state: str, reason: str, url: str, token: str |
 
     The state holds until the alarm's next evaluation at least one period later.
     """
-    a = Api(url, token).call("POST", _path(alarm) + "/state", {"state": state,
-                                                               "reason": reason})
-    console.print(f"{a['id']} is now {_state(a['state'])}"
-                  + (f" until at least {when(a['forced_until'])}" if a["forced_until"] else ""))
+    a = Api(url, token).call("POST", _path(alarm) + "/state", {"state": state, "reason": reason})
+    console.print(
+        f"{a['id']} is now {_state(a['state'])}"
+        + (f" until at least {when(a['forced_until'])}" if a["forced_until"] else "")
+    )
 
 
 COMMANDS = [alarms]

@@ -20,27 +20,39 @@ class Api:
         self.url = url.rstrip("/")
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=30)
 
-    def call(self, method: str, path: str, body: Any = None,
-             params: dict[str, Any] | None = None,
-             headers: dict[str, str] | None = None) -> Any:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
         try:
-            r = self._http.request(method, "/v1" + path, json=body, params=params,
-                                   headers=headers)
+            r = self._http.request(method, "/v1" + path, json=body, params=params, headers=headers)
         except httpx.HTTPError as exc:
-            raise TransientError(f"cannot reach the server at {self.url} ({exc!r}); "
-                                 "is `sluice server` running? (--url / SLUICE_URL)") from exc
+            raise TransientError(
+                f"cannot reach the server at {self.url} ({exc!r}); "
+                "is `sluice server` running? (--url / SLUICE_URL)"
+            ) from exc
         if r.status_code < 300:
             return r.json()
         try:
             data = r.json()
         except ValueError:
             data = {"error": r.text}
-        raise error_from_response(r.status_code, data, f"server {method} {path}",
-                                  auth_hint=" (--token / SLUICE_TOKEN)")
+        raise error_from_response(
+            r.status_code, data, f"server {method} {path}", auth_hint=" (--token / SLUICE_TOKEN)"
+        )
 
 
 def api_options(f: Any) -> Any:
     f = click.option("--token", envvar="SLUICE_TOKEN", help="API token (or SLUICE_TOKEN).")(f)
-    f = click.option("--url", envvar="SLUICE_URL", default=DEFAULT_URL, show_default=True,
-                     help="Server URL (or SLUICE_URL).")(f)
+    f = click.option(
+        "--url",
+        envvar="SLUICE_URL",
+        default=DEFAULT_URL,
+        show_default=True,
+        help="Server URL (or SLUICE_URL).",
+    )(f)
     return f

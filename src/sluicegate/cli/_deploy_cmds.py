@@ -22,9 +22,11 @@ console = Console()
 # How ``--watch`` exits, by the phase the deployment ended in; 2 (an error talking to the
 # server, or bad input) comes from ``sluicegate.cli._main.main``.
 EXIT_CODES = {"succeeded": 0, "rolled_back": 3, "failed": 4, "stopped": 5}
-WATCH_EXIT_HELP = ("With --watch, exit 0 only when the deployment succeeded; 3 when it was "
-                   "rolled back, 4 when it failed, 5 when it was stopped; 2 on an error "
-                   "talking to the server or bad input.")
+WATCH_EXIT_HELP = (
+    "With --watch, exit 0 only when the deployment succeeded; 3 when it was "
+    "rolled back, 4 when it failed, 5 when it was stopped; 2 on an error "
+    "talking to the server or bad input."
+)
 
 
 def _when(ts: float) -> str:
@@ -32,8 +34,14 @@ def _when(ts: float) -> str:
 
 
 @click.command()
-@click.option("-f", "--file", "path", required=True, type=click.Path(dir_okay=False),
-              help="Service spec (YAML).")
+@click.option(
+    "-f",
+    "--file",
+    "path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Service spec (YAML).",
+)
 @api_options
 def apply(path: str, url: str, token: str | None) -> None:
     """Declare or update a service from a spec file (validated first; nothing changes on error)."""
@@ -45,15 +53,34 @@ def apply(path: str, url: str, token: str | None) -> None:
 @click.command(epilog=WATCH_EXIT_HELP)
 @click.argument("service")
 @click.option("--revision", "-r", required=True, help="The revision to deploy.")
-@click.option("--config", "config", default=None,
-              help="A predefined deployment config name, overriding the spec's.")
-@click.option("--set", "settings", multiple=True, metavar="env.KEY=VALUE",
-              help="An environment variable of this revision (repeatable).")
-@click.option("--watch/--no-watch", default=False,
-              help="Follow the deployment live until it ends; the exit code says how.")
+@click.option(
+    "--config",
+    "config",
+    default=None,
+    help="A predefined deployment config name, overriding the spec's.",
+)
+@click.option(
+    "--set",
+    "settings",
+    multiple=True,
+    metavar="env.KEY=VALUE",
+    help="An environment variable of this revision (repeatable).",
+)
+@click.option(
+    "--watch/--no-watch",
+    default=False,
+    help="Follow the deployment live until it ends; the exit code says how.",
+)
 @api_options
-def deploy(service: str, revision: str, config: str | None, settings: tuple[str, ...],
-           watch: bool, url: str, token: str | None) -> None:
+def deploy(
+    service: str,
+    revision: str,
+    config: str | None,
+    settings: tuple[str, ...],
+    watch: bool,
+    url: str,
+    token: str | None,
+) -> None:
     """Start a blue/green deployment of REVISION; prints the plan first."""
     env: dict[str, str] = {}
     for item in settings:
@@ -62,10 +89,15 @@ def deploy(service: str, revision: str, config: str | None, settings: tuple[str,
             raise click.BadParameter(f"{item!r} is not env.KEY=VALUE", param_hint="--set")
         env[key[4:]] = value
     api = Api(url, token)
-    dep = api.call("POST", f"/services/{service}/deployments",
-                   {"revision": revision, "config": config, "env": env})
-    console.print(f"deployment [bold]{dep['id']}[/]: {service} "
-                  f"{dep['from_revision'] or '(none)'} → {revision}")
+    dep = api.call(
+        "POST",
+        f"/services/{service}/deployments",
+        {"revision": revision, "config": config, "env": env},
+    )
+    console.print(
+        f"deployment [bold]{dep['id']}[/]: {service} "
+        f"{dep['from_revision'] or '(none)'} → {revision}"
+    )
     for line in dep["plan"]:
         console.print(f"  {line}")
     if watch:
@@ -75,8 +107,10 @@ def deploy(service: str, revision: str, config: str | None, settings: tuple[str,
 def _view(dep: dict[str, Any]) -> Group:
     state = dep["state"]
     table = Table(show_header=False, box=None)
-    table.add_row("phase", f"[bold]{dep['phase']}[/]" + (
-        f" ({state['reason']})" if state.get("reason") else ""))
+    table.add_row(
+        "phase",
+        f"[bold]{dep['phase']}[/]" + (f" ({state['reason']})" if state.get("reason") else ""),
+    )
     table.add_row("revisions", f"{dep['from_revision'] or '-'} → {dep['revision']}")
     green = state.get("green_weight", 0)
     bar = "█" * (green // 5) + "░" * (20 - green // 5)
@@ -109,8 +143,12 @@ def _watch(api: Api, dep_id: str) -> None:
     phase, reason = dep["phase"], dep["state"].get("reason")
     code = EXIT_CODES.get(phase, EXIT_CODES["failed"])
     how = phase.replace("_", " ") if phase in EXIT_CODES else f"ended in phase {phase}"
-    console.print(f"deployment {dep_id} {how}" + (f": {reason}" if reason else ""),
-                  style="green" if code == 0 else "bold red", markup=False, highlight=False)
+    console.print(
+        f"deployment {dep_id} {how}" + (f": {reason}" if reason else ""),
+        style="green" if code == 0 else "bold red",
+        markup=False,
+        highlight=False,
+    )
     sys.exit(code)
 
 
@@ -125,8 +163,12 @@ def status(service: str, url: str, token: str | None) -> None:
         console.print(_view(data["active_deployment"]))
     table = Table("deployment", "revision", "phase", "created")
     for d in data["deployments"]:
-        table.add_row(d["id"], f"{d['from_revision'] or '-'} → {d['revision']}", d["phase"],
-                      _when(d["created_at"]))
+        table.add_row(
+            d["id"],
+            f"{d['from_revision'] or '-'} → {d['revision']}",
+            d["phase"],
+            _when(d["created_at"]),
+        )
     console.print(table)
 
 
@@ -172,10 +214,10 @@ def retry(deployment: str, url: str, token: str | None) -> None:
 def events(subject: str | None, since: int, url: str, token: str | None) -> None:
     """The append-only event log: who did what, when, and why."""
     table = Table("id", "time", "actor", "kind", "subject", "message")
-    for e in Api(url, token).call("GET", "/events", params={"since": since,
-                                                            "subject": subject}):
-        table.add_row(str(e["id"]), _when(e["at"]), e["actor"], e["kind"], e["subject"],
-                      e["message"])
+    for e in Api(url, token).call("GET", "/events", params={"since": since, "subject": subject}):
+        table.add_row(
+            str(e["id"]), _when(e["at"]), e["actor"], e["kind"], e["subject"], e["message"]
+        )
     console.print(table)
 
 
@@ -185,8 +227,9 @@ def events(subject: str | None, since: int, url: str, token: str | None) -> None
 @click.option("--replica", type=int, default=None)
 @click.option("--tail", default=100, show_default=True)
 @api_options
-def logs(service: str, revision: str, replica: int | None, tail: int, url: str,
-         token: str | None) -> None:
+def logs(
+    service: str, revision: str, replica: int | None, tail: int, url: str, token: str | None
+) -> None:
     """The captured output of a revision's replicas."""
     params: dict[str, Any] = {"revision": revision, "tail": tail}
     if replica is not None:
@@ -201,8 +244,7 @@ def deployments() -> None:
 
 @deployments.command("get", epilog=WATCH_EXIT_HELP)
 @click.argument("deployment")
-@click.option("--watch", is_flag=True,
-              help="Follow it live until it ends; the exit code says how.")
+@click.option("--watch", is_flag=True, help="Follow it live until it ends; the exit code says how.")
 @api_options
 def deployments_get(deployment: str, watch: bool, url: str, token: str | None) -> None:
     """A deployment's phase, traffic, replicas and latest events."""
@@ -213,5 +255,4 @@ def deployments_get(deployment: str, watch: bool, url: str, token: str | None) -
         console.print(_view(api.call("GET", f"/deployments/{deployment}")))
 
 
-COMMANDS = [apply, deploy, status, promote, rollback, stop, retry, events, logs,
-            deployments]
+COMMANDS = [apply, deploy, status, promote, rollback, stop, retry, events, logs, deployments]

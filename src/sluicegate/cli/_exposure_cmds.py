@@ -28,12 +28,17 @@ def since_epoch(value: str, now: float) -> int:
 @click.command()
 @click.argument("env")
 @click.option("--flag", "-f", "flag", default=None, help="Only this flag.")
-@click.option("--since", default="1h", show_default=True,
-              help="How far back: 15m, 1h, 7d (the server keeps 14 days, per minute).")
+@click.option(
+    "--since",
+    default="1h",
+    show_default=True,
+    help="How far back: 15m, 1h, 7d (the server keeps 14 days, per minute).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the server's answer as JSON.")
 @api_options
-def exposures(env: str, flag: str | None, since: str, as_json: bool, url: str,
-              token: str | None) -> None:
+def exposures(
+    env: str, flag: str | None, since: str, as_json: bool, url: str, token: str | None
+) -> None:
     """Evaluations of ENV's flags per variant, as the agents reported them.
 
     Agents report their counts every --report-interval (10s by default), so the last

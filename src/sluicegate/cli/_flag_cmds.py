@@ -24,8 +24,12 @@ from sluicegate.cli._flag_views import (
 
 console = Console()
 
-STRATEGIES = ("AllAtOnce", "Linear50PercentEvery30Seconds", "Linear20PercentEvery6Minutes",
-              "Canary10Percent20Minutes")
+STRATEGIES = (
+    "AllAtOnce",
+    "Linear50PercentEvery30Seconds",
+    "Linear20PercentEvery6Minutes",
+    "Canary10Percent20Minutes",
+)
 
 _ENV_HELP = "The flag environment (prod, staging, …)."
 
@@ -64,8 +68,13 @@ def envs(ctx: click.Context, url: str, token: str | None) -> None:
     for e in rows:
         r = e["rollout"]
         rollout = f"{r['percent']}% of v{r['to_version']} ({r['phase']})" if r else "-"
-        table.add_row(e["name"], str(e["current_version"] or "-"),
-                      str(e["latest_version"] or "-"), rollout, e["description"])
+        table.add_row(
+            e["name"],
+            str(e["current_version"] or "-"),
+            str(e["latest_version"] or "-"),
+            rollout,
+            e["description"],
+        )
     console.print(table)
 
 
@@ -89,16 +98,18 @@ def _steps(values: tuple[str, ...]) -> list[dict[str, Any]]:
         try:
             step: dict[str, Any] = {"weight": int(weight)}
         except ValueError:
-            raise click.BadParameter(f"{item!r} is not PERCENT or PERCENT:PAUSE, like 10:30s",
-                                     param_hint="--steps") from None
+            raise click.BadParameter(
+                f"{item!r} is not PERCENT or PERCENT:PAUSE, like 10:30s", param_hint="--steps"
+            ) from None
         if pause:
             step["pause"] = pause
         steps.append(step)
     return steps
 
 
-def _rollout(strategy: str | None, steps: tuple[str, ...], bake_time: str | None,
-             alarms: tuple[str, ...]) -> dict[str, Any] | None:
+def _rollout(
+    strategy: str | None, steps: tuple[str, ...], bake_time: str | None, alarms: tuple[str, ...]
+) -> dict[str, Any] | None:
     if strategy and steps:
         raise click.UsageError("give --strategy or --steps, not both")
     if not (strategy or steps or bake_time or alarms):
@@ -114,21 +125,36 @@ def _rollout(strategy: str | None, steps: tuple[str, ...], bake_time: str | None
 
 
 def rollout_options(f: Any) -> Any:
-    f = click.option("--alarm", "alarms", multiple=True, metavar="NAME",
-                     help="A guarding alarm (repeatable): if it fires during the rollout or "
-                          "its bake time, everyone goes back to the current version.")(f)
-    f = click.option("--bake-time", metavar="DURATION",
-                     help="How long everyone is on the new version, watched by the alarms, "
-                          "before the rollout completes (e.g. 5m; 0 for none). Default: the "
-                          "strategy's.")(f)
-    f = click.option("--steps", multiple=True, metavar="PERCENT[:PAUSE],...",
-                     help="Custom steps: the share of users, then a wait, e.g. "
-                          "10:30s,50:2m (a last step to 100 % is added).")(f)
-    f = click.option("--strategy", type=click.Choice(STRATEGIES),
-                     help="Publish gradually with one of AppConfig's predefined strategies. "
-                          "Without --strategy/--steps/--bake-time/--alarm the version is "
-                          "published to everyone at once; with only --bake-time or --alarm, "
-                          "AllAtOnce.")(f)
+    f = click.option(
+        "--alarm",
+        "alarms",
+        multiple=True,
+        metavar="NAME",
+        help="A guarding alarm (repeatable): if it fires during the rollout or "
+        "its bake time, everyone goes back to the current version.",
+    )(f)
+    f = click.option(
+        "--bake-time",
+        metavar="DURATION",
+        help="How long everyone is on the new version, watched by the alarms, "
+        "before the rollout completes (e.g. 5m; 0 for none). Default: the "
+        "strategy's.",
+    )(f)
+    f = click.option(
+        "--steps",
+        multiple=True,
+        metavar="PERCENT[:PAUSE],...",
+        help="Custom steps: the share of users, then a wait, e.g. "
+        "10:30s,50:2m (a last step to 100 % is added).",
+    )(f)
+    f = click.option(
+        "--strategy",
+        type=click.Choice(STRATEGIES),
+        help="Publish gradually with one of AppConfig's predefined strategies. "
+        "Without --strategy/--steps/--bake-time/--alarm the version is "
+        "published to everyone at once; with only --bake-time or --alarm, "
+        "AllAtOnce.",
+    )(f)
     return f
 
 
@@ -145,8 +171,10 @@ def _print_applied(data: dict[str, Any], verb: str) -> None:
         console.print(data["note"])
     r = data.get("rollout")
     if r:
-        console.print(f"rollout [bold]{r['id']}[/]: v{r['from_version']} → v{r['to_version']}"
-                      f"{'; guarded by ' + ', '.join(r['alarms']) if r['alarms'] else ''}")
+        console.print(
+            f"rollout [bold]{r['id']}[/]: v{r['from_version']} → v{r['to_version']}"
+            f"{'; guarded by ' + ', '.join(r['alarms']) if r['alarms'] else ''}"
+        )
         for line in r["plan_text"]:
             console.print(f"  {line}")
         console.print("  (the wait at 100 % is the bake time: alarms still revert during it)")
@@ -160,19 +188,39 @@ def _if_match(expected: int | None) -> dict[str, str] | None:
 
 
 @flags.command()
-@click.option("-f", "--file", "path", required=True, type=click.Path(dir_okay=False),
-              help="The flag set (YAML or JSON).")
+@click.option(
+    "-f",
+    "--file",
+    "path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The flag set (YAML or JSON).",
+)
 @click.option("--env", "-e", required=True, help=_ENV_HELP)
-@click.option("--expected-version", type=int, metavar="N",
-              help="Refuse (409) unless the current version is still N: two editors never "
-                   "overwrite each other. 0 means the environment has no version yet.")
+@click.option(
+    "--expected-version",
+    type=int,
+    metavar="N",
+    help="Refuse (409) unless the current version is still N: two editors never "
+    "overwrite each other. 0 means the environment has no version yet.",
+)
 @click.option("-m", "--message", default="", help="Why: kept in the history and audit log.")
 @rollout_options
 @click.option("--watch", is_flag=True, help="Follow the rollout live until it ends.")
 @api_options
-def apply(path: str, env: str, expected_version: int | None, message: str,
-          strategy: str | None, steps: tuple[str, ...], bake_time: str | None,
-          alarms: tuple[str, ...], watch: bool, url: str, token: str | None) -> None:
+def apply(
+    path: str,
+    env: str,
+    expected_version: int | None,
+    message: str,
+    strategy: str | None,
+    steps: tuple[str, ...],
+    bake_time: str | None,
+    alarms: tuple[str, ...],
+    watch: bool,
+    url: str,
+    token: str | None,
+) -> None:
     """Validate a flag-set file and save it as ENV's next version.
 
     Validation is local first (every problem, by path), then on the server. An invalid set
@@ -182,10 +230,16 @@ def apply(path: str, env: str, expected_version: int | None, message: str,
 
     document = load_flag_set(path).document()
     api = Api(url, token)
-    data = api.call("PUT", f"/flags/{env}", {"document": document, "message": message,
-                                             "rollout": _rollout(strategy, steps, bake_time,
-                                                                 alarms)},
-                    headers=_if_match(expected_version))
+    data = api.call(
+        "PUT",
+        f"/flags/{env}",
+        {
+            "document": document,
+            "message": message,
+            "rollout": _rollout(strategy, steps, bake_time, alarms),
+        },
+        headers=_if_match(expected_version),
+    )
     _print_applied(data, "saved")
     if watch and data.get("rollout"):
         _watch(api, env)
@@ -193,21 +247,42 @@ def apply(path: str, env: str, expected_version: int | None, message: str,
 
 @flags.command()
 @click.option("--env", "-e", required=True, help=_ENV_HELP)
-@click.option("--to", "to", required=True, type=click.IntRange(1), metavar="N",
-              help="The version whose flag set to bring back.")
-@click.option("--expected-version", type=int, metavar="N",
-              help="Refuse (409) unless the current version is still N.")
+@click.option(
+    "--to",
+    "to",
+    required=True,
+    type=click.IntRange(1),
+    metavar="N",
+    help="The version whose flag set to bring back.",
+)
+@click.option(
+    "--expected-version",
+    type=int,
+    metavar="N",
+    help="Refuse (409) unless the current version is still N.",
+)
 @click.option("-m", "--message", default="", help="Why (default: revert to version N).")
 @rollout_options
 @api_options
-def revert(env: str, to: int, expected_version: int | None, message: str,
-           strategy: str | None, steps: tuple[str, ...], bake_time: str | None,
-           alarms: tuple[str, ...], url: str, token: str | None) -> None:
+def revert(
+    env: str,
+    to: int,
+    expected_version: int | None,
+    message: str,
+    strategy: str | None,
+    steps: tuple[str, ...],
+    bake_time: str | None,
+    alarms: tuple[str, ...],
+    url: str,
+    token: str | None,
+) -> None:
     """Save version N's flag set again as ENV's next version (history is never rewritten)."""
     data = Api(url, token).call(
-        "POST", f"/flags/{env}/revert",
+        "POST",
+        f"/flags/{env}/revert",
         {"to": to, "message": message, "rollout": _rollout(strategy, steps, bake_time, alarms)},
-        headers=_if_match(expected_version))
+        headers=_if_match(expected_version),
+    )
     _print_applied(data, f"saved with the flag set of version {to}")
 
 
@@ -216,27 +291,36 @@ def revert(env: str, to: int, expected_version: int | None, message: str,
 
 @flags.command()
 @click.option("--env", "-e", required=True, help=_ENV_HELP)
-@click.option("--version", "number", type=click.IntRange(1), metavar="N",
-              help="A saved version (default: the current one).")
-@click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml",
-              show_default=True)
-@click.option("--full", is_flag=True,
-              help="Print the stored normal form, every default written out.")
+@click.option(
+    "--version",
+    "number",
+    type=click.IntRange(1),
+    metavar="N",
+    help="A saved version (default: the current one).",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True
+)
+@click.option(
+    "--full", is_flag=True, help="Print the stored normal form, every default written out."
+)
 @api_options
-def get(env: str, number: int | None, fmt: str, full: bool, url: str,
-        token: str | None) -> None:
+def get(env: str, number: int | None, fmt: str, full: bool, url: str, token: str | None) -> None:
     """Print ENV's flag set, ready to edit and apply (defaults left out unless --full)."""
     api = Api(url, token)
     data = api.call("GET", f"/flags/{env}/versions/{number}" if number else f"/flags/{env}")
     if data["document"] is None:
-        raise click.ClickException(f"{env} has no flag set yet (sluice flags apply -f FILE "
-                                   f"--env {env})")
+        raise click.ClickException(
+            f"{env} has no flag set yet (sluice flags apply -f FILE --env {env})"
+        )
     document = data["document"] if full else compact(data["document"])
     if fmt == "json":
         click.echo(json.dumps(document, indent=2))
         return
-    click.echo(f"# {env} version {data['version']}, saved {when(data['created_at'])} UTC by "
-               f"{data['actor']}")
+    click.echo(
+        f"# {env} version {data['version']}, saved {when(data['created_at'])} UTC by "
+        f"{data['actor']}"
+    )
     click.echo(yaml.safe_dump(document, sort_keys=False, allow_unicode=True), nl=False)
 
 
@@ -252,14 +336,21 @@ def history(env: str, limit: int, url: str, token: str | None) -> None:
 
 @flags.command()
 @click.option("--env", "-e", required=True, help=_ENV_HELP)
-@click.option("--from", "frm", type=click.IntRange(0), metavar="N",
-              help="Older version (default: the one before --to).")
-@click.option("--to", "to", type=click.IntRange(1), metavar="M",
-              help="Newer version (default: the newest).")
+@click.option(
+    "--from",
+    "frm",
+    type=click.IntRange(0),
+    metavar="N",
+    help="Older version (default: the one before --to).",
+)
+@click.option(
+    "--to", "to", type=click.IntRange(1), metavar="M", help="Newer version (default: the newest)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the changes as JSON.")
 @api_options
-def diff(env: str, frm: int | None, to: int | None, as_json: bool, url: str,
-         token: str | None) -> None:
+def diff(
+    env: str, frm: int | None, to: int | None, as_json: bool, url: str, token: str | None
+) -> None:
     """What changed between two versions, flag by flag and segment by segment."""
     params = {k: v for k, v in {"from": frm, "to": to}.items() if v is not None}
     data = Api(url, token).call("GET", f"/flags/{env}/diff", params=params)
@@ -276,14 +367,16 @@ def _context(items: tuple[str, ...]) -> dict[str, Any]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key or key == ":":
-            raise click.BadParameter(f"{item!r} is not KEY=VALUE (or KEY:=JSON)",
-                                     param_hint="--ctx")
+            raise click.BadParameter(
+                f"{item!r} is not KEY=VALUE (or KEY:=JSON)", param_hint="--ctx"
+            )
         if key.endswith(":"):
             try:
                 ctx[key[:-1]] = json.loads(value)
             except ValueError as exc:
-                raise click.BadParameter(f"{item!r}: not JSON ({exc})",
-                                         param_hint="--ctx") from None
+                raise click.BadParameter(
+                    f"{item!r}: not JSON ({exc})", param_hint="--ctx"
+                ) from None
         else:
             ctx[key] = value
     return ctx
@@ -292,18 +385,36 @@ def _context(items: tuple[str, ...]) -> dict[str, Any]:
 @flags.command(name="eval")
 @click.argument("key")
 @click.option("--env", "-e", required=True, help=_ENV_HELP)
-@click.option("--ctx", "ctx", multiple=True, metavar="KEY=VALUE",
-              help="A context attribute (repeatable); a string, or typed with KEY:=JSON "
-                   "(age:=42, beta:=true, tags:='[\"a\"]'). userId or targetingKey is the "
-                   "user.")
-@click.option("--version", "number", type=click.IntRange(1), metavar="N",
-              help="Evaluate in version N (default: the version this context gets now, "
-                   "following a rollout in progress).")
+@click.option(
+    "--ctx",
+    "ctx",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A context attribute (repeatable); a string, or typed with KEY:=JSON "
+    "(age:=42, beta:=true, tags:='[\"a\"]'). userId or targetingKey is the "
+    "user.",
+)
+@click.option(
+    "--version",
+    "number",
+    type=click.IntRange(1),
+    metavar="N",
+    help="Evaluate in version N (default: the version this context gets now, "
+    "following a rollout in progress).",
+)
 @click.option("--explain", is_flag=True, help="Say which rule matched and why.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @api_options
-def eval_(key: str, env: str, ctx: tuple[str, ...], number: int | None, explain: bool,
-          as_json: bool, url: str, token: str | None) -> None:
+def eval_(
+    key: str,
+    env: str,
+    ctx: tuple[str, ...],
+    number: int | None,
+    explain: bool,
+    as_json: bool,
+    url: str,
+    token: str | None,
+) -> None:
     """Evaluate flag KEY on the server for a context, as an agent would serve it."""
     body = {"key": key, "context": _context(ctx), "explain": explain, "version": number}
     result = Api(url, token).call("POST", f"/flags/{env}/evaluate", body)
@@ -364,15 +475,19 @@ def _rollout_command(name: str, doc: str) -> click.Command:
     @api_options
     def cmd(env: str, url: str, token: str | None) -> None:
         r = Api(url, token).call("POST", f"/flags/{env}/rollout/{name}")
-        console.print(f"rollout {r['id']} {r['phase'].replace('_', ' ')}: everyone is back on "
-                      f"version {r['from_version']}")
+        console.print(
+            f"rollout {r['id']} {r['phase'].replace('_', ' ')}: everyone is back on "
+            f"version {r['from_version']}"
+        )
 
     return cmd
 
 
 _rollout_command("stop", "Call ENV's rollout off: everyone back on the current version now.")
-_rollout_command("rollback", "The new version is bad: everyone back on the current version "
-                             "now (recorded as rolled back).")
+_rollout_command(
+    "rollback",
+    "The new version is bad: everyone back on the current version now (recorded as rolled back).",
+)
 
 flags.add_command(exposures)
 

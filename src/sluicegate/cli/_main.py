@@ -24,9 +24,13 @@ __all__ = ["main"]
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="sluice")
-@click.option("--log-level", default="info", show_default=True,
-              type=click.Choice(["debug", "info", "warning", "error"]),
-              help="How much the process logs to stderr.")
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    help="How much the process logs to stderr.",
+)
 @click.option("--log-json", is_flag=True, help="Log one JSON object per line.")
 def cli(log_level: str, log_json: bool) -> None:
     """Sluicegate: release web services safely, on one machine or many."""
@@ -36,12 +40,27 @@ def cli(log_level: str, log_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--config", "-c", "config_path", required=True,
-              type=click.Path(dir_okay=False), help="Router config file (YAML or JSON).")
-@click.option("--workers", "-w", default=1, show_default=True, type=click.IntRange(1, 64),
-              help="Data-plane processes sharing the listener ports (SO_REUSEPORT).")
-@click.option("--insecure", is_flag=True,
-              help="Serve the admin API without a token. For local development only.")
+@click.option(
+    "--config",
+    "-c",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Router config file (YAML or JSON).",
+)
+@click.option(
+    "--workers",
+    "-w",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Data-plane processes sharing the listener ports (SO_REUSEPORT).",
+)
+@click.option(
+    "--insecure",
+    is_flag=True,
+    help="Serve the admin API without a token. For local development only.",
+)
 @click.option("--check", is_flag=True, help="Validate the config and exit.")
 def router(config_path: str, workers: int, insecure: bool, check: bool) -> None:
     """Run the router standalone: listeners, target groups, admin API.
@@ -55,15 +74,23 @@ def router(config_path: str, workers: int, insecure: bool, check: bool) -> None:
 
     config = load_file(RouterConfig, config_path)
     if check:
-        click.echo(f"{config_path}: valid ({len(config.listeners)} listener(s), "
-                   f"{len(config.target_groups)} target group(s))")
+        click.echo(
+            f"{config_path}: valid ({len(config.listeners)} listener(s), "
+            f"{len(config.target_groups)} target group(s))"
+        )
         return
     settings = RouterSettings.from_env(config, workers=workers, insecure=insecure)
     run_router(config, settings)
 
 
-for _command in (*_agent_cmds.COMMANDS, *_deploy_cmds.COMMANDS, *_flag_cmds.COMMANDS,
-                 *_server_cmds.COMMANDS, *_alarm_cmds.COMMANDS, *_webhook_cmds.COMMANDS):
+for _command in (
+    *_agent_cmds.COMMANDS,
+    *_deploy_cmds.COMMANDS,
+    *_flag_cmds.COMMANDS,
+    *_server_cmds.COMMANDS,
+    *_alarm_cmds.COMMANDS,
+    *_webhook_cmds.COMMANDS,
+):
     cli.add_command(_command)
 
 

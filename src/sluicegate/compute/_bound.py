@@ -30,8 +30,7 @@ class Bound(Generic[SpecT]):
         return await self.backend.health(self.service, self.revision)
 
     async def stop(self) -> None:
-        await self.backend.stop(self.service, self.revision, getattr(self.spec, "stop_grace",
-                                                                     None))
+        await self.backend.stop(self.service, self.revision, getattr(self.spec, "stop_grace", None))
 
     def endpoints(self) -> list[str]:
         try:
@@ -57,5 +56,3 @@ class BoundExternal(Bound[ExternalSpec]):
 
     def endpoints(self) -> list[str]:
         return list(self.spec.endpoints)
-
-

@@ -33,17 +33,21 @@ class ExternalCompute:
     def __init__(self) -> None:
         self._revisions: dict[tuple[str, str], tuple[ExternalSpec, list[Replica]]] = {}
 
-    def place(self, service: ServiceSpec, revision: str, env: Mapping[str, str]
-              ) -> BoundExternal:
+    def place(self, service: ServiceSpec, revision: str, env: Mapping[str, str]) -> BoundExternal:
         """``revision`` of ``service`` (the selector's ``external`` backend): its endpoints as
         the spec declares them; SpecError when it declares none for the revision."""
         external = service.compute.external
         endpoints = external.revisions.get(revision) if external is not None else None
         if not endpoints:
             declared = ", ".join(sorted(external.revisions)) if external else "none"
-            raise SpecError([Problem(f"compute.external.revisions.{revision}",
-                                     "no endpoints are declared for this revision "
-                                     f"(declared: {declared})")])
+            raise SpecError(
+                [
+                    Problem(
+                        f"compute.external.revisions.{revision}",
+                        f"no endpoints are declared for this revision (declared: {declared})",
+                    )
+                ]
+            )
         spec = ExternalSpec(endpoints, health_path=service.health_check.path)
         return BoundExternal(self, service.service, revision, spec)
 

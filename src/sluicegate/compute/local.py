@@ -124,16 +124,22 @@ class LocalCompute:
         self._task: asyncio.Task[None] | None = None
         self._self_supervise = supervise  # False: the caller runs ``check`` on its own loop
 
-    def place(self, service: ServiceSpec, revision: str, env: Mapping[str, str]
-              ) -> Bound[LocalSpec]:
+    def place(
+        self, service: ServiceSpec, revision: str, env: Mapping[str, str]
+    ) -> Bound[LocalSpec]:
         """``revision`` of ``service`` here (the selector's ``local`` backend); the
         revision's ``env`` is laid over the spec's."""
         local = service.compute.local
         if local is None:
             raise SpecError([Problem("compute.local", "the service does not run locally")])
-        spec = LocalSpec(command=list(local.command), env={**local.env, **env},
-                         replicas=local.replicas, cwd=local.cwd,
-                         health_path=service.health_check.path, stop_grace=local.stop_grace)
+        spec = LocalSpec(
+            command=list(local.command),
+            env={**local.env, **env},
+            replicas=local.replicas,
+            cwd=local.cwd,
+            health_path=service.health_check.path,
+            stop_grace=local.stop_grace,
+        )
         return Bound(self, service.service, revision, spec)
 
     # -- the Compute interface ------------------------------------------------------------
@@ -435,8 +441,10 @@ class LocalCompute:
         try:
             pid, start_time = _proc.spawn(command, env, spec.cwd, str(log_path))
         except OSError as exc:  # in the replica's log too, so `sluice logs` tells why
-            self._note(Replica(rev.service, rev.revision, index, port, log_path=str(log_path)),
-                       f"cannot start {shlex.join(command)}: {exc.strerror or exc}")
+            self._note(
+                Replica(rev.service, rev.revision, index, port, log_path=str(log_path)),
+                f"cannot start {shlex.join(command)}: {exc.strerror or exc}",
+            )
             raise
         replica = Replica(
             rev.service,

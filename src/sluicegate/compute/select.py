@@ -65,14 +65,21 @@ class ComputeSelector:
     def __init__(self, **backends: Backend) -> None:
         self.backends = dict(backends)
 
-    def compute_for(self, spec: ServiceSpec, revision: str,
-                    env: Mapping[str, str] | None = None) -> Placement:
+    def compute_for(
+        self, spec: ServiceSpec, revision: str, env: Mapping[str, str] | None = None
+    ) -> Placement:
         kind = spec.compute.kind
         backend = self.backends.get(kind)
         if backend is None:
             known = ", ".join(sorted(self.backends)) or "none"
-            raise SpecError([Problem(f"compute.{kind}", f"this server has no {kind!r} compute "
-                                                        f"backend (it has: {known})")])
+            raise SpecError(
+                [
+                    Problem(
+                        f"compute.{kind}",
+                        f"this server has no {kind!r} compute backend (it has: {known})",
+                    )
+                ]
+            )
         return backend.place(spec, revision, env or {})
 
     async def aclose(self) -> None:

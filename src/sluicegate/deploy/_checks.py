@@ -24,12 +24,17 @@ def _ports(spec: ServiceSpec) -> list[tuple[str, int]]:
 def port_conflicts(spec: ServiceSpec, others: Iterable[ServiceSpec]) -> list[Problem]:
     """Ports of ``spec`` that another service already declares (every service's listeners
     share one router, so a port serves one service)."""
-    taken = {port: (other.service, field) for other in others
-             if other.service != spec.service for field, port in _ports(other)}
+    taken = {
+        port: (other.service, field)
+        for other in others
+        if other.service != spec.service
+        for field, port in _ports(other)
+    }
     problems = []
     for field, port in _ports(spec):
         if port in taken:
             owner, their = taken[port]
-            problems.append(Problem(field, f"port {port} is already used by service "
-                                           f"{owner!r} (its {their})"))
+            problems.append(
+                Problem(field, f"port {port} is already used by service {owner!r} (its {their})")
+            )
     return problems

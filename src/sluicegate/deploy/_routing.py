@@ -28,15 +28,18 @@ def state_from_json(data: dict[str, Any]) -> DeploymentState:
     return DeploymentState(**fields)
 
 
-
 def probe_route(spec: ServiceSpec) -> ServiceRoute:
     """The service's route as it will be once it serves, for a dry run of its ports (its
     one target is never contacted: a dry run opens no listener and checks no health)."""
     return _route(spec, (RevisionGroup("probe", ("127.0.0.1:9",), 100),), None, None)
 
 
-def route_for(spec: ServiceSpec, current: str | None, active: Deployment | None,
-              endpoints: Callable[[str], list[str]]) -> ServiceRoute | None:
+def route_for(
+    spec: ServiceSpec,
+    current: str | None,
+    active: Deployment | None,
+    endpoints: Callable[[str], list[str]],
+) -> ServiceRoute | None:
     """The route of a service: its current revision, or blue and green at the weight the
     active deployment recorded (green kept at 0 while the test listener points at it, so its
     group exists). None when nothing runs yet."""
@@ -68,12 +71,23 @@ def route_for(spec: ServiceSpec, current: str | None, active: Deployment | None,
     return _route(spec, tuple(groups), test_rev, green)
 
 
-def _route(spec: ServiceSpec, groups: tuple[RevisionGroup, ...], test_rev: str | None,
-           green: str | None) -> ServiceRoute:
+def _route(
+    spec: ServiceSpec, groups: tuple[RevisionGroup, ...], test_rev: str | None, green: str | None
+) -> ServiceRoute:
     return ServiceRoute(
-        service=spec.service, port=spec.listener.port, test_port=spec.listener.test_port,
-        test_revision=test_rev, groups=groups, health_path=spec.health_check.path,
-        health_interval=spec.health_check.interval, sticky=spec.stickiness.enabled,
-        sticky_duration=spec.stickiness.duration, green=green,
-        flag_route=(None if spec.listener.flag_route is None
-                    else spec.listener.flag_route.model_dump(mode="json", exclude_none=True)))
+        service=spec.service,
+        port=spec.listener.port,
+        test_port=spec.listener.test_port,
+        test_revision=test_rev,
+        groups=groups,
+        health_path=spec.health_check.path,
+        health_interval=spec.health_check.interval,
+        sticky=spec.stickiness.enabled,
+        sticky_duration=spec.stickiness.duration,
+        green=green,
+        flag_route=(
+            None
+            if spec.listener.flag_route is None
+            else spec.listener.flag_route.model_dump(mode="json", exclude_none=True)
+        ),
+    )

@@ -23,8 +23,9 @@ __all__ = ["Record", "Troubles"]
 
 log = logging.getLogger(__name__)
 
-Record = Callable[[Deployment, "DeploymentState | None", DeploymentState,
-                   tuple[RecordEvent, ...]], Deployment]
+Record = Callable[
+    [Deployment, "DeploymentState | None", DeploymentState, tuple[RecordEvent, ...]], Deployment
+]
 """How the controller records a state with its events (one transaction)."""
 
 
@@ -56,13 +57,17 @@ class Troubles:
             else:
                 log.error("deployment %s: tick failed (will retry)", dep.id, exc_info=exc)
             hint = "" if expected else " (traceback in the server log)"
-            self._event(dep.id, f"{message}{hint}; retrying every tick, giving up after "
-                                f"{format_duration(self.bound)}")
+            self._event(
+                dep.id,
+                f"{message}{hint}; retrying every tick, giving up after "
+                f"{format_duration(self.bound)}",
+            )
         if trouble.gave_up or now - trouble.since < self.bound:
             return False
         trouble.gave_up = True
-        return self._give_up(dep, f"{message} (kept failing for "
-                                  f"{format_duration(now - trouble.since)})", record)
+        return self._give_up(
+            dep, f"{message} (kept failing for {format_duration(now - trouble.since)})", record
+        )
 
     def cleared(self, dep_id: str) -> None:
         self._by_id.pop(dep_id, None)
@@ -74,8 +79,12 @@ class Troubles:
                 state: DeploymentState | None = state_from_json(current.state)
             except (TypeError, ValueError, KeyError):
                 state = None  # unreadable: the rollback starts afresh
-            new = abandon(state, has_blue=current.from_revision is not None,
-                          now=self.clock.now(), reason=reason)
+            new = abandon(
+                state,
+                has_blue=current.from_revision is not None,
+                now=self.clock.now(),
+                reason=reason,
+            )
             if state is not None and new == state:
                 return False  # rolling back already: keep retrying it
             record(current, state, new, (RecordEvent("failed_to_apply", reason),))
@@ -86,7 +95,8 @@ class Troubles:
 
     def _event(self, subject: str, message: str) -> None:
         try:
-            self.store.events.append(actor="controller", kind="deployment.retrying",
-                                     subject=subject, message=message)
+            self.store.events.append(
+                actor="controller", kind="deployment.retrying", subject=subject, message=message
+            )
         except Exception:  # the store may be the trouble; the log has it
             log.exception("cannot record a retrying event for %s", subject)

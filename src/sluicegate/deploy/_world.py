@@ -32,8 +32,9 @@ LOG_LINES = 20
 
 
 class World:
-    def __init__(self, store: Store, computes: ComputeSelector, traffic: TrafficControl,
-                 clock: Clock) -> None:
+    def __init__(
+        self, store: Store, computes: ComputeSelector, traffic: TrafficControl, clock: Clock
+    ) -> None:
         self.store = store
         self.computes = computes
         self.traffic = traffic
@@ -57,8 +58,12 @@ class World:
             except ValueError as exc:
                 bad.append(service.name)
                 if service.name not in self._unreadable:
-                    log.error("service %s: its stored spec cannot be read (%s); its traffic "
-                              "stays as it is until it is applied again", service.name, exc)
+                    log.error(
+                        "service %s: its stored spec cannot be read (%s); its traffic "
+                        "stays as it is until it is applied again",
+                        service.name,
+                        exc,
+                    )
         self._unreadable = set(bad)
         return good, bad
 
@@ -72,7 +77,8 @@ class World:
     def env_of(self, service: str, revision: str) -> dict[str, str]:
         try:
             env: dict[str, str] = self.store.revisions.get(service, revision).overrides.get(
-                "env", {})
+                "env", {}
+            )
         except NotFoundError:
             return {}
         return env
@@ -88,9 +94,12 @@ class World:
             keep = [k for k in keep if k != override.service]
         routes = []
         for name, spec in specs.items():
-            route = route_for(spec, self.current_revision(name),
-                              self.store.deployments.active_for(name),
-                              functools.partial(self._endpoints, name, spec))
+            route = route_for(
+                spec,
+                self.current_revision(name),
+                self.store.deployments.active_for(name),
+                functools.partial(self._endpoints, name, spec),
+            )
             if route is not None:
                 routes.append(route)
         return routes, keep
@@ -122,9 +131,16 @@ class World:
             return  # already running (a replayed StartGreen)
         for r in await placement.start():
             if r.pid is not None:  # a process of ours: adopted again after a restart
-                self.store.replicas.record(r.service, r.revision, r.index, port=r.port,
-                                           pid=r.pid, pid_start_time=r.pid_start_time,
-                                           state="running", started_at=r.started_at)
+                self.store.replicas.record(
+                    r.service,
+                    r.revision,
+                    r.index,
+                    port=r.port,
+                    pid=r.pid,
+                    pid_start_time=r.pid_start_time,
+                    state="running",
+                    started_at=r.started_at,
+                )
 
     async def stop(self, service: str, revision: str, spec: ServiceSpec) -> None:
         try:
@@ -134,8 +150,9 @@ class World:
         await placement.stop()
         self.store.replicas.remove(service, revision)
 
-    async def health(self, dep: Deployment, spec: ServiceSpec,
-                     revision: str | None = None) -> list[ReplicaHealth]:
+    async def health(
+        self, dep: Deployment, spec: ServiceSpec, revision: str | None = None
+    ) -> list[ReplicaHealth]:
         """A revision's replicas' health (green's by default); empty when not started."""
         try:
             return await self.place(spec, revision or dep.revision).health()
@@ -151,12 +168,12 @@ class World:
         if adoption.gone:
             await placement.start()  # fills the gaps
 
-    def logs(self, service: str, revision: str, replica: int | None = None,
-             tail: int = 100) -> str:
+    def logs(self, service: str, revision: str, replica: int | None = None, tail: int = 100) -> str:
         return self.place(self.spec_of(service), revision).logs(replica, tail)
 
-    def last_lines(self, service: str, revision: str, replica: int | None = None
-                   ) -> tuple[str, ...]:
+    def last_lines(
+        self, service: str, revision: str, replica: int | None = None
+    ) -> tuple[str, ...]:
         """The revision's last log lines (of one replica, or all), for an event."""
         try:
             text = self.logs(service, revision, replica, tail=LOG_LINES)
@@ -171,34 +188,56 @@ class World:
         if event.kind in (EventKind.STOPPED, EventKind.GONE):
             self.store.replicas.remove(r.service, r.revision, r.index)
         elif event.kind in (EventKind.STARTED, EventKind.RESTARTED, EventKind.ADOPTED):
-            self.store.replicas.record(r.service, r.revision, r.index, port=r.port, pid=r.pid,
-                                       pid_start_time=r.pid_start_time, state="running",
-                                       started_at=r.started_at)
+            self.store.replicas.record(
+                r.service,
+                r.revision,
+                r.index,
+                port=r.port,
+                pid=r.pid,
+                pid_start_time=r.pid_start_time,
+                state="running",
+                started_at=r.started_at,
+            )
         if event.kind in (EventKind.RESTARTED, EventKind.FAILED, EventKind.GONE):
-            self.store.events.append(actor="compute", kind=f"replica.{event.kind.value}",
-                                     subject=r.service, message=f"{r.revision} replica "
-                                     f"{r.index}: {event.detail or event.kind.value}")
+            self.store.events.append(
+                actor="compute",
+                kind=f"replica.{event.kind.value}",
+                subject=r.service,
+                message=f"{r.revision} replica {r.index}: {event.detail or event.kind.value}",
+            )
 
     # -- hooks ---------------------------------------------------------------------------
 
     def run_hook(self, dep: Deployment, spec: ServiceSpec, action: RunHook) -> None:
         """Start the hook unless it runs already (or finished and was not yet read)."""
-        hooks = (spec.deployment.hooks.before_allow_traffic
-                 if action.stage is HookStage.BEFORE_ALLOW_TRAFFIC
-                 else spec.deployment.hooks.after_allow_traffic)
+        hooks = (
+            spec.deployment.hooks.before_allow_traffic
+            if action.stage is HookStage.BEFORE_ALLOW_TRAFFIC
+            else spec.deployment.hooks.after_allow_traffic
+        )
         hook = hooks[action.index]
         key = (dep.id, action.stage.value, action.index)
         if key in self._hooks:
             return
         port = spec.listener.test_port or spec.listener.port
-        values = {"port": spec.listener.port, "test_port": port, "revision": dep.revision,
-                  "service": dep.service}
-        env = {"SLUICE_SERVICE": dep.service, "SLUICE_REVISION": dep.revision,
-               "SLUICE_TEST_URL": f"http://127.0.0.1:{port}"}
+        values = {
+            "port": spec.listener.port,
+            "test_port": port,
+            "revision": dep.revision,
+            "service": dep.service,
+        }
+        env = {
+            "SLUICE_SERVICE": dep.service,
+            "SLUICE_REVISION": dep.revision,
+            "SLUICE_TEST_URL": f"http://127.0.0.1:{port}",
+        }
         coro: Awaitable[HookResult]
         if hook.http is not None:
-            coro = run_http_hook(f"http://127.0.0.1:{port}{hook.http.path}",
-                                 hook.http.expect_status, hook.effective_timeout)
+            coro = run_http_hook(
+                f"http://127.0.0.1:{port}{hook.http.path}",
+                hook.http.expect_status,
+                hook.effective_timeout,
+            )
         else:
             assert hook.command is not None
             argv = [expand_placeholders(arg, values) for arg in hook.command]
@@ -214,8 +253,12 @@ class World:
                     result = task.result()
                 except Exception as exc:  # a bug in the runner: the hook failed, say why
                     log.error("hook %s %d of %s crashed", stage, index, dep_id, exc_info=exc)
-                    return HookOutcome(HookStage(stage), index, False,
-                                       f"the hook runner failed: {type(exc).__name__}: {exc}")
+                    return HookOutcome(
+                        HookStage(stage),
+                        index,
+                        False,
+                        f"the hook runner failed: {type(exc).__name__}: {exc}",
+                    )
                 return HookOutcome(HookStage(stage), index, result.ok, result.detail)
         return None
 

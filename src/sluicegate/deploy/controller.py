@@ -74,9 +74,16 @@ def _status(phase: Phase) -> str:
 
 
 class Controller:
-    def __init__(self, store: Store, computes: ComputeSelector, traffic: TrafficControl,
-                 clock: Clock, alarms: AlarmCheck | None = None,
-                 hold: HoldCheck | None = None, failure_bound: float = FAILURE_BOUND) -> None:
+    def __init__(
+        self,
+        store: Store,
+        computes: ComputeSelector,
+        traffic: TrafficControl,
+        clock: Clock,
+        alarms: AlarmCheck | None = None,
+        hold: HoldCheck | None = None,
+        failure_bound: float = FAILURE_BOUND,
+    ) -> None:
         self.store = store
         self.clock = clock
         self.alarms = alarms
@@ -110,8 +117,9 @@ class Controller:
     def current_revision(self, service: str) -> str | None:
         return self.world.current_revision(service)
 
-    async def apply_service(self, spec: ServiceSpec, actor: str,
-                            also: Callable[[Transaction], T] | None = None) -> T | None:
+    async def apply_service(
+        self, spec: ServiceSpec, actor: str, also: Callable[[Transaction], T] | None = None
+    ) -> T | None:
         """Store ``spec`` — all or nothing. Refused (nothing stored, no event) when a port is
         another service's or the router cannot listen on it; ``also`` writes more in the
         same transaction (the spec's alarms) and its result is returned."""
@@ -128,16 +136,26 @@ class Controller:
             try:
                 with self.store.transaction() as tx:
                     tx.services.put(spec.service, spec.model_dump(mode="json"))
-                    tx.events.append(actor=actor, kind="service.applied", subject=spec.service,
-                                     message=f"service {spec.service} applied")
+                    tx.events.append(
+                        actor=actor,
+                        kind="service.applied",
+                        subject=spec.service,
+                        message=f"service {spec.service} applied",
+                    )
                     return also(tx) if also is not None else None
             except BaseException:
                 if live:  # put the router back as the store still describes it
                     await self.world.route()
                 raise
 
-    async def deploy(self, service: str, revision: str, actor: str,
-                     config: Any = None, env: dict[str, str] | None = None) -> Deployment:
+    async def deploy(
+        self,
+        service: str,
+        revision: str,
+        actor: str,
+        config: Any = None,
+        env: dict[str, str] | None = None,
+    ) -> Deployment:
         """Create a deployment (409 if the service already has an active one).
 
         Refused at once when it cannot work: an external revision without endpoints, ports
@@ -153,8 +171,12 @@ class Controller:
             try:  # what can be known now: a revision its backend cannot run at all
                 self.world.place(spec, revision)
             except SpecError as exc:
-                raise SpecError([Problem("revision", f"{p}; fix the spec and apply it first")
-                                 for p in exc.problems]) from exc
+                raise SpecError(
+                    [
+                        Problem("revision", f"{p}; fix the spec and apply it first")
+                        for p in exc.problems
+                    ]
+                ) from exc
             routes, _ = self.world.routes()
             if not any(r.service == service for r in routes):  # its ports are opened later
                 await self.world.traffic.check([*routes, probe_route(spec)])
@@ -164,23 +186,34 @@ class Controller:
             with self.store.transaction() as tx:
                 tx.revisions.create(service, revision, {"env": dict(env or {})})
                 dep = tx.deployments.create(
-                    service, revision, from_revision=current,
+                    service,
+                    revision,
+                    from_revision=current,
                     config={"plan": _config_json(plan_config), "actor": actor},
-                    state=state_to_json(state), phase=state.phase.value, status="in_progress")
-                tx.events.append(actor=actor, kind="deployment.created", subject=dep.id,
-                                 message=f"deploy {service} {current or '-'} -> {revision}"
-                                 f" with {plan.name}")
+                    state=state_to_json(state),
+                    phase=state.phase.value,
+                    status="in_progress",
+                )
+                tx.events.append(
+                    actor=actor,
+                    kind="deployment.created",
+                    subject=dep.id,
+                    message=f"deploy {service} {current or '-'} -> {revision} with {plan.name}",
+                )
             return dep
 
     async def retry(self, deployment_id: str, actor: str) -> Deployment:
         """Deploy a failed, rolled-back or stopped deployment's revision again, as it was."""
         old = self.store.deployments.get(deployment_id)
         if old.active or old.phase == Phase.SUCCEEDED.value:
-            raise ConflictError(f"deployment {deployment_id} is {old.phase}; only a failed, "
-                                "rolled-back or stopped deployment can be retried")
+            raise ConflictError(
+                f"deployment {deployment_id} is {old.phase}; only a failed, "
+                "rolled-back or stopped deployment can be retried"
+            )
         config = _config_from_json(old.config["plan"])
-        return await self.deploy(old.service, old.revision, actor, config,
-                                 self.world.env_of(old.service, old.revision))
+        return await self.deploy(
+            old.service, old.revision, actor, config, self.world.env_of(old.service, old.revision)
+        )
 
     def command(self, deployment_id: str, command: Command, actor: str) -> DeploymentCommand:
         """Store the command; the engine applies it on its next tick (after a crash too)."""
@@ -207,9 +240,15 @@ class Controller:
             health = await self.world.health(dep, spec, revision)
             if not health:
                 continue
-            replicas[revision] = [{"address": h.replica.address, "healthy": h.healthy,
-                                   "detail": h.detail, "restarts": h.restarts}
-                                  for h in health]
+            replicas[revision] = [
+                {
+                    "address": h.replica.address,
+                    "healthy": h.healthy,
+                    "detail": h.detail,
+                    "restarts": h.restarts,
+                }
+                for h in health
+            ]
         return {"next_step_in": next_in, "holding": state.holding, "replicas": replicas}
 
     def on_replica_event(self, event: ReplicaEvent) -> None:
@@ -242,9 +281,16 @@ class Controller:
     async def _adopt(self) -> None:
         groups: dict[tuple[str, str], list[Replica]] = {}
         for r in self.store.replicas.list():
-            groups.setdefault((r.service, r.revision), []).append(Replica(
-                r.service, r.revision, r.index, r.port or 0, r.pid,
-                int(r.pid_start_time) if r.pid_start_time else None))
+            groups.setdefault((r.service, r.revision), []).append(
+                Replica(
+                    r.service,
+                    r.revision,
+                    r.index,
+                    r.port or 0,
+                    r.pid,
+                    int(r.pid_start_time) if r.pid_start_time else None,
+                )
+            )
         for (service, revision), records in groups.items():
             try:
                 await self.world.adopt(service, revision, records)
@@ -283,8 +329,9 @@ class Controller:
             if not decision.changed:
                 return
 
-    async def _observe(self, dep: Deployment, state: DeploymentState, spec: ServiceSpec
-                       ) -> tuple[Observation, DeploymentCommand | None]:
+    async def _observe(
+        self, dep: Deployment, state: DeploymentState, spec: ServiceSpec
+    ) -> tuple[Observation, DeploymentCommand | None]:
         healthy = ready = None
         failed, logs = self._green_failed.get(dep.id, (None, ()))
         if state.phase in (Phase.HEALTH_GATE, Phase.BEFORE_ALLOW_TRAFFIC) and failed is None:
@@ -304,17 +351,29 @@ class Controller:
         hold = None
         if self.hold is not None and spec.deployment.wait_for_verdict:
             hold = self.hold(dep)
-        obs = Observation(now=self.clock.now(), green_healthy=healthy,
-                          green_ready_replicas=ready, hook_outcome=self.world.hook_outcome(dep.id),
-                          alarm_firing=alarm, hold=hold,
-                          command=Command(command.command) if command else None,
-                          actor=command.actor if command else None, green_failed=failed,
-                          green_logs=logs, failure=self._refused.get(dep.id))
+        obs = Observation(
+            now=self.clock.now(),
+            green_healthy=healthy,
+            green_ready_replicas=ready,
+            hook_outcome=self.world.hook_outcome(dep.id),
+            alarm_firing=alarm,
+            hold=hold,
+            command=Command(command.command) if command else None,
+            actor=command.actor if command else None,
+            green_failed=failed,
+            green_logs=logs,
+            failure=self._refused.get(dep.id),
+        )
         return obs, command
 
-    def _record(self, dep: Deployment, old: DeploymentState | None, new: DeploymentState,
-                actions: tuple[Action, ...], command: DeploymentCommand | None = None
-                ) -> Deployment:
+    def _record(
+        self,
+        dep: Deployment,
+        old: DeploymentState | None,
+        new: DeploymentState,
+        actions: tuple[Action, ...],
+        command: DeploymentCommand | None = None,
+    ) -> Deployment:
         """The new state, its events and the command it used, in one transaction."""
         events = [a for a in actions if isinstance(a, RecordEvent)]
         changed = new != old
@@ -323,12 +382,21 @@ class Controller:
         with self.store.transaction() as tx:
             if changed:
                 dep = tx.deployments.update(
-                    dep.id, dep.version, state=state_to_json(new), phase=new.phase.value,
-                    status=_status(new.phase), active=not new.phase.terminal)
+                    dep.id,
+                    dep.version,
+                    state=state_to_json(new),
+                    phase=new.phase.value,
+                    status=_status(new.phase),
+                    active=not new.phase.terminal,
+                )
             for e in events:
-                tx.events.append(actor="controller", kind=f"deployment.{e.kind}",
-                                 subject=dep.id, message=e.message,
-                                 data={"logs": list(e.logs)} if e.logs else None)
+                tx.events.append(
+                    actor="controller",
+                    kind=f"deployment.{e.kind}",
+                    subject=dep.id,
+                    message=e.message,
+                    data={"logs": list(e.logs)} if e.logs else None,
+                )
             if command is not None:
                 tx.commands.mark_handled(command.id)
         return dep
@@ -347,8 +415,7 @@ class Controller:
 
     # -- applying actions (idempotent) ------------------------------------------------------------
 
-    async def _apply(self, dep: Deployment, spec: ServiceSpec,
-                     actions: tuple[Action, ...]) -> None:
+    async def _apply(self, dep: Deployment, spec: ServiceSpec, actions: tuple[Action, ...]) -> None:
         """Apply ``actions`` in order; raises what fails, except what the lifecycle decides
         on: a green that cannot run, routes refused for this service."""
         reroute = False
@@ -359,7 +426,9 @@ class Controller:
                 except SpecError as exc:  # it cannot run: the next decision fails it
                     detail = "; ".join(p.message for p in exc.problems) or str(exc)
                     self._green_failed[dep.id] = (
-                        detail, self.world.last_lines(dep.service, dep.revision))
+                        detail,
+                        self.world.last_lines(dep.service, dep.revision),
+                    )
             elif isinstance(action, StopGreen):
                 reroute = True
                 await self.world.stop(dep.service, dep.revision, spec)
@@ -397,11 +466,13 @@ class Controller:
         now = self.clock.now()
         took = now - state.phase_started_at
         self.store.events.append(
-            actor="controller", kind="deployment.traffic_restored", subject=dep.id,
+            actor="controller",
+            kind="deployment.traffic_restored",
+            subject=dep.id,
             message=f"all traffic back on {dep.from_revision} {took * 1000:.0f} ms after the"
-                    f" decision to roll back ({state.reason})",
-            data={"decided_at": state.phase_started_at, "restored_at": now,
-                  "reason": state.reason})
+            f" decision to roll back ({state.reason})",
+            data={"decided_at": state.phase_started_at, "restored_at": now, "reason": state.reason},
+        )
 
 
 def _config_json(config: Any) -> Any:
@@ -410,4 +481,3 @@ def _config_json(config: Any) -> Any:
 
 def _config_from_json(data: Any) -> Any:
     return DeploymentSpec.model_validate({"config": data}).config
-

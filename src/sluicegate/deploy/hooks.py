@@ -39,30 +39,39 @@ async def run_http_hook(url: str, expect_status: int, timeout: float) -> HookRes
         return HookResult(False, f"GET {url} failed: {exc!r}", time.monotonic() - started)
     ok = r.status_code == expect_status
     detail = f"GET {url} answered {r.status_code}" + (
-        "" if ok else f", expected {expect_status}: {r.text[:200]!r}")
+        "" if ok else f", expected {expect_status}: {r.text[:200]!r}"
+    )
     return HookResult(ok, detail, time.monotonic() - started)
 
 
-async def run_command_hook(argv: Sequence[str], env: Mapping[str, str], timeout: float,
-                           cwd: str | None = None) -> HookResult:
+async def run_command_hook(
+    argv: Sequence[str], env: Mapping[str, str], timeout: float, cwd: str | None = None
+) -> HookResult:
     """Run ``argv``; ok on exit status 0. Killed (with its process group) after ``timeout``."""
     started = time.monotonic()
     try:
         proc = await asyncio.create_subprocess_exec(
-            *argv, cwd=cwd, env={**os.environ, **env}, stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True)
+            *argv,
+            cwd=cwd,
+            env={**os.environ, **env},
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
     except OSError as exc:
-        return HookResult(False, f"cannot run {argv[0]!r}: {exc.strerror or exc}",
-                          time.monotonic() - started)
+        return HookResult(
+            False, f"cannot run {argv[0]!r}: {exc.strerror or exc}", time.monotonic() - started
+        )
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), timeout)
     except TimeoutError:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         await proc.wait()
-        return HookResult(False, f"{argv[0]} timed out after {timeout:g}s",
-                          time.monotonic() - started)
+        return HookResult(
+            False, f"{argv[0]} timed out after {timeout:g}s", time.monotonic() - started
+        )
     text = out.decode("utf-8", "replace")[-_OUTPUT_TAIL:].strip()
     ok = proc.returncode == 0
     detail = f"{argv[0]} exited {proc.returncode}" + (f": {text}" if text else "")

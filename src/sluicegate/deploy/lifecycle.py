@@ -105,19 +105,27 @@ def start(now: float, *, has_blue: bool) -> DeploymentState:
     return DeploymentState(Phase.PROVISIONING, has_blue, now, step_started_at=now)
 
 
-def abandon(state: DeploymentState | None, *, has_blue: bool, now: float,
-            reason: str) -> DeploymentState:
+def abandon(
+    state: DeploymentState | None, *, has_blue: bool, now: float, reason: str
+) -> DeploymentState:
     """The state of a deployment given up on because deciding or applying kept failing:
     rolling back (all traffic to blue when there is one) to end FAILED. ``state`` is None
     when the recorded one cannot even be read; :func:`resume` then makes the world match."""
     if state is None:
-        return DeploymentState(Phase.ROLLING_BACK, has_blue, now, ending=Phase.FAILED,
-                               reason=reason)
+        return DeploymentState(
+            Phase.ROLLING_BACK, has_blue, now, ending=Phase.FAILED, reason=reason
+        )
     if state.phase.terminal or state.phase is Phase.ROLLING_BACK:
         return state
-    return replace(state, phase=Phase.ROLLING_BACK, phase_started_at=now,
-                   green_weight=0 if has_blue else state.green_weight,
-                   test_traffic_on_green=False, ending=Phase.FAILED, reason=reason)
+    return replace(
+        state,
+        phase=Phase.ROLLING_BACK,
+        phase_started_at=now,
+        green_weight=0 if has_blue else state.green_weight,
+        test_traffic_on_green=False,
+        ending=Phase.FAILED,
+        reason=reason,
+    )
 
 
 def decide(state: DeploymentState, plan: Plan, spec: ServiceSpec, obs: Observation) -> Decision:

@@ -52,7 +52,7 @@ def find_cycles(graph: Mapping[str, list[str]]) -> list[list[str]]:
         stack.append(node)
         for nxt in graph.get(node, []):
             if state.get(nxt) == 1:
-                cycle = stack[stack.index(nxt):]
+                cycle = stack[stack.index(nxt) :]
                 low = cycle.index(min(cycle))
                 cycle = cycle[low:] + cycle[:low]
                 cycles.setdefault(tuple(cycle), cycle)
@@ -84,8 +84,9 @@ def _unknown(kind: str, name: str, known: Any) -> str:
     return f"unknown {kind} {name!r}" + (f" (known: {names})" if names else "")
 
 
-def _outcome(outcome: Mapping[str, Any], path: str, names: set[str] | None,
-             out: list[Problem]) -> None:
+def _outcome(
+    outcome: Mapping[str, Any], path: str, names: set[str] | None, out: list[Problem]
+) -> None:
     variant = outcome.get("variant")
     if isinstance(variant, str) and names is not None and variant not in names:
         out.append(Problem(f"{path}.variant", _unknown("variant", variant, names)))
@@ -100,18 +101,24 @@ def _outcome(outcome: Mapping[str, Any], path: str, names: set[str] | None,
         name = entry.get("variant")
         if isinstance(name, str):
             if names is not None and name not in names:
-                out.append(Problem(f"{path}.split[{j}].variant",
-                                   _unknown("variant", name, names)))
+                out.append(Problem(f"{path}.split[{j}].variant", _unknown("variant", name, names)))
             if name in seen:
-                out.append(Problem(f"{path}.split[{j}].variant",
-                                   f"variant {name!r} is already in this split"))
+                out.append(
+                    Problem(
+                        f"{path}.split[{j}].variant", f"variant {name!r} is already in this split"
+                    )
+                )
             seen.add(name)
         weight = entry.get("weight")
         if is_number(weight) and 0 <= weight <= 100:
             units = weight_units(weight)
             if units is None:
-                out.append(Problem(f"{path}.split[{j}].weight",
-                                   f"weights are percentages in steps of 0.001, not {weight}"))
+                out.append(
+                    Problem(
+                        f"{path}.split[{j}].weight",
+                        f"weights are percentages in steps of 0.001, not {weight}",
+                    )
+                )
                 complete = False
             else:
                 total += units
@@ -121,8 +128,9 @@ def _outcome(outcome: Mapping[str, Any], path: str, names: set[str] | None,
         out.append(Problem(f"{path}.split", f"weights sum to {total / 1000:g}, not 100"))
 
 
-def _flag(key: str, flag: Mapping[str, Any], segments: Mapping[str, Any],
-          out: list[Problem]) -> tuple[str | None, set[str] | None]:
+def _flag(
+    key: str, flag: Mapping[str, Any], segments: Mapping[str, Any], out: list[Problem]
+) -> tuple[str | None, set[str] | None]:
     base = f"flags.{key}"
     flag_type = flag.get("type") if flag.get("type") in _TYPES else None
     variants = flag.get("variants")
@@ -148,8 +156,12 @@ def _flag(key: str, flag: Mapping[str, Any], segments: Mapping[str, Any],
             name = rule.get("name")
             if isinstance(name, str):
                 if name in rule_names:
-                    out.append(Problem(f"{path}.name", f"rule name {name!r} is already used"
-                                                       f" by rules[{rule_names[name]}]"))
+                    out.append(
+                        Problem(
+                            f"{path}.name",
+                            f"rule name {name!r} is already used by rules[{rule_names[name]}]",
+                        )
+                    )
                 rule_names.setdefault(name, i)
             _outcome(rule, path, names, out)
             for ref_path, ref in segment_refs(rule.get("when"), f"{path}.when"):
@@ -161,8 +173,11 @@ def _flag(key: str, flag: Mapping[str, Any], segments: Mapping[str, Any],
     return flag_type, names
 
 
-def _prerequisites(flags: Mapping[str, Any], info: Mapping[str, tuple[str | None,
-                   set[str] | None]], out: list[Problem]) -> None:
+def _prerequisites(
+    flags: Mapping[str, Any],
+    info: Mapping[str, tuple[str | None, set[str] | None]],
+    out: list[Problem],
+) -> None:
     graph: dict[str, list[str]] = {}
     first_edge: dict[tuple[str, str], str] = {}
     for key, flag in flags.items():
@@ -172,7 +187,8 @@ def _prerequisites(flags: Mapping[str, Any], info: Mapping[str, tuple[str | None
             continue
         for j, prerequisite in enumerate(prerequisites):
             if not isinstance(prerequisite, Mapping) or not isinstance(
-                    prerequisite.get("flag"), str):
+                prerequisite.get("flag"), str
+            ):
                 continue
             path = f"flags.{key}.prerequisites[{j}]"
             target = prerequisite["flag"]
@@ -185,19 +201,29 @@ def _prerequisites(flags: Mapping[str, Any], info: Mapping[str, tuple[str | None
             wanted = prerequisite.get("variants", [prerequisite.get("variant")])
             if isinstance(wanted, list) and wanted != [None]:
                 for k, name in enumerate(wanted):
-                    where = f"{path}.variants[{k}]" if "variants" in prerequisite \
-                        else f"{path}.variant"
-                    if isinstance(name, str) and target_names is not None \
-                            and name not in target_names:
-                        out.append(Problem(where, _unknown(f"variant of {target}", name,
-                                                           target_names)))
+                    where = (
+                        f"{path}.variants[{k}]" if "variants" in prerequisite else f"{path}.variant"
+                    )
+                    if (
+                        isinstance(name, str)
+                        and target_names is not None
+                        and name not in target_names
+                    ):
+                        out.append(
+                            Problem(where, _unknown(f"variant of {target}", name, target_names))
+                        )
             elif target_type not in (None, "boolean"):
-                out.append(Problem(path, f"{target!r} is a {target_type} flag: name the"
-                                         " variant(s) it must serve"))
+                out.append(
+                    Problem(
+                        path,
+                        f"{target!r} is a {target_type} flag: name the variant(s) it must serve",
+                    )
+                )
     for cycle in find_cycles(graph):
         loop = " -> ".join([*cycle, cycle[0]])
-        out.append(Problem(first_edge[(cycle[0], cycle[1 % len(cycle)])],
-                           f"prerequisite cycle: {loop}"))
+        out.append(
+            Problem(first_edge[(cycle[0], cycle[1 % len(cycle)])], f"prerequisite cycle: {loop}")
+        )
 
 
 def semantic_problems(data: Mapping[str, Any]) -> list[Problem]:
@@ -221,9 +247,11 @@ def semantic_problems(data: Mapping[str, Any]) -> list[Problem]:
                 first_edge.setdefault((key, ref), path)
     for cycle in find_cycles(graph):
         loop = " -> ".join([*cycle, cycle[0]])
-        out.append(Problem(first_edge[(cycle[0], cycle[1 % len(cycle)])],
-                           f"segment cycle: {loop}"))
-    info = {key: _flag(key, flag, segments, out) for key, flag in flags.items()
-            if isinstance(flag, Mapping)}
+        out.append(Problem(first_edge[(cycle[0], cycle[1 % len(cycle)])], f"segment cycle: {loop}"))
+    info = {
+        key: _flag(key, flag, segments, out)
+        for key, flag in flags.items()
+        if isinstance(flag, Mapping)
+    }
     _prerequisites(flags, info, out)
     return out

@@ -41,7 +41,6 @@ __all__ = ["FlagPlan", "OutcomePlan", "RulePlan", "SplitPlan", "compile_flag_set
 Context = Mapping[str, Any]
 
 
-
 @dataclass(frozen=True, slots=True)
 class SplitPlan:
     attribute: str
@@ -121,11 +120,13 @@ class _FlagCompiler:
             meta["rule"] = rule
         if self.version is not None:
             meta["version"] = self.version
-        return Resolution(self.variants[variant], variant, reason,
-                          flag_metadata=MappingProxyType(meta))
+        return Resolution(
+            self.variants[variant], variant, reason, flag_metadata=MappingProxyType(meta)
+        )
 
-    def outcome(self, spec: Mapping[str, Any], reason: Reason, rule: int | None
-                ) -> tuple[OutcomePlan, Resolution | None, Resolver | None]:
+    def outcome(
+        self, spec: Mapping[str, Any], reason: Reason, rule: int | None
+    ) -> tuple[OutcomePlan, Resolution | None, Resolver | None]:
         if "variant" in spec:
             variant = spec["variant"]
             return OutcomePlan(variant, None), self.resolution(variant, reason, rule), None
@@ -151,10 +152,13 @@ def _split(plan: SplitPlan, results: tuple[Resolution, ...]) -> Resolver:
     attribute = plan.attribute
     by_key = attribute == TARGETING_KEY
     code = ErrorCode.TARGETING_KEY_MISSING if by_key else ErrorCode.INVALID_CONTEXT
-    missing = (f"the split buckets by the targeting key ({TARGETING_KEY} or "
-               f"{TARGETING_KEY_ALIAS}); the context has no string or integer one"
-               if by_key else f"the split buckets by {attribute!r}; the context has no string"
-               f" or integer {attribute!r}")
+    missing = (
+        f"the split buckets by the targeting key ({TARGETING_KEY} or "
+        f"{TARGETING_KEY_ALIAS}); the context has no string or integer one"
+        if by_key
+        else f"the split buckets by {attribute!r}; the context has no string"
+        f" or integer {attribute!r}"
+    )
     h, n = _mmh3_hash, BUCKETS
     thresholds = plan.thresholds
     if len(results) == 2:
@@ -199,9 +203,13 @@ def _prerequisite(target: Resolver, variants: frozenset[str] | None) -> Test:
     return met
 
 
-def _resolver(prerequisites: tuple[Test, ...], failed: Resolution,
-              rules: tuple[tuple[Test, Resolution | None, Resolver | None], ...],
-              last: Resolution | None, last_fn: Resolver | None) -> Resolver:
+def _resolver(
+    prerequisites: tuple[Test, ...],
+    failed: Resolution,
+    rules: tuple[tuple[Test, Resolution | None, Resolver | None], ...],
+    last: Resolution | None,
+    last_fn: Resolver | None,
+) -> Resolver:
     if not prerequisites and not rules:
         if last_fn is not None:
             return last_fn
@@ -213,7 +221,7 @@ def _resolver(prerequisites: tuple[Test, ...], failed: Resolution,
         return static
     if not prerequisites and len(rules) == 1 and rules[0][2] is None and last_fn is not None:
         # The common "segment gets it, everyone else a split" shape, one call shorter.
-        (test, result, _), = rules
+        ((test, result, _),) = rules
         split = last_fn
 
         def rule_or_split(ctx: Context) -> Resolution:
@@ -221,7 +229,7 @@ def _resolver(prerequisites: tuple[Test, ...], failed: Resolution,
 
         return rule_or_split
     if not prerequisites and len(rules) == 1:
-        (test, result, fn), = rules
+        ((test, result, fn),) = rules
 
         def one_rule(ctx: Context) -> Resolution:
             if test(ctx):
@@ -252,17 +260,23 @@ def _copy(value: Any) -> Any:
 
 def _fresh(inner: Resolver) -> Resolver:
     """Object flags hand out copies, so a caller mutating one cannot change the flag."""
+
     def fresh(ctx: Context) -> Resolution:
         r = inner(ctx)
-        return Resolution(_copy(r.value), r.variant, r.reason, r.error_code,
-                          r.error_message, r.flag_metadata)
+        return Resolution(
+            _copy(r.value), r.variant, r.reason, r.error_code, r.error_message, r.flag_metadata
+        )
 
     return fresh
 
 
-def _compile_flag(key: str, spec: Mapping[str, Any], internal: Mapping[str, Resolver],
-                  segments: Mapping[str, Node], version: int | str | None
-                  ) -> tuple[Resolver, FlagPlan]:
+def _compile_flag(
+    key: str,
+    spec: Mapping[str, Any],
+    internal: Mapping[str, Resolver],
+    segments: Mapping[str, Node],
+    version: int | str | None,
+) -> tuple[Resolver, FlagPlan]:
     c = _FlagCompiler(key, spec, version)
     prerequisites: list[tuple[str, frozenset[str] | None]] = []
     checks: list[Test] = []
@@ -281,7 +295,8 @@ def _compile_flag(key: str, spec: Mapping[str, Any], internal: Mapping[str, Reso
     static = not checks and not rules
     fallthrough_spec = spec.get("fallthrough") or {"variant": c.default_variant}
     fallthrough_plan, last, last_fn = c.outcome(
-        fallthrough_spec, Reason.STATIC if static else Reason.DEFAULT, None)
+        fallthrough_spec, Reason.STATIC if static else Reason.DEFAULT, None
+    )
     if spec.get("enabled", True):
         failed = c.resolution(c.default_variant, Reason.DEFAULT)
         resolver = _resolver(tuple(checks), failed, tuple(rules), last, last_fn)
@@ -291,14 +306,22 @@ def _compile_flag(key: str, spec: Mapping[str, Any], internal: Mapping[str, Reso
         def resolver(ctx: Context) -> Resolution:
             return disabled
 
-    plan = FlagPlan(key, c.type, bool(spec.get("enabled", True)), c.default_variant,
-                    c.variants, tuple(prerequisites), tuple(rule_plans),
-                    fallthrough_plan if spec.get("fallthrough") else None)
+    plan = FlagPlan(
+        key,
+        c.type,
+        bool(spec.get("enabled", True)),
+        c.default_variant,
+        c.variants,
+        tuple(prerequisites),
+        tuple(rule_plans),
+        fallthrough_plan if spec.get("fallthrough") else None,
+    )
     return resolver, plan
 
 
-def compile_flag_set(document: Mapping[str, Any], version: int | str | None = None
-                     ) -> CompiledFlagSet:
+def compile_flag_set(
+    document: Mapping[str, Any], version: int | str | None = None
+) -> CompiledFlagSet:
     """Compile a validated flag-set document (its normal form, as plain data).
 
     ``version`` is reported in every resolution's ``flag_metadata``. A document that is not
@@ -308,27 +331,35 @@ def compile_flag_set(document: Mapping[str, Any], version: int | str | None = No
     try:
         segment_specs: Mapping[str, Any] = document.get("segments", {})
         flag_specs: Mapping[str, Any] = document.get("flags", {})
-        seg_graph = {k: [ref for _, ref in segment_refs(s.get("when"), "")]
-                     for k, s in segment_specs.items()}
+        seg_graph = {
+            k: [ref for _, ref in segment_refs(s.get("when"), "")] for k, s in segment_specs.items()
+        }
         segments: dict[str, Node] = {}
         for key in _in_order(seg_graph, "segment"):
             where = f"segments.{key}"
             segments[key] = compile_segment(key, segment_specs[key], segments)
-        flag_graph = {k: [p["flag"] for p in f.get("prerequisites", [])]
-                      for k, f in flag_specs.items()}
+        flag_graph = {
+            k: [p["flag"] for p in f.get("prerequisites", [])] for k, f in flag_specs.items()
+        }
         internal: dict[str, Resolver] = {}
         plans: dict[str, FlagPlan] = {}
         where = ""
         for key in _in_order(flag_graph, "prerequisite"):
             where = f"flags.{key}"
-            internal[key], plans[key] = _compile_flag(key, flag_specs[key], internal,
-                                                      segments, version)
+            internal[key], plans[key] = _compile_flag(
+                key, flag_specs[key], internal, segments, version
+            )
     except (KeyError, TypeError, ValueError, AttributeError, re.error) as exc:
         detail = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
         raise SpecError([Problem(where, f"not a validated flag set: {detail}")]) from exc
     order = list(flag_specs)
-    public = {k: _fresh(internal[k]) if plans[k].type is FlagType.OBJECT else internal[k]
-              for k in order}
-    return CompiledFlagSet(public, {k: internal[k] for k in order},
-                           {k: plans[k].type for k in order}, {k: plans[k] for k in order},
-                           version)
+    public = {
+        k: _fresh(internal[k]) if plans[k].type is FlagType.OBJECT else internal[k] for k in order
+    }
+    return CompiledFlagSet(
+        public,
+        {k: internal[k] for k in order},
+        {k: plans[k].type for k in order},
+        {k: plans[k] for k in order},
+        version,
+    )

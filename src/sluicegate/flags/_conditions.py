@@ -21,6 +21,7 @@ __all__ = ["Node", "compile_condition", "compile_segment", "targeting_key"]
 Context = Mapping[str, Any]
 Test = Callable[[Context], bool]
 
+
 @dataclass(frozen=True, slots=True)
 class Node:
     """A compiled condition: its test, a label for people, its parts."""
@@ -30,7 +31,6 @@ class Node:
     test: Test
     children: tuple[Node, ...] = ()
     attribute: str | None = None
-
 
 
 # --- reading the context ------------------------------------------------------------------
@@ -137,9 +137,12 @@ def _value_test(op: str, value: Any) -> Callable[[Any], bool]:
         if key is None:
             raise ValueError(f"{value!r} is not a semantic version")
         compare: dict[str, Callable[[Any, Any], bool]] = {
-            "semver_eq": lambda a, b: a == b, "semver_lt": lambda a, b: a < b,
-            "semver_lte": lambda a, b: a <= b, "semver_gt": lambda a, b: a > b,
-            "semver_gte": lambda a, b: a >= b}
+            "semver_eq": lambda a, b: a == b,
+            "semver_lt": lambda a, b: a < b,
+            "semver_lte": lambda a, b: a <= b,
+            "semver_gt": lambda a, b: a > b,
+            "semver_gte": lambda a, b: a >= b,
+        }
         cmp = compare[op]
 
         def semver(v: Any) -> bool:
@@ -217,18 +220,22 @@ def compile_condition(spec: Mapping[str, Any], segments: Mapping[str, Node]) -> 
         return Node("condition", label, lambda ctx: get(ctx) is not None, (), attribute)
     test = _value_test(op, spec["value"])
     if attribute == TARGETING_KEY:
+
         def leaf(ctx: Context) -> bool:
             v = targeting_key(ctx)
             return v is not None and test(v)
     else:
+
         def leaf(ctx: Context) -> bool:
             v = ctx.get(attribute)
             return v is not None and test(v)
+
     return Node("condition", label, leaf, (), attribute)
 
 
 def _id_test(attribute: str, ids: frozenset[str]) -> Test:
     if attribute == TARGETING_KEY:
+
         def member(ctx: Context) -> bool:
             v = ctx.get(TARGETING_KEY)
             if v is None:
@@ -238,12 +245,14 @@ def _id_test(attribute: str, ids: frozenset[str]) -> Test:
             v = bucket_value(v)
             return v is not None and v in ids
     else:
+
         def member(ctx: Context) -> bool:
             v = ctx.get(attribute)
             if type(v) is str:
                 return v in ids
             v = bucket_value(v)
             return v is not None and v in ids
+
     return member
 
 
@@ -254,11 +263,17 @@ def compile_segment(key: str, spec: Mapping[str, Any], segments: Mapping[str, No
         ids = frozenset(spec["ids"])
         if not all(type(i) is str for i in ids):
             raise ValueError("segment ids are strings")
-        children.append(Node("ids", f"{attribute} among the {len(ids):,} listed ids",
-                             _id_test(attribute, ids), (), attribute))
+        children.append(
+            Node(
+                "ids",
+                f"{attribute} among the {len(ids):,} listed ids",
+                _id_test(attribute, ids),
+                (),
+                attribute,
+            )
+        )
     if "when" in spec:
         children.append(compile_condition(spec["when"], segments))
     if not children:
         raise ValueError("a segment needs ids or when")
-    return Node("segment", f"segment {key}", _any([c.test for c in children]),
-                tuple(children))
+    return Node("segment", f"segment {key}", _any([c.test for c in children]), tuple(children))

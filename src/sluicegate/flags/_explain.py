@@ -59,11 +59,16 @@ class Explanation:
         r = self.resolution
         return {
             "flag": self.key,
-            "value": r.value, "variant": r.variant, "reason": str(r.reason),
+            "value": r.value,
+            "variant": r.variant,
+            "reason": str(r.reason),
             "error_code": None if r.error_code is None else str(r.error_code),
-            "error_message": r.error_message, "flag_metadata": dict(r.flag_metadata),
-            "steps": [{"subject": s.subject, "verdict": s.verdict, "details": list(s.details)}
-                      for s in self.steps],
+            "error_message": r.error_message,
+            "flag_metadata": dict(r.flag_metadata),
+            "steps": [
+                {"subject": s.subject, "verdict": s.verdict, "details": list(s.details)}
+                for s in self.steps
+            ],
         }
 
 
@@ -100,9 +105,12 @@ def _outcome(plan: OutcomePlan, ctx: Mapping[str, Any]) -> tuple[str, tuple[str,
     if raw is None and split.attribute == TARGETING_KEY:
         raw = ctx.get(TARGETING_KEY_ALIAS)
     value = bucket_value(raw)
-    shares = ", ".join(f"{v} {(hi - lo) / 1000:g}%" for v, lo, hi in
-                       zip(split.variants, (0, *split.thresholds[:-1]), split.thresholds,
-                           strict=True))
+    shares = ", ".join(
+        f"{v} {(hi - lo) / 1000:g}%"
+        for v, lo, hi in zip(
+            split.variants, (0, *split.thresholds[:-1]), split.thresholds, strict=True
+        )
+    )
     if value is None:
         return f"split ({shares})", (f"cannot bucket: {_shown(ctx, split.attribute)}",)
     try:
@@ -114,32 +122,51 @@ def _outcome(plan: OutcomePlan, ctx: Mapping[str, Any]) -> tuple[str, tuple[str,
         if b < hi:
             return f"split ({shares})", (
                 f"bucket of {split.attribute} {value!r} = {b:,} of {BUCKETS:,}"
-                f" -> {variant!r} (buckets {lo:,}..{hi - 1:,})",)
+                f" -> {variant!r} (buckets {lo:,}..{hi - 1:,})",
+            )
         lo = hi
     return f"split ({shares})", ()  # unreachable: the last threshold is BUCKETS
 
 
-def explain(flags: CompiledFlagSet, plan: FlagPlan | None, key: str,
-            context: Mapping[str, Any] | None, resolution: Resolution) -> Explanation:
+def explain(
+    flags: CompiledFlagSet,
+    plan: FlagPlan | None,
+    key: str,
+    context: Mapping[str, Any] | None,
+    resolution: Resolution,
+) -> Explanation:
     """The steps behind ``resolution`` (the result of evaluating ``key`` for ``context``)."""
     if plan is None or not isinstance(context, Mapping | None):
         return Explanation(key, resolution, ())
     ctx: Mapping[str, Any] = context or {}
     steps: list[Step] = []
     if not plan.enabled:
-        steps.append(Step("enabled", "no: the kill switch serves the default variant",
-                          (f"default_variant {plan.default_variant!r}",)))
+        steps.append(
+            Step(
+                "enabled",
+                "no: the kill switch serves the default variant",
+                (f"default_variant {plan.default_variant!r}",),
+            )
+        )
         return Explanation(key, resolution, tuple(steps))
     for flag, variants in plan.prerequisites:
         r = flags.evaluate(flag, ctx)
-        wanted = "value true" if variants is None else \
-            "variant " + " or ".join(repr(v) for v in sorted(variants))
+        wanted = (
+            "value true"
+            if variants is None
+            else "variant " + " or ".join(repr(v) for v in sorted(variants))
+        )
         met = r.reason not in (Reason.DISABLED, Reason.ERROR) and (
-            r.value is True if variants is None else r.variant in variants)
-        got = f"{r.reason}, variant {r.variant!r}" + (f", {r.error_code}" if r.error_code
-                                                      else "")
-        steps.append(Step(f"prerequisite {flag}", f"{'met' if met else 'not met'}",
-                          (f"needs {wanted}; got {got}",)))
+            r.value is True if variants is None else r.variant in variants
+        )
+        got = f"{r.reason}, variant {r.variant!r}" + (f", {r.error_code}" if r.error_code else "")
+        steps.append(
+            Step(
+                f"prerequisite {flag}",
+                f"{'met' if met else 'not met'}",
+                (f"needs {wanted}; got {got}",),
+            )
+        )
         if not met:
             steps.append(Step("result", f"default variant {plan.default_variant!r}"))
             return Explanation(key, resolution, tuple(steps))
@@ -149,8 +176,7 @@ def explain(flags: CompiledFlagSet, plan: FlagPlan | None, key: str,
         try:
             matched = _trace(rule.when, ctx, 0, details)
         except Exception as exc:
-            steps.append(Step(subject, f"failed: {type(exc).__name__}: {exc}",
-                              tuple(details)))
+            steps.append(Step(subject, f"failed: {type(exc).__name__}: {exc}", tuple(details)))
             return Explanation(key, resolution, tuple(steps))
         if matched:
             what, extra = _outcome(rule.outcome, ctx)

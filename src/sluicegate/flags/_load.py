@@ -19,8 +19,12 @@ from sluicegate.errors import ConfigFileError, Problem, SpecError
 
 __all__ = ["load_text", "read_file"]
 
-_DROPPED = {"tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:int",
-            "tag:yaml.org,2002:float"}
+_DROPPED = {
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:timestamp",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+}
 
 
 class _Loader(yaml.SafeLoader):
@@ -32,14 +36,19 @@ _Loader.yaml_implicit_resolvers = {
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 _Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 _Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:int", re.compile(r"^[-+]?[0-9]+$"), list("-+0123456789"))
+    "tag:yaml.org,2002:int", re.compile(r"^[-+]?[0-9]+$"), list("-+0123456789")
+)
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
-               r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
-    list("-+.0123456789"))
+    re.compile(
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+.0123456789"),
+)
 
 
 def _join(path: str, part: str | int) -> str:
@@ -55,8 +64,9 @@ def _duplicates(node: yaml.Node, path: str) -> Iterator[Problem]:
             key = str(key_node.value)
             line = key_node.start_mark.line + 1
             if key in seen:
-                yield Problem(_join(path, key),
-                              f"duplicate key {key!r} (lines {seen[key]} and {line})")
+                yield Problem(
+                    _join(path, key), f"duplicate key {key!r} (lines {seen[key]} and {line})"
+                )
             else:
                 seen[key] = line
             yield from _duplicates(value_node, _join(path, key))
@@ -80,8 +90,9 @@ def load_text(text: str, source: str = "<input>") -> Any:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None)
-        raise ConfigFileError(source, f"not valid YAML{where}"
-                              f"{': ' + problem if problem else ''}") from exc
+        raise ConfigFileError(
+            source, f"not valid YAML{where}{': ' + problem if problem else ''}"
+        ) from exc
     finally:
         loader.dispose()
 

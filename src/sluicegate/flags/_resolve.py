@@ -74,8 +74,12 @@ class RolloutView:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RolloutView:
-        return cls(str(data["id"]), int(data["from_version"]), int(data["to_version"]),
-                   float(data["percent"]))
+        return cls(
+            str(data["id"]),
+            int(data["from_version"]),
+            int(data["to_version"]),
+            float(data["percent"]),
+        )
 
 
 def gets_new_version(rollout: RolloutView | None, context: Mapping[str, Any] | None) -> bool:
@@ -83,9 +87,15 @@ def gets_new_version(rollout: RolloutView | None, context: Mapping[str, Any] | N
     return rollout is not None and rollout_rule(rollout.id, rollout.percent).gets_new(context)
 
 
-def resolve(flags_n: CompiledFlagSet, flags_n1: CompiledFlagSet | None,
-            rollout: RolloutView | None, key: str, context: Mapping[str, Any] | None,
-            default: Any = None, expected_type: FlagType | str | None = None) -> Resolution:
+def resolve(
+    flags_n: CompiledFlagSet,
+    flags_n1: CompiledFlagSet | None,
+    rollout: RolloutView | None,
+    key: str,
+    context: Mapping[str, Any] | None,
+    default: Any = None,
+    expected_type: FlagType | str | None = None,
+) -> Resolution:
     """Evaluate flag ``key`` in the version this context gets: ``flags_n1`` (the rollout's
     new version) when :func:`gets_new_version`, else ``flags_n``. Never raises; the
     resolution's ``flag_metadata["version"]`` says which version answered."""

@@ -65,8 +65,11 @@ def parse_instant(value: object) -> float | None:
 
 def is_number(value: object) -> TypeGuard[int | float]:
     """An int or float, not a bool (``True == 1`` must never make a number match)."""
-    return type(value) is int or type(value) is float or (
-        isinstance(value, int | float) and not isinstance(value, bool))
+    return (
+        type(value) is int
+        or type(value) is float
+        or (isinstance(value, int | float) and not isinstance(value, bool))
+    )
 
 
 def is_scalar(value: object) -> bool:

@@ -82,11 +82,16 @@ class FlagSetDiff:
             fields = []
             for f in c.fields:
                 if isinstance(f, IdsChange):
-                    fields.append({"path": f.path, "change": "ids", "added": list(f.added),
-                                   "removed": list(f.removed)})
+                    fields.append(
+                        {
+                            "path": f.path,
+                            "change": "ids",
+                            "added": list(f.added),
+                            "removed": list(f.removed),
+                        }
+                    )
                 else:
-                    fields.append({"path": f.path, "change": f.change, "old": f.old,
-                                   "new": f.new})
+                    fields.append({"path": f.path, "change": f.change, "old": f.old, "new": f.new})
             out.append({"kind": c.kind, "key": c.key, "change": c.change, "fields": fields})
         return out
 
@@ -128,8 +133,9 @@ def _fields(old: Any, new: Any, path: str, out: list[FieldChange | IdsChange]) -
     out.append(FieldChange(path, "changed", old, new))
 
 
-def _entries(kind: Literal["flag", "segment"], old: Mapping[str, Any],
-             new: Mapping[str, Any]) -> list[EntryChange]:
+def _entries(
+    kind: Literal["flag", "segment"], old: Mapping[str, Any], new: Mapping[str, Any]
+) -> list[EntryChange]:
     out: list[EntryChange] = []
     for key, old_entry in old.items():
         if key not in new:
@@ -158,6 +164,7 @@ def diff_flag_sets(old: Mapping[str, Any], new: Mapping[str, Any]) -> FlagSetDif
     changes += _entries("flag", old.get("flags", {}), new.get("flags", {}))
     description = None
     if old.get("description", "") != new.get("description", ""):
-        description = FieldChange("description", "changed", old.get("description", ""),
-                                  new.get("description", ""))
+        description = FieldChange(
+            "description", "changed", old.get("description", ""), new.get("description", "")
+        )
     return FlagSetDiff(tuple(changes), description)

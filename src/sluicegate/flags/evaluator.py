@@ -81,7 +81,8 @@ class Resolution:
     error_code: ErrorCode | None = None
     error_message: str | None = None
     flag_metadata: Mapping[str, str | int | float | bool] = field(
-        default_factory=lambda: _NO_METADATA, compare=False)
+        default_factory=lambda: _NO_METADATA, compare=False
+    )
 
 
 class Unresolvable(Exception):  # noqa: N818 - it is a signal, not an error to report
@@ -105,12 +106,26 @@ class CompiledFlagSet:
     ``targetingKey`` (or ``userId`` when there is no ``targetingKey``).
     """
 
-    __slots__ = ("_booleans", "_internal", "_numbers", "_objects", "_plans", "_resolvers",
-                 "_strings", "_types", "version")
+    __slots__ = (
+        "_booleans",
+        "_internal",
+        "_numbers",
+        "_objects",
+        "_plans",
+        "_resolvers",
+        "_strings",
+        "_types",
+        "version",
+    )
 
-    def __init__(self, resolvers: Mapping[str, Resolver], internal: Mapping[str, Resolver],
-                 types: Mapping[str, FlagType], plans: Mapping[str, Any],
-                 version: int | str | None = None) -> None:
+    def __init__(
+        self,
+        resolvers: Mapping[str, Resolver],
+        internal: Mapping[str, Resolver],
+        types: Mapping[str, FlagType],
+        plans: Mapping[str, Any],
+        version: int | str | None = None,
+    ) -> None:
         self._resolvers = dict(resolvers)
         self._internal = dict(internal)
         self._types = dict(types)
@@ -141,9 +156,13 @@ class CompiledFlagSet:
     def flag_type(self, key: str) -> FlagType | None:
         return self._types.get(key)
 
-    def evaluate(self, key: str, context: Mapping[str, Any] | None = None,
-                 default: Any = None, expected_type: FlagType | str | None = None
-                 ) -> Resolution:
+    def evaluate(
+        self,
+        key: str,
+        context: Mapping[str, Any] | None = None,
+        default: Any = None,
+        expected_type: FlagType | str | None = None,
+    ) -> Resolution:
         """Evaluate flag ``key`` for ``context``; never raises.
 
         ``expected_type`` (``"boolean"``, ``"string"``, ``"number"``, ``"object"``) makes a
@@ -154,8 +173,11 @@ class CompiledFlagSet:
         except (KeyError, TypeError):  # TypeError: an unhashable key
             return _error(default, ErrorCode.FLAG_NOT_FOUND, f"no flag {key!r} in this set")
         if expected_type is not None and self._types[key] != expected_type:
-            return _error(default, ErrorCode.TYPE_MISMATCH,
-                          f"flag {key!r} is a {self._types[key]} flag, not {expected_type}")
+            return _error(
+                default,
+                ErrorCode.TYPE_MISMATCH,
+                f"flag {key!r} is a {self._types[key]} flag, not {expected_type}",
+            )
         try:
             return resolver(_EMPTY if context is None else context)
         except Unresolvable as exc:
@@ -163,8 +185,7 @@ class CompiledFlagSet:
         except Exception as exc:
             return _unexpected(default, context, exc)
 
-    def evaluate_variant(self, key: str, context: Mapping[str, Any] | None = None
-                         ) -> str | None:
+    def evaluate_variant(self, key: str, context: Mapping[str, Any] | None = None) -> str | None:
         """Just the variant name (for flag-driven routing); None when the flag is unknown
         or the evaluation fails."""
         resolver = self._internal.get(key)
@@ -198,8 +219,7 @@ class CompiledFlagSet:
                 pass
         return default
 
-    def get_number(self, key: str, context: Mapping[str, Any] | None,
-                   default: float) -> float:
+    def get_number(self, key: str, context: Mapping[str, Any] | None, default: float) -> float:
         resolver = self._numbers.get(key)
         if resolver is not None:
             try:
@@ -209,8 +229,9 @@ class CompiledFlagSet:
                 pass
         return default
 
-    def get_object(self, key: str, context: Mapping[str, Any] | None,
-                   default: dict[str, Any]) -> dict[str, Any]:
+    def get_object(
+        self, key: str, context: Mapping[str, Any] | None, default: dict[str, Any]
+    ) -> dict[str, Any]:
         resolver = self._objects.get(key)
         if resolver is not None:
             try:
@@ -220,9 +241,13 @@ class CompiledFlagSet:
                 pass
         return default
 
-    def explain(self, key: str, context: Mapping[str, Any] | None = None,
-                default: Any = None, expected_type: FlagType | str | None = None
-                ) -> Explanation:
+    def explain(
+        self,
+        key: str,
+        context: Mapping[str, Any] | None = None,
+        default: Any = None,
+        expected_type: FlagType | str | None = None,
+    ) -> Explanation:
         """Evaluate like :meth:`evaluate` and say why: each prerequisite, each rule tried
         (with the condition that failed), the bucket of a split. Slow; for people."""
         from sluicegate.flags._explain import explain
@@ -237,9 +262,15 @@ def _error(default: Any, code: ErrorCode, message: str) -> Resolution:
 
 def _unexpected(default: Any, context: object, exc: Exception) -> Resolution:
     if not isinstance(context, Mapping | None):
-        return _error(default, ErrorCode.INVALID_CONTEXT,
-                      f"the context is a {type(context).__name__}, not a mapping")
+        return _error(
+            default,
+            ErrorCode.INVALID_CONTEXT,
+            f"the context is a {type(context).__name__}, not a mapping",
+        )
     if isinstance(exc, UnicodeEncodeError):
-        return _error(default, ErrorCode.INVALID_CONTEXT,
-                      "a value to bucket by is not valid Unicode (it cannot be UTF-8 encoded)")
+        return _error(
+            default,
+            ErrorCode.INVALID_CONTEXT,
+            "a value to bucket by is not valid Unicode (it cannot be UTF-8 encoded)",
+        )
     return _error(default, ErrorCode.GENERAL, f"{type(exc).__name__}: {exc}"[:500])

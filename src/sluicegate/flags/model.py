@@ -82,18 +82,40 @@ OPERATORS: dict[str, str] = {
     "starts_with": "a string or a non-empty list of strings",
     "ends_with": "a string or a non-empty list of strings",
     "matches": "a regular expression (Python re syntax, searched anywhere in the value)",
-    "lt": "a number", "lte": "a number", "gt": "a number", "gte": "a number",
-    "semver_eq": "a semantic version like 1.4.0", "semver_lt": "a semantic version like 1.4.0",
-    "semver_lte": "a semantic version like 1.4.0", "semver_gt": "a semantic version like 1.4.0",
+    "lt": "a number",
+    "lte": "a number",
+    "gt": "a number",
+    "gte": "a number",
+    "semver_eq": "a semantic version like 1.4.0",
+    "semver_lt": "a semantic version like 1.4.0",
+    "semver_lte": "a semantic version like 1.4.0",
+    "semver_gt": "a semantic version like 1.4.0",
     "semver_gte": "a semantic version like 1.4.0",
     "before": "an ISO 8601 date or date-time like 2026-03-01T12:00:00Z",
     "after": "an ISO 8601 date or date-time like 2026-03-01T12:00:00Z",
     "exists": "absent (exists takes no value)",
 }
 Operator = Literal[
-    "eq", "neq", "in", "not_in", "contains", "starts_with", "ends_with", "matches",
-    "lt", "lte", "gt", "gte", "semver_eq", "semver_lt", "semver_lte", "semver_gt",
-    "semver_gte", "before", "after", "exists",
+    "eq",
+    "neq",
+    "in",
+    "not_in",
+    "contains",
+    "starts_with",
+    "ends_with",
+    "matches",
+    "lt",
+    "lte",
+    "gt",
+    "gte",
+    "semver_eq",
+    "semver_lt",
+    "semver_lte",
+    "semver_gt",
+    "semver_gte",
+    "before",
+    "after",
+    "exists",
 ]
 Key = Annotated[str, Field(pattern=KEY_PATTERN)]
 Attribute = Annotated[str, Field(min_length=1, max_length=256)]
@@ -124,8 +146,9 @@ def _value_problem(op: str, value: Any, given: bool) -> str | None:
     elif op in ("in", "not_in"):
         ok = isinstance(value, list) and bool(value) and all(is_scalar(v) for v in value)
     elif op in ("starts_with", "ends_with"):
-        ok = isinstance(value, str) or (isinstance(value, list) and bool(value)
-                                        and all(isinstance(v, str) for v in value))
+        ok = isinstance(value, str) or (
+            isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value)
+        )
     elif op == "matches":
         if not isinstance(value, str):
             ok = False
@@ -190,8 +213,13 @@ def _predicate_tag(value: Any) -> str | None:
                 return "~" + key
         return "~condition"
     if isinstance(value, BaseModel):
-        return {Condition: "~condition", AllOf: "~all", AnyOf: "~any", Not: "~not",
-                InSegment: "~segment"}.get(type(value))
+        return {
+            Condition: "~condition",
+            AllOf: "~all",
+            AnyOf: "~any",
+            Not: "~not",
+            InSegment: "~segment",
+        }.get(type(value))
     return None
 
 
@@ -205,7 +233,7 @@ Predicate = Annotated[
         _predicate_tag,
         custom_error_type="predicate",
         custom_error_message="a condition is a mapping: {attribute, op, value}, {all: [...]},"
-                             " {any: [...]}, {not: ...} or {segment: name}",
+        " {any: [...]}, {not: ...} or {segment: name}",
     ),
 ]
 
@@ -223,7 +251,8 @@ class Outcome(_Model):
     variant: Key | None = None
     split: Annotated[list[SplitEntry], Field(min_length=1)] | None = None
     bucket_by: Attribute | None = Field(
-        None, description="attribute the split buckets by; default the targeting key")
+        None, description="attribute the split buckets by; default the targeting key"
+    )
 
     @model_validator(mode="after")
     def _one_outcome(self) -> Outcome:
@@ -231,8 +260,9 @@ class Outcome(_Model):
         return self
 
 
-def _check_outcome(variant: str | None, split: list[SplitEntry] | None,
-                   bucket_by: str | None) -> None:
+def _check_outcome(
+    variant: str | None, split: list[SplitEntry] | None, bucket_by: str | None
+) -> None:
     if (variant is None) == (split is None):
         raise ValueError("give either variant or split")
     if bucket_by is not None and split is None:
@@ -305,11 +335,13 @@ class Flag(_Model):
     default_variant: Key
     enabled: bool = Field(True, description="kill switch: false serves default_variant")
     salt: Annotated[str, Field(pattern=SALT_PATTERN)] = Field(
-        "", description="changes every split's buckets (re-randomizes the flag)")
+        "", description="changes every split's buckets (re-randomizes the flag)"
+    )
     prerequisites: list[Prerequisite] = Field(default_factory=list)
     rules: list[Rule] = Field(default_factory=list)
     fallthrough: Outcome | None = Field(
-        None, description="when no rule matches; default: serve default_variant")
+        None, description="when no rule matches; default: serve default_variant"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -391,8 +423,14 @@ def _structural_problems(exc: ValidationError) -> list[Problem]:
 def validate_flag_set(data: Any, source: str | None = None) -> FlagSet:
     """Validate parsed data; raises SpecError listing every problem by path."""
     if not isinstance(data, dict):
-        raise SpecError([Problem("", f"a flag set is a mapping with flags and segments, not "
-                                     f"{json_kind(data)}")], source=source)
+        raise SpecError(
+            [
+                Problem(
+                    "", f"a flag set is a mapping with flags and segments, not {json_kind(data)}"
+                )
+            ],
+            source=source,
+        )
     problems: list[Problem] = []
     model: FlagSet | None = None
     try:
@@ -425,5 +463,4 @@ def flag_set_schema() -> dict[str, Any]:
     flag["required"] = ["type"]
     flag["if"] = {"properties": {"type": {"const": "boolean"}}}
     flag["else"] = {"required": ["variants", "default_variant"]}
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID,
-            **schema}
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID, **schema}

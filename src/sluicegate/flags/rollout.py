@@ -153,8 +153,9 @@ def decide(state: RolloutState, plan: Plan, obs: RolloutObservation) -> RolloutD
         return _revert(state, obs, RolloutPhase.ROLLED_BACK, f"rolled back{by}")
     if obs.alarm is not None:
         name, reason = obs.alarm
-        return _revert(state, obs, RolloutPhase.ROLLED_BACK,
-                       f"alarm {name} is firing: {reason}", alarm=name)
+        return _revert(
+            state, obs, RolloutPhase.ROLLED_BACK, f"alarm {name} is firing: {reason}", alarm=name
+        )
     i = state.step_index
     if i < 0:
         return _enter_step(state, plan, 0, obs)
@@ -169,9 +170,16 @@ def resume(state: RolloutState) -> RolloutDecision:
     say where the rollout carries on; a timed wait keeps its recorded start."""
     if state.phase.terminal:
         return RolloutDecision(state)
-    return RolloutDecision(state, (RecordEvent(
-        "resumed", f"resumed at {state.percent} % ({state.phase.value.replace('_', ' ')})",
-        {"percent": state.percent}),))
+    return RolloutDecision(
+        state,
+        (
+            RecordEvent(
+                "resumed",
+                f"resumed at {state.percent} % ({state.phase.value.replace('_', ' ')})",
+                {"percent": state.percent},
+            ),
+        ),
+    )
 
 
 def next_step_in(state: RolloutState, plan: Plan, now: float) -> float | None:
@@ -182,14 +190,24 @@ def next_step_in(state: RolloutState, plan: Plan, now: float) -> float | None:
     return None if pause is None else max(0.0, state.step_started_at + pause - now)
 
 
-def _enter_step(state: RolloutState, plan: Plan, i: int,
-                obs: RolloutObservation) -> RolloutDecision:
+def _enter_step(
+    state: RolloutState, plan: Plan, i: int, obs: RolloutObservation
+) -> RolloutDecision:
     if i >= len(plan.steps):
-        done = replace(state, phase=RolloutPhase.COMPLETED, step_index=i, percent=100,
-                       step_started_at=obs.now, ended_at=obs.now)
-        return _to(state, done, Publish(),
-                   RecordEvent("completed", "completed: everyone gets the new version",
-                               {"percent": 100}))
+        done = replace(
+            state,
+            phase=RolloutPhase.COMPLETED,
+            step_index=i,
+            percent=100,
+            step_started_at=obs.now,
+            ended_at=obs.now,
+        )
+        return _to(
+            state,
+            done,
+            Publish(),
+            RecordEvent("completed", "completed: everyone gets the new version", {"percent": 100}),
+        )
     step = plan.steps[i]
     percent = state.percent if step.weight is None else step.weight
     wait = f" for {format_duration(step.pause)}" if step.pause else ""
@@ -198,14 +216,20 @@ def _enter_step(state: RolloutState, plan: Plan, i: int,
         message = f"baking: everyone gets the new version, watched{wait}"
     else:
         phase, kind = RolloutPhase.ROLLING_OUT, "step"
-        message = f"step {i + 1} of {len(plan.steps)}: {percent} % of users get the new " \
-                  f"version{wait}"
+        message = (
+            f"step {i + 1} of {len(plan.steps)}: {percent} % of users get the new version{wait}"
+        )
     nxt = replace(state, phase=phase, step_index=i, step_started_at=obs.now, percent=percent)
     return _to(state, nxt, RecordEvent(kind, message, {"step": i + 1, "percent": percent}))
 
 
-def _revert(state: RolloutState, obs: RolloutObservation, ending: RolloutPhase, reason: str,
-            alarm: str | None = None) -> RolloutDecision:
+def _revert(
+    state: RolloutState,
+    obs: RolloutObservation,
+    ending: RolloutPhase,
+    reason: str,
+    alarm: str | None = None,
+) -> RolloutDecision:
     """Everyone back on the old version in one change."""
     nxt = replace(state, phase=ending, percent=0, ended_at=obs.now, reason=reason, alarm=alarm)
     data: dict[str, Any] = {"percent_before": state.percent}

@@ -49,9 +49,13 @@ class Rollout:
     from_document: Mapping[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "from_version": self.from_version,
-                "to_version": self.to_version, "percent": self.percent,
-                "from_document": self.from_document}
+        return {
+            "id": self.id,
+            "from_version": self.from_version,
+            "to_version": self.to_version,
+            "percent": self.percent,
+            "from_document": self.from_document,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,9 +69,13 @@ class Snapshot:
     rollout: Rollout | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"env": self.env, "version": self.version, "etag": self.etag,
-                "document": self.document,
-                "rollout": None if self.rollout is None else self.rollout.to_dict()}
+        return {
+            "env": self.env,
+            "version": self.version,
+            "etag": self.etag,
+            "document": self.document,
+            "rollout": None if self.rollout is None else self.rollout.to_dict(),
+        }
 
     def to_json(self) -> str:
         """One line of compact JSON (what an SSE ``data:`` line and the cache file hold)."""
@@ -89,8 +97,9 @@ def _int(data: Mapping[str, Any], name: str, path: str, problems: list[Problem])
     return value
 
 
-def _mapping(data: Mapping[str, Any], name: str, path: str,
-             problems: list[Problem]) -> Mapping[str, Any]:
+def _mapping(
+    data: Mapping[str, Any], name: str, path: str, problems: list[Problem]
+) -> Mapping[str, Any]:
     value = data.get(name)
     if not isinstance(value, Mapping):
         problems.append(Problem(f"{path}{name}", "must be an object (a flag-set document)"))
@@ -131,22 +140,29 @@ def parse_snapshot(payload: str | bytes | Mapping[str, Any]) -> tuple[Snapshot, 
             if type(rid) is int:
                 rid = str(rid)
             if not isinstance(rid, str) or not rid or SEPARATOR in rid:
-                problems.append(Problem("rollout.id",
-                                        f"must be a non-empty string without ':', not {rid!r}"))
+                problems.append(
+                    Problem("rollout.id", f"must be a non-empty string without ':', not {rid!r}")
+                )
             percent = raw.get("percent")
-            if isinstance(percent, bool) or not isinstance(percent, int | float) or not (
-                    0 <= percent <= 100):
-                problems.append(Problem("rollout.percent",
-                                        f"must be a number from 0 to 100, not {percent!r}"))
+            if (
+                isinstance(percent, bool)
+                or not isinstance(percent, int | float)
+                or not (0 <= percent <= 100)
+            ):
+                problems.append(
+                    Problem("rollout.percent", f"must be a number from 0 to 100, not {percent!r}")
+                )
                 percent = 0
             from_version = _int(raw, "from_version", "rollout.", problems)
             to_version = _int(raw, "to_version", "rollout.", problems)
             if to_version != version:
-                problems.append(Problem("rollout.to_version",
-                                        f"must equal version ({version}), not {to_version}"))
+                problems.append(
+                    Problem(
+                        "rollout.to_version", f"must equal version ({version}), not {to_version}"
+                    )
+                )
             from_document = _mapping(raw, "from_document", "rollout.", problems)
-            rollout = Rollout(str(rid), from_version, to_version, float(percent),
-                              from_document)
+            rollout = Rollout(str(rid), from_version, to_version, float(percent), from_document)
     if problems:
         raise SpecError(problems)
     snapshot = Snapshot(str(env), version, str(etag), document, rollout)
@@ -158,8 +174,9 @@ def compile_snapshot(snapshot: Snapshot) -> ServingSet:
     current = _compile(snapshot.document, snapshot.version, "document")
     previous = None
     if snapshot.rollout is not None:
-        previous = _compile(snapshot.rollout.from_document, snapshot.rollout.from_version,
-                            "rollout.from_document")
+        previous = _compile(
+            snapshot.rollout.from_document, snapshot.rollout.from_version, "rollout.from_document"
+        )
     return ServingSet(snapshot, current, previous)
 
 
@@ -167,8 +184,9 @@ def _compile(document: Mapping[str, Any], version: int, path: str) -> CompiledFl
     try:
         return compile_flag_set(dict(document), version=version)
     except SpecError as exc:
-        raise SpecError([Problem(f"{path}.{p.path}" if p.path else path, p.message)
-                         for p in exc.problems]) from exc
+        raise SpecError(
+            [Problem(f"{path}.{p.path}" if p.path else path, p.message) for p in exc.problems]
+        ) from exc
     except SluicegateError:
         raise
     except Exception as exc:  # a document the compiler did not expect: still just invalid
@@ -181,8 +199,9 @@ class ServingSet:
 
     __slots__ = ("_rule", "current", "percent", "previous", "rollout_id", "snapshot")
 
-    def __init__(self, snapshot: Snapshot, current: CompiledFlagSet,
-                 previous: CompiledFlagSet | None) -> None:
+    def __init__(
+        self, snapshot: Snapshot, current: CompiledFlagSet, previous: CompiledFlagSet | None
+    ) -> None:
         self.snapshot = snapshot
         self.current = current
         self.previous = previous
@@ -208,9 +227,13 @@ class ServingSet:
             return self.current
         return previous
 
-    def evaluate(self, key: str, context: Mapping[str, Any] | None = None,
-                 default: Any = None, expected_type: FlagType | str | None = None
-                 ) -> Resolution:
+    def evaluate(
+        self,
+        key: str,
+        context: Mapping[str, Any] | None = None,
+        default: Any = None,
+        expected_type: FlagType | str | None = None,
+    ) -> Resolution:
         """:meth:`CompiledFlagSet.evaluate` on the version serving ``context``; never raises."""
         return self.flags_for(context).evaluate(key, context, default, expected_type)
 

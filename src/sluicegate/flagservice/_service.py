@@ -68,21 +68,40 @@ class FlagService:
 
     def create_environment(self, name: str, description: str, actor: str) -> FlagEnvironment:
         if not re.match(ENV_NAME_PATTERN, name) or name in _RESERVED:
-            raise SpecError([Problem("name", f"{name!r} is not an environment name: 1 to 64 "
-                                             "letters, digits, '_', '.' or '-', starting with "
-                                             "a letter or digit (not 'envs' or 'schema')")])
+            raise SpecError(
+                [
+                    Problem(
+                        "name",
+                        f"{name!r} is not an environment name: 1 to 64 "
+                        "letters, digits, '_', '.' or '-', starting with "
+                        "a letter or digit (not 'envs' or 'schema')",
+                    )
+                ]
+            )
         with self.store.transaction() as tx:
             env = tx.flags.create_environment(name, description)
-            tx.events.append("flags.env.created", subject_of(name),
-                             f"flag environment {name} created", actor=actor)
+            tx.events.append(
+                "flags.env.created",
+                subject_of(name),
+                f"flag environment {name} created",
+                actor=actor,
+            )
         return env
 
     # -- changes ----------------------------------------------------------------------------
 
-    async def apply(self, env: str, data: Any, *, actor: str, message: str = "",
-                    expected_version: int | None = None,
-                    rollout: RolloutSpec | Mapping[str, Any] | None = None,
-                    source: str | None = None, revert_of: int | None = None) -> Applied:
+    async def apply(
+        self,
+        env: str,
+        data: Any,
+        *,
+        actor: str,
+        message: str = "",
+        expected_version: int | None = None,
+        rollout: RolloutSpec | Mapping[str, Any] | None = None,
+        source: str | None = None,
+        revert_of: int | None = None,
+    ) -> Applied:
         """Validate and save ``data`` as the environment's next version (see the module).
 
         ``rollout`` as data is validated too; the problems of both are reported together,
@@ -108,49 +127,91 @@ class FlagService:
             current = tx.flags.version(env) if previous is not None else None
             diff = diff_flag_sets(current.document if current else {}, document)
             if current is not None and not diff:
-                return Applied(env, current, previous, diff, changed=False,
-                               note=f"no changes: {env} stays at version {previous}")
+                return Applied(
+                    env,
+                    current,
+                    previous,
+                    diff,
+                    changed=False,
+                    note=f"no changes: {env} stays at version {previous}",
+                )
             gradual = spec is not None and current is not None
-            saved = tx.flags.append_version(env, document, actor=actor, message=message,
-                                            publish=not gradual)
+            saved = tx.flags.append_version(
+                env, document, actor=actor, message=message, publish=not gradual
+            )
             started = None
             if gradual:
                 assert spec is not None and previous is not None
                 state = start(self.clock.now())
                 started = tx.flag_rollouts.create(
-                    env, from_version=previous, to_version=saved.version,
-                    strategy=spec.as_json(), state=state.to_json(), phase=state.phase.value)
-            tx.events.append("flags.version", subject_of(env),
-                             _version_message(saved, previous, diff, started, revert_of),
-                             actor=actor, data={
-                                 "env": env, "version": saved.version,
-                                 "from_version": previous, "message": message,
-                                 "revert_of": revert_of,
-                                 "rollout": started.id if started else None,
-                                 "diff": diff_summary(diff)})
+                    env,
+                    from_version=previous,
+                    to_version=saved.version,
+                    strategy=spec.as_json(),
+                    state=state.to_json(),
+                    phase=state.phase.value,
+                )
+            tx.events.append(
+                "flags.version",
+                subject_of(env),
+                _version_message(saved, previous, diff, started, revert_of),
+                actor=actor,
+                data={
+                    "env": env,
+                    "version": saved.version,
+                    "from_version": previous,
+                    "message": message,
+                    "revert_of": revert_of,
+                    "rollout": started.id if started else None,
+                    "diff": diff_summary(diff),
+                },
+            )
             if started is not None and spec is not None:
                 alarms = f", guarded by {', '.join(spec.alarms)}" if spec.alarms else ""
                 tx.events.append(
-                    "flags.rollout.started", subject_of(env),
+                    "flags.rollout.started",
+                    subject_of(env),
                     f"{env} v{previous} -> v{saved.version}: rollout {started.id} started with "
-                    f"{spec.strategy_name}{alarms}", actor=actor,
-                    data={"env": env, "rollout": started.id, "from_version": previous,
-                          "to_version": saved.version, "strategy": started.strategy})
+                    f"{spec.strategy_name}{alarms}",
+                    actor=actor,
+                    data={
+                        "env": env,
+                        "rollout": started.id,
+                        "from_version": previous,
+                        "to_version": saved.version,
+                        "strategy": started.strategy,
+                    },
+                )
         note = None
         if spec is not None and started is None:
-            note = (f"version {saved.version} is the first of {env}: published to everyone at "
-                    "once (a rollout needs a previous version to go back to)")
+            note = (
+                f"version {saved.version} is the first of {env}: published to everyone at "
+                "once (a rollout needs a previous version to go back to)"
+            )
         return Applied(env, saved, previous, diff, changed=True, rollout=started, note=note)
 
-    async def revert(self, env: str, to: int, *, actor: str, message: str = "",
-                     expected_version: int | None = None,
-                     rollout: RolloutSpec | Mapping[str, Any] | None = None) -> Applied:
+    async def revert(
+        self,
+        env: str,
+        to: int,
+        *,
+        actor: str,
+        message: str = "",
+        expected_version: int | None = None,
+        rollout: RolloutSpec | Mapping[str, Any] | None = None,
+    ) -> Applied:
         """Save version ``to``'s document again, as a new version."""
         old = self.store.flags.version(env, to)
-        return await self.apply(env, old.document, actor=actor,
-                                message=message or f"revert to version {to}",
-                                expected_version=expected_version, rollout=rollout,
-                                source=f"version {to}", revert_of=to)
+        return await self.apply(
+            env,
+            old.document,
+            actor=actor,
+            message=message or f"revert to version {to}",
+            expected_version=expected_version,
+            rollout=rollout,
+            source=f"version {to}",
+            revert_of=to,
+        )
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -158,8 +219,9 @@ class FlagService:
         key = (env, version)
         found = self._compiled.get(key)
         if found is None:
-            found = compile_flag_set(self.store.flags.version(env, version).document,
-                                     version=version)
+            found = compile_flag_set(
+                self.store.flags.version(env, version).document, version=version
+            )
             self._compiled[key] = found
             while len(self._compiled) > _CACHE_SIZE:
                 self._compiled.popitem(last=False)
@@ -167,8 +229,15 @@ class FlagService:
             self._compiled.move_to_end(key)
         return found
 
-    def evaluate(self, env: str, key: str, context: Mapping[str, Any], *,
-                 version: int | None = None, explain: bool = False) -> dict[str, Any]:
+    def evaluate(
+        self,
+        env: str,
+        key: str,
+        context: Mapping[str, Any],
+        *,
+        version: int | None = None,
+        explain: bool = False,
+    ) -> dict[str, Any]:
         """Evaluate flag ``key`` server-side: in ``version``, or in what this context gets
         now (the current version, or the rollout's new one when the context is in its
         share — exactly what an agent would serve)."""
@@ -190,13 +259,20 @@ class FlagService:
             explanation = flags.explain(key, context)
             return {**out, **explanation.as_dict(), "text": explanation.render()}
         r = flags.evaluate(key, context)
-        return {**out, "flag": key, "value": r.value, "variant": r.variant,
-                "reason": str(r.reason),
-                "error_code": None if r.error_code is None else str(r.error_code),
-                "error_message": r.error_message, "flag_metadata": dict(r.flag_metadata)}
+        return {
+            **out,
+            "flag": key,
+            "value": r.value,
+            "variant": r.variant,
+            "reason": str(r.reason),
+            "error_code": None if r.error_code is None else str(r.error_code),
+            "error_message": r.error_message,
+            "flag_metadata": dict(r.flag_metadata),
+        }
 
-    def diff(self, env: str, from_version: int | None,
-             to_version: int | None) -> tuple[int, int, FlagSetDiff]:
+    def diff(
+        self, env: str, from_version: int | None, to_version: int | None
+    ) -> tuple[int, int, FlagSetDiff]:
         """Versions ``from`` → ``to``; default ``to`` the newest, ``from`` the one before."""
         latest = self.store.flags.environment(env).latest_version
         if latest is None:
@@ -204,8 +280,7 @@ class FlagService:
         to_version = latest if to_version is None else to_version
         from_version = to_version - 1 if from_version is None else from_version
         new = self.store.flags.version(env, to_version).document
-        old = self.store.flags.version(env, from_version).document if from_version >= 1 \
-            else {}
+        old = self.store.flags.version(env, from_version).document if from_version >= 1 else {}
         return from_version, to_version, diff_flag_sets(old, new)
 
     def history(self, env: str, limit: int = 50) -> list[dict[str, Any]]:
@@ -226,22 +301,40 @@ class FlagService:
                 status = r.phase.replace("_", " ")
             else:
                 status = "previous"
-            rows.append({"version": v.version, "created_at": v.created_at, "actor": v.actor,
-                         "message": v.message, "status": status,
-                         "rollout": r.id if r is not None else None})
+            rows.append(
+                {
+                    "version": v.version,
+                    "created_at": v.created_at,
+                    "actor": v.actor,
+                    "message": v.message,
+                    "status": status,
+                    "rollout": r.id if r is not None else None,
+                }
+            )
         return rows
 
     def rollout_json(self, r: FlagRollout) -> dict[str, Any]:
         state = RolloutState.from_json(r.state)
         spec = RolloutSpec.model_validate(r.strategy)
-        return {"id": r.id, "env": r.env, "from_version": r.from_version,
-                "to_version": r.to_version, "phase": r.phase, "active": r.active,
-                "percent": state.percent, "step": state.step_index + 1,
-                "strategy": r.strategy, "alarms": list(spec.alarms),
-                "reason": state.reason, "alarm": state.alarm,
-                "started_at": state.started_at, "ended_at": state.ended_at,
-                "created_at": r.created_at, "updated_at": r.updated_at,
-                **self.rollouts.progress(r)}
+        return {
+            "id": r.id,
+            "env": r.env,
+            "from_version": r.from_version,
+            "to_version": r.to_version,
+            "phase": r.phase,
+            "active": r.active,
+            "percent": state.percent,
+            "step": state.step_index + 1,
+            "strategy": r.strategy,
+            "alarms": list(spec.alarms),
+            "reason": state.reason,
+            "alarm": state.alarm,
+            "started_at": state.started_at,
+            "ended_at": state.ended_at,
+            "created_at": r.created_at,
+            "updated_at": r.updated_at,
+            **self.rollouts.progress(r),
+        }
 
 
 def parse_rollout(data: RolloutSpec | Mapping[str, Any] | None) -> RolloutSpec | None:
@@ -252,34 +345,44 @@ def parse_rollout(data: RolloutSpec | Mapping[str, Any] | None) -> RolloutSpec |
         return RolloutSpec.model_validate(data)
     except ValidationError as exc:
         problems = spec_error_from(exc).problems
-        raise SpecError([Problem(f"rollout.{p.path}" if p.path else "rollout", p.message)
-                         for p in problems]) from exc
+        raise SpecError(
+            [Problem(f"rollout.{p.path}" if p.path else "rollout", p.message) for p in problems]
+        ) from exc
 
 
 def rollout_view(r: FlagRollout) -> RolloutView:
-    return RolloutView(r.id, r.from_version, r.to_version,
-                       float(RolloutState.from_json(r.state).percent))
+    return RolloutView(
+        r.id, r.from_version, r.to_version, float(RolloutState.from_json(r.state).percent)
+    )
 
 
 def _view_json(view: RolloutView) -> dict[str, Any]:
-    return {"id": view.id, "from_version": view.from_version, "to_version": view.to_version,
-            "percent": view.percent}
+    return {
+        "id": view.id,
+        "from_version": view.from_version,
+        "to_version": view.to_version,
+        "percent": view.percent,
+    }
 
 
 def diff_summary(diff: FlagSetDiff) -> dict[str, Any]:
     """For audit events: the keys added, removed and changed per kind, and the changes
     (a segment's joined and left ids cut to the first few, with their counts)."""
-    summary: dict[str, Any] = {kind: {"added": [], "removed": [], "changed": []}
-                               for kind in ("flags", "segments")}
+    summary: dict[str, Any] = {
+        kind: {"added": [], "removed": [], "changed": []} for kind in ("flags", "segments")
+    }
     for change in diff.changes:
         summary[f"{change.kind}s"][change.change].append(change.key)
     changes = diff.as_dict()
     for change, entry in zip(diff.changes, changes, strict=True):
         for f, item in zip(change.fields, entry["fields"], strict=True):
             if isinstance(f, IdsChange):
-                item.update(added=list(f.added[:_IDS_SHOWN]),
-                            removed=list(f.removed[:_IDS_SHOWN]),
-                            added_count=len(f.added), removed_count=len(f.removed))
+                item.update(
+                    added=list(f.added[:_IDS_SHOWN]),
+                    removed=list(f.removed[:_IDS_SHOWN]),
+                    added_count=len(f.added),
+                    removed_count=len(f.removed),
+                )
     summary["changes"] = changes
     if diff.description is not None:
         summary["description"] = {"old": diff.description.old, "new": diff.description.new}
@@ -289,15 +392,22 @@ def diff_summary(diff: FlagSetDiff) -> dict[str, Any]:
 def _count(diff: FlagSetDiff) -> str:
     parts = []
     for kind in ("flag", "segment"):
-        marks = {c: sum(1 for x in diff.changes if x.kind == kind and x.change == c)
-                 for c in ("added", "changed", "removed")}
+        marks = {
+            c: sum(1 for x in diff.changes if x.kind == kind and x.change == c)
+            for c in ("added", "changed", "removed")
+        }
         if any(marks.values()):
             parts.append(f"{kind}s +{marks['added']} ~{marks['changed']} -{marks['removed']}")
     return "; ".join(parts) or "description only"
 
 
-def _version_message(saved: FlagSetVersion, previous: int | None, diff: FlagSetDiff,
-                     rollout: FlagRollout | None, revert_of: int | None) -> str:
+def _version_message(
+    saved: FlagSetVersion,
+    previous: int | None,
+    diff: FlagSetDiff,
+    rollout: FlagRollout | None,
+    revert_of: int | None,
+) -> str:
     how = f"rolling out from v{previous}" if rollout else "published"
     what = f"revert to v{revert_of}" if revert_of is not None else (saved.message or "")
     text = f"{saved.env} v{saved.version} by {saved.actor} ({how}; {_count(diff)})"

@@ -70,8 +70,15 @@ class RolloutEngine:
         if not names:
             return
         if self.alarms is None:
-            raise SpecError([Problem(path, "no alarm engine is connected to this server, so "
-                                           "alarms cannot guard a flag rollout")])
+            raise SpecError(
+                [
+                    Problem(
+                        path,
+                        "no alarm engine is connected to this server, so "
+                        "alarms cannot guard a flag rollout",
+                    )
+                ]
+            )
         problems, firing = [], []
         for i, name in enumerate(names):
             try:
@@ -84,8 +91,10 @@ class RolloutEngine:
         if problems:
             raise SpecError(problems)
         if firing:
-            raise ConflictError(f"alarm {', '.join(firing)} is firing; a rollout guarded by "
-                                "it would be reverted at once")
+            raise ConflictError(
+                f"alarm {', '.join(firing)} is firing; a rollout guarded by "
+                "it would be reverted at once"
+            )
 
     async def command(self, env: str, command: RolloutCommand, actor: str) -> FlagRollout:
         """Stop or roll back the environment's rollout now; returns it as recorded."""
@@ -104,8 +113,12 @@ class RolloutEngine:
         seconds to the next step."""
         plan = _plan(rollout)
         state = RolloutState.from_json(rollout.state)
-        return {"steps": len(plan.steps), "plan": plan.name, "plan_text": describe(plan),
-                "next_step_in": next_step_in(state, plan, self.clock.now())}
+        return {
+            "steps": len(plan.steps),
+            "plan": plan.name,
+            "plan_text": describe(plan),
+            "next_step_in": next_step_in(state, plan, self.clock.now()),
+        }
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -122,11 +135,18 @@ class RolloutEngine:
                 try:
                     await self._advance(rollout)
                 except SluicegateError as exc:
-                    log.warning("flag rollout %s of %s: %s (holding; will retry)",
-                                rollout.id, rollout.env, exc)
+                    log.warning(
+                        "flag rollout %s of %s: %s (holding; will retry)",
+                        rollout.id,
+                        rollout.env,
+                        exc,
+                    )
                 except Exception:  # one rollout's bug must not hold up the others
-                    log.exception("flag rollout %s of %s: tick failed (holding; will retry)",
-                                  rollout.id, rollout.env)
+                    log.exception(
+                        "flag rollout %s of %s: tick failed (holding; will retry)",
+                        rollout.id,
+                        rollout.env,
+                    )
 
     async def _advance(self, rollout: FlagRollout) -> None:
         plan = _plan(rollout)
@@ -141,8 +161,9 @@ class RolloutEngine:
     async def _firing(self, rollout: FlagRollout) -> tuple[str, str] | None:
         names = RolloutSpec.model_validate(rollout.strategy).alarms
         if names and self.alarms is None:
-            raise SluicegateError("its guarding alarms cannot be read: no alarm engine is "
-                                  "connected")
+            raise SluicegateError(
+                "its guarding alarms cannot be read: no alarm engine is connected"
+            )
         for name in names:
             assert self.alarms is not None
             reason = await self.alarms(name)
@@ -150,8 +171,13 @@ class RolloutEngine:
                 return name, reason
         return None
 
-    def _record(self, rollout: FlagRollout, state: RolloutState,
-                actions: tuple[RolloutAction, ...], actor: str) -> FlagRollout:
+    def _record(
+        self,
+        rollout: FlagRollout,
+        state: RolloutState,
+        actions: tuple[RolloutAction, ...],
+        actor: str,
+    ) -> FlagRollout:
         """The new state, its events and (on completion) the new current version: one
         transaction, so what agents read never runs ahead of the log."""
         if state == RolloutState.from_json(rollout.state) and not actions:
@@ -161,16 +187,28 @@ class RolloutEngine:
         with self.store.transaction() as tx:
             if state != RolloutState.from_json(rollout.state):
                 rollout = tx.flag_rollouts.update(
-                    rollout.id, rollout.version, state=state.to_json(),
-                    phase=state.phase.value, active=not state.phase.terminal, publish=publish)
+                    rollout.id,
+                    rollout.version,
+                    state=state.to_json(),
+                    phase=state.phase.value,
+                    active=not state.phase.terminal,
+                    publish=publish,
+                )
             for action in actions:
                 if isinstance(action, RecordEvent):
                     tx.events.append(
-                        f"flags.rollout.{action.kind}", subject_of(rollout.env),
-                        f"{head}: {action.message}", actor=actor,
-                        data={"env": rollout.env, "rollout": rollout.id,
-                              "from_version": rollout.from_version,
-                              "to_version": rollout.to_version, **action.data})
+                        f"flags.rollout.{action.kind}",
+                        subject_of(rollout.env),
+                        f"{head}: {action.message}",
+                        actor=actor,
+                        data={
+                            "env": rollout.env,
+                            "rollout": rollout.id,
+                            "from_version": rollout.from_version,
+                            "to_version": rollout.to_version,
+                            **action.data,
+                        },
+                    )
         return rollout
 
 

@@ -85,14 +85,19 @@ class StoreSnapshotProvider:
         active = self.store.flag_rollouts.active_for(env)
         if active is None:
             current = self.store.flags.version(env, environment.current_version)
-            return Snapshot(env, current.version, snapshot_etag(current.version),
-                            current.document)
+            return Snapshot(env, current.version, snapshot_etag(current.version), current.document)
         new = self.store.flags.version(env, active.to_version)
         old = self.store.flags.version(env, active.from_version)
-        rollout = Rollout(active.id, active.from_version, active.to_version,
-                          float(RolloutState.from_json(active.state).percent), old.document)
-        return Snapshot(env, new.version, snapshot_etag(new.version, rollout), new.document,
-                        rollout)
+        rollout = Rollout(
+            active.id,
+            active.from_version,
+            active.to_version,
+            float(RolloutState.from_json(active.state).percent),
+            old.document,
+        )
+        return Snapshot(
+            env, new.version, snapshot_etag(new.version, rollout), new.document, rollout
+        )
 
     async def close(self) -> None:
         if self._unlisten is not None:

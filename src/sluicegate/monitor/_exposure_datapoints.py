@@ -24,8 +24,9 @@ from sluicegate.store import Store
 __all__ = ["ExposureDatapoints", "exposure_datapoints"]
 
 
-def exposure_datapoints(minutes: Mapping[int, int], statistic: str, *, end: int, period: int,
-                        count: int) -> list[Datapoint]:
+def exposure_datapoints(
+    minutes: Mapping[int, int], statistic: str, *, end: int, period: int, count: int
+) -> list[Datapoint]:
     """Datapoints from minute start -> evaluations (pure); ``period`` a multiple of 60."""
     stat, percentile = parse_statistic(statistic)
     why = exposure_statistic_problem(period, percentile is not None)
@@ -42,13 +43,19 @@ class ExposureDatapoints:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    async def datapoints(self, metric: MetricSpec, statistic: str, *, end: int, period: int,
-                         count: int) -> list[Datapoint]:
+    async def datapoints(
+        self, metric: MetricSpec, statistic: str, *, end: int, period: int, count: int
+    ) -> list[Datapoint]:
         dims = metric.dimensions  # MetricSpec checked the name and the dimensions
         if period % 60 == 0:
             minutes = await asyncio.to_thread(
-                self.store.flag_exposures.minutes, dims["env"], end - period * count, end,
-                dims.get("flag"), dims.get("variant"))
+                self.store.flag_exposures.minutes,
+                dims["env"],
+                end - period * count,
+                end,
+                dims.get("flag"),
+                dims.get("variant"),
+            )
         else:
             minutes = {}  # exposure_datapoints refuses the period
         return exposure_datapoints(minutes, statistic, end=end, period=period, count=count)

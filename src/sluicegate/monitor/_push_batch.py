@@ -28,8 +28,14 @@ from typing import Any
 
 from sluicegate.errors import Problem, SpecError
 
-__all__ = ["MAX_DIMENSIONS", "MAX_ENTRIES", "MAX_FUTURE", "MAX_VALUES", "Observation",
-           "parse_batch"]
+__all__ = [
+    "MAX_DIMENSIONS",
+    "MAX_ENTRIES",
+    "MAX_FUTURE",
+    "MAX_VALUES",
+    "Observation",
+    "parse_batch",
+]
 
 MAX_ENTRIES = 1000
 MAX_VALUES = 150
@@ -64,8 +70,9 @@ def parse_batch(body: Any, now: float, window: int) -> list[Observation]:
     if not isinstance(entries, list) or not entries:
         raise SpecError([Problem("metrics", "must be a non-empty list")])
     if len(entries) > MAX_ENTRIES:
-        raise SpecError([Problem("metrics", f"{len(entries)} entries; at most {MAX_ENTRIES}"
-                                 " per push")])
+        raise SpecError(
+            [Problem("metrics", f"{len(entries)} entries; at most {MAX_ENTRIES} per push")]
+        )
     problems: list[Problem] = []
     out: list[Observation] = []
     for i, entry in enumerate(entries):
@@ -77,8 +84,9 @@ def parse_batch(body: Any, now: float, window: int) -> list[Observation]:
     return out
 
 
-def _entry(entry: Any, at: str, now: float, window: int,
-           problems: list[Problem]) -> Observation | None:
+def _entry(
+    entry: Any, at: str, now: float, window: int, problems: list[Problem]
+) -> Observation | None:
     if not isinstance(entry, dict):
         problems.append(Problem(at, "must be an object"))
         return None
@@ -93,8 +101,11 @@ def _entry(entry: Any, at: str, now: float, window: int,
     counts: list[int] | None = None
     stats: tuple[int, float, float, float] | None = None
     if len(kinds) != 1:
-        problems.append(Problem(at, "give exactly one of value, values (with optional"
-                                " counts) or statistic_values"))
+        problems.append(
+            Problem(
+                at, "give exactly one of value, values (with optional counts) or statistic_values"
+            )
+        )
     elif kinds[0] == "value":
         v = _number(entry["value"], f"{at}.value", problems)
         values = [] if v is None else [v]
@@ -155,8 +166,7 @@ def _number(value: Any, at: str, problems: list[Problem]) -> float | None:
     return float(value)
 
 
-def _timestamp(value: Any, at: str, now: float, window: int,
-               problems: list[Problem]) -> int | None:
+def _timestamp(value: Any, at: str, now: float, window: int, problems: list[Problem]) -> int | None:
     if value is None:
         return int(now)
     if isinstance(value, str):
@@ -176,8 +186,7 @@ def _timestamp(value: Any, at: str, now: float, window: int,
         ts = number
     if ts > now + MAX_FUTURE:
         hint = " (milliseconds? give seconds)" if ts > 1e11 else ""
-        problems.append(Problem(at, f"{ts - now:.0f}s in the future; at most {MAX_FUTURE}s"
-                                f"{hint}"))
+        problems.append(Problem(at, f"{ts - now:.0f}s in the future; at most {MAX_FUTURE}s{hint}"))
         return None
     if ts < now - window:
         problems.append(Problem(at, f"{now - ts:.0f}s old; the store keeps {window}s"))
@@ -185,8 +194,9 @@ def _timestamp(value: Any, at: str, now: float, window: int,
     return int(ts)
 
 
-def _values(entry: dict[str, Any], at: str,
-            problems: list[Problem]) -> tuple[list[float], list[int] | None]:
+def _values(
+    entry: dict[str, Any], at: str, problems: list[Problem]
+) -> tuple[list[float], list[int] | None]:
     raw = entry["values"]
     if not isinstance(raw, list) or not raw:
         problems.append(Problem(f"{at}.values", "must be a non-empty list of numbers"))
@@ -199,8 +209,7 @@ def _values(entry: dict[str, Any], at: str,
         return [v for v in values if v is not None], None
     counts_raw = entry["counts"]
     if not isinstance(counts_raw, list) or len(counts_raw) != len(raw):
-        problems.append(Problem(f"{at}.counts", f"must be a list as long as values"
-                                f" ({len(raw)})"))
+        problems.append(Problem(f"{at}.counts", f"must be a list as long as values ({len(raw)})"))
         return [], None
     counts: list[int] = []
     for j, c in enumerate(counts_raw):
@@ -211,8 +220,7 @@ def _values(entry: dict[str, Any], at: str,
     return [v for v in values if v is not None], counts
 
 
-def _stats(value: Any, at: str,
-           problems: list[Problem]) -> tuple[int, float, float, float] | None:
+def _stats(value: Any, at: str, problems: list[Problem]) -> tuple[int, float, float, float] | None:
     if not isinstance(value, dict):
         problems.append(Problem(at, f"must be an object with {', '.join(_STAT_KEYS)}"))
         return None
@@ -239,7 +247,12 @@ def _stats(value: Any, at: str,
     mean = total / n
     slack = 1e-9 * max(1.0, abs(low), abs(high))
     if not low - slack <= mean <= high + slack:
-        problems.append(Problem(f"{at}.sum", f"sum / sample_count = {mean:g} lies outside"
-                                f" [minimum, maximum] = [{low:g}, {high:g}]"))
+        problems.append(
+            Problem(
+                f"{at}.sum",
+                f"sum / sample_count = {mean:g} lies outside"
+                f" [minimum, maximum] = [{low:g}, {high:g}]",
+            )
+        )
         return None
     return int(n), total, low, high

@@ -40,8 +40,11 @@ COUNTERS = ROUTER_COUNTERS
 _SLACK = 5  # seconds asked for beyond the range: the router's current second may run ahead
 
 
-def router_seconds(data: Mapping[str, Any], listener: str, target_group: str | None,
-                   ) -> dict[int, dict[str, Any]]:
+def router_seconds(
+    data: Mapping[str, Any],
+    listener: str,
+    target_group: str | None,
+) -> dict[int, dict[str, Any]]:
     """Per second, the summed points of the matching series (pure; the admin API's JSON).
 
     Each value holds the counters, ``latency_sum`` (s) and ``hist`` (bucket -> count).
@@ -57,8 +60,7 @@ def router_seconds(data: Mapping[str, Any], listener: str, target_group: str | N
             if not p["requests"]:
                 continue
             t = int(p["t"])
-            acc = out.setdefault(t, {k: 0 for k in COUNTERS} | {"latency_sum": 0.0,
-                                                                  "hist": {}})
+            acc = out.setdefault(t, {k: 0 for k in COUNTERS} | {"latency_sum": 0.0, "hist": {}})
             for k in COUNTERS:
                 acc[k] += int(p[k])
             acc["latency_sum"] += float(p.get("latency_sum", 0.0))
@@ -91,14 +93,22 @@ def percentile_ms(hist: dict[int, int], q: float) -> float | None:
     return None if seconds is None else seconds * 1000
 
 
-def _datapoints(seconds: Mapping[int, Mapping[str, Any]], name: str, statistic: str, *,
-                end: int, period: int, count: int) -> list[Datapoint]:
+def _datapoints(
+    seconds: Mapping[int, Mapping[str, Any]],
+    name: str,
+    statistic: str,
+    *,
+    end: int,
+    period: int,
+    count: int,
+) -> list[Datapoint]:
     stat, q = parse_statistic(statistic)
     if name == "latency":
         if q is not None:
             hists = {t: s["hist"] for t, s in seconds.items()}
-            return aggregate_percentile(q, hists, end=end, period=period, count=count,
-                                        percentile=percentile_ms)
+            return aggregate_percentile(
+                q, hists, end=end, period=period, count=count, percentile=percentile_ms
+            )
         stats = {t: histogram_ms(s) for t, s in seconds.items()}
         return aggregate(stat, stats, end=end, period=period, count=count)
     counts = {t: StatSet.events(int(s[name])) for t, s in seconds.items()}
@@ -117,18 +127,25 @@ class RouterDatapoints:
         self.max_window = max_window
         self._cache: dict[str, tuple[int, int, dict[str, Any]]] = {}  # listener -> end, window
 
-    async def datapoints(self, metric: MetricSpec, statistic: str, *, end: int, period: int,
-                         count: int) -> list[Datapoint]:
+    async def datapoints(
+        self, metric: MetricSpec, statistic: str, *, end: int, period: int, count: int
+    ) -> list[Datapoint]:
         assert metric.name is not None  # MetricSpec checked the name and the dimensions
         if metric.name != "latency" and parse_statistic(statistic)[1] is not None:
-            raise SpecError([Problem("statistic", f"{statistic} needs a distribution; the"
-                                     f" router counter {metric.name!r} has none (use Sum)")])
+            raise SpecError(
+                [
+                    Problem(
+                        "statistic",
+                        f"{statistic} needs a distribution; the"
+                        f" router counter {metric.name!r} has none (use Sum)",
+                    )
+                ]
+            )
         listener = metric.dimensions["listener"]
         window = min(self.max_window, period * count + _SLACK)
         data = await self._read(listener, end, window)
         seconds = router_seconds(data, listener, metric.dimensions.get("target_group"))
-        return _datapoints(seconds, metric.name, statistic, end=end, period=period,
-                           count=count)
+        return _datapoints(seconds, metric.name, statistic, end=end, period=period, count=count)
 
     async def _read(self, listener: str, end: int, window: int) -> dict[str, Any]:
         cached = self._cache.get(listener)

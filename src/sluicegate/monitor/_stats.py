@@ -103,18 +103,14 @@ def _thin(counts: npt.NDArray[np.int64], cap: int) -> npt.NDArray[np.int64]:
     return floor
 
 
-def reconstruct(
-    items: list[tuple[int, int]], cap: int = MAX_SAMPLES
-) -> npt.NDArray[np.float64]:
+def reconstruct(items: list[tuple[int, int]], cap: int = MAX_SAMPLES) -> npt.NDArray[np.float64]:
     """Samples (bucket midpoints, µs) standing for a histogram, at most ``cap`` of them."""
     indexes = np.fromiter((i for i, _ in items), dtype=np.int64, count=len(items))
     counts = np.fromiter((n for _, n in items), dtype=np.int64, count=len(items))
     return np.repeat(_MIDPOINTS_US[indexes], _thin(counts, cap))
 
 
-def mann_whitney_greater(
-    green: npt.NDArray[np.float64], blue: npt.NDArray[np.float64]
-) -> float:
+def mann_whitney_greater(green: npt.NDArray[np.float64], blue: npt.NDArray[np.float64]) -> float:
     """One-sided p-value of Mann-Whitney U for "green is stochastically greater than blue".
 
     The normal approximation with tie and continuity correction (scipy's ``asymptotic``
@@ -137,9 +133,7 @@ def _normal_sf(z: float) -> float:
     return 0.5 * math.erfc(z / math.sqrt(2.0))
 
 
-def fm_restricted_mle(
-    x1: int, n1: int, x2: int, n2: int, delta: float
-) -> tuple[float, float]:
+def fm_restricted_mle(x1: int, n1: int, x2: int, n2: int, delta: float) -> tuple[float, float]:
     """Maximum-likelihood (p1, p2) under the constraint p1 - p2 = delta (Farrington & Manning
     1990, closed-form root of the likelihood's cubic)."""
     p1, p2 = x1 / n1, x2 / n2
@@ -174,8 +168,9 @@ def scas_p(x1: int, n1: int, x2: int, n2: int, delta: float) -> float:
     if var <= 0.0:
         # Both proportions at 0 or 1 under the null: nothing varies.
         return 0.0 if score > 0.0 else 1.0
-    mu3 = (q1 * (1.0 - q1) * (1.0 - 2.0 * q1) / (n1 * n1)
-           - q2 * (1.0 - q2) * (1.0 - 2.0 * q2) / (n2 * n2))
+    mu3 = q1 * (1.0 - q1) * (1.0 - 2.0 * q1) / (n1 * n1) - q2 * (1.0 - q2) * (1.0 - 2.0 * q2) / (
+        n2 * n2
+    )
     # Solve  score/sqrt(var) - (z**2 - 1) * mu3 / (6 var**1.5) = z  for z.
     a = mu3 / (6.0 * var**1.5)
     b = score / math.sqrt(var)

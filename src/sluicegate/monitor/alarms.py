@@ -113,8 +113,13 @@ class Evaluation:
             "reason": self.reason,
             "breaching_count": self.breaching_count,
             "datapoints": [
-                {"timestamp": p.timestamp, "value": p.value, "samples": p.samples,
-                 "breaching": p.breaching, "filled": p.filled}
+                {
+                    "timestamp": p.timestamp,
+                    "value": p.value,
+                    "samples": p.samples,
+                    "breaching": p.breaching,
+                    "filled": p.filled,
+                }
                 for p in self.considered
             ],
         }
@@ -171,8 +176,12 @@ class StatSet:
         return cls(n, float(n), 1.0, 1.0) if n else cls(0)
 
     def merge(self, other: StatSet) -> StatSet:
-        return StatSet(self.count + other.count, self.total + other.total,
-                       min(self.minimum, other.minimum), max(self.maximum, other.maximum))
+        return StatSet(
+            self.count + other.count,
+            self.total + other.total,
+            min(self.minimum, other.minimum),
+            max(self.maximum, other.maximum),
+        )
 
 
 Histogram = Mapping[int, int] | Sequence[int]
@@ -203,8 +212,9 @@ def _value(statistic: str, s: StatSet) -> float | None:
     raise ValueError(f"{statistic!r} needs aggregate_percentile (histograms), not aggregate")
 
 
-def aggregate(statistic: str, seconds: Mapping[int, StatSet], *, end: int, period: int,
-              count: int) -> list[Datapoint]:
+def aggregate(
+    statistic: str, seconds: Mapping[int, StatSet], *, end: int, period: int, count: int
+) -> list[Datapoint]:
     """One datapoint per period for Sum, SampleCount, Average, Minimum or Maximum.
 
     ``seconds`` maps an epoch second to its StatSet. A period with no second present is
@@ -224,8 +234,15 @@ def aggregate(statistic: str, seconds: Mapping[int, StatSet], *, end: int, perio
     return out
 
 
-def aggregate_percentile(q: float, seconds: Mapping[int, Histogram], *, end: int, period: int,
-                         count: int, percentile: PercentileFn) -> list[Datapoint]:
+def aggregate_percentile(
+    q: float,
+    seconds: Mapping[int, Histogram],
+    *,
+    end: int,
+    period: int,
+    count: int,
+    percentile: PercentileFn,
+) -> list[Datapoint]:
     """One datapoint per period: the q-quantile (0 < q <= 1) of the period's merged histogram.
 
     A period without any histogram, or whose histograms are empty, is missing.
@@ -311,8 +328,9 @@ _PHRASE = {
 }
 
 
-def evaluate(spec: AlarmSpec, datapoints: Sequence[Datapoint],
-             previous_state: AlarmState | None = None) -> Evaluation:
+def evaluate(
+    spec: AlarmSpec, datapoints: Sequence[Datapoint], previous_state: AlarmState | None = None
+) -> Evaluation:
     """The alarm's state over ``datapoints``, the evaluation range (oldest first).
 
     The range must hold at least N datapoints, one per period: consecutive timestamps exactly
@@ -336,8 +354,10 @@ def evaluate(spec: AlarmSpec, datapoints: Sequence[Datapoint],
         breach = spec.treat_missing_data == "breaching"
         # Fill the newest missing periods: missing data is used as few times as possible.
         missing_slots = [p for p in datapoints if not _is_real(spec, p)]
-        fills = [EvaluatedPoint(p.timestamp, None, p.samples, breach, filled=True)
-                 for p in missing_slots[len(missing_slots) - (n - k):]]
+        fills = [
+            EvaluatedPoint(p.timestamp, None, p.samples, breach, filled=True)
+            for p in missing_slots[len(missing_slots) - (n - k) :]
+        ]
         chosen = sorted(evaluated + fills, key=lambda p: p.timestamp)
         return _threshold(spec, chosen, previous, fill=spec.treat_missing_data)
 
@@ -351,8 +371,9 @@ def evaluate(spec: AlarmSpec, datapoints: Sequence[Datapoint],
     return _undecided(spec, evaluated, size, previous, ignore)
 
 
-def transition(previous: AlarmState | None, evaluation: Evaluation,
-               now: float) -> AlarmTransition | None:
+def transition(
+    previous: AlarmState | None, evaluation: Evaluation, now: float
+) -> AlarmTransition | None:
     """The event to record when ``evaluation`` changes the alarm's state, else None.
 
     A new alarm (previous None) starts in INSUFFICIENT_DATA, so its first OK or ALARM is a
@@ -370,13 +391,17 @@ def transition(previous: AlarmState | None, evaluation: Evaluation,
 def _check_range(spec: AlarmSpec, datapoints: Sequence[Datapoint]) -> None:
     n = spec.evaluation_periods
     if len(datapoints) < n:
-        raise ValueError(f"alarm {spec.name!r}: the evaluation range holds {len(datapoints)}"
-                         f" datapoints, fewer than evaluation_periods ({n})")
+        raise ValueError(
+            f"alarm {spec.name!r}: the evaluation range holds {len(datapoints)}"
+            f" datapoints, fewer than evaluation_periods ({n})"
+        )
     for a, b in itertools.pairwise(datapoints):
         if not math.isclose(b.timestamp - a.timestamp, spec.period, abs_tol=1e-6):
-            raise ValueError(f"alarm {spec.name!r}: datapoints must be one per period"
-                             f" ({spec.period:g}s apart), oldest first; got {a.timestamp:g}"
-                             f" then {b.timestamp:g}")
+            raise ValueError(
+                f"alarm {spec.name!r}: datapoints must be one per period"
+                f" ({spec.period:g}s apart), oldest first; got {a.timestamp:g}"
+                f" then {b.timestamp:g}"
+            )
 
 
 def _is_real(spec: AlarmSpec, p: Datapoint) -> bool:
@@ -388,8 +413,9 @@ def _point(spec: AlarmSpec, p: Datapoint) -> EvaluatedPoint:
     return EvaluatedPoint(p.timestamp, p.value, p.samples, breaches(spec, p.value))
 
 
-def _low_sample(spec: AlarmSpec, evaluated: Sequence[EvaluatedPoint],
-                previous: AlarmState) -> Evaluation | None:
+def _low_sample(
+    spec: AlarmSpec, evaluated: Sequence[EvaluatedPoint], previous: AlarmState
+) -> Evaluation | None:
     q = spec.percentile
     if q is None or spec.low_sample_mode != "ignore":
         return None
@@ -399,16 +425,21 @@ def _low_sample(spec: AlarmSpec, evaluated: Sequence[EvaluatedPoint],
         return None
     stat = parse_statistic(spec.statistic or "")[0]
     shown = _list(low)
-    return Evaluation(spec.name, previous,
-                      f"Unchanged: {_count(len(low), 'datapoint')} {shown} had fewer than"
-                      f" {bound:g} samples, too few for {stat}"
-                      f" (evaluate_low_sample_count_percentile: ignore); the alarm stays"
-                      f" {previous.value}.",
-                      sum(p.breaching for p in evaluated), tuple(evaluated))
+    return Evaluation(
+        spec.name,
+        previous,
+        f"Unchanged: {_count(len(low), 'datapoint')} {shown} had fewer than"
+        f" {bound:g} samples, too few for {stat}"
+        f" (evaluate_low_sample_count_percentile: ignore); the alarm stays"
+        f" {previous.value}.",
+        sum(p.breaching for p in evaluated),
+        tuple(evaluated),
+    )
 
 
-def _threshold(spec: AlarmSpec, chosen: Sequence[EvaluatedPoint], previous: AlarmState,
-               fill: str | None) -> Evaluation:
+def _threshold(
+    spec: AlarmSpec, chosen: Sequence[EvaluatedPoint], previous: AlarmState, fill: str | None
+) -> Evaluation:
     """ALARM when at least M of ``chosen`` breach, else OK; CloudWatch's reason text."""
     n, m = spec.evaluation_periods, spec.datapoints_to_alarm
     breaching = sum(p.breaching for p in chosen)
@@ -420,44 +451,57 @@ def _threshold(spec: AlarmSpec, chosen: Sequence[EvaluatedPoint], previous: Alar
     if len(chosen) == 1:
         head = f"1 datapoint {_list(shown)} {verb}"
     else:
-        head = (f"{len(shown)} out of the last {len(chosen)} datapoints {_list(shown)} {verb}")
+        head = f"{len(shown)} out of the last {len(chosen)} datapoints {_list(shown)} {verb}"
     reason = f"Threshold Crossed: {head} {phrase} the threshold ({_num(spec.threshold)})"
     if state != previous:
         need = m if alarm else n - m + 1
-        reason += (f" (minimum {_count(need, 'datapoint')} for {previous.value} ->"
-                   f" {state.value} transition)")
+        reason += (
+            f" (minimum {_count(need, 'datapoint')} for {previous.value} ->"
+            f" {state.value} transition)"
+        )
     if fill is not None and any(p.filled for p in chosen):
         reason += f"; missing data treated as {fill}"
     elif fill is not None and len(chosen) < n:
-        reason += (f"; only {len(chosen)} of {n} datapoints"
-                   f" {'was' if len(chosen) == 1 else 'were'} received and missing data is"
-                   f" {'ignored' if fill == 'ignore' else 'treated as missing'}")
+        reason += (
+            f"; only {len(chosen)} of {n} datapoints"
+            f" {'was' if len(chosen) == 1 else 'were'} received and missing data is"
+            f" {'ignored' if fill == 'ignore' else 'treated as missing'}"
+        )
     return Evaluation(spec.name, state, reason + ".", breaching, tuple(chosen))
 
 
-def _premature(spec: AlarmSpec, evaluated: Sequence[EvaluatedPoint], age: int,
-               previous: AlarmState) -> Evaluation:
+def _premature(
+    spec: AlarmSpec, evaluated: Sequence[EvaluatedPoint], age: int, previous: AlarmState
+) -> Evaluation:
     m = spec.datapoints_to_alarm
     k = len(evaluated)
     received = "the only datapoint" if k == 1 else f"all {k} datapoints"
-    reason = (f"Threshold Crossed: {received} received {_list(list(reversed(evaluated)))}"
-              f" {'was' if k == 1 else 'were'} {_PHRASE[spec.comparison]} the threshold"
-              f" ({_num(spec.threshold)}), the oldest {age} periods ago (at least"
-              f" datapoints_to_alarm = {m}), and the other periods are missing"
-              f" (premature-ALARM rule; missing data treated as missing)")
+    reason = (
+        f"Threshold Crossed: {received} received {_list(list(reversed(evaluated)))}"
+        f" {'was' if k == 1 else 'were'} {_PHRASE[spec.comparison]} the threshold"
+        f" ({_num(spec.threshold)}), the oldest {age} periods ago (at least"
+        f" datapoints_to_alarm = {m}), and the other periods are missing"
+        f" (premature-ALARM rule; missing data treated as missing)"
+    )
     if previous != AlarmState.ALARM:
         reason += f" ({previous.value} -> ALARM transition)"
-    return Evaluation(spec.name, AlarmState.ALARM, reason + ".", len(evaluated),
-                      tuple(evaluated))
+    return Evaluation(spec.name, AlarmState.ALARM, reason + ".", len(evaluated), tuple(evaluated))
 
 
-def _undecided(spec: AlarmSpec, evaluated: Sequence[EvaluatedPoint], size: int,
-               previous: AlarmState, ignore: bool) -> Evaluation:
+def _undecided(
+    spec: AlarmSpec,
+    evaluated: Sequence[EvaluatedPoint],
+    size: int,
+    previous: AlarmState,
+    ignore: bool,
+) -> Evaluation:
     n, m = spec.evaluation_periods, spec.datapoints_to_alarm
     if evaluated:
-        what = (f"only {_count(len(evaluated), 'datapoint')} {_list(list(reversed(evaluated)))}"
-                f" of the {n} needed {'was' if len(evaluated) == 1 else 'were'} received in the"
-                f" last {size} periods, all breaching but fewer than {m}")
+        what = (
+            f"only {_count(len(evaluated), 'datapoint')} {_list(list(reversed(evaluated)))}"
+            f" of the {n} needed {'was' if len(evaluated) == 1 else 'were'} received in the"
+            f" last {size} periods, all breaching but fewer than {m}"
+        )
     else:
         what = f"no datapoints were received in the last {size} periods"
     if spec.min_samples:
@@ -480,8 +524,9 @@ def _when(ts: float) -> str:
 
 
 def _list(points: Sequence[EvaluatedPoint]) -> str:
-    parts = [f"{'missing' if p.value is None else _num(p.value)} ({_when(p.timestamp)})"
-             for p in points]
+    parts = [
+        f"{'missing' if p.value is None else _num(p.value)} ({_when(p.timestamp)})" for p in points
+    ]
     return "[" + ", ".join(parts) + "]"
 
 

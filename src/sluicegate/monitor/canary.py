@@ -143,10 +143,11 @@ def _verdict_text(p: float, alpha: float) -> str:
     return f"p={_fmt_p(p)} {sign} {_fmt_p(alpha)}"
 
 
-def _check_counts(green_errors: int, green_total: int, blue_errors: int,
-                  blue_total: int) -> None:
-    for name, errors, total in (("green", green_errors, green_total),
-                                ("blue", blue_errors, blue_total)):
+def _check_counts(green_errors: int, green_total: int, blue_errors: int, blue_total: int) -> None:
+    for name, errors, total in (
+        ("green", green_errors, green_total),
+        ("blue", blue_errors, blue_total),
+    ):
         if total < 0 or errors < 0:
             raise ValueError(f"{name}: counts must not be negative ({errors} of {total})")
         if errors > total:
@@ -185,30 +186,52 @@ def judge_errors(
             return f"{name} no requests"
         return f"{name} {_pct(value)} ({errors}/{total})"
 
-    observed = (f"{side('green ' + label, green_errors, green_total, green_value)} vs "
-                f"{side('blue', blue_errors, blue_total, blue_value)}")
+    observed = (
+        f"{side('green ' + label, green_errors, green_total, green_value)} vs "
+        f"{side('blue', blue_errors, blue_total, blue_value)}"
+    )
 
     if green_value is None or blue_value is None:
-        return Judgement(Outcome.INCONCLUSIVE, None, green_value, blue_value,
-                         f"{observed}: not enough data yet", "errors")
+        return Judgement(
+            Outcome.INCONCLUSIVE,
+            None,
+            green_value,
+            blue_value,
+            f"{observed}: not enough data yet",
+            "errors",
+        )
 
-    p, test = diff_test(green_errors, green_total, blue_errors, blue_total,
-                        tolerated_increase)
+    p, test = diff_test(green_errors, green_total, blue_errors, blue_total, tolerated_increase)
     tolerance = f"+{tolerated_increase * 100:g} pt tolerated"
     stats = f"{tolerance}, {test} {_verdict_text(p, alpha)}"
     if p < alpha:
         if green_errors >= min_errors:
-            return Judgement(Outcome.FAIL, p, green_value, blue_value,
-                             f"{observed} ({stats}): green is worse", "errors")
-        return Judgement(Outcome.INCONCLUSIVE, p, green_value, blue_value,
-                         f"{observed} ({stats}): not enough data yet, need {min_errors} green "
-                         "errors to fail", "errors")
+            return Judgement(
+                Outcome.FAIL,
+                p,
+                green_value,
+                blue_value,
+                f"{observed} ({stats}): green is worse",
+                "errors",
+            )
+        return Judgement(
+            Outcome.INCONCLUSIVE,
+            p,
+            green_value,
+            blue_value,
+            f"{observed} ({stats}): not enough data yet, need {min_errors} green errors to fail",
+            "errors",
+        )
     if min(green_total, blue_total) < min_requests:
-        return Judgement(Outcome.INCONCLUSIVE, p, green_value, blue_value,
-                         f"{observed} ({stats}): not enough data yet, need {min_requests} "
-                         "requests per group", "errors")
-    return Judgement(Outcome.PASS, p, green_value, blue_value, f"{observed} ({stats})",
-                     "errors")
+        return Judgement(
+            Outcome.INCONCLUSIVE,
+            p,
+            green_value,
+            blue_value,
+            f"{observed} ({stats}): not enough data yet, need {min_requests} requests per group",
+            "errors",
+        )
+    return Judgement(Outcome.PASS, p, green_value, blue_value, f"{observed} ({stats})", "errors")
 
 
 def judge_errors_sequential(
@@ -232,33 +255,54 @@ def judge_errors_sequential(
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be between 0 and 1 (exclusive), got {alpha}")
     if not 0.0 <= tolerated_increase < effect < 1.0:
-        raise ValueError("need 0 <= tolerated_increase < effect < 1, got "
-                         f"{tolerated_increase} and {effect}")
+        raise ValueError(
+            f"need 0 <= tolerated_increase < effect < 1, got {tolerated_increase} and {effect}"
+        )
     _check_counts(green_errors, green_total, blue_errors, blue_total)
     green_value = green_errors / green_total if green_total else None
     blue_value = blue_errors / blue_total if blue_total else None
-    observed = (f"green {label} {green_errors}/{green_total} vs blue "
-                f"{blue_errors}/{blue_total}")
+    observed = f"green {label} {green_errors}/{green_total} vs blue {blue_errors}/{blue_total}"
     if blue_total < SEQUENTIAL_MIN_BLUE or green_errors < min_errors:
-        return Judgement(Outcome.INCONCLUSIVE, None, green_value, blue_value,
-                         f"{observed}: sequential test waits for {min_errors} green errors "
-                         f"and {SEQUENTIAL_MIN_BLUE} blue requests", "errors")
+        return Judgement(
+            Outcome.INCONCLUSIVE,
+            None,
+            green_value,
+            blue_value,
+            f"{observed}: sequential test waits for {min_errors} green errors "
+            f"and {SEQUENTIAL_MIN_BLUE} blue requests",
+            "errors",
+        )
     base = (blue_errors + 1) / (blue_total + 1)
     p0, p1 = base + tolerated_increase, base + effect
     if p1 >= 1.0:  # blue already fails so often that +effect is out of reach
-        return Judgement(Outcome.INCONCLUSIVE, None, green_value, blue_value,
-                         f"{observed}: blue's error rate leaves no room for the sequential "
-                         "test", "errors")
-    llr = (green_errors * math.log(p1 / p0)
-           + (green_total - green_errors) * math.log((1.0 - p1) / (1.0 - p0)))
+        return Judgement(
+            Outcome.INCONCLUSIVE,
+            None,
+            green_value,
+            blue_value,
+            f"{observed}: blue's error rate leaves no room for the sequential test",
+            "errors",
+        )
+    llr = green_errors * math.log(p1 / p0) + (green_total - green_errors) * math.log(
+        (1.0 - p1) / (1.0 - p0)
+    )
     p = math.exp(-llr) if llr > 0 else 1.0
-    stats = (f"sequential test +{effect * 100:g} pt vs +{tolerated_increase * 100:g} pt, "
-             f"likelihood ratio {math.exp(min(llr, 700)):.3g}, {_verdict_text(p, alpha)}")
+    stats = (
+        f"sequential test +{effect * 100:g} pt vs +{tolerated_increase * 100:g} pt, "
+        f"likelihood ratio {math.exp(min(llr, 700)):.3g}, {_verdict_text(p, alpha)}"
+    )
     if p < alpha:
-        return Judgement(Outcome.FAIL, p, green_value, blue_value,
-                         f"{observed} ({stats}): green is worse", "errors")
-    return Judgement(Outcome.INCONCLUSIVE, p, green_value, blue_value, f"{observed} ({stats})",
-                     "errors")
+        return Judgement(
+            Outcome.FAIL,
+            p,
+            green_value,
+            blue_value,
+            f"{observed} ({stats}): green is worse",
+            "errors",
+        )
+    return Judgement(
+        Outcome.INCONCLUSIVE, p, green_value, blue_value, f"{observed} ({stats})", "errors"
+    )
 
 
 def _ms(us: float) -> str:
@@ -298,18 +342,27 @@ def judge_latency(
         observed += f", {(green_med / blue_med - 1) * 100:+.1f} %"
 
     if min(green_n, blue_n) < min_samples:
-        return Judgement(Outcome.INCONCLUSIVE, None, green_value, blue_value,
-                         f"{observed}: not enough data yet, need {min_samples} samples per "
-                         "group", "latency")
+        return Judgement(
+            Outcome.INCONCLUSIVE,
+            None,
+            green_value,
+            blue_value,
+            f"{observed}: not enough data yet, need {min_samples} samples per group",
+            "latency",
+        )
 
     p = mann_whitney_greater(reconstruct(green), reconstruct(blue) * (1.0 + tolerated_increase))
-    stats = (f"+{tolerated_increase * 100:g} % tolerated, Mann-Whitney "
-             f"{_verdict_text(p, alpha)}")
+    stats = f"+{tolerated_increase * 100:g} % tolerated, Mann-Whitney {_verdict_text(p, alpha)}"
     if p < alpha:
-        return Judgement(Outcome.FAIL, p, green_value, blue_value,
-                         f"{observed} ({stats}): green is slower", "latency")
-    return Judgement(Outcome.PASS, p, green_value, blue_value, f"{observed} ({stats})",
-                     "latency")
+        return Judgement(
+            Outcome.FAIL,
+            p,
+            green_value,
+            blue_value,
+            f"{observed} ({stats}): green is slower",
+            "latency",
+        )
+    return Judgement(Outcome.PASS, p, green_value, blue_value, f"{observed} ({stats})", "latency")
 
 
 def combine_judgements(*parts: Judgement) -> Judgement:
@@ -342,11 +395,22 @@ def judge(
 ) -> Judgement:
     """Errors and latency together (see ``combine_judgements``). Two tests at ``confidence``
     each: a combined FAIL at the boundary of both tolerances is at most twice as likely."""
-    errors = judge_errors(green.errors, green.total, blue.errors, blue.total,
-                          confidence=confidence, tolerated_increase=tolerated_error_increase,
-                          min_requests=min_requests, min_errors=min_errors,
-                          label=error_label)
-    latency = judge_latency(green.latency, blue.latency, confidence=confidence,
-                            tolerated_increase=tolerated_latency_increase,
-                            min_samples=min_samples)
+    errors = judge_errors(
+        green.errors,
+        green.total,
+        blue.errors,
+        blue.total,
+        confidence=confidence,
+        tolerated_increase=tolerated_error_increase,
+        min_requests=min_requests,
+        min_errors=min_errors,
+        label=error_label,
+    )
+    latency = judge_latency(
+        green.latency,
+        blue.latency,
+        confidence=confidence,
+        tolerated_increase=tolerated_latency_increase,
+        min_samples=min_samples,
+    )
     return combine_judgements(errors, latency)

@@ -66,8 +66,7 @@ class Recorded:
 class AlarmEngine:
     """Evaluates the store's metric alarms against ``sources``; ``tick(now)`` is one round."""
 
-    def __init__(self, store: Store, sources: Sources, clock: Clock,
-                 offset: float = 0.2) -> None:
+    def __init__(self, store: Store, sources: Sources, clock: Clock, offset: float = 0.2) -> None:
         self.store = store
         self.sources = sources
         self.clock = clock
@@ -109,8 +108,9 @@ class AlarmEngine:
         results = await asyncio.gather(*(self._guarded(a, s, e, b, now) for a, s, e, b in due))
         return [r for rs in results for r in rs]
 
-    async def _guarded(self, alarm: Alarm, spec: ServiceAlarmSpec, end: int,
-                       binding: dict[str, Any], now: float) -> list[Recorded]:
+    async def _guarded(
+        self, alarm: Alarm, spec: ServiceAlarmSpec, end: int, binding: dict[str, Any], now: float
+    ) -> list[Recorded]:
         try:
             out = await self._evaluate(alarm, spec, end, binding, now)
         except Exception as exc:
@@ -126,70 +126,109 @@ class AlarmEngine:
 
     # -- one alarm ------------------------------------------------------------------------------
 
-    async def _evaluate(self, alarm: Alarm, spec: ServiceAlarmSpec, end: int,
-                        binding: dict[str, Any], now: float) -> list[Recorded]:
+    async def _evaluate(
+        self, alarm: Alarm, spec: ServiceAlarmSpec, end: int, binding: dict[str, Any], now: float
+    ) -> list[Recorded]:
         out: list[Recorded] = []
         previous = AlarmState(alarm.state)
         bound_to = _bound_to(spec, binding)
-        if bound_to["revision_bound"] and alarm.binding and _watched(alarm.binding) != _watched(
-                bound_to):
+        if (
+            bound_to["revision_bound"]
+            and alarm.binding
+            and _watched(alarm.binding) != _watched(bound_to)
+        ):
             if previous is not AlarmState.INSUFFICIENT_DATA:
-                reason = (f"Insufficient Data: now watching {_describe(bound_to)}; the"
-                          f" earlier state was reached on {_describe(alarm.binding)}.")
-                out += self._record(alarm, AlarmState.INSUFFICIENT_DATA, reason, now,
-                                    binding=bound_to)
+                reason = (
+                    f"Insufficient Data: now watching {_describe(bound_to)}; the"
+                    f" earlier state was reached on {_describe(alarm.binding)}."
+                )
+                out += self._record(
+                    alarm, AlarmState.INSUFFICIENT_DATA, reason, now, binding=bound_to
+                )
             previous = AlarmState.INSUFFICIENT_DATA
         values = {k: v for k, v in binding.items() if k != "deployment"}
         bound, unbound = bind_alarm(spec, values)
         period, count = int(spec.period), evaluation_range(spec)
         ids = list(bound.queries)
-        fetched = await asyncio.gather(*(
-            self._series(bound, i, unbound, end, period, count) for i in ids))
+        fetched = await asyncio.gather(
+            *(self._series(bound, i, unbound, end, period, count) for i in ids)
+        )
         datapoints = combine(bound, dict(zip(ids, fetched, strict=True)))
         evaluation = evaluate(bound, datapoints, previous)
-        out += self._record(alarm, evaluation.state, evaluation.reason, now,
-                            binding=bound_to,
-                            evaluation=_evaluation_json(evaluation, datapoints, end))
+        out += self._record(
+            alarm,
+            evaluation.state,
+            evaluation.reason,
+            now,
+            binding=bound_to,
+            evaluation=_evaluation_json(evaluation, datapoints, end),
+        )
         return out
 
-    async def _series(self, spec: ServiceAlarmSpec, metric_id: str, unbound: frozenset[str],
-                      end: int, period: int, count: int) -> list[Datapoint]:
+    async def _series(
+        self,
+        spec: ServiceAlarmSpec,
+        metric_id: str,
+        unbound: frozenset[str],
+        end: int,
+        period: int,
+        count: int,
+    ) -> list[Datapoint]:
         if metric_id in unbound:
             return [Datapoint(t, None, 0) for t in period_starts(end, period, count)]
         metric, statistic = spec.queries[metric_id]
-        return await self.sources.datapoints(metric, statistic, end=end, period=period,
-                                             count=count)
+        return await self.sources.datapoints(metric, statistic, end=end, period=period, count=count)
 
-    def _record(self, alarm: Alarm, state: AlarmState, reason: str, now: float, *,
-                binding: dict[str, Any], evaluation: dict[str, Any] | None = None,
-                ) -> list[Recorded]:
-        before = record_state(self.store, alarm, state=state, reason=reason, now=now,
-                              evaluation=evaluation if evaluation is not None else {},
-                              binding=binding, error_since=None, forced_until=None)
+    def _record(
+        self,
+        alarm: Alarm,
+        state: AlarmState,
+        reason: str,
+        now: float,
+        *,
+        binding: dict[str, Any],
+        evaluation: dict[str, Any] | None = None,
+    ) -> list[Recorded]:
+        before = record_state(
+            self.store,
+            alarm,
+            state=state,
+            reason=reason,
+            now=now,
+            evaluation=evaluation if evaluation is not None else {},
+            binding=binding,
+            error_since=None,
+            forced_until=None,
+        )
         return [] if before is None else [Recorded(alarm.id, before, state, reason)]
 
-    def _source_failed(self, alarm: Alarm, spec: ServiceAlarmSpec, exc: Exception,
-                       now: float) -> list[Recorded]:
+    def _source_failed(
+        self, alarm: Alarm, spec: ServiceAlarmSpec, exc: Exception, now: float
+    ) -> list[Recorded]:
         current = self.store.alarms.get(alarm.service, alarm.name)
         since = current.error_since if current.error_since is not None else now
         limit = spec.period * evaluation_range(spec)
         what = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if now - since >= limit:
-            reason = (f"Insufficient Data: the metric source has failed for {now - since:.0f}s"
-                      f" (the whole evaluation range): {what}")
+            reason = (
+                f"Insufficient Data: the metric source has failed for {now - since:.0f}s"
+                f" (the whole evaluation range): {what}"
+            )
             state = AlarmState.INSUFFICIENT_DATA
         else:
-            reason = (f"Unchanged: cannot read the metric source ({what}); the alarm stays"
-                      f" {current.state} until it can, for at most {limit:g}s.")
+            reason = (
+                f"Unchanged: cannot read the metric source ({what}); the alarm stays"
+                f" {current.state} until it can, for at most {limit:g}s."
+            )
             state = AlarmState(current.state)
-        before = record_state(self.store, current, state=state, reason=reason, now=now,
-                              error_since=since)
+        before = record_state(
+            self.store, current, state=state, reason=reason, now=now, error_since=since
+        )
         return [] if before is None else [Recorded(alarm.id, before, state, reason)]
 
     # -- by hand ----------------------------------------------------------------------------------
 
-    def set_state(self, service: str, name: str, state: str, reason: str,
-                  actor: str) -> Alarm:
+    def set_state(self, service: str, name: str, state: str, reason: str, actor: str) -> Alarm:
         """Force an alarm's state (SetAlarmState): it stands until the alarm's next
         evaluation at least one period (and at least 1 s) from now. An event either way."""
         new = AlarmState(state)
@@ -198,19 +237,41 @@ class AlarmEngine:
         hold: float | None = None
         if alarm.kind == "metric":
             hold = now + max(self._spec(alarm).period, 1.0)
-        record_state(self.store, alarm, state=new, reason=reason, now=now, forced_until=hold,
-                     actor=actor, forced=True)
+        record_state(
+            self.store,
+            alarm,
+            state=new,
+            reason=reason,
+            now=now,
+            forced_until=hold,
+            actor=actor,
+            forced=True,
+        )
         self._done.pop(alarm.id, None)
         return self.store.alarms.get(service, name)
 
-    def set_external(self, service: str, name: str, state: AlarmState, reason: str,
-                     evaluation: Mapping[str, Any], actor: str) -> Alarm:
+    def set_external(
+        self,
+        service: str,
+        name: str,
+        state: AlarmState,
+        reason: str,
+        evaluation: Mapping[str, Any],
+        actor: str,
+    ) -> Alarm:
         """Set an external alarm (created on first sight, guarding); an event on change."""
         alarm = self.store.alarms.ensure_external(service, name)
         if alarm.kind != "external":
             raise ConflictError(f"alarm {alarm.id} is a metric alarm of the service spec")
-        record_state(self.store, alarm, state=state, reason=reason, now=self.clock.now(),
-                     evaluation=evaluation, actor=actor)
+        record_state(
+            self.store,
+            alarm,
+            state=state,
+            reason=reason,
+            now=self.clock.now(),
+            evaluation=evaluation,
+            actor=actor,
+        )
         return self.store.alarms.get(service, name)
 
     # -- helpers ----------------------------------------------------------------------------------
@@ -235,8 +296,12 @@ def _bound_to(spec: ServiceAlarmSpec, binding: Mapping[str, Any]) -> dict[str, A
     """What the alarm watches now: green/blue groups and the deployment, if it names them."""
     if not spec.placeholders() & _REVISION_PLACEHOLDERS:
         return {"revision_bound": False}
-    return {"revision_bound": True, "green": binding.get("green"),
-            "blue": binding.get("blue"), "deployment": binding.get("deployment")}
+    return {
+        "revision_bound": True,
+        "green": binding.get("green"),
+        "blue": binding.get("blue"),
+        "deployment": binding.get("deployment"),
+    }
 
 
 def _watched(bound: Mapping[str, Any]) -> tuple[Any, Any]:
@@ -249,12 +314,12 @@ def _describe(bound: Mapping[str, Any]) -> str:
     return f"green {green}, blue {blue}" + (f" (deployment {dep})" if dep else "")
 
 
-def _evaluation_json(evaluation: Evaluation, fetched: list[Datapoint],
-                     end: int) -> dict[str, Any]:
+def _evaluation_json(evaluation: Evaluation, fetched: list[Datapoint], end: int) -> dict[str, Any]:
     """What is kept of an evaluation: the datapoints it judged (``datapoints``) and the
     whole range it read (``range``, missing ones included)."""
     data = evaluation.to_json()
     data["end"] = end
-    data["range"] = [{"timestamp": p.timestamp, "value": p.value, "samples": p.samples}
-                     for p in fetched]
+    data["range"] = [
+        {"timestamp": p.timestamp, "value": p.value, "samples": p.samples} for p in fetched
+    ]
     return data

@@ -67,12 +67,19 @@ class AlarmGuards:
             return
         self._noted.add(key)
         self.store.events.append(
-            "deployment.alarm_evidence", dep.id, f"alarm {alarm.id} is in ALARM: {alarm.reason}",
+            "deployment.alarm_evidence",
+            dep.id,
+            f"alarm {alarm.id} is in ALARM: {alarm.reason}",
             actor="monitor",
-            data={"alarm": alarm.id, "state": alarm.state, "reason": alarm.reason,
-                  "state_changed_at": alarm.state_changed_at,
-                  "datapoints": alarm.evaluation.get("datapoints", []),
-                  "firing": alarm.evaluation.get("firing", [])})
+            data={
+                "alarm": alarm.id,
+                "state": alarm.state,
+                "reason": alarm.reason,
+                "state_changed_at": alarm.state_changed_at,
+                "datapoints": alarm.evaluation.get("datapoints", []),
+                "firing": alarm.evaluation.get("firing", []),
+            },
+        )
 
 
 def _judges(alarm: Alarm, dep: Deployment) -> bool:

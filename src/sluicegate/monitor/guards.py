@@ -49,8 +49,9 @@ def _clock_time(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%H:%M:%S.%f")[:-3] + " UTC"
 
 
-def paired_counts(green: Sequence[Second], blue: Sequence[Second]
-                  ) -> tuple[GroupCounts, GroupCounts]:
+def paired_counts(
+    green: Sequence[Second], blue: Sequence[Second]
+) -> tuple[GroupCounts, GroupCounts]:
     """Sum both groups over the seconds in which green served requests (pure)."""
     seconds = {s.t for s in green if s.requests}
     totals = []
@@ -73,11 +74,17 @@ class DefaultGuards:
     # Defaults chosen after the first blast-radius runs: at 99 % and a 10 % latency tolerance,
     # fresh (cold) replicas on a noisy 2-core machine failed the latency test in healthy runs.
     # A guard that rolls back must be sure; the error test stays fast on a clearly bad release.
-    def __init__(self, source: MetricSource, window: int = 60, confidence: float = 0.999,
-                 tolerated_latency_increase: float = 0.5, confirm: float = 0.5,
-                 sequential_alpha: float | None = DEFAULT_SEQUENTIAL_ALPHA,
-                 sequential_effect: float = DEFAULT_SEQUENTIAL_EFFECT,
-                 clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        source: MetricSource,
+        window: int = 60,
+        confidence: float = 0.999,
+        tolerated_latency_increase: float = 0.5,
+        confirm: float = 0.5,
+        sequential_alpha: float | None = DEFAULT_SEQUENTIAL_ALPHA,
+        sequential_effect: float = DEFAULT_SEQUENTIAL_EFFECT,
+        clock: Clock | None = None,
+    ) -> None:
         self.source = source
         self.window = window
         self.confidence = confidence
@@ -100,8 +107,13 @@ class DefaultGuards:
         green = series.get(group_name(dep.service, dep.revision), [])
         blue = series.get(group_name(dep.service, dep.from_revision), [])
         g, b = paired_counts(green, blue)
-        verdict = judge(g, b, confidence=self.confidence, error_label="5xx",
-                        tolerated_latency_increase=self.tolerated_latency_increase)
+        verdict = judge(
+            g,
+            b,
+            confidence=self.confidence,
+            error_label="5xx",
+            tolerated_latency_increase=self.tolerated_latency_increase,
+        )
         self.last[dep.id] = verdict
         sequential = self._sequential(dep.id, green, g, b)
         if sequential is not None and sequential.outcome is Outcome.FAIL:
@@ -112,12 +124,15 @@ class DefaultGuards:
         now = self.clock.now()
         since, seen = self._failing.setdefault(dep.id, (now, g.total))
         if now - since >= self.confirm and g.total > seen:
-            return (f"default canary guard, FAIL for {now - since:.2f}s since"
-                    f" {_clock_time(since)} ({verdict.detail})")
+            return (
+                f"default canary guard, FAIL for {now - since:.2f}s since"
+                f" {_clock_time(since)} ({verdict.detail})"
+            )
         return None
 
-    def _sequential(self, dep_id: str, green: Sequence[Second], g: GroupCounts,
-                    b: GroupCounts) -> Judgement | None:
+    def _sequential(
+        self, dep_id: str, green: Sequence[Second], g: GroupCounts, b: GroupCounts
+    ) -> Judgement | None:
         """The sequential test, while the window holds all of green's traffic (its bound
         is for data since the start, not for a sliding window); None when it is off."""
         if self.sequential_alpha is None:
@@ -127,14 +142,23 @@ class DefaultGuards:
             return None
         if self._first_green.setdefault(dep_id, first) != first:
             return None  # green's first seconds have left the window
-        return judge_errors_sequential(g.errors, g.total, b.errors, b.total,
-                                       alpha=self.sequential_alpha,
-                                       effect=self.sequential_effect, label="5xx")
+        return judge_errors_sequential(
+            g.errors,
+            g.total,
+            b.errors,
+            b.total,
+            alpha=self.sequential_alpha,
+            effect=self.sequential_effect,
+            label="5xx",
+        )
 
     def hold(self, dep: Deployment) -> str | None:
         """Why ``dep`` must not move to its next step yet: its last verdict was INCONCLUSIVE."""
         verdict = self.last.get(dep.id)
-        if dep.from_revision is None or verdict is None or \
-                verdict.outcome is not Outcome.INCONCLUSIVE:
+        if (
+            dep.from_revision is None
+            or verdict is None
+            or verdict.outcome is not Outcome.INCONCLUSIVE
+        ):
             return None
         return f"default canary guard has no verdict yet ({verdict.detail})"

@@ -84,12 +84,15 @@ def plan_chunks(end: int, period: int, count: int, max_points: int = MAX_POINTS)
     if period < 1 or count < 1 or max_points < 1:
         raise ValueError("period, count and max_points must be at least 1")
     ends = [start + period for start in period_starts(end, period, count)]
-    return [Chunk(ends[i], ends[min(i + max_points, count) - 1], period)
-            for i in range(0, count, max_points)]
+    return [
+        Chunk(ends[i], ends[min(i + max_points, count) - 1], period)
+        for i in range(0, count, max_points)
+    ]
 
 
-def datapoints_from_series(query: str, series: Sequence[Mapping[str, Any]], *, end: int,
-                           period: int, count: int) -> list[Datapoint]:
+def datapoints_from_series(
+    query: str, series: Sequence[Mapping[str, Any]], *, end: int, period: int, count: int
+) -> list[Datapoint]:
     """The ``count`` datapoints from query_range ``result`` entries (``{"metric": labels,
     "values": [[t, "v"], ...]}``, possibly from several chunks); a value evaluated at a period's
     end belongs to that period. Raises :class:`PrometheusQueryError` on more than one series."""
@@ -97,10 +100,13 @@ def datapoints_from_series(query: str, series: Sequence[Mapping[str, Any]], *, e
     if len(labelsets) > 1:
         shown = ", ".join(sorted(labelsets)[:_SHOWN_SERIES])
         more = "" if len(labelsets) <= _SHOWN_SERIES else ", ..."
-        raise PrometheusQueryError(query, f"the query returned {len(labelsets)} series"
-                                   f" ({shown}{more}) but an alarm needs one number per"
-                                   " period: aggregate them in the query, e.g. sum(...),"
-                                   " max(...) or sum by () (...)")
+        raise PrometheusQueryError(
+            query,
+            f"the query returned {len(labelsets)} series"
+            f" ({shown}{more}) but an alarm needs one number per"
+            " period: aggregate them in the query, e.g. sum(...),"
+            " max(...) or sum by () (...)",
+        )
     starts = period_starts(end, period, count)
     first_end = starts[0] + period
     values: dict[int, float] = {}
@@ -113,8 +119,9 @@ def datapoints_from_series(query: str, series: Sequence[Mapping[str, Any]], *, e
             value = float(raw)
             if math.isfinite(value):
                 values[index] = value
-    return [Datapoint(start, values.get(i), 1 if i in values else 0)
-            for i, start in enumerate(starts)]
+    return [
+        Datapoint(start, values.get(i), 1 if i in values else 0) for i, start in enumerate(starts)
+    ]
 
 
 def _labels(metric: Mapping[str, Any]) -> str:
@@ -129,8 +136,14 @@ class PrometheusSource:
     timeout); ``bearer_token`` or ``headers`` authenticate to a Prometheus behind a proxy.
     """
 
-    def __init__(self, base_url: str, *, timeout: float = 10.0, bearer_token: str | None = None,
-                 headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 10.0,
+        bearer_token: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self._headers = dict(headers or {})
@@ -141,31 +154,46 @@ class PrometheusSource:
     def __repr__(self) -> str:  # never shows the headers: they may hold a token
         return f"PrometheusSource({self.base_url!r})"
 
-    async def datapoints(self, metric: MetricSpec, statistic: str, *, end: int, period: int,
-                         count: int) -> list[Datapoint]:
+    async def datapoints(
+        self, metric: MetricSpec, statistic: str, *, end: int, period: int, count: int
+    ) -> list[Datapoint]:
         """``count`` datapoints, oldest first: the query's value at each period's end."""
         query = (metric.query or "").strip()
         if metric.source != "prometheus" or not query:
-            raise SpecError([Problem("query", "a prometheus metric needs a PromQL query")],
-                            source="prometheus")
+            raise SpecError(
+                [Problem("query", "a prometheus metric needs a PromQL query")], source="prometheus"
+            )
         if statistic not in PROMETHEUS_STATISTICS:
-            raise SpecError([Problem("statistic", f"{statistic} does not apply to a PromQL"
-                                     " value; use Average (or aggregate in the query)")],
-                            source=f"prometheus query {query!r}")
+            raise SpecError(
+                [
+                    Problem(
+                        "statistic",
+                        f"{statistic} does not apply to a PromQL"
+                        " value; use Average (or aggregate in the query)",
+                    )
+                ],
+                source=f"prometheus query {query!r}",
+            )
         chunks = plan_chunks(int(end), int(period), count)
         results = await asyncio.gather(*(self._query_range(query, c) for c in chunks))
         series = [s for result in results for s in result]
-        return datapoints_from_series(query, series, end=int(end), period=int(period),
-                                      count=count)
+        return datapoints_from_series(query, series, end=int(end), period=int(period), count=count)
 
     async def _query_range(self, query: str, chunk: Chunk) -> list[dict[str, Any]]:
-        form = {"query": query, "start": str(chunk.start), "end": str(chunk.end),
-                "step": str(chunk.step), "timeout": f"{self.timeout:g}s"}
+        form = {
+            "query": query,
+            "start": str(chunk.start),
+            "end": str(chunk.end),
+            "step": str(chunk.step),
+            "timeout": f"{self.timeout:g}s",
+        }
         data = await self._post("/api/v1/query_range", form, query)
         result = data.get("result")
         if data.get("resultType") != "matrix" or not isinstance(result, list):
-            raise SluicegateError(f"Prometheus at {self.base_url} answered query_range with a"
-                                  f" {data.get('resultType')!r} result, not a matrix")
+            raise SluicegateError(
+                f"Prometheus at {self.base_url} answered query_range with a"
+                f" {data.get('resultType')!r} result, not a matrix"
+            )
         return result
 
     async def _post(self, path: str, form: dict[str, str], query: str) -> dict[str, Any]:
@@ -173,11 +201,13 @@ class PrometheusSource:
         try:
             r = await self._http().post(url, data=form)
         except httpx.TimeoutException as exc:
-            raise PrometheusUnavailableError(f"Prometheus at {self.base_url} did not answer"
-                                             f" within {self.timeout:g}s") from exc
+            raise PrometheusUnavailableError(
+                f"Prometheus at {self.base_url} did not answer within {self.timeout:g}s"
+            ) from exc
         except httpx.HTTPError as exc:
-            raise PrometheusUnavailableError(f"cannot reach Prometheus at {self.base_url}:"
-                                             f" {exc!r}") from exc
+            raise PrometheusUnavailableError(
+                f"cannot reach Prometheus at {self.base_url}: {exc!r}"
+            ) from exc
         try:
             body = r.json()
         except ValueError:
@@ -186,24 +216,32 @@ class PrometheusSource:
             body = {}
         message = str(body.get("error") or r.text[:300].strip() or f"HTTP {r.status_code}")
         if r.status_code in (400, 422) and body.get("status") == "error":
-            raise PrometheusQueryError(query, f"Prometheus refused the query"
-                                       f" ({body.get('errorType', r.status_code)}): {message}")
+            raise PrometheusQueryError(
+                query,
+                f"Prometheus refused the query ({body.get('errorType', r.status_code)}): {message}",
+            )
         if r.status_code in (401, 403):
-            raise AuthError(f"Prometheus at {self.base_url} answered {r.status_code}: {message}"
-                            " (check the bearer token)")
+            raise AuthError(
+                f"Prometheus at {self.base_url} answered {r.status_code}: {message}"
+                " (check the bearer token)"
+            )
         if r.status_code >= 500 or r.status_code == 429:
-            raise PrometheusUnavailableError(f"Prometheus at {self.base_url} answered"
-                                             f" {r.status_code}: {message}")
+            raise PrometheusUnavailableError(
+                f"Prometheus at {self.base_url} answered {r.status_code}: {message}"
+            )
         if r.status_code != 200 or body.get("status") != "success":
-            raise SluicegateError(f"POST {url} answered {r.status_code}: {message} (is"
-                                  f" {self.base_url} a Prometheus server?)")
+            raise SluicegateError(
+                f"POST {url} answered {r.status_code}: {message} (is"
+                f" {self.base_url} a Prometheus server?)"
+            )
         data = body.get("data")
         return data if isinstance(data, dict) else {}
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
-            self._client = httpx.AsyncClient(headers=self._headers, timeout=self.timeout,
-                                             follow_redirects=True)
+            self._client = httpx.AsyncClient(
+                headers=self._headers, timeout=self.timeout, follow_redirects=True
+            )
         return self._client
 
     async def aclose(self) -> None:
@@ -214,6 +252,7 @@ class PrometheusSource:
     async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.aclose()

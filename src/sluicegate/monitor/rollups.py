@@ -49,9 +49,15 @@ class RollupWriter:
     """Writes the minute just closed; ``router`` reads the router's per-second metrics (the
     traffic driver), None when there is no router."""
 
-    def __init__(self, store: Store, series: SeriesStore,
-                 router: RouterMetrics | None, clock: Clock,
-                 retention: int = DEFAULT_RETENTION, delay: float = 5.0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        series: SeriesStore,
+        router: RouterMetrics | None,
+        clock: Clock,
+        retention: int = DEFAULT_RETENTION,
+        delay: float = 5.0,
+    ) -> None:
         self.store = store
         self.series = series
         self.router = router
@@ -79,9 +85,20 @@ class RollupWriter:
 
     async def roll(self, minute: int) -> int:
         """Store the minute starting at ``minute``; returns how many rows were written."""
-        rows = [MetricRollup("push", name, dict(dims), minute, s.count, s.total,
-                             _finite(s.minimum), _finite(s.maximum), hist)
-                for (name, dims), s, hist in self.series.summaries(minute, minute + MINUTE)]
+        rows = [
+            MetricRollup(
+                "push",
+                name,
+                dict(dims),
+                minute,
+                s.count,
+                s.total,
+                _finite(s.minimum),
+                _finite(s.maximum),
+                hist,
+            )
+            for (name, dims), s, hist in self.series.summaries(minute, minute + MINUTE)
+        ]
         rows += await self._router_rows(minute)
         self.store.metric_rollups.write(rows)
         self.store.metric_rollups.delete_before(minute - self.retention)
@@ -100,26 +117,49 @@ class RollupWriter:
         groups = {(s["listener"], s["target_group"]) for s in data["series"]}
         rows: list[MetricRollup] = []
         for listener, group in sorted(groups):
-            seconds = {t: s for t, s in router_seconds(data, listener, group).items()
-                       if minute <= t < minute + MINUTE}
+            seconds = {
+                t: s
+                for t, s in router_seconds(data, listener, group).items()
+                if minute <= t < minute + MINUTE
+            }
             if not seconds:
                 continue
             dims = {"listener": listener, "target_group": group}
             for name in ("requests", "5xx"):
                 n = sum(int(s[name]) for s in seconds.values())
                 stats = StatSet.events(n)
-                rows.append(MetricRollup("router", name, dims, minute, stats.count,
-                                         stats.total, _finite(stats.minimum),
-                                         _finite(stats.maximum), {}))
+                rows.append(
+                    MetricRollup(
+                        "router",
+                        name,
+                        dims,
+                        minute,
+                        stats.count,
+                        stats.total,
+                        _finite(stats.minimum),
+                        _finite(stats.maximum),
+                        {},
+                    )
+                )
             latency = StatSet(0)
             hist: dict[int, int] = {}
             for s in seconds.values():
                 latency = latency.merge(histogram_ms(s))
                 for k, c in s["hist"].items():
                     hist[int(k)] = hist.get(int(k), 0) + int(c)
-            rows.append(MetricRollup("router", "latency", dims, minute, latency.count,
-                                     latency.total, _finite(latency.minimum),
-                                     _finite(latency.maximum), hist))
+            rows.append(
+                MetricRollup(
+                    "router",
+                    "latency",
+                    dims,
+                    minute,
+                    latency.count,
+                    latency.total,
+                    _finite(latency.minimum),
+                    _finite(latency.maximum),
+                    hist,
+                )
+            )
         return rows
 
 
@@ -127,8 +167,9 @@ def _finite(v: float) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def rollup_datapoints(rows: Sequence[MetricRollup], statistic: str, *, end: int, period: int,
-                      count: int) -> list[Datapoint]:
+def rollup_datapoints(
+    rows: Sequence[MetricRollup], statistic: str, *, end: int, period: int, count: int
+) -> list[Datapoint]:
     """Datapoints of ``period`` seconds (a multiple of 60) from one series' minutes."""
     if period % MINUTE:
         raise ValueError("a rollup period is a whole number of minutes")
@@ -136,12 +177,16 @@ def rollup_datapoints(rows: Sequence[MetricRollup], statistic: str, *, end: int,
     if q is not None:
         fn: PercentileFn = _percentile_fn(rows[0].source if rows else "push")
         hists: dict[int, Any] = {r.minute: r.hist for r in rows}
-        return aggregate_percentile(q, hists, end=end, period=period, count=count,
-                                    percentile=fn)
-    stats = {r.minute: StatSet(r.count, r.total,
-                               math.inf if r.minimum is None else r.minimum,
-                               -math.inf if r.maximum is None else r.maximum)
-             for r in rows}
+        return aggregate_percentile(q, hists, end=end, period=period, count=count, percentile=fn)
+    stats = {
+        r.minute: StatSet(
+            r.count,
+            r.total,
+            math.inf if r.minimum is None else r.minimum,
+            -math.inf if r.maximum is None else r.maximum,
+        )
+        for r in rows
+    }
     return aggregate(stat, stats, end=end, period=period, count=count)
 
 

@@ -103,8 +103,14 @@ class _Second:
 
     __slots__ = ("count", "hist", "maximum", "minimum", "total")
 
-    def __init__(self, count: int, total: float, minimum: float, maximum: float,
-                 hist: int | array[int] | None) -> None:
+    def __init__(
+        self,
+        count: int,
+        total: float,
+        minimum: float,
+        maximum: float,
+        hist: int | array[int] | None,
+    ) -> None:
         self.count = count
         self.total = total
         self.minimum = minimum
@@ -128,8 +134,7 @@ class SeriesStore:
     Not thread-safe: used from one event loop (the API's handlers and the alarm loop).
     """
 
-    def __init__(self, window: int = DEFAULT_WINDOW,
-                 max_series: int = DEFAULT_MAX_SERIES) -> None:
+    def __init__(self, window: int = DEFAULT_WINDOW, max_series: int = DEFAULT_MAX_SERIES) -> None:
         if window < 1 or max_series < 1:
             raise ValueError("window and max_series must be at least 1")
         self.window = window
@@ -163,7 +168,8 @@ class SeriesStore:
             raise SeriesLimitError(
                 f"this push would create {len(fresh)} new series, but the store holds"
                 f" {len(self._series)} of at most {self.max_series}; reuse dimensions"
-                " (one series per name and dimension set) or raise --push-max-series")
+                " (one series per name and dimension set) or raise --push-max-series"
+            )
         for o in batch:
             key = series_key(o.name, o.dimensions)
             series = self._series.get(key)
@@ -194,8 +200,7 @@ class SeriesStore:
             if not series.seconds:
                 del self._series[key]
 
-    def summaries(self, start: int, end: int
-                  ) -> list[tuple[SeriesKey, StatSet, dict[int, int]]]:
+    def summaries(self, start: int, end: int) -> list[tuple[SeriesKey, StatSet, dict[int, int]]]:
         """Every series' seconds in [start, end) merged: (key, stats, buckets), for rollups.
         Series without data there are left out."""
         out = []
@@ -211,8 +216,16 @@ class SeriesStore:
                 out.append((key, merged, hist))
         return out
 
-    def datapoints(self, name: str, dimensions: Mapping[str, str], statistic: str, *,
-                   end: int, period: int, count: int) -> list[Datapoint]:
+    def datapoints(
+        self,
+        name: str,
+        dimensions: Mapping[str, str],
+        statistic: str,
+        *,
+        end: int,
+        period: int,
+        count: int,
+    ) -> list[Datapoint]:
         """One datapoint per period (see ``alarms.period_starts``); missing where no data."""
         series = self._series.get(series_key(name, dimensions))
         start = end - period * count
@@ -221,8 +234,7 @@ class SeriesStore:
             return [Datapoint(t, None, 0) for t in period_starts(end, period, count)]
         window = {t: s for t, s in series.seconds.items() if start <= t < end}
         if q is None:
-            stats = {t: StatSet(s.count, s.total, s.minimum, s.maximum)
-                     for t, s in window.items()}
+            stats = {t: StatSet(s.count, s.total, s.minimum, s.maximum) for t, s in window.items()}
             return aggregate(stat, stats, end=end, period=period, count=count)
         return _percentiles(series, window, q, end=end, period=period, count=count)
 
@@ -248,8 +260,16 @@ def _add(series: _Series, o: Observation) -> None:
         _merge(series, t, n, total, min(used), max(used), hist, n)
 
 
-def _merge(series: _Series, t: int, n: int, total: float, low: float, high: float,
-           hist: dict[int, int] | None, hist_n: int) -> None:
+def _merge(
+    series: _Series,
+    t: int,
+    n: int,
+    total: float,
+    low: float,
+    high: float,
+    hist: dict[int, int] | None,
+    hist_n: int,
+) -> None:
     old = series.seconds.get(t)
     if old is not None:
         merged = dict(_histogram(series, t, old))
@@ -279,8 +299,9 @@ def _histogram(series: _Series, t: int, s: _Second) -> dict[int, int]:
     return {packed[i]: packed[i + 1] for i in range(0, len(packed), 2)}
 
 
-def _percentiles(series: _Series, seconds: Mapping[int, _Second], q: float, *, end: int,
-                 period: int, count: int) -> list[Datapoint]:
+def _percentiles(
+    series: _Series, seconds: Mapping[int, _Second], q: float, *, end: int, period: int, count: int
+) -> list[Datapoint]:
     out: list[Datapoint] = []
     for start in period_starts(end, period, count):
         merged: dict[int, int] = {}
@@ -323,9 +344,10 @@ class PushSource:
     def __init__(self, store: SeriesStore) -> None:
         self.store = store
 
-    async def datapoints(self, metric: MetricSpec, statistic: str, *, end: int, period: int,
-                         count: int) -> list[Datapoint]:
+    async def datapoints(
+        self, metric: MetricSpec, statistic: str, *, end: int, period: int, count: int
+    ) -> list[Datapoint]:
         assert metric.name is not None
-        return self.store.datapoints(metric.name, metric.dimensions, statistic, end=end,
-                                     period=period, count=count)
-
+        return self.store.datapoints(
+            metric.name, metric.dimensions, statistic, end=end, period=period, count=count
+        )

@@ -44,8 +44,9 @@ class MetricSource(Protocol):
 
 
 class DatapointSource(Protocol):
-    async def datapoints(self, metric: MetricSpec, statistic: str, *, end: int, period: int,
-                         count: int) -> list[Datapoint]:
+    async def datapoints(
+        self, metric: MetricSpec, statistic: str, *, end: int, period: int, count: int
+    ) -> list[Datapoint]:
         """``count`` datapoints, oldest first, for the periods ending at ``end`` (exclusive,
         epoch seconds, see ``alarms.period_starts``); a period without data has
         ``value=None``. ``statistic`` is an alarm statistic (Sum, Average, p99, ...).
@@ -60,13 +61,16 @@ class Sources:
     def __init__(self, **by_name: DatapointSource) -> None:
         self.by_name = dict(by_name)
 
-    async def datapoints(self, metric: MetricSpec, statistic: str, *, end: int, period: int,
-                         count: int) -> list[Datapoint]:
+    async def datapoints(
+        self, metric: MetricSpec, statistic: str, *, end: int, period: int, count: int
+    ) -> list[Datapoint]:
         source = self.by_name.get(metric.source)
         if source is None:
             known = ", ".join(sorted(self.by_name)) or "none"
-            raise NotFoundError(f"metric source {metric.source!r} is not configured on"
-                                  f" this server (configured: {known})")
+            raise NotFoundError(
+                f"metric source {metric.source!r} is not configured on"
+                f" this server (configured: {known})"
+            )
         return await source.datapoints(metric, statistic, end=end, period=period, count=count)
 
 
@@ -77,19 +81,25 @@ class RouterSource:
     def __init__(self, client: RouterMetrics) -> None:
         self.client = client
 
-    async def seconds(self, listener: str, window: int, *, include_open: bool = False
-                      ) -> dict[str, list[Second]]:
-        data = await self.client.metrics(window, listener=listener, hist=True,
-                                         include_open=include_open)
+    async def seconds(
+        self, listener: str, window: int, *, include_open: bool = False
+    ) -> dict[str, list[Second]]:
+        data = await self.client.metrics(
+            window, listener=listener, hist=True, include_open=include_open
+        )
         out: dict[str, list[Second]] = {}
         for series in data["series"]:
             if series["listener"] != listener or series["target_group"] == "-":
                 continue
             out[series["target_group"]] = [
-                Second(int(p["t"]), int(p["requests"]), int(p["5xx"]),
-                       int(p["router_502"]) + int(p["router_504"]),
-                       {int(k): int(v) for k, v in p.get("hist", {}).items()},
-                       bool(p.get("open", False)))
+                Second(
+                    int(p["t"]),
+                    int(p["requests"]),
+                    int(p["5xx"]),
+                    int(p["router_502"]) + int(p["router_504"]),
+                    {int(k): int(v) for k, v in p.get("hist", {}).items()},
+                    bool(p.get("open", False)),
+                )
                 for p in series["seconds"]
             ]
         return out

@@ -45,8 +45,15 @@ def matches(patterns: Sequence[str], kind: str) -> bool:
     return any(fnmatchcase(kind, p) for p in patterns)
 
 
-def wants(webhook_id: str, patterns: Sequence[str], after_event_id: int, *, event_id: int,
-          kind: str, subject: str) -> bool:
+def wants(
+    webhook_id: str,
+    patterns: Sequence[str],
+    after_event_id: int,
+    *,
+    event_id: int,
+    kind: str,
+    subject: str,
+) -> bool:
     """Whether the webhook gets this event. A ``webhook.test`` goes to the webhook it names
     only; a webhook never gets the ``webhook.failed`` about itself (no failure loops); events
     from before the webhook existed are not sent."""
@@ -111,8 +118,9 @@ def body_of(event: dict[str, Any]) -> bytes:
     """The JSON body of a delivery: the event as ``GET /v1/events`` shows it (the bytes the
     signature covers)."""
     keys = ("id", "kind", "subject", "message", "actor", "at", "data")
-    return json.dumps({k: event[k] for k in keys}, separators=(",", ":"),
-                      ensure_ascii=False).encode()
+    return json.dumps(
+        {k: event[k] for k in keys}, separators=(",", ":"), ensure_ascii=False
+    ).encode()
 
 
 def redact(url: str) -> str:
@@ -127,8 +135,7 @@ def redact(url: str) -> str:
     return f"{parts.scheme}://{host}{parts.path}"
 
 
-def check_subscription(url: str, patterns: Sequence[str],
-                       secret: str | None) -> list[Problem]:
+def check_subscription(url: str, patterns: Sequence[str], secret: str | None) -> list[Problem]:
     """Every problem with a webhook's settings, at its field (``url``, ``events[i]``,
     ``secret``); an empty list when they are fine."""
     problems: list[Problem] = []
@@ -139,20 +146,33 @@ def check_subscription(url: str, patterns: Sequence[str],
     except ValueError:
         fine = False
     if not fine or len(url) > MAX_URL or any(c.isspace() for c in url):
-        problems.append(Problem("url", f"must be an http:// or https:// URL with a host (at"
-                                f" most {MAX_URL} characters), not {url[:100]!r}"))
+        problems.append(
+            Problem(
+                "url",
+                f"must be an http:// or https:// URL with a host (at"
+                f" most {MAX_URL} characters), not {url[:100]!r}",
+            )
+        )
     if not patterns:
-        problems.append(Problem("events", "give at least one event-kind pattern, e.g."
-                                " 'deployment.*' or '*'"))
+        problems.append(
+            Problem("events", "give at least one event-kind pattern, e.g. 'deployment.*' or '*'")
+        )
     if len(patterns) > MAX_PATTERNS:
         problems.append(Problem("events", f"at most {MAX_PATTERNS} patterns"))
     for i, p in enumerate(patterns):
         if not _PATTERN.match(p):
-            problems.append(Problem(f"events[{i}]", f"{p!r} is not an event-kind pattern: use"
-                                    " lower-case letters, digits, '.', '_', '-' and '*'"
-                                    " (e.g. 'deployment.*')"))
-    if secret is not None and not (MIN_SECRET <= len(secret) <= MAX_SECRET
-                                   and secret.isprintable() and not secret.isspace()):
-        problems.append(Problem("secret", f"must be {MIN_SECRET} to {MAX_SECRET} printable"
-                                " characters"))
+            problems.append(
+                Problem(
+                    f"events[{i}]",
+                    f"{p!r} is not an event-kind pattern: use"
+                    " lower-case letters, digits, '.', '_', '-' and '*'"
+                    " (e.g. 'deployment.*')",
+                )
+            )
+    if secret is not None and not (
+        MIN_SECRET <= len(secret) <= MAX_SECRET and secret.isprintable() and not secret.isspace()
+    ):
+        problems.append(
+            Problem("secret", f"must be {MIN_SECRET} to {MAX_SECRET} printable characters")
+        )
     return problems

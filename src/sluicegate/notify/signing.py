@@ -22,8 +22,15 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
     return SIGNATURE_PREFIX + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
-def verify(secret: str, timestamp: str | int, body: bytes, signature: str, *,
-           now: float | None = None, tolerance: float = 300.0) -> bool:
+def verify(
+    secret: str,
+    timestamp: str | int,
+    body: bytes,
+    signature: str,
+    *,
+    now: float | None = None,
+    tolerance: float = 300.0,
+) -> bool:
     """Whether ``signature`` is ours for this body and timestamp (compared in constant time)
     and, when ``now`` is given, the timestamp is within ``tolerance`` seconds of it."""
     try:

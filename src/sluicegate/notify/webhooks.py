@@ -65,9 +65,17 @@ class TickResult:
 class WebhookEngine:
     """Delivers events to webhooks; ``run()`` in the server, ``tick()``/``drain()`` in tests."""
 
-    def __init__(self, store: Store, clock: Clock, *, policy: RetryPolicy | None = None,
-                 timeout: float = 10.0, concurrency: int = 16, per_webhook: int = 1,
-                 batch: int = 500) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        *,
+        policy: RetryPolicy | None = None,
+        timeout: float = 10.0,
+        concurrency: int = 16,
+        per_webhook: int = 1,
+        batch: int = 500,
+    ) -> None:
         self.store = store
         self.clock = clock
         self.policy = policy or RetryPolicy()
@@ -111,8 +119,9 @@ class WebhookEngine:
     async def drain(self) -> None:
         """Wait until every attempt started so far has finished and been recorded."""
         while self._inflight:
-            await asyncio.gather(*(task for _, task in list(self._inflight.values())),
-                                 return_exceptions=True)
+            await asyncio.gather(
+                *(task for _, task in list(self._inflight.values())), return_exceptions=True
+            )
 
     @property
     def in_flight(self) -> int:
@@ -139,8 +148,10 @@ class WebhookEngine:
         cursor = deliveries.cursor()
         if cursor is None:
             # First run: start where the oldest webhook starts, else at the log's end.
-            cursor = min((h.after_event_id for h in self.store.webhooks.list()),
-                         default=self.store.events.last_id())
+            cursor = min(
+                (h.after_event_id for h in self.store.webhooks.list()),
+                default=self.store.events.last_id(),
+            )
             deliveries.set_cursor(cursor)
         queued = 0
         for _ in range(_MAX_BATCHES):
@@ -149,9 +160,14 @@ class WebhookEngine:
                 break
             # Webhooks are read after the events: one created in between starts after them.
             hooks = [h for h in self.store.webhooks.list() if h.enabled]
-            matched = [(h.id, e.id, e.kind) for e in events for h in hooks
-                       if wants(h.id, h.events, h.after_event_id, event_id=e.id, kind=e.kind,
-                                subject=e.subject)]
+            matched = [
+                (h.id, e.id, e.kind)
+                for e in events
+                for h in hooks
+                if wants(
+                    h.id, h.events, h.after_event_id, event_id=e.id, kind=e.kind, subject=e.subject
+                )
+            ]
             cursor = events[-1].id
             with self.store.transaction() as tx:
                 queued += tx.webhook_deliveries.enqueue(matched)
@@ -168,8 +184,11 @@ class WebhookEngine:
         if free <= 0:
             return 0
         due = self.store.webhook_deliveries.due(
-            self.clock.now(), limit=free * self.per_webhook, exclude=list(self._inflight),
-            per_webhook=self.per_webhook)
+            self.clock.now(),
+            limit=free * self.per_webhook,
+            exclude=list(self._inflight),
+            per_webhook=self.per_webhook,
+        )
         if not due:
             return 0
         hooks = {h.id: h for h in self.store.webhooks.list()}
@@ -200,33 +219,58 @@ class WebhookEngine:
         try:
             with self.store.transaction() as tx:
                 stored = tx.webhook_deliveries.record(
-                    delivery.id, status=outcome.status, attempts=outcome.attempts,
-                    last_status=status, last_error=error,
-                    next_attempt_at=outcome.next_attempt_at, delivered_at=outcome.delivered_at)
+                    delivery.id,
+                    status=outcome.status,
+                    attempts=outcome.attempts,
+                    last_status=status,
+                    last_error=error,
+                    next_attempt_at=outcome.next_attempt_at,
+                    delivered_at=outcome.delivered_at,
+                )
                 if stored is not None and outcome.gave_up:
                     tx.events.append(
-                        FAILED_KIND, hook.id,
+                        FAILED_KIND,
+                        hook.id,
                         f"webhook {hook.id} gave up on event {event.id} ({event.kind}) to"
                         f" {where} after {outcome.attempts} attempts: {error}",
                         actor="webhooks",
-                        data={"webhook": hook.id, "delivery": delivery.id, "url": where,
-                              "event_id": event.id, "event_kind": event.kind,
-                              "attempts": outcome.attempts, "last_status": status,
-                              "last_error": error})
+                        data={
+                            "webhook": hook.id,
+                            "delivery": delivery.id,
+                            "url": where,
+                            "event_id": event.id,
+                            "event_kind": event.kind,
+                            "attempts": outcome.attempts,
+                            "last_status": status,
+                            "last_error": error,
+                        },
+                    )
         except SluicegateError as exc:  # stays pending: sent again later (at least once)
-            log.warning("webhook %s: could not record delivery %s: %s", hook.id, delivery.id,
-                        exc)
+            log.warning("webhook %s: could not record delivery %s: %s", hook.id, delivery.id, exc)
             return
         if outcome.gave_up:
-            log.warning("webhook %s: gave up on event %s to %s after %s attempts: %s",
-                        hook.id, event.id, where, outcome.attempts, error)
+            log.warning(
+                "webhook %s: gave up on event %s to %s after %s attempts: %s",
+                hook.id,
+                event.id,
+                where,
+                outcome.attempts,
+                error,
+            )
         elif not ok:
-            log.info("webhook %s: attempt %s of event %s to %s failed (%s); next in %.0fs",
-                     hook.id, outcome.attempts, event.id, where, error,
-                     (outcome.next_attempt_at or 0) - self.clock.now())
+            log.info(
+                "webhook %s: attempt %s of event %s to %s failed (%s); next in %.0fs",
+                hook.id,
+                outcome.attempts,
+                event.id,
+                where,
+                error,
+                (outcome.next_attempt_at or 0) - self.clock.now(),
+            )
 
-    async def _post(self, hook: Webhook, delivery: Delivery,
-                    event: Event) -> tuple[int | None, str | None]:
+    async def _post(
+        self, hook: Webhook, delivery: Delivery, event: Event
+    ) -> tuple[int | None, str | None]:
         """One POST: (HTTP status, error text); status None when no answer came."""
         body = body_of(_event_json(event))
         timestamp = int(self.clock.now())
@@ -241,8 +285,9 @@ class WebhookEngine:
         }
         try:
             async with asyncio.timeout(self.timeout):
-                async with self._http().stream("POST", hook.url, content=body,
-                                               headers=headers) as r:
+                async with self._http().stream(
+                    "POST", hook.url, content=body, headers=headers
+                ) as r:
                     if 200 <= r.status_code < 300:
                         return r.status_code, None
                     text = await _head(r)
@@ -254,10 +299,12 @@ class WebhookEngine:
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
-            limits = httpx.Limits(max_connections=self.concurrency,
-                                  max_keepalive_connections=self.concurrency)
-            self._client = httpx.AsyncClient(timeout=self.timeout, limits=limits,
-                                             follow_redirects=False)
+            limits = httpx.Limits(
+                max_connections=self.concurrency, max_keepalive_connections=self.concurrency
+            )
+            self._client = httpx.AsyncClient(
+                timeout=self.timeout, limits=limits, follow_redirects=False
+            )
         return self._client
 
 
@@ -272,5 +319,12 @@ async def _head(response: httpx.Response) -> str:
 
 
 def _event_json(e: Event) -> dict[str, Any]:
-    return {"id": e.id, "kind": e.kind, "subject": e.subject, "message": e.message,
-            "actor": e.actor, "at": e.at, "data": e.data}
+    return {
+        "id": e.id,
+        "kind": e.kind,
+        "subject": e.subject,
+        "message": e.message,
+        "actor": e.actor,
+        "at": e.at,
+        "data": e.data,
+    }

@@ -51,9 +51,11 @@ class AdminResponse:
         else:
             payload = json.dumps(self.body, indent=None, separators=(",", ":")).encode() + b"\n"
         phrase = HTTPStatus(self.status).phrase
-        head = (f"HTTP/1.1 {self.status} {phrase}\r\nContent-Type: {self.content_type}\r\n"
-                f"Content-Length: {len(payload)}\r\nCache-Control: no-store\r\n"
-                f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n")
+        head = (
+            f"HTTP/1.1 {self.status} {phrase}\r\nContent-Type: {self.content_type}\r\n"
+            f"Content-Length: {len(payload)}\r\nCache-Control: no-store\r\n"
+            f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n"
+        )
         return head.encode() + payload
 
 
@@ -109,9 +111,13 @@ class _AdminProtocol(asyncio.Protocol):
         self.transport.pause_reading()  # one request at a time
         keep = bool(self.parser.should_keep_alive())
         path, _, qs = self.url.decode("latin-1").partition("?")
-        req = AdminRequest(self.parser.get_method().decode(), unquote(path),
-                           parse_qs(qs, keep_blank_values=True), b"".join(self.body),
-                           self.headers)
+        req = AdminRequest(
+            self.parser.get_method().decode(),
+            unquote(path),
+            parse_qs(qs, keep_blank_values=True),
+            b"".join(self.body),
+            self.headers,
+        )
         if self.size > _MAX_BODY:
             self._send(error(413, f"body over {_MAX_BODY} bytes"), keep_alive=False)
             return
@@ -125,7 +131,8 @@ class _AdminProtocol(asyncio.Protocol):
             return True
         scheme, _, given = req.headers.get("authorization", "").partition(" ")
         return scheme.lower() == "bearer" and hmac.compare_digest(
-            given.strip().encode(), self.token.encode())
+            given.strip().encode(), self.token.encode()
+        )
 
     async def _run(self, req: AdminRequest, keep: bool) -> None:
         try:
@@ -145,14 +152,19 @@ class _AdminProtocol(asyncio.Protocol):
             self.transport.close()
 
 
-async def serve_admin(handler: Handler, address: str, port: int, token: str | None,
-                      public: frozenset[str], sock: socket.socket | None = None
-                      ) -> asyncio.Server:
+async def serve_admin(
+    handler: Handler,
+    address: str,
+    port: int,
+    token: str | None,
+    public: frozenset[str],
+    sock: socket.socket | None = None,
+) -> asyncio.Server:
     """Listen for admin requests on ``sock`` (already listening) or else on address:port;
     ``token`` None disables auth (``--insecure``)."""
     loop = asyncio.get_running_loop()
     if sock is not None:
-        return await loop.create_server(lambda: _AdminProtocol(handler, token, public),
-                                        sock=sock)
-    return await loop.create_server(lambda: _AdminProtocol(handler, token, public),
-                                    address, port, reuse_address=True)
+        return await loop.create_server(lambda: _AdminProtocol(handler, token, public), sock=sock)
+    return await loop.create_server(
+        lambda: _AdminProtocol(handler, token, public), address, port, reuse_address=True
+    )

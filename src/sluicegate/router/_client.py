@@ -156,7 +156,7 @@ class ClientProtocol(asyncio.Protocol):
         except httptools.HttpParserUpgrade as exc:
             up = self.active
             if up is not None and up.upgrade:
-                up.tunnel_data.append(data[exc.args[0]:])
+                up.tunnel_data.append(data[exc.args[0] :])
         except httptools.HttpParserCallbackError as exc:
             ctx = exc.__context__
             if isinstance(ctx, RejectError):
@@ -294,8 +294,19 @@ class ClientProtocol(asyncio.Protocol):
             tail += (b"Connection: upgrade\r\nUpgrade: ", self.upgrade_hdr or b"", b"\r\n")
         tail.append(b"\r\n")
         head = b"".join((method, b" ", self.url, b" HTTP/1.1\r\n", *hparts, *tail))
-        ex = Exchange(self, method, head, entry, set_cookie, bool(parser.should_keep_alive()),
-                      http11, self.te_chunked, has_body, upgrade, perf_counter())
+        ex = Exchange(
+            self,
+            method,
+            head,
+            entry,
+            set_cookie,
+            bool(parser.should_keep_alive()),
+            http11,
+            self.te_chunked,
+            has_body,
+            upgrade,
+            perf_counter(),
+        )
         self.ex = ex
         if self.active is None:
             self.active = ex
@@ -439,7 +450,8 @@ class ClientProtocol(asyncio.Protocol):
 
     def _origin_form(self) -> None:
         self.url, self.host, self.hparts, self.headers = origin_form(
-            self.url, self.hparts, self.headers)
+            self.url, self.hparts, self.headers
+        )
 
     def _reject(self, status: int, reason: str) -> None:
         self.in_head = False

@@ -61,7 +61,8 @@ class RouterController:
 
     def _on_health(self, group: str, target: str, healthy: bool) -> None:
         task = asyncio.get_running_loop().create_task(
-            self._fan("set_health", group, target, healthy))
+            self._fan("set_health", group, target, healthy)
+        )
         self._reports.add(task)  # a task nobody holds may be collected before it runs
         task.add_done_callback(self._report_done)
 
@@ -70,8 +71,11 @@ class RouterController:
         if not task.cancelled() and (exc := task.exception()) is not None:
             # A worker that went away is restarted with the current config; the next flip
             # is pushed again. Said once here rather than lost as "never retrieved".
-            log.warning("could not pass a health change to every data plane: %s", exc,
-                        exc_info=not isinstance(exc, SluicegateError))
+            log.warning(
+                "could not pass a health change to every data plane: %s",
+                exc,
+                exc_info=not isinstance(exc, SluicegateError),
+            )
 
     async def _fan(self, op: str, *args: Any) -> list[Any]:
         return list(await asyncio.gather(*(getattr(p, op)(*args) for p in self.planes)))
@@ -108,12 +112,12 @@ class RouterController:
         the others do not. Only after every plane holds its sockets does the commit, which
         cannot fail on a port, go out.
         """
-        results = await asyncio.gather(*(p.prepare_config(config) for p in self.planes),
-                                       return_exceptions=True)
+        results = await asyncio.gather(
+            *(p.prepare_config(config) for p in self.planes), return_exceptions=True
+        )
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
-            await asyncio.gather(*(p.abort_config() for p in self.planes),
-                                 return_exceptions=True)
+            await asyncio.gather(*(p.abort_config() for p in self.planes), return_exceptions=True)
             raise next((f for f in failures if isinstance(f, SpecError)), failures[0])
 
     async def _push_health(self) -> None:
@@ -124,11 +128,16 @@ class RouterController:
         value is read before any call is sent, so a flip reported meanwhile lands last.
         """
         known = list(self.health.states.items())
-        await asyncio.gather(*(self._fan("set_health", group, target, state.healthy)
-                               for (group, target), state in known))
+        await asyncio.gather(
+            *(
+                self._fan("set_health", group, target, state.healthy)
+                for (group, target), state in known
+            )
+        )
 
-    async def set_weights(self, listener: str, weights: Mapping[str, int],
-                          rule: int | None) -> dict[str, int]:
+    async def set_weights(
+        self, listener: str, weights: Mapping[str, int], rule: int | None
+    ) -> dict[str, int]:
         async with self._lock:
             results = await self._fan("set_weights", listener, weights, rule)
             applied: dict[str, int] = results[0]
@@ -136,8 +145,12 @@ class RouterController:
                 raise TransientError("workers disagree on the weights; retry the call")
             self.config = _with_weights(self.config, listener, applied, rule)
             self.generation += 1
-            log.info("weights of %s%s set to %s", listener,
-                     "" if rule is None else f" rule {rule}", applied)
+            log.info(
+                "weights of %s%s set to %s",
+                listener,
+                "" if rule is None else f" rule {rule}",
+                applied,
+            )
             return applied
 
     async def set_flags(self, version: int, document: dict[str, Any]) -> list[str]:
@@ -205,8 +218,11 @@ class RouterController:
         try:
             return await self._route(req)
         except SpecError as exc:
-            return error(422, "invalid input", problems=[
-                {"path": p.path, "message": p.message} for p in exc.problems])
+            return error(
+                422,
+                "invalid input",
+                problems=[{"path": p.path, "message": p.message} for p in exc.problems],
+            )
         except json.JSONDecodeError as exc:
             return error(400, f"body is not valid JSON: {exc.msg} at position {exc.pos}")
         except UnicodeDecodeError as exc:
@@ -232,17 +248,23 @@ class RouterController:
             hist = req.query.get("hist", ["0"])[0] in ("1", "true")
             listener = req.query.get("listener", [None])[0] or None
             include_open = req.query.get("open", ["0"])[0] in ("1", "true")
-            return AdminResponse(200, summarize(await self.snapshot(window), window, hist,
-                                                listener, include_open))
+            return AdminResponse(
+                200, summarize(await self.snapshot(window), window, hist, listener, include_open)
+            )
         if path == "/v1/config":
             if m == "GET":
-                return AdminResponse(200, {"generation": self.generation,
-                                           "config": self.config.model_dump(mode="json")})
+                return AdminResponse(
+                    200,
+                    {"generation": self.generation, "config": self.config.model_dump(mode="json")},
+                )
             if m == "PUT":
                 dry_run = _bool_arg(req, "dry_run")
                 body = req.json()
-                config = parse_document(RouterConfig, body.get("config", body)
-                                        if isinstance(body, dict) else body, "request body")
+                config = parse_document(
+                    RouterConfig,
+                    body.get("config", body) if isinstance(body, dict) else body,
+                    "request body",
+                )
                 if dry_run:
                     await self.check(config)
                     return AdminResponse(200, {"valid": True, "generation": self.generation})
@@ -271,8 +293,15 @@ class RouterController:
             if m == "PUT":
                 weights, rule = _weights_body(req.json())
                 applied = await self.set_weights(listener, weights, rule)
-                return AdminResponse(200, {"listener": listener, "rule": rule,
-                                           "weights": applied, "generation": self.generation})
+                return AdminResponse(
+                    200,
+                    {
+                        "listener": listener,
+                        "rule": rule,
+                        "weights": applied,
+                        "generation": self.generation,
+                    },
+                )
         if (match := _TARGETS.match(path)) and m == "POST":
             body = req.json()
             if not isinstance(body, dict) or not isinstance(body.get("target"), str):
@@ -281,16 +310,25 @@ class RouterController:
                 await self.register(match.group(1), body["target"])
             except ValueError as exc:
                 raise SpecError([Problem("target", str(exc))]) from exc
-            return AdminResponse(201, {"target_group": match.group(1),
-                                       "target": body["target"], "state": "registered"})
+            return AdminResponse(
+                201,
+                {"target_group": match.group(1), "target": body["target"], "state": "registered"},
+            )
         if (match := _TARGET.match(path)) and m == "DELETE":
             delay = _delay_arg(req)
             used = await self.deregister(match.group(1), match.group(2), delay)
-            return AdminResponse(202, {"target_group": match.group(1), "target": match.group(2),
-                                       "state": "draining", "deregistration_delay": used})
-        return error(404 if m in ("GET", "PUT", "POST", "DELETE") else 405,
-                     f"no route for {m} {req.path}")
-
+            return AdminResponse(
+                202,
+                {
+                    "target_group": match.group(1),
+                    "target": match.group(2),
+                    "state": "draining",
+                    "deregistration_delay": used,
+                },
+            )
+        return error(
+            404 if m in ("GET", "PUT", "POST", "DELETE") else 405, f"no route for {m} {req.path}"
+        )
 
 
 def _int_arg(req: AdminRequest, name: str, default: int, lo: int, hi: int) -> int:
@@ -322,8 +360,9 @@ def _delay_arg(req: AdminRequest) -> float | None:
     except ValueError:
         delay = math.nan
     if not 0 <= delay < math.inf:
-        raise SpecError([Problem("delay", f"must be a number of seconds, 0 or more; "
-                                          f"got {raw[0]!r}")])
+        raise SpecError(
+            [Problem("delay", f"must be a number of seconds, 0 or more; got {raw[0]!r}")]
+        )
     return delay
 
 
@@ -357,8 +396,9 @@ def _weights_body(body: Any) -> tuple[dict[str, int], int | None]:
     return weights, rule
 
 
-def _with_weights(config: RouterConfig, listener: str, weights: Mapping[str, int],
-                  rule: int | None) -> RouterConfig:
+def _with_weights(
+    config: RouterConfig, listener: str, weights: Mapping[str, int], rule: int | None
+) -> RouterConfig:
     data = config.model_dump(mode="json")
     for lst in data["listeners"]:
         if lst["name"] == listener:
@@ -368,8 +408,9 @@ def _with_weights(config: RouterConfig, listener: str, weights: Mapping[str, int
     return RouterConfig.model_validate(data)
 
 
-def _with_targets(config: RouterConfig, group: str, add: str | None = None,
-                  remove: str | None = None) -> RouterConfig:
+def _with_targets(
+    config: RouterConfig, group: str, add: str | None = None, remove: str | None = None
+) -> RouterConfig:
     data = config.model_dump(mode="json")
     for g in data["target_groups"]:
         if g["name"] == group:

@@ -68,8 +68,13 @@ _Key = tuple[str, int]  # (address, port) of a listening socket
 
 
 class DataPlane:
-    def __init__(self, sticky_key: bytes, clock: Clock, reuse_port: bool = False,
-                 metrics_enabled: bool = True) -> None:
+    def __init__(
+        self,
+        sticky_key: bytes,
+        clock: Clock,
+        reuse_port: bool = False,
+        metrics_enabled: bool = True,
+    ) -> None:
         self.loop = asyncio.get_running_loop()
         self.clock = clock
         self.log = log
@@ -93,7 +98,8 @@ class DataPlane:
         self.max_header_bytes = 32768
         self.drain_timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self.on_fail_open: Callable[[str], None] = lambda name: log.warning(
-            "target group %s has no healthy target: failing open to all its targets", name)
+            "target group %s has no healthy target: failing open to all its targets", name
+        )
         self._ticker: asyncio.TimerHandle | None = None
         self._rotator: asyncio.TimerHandle | None = None
         # A prepared change: its config and the sockets opened for it, not yet serving.
@@ -239,8 +245,11 @@ class DataPlane:
             await sock.server.start_serving()
 
     def _held(self) -> dict[_Key, _Socket]:
-        return {(s.spec.address, s.spec.port): s.socket
-                for s in self.listeners.values() if s.socket is not None}
+        return {
+            (s.spec.address, s.spec.port): s.socket
+            for s in self.listeners.values()
+            if s.socket is not None
+        }
 
     async def _listen(self, address: str, port: int) -> _Socket:
         sock = _Socket(self)
@@ -257,19 +266,24 @@ class DataPlane:
         why = reason(exc)
         if exc.errno == errno.EADDRINUSE:
             mine = next((s for s in self.listeners.values() if s.spec.port == spec.port), None)
-            why += (" (another program holds it)" if mine is None else
-                    f" (listener {mine.name!r} of this router holds "
-                    f"{host_port(mine.spec.address, mine.spec.port)})")
+            why += (
+                " (another program holds it)"
+                if mine is None
+                else f" (listener {mine.name!r} of this router holds "
+                f"{host_port(mine.spec.address, mine.spec.port)})"
+            )
         return f"cannot listen on {host_port(spec.address, spec.port)}: {why}"
 
-    def set_weights(self, listener: str, weights: Mapping[str, int],
-                    rule: int | None = None) -> dict[str, int]:
+    def set_weights(
+        self, listener: str, weights: Mapping[str, int], rule: int | None = None
+    ) -> dict[str, int]:
         """Swap in new weights for one action, atomically; returns the weights now in force."""
         state = self.listeners.get(listener)
         if state is None:
             raise NotFoundError(f"no listener named {listener!r}")
-        route = reweigh(state.route, state.spec, weights, rule, self.groups, self.metrics,
-                        self.codec)
+        route = reweigh(
+            state.route, state.spec, weights, rule, self.groups, self.metrics, self.codec
+        )
         state.route = route
         action = route.default if rule is None else route.rules[rule][1]
         return action.weights()
@@ -355,9 +369,13 @@ class DataPlane:
                 g.name: {
                     "fail_open": g.fail_open,
                     "targets": {
-                        t.addr: {"healthy": t.healthy, "draining": t.draining,
-                                 "in_flight": t.in_flight, "connections": len(t.active),
-                                 "idle": len(t.idle)}
+                        t.addr: {
+                            "healthy": t.healthy,
+                            "draining": t.draining,
+                            "in_flight": t.in_flight,
+                            "connections": len(t.active),
+                            "idle": len(t.idle),
+                        }
                         for t in g.targets.values()
                     },
                 }
@@ -400,9 +418,11 @@ class DataPlane:
     async def _connect(self, ex: Exchange, target: Target) -> None:
         try:
             _, up = await asyncio.wait_for(
-                self.loop.create_connection(lambda: UpstreamProtocol(self, target),
-                                            target.host, target.port),
-                self.connect_timeout)
+                self.loop.create_connection(
+                    lambda: UpstreamProtocol(self, target), target.host, target.port
+                ),
+                self.connect_timeout,
+            )
         except (TimeoutError, OSError) as exc:
             target.in_flight -= 1
             timeout = isinstance(exc, asyncio.TimeoutError)
@@ -412,9 +432,11 @@ class DataPlane:
                 ex.retried = True
                 self.dispatch(ex, exclude=target)
             else:
-                ex.client.router_error(ex, 504 if timeout else 502,
-                                       "upstream connect timed out" if timeout
-                                       else "upstream refused the connection")
+                ex.client.router_error(
+                    ex,
+                    504 if timeout else 502,
+                    "upstream connect timed out" if timeout else "upstream refused the connection",
+                )
             return
         if ex.client.active is not ex or ex.client.transport is None:
             target.in_flight -= 1

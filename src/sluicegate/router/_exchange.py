@@ -17,14 +17,43 @@ IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"
 
 class Exchange:
     __slots__ = (
-        "body", "body_done", "buffered", "chunked", "client", "entry", "has_body", "head",
-        "http11", "keep_alive", "method", "response_started", "retried", "routed", "set_cookie",
-        "start", "status", "target", "tunnel_data", "upgrade", "upstream",
+        "body",
+        "body_done",
+        "buffered",
+        "chunked",
+        "client",
+        "entry",
+        "has_body",
+        "head",
+        "http11",
+        "keep_alive",
+        "method",
+        "response_started",
+        "retried",
+        "routed",
+        "set_cookie",
+        "start",
+        "status",
+        "target",
+        "tunnel_data",
+        "upgrade",
+        "upstream",
     )
 
-    def __init__(self, client: ClientProtocol, method: bytes, head: bytes, entry: Entry,
-                 set_cookie: bytes | None, keep_alive: bool, http11: bool, chunked: bool,
-                 has_body: bool, upgrade: bool, start: float) -> None:
+    def __init__(
+        self,
+        client: ClientProtocol,
+        method: bytes,
+        head: bytes,
+        entry: Entry,
+        set_cookie: bytes | None,
+        keep_alive: bool,
+        http11: bool,
+        chunked: bool,
+        has_body: bool,
+        upgrade: bool,
+        start: float,
+    ) -> None:
         self.client = client
         self.method = method
         self.head = head

@@ -10,8 +10,7 @@ from sluicegate.router._metrics import Counts
 __all__ = ["prometheus_text", "summarize"]
 
 # latency_sum (seconds) lets the monitor compute an exact Average latency per second.
-_KEYS = ("requests", "1xx", "2xx", "3xx", "4xx", "5xx", "router_502", "router_504",
-         "latency_sum")
+_KEYS = ("requests", "1xx", "2xx", "3xx", "4xx", "5xx", "router_502", "router_504", "latency_sum")
 
 
 def _ms(value: float | None) -> float | None:
@@ -26,8 +25,13 @@ def _point(t: int, data: dict[str, Any], c: Counts, hist: bool) -> dict[str, Any
     return point
 
 
-def summarize(snapshot: dict[str, Any], window: int, hist: bool = False,
-              listener: str | None = None, include_open: bool = False) -> dict[str, Any]:
+def summarize(
+    snapshot: dict[str, Any],
+    window: int,
+    hist: bool = False,
+    listener: str | None = None,
+    include_open: bool = False,
+) -> dict[str, Any]:
     """Per series: sums over the last ``window`` closed seconds, percentiles, per-second points
     (with their latency histograms when ``hist``, for the monitor's judgement). With
     ``include_open`` the still-counting current second is the last point, marked
@@ -75,35 +79,37 @@ def prometheus_text(snapshot: dict[str, Any], status: dict[str, Any]) -> str:
     for s in series:
         t = s["total"]
         for cls in ("1xx", "2xx", "3xx", "4xx", "5xx"):
-            lines.append(
-                f'sluicegate_router_requests_total{{{_labels(s)},code="{cls}"}} {t[cls]}')
+            lines.append(f'sluicegate_router_requests_total{{{_labels(s)},code="{cls}"}} {t[cls]}')
     lines += [
         "# HELP sluicegate_router_errors_total Errors the router generated itself.",
         "# TYPE sluicegate_router_errors_total counter",
     ]
     for s in series:
         t = s["total"]
-        lines.append(f'sluicegate_router_errors_total{{{_labels(s)},code="502"}} '
-                     f'{t["router_502"]}')
-        lines.append(f'sluicegate_router_errors_total{{{_labels(s)},code="504"}} '
-                     f'{t["router_504"]}')
+        lines.append(f'sluicegate_router_errors_total{{{_labels(s)},code="502"}} {t["router_502"]}')
+        lines.append(f'sluicegate_router_errors_total{{{_labels(s)},code="504"}} {t["router_504"]}')
     lines += [
-        "# HELP sluicegate_router_request_duration_seconds Time from request head to "
-        "response end.",
+        "# HELP sluicegate_router_request_duration_seconds Time from request head to response end.",
         "# TYPE sluicegate_router_request_duration_seconds histogram",
     ]
     for s in series:
         t = s["total"]
         cumulative = prometheus_buckets((int(i), n) for i, n in t["hist"].items())
         for bound, n in zip(PROM_BOUNDS, cumulative, strict=False):
-            lines.append(f'sluicegate_router_request_duration_seconds_bucket{{{_labels(s)},'
-                         f'le="{bound}"}} {n}')
-        lines.append(f'sluicegate_router_request_duration_seconds_bucket{{{_labels(s)},'
-                     f'le="+Inf"}} {cumulative[-1]}')
-        lines.append(f"sluicegate_router_request_duration_seconds_sum{{{_labels(s)}}} "
-                     f"{t['latency_sum']}")
-        lines.append(f"sluicegate_router_request_duration_seconds_count{{{_labels(s)}}} "
-                     f"{t['requests']}")
+            lines.append(
+                f"sluicegate_router_request_duration_seconds_bucket{{{_labels(s)},"
+                f'le="{bound}"}} {n}'
+            )
+        lines.append(
+            f"sluicegate_router_request_duration_seconds_bucket{{{_labels(s)},"
+            f'le="+Inf"}} {cumulative[-1]}'
+        )
+        lines.append(
+            f"sluicegate_router_request_duration_seconds_sum{{{_labels(s)}}} {t['latency_sum']}"
+        )
+        lines.append(
+            f"sluicegate_router_request_duration_seconds_count{{{_labels(s)}}} {t['requests']}"
+        )
     lines += [
         "# HELP sluicegate_router_target_healthy 1 when a target passes its health checks.",
         "# TYPE sluicegate_router_target_healthy gauge",
@@ -111,16 +117,17 @@ def prometheus_text(snapshot: dict[str, Any], status: dict[str, Any]) -> str:
     groups = status.get("groups", {})
     for gname, g in groups.items():
         for addr, t in g["targets"].items():
-            lines.append(f'sluicegate_router_target_healthy{{target_group="{gname}",'
-                         f'target="{addr}"}} {int(t["healthy"])}')
+            lines.append(
+                f'sluicegate_router_target_healthy{{target_group="{gname}",'
+                f'target="{addr}"}} {int(t["healthy"])}'
+            )
     lines += [
         "# HELP sluicegate_router_fail_open 1 when a group has no healthy target and routes "
         "to all.",
         "# TYPE sluicegate_router_fail_open gauge",
     ]
     for gname, g in groups.items():
-        lines.append(f'sluicegate_router_fail_open{{target_group="{gname}"}} '
-                     f'{int(g["fail_open"])}')
+        lines.append(f'sluicegate_router_fail_open{{target_group="{gname}"}} {int(g["fail_open"])}')
     lines += [
         "# HELP sluicegate_router_weight Current weight of a target group in a listener's "
         "default action.",
@@ -128,8 +135,9 @@ def prometheus_text(snapshot: dict[str, Any], status: dict[str, Any]) -> str:
     ]
     for lname, listener in status.get("listeners", {}).items():
         for gname, w in listener["default"].items():
-            lines.append(f'sluicegate_router_weight{{listener="{lname}",target_group="{gname}"}}'
-                         f" {w}")
+            lines.append(
+                f'sluicegate_router_weight{{listener="{lname}",target_group="{gname}"}} {w}'
+            )
     flags = status.get("flags")
     if flags is not None:
         version = -1 if flags["version"] is None else flags["version"]
@@ -141,8 +149,7 @@ def prometheus_text(snapshot: dict[str, Any], status: dict[str, Any]) -> str:
         for reason, n in flags["unmatched"].items():
             lines.append(f'sluicegate_router_flag_unmatched_total{{reason="{reason}"}} {n}')
         lines += [
-            "# HELP sluicegate_router_flag_set_version Version of the loaded flag set "
-            "(-1: none).",
+            "# HELP sluicegate_router_flag_set_version Version of the loaded flag set (-1: none).",
             "# TYPE sluicegate_router_flag_set_version gauge",
             f"sluicegate_router_flag_set_version {version}",
         ]

@@ -25,8 +25,12 @@ def compile_document(version: int, document: Mapping[str, Any]) -> CompiledFlagS
     try:
         normal = validate_flag_set(dict(document)).document()
     except SpecError as exc:
-        raise SpecError([Problem(f"document.{p.path}" if p.path else "document", p.message)
-                         for p in exc.problems]) from exc
+        raise SpecError(
+            [
+                Problem(f"document.{p.path}" if p.path else "document", p.message)
+                for p in exc.problems
+            ]
+        ) from exc
     return compile_flag_set(normal, version=version)
 
 
@@ -58,8 +62,12 @@ class FlagSlot:
         return None
 
     def status(self) -> dict[str, Any]:
-        return {"version": None if self.flags is None else self.flags.version,
-                "flags": [] if self.flags is None else self.flags.keys(),
-                "unmatched": {"no_user_id": self.no_user_id,
-                              "unknown_flag": self.unknown_flag,
-                              "eval_failed": self.eval_failed}}
+        return {
+            "version": None if self.flags is None else self.flags.version,
+            "flags": [] if self.flags is None else self.flags.keys(),
+            "unmatched": {
+                "no_user_id": self.no_user_id,
+                "unknown_flag": self.unknown_flag,
+                "eval_failed": self.eval_failed,
+            },
+        }

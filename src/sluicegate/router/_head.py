@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from sluicegate.router._match import RequestView
 
-__all__ = ["RejectError", "check_transfer_encoding", "origin_form", "request_view",
-           "strip_named"]
+__all__ = ["RejectError", "check_transfer_encoding", "origin_form", "request_view", "strip_named"]
 
 _PLAIN_TOKENS = frozenset((b"keep-alive", b"close", b"upgrade", b"content-length", b"host"))
 
@@ -48,13 +47,16 @@ def request_view(url: bytes, host: bytes | None, headers: list[tuple[bytes, byte
     hmap: dict[str, list[str]] = {}
     for name, value in headers:
         hmap.setdefault(name.decode("latin-1"), []).append(value.decode("latin-1"))
-    return RequestView(path=path, query_string=query,
-                       host=(host or b"").decode("latin-1"), headers=hmap)
+    return RequestView(
+        path=path, query_string=query, host=(host or b"").decode("latin-1"), headers=hmap
+    )
 
 
-
-def origin_form(url: bytes, hparts: list[bytes], headers: list[tuple[bytes, bytes]] | None,
-                ) -> tuple[bytes, bytes, list[bytes], list[tuple[bytes, bytes]] | None]:
+def origin_form(
+    url: bytes,
+    hparts: list[bytes],
+    headers: list[tuple[bytes, bytes]] | None,
+) -> tuple[bytes, bytes, list[bytes], list[tuple[bytes, bytes]] | None]:
     """An absolute-form target (``http://host/path``) names the host (RFC 9112 3.2.2).
 
     Returns (path, host, header parts, rule headers) with the target's authority as the one
@@ -71,10 +73,18 @@ def origin_form(url: bytes, hparts: list[bytes], headers: list[tuple[bytes, byte
     authority, path = rest[:end], rest[end:]
     if not authority or b"@" in authority:
         raise RejectError(400, "the request target has no usable host")
-    kept = [x for i in range(0, len(hparts), 4) if hparts[i].lower() != b"host"
-            for x in hparts[i : i + 4]]
+    kept = [
+        x
+        for i in range(0, len(hparts), 4)
+        if hparts[i].lower() != b"host"
+        for x in hparts[i : i + 4]
+    ]
     if headers is not None:
         headers = [(n, v) for n, v in headers if n != b"host"]
         headers.append((b"host", authority))
-    return (path if path[:1] == b"/" else b"/" + path, authority,
-            [*kept, b"Host", b": ", authority, b"\r\n"], headers)
+    return (
+        path if path[:1] == b"/" else b"/" + path,
+        authority,
+        [*kept, b"Host", b": ", authority, b"\r\n"],
+        headers,
+    )

@@ -48,7 +48,8 @@ async def probe(host: str, port: int, spec: HealthCheckSpec) -> tuple[bool, str]
             reader, writer = await asyncio.open_connection(host, port)
             writer.write(
                 f"GET {spec.path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-                "User-Agent: sluicegate-health\r\nConnection: close\r\n\r\n".encode())
+                "User-Agent: sluicegate-health\r\nConnection: close\r\n\r\n".encode()
+            )
             line = await reader.readline()
         parts = line.split(b" ", 2)
         if len(parts) < 2 or not parts[1].isdigit():
@@ -88,7 +89,8 @@ class HealthChecker:
             live |= {(g.name, t) for t in targets}
             if g.health_check.enabled:
                 self._tasks[g.name] = asyncio.get_running_loop().create_task(
-                    self._run(g.name, g.health_check, sorted(targets)))
+                    self._run(g.name, g.health_check, sorted(targets))
+                )
         for key in set(self.states) - live:
             del self.states[key]
 

@@ -50,8 +50,24 @@ def percentile(hist: Sequence[int] | dict[int, int], q: float) -> float | None:
 
 
 # Prometheus `le` bounds in seconds; each fine bucket lands in the first bound ≥ its upper edge.
-PROM_BOUNDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-               10.0, 30.0, 60.0)
+PROM_BOUNDS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+)
 
 
 def prometheus_buckets(hist: Iterable[tuple[int, int]]) -> list[int]:

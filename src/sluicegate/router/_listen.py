@@ -14,15 +14,15 @@ def host_port(address: str, port: int) -> str:
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
-def open_listener(address: str, port: int, reuse_port: bool = False,
-                  backlog: int = 4096) -> socket.socket:
+def open_listener(
+    address: str, port: int, reuse_port: bool = False, backlog: int = 4096
+) -> socket.socket:
     """A bound, listening, non-blocking TCP socket; raises OSError as bind/listen do.
 
     Listening (not only binding) is what finds every clash: with SO_REUSEADDR, Linux lets
     two sockets bind one port and refuses only the second ``listen``.
     """
-    sock = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET,
-                         socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if reuse_port:
@@ -51,6 +51,5 @@ def check_ports(ports: Iterable[tuple[str, str, int]], reuse_port: bool = False)
         try:
             open_listener(address, port, reuse_port, backlog=1).close()
         except OSError as exc:
-            failures.append(f"cannot listen on {host_port(address, port)} ({field}): "
-                            f"{reason(exc)}")
+            failures.append(f"cannot listen on {host_port(address, port)} ({field}): {reason(exc)}")
     return failures

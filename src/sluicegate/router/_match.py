@@ -85,6 +85,7 @@ def _flag_check(spec: FlagMatchSpec, slot: FlagSlot) -> Predicate:
     key, wanted = spec.key, spec.variants
     kind, name = spec.user_from.source
     if kind == "cookie":
+
         def user(r: RequestView) -> str | None:
             return r.cookies.get(name)
     elif kind == "header":
@@ -94,6 +95,7 @@ def _flag_check(spec: FlagMatchSpec, slot: FlagSlot) -> Predicate:
             values = r.headers.get(lower)
             return values[0].strip() if values else None
     else:
+
         def user(r: RequestView) -> str | None:
             values = r.query.get(name)
             return values[0] if values else None

@@ -50,7 +50,11 @@ class Counts:
         s = self.status
         return {
             "requests": self.requests,
-            "1xx": s[1], "2xx": s[2], "3xx": s[3], "4xx": s[4], "5xx": s[5],
+            "1xx": s[1],
+            "2xx": s[2],
+            "3xx": s[3],
+            "4xx": s[4],
+            "5xx": s[5],
             "router_502": self.r502,
             "router_504": self.r504,
             "latency_sum": round(self.latency_sum, 6),
@@ -167,13 +171,15 @@ class MetricsRegistry:
             total.add(s.total)
             total.add(s.cur)
             seconds = [[t, c.to_json()] for t, c in s.ring if t >= since and c.requests]
-            out.append({
-                "listener": s.key.listener,
-                "target_group": s.key.target_group,
-                "total": total.to_json(),
-                "seconds": seconds,
-                "open": s.cur.to_json(),
-            })
+            out.append(
+                {
+                    "listener": s.key.listener,
+                    "target_group": s.key.target_group,
+                    "total": total.to_json(),
+                    "seconds": seconds,
+                    "open": s.cur.to_json(),
+                }
+            )
         return {"current_second": self.current_second, "series": out}
 
 

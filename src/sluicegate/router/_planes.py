@@ -25,8 +25,9 @@ class PlaneHandle(Protocol):
     async def abort_config(self) -> None:
         """Close what the prepared config opened; no-op without one."""
 
-    async def set_weights(self, listener: str, weights: Mapping[str, int],
-                          rule: int | None) -> dict[str, int]: ...
+    async def set_weights(
+        self, listener: str, weights: Mapping[str, int], rule: int | None
+    ) -> dict[str, int]: ...
 
     async def set_health(self, group: str, target: str, healthy: bool) -> None: ...
 
@@ -61,8 +62,9 @@ class LocalPlane:
     async def abort_config(self) -> None:
         self.plane.abort_config()
 
-    async def set_weights(self, listener: str, weights: Mapping[str, int],
-                          rule: int | None) -> dict[str, int]:
+    async def set_weights(
+        self, listener: str, weights: Mapping[str, int], rule: int | None
+    ) -> dict[str, int]:
         return self.plane.set_weights(listener, weights, rule)
 
     async def set_health(self, group: str, target: str, healthy: bool) -> None:

@@ -30,8 +30,14 @@ log = logging.getLogger(__name__)
 class RouterSettings:
     """Everything outside the config file: process layout and secrets (from the environment)."""
 
-    def __init__(self, workers: int = 1, insecure: bool = False, token: str | None = None,
-                 sticky_key: bytes | None = None, metrics: bool = True) -> None:
+    def __init__(
+        self,
+        workers: int = 1,
+        insecure: bool = False,
+        token: str | None = None,
+        sticky_key: bytes | None = None,
+        metrics: bool = True,
+    ) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
         self.workers = workers
@@ -41,26 +47,35 @@ class RouterSettings:
         self.metrics = metrics
 
     @classmethod
-    def from_env(cls, config: RouterConfig, workers: int = 1,
-                 insecure: bool = False) -> RouterSettings:
+    def from_env(
+        cls, config: RouterConfig, workers: int = 1, insecure: bool = False
+    ) -> RouterSettings:
         token = os.environ.get(config.admin.token_env) or None
         if token is None and not insecure:
             raise AuthError(
                 f"the admin API needs a token: set {config.admin.token_env} "
-                "(or start with --insecure for local development only)")
+                "(or start with --insecure for local development only)"
+            )
         secret = os.environ.get(config.sticky_secret_env)
         if secret:
             key = hashlib.sha256(secret.encode()).digest()
         else:
-            log.warning("%s is not set: sticky cookies are signed with a random key and "
-                        "clients will be re-balanced after a restart", config.sticky_secret_env)
+            log.warning(
+                "%s is not set: sticky cookies are signed with a random key and "
+                "clients will be re-balanced after a restart",
+                config.sticky_secret_env,
+            )
             key = secrets.token_bytes(32)
         metrics = os.environ.get("SLUICE_ROUTER_METRICS", "1") != "0"
         return cls(workers, insecure, None if insecure else token, key, metrics)
 
 
-async def serve_router(config: RouterConfig, settings: RouterSettings,
-                       stop: asyncio.Event, on_ready: Callable[[], None] | None = None) -> None:
+async def serve_router(
+    config: RouterConfig,
+    settings: RouterSettings,
+    stop: asyncio.Event,
+    on_ready: Callable[[], None] | None = None,
+) -> None:
     """Run until ``stop`` is set, then shut down gracefully.
 
     Every port is tried before anything starts: one that cannot be opened raises
@@ -77,17 +92,28 @@ async def serve_router(config: RouterConfig, settings: RouterSettings,
             await plane.start(config)
         else:
             for i in range(settings.workers):
-                worker = WorkerPlane(i, key, settings.metrics,
-                                     lambda: controller.config if controller else config,
-                                     lambda: controller.flag_document if controller else None)
+                worker = WorkerPlane(
+                    i,
+                    key,
+                    settings.metrics,
+                    lambda: controller.config if controller else config,
+                    lambda: controller.flag_document if controller else None,
+                )
                 planes.append(worker)
                 await worker.start()
         controller = RouterController(config, planes)
         await controller.start()
-        public = frozenset({"/healthz", "/metrics"} if config.admin.public_metrics
-                           else {"/healthz"})
-        admin = await serve_admin(controller.handle, config.admin.address, config.admin.port,
-                                  settings.token, public, sock=admin_sock)
+        public = frozenset(
+            {"/healthz", "/metrics"} if config.admin.public_metrics else {"/healthz"}
+        )
+        admin = await serve_admin(
+            controller.handle,
+            config.admin.address,
+            config.admin.port,
+            settings.token,
+            public,
+            sock=admin_sock,
+        )
     except BaseException:
         admin_sock.close()
         if controller is not None:
@@ -96,9 +122,14 @@ async def serve_router(config: RouterConfig, settings: RouterSettings,
             await asyncio.gather(*(p.stop() for p in planes), return_exceptions=True)
         raise
     listeners = ", ".join(f"{lst.name}@{lst.address}:{lst.port}" for lst in config.listeners)
-    log.info("router ready: listeners %s, admin %s:%d, %d worker(s)%s", listeners,
-             config.admin.address, config.admin.port, settings.workers,
-             " (INSECURE: admin API without token)" if settings.insecure else "")
+    log.info(
+        "router ready: listeners %s, admin %s:%d, %d worker(s)%s",
+        listeners,
+        config.admin.address,
+        config.admin.port,
+        settings.workers,
+        " (INSECURE: admin API without token)" if settings.insecure else "",
+    )
     freeze_startup_heap()  # a GC pause here is a latency spike for every user
     if on_ready is not None:
         on_ready()
@@ -117,11 +148,13 @@ def _open_ports(config: RouterConfig, settings: RouterSettings) -> socket.socket
     try:
         sock = open_listener(admin.address, admin.port)
     except OSError as exc:
-        failures.append(f"cannot listen on {host_port(admin.address, admin.port)} "
-                        f"(admin.port): {reason(exc)}")
-    failures += check_ports(((f"listeners[{i}].port", lst.address, lst.port)
-                             for i, lst in enumerate(config.listeners)),
-                            reuse_port=settings.workers > 1)
+        failures.append(
+            f"cannot listen on {host_port(admin.address, admin.port)} (admin.port): {reason(exc)}"
+        )
+    failures += check_ports(
+        ((f"listeners[{i}].port", lst.address, lst.port) for i, lst in enumerate(config.listeners)),
+        reuse_port=settings.workers > 1,
+    )
     if failures:
         if sock is not None:
             sock.close()
@@ -130,8 +163,9 @@ def _open_ports(config: RouterConfig, settings: RouterSettings) -> socket.socket
     return sock
 
 
-def run_router(config: RouterConfig, settings: RouterSettings,
-               on_ready: Callable[[], None] | None = None) -> None:
+def run_router(
+    config: RouterConfig, settings: RouterSettings, on_ready: Callable[[], None] | None = None
+) -> None:
     """Blocking entry point for the CLI: uvloop, SIGTERM/SIGINT handling."""
     import uvloop
 

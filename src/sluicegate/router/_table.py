@@ -21,8 +21,15 @@ from sluicegate.spec.router import ForwardSpec, ListenerSpec, TargetGroupSpec
 if TYPE_CHECKING:
     from sluicegate.router._upstream import UpstreamProtocol
 
-__all__ = ["Entry", "ForwardAction", "ListenerRoute", "Target", "TargetGroup", "build_route",
-           "reweigh"]
+__all__ = [
+    "Entry",
+    "ForwardAction",
+    "ListenerRoute",
+    "Target",
+    "TargetGroup",
+    "build_route",
+    "reweigh",
+]
 
 Codecs = Callable[[str], StickyCodec]  # cookie name -> the codec that signs it
 
@@ -98,11 +105,26 @@ class Entry:
 class ForwardAction:
     """Weighted choice among target groups, optionally sticky."""
 
-    __slots__ = ("by_name", "cookie_attrs", "cookie_eq", "cookie_name", "cumulative", "entries",
-                 "max_age", "rand", "sticky", "total")
+    __slots__ = (
+        "by_name",
+        "cookie_attrs",
+        "cookie_eq",
+        "cookie_name",
+        "cumulative",
+        "entries",
+        "max_age",
+        "rand",
+        "sticky",
+        "total",
+    )
 
-    def __init__(self, entries: Sequence[Entry], spec: ForwardSpec, codec: StickyCodec | None,
-                 rand: Callable[[], float] = random.random) -> None:
+    def __init__(
+        self,
+        entries: Sequence[Entry],
+        spec: ForwardSpec,
+        codec: StickyCodec | None,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
         """``codec`` signs this action's cookie; ignored unless stickiness is enabled."""
         self.entries = tuple(entries)
         self.by_name = {e.group.name: e for e in self.entries}
@@ -161,8 +183,12 @@ class ListenerRoute:
 
     __slots__ = ("default", "name", "rules")
 
-    def __init__(self, name: str, rules: Sequence[tuple[Callable[[RequestView], bool],
-                 ForwardAction]], default: ForwardAction) -> None:
+    def __init__(
+        self,
+        name: str,
+        rules: Sequence[tuple[Callable[[RequestView], bool], ForwardAction]],
+        default: ForwardAction,
+    ) -> None:
         self.name = name
         self.rules = tuple(rules)
         self.default = default
@@ -175,20 +201,30 @@ class ListenerRoute:
         return self.default
 
 
-def build_action(listener: str, spec: ForwardSpec, groups: Mapping[str, TargetGroup],
-                 metrics: MetricsRegistry, codecs: Codecs,
-                 weights: Mapping[str, int] | None = None) -> ForwardAction:
+def build_action(
+    listener: str,
+    spec: ForwardSpec,
+    groups: Mapping[str, TargetGroup],
+    metrics: MetricsRegistry,
+    codecs: Codecs,
+    weights: Mapping[str, int] | None = None,
+) -> ForwardAction:
     entries = []
     for wg in spec.forward:
         weight = wg.weight if weights is None else weights.get(wg.target_group, wg.weight)
-        entries.append(Entry(groups[wg.target_group], weight,
-                             metrics.get(listener, wg.target_group)))
+        entries.append(
+            Entry(groups[wg.target_group], weight, metrics.get(listener, wg.target_group))
+        )
     return ForwardAction(entries, spec, codecs(spec.stickiness.cookie_name))
 
 
-def build_route(spec: ListenerSpec, groups: Mapping[str, TargetGroup],
-                metrics: MetricsRegistry, codecs: Codecs,
-                flags: FlagSlot | None = None) -> ListenerRoute:
+def build_route(
+    spec: ListenerSpec,
+    groups: Mapping[str, TargetGroup],
+    metrics: MetricsRegistry,
+    codecs: Codecs,
+    flags: FlagSlot | None = None,
+) -> ListenerRoute:
     """``flags`` is the plane's flag set, read by flag rules at request time."""
     rules = [
         (compile_match(r.match, flags), build_action(spec.name, r, groups, metrics, codecs))
@@ -198,9 +234,15 @@ def build_route(spec: ListenerSpec, groups: Mapping[str, TargetGroup],
     return ListenerRoute(spec.name, rules, default)
 
 
-def reweigh(route: ListenerRoute, spec: ListenerSpec, weights: Mapping[str, int],
-            rule: int | None, groups: Mapping[str, TargetGroup], metrics: MetricsRegistry,
-            codecs: Codecs) -> ListenerRoute:
+def reweigh(
+    route: ListenerRoute,
+    spec: ListenerSpec,
+    weights: Mapping[str, int],
+    rule: int | None,
+    groups: Mapping[str, TargetGroup],
+    metrics: MetricsRegistry,
+    codecs: Codecs,
+) -> ListenerRoute:
     """A new route with ``weights`` applied to one action (the default, or rule N)."""
     if rule is None:
         action_spec: ForwardSpec = spec.default
@@ -211,8 +253,16 @@ def reweigh(route: ListenerRoute, spec: ListenerSpec, weights: Mapping[str, int]
         action_spec, current = spec.rules[rule], route.rules[rule][1]
     unknown = sorted(set(weights) - set(current.by_name))
     if unknown:
-        raise SpecError([Problem("weights", f"target group {n!r} is not in this action "
-                                 f"(it has: {', '.join(current.by_name)})") for n in unknown])
+        raise SpecError(
+            [
+                Problem(
+                    "weights",
+                    f"target group {n!r} is not in this action "
+                    f"(it has: {', '.join(current.by_name)})",
+                )
+                for n in unknown
+            ]
+        )
     merged = {**current.weights(), **weights}
     if sum(merged.values()) <= 0:
         raise SpecError([Problem("weights", "at least one target group needs a weight above 0")])

@@ -28,7 +28,8 @@ __all__ = ["UpstreamProtocol"]
 # start.
 _HOP = re.compile(
     rb"\r\n(connection|keep-alive|proxy-connection|te|trailer|transfer-encoding|upgrade):"
-    rb"[ \t]*([^\r]*)")
+    rb"[ \t]*([^\r]*)"
+)
 # An upstream whose response head is larger than this is answered with a 502.
 _MAX_HEAD = 64 * 1024
 
@@ -118,8 +119,13 @@ class UpstreamProtocol(asyncio.Protocol):
             return
         # The request was sent, so only the keep-alive race is retried: a pooled connection
         # the upstream closed before reading it, for a request safe to send twice.
-        retryable = (not self.got_bytes and not ex.retried and self.reused
-                     and ex.method in IDEMPOTENT and not ex.has_body)
+        retryable = (
+            not self.got_bytes
+            and not ex.retried
+            and self.reused
+            and ex.method in IDEMPOTENT
+            and not ex.has_body
+        )
         if retryable:
             ex.retried = True
             self.plane.retry(ex, target, stale=self.reused)
@@ -147,7 +153,7 @@ class UpstreamProtocol(asyncio.Protocol):
         try:
             parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
-            self._start_tunnel(data[exc.args[0]:])
+            self._start_tunnel(data[exc.args[0] :])
         except httptools.HttpParserError:
             self._fail_protocol()
         if self.out:
@@ -360,4 +366,3 @@ class UpstreamProtocol(asyncio.Protocol):
             ex.retried = True  # a malformed response is not retried
         if self.transport is not None:
             self.transport.abort()  # connection_lost answers the client
-

@@ -62,8 +62,12 @@ async def serve(fd: int) -> None:
     sock = socket.socket(fileno=fd)
     reader, writer = await asyncio.open_unix_connection(sock=sock, limit=64 * 1024 * 1024)
     key = bytes.fromhex(os.environ["SLUICE_WORKER_STICKY_KEY"])
-    plane = DataPlane(key, SystemClock(), reuse_port=True,
-                      metrics_enabled=os.environ.get("SLUICE_ROUTER_METRICS", "1") != "0")
+    plane = DataPlane(
+        key,
+        SystemClock(),
+        reuse_port=True,
+        metrics_enabled=os.environ.get("SLUICE_ROUTER_METRICS", "1") != "0",
+    )
     started = False
     while True:
         line = await reader.readline()
@@ -90,8 +94,10 @@ async def serve(fd: int) -> None:
 
 def main() -> None:
     fd, index = int(sys.argv[1]), sys.argv[2]
-    logging.basicConfig(level=os.environ.get("SLUICE_LOG_LEVEL", "INFO").upper(),
-                        format=f"%(asctime)s %(levelname)s worker-{index} %(name)s: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("SLUICE_LOG_LEVEL", "INFO").upper(),
+        format=f"%(asctime)s %(levelname)s worker-{index} %(name)s: %(message)s",
+    )
     # The parent handles signals and tells workers to stop by closing the channel.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:

@@ -55,10 +55,14 @@ def raise_error(data: dict[str, Any]) -> None:
 class WorkerPlane:
     """A data plane in a child process; every call waits for the worker's answer."""
 
-    def __init__(self, index: int, sticky_key: bytes, metrics: bool,
-                 current: Callable[[], RouterConfig],
-                 current_flags: Callable[[], tuple[int, Mapping[str, Any]] | None] = (
-                     lambda: None)) -> None:
+    def __init__(
+        self,
+        index: int,
+        sticky_key: bytes,
+        metrics: bool,
+        current: Callable[[], RouterConfig],
+        current_flags: Callable[[], tuple[int, Mapping[str, Any]] | None] = (lambda: None),
+    ) -> None:
         """``current``/``current_flags``: what a (re)started worker is given first."""
         self.index = index
         self._current_flags = current_flags
@@ -84,15 +88,25 @@ class WorkerPlane:
         env["SLUICE_WORKER_STICKY_KEY"] = self._key.hex()
         env["SLUICE_ROUTER_METRICS"] = "1" if self._metrics else "0"
         self._proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "sluicegate.router._worker", str(child.fileno()),
-            str(self.index), pass_fds=(child.fileno(),), env=env)
+            sys.executable,
+            "-m",
+            "sluicegate.router._worker",
+            str(child.fileno()),
+            str(self.index),
+            pass_fds=(child.fileno(),),
+            env=env,
+        )
         child.close()
         self._reader, self._writer = await asyncio.open_unix_connection(
-            sock=parent, limit=_LINE_LIMIT)
+            sock=parent, limit=_LINE_LIMIT
+        )
         # The flag set rides with the first config, so the worker never serves without it.
         flags = self._current_flags()
-        await self._call("apply_config", self._current().model_dump(mode="json"),
-                         None if flags is None else [flags[0], dict(flags[1])])
+        await self._call(
+            "apply_config",
+            self._current().model_dump(mode="json"),
+            None if flags is None else [flags[0], dict(flags[1])],
+        )
         self._ready.set()
 
     async def _supervise(self) -> None:
@@ -139,8 +153,9 @@ class WorkerPlane:
     async def abort_config(self) -> None:
         await self._call("abort_config")
 
-    async def set_weights(self, listener: str, weights: Mapping[str, int],
-                          rule: int | None) -> dict[str, int]:
+    async def set_weights(
+        self, listener: str, weights: Mapping[str, int], rule: int | None
+    ) -> dict[str, int]:
         result: dict[str, int] = await self._call("set_weights", listener, dict(weights), rule)
         return result
 

@@ -21,8 +21,13 @@ __all__ = ["RouterClient"]
 class RouterClient:
     """Async client for one router's admin API (``http://127.0.0.1:9900`` by default)."""
 
-    def __init__(self, admin_url: str | None, token: str | None, timeout: float = 5.0,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        admin_url: str | None,
+        token: str | None,
+        timeout: float = 5.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         """``admin_url`` None: not pointed at a router yet (calls raise
         RouterUnavailableError until :meth:`retarget`)."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -50,16 +55,21 @@ class RouterClient:
             r = await self._http.request(method, self.admin_url + path, json=body)
         except httpx.HTTPError as exc:
             raise RouterUnavailableError(
-                f"router admin API at {self.admin_url} did not answer: {exc!r}") from exc
+                f"router admin API at {self.admin_url} did not answer: {exc!r}"
+            ) from exc
         if r.status_code < 300:
             return r.json() if r.content else None
         try:
             data = r.json()
         except ValueError:
             data = {"error": r.text.strip()}
-        raise error_from_response(r.status_code, data, f"router {method} {path}",
-                                  transient=RouterUnavailableError,
-                                  auth_hint=" (the router refused the admin token)")
+        raise error_from_response(
+            r.status_code,
+            data,
+            f"router {method} {path}",
+            transient=RouterUnavailableError,
+            auth_hint=" (the router refused the admin token)",
+        )
 
     async def healthy(self) -> bool:
         try:
@@ -68,11 +78,13 @@ class RouterClient:
             return False
         return True
 
-    async def set_weights(self, listener: str, weights: Mapping[str, int],
-                          rule: int | None = None) -> dict[str, int]:
+    async def set_weights(
+        self, listener: str, weights: Mapping[str, int], rule: int | None = None
+    ) -> dict[str, int]:
         """Set all groups of one action at once; returns the weights the router now applies."""
-        data = await self._call("PUT", f"/v1/listeners/{listener}/weights",
-                                {"weights": dict(weights), "rule": rule})
+        data = await self._call(
+            "PUT", f"/v1/listeners/{listener}/weights", {"weights": dict(weights), "rule": rule}
+        )
         applied: dict[str, int] = data["weights"]
         expected = {**applied, **weights}
         if applied != expected:
@@ -87,8 +99,9 @@ class RouterClient:
     async def set_flags(self, version: int, document: Mapping[str, Any]) -> list[str]:
         """Load a flag set for flag rules (every worker has it when this returns); returns
         its flag keys. A set that does not compile raises SpecError; the old one stays."""
-        data = await self._call("PUT", "/v1/flags",
-                                {"version": version, "document": dict(document)})
+        data = await self._call(
+            "PUT", "/v1/flags", {"version": version, "document": dict(document)}
+        )
         keys: list[str] = data["flags"]
         return keys
 
@@ -123,11 +136,20 @@ class RouterClient:
         router, which changes nothing. Raises SpecError where apply_config would."""
         await self._call("PUT", "/v1/config?dry_run=1", dict(config))
 
-    async def metrics(self, window: int = 60, listener: str | None = None,
-                      hist: bool = False, include_open: bool = False) -> dict[str, Any]:
+    async def metrics(
+        self,
+        window: int = 60,
+        listener: str | None = None,
+        hist: bool = False,
+        include_open: bool = False,
+    ) -> dict[str, Any]:
         """Per-second series of the last ``window`` closed seconds (see docs/router.md); with
         ``include_open`` also the current second so far, marked ``"open": true``."""
-        query = f"?window={window}" + (f"&listener={listener}" if listener else "") + (
-            "&hist=1" if hist else "") + ("&open=1" if include_open else "")
+        query = (
+            f"?window={window}"
+            + (f"&listener={listener}" if listener else "")
+            + ("&hist=1" if hist else "")
+            + ("&open=1" if include_open else "")
+        )
         result: dict[str, Any] = await self._call("GET", f"/v1/metrics{query}")
         return result

@@ -82,8 +82,7 @@ def _free_port() -> int:
 class RouterSupervisor:
     """Start or adopt the control plane's router; restart it if it dies."""
 
-    def __init__(self, state_dir: Path, admin_port: int | None = None,
-                 workers: int = 1) -> None:
+    def __init__(self, state_dir: Path, admin_port: int | None = None, workers: int = 1) -> None:
         self.dir = Path(state_dir) / "router"
         self.dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.dir, 0o700)
@@ -135,7 +134,8 @@ class RouterSupervisor:
             raise ConflictError(
                 f"a router started from {self.dir} is still running (pid {pids}) but the "
                 "state dir has no record of it (was the state dir deleted?); stop it (kill "
-                f"{' '.join(map(str, strays))}) or restore the state dir, then start again")
+                f"{' '.join(map(str, strays))}) or restore the state dir, then start again"
+            )
 
     def strays(self) -> list[int]:
         """Pids of routers running with this state dir's config file (Linux ``/proc``)."""
@@ -160,8 +160,12 @@ class RouterSupervisor:
     def _recorded(self) -> RouterProcessInfo | None:
         try:
             data = json.loads((self.dir / "router.json").read_text())
-            return RouterProcessInfo(int(data["pid"]), int(data["start_time"]),
-                                     str(data["admin_url"]), int(data["admin_port"]))
+            return RouterProcessInfo(
+                int(data["pid"]),
+                int(data["start_time"]),
+                str(data["admin_url"]),
+                int(data["admin_port"]),
+            )
         except (OSError, ValueError, KeyError):
             return None
 
@@ -169,16 +173,30 @@ class RouterSupervisor:
         port = self.admin_port or _free_port()
         config = self.dir / "router.yaml"
         config.write_text(json.dumps({"admin": {"port": port}}))  # JSON is YAML
-        env = {**os.environ, "SLUICE_ADMIN_TOKEN": self.token,
-               "SLUICE_STICKY_SECRET": self.sticky_secret}
+        env = {
+            **os.environ,
+            "SLUICE_ADMIN_TOKEN": self.token,
+            "SLUICE_STICKY_SECRET": self.sticky_secret,
+        }
         log_file = open(self.dir / "router.log", "ab")  # noqa: SIM115 - handed to the child
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "sluicegate", "router", "--config",
-                 os.path.abspath(config),
-                 "--workers", str(self.workers)],
-                stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, env=env,
-                start_new_session=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "sluicegate",
+                    "router",
+                    "--config",
+                    os.path.abspath(config),
+                    "--workers",
+                    str(self.workers),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=log_file,
+                env=env,
+                start_new_session=True,
+            )
         finally:
             log_file.close()
         self._proc = proc
@@ -189,7 +207,8 @@ class RouterSupervisor:
                 if proc.poll() is not None:
                     raise RouterUnavailableError(
                         f"the router exited with {proc.returncode}"
-                        f"{_said(self.dir / 'router.log')}; see {self.dir}/router.log")
+                        f"{_said(self.dir / 'router.log')}; see {self.dir}/router.log"
+                    )
                 if await c.healthy():
                     break
                 await asyncio.sleep(0.1)

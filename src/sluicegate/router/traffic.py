@@ -20,8 +20,16 @@ from typing import Any, Protocol
 from sluicegate.errors import Problem, RouteRefusedError, SluicegateError, SpecError
 from sluicegate.router.client import RouterClient
 
-__all__ = ["RevisionGroup", "RouterMetrics", "RouterTraffic", "ServiceRoute", "TrafficControl",
-           "group_name", "refusal", "router_config"]
+__all__ = [
+    "RevisionGroup",
+    "RouterMetrics",
+    "RouterTraffic",
+    "ServiceRoute",
+    "TrafficControl",
+    "group_name",
+    "refusal",
+    "router_config",
+]
 
 
 def group_name(service: str, revision: str) -> str:
@@ -79,8 +87,13 @@ class TrafficControl(Protocol):
 
     async def weights(self, service: str) -> dict[str, int]: ...
 
-    async def metrics(self, window: int = 60, listener: str | None = None,
-                      hist: bool = False, include_open: bool = False) -> dict[str, Any]:
+    async def metrics(
+        self,
+        window: int = 60,
+        listener: str | None = None,
+        hist: bool = False,
+        include_open: bool = False,
+    ) -> dict[str, Any]:
         """Per-second counts and latency histograms by listener and target group, as the
         built-in router's ``GET /v1/metrics`` document (docs/router.md): what the default
         guards, router alarms and rollups read. Another data plane returns the same shape."""
@@ -91,70 +104,96 @@ class RouterMetrics(Protocol):
     """What reads per-second traffic metrics needs (a ``TrafficControl`` or a
     ``RouterClient``)."""
 
-    async def metrics(self, window: int = 60, listener: str | None = None,
-                      hist: bool = False, include_open: bool = False) -> dict[str, Any]: ...
+    async def metrics(
+        self,
+        window: int = 60,
+        listener: str | None = None,
+        hist: bool = False,
+        include_open: bool = False,
+    ) -> dict[str, Any]: ...
 
 
-def router_config(routes: Sequence[ServiceRoute], admin: Mapping[str, Any],
-                  base: Mapping[str, Any] | None = None,
-                  keep: Collection[str] = ()) -> dict[str, Any]:
+def router_config(
+    routes: Sequence[ServiceRoute],
+    admin: Mapping[str, Any],
+    base: Mapping[str, Any] | None = None,
+    keep: Collection[str] = (),
+) -> dict[str, Any]:
     """The whole router configuration for ``routes`` (pure). ``base`` carries other top-level
     keys (timeouts, limits...) through unchanged, and the listeners and target groups of the
     services named in ``keep`` (a service whose spec cannot be read keeps its traffic)."""
     kept = set(keep) - {r.service for r in routes}
     listeners: list[dict[str, Any]] = [
-        dict(lst) for lst in (base or {}).get("listeners", [])
-        if _service_of_listener(lst["name"]) in kept]
+        dict(lst)
+        for lst in (base or {}).get("listeners", [])
+        if _service_of_listener(lst["name"]) in kept
+    ]
     groups: list[dict[str, Any]] = [
-        dict(g) for g in (base or {}).get("target_groups", [])
-        if g["name"].split(".", 1)[0] in kept]
+        dict(g) for g in (base or {}).get("target_groups", []) if g["name"].split(".", 1)[0] in kept
+    ]
     for r in routes:
         if not r.groups:
             raise SluicegateError(f"service {r.service!r} has no revision to route to")
         timeout = min(2.0, r.health_interval)
         for g in r.groups:
-            groups.append({
-                "name": group_name(r.service, g.revision),
-                "targets": list(g.endpoints),
-                "health_check": {"path": r.health_path, "interval": r.health_interval,
-                                 "timeout": timeout},
-                "deregistration_delay": r.deregistration_delay,
-            })
+            groups.append(
+                {
+                    "name": group_name(r.service, g.revision),
+                    "targets": list(g.endpoints),
+                    "health_check": {
+                        "path": r.health_path,
+                        "interval": r.health_interval,
+                        "timeout": timeout,
+                    },
+                    "deregistration_delay": r.deregistration_delay,
+                }
+            )
         if r.serving:  # before any revision takes traffic, the port stays closed
             listener: dict[str, Any] = {
                 "name": r.service,
                 "port": r.port,
                 "address": r.address,
                 "default": {
-                    "forward": [{"target_group": group_name(r.service, g.revision),
-                                 "weight": g.weight} for g in r.groups],
+                    "forward": [
+                        {"target_group": group_name(r.service, g.revision), "weight": g.weight}
+                        for g in r.groups
+                    ],
                     "stickiness": {"enabled": r.sticky, "duration": r.sticky_duration},
                 },
             }
             if r.flag_route is not None and r.green in {g.revision for g in r.groups}:
                 assert r.green is not None
-                listener["rules"] = [{
-                    "match": {"flag": dict(r.flag_route)},
-                    "forward": [{"target_group": group_name(r.service, r.green),
-                                 "weight": 100}],
-                }]
+                listener["rules"] = [
+                    {
+                        "match": {"flag": dict(r.flag_route)},
+                        "forward": [
+                            {"target_group": group_name(r.service, r.green), "weight": 100}
+                        ],
+                    }
+                ]
             listeners.append(listener)
         if r.test_port is not None:
             test_rev = r.test_revision or max(r.groups, key=lambda g: g.weight).revision
-            listeners.append({
-                "name": f"{r.service}-test",
-                "port": r.test_port,
-                "address": r.address,
-                "default": {"forward": [{"target_group": group_name(r.service, test_rev),
-                                         "weight": 100}]},
-            })
-    config = {k: v for k, v in (base or {}).items()
-              if k not in ("listeners", "target_groups", "admin")}
+            listeners.append(
+                {
+                    "name": f"{r.service}-test",
+                    "port": r.test_port,
+                    "address": r.address,
+                    "default": {
+                        "forward": [
+                            {"target_group": group_name(r.service, test_rev), "weight": 100}
+                        ]
+                    },
+                }
+            )
+    config = {
+        k: v for k, v in (base or {}).items() if k not in ("listeners", "target_groups", "admin")
+    }
     return {**config, "listeners": listeners, "target_groups": groups, "admin": dict(admin)}
 
 
 def _service_of_listener(name: str) -> str:
-    return name[:-len("-test")] if name.endswith("-test") else name
+    return name[: -len("-test")] if name.endswith("-test") else name
 
 
 _LISTENER_PATH = re.compile(r"^listeners\[(\d+)\](?:\.(\w+))?(.*)$")
@@ -209,14 +248,19 @@ class RouterTraffic:
             observed = await self.weights(r.service)
             if observed != r.weights():
                 raise SluicegateError(
-                    f"router reports {observed} for {r.service}, not {r.weights()}")
+                    f"router reports {observed} for {r.service}, not {r.weights()}"
+                )
 
-    async def metrics(self, window: int = 60, listener: str | None = None,
-                      hist: bool = False, include_open: bool = False) -> dict[str, Any]:
+    async def metrics(
+        self,
+        window: int = 60,
+        listener: str | None = None,
+        hist: bool = False,
+        include_open: bool = False,
+    ) -> dict[str, Any]:
         return await self.client.metrics(window, listener, hist, include_open)
 
     async def weights(self, service: str) -> dict[str, int]:
         by_group = await self.client.weights(service)
         prefix = f"{service}."
-        return {name[len(prefix):]: w for name, w in by_group.items()
-                if name.startswith(prefix)}
+        return {name[len(prefix) :]: w for name, w in by_group.items() if name.startswith(prefix)}

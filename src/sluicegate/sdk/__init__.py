@@ -18,5 +18,14 @@ from sluicegate.flags.snapshot import ServingSet, Snapshot
 from sluicegate.sdk._client import Client
 from sluicegate.sdk._sync import SyncLoop, SyncStatus
 
-__all__ = ["Client", "ErrorCode", "FlagType", "Reason", "Resolution", "ServingSet",
-           "Snapshot", "SyncLoop", "SyncStatus"]
+__all__ = [
+    "Client",
+    "ErrorCode",
+    "FlagType",
+    "Reason",
+    "Resolution",
+    "ServingSet",
+    "Snapshot",
+    "SyncLoop",
+    "SyncStatus",
+]

@@ -25,8 +25,9 @@ __all__ = ["Client"]
 log = logging.getLogger(__name__)
 
 Listener = Callable[[str, ServingSet | None], None]
-_NOT_READY = Resolution(None, None, Reason.ERROR, ErrorCode.PARSE_ERROR,
-                        "no flag snapshot received yet")
+_NOT_READY = Resolution(
+    None, None, Reason.ERROR, ErrorCode.PARSE_ERROR, "no flag snapshot received yet"
+)
 
 
 class Client:
@@ -38,8 +39,15 @@ class Client:
     ``fn(event, serving)`` for ``"ready"``, ``"changed"``, ``"stale"`` and ``"connected"``.
     """
 
-    def __init__(self, url: str, env: str | None = None, key: str | None = None, *,
-                 poll_interval: float = 30.0, start: bool = True) -> None:
+    def __init__(
+        self,
+        url: str,
+        env: str | None = None,
+        key: str | None = None,
+        *,
+        poll_interval: float = 30.0,
+        start: bool = True,
+    ) -> None:
         base = url.rstrip("/")
         if env is None:
             self.snapshot_url, self.stream_url = f"{base}/v1/snapshot", f"{base}/v1/stream"
@@ -63,9 +71,16 @@ class Client:
     # -- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> None:
-        self._loop = SyncLoop(self.snapshot_url, self.stream_url, self.key, self._accept,
-                              self._etag, poll_interval=self.poll_interval,
-                              on_status=self._status, name="sluicegate-sdk-sync")
+        self._loop = SyncLoop(
+            self.snapshot_url,
+            self.stream_url,
+            self.key,
+            self._accept,
+            self._etag,
+            poll_interval=self.poll_interval,
+            on_status=self._status,
+            name="sluicegate-sdk-sync",
+        )
         self._loop.start()
 
     def close(self) -> None:
@@ -95,13 +110,18 @@ class Client:
 
     # -- evaluation ---------------------------------------------------------------------
 
-    def evaluate(self, key: str, context: Mapping[str, Any] | None = None,
-                 default: Any = None, expected_type: FlagType | str | None = None
-                 ) -> Resolution:
+    def evaluate(
+        self,
+        key: str,
+        context: Mapping[str, Any] | None = None,
+        default: Any = None,
+        expected_type: FlagType | str | None = None,
+    ) -> Resolution:
         serving = self._serving
         if serving is None:
-            return Resolution(default, None, Reason.ERROR, _NOT_READY.error_code,
-                              _NOT_READY.error_message)
+            return Resolution(
+                default, None, Reason.ERROR, _NOT_READY.error_code, _NOT_READY.error_message
+            )
         return serving.flags_for(context).evaluate(key, context, default, expected_type)
 
     def get_boolean(self, key: str, context: Mapping[str, Any] | None, default: bool) -> bool:
@@ -116,15 +136,15 @@ class Client:
             return default
         return serving.flags_for(context).get_string(key, context, default)
 
-    def get_number(self, key: str, context: Mapping[str, Any] | None,
-                   default: float) -> float:
+    def get_number(self, key: str, context: Mapping[str, Any] | None, default: float) -> float:
         serving = self._serving
         if serving is None:
             return default
         return serving.flags_for(context).get_number(key, context, default)
 
-    def get_object(self, key: str, context: Mapping[str, Any] | None,
-                   default: dict[str, Any]) -> dict[str, Any]:
+    def get_object(
+        self, key: str, context: Mapping[str, Any] | None, default: dict[str, Any]
+    ) -> dict[str, Any]:
         serving = self._serving
         if serving is None:
             return default
@@ -140,8 +160,9 @@ class Client:
         try:
             _, serving = parse_snapshot(payload)
         except SpecError as exc:
-            log.error("rejected an invalid flag snapshot; keeping version %s: %s",
-                      self.version, exc)
+            log.error(
+                "rejected an invalid flag snapshot; keeping version %s: %s", self.version, exc
+            )
             return False
         with self._lock:
             current = self._serving

@@ -45,12 +45,13 @@ class SseDecoder:
             end = self._buffer.find(b"\n")
             if end < 0:
                 break
-            raw, self._buffer = self._buffer[:end], self._buffer[end + 1:]
+            raw, self._buffer = self._buffer[:end], self._buffer[end + 1 :]
             line = raw[:-1] if raw.endswith(b"\r") else raw
             if not line:
                 if self._data:
-                    events.append(SseEvent(self._event or "message", "\n".join(self._data),
-                                           self._id))
+                    events.append(
+                        SseEvent(self._event or "message", "\n".join(self._data), self._id)
+                    )
                     if self._id is not None:
                         self.last_id = self._id
                 self._event, self._data, self._id = "", [], None

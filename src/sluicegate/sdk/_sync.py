@@ -55,12 +55,21 @@ class SyncLoop:
     """Keep a snapshot current; ``accept(payload)`` validates and applies one and returns
     whether it replaced the current snapshot; ``current_etag()`` says what we hold."""
 
-    def __init__(self, snapshot_url: str, stream_url: str | None, key: str | None,
-                 accept: Callable[[str], bool], current_etag: Callable[[], str | None], *,
-                 poll_interval: float = 30.0, backoff_base: float = 0.1,
-                 backoff_max: float = 10.0, on_status: Callable[[SyncStatus], None] | None = None,
-                 name: str = "sluicegate-sync",
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        snapshot_url: str,
+        stream_url: str | None,
+        key: str | None,
+        accept: Callable[[str], bool],
+        current_etag: Callable[[], str | None],
+        *,
+        poll_interval: float = 30.0,
+        backoff_base: float = 0.1,
+        backoff_max: float = 10.0,
+        on_status: Callable[[SyncStatus], None] | None = None,
+        name: str = "sluicegate-sync",
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.snapshot_url = snapshot_url
         self.stream_url = stream_url
         self.key = key
@@ -133,8 +142,12 @@ class SyncLoop:
                         self._stop.wait(self.poll_interval)
                         continue
                 except _UnavailableError:
-                    log.info("stream endpoint %s not available; polling %s every %gs",
-                             self.stream_url, self.snapshot_url, self.poll_interval)
+                    log.info(
+                        "stream endpoint %s not available; polling %s every %gs",
+                        self.stream_url,
+                        self.snapshot_url,
+                        self.poll_interval,
+                    )
                     self.status.mode = "poll"
                     continue
                 except (httpx.HTTPError, _BadStatusError, OSError) as exc:
@@ -142,10 +155,14 @@ class SyncLoop:
                         break
                     failures += 1
                     self._contact(False, f"{type(exc).__name__}: {exc}")
-                    log.warning("flag sync from %s failed (%s); retrying",
-                                self.stream_url or self.snapshot_url, exc)
-                delay = backoff_delay(failures, self.backoff_base, self.backoff_max,
-                                      self._rand.random)
+                    log.warning(
+                        "flag sync from %s failed (%s); retrying",
+                        self.stream_url or self.snapshot_url,
+                        exc,
+                    )
+                delay = backoff_delay(
+                    failures, self.backoff_base, self.backoff_max, self._rand.random
+                )
                 self._stop.wait(delay)
 
     def _stream(self, client: httpx.Client) -> None:

@@ -126,8 +126,10 @@ class _Parser:
             if (kind, text) != ("op", ")"):
                 raise ValueError(f"expected ')' at position {pos + 1}, found {_show(kind, text)}")
             return node
-        raise ValueError(f"expected a number, a metric id or '(' at position {pos + 1},"
-                         f" found {_show(kind, text)}")
+        raise ValueError(
+            f"expected a number, a metric id or '(' at position {pos + 1},"
+            f" found {_show(kind, text)}"
+        )
 
 
 def _show(kind: str, text: str) -> str:

@@ -43,7 +43,8 @@ from sluicegate.spec.alarm import AlarmSpec, MetricSpec
 __all__ = ["ALARM_PLACEHOLDERS", "ServiceAlarmSpec", "bind_alarm"]
 
 ALARM_PLACEHOLDERS: frozenset[str] = frozenset(
-    {"service", "green", "blue", "green_revision", "blue_revision"})
+    {"service", "green", "blue", "green_revision", "blue_revision"}
+)
 
 
 class ServiceAlarmSpec(AlarmSpec):
@@ -53,18 +54,24 @@ class ServiceAlarmSpec(AlarmSpec):
 
     @model_validator(mode="after")
     def _placeholders(self) -> ServiceAlarmSpec:
-        problems = [Problem(f"{where}.{field}", message)
-                    for where, metric in _metrics(self)
-                    for field, text in _texts(metric)
-                    if (message := unknown_placeholders(text, ALARM_PLACEHOLDERS))]
+        problems = [
+            Problem(f"{where}.{field}", message)
+            for where, metric in _metrics(self)
+            for field, text in _texts(metric)
+            if (message := unknown_placeholders(text, ALARM_PLACEHOLDERS))
+        ]
         if problems:
             raise LocatedError(problems)
         return self
 
     def placeholders(self) -> set[str]:
         """The placeholders this alarm's metrics use."""
-        return {p for _, metric in _metrics(self) for _, text in _texts(metric)
-                for p in placeholders_in(text)}
+        return {
+            p
+            for _, metric in _metrics(self)
+            for _, text in _texts(metric)
+            for p in placeholders_in(text)
+        }
 
 
 def _metrics(alarm: AlarmSpec) -> list[tuple[str, MetricSpec]]:
@@ -80,8 +87,9 @@ def _texts(metric: MetricSpec) -> list[tuple[str, str]]:
     return out
 
 
-def bind_alarm(alarm: ServiceAlarmSpec, values: Mapping[str, str | None]
-               ) -> tuple[ServiceAlarmSpec, frozenset[str]]:
+def bind_alarm(
+    alarm: ServiceAlarmSpec, values: Mapping[str, str | None]
+) -> tuple[ServiceAlarmSpec, frozenset[str]]:
     """The alarm with its placeholders filled from ``values``, and the ids of the metrics
     (``m1`` for a single metric) naming a placeholder whose value is None: they have no
     series now (no blue yet) and read as missing data."""
@@ -92,8 +100,7 @@ def bind_alarm(alarm: ServiceAlarmSpec, values: Mapping[str, str | None]
         texts = [*metric.get("dimensions", {}).values(), metric.get("query") or ""]
         if any(values.get(p, "") is None for t in texts for p in placeholders_in(t)):
             unbound.add(key)
-        dims = {k: expand_placeholders(v, known)
-                for k, v in metric.get("dimensions", {}).items()}
+        dims = {k: expand_placeholders(v, known) for k, v in metric.get("dimensions", {}).items()}
         out = {**metric, "dimensions": dims}
         if metric.get("query") is not None:
             out["query"] = expand_placeholders(metric["query"], known)

@@ -111,10 +111,14 @@ def parse_statistic(value: str) -> tuple[str, float | None]:
         pct = float(m.group(1))
         if 0 < pct <= 100:
             return "p" + m.group(1), pct / 100
-        raise ValueError(f"percentile {value!r} must be above p0 and at most p100"
-                         " (use Minimum for the smallest value)")
-    raise ValueError(f"{value!r} is not a statistic; use one of "
-                     f"{', '.join(AGGREGATE_STATISTICS)} or a percentile like p99 or p99.9")
+        raise ValueError(
+            f"percentile {value!r} must be above p0 and at most p100"
+            " (use Minimum for the smallest value)"
+        )
+    raise ValueError(
+        f"{value!r} is not a statistic; use one of "
+        f"{', '.join(AGGREGATE_STATISTICS)} or a percentile like p99 or p99.9"
+    )
 
 
 def _check_statistic(value: str) -> str:
@@ -159,19 +163,30 @@ class MetricSpec(_Model):
             raise LocatedError(problems)
         return self
 
-
     def _router_problems(self) -> list[Problem]:
         problems: list[Problem] = []
         if self.name and self.name.strip() and self.name not in ROUTER_METRICS:
-            problems.append(Problem("name", f"unknown router metric {self.name!r}; use one of"
-                                    f" {', '.join(ROUTER_METRICS)}"))
+            problems.append(
+                Problem(
+                    "name",
+                    f"unknown router metric {self.name!r}; use one of {', '.join(ROUTER_METRICS)}",
+                )
+            )
         for key in self.dimensions:
             if key not in ROUTER_DIMENSIONS:
-                problems.append(Problem(f"dimensions.{key}", "a router metric has the"
-                                        f" dimensions listener and target_group, not {key!r}"))
+                problems.append(
+                    Problem(
+                        f"dimensions.{key}",
+                        "a router metric has the"
+                        f" dimensions listener and target_group, not {key!r}",
+                    )
+                )
         if not self.dimensions.get("listener"):
-            problems.append(Problem("dimensions.listener", "a router metric needs its listener"
-                                    " (the service's name)"))
+            problems.append(
+                Problem(
+                    "dimensions.listener", "a router metric needs its listener (the service's name)"
+                )
+            )
         return problems
 
 
@@ -199,8 +214,9 @@ class AlarmSpec(_Model):
     threshold: float
     comparison: Comparison
     treat_missing_data: TreatMissingData = "missing"
-    min_samples: Annotated[int, Field(ge=0, description="default 10 for percentiles and"
-                                                    " ratios, else 0")]
+    min_samples: Annotated[
+        int, Field(ge=0, description="default 10 for percentiles and ratios, else 0")
+    ]
     # CloudWatch's EvaluateLowSampleCountPercentile, percentile alarms only: "ignore" keeps
     # the alarm's state while a datapoint has fewer samples than low_sample_threshold(q).
     evaluate_low_sample_count_percentile: Literal["evaluate", "ignore"] | None = None
@@ -251,48 +267,74 @@ class AlarmSpec(_Model):
             raise ValueError(f"an expression reads 1 to {MAX_METRICS} metrics")
         for key in v:
             if not _METRIC_ID.match(key):
-                raise ValueError(f"metric id {key!r} must start with a lower-case letter and"
-                                 " hold only letters, digits and _ (at most 32)")
+                raise ValueError(
+                    f"metric id {key!r} must start with a lower-case letter and"
+                    " hold only letters, digits and _ (at most 32)"
+                )
         return v
 
     @model_validator(mode="after")
     def _consistent(self) -> AlarmSpec:
         problems: list[Problem] = []
         if self.metric is not None and (self.metrics is not None or self.expression is not None):
-            problems.append(Problem("metric", "give either metric, or metrics with an"
-                                    " expression, not both"))
+            problems.append(
+                Problem("metric", "give either metric, or metrics with an expression, not both")
+            )
         elif self.metric is None and self.metrics is None and self.expression is None:
-            problems.append(Problem("metric", "an alarm needs a metric, or metrics with an"
-                                    " expression"))
+            problems.append(
+                Problem("metric", "an alarm needs a metric, or metrics with an expression")
+            )
         elif self.metric is None:
             problems += self._expression_problems()
         if self.metric is not None and self.statistic is None and not _is_prom(self.metric):
             problems.append(Problem("statistic", "a metric alarm needs a statistic"))
         problems += self._prometheus_problems()
         if self.datapoints_to_alarm > self.evaluation_periods:
-            problems.append(Problem("datapoints_to_alarm", f"datapoints_to_alarm"
-                                    f" ({self.datapoints_to_alarm}) cannot exceed"
-                                    f" evaluation_periods ({self.evaluation_periods})"))
+            problems.append(
+                Problem(
+                    "datapoints_to_alarm",
+                    f"datapoints_to_alarm"
+                    f" ({self.datapoints_to_alarm}) cannot exceed"
+                    f" evaluation_periods ({self.evaluation_periods})",
+                )
+            )
         span = self.period * self.evaluation_periods
         limit = _MAX_SPAN_SHORT if self.period < 3600 else _MAX_SPAN_LONG
         if span > limit:
-            problems.append(Problem("evaluation_periods", f"period x evaluation_periods is"
-                                    f" {int(span)}s, more than the {limit}s allowed"))
+            problems.append(
+                Problem(
+                    "evaluation_periods",
+                    f"period x evaluation_periods is {int(span)}s, more than the {limit}s allowed",
+                )
+            )
         for where, (metric, stat) in self._statistics():
-            if (metric.source == "router" and metric.name in ROUTER_COUNTERS
-                    and parse_statistic(stat)[1] is not None):
-                problems.append(Problem(where, f"{stat} needs a distribution; the router"
-                                        f" counter {metric.name!r} has none (use Sum)"))
-            if metric.source == "exposures" and (why := exposure_statistic_problem(
-                    self.period, parse_statistic(stat)[1] is not None)):
+            if (
+                metric.source == "router"
+                and metric.name in ROUTER_COUNTERS
+                and parse_statistic(stat)[1] is not None
+            ):
+                problems.append(
+                    Problem(
+                        where,
+                        f"{stat} needs a distribution; the router"
+                        f" counter {metric.name!r} has none (use Sum)",
+                    )
+                )
+            if metric.source == "exposures" and (
+                why := exposure_statistic_problem(self.period, parse_statistic(stat)[1] is not None)
+            ):
                 problem = Problem("period" if self.period % 60 else where, why)
                 if problem not in problems:
                     problems.append(problem)
         if self.evaluate_low_sample_count_percentile is not None and (
             self.metric is None or self.percentile is None
         ):
-            problems.append(Problem("evaluate_low_sample_count_percentile",
-                                    "only a percentile alarm on one metric has this setting"))
+            problems.append(
+                Problem(
+                    "evaluate_low_sample_count_percentile",
+                    "only a percentile alarm on one metric has this setting",
+                )
+            )
         if problems:
             raise LocatedError(problems)
         return self
@@ -314,41 +356,64 @@ class AlarmSpec(_Model):
         if self.metrics is None:
             return [Problem("metrics", "an expression needs the metrics it reads")]
         if self.expression is None:
-            return [Problem("expression", "metrics need an expression combining them,"
-                            " e.g. e / r")]
+            return [Problem("expression", "metrics need an expression combining them, e.g. e / r")]
         try:
             tree = parse_expression(self.expression)
         except ValueError as exc:
             return [Problem("expression", str(exc))]
         unknown = sorted(refs(tree) - set(self.metrics))
         if unknown:
-            problems.append(Problem("expression", f"unknown metric id {unknown[0]!r}"
-                                    f" (known: {', '.join(sorted(self.metrics))})"))
+            problems.append(
+                Problem(
+                    "expression",
+                    f"unknown metric id {unknown[0]!r} (known: {', '.join(sorted(self.metrics))})",
+                )
+            )
         if self.samples_from is not None and self.samples_from not in self.metrics:
             problems.append(Problem("samples_from", f"unknown metric id {self.samples_from!r}"))
         if self.statistic is None:
             for key, q in self.metrics.items():
                 if q.statistic is None and not _is_prom(q):
-                    problems.append(Problem(f"metrics.{key}.statistic", "give a statistic here"
-                                            " or at the alarm level"))
+                    problems.append(
+                        Problem(
+                            f"metrics.{key}.statistic",
+                            "give a statistic here or at the alarm level",
+                        )
+                    )
         return problems
 
     def _prometheus_problems(self) -> list[Problem]:
         problems: list[Problem] = []
-        if self.metric is not None and _is_prom(self.metric) and self.statistic is not None \
-                and self.statistic not in PROMETHEUS_STATISTICS:
-            problems.append(Problem("statistic", f"{self.statistic} on a prometheus metric: "
-                                    + _PROMETHEUS_STATISTIC_HINT))
+        if (
+            self.metric is not None
+            and _is_prom(self.metric)
+            and self.statistic is not None
+            and self.statistic not in PROMETHEUS_STATISTICS
+        ):
+            problems.append(
+                Problem(
+                    "statistic",
+                    f"{self.statistic} on a prometheus metric: " + _PROMETHEUS_STATISTIC_HINT,
+                )
+            )
         for key, q in (self.metrics or {}).items():
-            if _is_prom(q) and q.statistic is not None \
-                    and q.statistic not in PROMETHEUS_STATISTICS:
-                problems.append(Problem(f"metrics.{key}.statistic", f"{q.statistic} on a"
-                                        " prometheus metric: " + _PROMETHEUS_STATISTIC_HINT))
+            if _is_prom(q) and q.statistic is not None and q.statistic not in PROMETHEUS_STATISTICS:
+                problems.append(
+                    Problem(
+                        f"metrics.{key}.statistic",
+                        f"{q.statistic} on a prometheus metric: " + _PROMETHEUS_STATISTIC_HINT,
+                    )
+                )
         if self.min_samples > 1 and _samples_from_prometheus(self):
-            problems.append(Problem("min_samples", "a prometheus datapoint is one PromQL value"
-                                    " (1 sample), so min_samples above 1 would make every"
-                                    " datapoint missing; guard low traffic in the query"
-                                    " instead (e.g. ... and sum(rate(x[1m])) > 1)"))
+            problems.append(
+                Problem(
+                    "min_samples",
+                    "a prometheus datapoint is one PromQL value"
+                    " (1 sample), so min_samples above 1 would make every"
+                    " datapoint missing; guard low traffic in the query"
+                    " instead (e.g. ... and sum(rate(x[1m])) > 1)",
+                )
+            )
         return problems
 
     # --- derived ---------------------------------------------------------------------------

@@ -58,7 +58,8 @@ def _parse_strategy(value: Any) -> Any:
         if name not in APPCONFIG_STRATEGIES:
             raise ValueError(
                 f"unknown strategy {value!r}; the predefined ones are "
-                f"{', '.join(APPCONFIG_STRATEGIES)} (or write steps:, linear: or canary:)")
+                f"{', '.join(APPCONFIG_STRATEGIES)} (or write steps:, linear: or canary:)"
+            )
         return name
     if isinstance(value, BaseModel):
         return value
@@ -68,15 +69,21 @@ def _parse_strategy(value: Any) -> Any:
         except ValidationError as exc:
             raise LocatedError(spec_error_from(exc).problems) from None
         if isinstance(config, StepsConfig):
-            gates = [Problem(f"steps[{i}].pause", "a flag rollout has no manual gates; give a "
-                                                  "duration like 30s or 5m")
-                     for i, s in enumerate(config.steps) if s.pause == UNTIL_PROMOTED]
+            gates = [
+                Problem(
+                    f"steps[{i}].pause",
+                    "a flag rollout has no manual gates; give a duration like 30s or 5m",
+                )
+                for i, s in enumerate(config.steps)
+                if s.pause == UNTIL_PROMOTED
+            ]
             if gates:
                 raise LocatedError(gates)
         return config
     raise ValueError(
         f"expected one of {', '.join(APPCONFIG_STRATEGIES)}, {{steps: [...]}},"
-        " {linear: {percent, interval}} or {canary: {percent, interval}}")
+        " {linear: {percent, interval}} or {canary: {percent, interval}}"
+    )
 
 
 RolloutStrategy = Annotated[
@@ -97,8 +104,10 @@ class RolloutSpec(BaseModel):
 
     strategy: RolloutStrategy = "AllAtOnce"
     bake_time: Duration | None = Field(
-        None, description="how long everyone is on the new version, watched by the alarms, "
-                          "before the rollout completes; default: the strategy's")
+        None,
+        description="how long everyone is on the new version, watched by the alarms, "
+        "before the rollout completes; default: the strategy's",
+    )
     alarms: Annotated[
         list[Annotated[str, BeforeValidator(_alarm_name)]], Field(max_length=MAX_ALARMS)
     ] = Field(default_factory=list)
@@ -111,10 +120,16 @@ class RolloutSpec(BaseModel):
         for i, step in enumerate(self.strategy.steps):
             reached = reached or step.weight == 100
             if reached and isinstance(step.pause, float) and step.pause > 0:
-                raise LocatedError([Problem(
-                    "bake_time", f"strategy.steps[{i}] already waits "
-                                 f"{format_duration(step.pause)} at 100 %; give the wait at "
-                                 "100 % as bake_time or as that pause, not both")])
+                raise LocatedError(
+                    [
+                        Problem(
+                            "bake_time",
+                            f"strategy.steps[{i}] already waits "
+                            f"{format_duration(step.pause)} at 100 %; give the wait at "
+                            "100 % as bake_time or as that pause, not both",
+                        )
+                    ]
+                )
         return self
 
     def as_json(self) -> dict[str, Any]:

@@ -152,8 +152,10 @@ class UserFromSpec(_Model):
     def _exactly_one(self) -> UserFromSpec:
         given = [k for k in ("cookie", "header", "query") if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError("user_from needs exactly one of cookie, header or query"
-                             f" (got {', '.join(given) or 'none'})")
+            raise ValueError(
+                "user_from needs exactly one of cookie, header or query"
+                f" (got {', '.join(given) or 'none'})"
+            )
         value = getattr(self, given[0])
         if not value or (given[0] != "query" and not _TOKEN_CHARS.match(value)):
             raise ValueError(f"{value!r} is not a valid {given[0]} name")
@@ -217,8 +219,7 @@ class MatchSpec(_Model):
 
     @model_validator(mode="after")
     def _not_empty(self) -> MatchSpec:
-        if not any((self.path_prefix, self.host, self.header, self.cookie, self.query,
-                    self.flag)):
+        if not any((self.path_prefix, self.host, self.header, self.cookie, self.query, self.flag)):
             raise ValueError("a rule needs at least one condition")
         return self
 

@@ -339,8 +339,9 @@ class ServiceSpec(_Model):
         seen: set[str] = set()
         for i, alarm in enumerate(self.alarms):
             if alarm.name in seen:
-                problems.append(Problem(f"alarms[{i}].name", f"another alarm is named"
-                                        f" {alarm.name!r}"))
+                problems.append(
+                    Problem(f"alarms[{i}].name", f"another alarm is named {alarm.name!r}")
+                )
             seen.add(alarm.name)
         if self.listener.test_port is None:
             for i, hook in enumerate(self.deployment.hooks.before_allow_traffic):

@@ -51,25 +51,35 @@ class AlarmRepository(Repository):
         now = self._clock.now()
         with self._db.write() as conn:
             _service_row(conn, service)
-            rows = {r["name"]: r for r in conn.execute(
-                sa.select(alarms).where(alarms.c.service == service,
-                                        alarms.c.kind == "metric")).mappings()}
+            rows = {
+                r["name"]: r
+                for r in conn.execute(
+                    sa.select(alarms).where(alarms.c.service == service, alarms.c.kind == "metric")
+                ).mappings()
+            }
             wanted = {d.name: d for d in declared}
             created, updated = [], []
             for name, d in wanted.items():
                 row = rows.get(name)
                 if row is None:
-                    conn.execute(sa.insert(alarms).values(
-                        _new(service, name, "metric", d.spec, d.guard, now)))
+                    conn.execute(
+                        sa.insert(alarms).values(
+                            _new(service, name, "metric", d.spec, d.guard, now)
+                        )
+                    )
                     created.append(name)
                 elif row["spec"] != d.spec or row["guard"] != d.guard:
-                    conn.execute(sa.update(alarms).where(*_key(service, name)).values(
-                        spec=d.spec, guard=d.guard, updated_at=now))
+                    conn.execute(
+                        sa.update(alarms)
+                        .where(*_key(service, name))
+                        .values(spec=d.spec, guard=d.guard, updated_at=now)
+                    )
                     updated.append(name)
             deleted = sorted(set(rows) - set(wanted))
             if deleted:
-                conn.execute(sa.delete(alarms).where(alarms.c.service == service,
-                                                     alarms.c.name.in_(deleted)))
+                conn.execute(
+                    sa.delete(alarms).where(alarms.c.service == service, alarms.c.name.in_(deleted))
+                )
         return SyncResult(tuple(created), tuple(updated), tuple(deleted))
 
     def ensure_external(self, service: str, name: str, *, guard: bool = True) -> Alarm:
@@ -78,8 +88,11 @@ class AlarmRepository(Repository):
             _service_row(conn, service)
             row = _row(conn, service, name)
             if row is None:
-                conn.execute(sa.insert(alarms).values(
-                    _new(service, name, "external", None, guard, self._clock.now())))
+                conn.execute(
+                    sa.insert(alarms).values(
+                        _new(service, name, "external", None, guard, self._clock.now())
+                    )
+                )
                 row = _row(conn, service, name)
             assert row is not None
             return _alarm(row)
@@ -100,11 +113,19 @@ class AlarmRepository(Repository):
         with self._db.read() as conn:
             return [_alarm(r) for r in conn.execute(query).mappings()]
 
-    def update(self, service: str, name: str, *, state: str | None = None,
-               reason: str | None = None, evaluation: Mapping[str, Any] | None = None,
-               binding: Mapping[str, Any] | None = None, evaluated_at: float | None = None,
-               forced_until: float | None = _UNSET, error_since: float | None = _UNSET,
-               ) -> tuple[Alarm, Alarm]:
+    def update(
+        self,
+        service: str,
+        name: str,
+        *,
+        state: str | None = None,
+        reason: str | None = None,
+        evaluation: Mapping[str, Any] | None = None,
+        binding: Mapping[str, Any] | None = None,
+        evaluated_at: float | None = None,
+        forced_until: float | None = _UNSET,
+        error_since: float | None = _UNSET,
+    ) -> tuple[Alarm, Alarm]:
         """Change the given fields; returns (before, after). A new ``state`` different from
         the stored one moves ``state_changed_at`` to now. ``forced_until`` and
         ``error_since`` may be set to None (cleared); other fields None mean unchanged."""
@@ -140,12 +161,26 @@ class AlarmRepository(Repository):
             conn.execute(sa.delete(alarms).where(*_key(service, name)))
 
 
-def _new(service: str, name: str, kind: str, spec: dict[str, Any] | None, guard: bool,
-         now: float) -> dict[str, Any]:
-    return {"service": service, "name": name, "kind": kind, "spec": spec, "guard": guard,
-            "state": "INSUFFICIENT_DATA", "reason": INITIAL_REASON, "evaluation": {},
-            "binding": {}, "state_changed_at": now, "evaluated_at": None,
-            "forced_until": None, "error_since": None, "created_at": now, "updated_at": now}
+def _new(
+    service: str, name: str, kind: str, spec: dict[str, Any] | None, guard: bool, now: float
+) -> dict[str, Any]:
+    return {
+        "service": service,
+        "name": name,
+        "kind": kind,
+        "spec": spec,
+        "guard": guard,
+        "state": "INSUFFICIENT_DATA",
+        "reason": INITIAL_REASON,
+        "evaluation": {},
+        "binding": {},
+        "state_changed_at": now,
+        "evaluated_at": None,
+        "forced_until": None,
+        "error_since": None,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def _key(service: str, name: str) -> tuple[sa.ColumnElement[bool], sa.ColumnElement[bool]]:
@@ -164,10 +199,19 @@ def _service_row(conn: sa.Connection, service: str) -> None:
 
 def _alarm(row: sa.RowMapping) -> Alarm:
     return Alarm(
-        service=row["service"], name=row["name"], kind=row["kind"], spec=row["spec"],
-        guard=bool(row["guard"]), state=row["state"], reason=row["reason"],
-        evaluation=row["evaluation"], binding=row["binding"],
-        state_changed_at=row["state_changed_at"], evaluated_at=row["evaluated_at"],
-        forced_until=row["forced_until"], error_since=row["error_since"],
-        created_at=row["created_at"], updated_at=row["updated_at"],
+        service=row["service"],
+        name=row["name"],
+        kind=row["kind"],
+        spec=row["spec"],
+        guard=bool(row["guard"]),
+        state=row["state"],
+        reason=row["reason"],
+        evaluation=row["evaluation"],
+        binding=row["binding"],
+        state_changed_at=row["state_changed_at"],
+        evaluated_at=row["evaluated_at"],
+        forced_until=row["forced_until"],
+        error_since=row["error_since"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
     )

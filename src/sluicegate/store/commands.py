@@ -30,8 +30,7 @@ class CommandRepository(Repository):
                 raise NotFoundError(f"deployment {deployment_id!r} not found")
             new_id = conn.execute(
                 sa.insert(deployment_commands)
-                .values(deployment_id=deployment_id, command=command, actor=actor,
-                        created_at=now)
+                .values(deployment_id=deployment_id, command=command, actor=actor, created_at=now)
                 .returning(deployment_commands.c.id)
             ).scalar_one()
         return DeploymentCommand(int(new_id), deployment_id, command, actor, now, None)
@@ -40,8 +39,10 @@ class CommandRepository(Repository):
         """Commands not yet handled, oldest first."""
         query = (
             sa.select(deployment_commands)
-            .where(deployment_commands.c.deployment_id == deployment_id,
-                   deployment_commands.c.handled_at.is_(None))
+            .where(
+                deployment_commands.c.deployment_id == deployment_id,
+                deployment_commands.c.handled_at.is_(None),
+            )
             .order_by(deployment_commands.c.id)
         )
         with self._db.read() as conn:

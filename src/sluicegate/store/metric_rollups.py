@@ -29,34 +29,57 @@ class MetricRollupRepository(Repository):
         """Store minutes (a minute written again is replaced: re-running is harmless)."""
         with self._db.write() as conn:
             for r in rows:
-                upsert(conn, metric_rollups, {
-                    "source": r.source, "name": r.name, "series": series_id(r.dimensions),
-                    "minute": r.minute, "dimensions": dict(r.dimensions), "count": r.count,
-                    "total": r.total, "minimum": r.minimum, "maximum": r.maximum,
-                    "hist": {str(k): v for k, v in r.hist.items()}})
+                upsert(
+                    conn,
+                    metric_rollups,
+                    {
+                        "source": r.source,
+                        "name": r.name,
+                        "series": series_id(r.dimensions),
+                        "minute": r.minute,
+                        "dimensions": dict(r.dimensions),
+                        "count": r.count,
+                        "total": r.total,
+                        "minimum": r.minimum,
+                        "maximum": r.maximum,
+                        "hist": {str(k): v for k, v in r.hist.items()},
+                    },
+                )
 
-    def query(self, source: str, name: str, dimensions: Mapping[str, str], start: int,
-              end: int) -> list[MetricRollup]:
+    def query(
+        self, source: str, name: str, dimensions: Mapping[str, str], start: int, end: int
+    ) -> list[MetricRollup]:
         """The series' minutes in [start, end), oldest first."""
-        query = sa.select(metric_rollups).where(
-            metric_rollups.c.source == source, metric_rollups.c.name == name,
-            metric_rollups.c.series == series_id(dimensions),
-            metric_rollups.c.minute >= start, metric_rollups.c.minute < end,
-        ).order_by(metric_rollups.c.minute)
+        query = (
+            sa.select(metric_rollups)
+            .where(
+                metric_rollups.c.source == source,
+                metric_rollups.c.name == name,
+                metric_rollups.c.series == series_id(dimensions),
+                metric_rollups.c.minute >= start,
+                metric_rollups.c.minute < end,
+            )
+            .order_by(metric_rollups.c.minute)
+        )
         with self._db.read() as conn:
             return [_rollup(r) for r in conn.execute(query).mappings()]
 
     def delete_before(self, minute: int) -> int:
         """Drop minutes older than ``minute``; returns how many rows went."""
         with self._db.write() as conn:
-            result = conn.execute(sa.delete(metric_rollups).where(
-                metric_rollups.c.minute < minute))
+            result = conn.execute(sa.delete(metric_rollups).where(metric_rollups.c.minute < minute))
             return int(result.rowcount or 0)
 
 
 def _rollup(row: Any) -> MetricRollup:
     return MetricRollup(
-        source=row["source"], name=row["name"], dimensions=row["dimensions"],
-        minute=int(row["minute"]), count=int(row["count"]), total=row["total"],
-        minimum=row["minimum"], maximum=row["maximum"],
-        hist={int(k): int(v) for k, v in row["hist"].items()})
+        source=row["source"],
+        name=row["name"],
+        dimensions=row["dimensions"],
+        minute=int(row["minute"]),
+        count=int(row["count"]),
+        total=row["total"],
+        minimum=row["minimum"],
+        maximum=row["maximum"],
+        hist={int(k): int(v) for k, v in row["hist"].items()},
+    )

@@ -39,13 +39,12 @@ def upgrade() -> None:
         sa.Column("created_at", sa.Double(), nullable=False),
         sa.Column("updated_at", sa.Double(), nullable=False),
         sa.PrimaryKeyConstraint("service", "name", name="pk_alarms"),
-        sa.ForeignKeyConstraint(["service"], ["services.name"], name="fk_alarms_service",
-                                ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["service"], ["services.name"], name="fk_alarms_service", ondelete="CASCADE"
+        ),
         sa.CheckConstraint("kind IN ('metric', 'external')", name="ck_alarms_kind"),
-        sa.CheckConstraint("state IN ('OK', 'ALARM', 'INSUFFICIENT_DATA')",
-                           name="ck_alarms_state"),
+        sa.CheckConstraint("state IN ('OK', 'ALARM', 'INSUFFICIENT_DATA')", name="ck_alarms_state"),
     )
-
 
     op.create_table(
         "metric_rollups",
@@ -59,8 +58,7 @@ def upgrade() -> None:
         sa.Column("minimum", sa.Double(), nullable=True),
         sa.Column("maximum", sa.Double(), nullable=True),
         sa.Column("hist", Json, nullable=False),
-        sa.PrimaryKeyConstraint("source", "name", "series", "minute",
-                                name="pk_metric_rollups"),
+        sa.PrimaryKeyConstraint("source", "name", "series", "minute", name="pk_metric_rollups"),
     )
     op.create_index("ix_metric_rollups_minute", "metric_rollups", ["minute"])
 

@@ -48,17 +48,24 @@ def upgrade() -> None:
         sa.Column("created_at", sa.Double(), nullable=False),
         sa.Column("updated_at", sa.Double(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_webhook_deliveries"),
-        sa.ForeignKeyConstraint(["webhook_id"], ["webhooks.id"],
-                                name="fk_webhook_deliveries_webhook_id", ondelete="CASCADE"),
-        sa.ForeignKeyConstraint(["event_id"], ["events.id"],
-                                name="fk_webhook_deliveries_event_id", ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["webhook_id"],
+            ["webhooks.id"],
+            name="fk_webhook_deliveries_webhook_id",
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["event_id"], ["events.id"], name="fk_webhook_deliveries_event_id", ondelete="CASCADE"
+        ),
         sa.UniqueConstraint("webhook_id", "event_id", name="uq_webhook_deliveries_webhook_event"),
-        sa.CheckConstraint("status IN ('pending', 'delivered', 'failed')",
-                           name="ck_webhook_deliveries_status"),
+        sa.CheckConstraint(
+            "status IN ('pending', 'delivered', 'failed')", name="ck_webhook_deliveries_status"
+        ),
         sqlite_autoincrement=True,
     )
-    op.create_index("ix_webhook_deliveries_due", "webhook_deliveries",
-                    ["status", "next_attempt_at"])
+    op.create_index(
+        "ix_webhook_deliveries_due", "webhook_deliveries", ["status", "next_attempt_at"]
+    )
     op.create_table(
         "webhook_cursor",
         sa.Column("id", sa.Integer(), nullable=False, autoincrement=False),

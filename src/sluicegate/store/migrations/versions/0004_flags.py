@@ -37,8 +37,9 @@ def upgrade() -> None:
         sa.Column("actor", sa.String(200), nullable=False),
         sa.Column("message", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("env", "version", name="pk_flag_set_versions"),
-        sa.ForeignKeyConstraint(["env"], ["flag_environments.name"],
-                                name="fk_flag_set_versions_env", ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["env"], ["flag_environments.name"], name="fk_flag_set_versions_env", ondelete="CASCADE"
+        ),
         sa.CheckConstraint("version >= 1", name="ck_flag_set_versions_version_positive"),
     )
     op.create_table(
@@ -55,14 +56,21 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.Double(), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_flag_rollouts"),
-        sa.ForeignKeyConstraint(["env"], ["flag_environments.name"],
-                                name="fk_flag_rollouts_env", ondelete="CASCADE"),
-        sa.ForeignKeyConstraint(["env", "from_version"],
-                                ["flag_set_versions.env", "flag_set_versions.version"],
-                                name="fk_flag_rollouts_from_version", ondelete="CASCADE"),
-        sa.ForeignKeyConstraint(["env", "to_version"],
-                                ["flag_set_versions.env", "flag_set_versions.version"],
-                                name="fk_flag_rollouts_to_version", ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["env"], ["flag_environments.name"], name="fk_flag_rollouts_env", ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["env", "from_version"],
+            ["flag_set_versions.env", "flag_set_versions.version"],
+            name="fk_flag_rollouts_from_version",
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["env", "to_version"],
+            ["flag_set_versions.env", "flag_set_versions.version"],
+            name="fk_flag_rollouts_to_version",
+            ondelete="CASCADE",
+        ),
     )
     op.create_index("ix_flag_rollouts_env_created", "flag_rollouts", ["env", "created_at"])
     op.create_index(

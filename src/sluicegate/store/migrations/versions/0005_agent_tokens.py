@@ -19,8 +19,7 @@ def upgrade() -> None:
     with op.batch_alter_table("tokens") as batch:
         batch.add_column(sa.Column("env", sa.String(200), nullable=True))
         batch.drop_constraint("ck_tokens_role", type_="check")
-        batch.create_check_constraint(
-            "role", "role IN ('admin', 'deployer', 'reader', 'agent')")
+        batch.create_check_constraint("role", "role IN ('admin', 'deployer', 'reader', 'agent')")
 
 
 def downgrade() -> None:

@@ -38,11 +38,11 @@ def upgrade() -> None:
         sa.Column("last_seq", sa.BigInteger(), nullable=False),
         sa.Column("first_seen", sa.Double(), nullable=False),
         sa.Column("last_seen", sa.Double(), nullable=False),
-        sa.PrimaryKeyConstraint("env", "agent", "instance",
-                                name="pk_flag_exposure_reporters"),
+        sa.PrimaryKeyConstraint("env", "agent", "instance", name="pk_flag_exposure_reporters"),
     )
-    op.create_index("ix_flag_exposure_reporters_last_seen", "flag_exposure_reporters",
-                    ["last_seen"])
+    op.create_index(
+        "ix_flag_exposure_reporters_last_seen", "flag_exposure_reporters", ["last_seen"]
+    )
 
 
 def downgrade() -> None:

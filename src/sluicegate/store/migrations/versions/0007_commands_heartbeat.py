@@ -29,12 +29,17 @@ def upgrade() -> None:
         sa.Column("created_at", sa.Double(), nullable=False),
         sa.Column("handled_at", sa.Double(), nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_deployment_commands"),
-        sa.ForeignKeyConstraint(["deployment_id"], ["deployments.id"], ondelete="CASCADE",
-                                name="fk_deployment_commands_deployment_id"),
+        sa.ForeignKeyConstraint(
+            ["deployment_id"],
+            ["deployments.id"],
+            ondelete="CASCADE",
+            name="fk_deployment_commands_deployment_id",
+        ),
         sqlite_autoincrement=True,
     )
-    op.create_index("ix_deployment_commands_pending", "deployment_commands",
-                    ["deployment_id", "handled_at"])
+    op.create_index(
+        "ix_deployment_commands_pending", "deployment_commands", ["deployment_id", "handled_at"]
+    )
     op.create_table(
         "server_heartbeat",
         sa.Column("id", sa.Integer(), nullable=False, autoincrement=False),
