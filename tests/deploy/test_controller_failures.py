@@ -16,6 +16,7 @@ from sluicegate.compute import ComputeSelector, ExternalCompute
 from sluicegate.compute.local import LocalCompute
 from sluicegate.deploy import Command, Phase
 from sluicegate.deploy.controller import Controller
+from sluicegate.errors import ConflictError
 from sluicegate.router.traffic import RouterTraffic
 from tests._support.leakguard import processes_killed_at_exit
 from tests.deploy.test_controller import Env, shop
@@ -140,3 +141,21 @@ async def test_a_deployment_record_that_cannot_be_read_is_given_up_back_to_blue(
     assert "deployment.retrying" in kinds and "deployment.failed_to_apply" in kinds
     assert await env.versions() == {"v1": 40}
     assert ctl.world.running("shop", "v2") == []
+
+
+async def test_deleting_a_service_is_refused_mid_deployment_then_stops_it_and_closes_its_port(
+    env: Env,
+) -> None:
+    ctl = await env.start()
+    dep = await _paused_at_gate(env, ctl)
+    with pytest.raises(ConflictError, match="has an active deployment"):
+        await ctl.delete_service("shop", "alice")
+    ctl.command(dep, Command.ROLLBACK, "alice")
+    await env.until(dep, lambda p: Phase(p).terminal)
+    assert await ctl.delete_service("shop", "alice") == ["v1"]
+    assert env.store.services.list() == []
+    assert env.store.replicas.list() == []
+    with pytest.raises(OSError):
+        await env.versions(1)  # the listener is closed
+    deleted = env.store.events.list(subject="shop", kind="service.deleted")
+    assert deleted[0].message == "service shop deleted; stopped v1"

@@ -148,6 +148,38 @@ class Controller:
                     await self.world.route()
                 raise
 
+    async def delete_service(self, service: str, actor: str) -> list[str]:
+        """Stop the service's revisions, forget it (history, alarms), close its listeners.
+
+        Refused (409) while a deployment of it is active: stop or finish that first.
+        Returns the revisions that were stopped.
+        """
+        async with self._lock:
+            spec = self.spec_of(service)  # NotFoundError for an unknown service
+            active = self.store.deployments.active_for(service)
+            if active is not None:
+                raise ConflictError(
+                    f"service {service!r} has an active deployment {active.id} "
+                    f"({active.phase}); stop it or let it finish, then delete the service"
+                )
+            running = sorted(
+                {r.revision for r in self.store.replicas.list(service)}
+                | {rev for rev in [self.current_revision(service)] if rev is not None}
+            )
+            for revision in running:
+                await self.world.stop(service, revision, spec)
+            with self.store.transaction() as tx:
+                tx.services.delete(service)
+                tx.events.append(
+                    actor=actor,
+                    kind="service.deleted",
+                    subject=service,
+                    message=f"service {service} deleted"
+                    + (f"; stopped {', '.join(running)}" if running else ""),
+                )
+            await self.world.route()
+            return running
+
     async def deploy(
         self,
         service: str,
