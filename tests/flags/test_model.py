@@ -301,7 +301,12 @@ def test_an_invalid_set_lists_every_problem_with_its_path() -> None:
             "{all: [...]}, {any: [...]}, {not: ...} or {segment: name}",
         ),
         ({"type": "boolean", "salt": "a:b"}, "salt", "String should match pattern '^[^:]{0,64}$'"),
-        ({"type": "boolean", "colour": "red"}, "colour", "Extra inputs are not permitted"),
+        (
+            {"type": "boolean", "colour": "red"},
+            "colour",
+            "unknown key (valid: description, type, variants, default_variant, enabled, salt,"
+            " prerequisites, rules, fallthrough)",
+        ),
         (
             {"type": "enum", "variants": {"a": 1}, "default_variant": "a"},
             "type",
@@ -311,6 +316,40 @@ def test_an_invalid_set_lists_every_problem_with_its_path() -> None:
 )
 def test_each_mistake_is_named_at_its_field(flag: dict[str, Any], where: str, message: str) -> None:
     assert only_problem(doc(f=flag)) == (f"flags.f.{where}", message)
+
+
+def test_a_flag_file_with_independent_mistakes_reports_them_all_in_one_round(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "flags.yaml"
+    path.write_text(
+        """\
+segments:
+  beta: {idz: [u1]}
+flags:
+  new-checkout:
+    type: boolean
+    defualt_variant: "off"
+    rules:
+      - {when: {attribute: "", op: eq}, variant: "on"}
+      - {when: {attribute: plan, op: eq, value: pro}, variant: maybe}
+    fallthrough: {variant: "on", bucket_by: orgId}
+""",
+        encoding="utf-8",
+    )
+    with pytest.raises(SpecError) as info:
+        load_flag_set(path)
+    assert [str(p) for p in info.value.problems] == [
+        "segments.beta.idz: unknown key; did you mean 'ids'?"
+        " (valid: description, attribute, ids, when)",
+        "flags.new-checkout.rules[0].when.attribute: String should have at least 1 character",
+        "flags.new-checkout.rules[0].when.value: eq needs a value: a string, number or boolean",
+        "flags.new-checkout.fallthrough: bucket_by only goes with a split",
+        "flags.new-checkout.defualt_variant: unknown key; did you mean 'default_variant'?"
+        " (valid: description, type, variants, default_variant, enabled, salt, prerequisites,"
+        " rules, fallthrough)",
+        "flags.new-checkout.rules[1].variant: unknown variant 'maybe' (known: 'off', 'on')",
+    ]
 
 
 def test_prerequisites_must_name_existing_flags_and_variants() -> None:

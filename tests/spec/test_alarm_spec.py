@@ -208,7 +208,7 @@ def test_statistics(text: str, name: str, q: float | None) -> None:
             "Input should be 'router', 'push', 'prometheus' or 'exposures'",
         ),
         (
-            {"metric": {"source": "prometheus", "query": " "}},
+            {"metric": {"source": "prometheus", "query": " "}, "statistic": None},
             "metric.query",
             "a prometheus metric needs a PromQL query",
         ),
@@ -220,7 +220,7 @@ def test_statistics(text: str, name: str, q: float | None) -> None:
         (
             {"metric": {"source": "push", "name": "x", "unit": "ms"}},
             "metric.unit",
-            "Extra inputs are not permitted",
+            "unknown key (valid: source, name, dimensions, query)",
         ),
         (
             {"evaluate_low_sample_count_percentile": "sometimes"},
@@ -242,7 +242,10 @@ def test_each_mistake_is_reported_at_its_field(
 
 def test_prometheus_metrics_take_their_labels_in_the_query() -> None:
     assert problems_of(
-        doc(metric={"source": "prometheus", "name": "x", "query": "up", "dimensions": {"job": "a"}})
+        doc(
+            metric={"source": "prometheus", "name": "x", "query": "up", "dimensions": {"job": "a"}},
+            statistic=None,
+        )
     ) == [
         ("metric.name", "a prometheus metric is its query; drop name"),
         ("metric.dimensions", "put label matchers in the query instead"),

@@ -583,24 +583,39 @@ def test_a_non_finite_deregistration_delay_is_rejected() -> None:
 
 
 @pytest.mark.parametrize(
-    ("where", "path"),
+    ("where", "path", "valid"),
     [
-        (lambda d: d, "weight"),
-        (lambda d: d["listeners"][0], "listeners[0].weight"),
-        (lambda d: d["listeners"][0]["default"], "listeners[0].default.weight"),
-        (lambda d: d["target_groups"][1], "target_groups[1].weight"),
+        (
+            lambda d: d,
+            "weight",
+            "listeners, target_groups, admin, timeouts, limits, sticky_secret_env, metrics_window",
+        ),
+        (lambda d: d["listeners"][0], "listeners[0].weight", "name, port, address, rules, default"),
+        (
+            lambda d: d["listeners"][0]["default"],
+            "listeners[0].default.weight",
+            "forward, stickiness",
+        ),
+        (
+            lambda d: d["target_groups"][1],
+            "target_groups[1].weight",
+            "name, targets, algorithm, health_check, deregistration_delay",
+        ),
     ],
 )
-def test_an_unknown_key_is_named_with_its_path(where: Any, path: str) -> None:
+def test_an_unknown_key_is_named_with_its_path_and_the_valid_keys(
+    where: Any, path: str, valid: str
+) -> None:
     data = doc()
     where(data)["weight"] = 5
-    assert only_problem(data) == (path, "Extra inputs are not permitted")
+    assert only_problem(data) == (path, f"unknown key (valid: {valid})")
 
 
-def test_a_misspelt_health_check_key_is_named() -> None:
+def test_a_misspelt_health_check_key_is_named_with_the_key_it_resembles() -> None:
     assert only_problem(health(intervall="5s")) == (
         "target_groups[0].health_check.intervall",
-        "Extra inputs are not permitted",
+        "unknown key; did you mean 'interval'? (valid: enabled, path, interval, timeout,"
+        " healthy_threshold, unhealthy_threshold, matcher)",
     )
 
 

@@ -36,13 +36,13 @@ from pydantic import (
     Tag,
     ValidationError,
     field_validator,
-    model_validator,
 )
 
 from sluicegate.errors import Problem, SpecError
 from sluicegate.flags._checks import semantic_problems
 from sluicegate.flags._load import load_text, read_file
 from sluicegate.flags._values import is_number, is_scalar, json_kind, parse_instant, parse_semver
+from sluicegate.spec import LocatedError, SpecModel, check, join_path
 
 __all__ = [
     "FLAG_TYPES",
@@ -121,15 +121,7 @@ Key = Annotated[str, Field(pattern=KEY_PATTERN)]
 Attribute = Annotated[str, Field(min_length=1, max_length=256)]
 
 
-class _FieldError(ValueError):
-    """A model validator's problem that belongs to one of the model's fields."""
-
-    def __init__(self, field: str, message: str) -> None:
-        self.field = field
-        super().__init__(message)
-
-
-class _Model(BaseModel):
+class _Model(SpecModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
 
 
@@ -174,12 +166,10 @@ class Condition(_Model):
     op: Operator
     value: Any = None
 
-    @model_validator(mode="after")
-    def _value_suits_op(self) -> Condition:
+    @check
+    def _value_suits_op(self) -> list[Problem]:
         problem = _value_problem(self.op, self.value, "value" in self.model_fields_set)
-        if problem:
-            raise _FieldError("value", problem)
-        return self
+        return [Problem("value", problem)] if problem else []
 
 
 class AllOf(_Model):
@@ -254,19 +244,19 @@ class Outcome(_Model):
         None, description="attribute the split buckets by; default the targeting key"
     )
 
-    @model_validator(mode="after")
-    def _one_outcome(self) -> Outcome:
-        _check_outcome(self.variant, self.split, self.bucket_by)
-        return self
+    @check
+    def _one_outcome(self) -> list[Problem]:
+        return _outcome_problems(self.variant, self.split, self.bucket_by)
 
 
-def _check_outcome(
+def _outcome_problems(
     variant: str | None, split: list[SplitEntry] | None, bucket_by: str | None
-) -> None:
+) -> list[Problem]:
     if (variant is None) == (split is None):
-        raise ValueError("give either variant or split")
+        return [Problem("", "give either variant or split")]
     if bucket_by is not None and split is None:
-        raise ValueError("bucket_by only goes with a split")
+        return [Problem("", "bucket_by only goes with a split")]
+    return []
 
 
 class Rule(_Model):
@@ -278,10 +268,9 @@ class Rule(_Model):
     split: Annotated[list[SplitEntry], Field(min_length=1)] | None = None
     bucket_by: Attribute | None = None
 
-    @model_validator(mode="after")
-    def _one_outcome(self) -> Rule:
-        _check_outcome(self.variant, self.split, self.bucket_by)
-        return self
+    @check
+    def _one_outcome(self) -> list[Problem]:
+        return _outcome_problems(self.variant, self.split, self.bucket_by)
 
 
 class Prerequisite(_Model):
@@ -292,11 +281,11 @@ class Prerequisite(_Model):
     variant: Key | None = None
     variants: Annotated[list[Key], Field(min_length=1)] | None = None
 
-    @model_validator(mode="after")
-    def _not_both(self) -> Prerequisite:
+    @check
+    def _not_both(self) -> list[Problem]:
         if self.variant is not None and self.variants is not None:
-            raise ValueError("give variant or variants, not both")
-        return self
+            return [Problem("", "give variant or variants, not both")]
+        return []
 
 
 class Segment(_Model):
@@ -316,13 +305,13 @@ class Segment(_Model):
             return [str(v) if type(v) is int else v for v in value]
         return value
 
-    @model_validator(mode="after")
-    def _something(self) -> Segment:
+    @check
+    def _something(self) -> list[Problem]:
         if self.ids is None and self.when is None:
-            raise ValueError("a segment needs ids, when, or both")
+            return [Problem("", "a segment needs ids, when, or both")]
         if self.attribute is not None and self.ids is None:
-            raise ValueError("attribute names what the ids are matched against; add ids")
-        return self
+            return [Problem("", "attribute names what the ids are matched against; add ids")]
+        return []
 
 
 class Flag(_Model):
@@ -343,10 +332,9 @@ class Flag(_Model):
         None, description="when no rule matches; default: serve default_variant"
     )
 
-    @model_validator(mode="before")
     @classmethod
-    def _boolean_defaults(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("type") == "boolean" and "variants" not in data:
+    def _prepare(cls, data: dict[str, Any]) -> dict[str, Any]:
+        if data.get("type") == "boolean" and "variants" not in data:
             data = {**data, "variants": {"on": True, "off": False}}
             data.setdefault("default_variant", "off")
         return data
@@ -409,14 +397,14 @@ def _path(loc: Sequence[int | str]) -> str:
 
 
 def _structural_problems(exc: ValidationError) -> list[Problem]:
-    problems = []
+    problems: list[Problem] = []
     for err in exc.errors(include_url=False):
-        message = err["msg"].removeprefix("Value error, ")
         path = _path(err["loc"])
         cause = err.get("ctx", {}).get("error")
-        if isinstance(cause, _FieldError):
-            path = f"{path}.{cause.field}" if path else cause.field
-        problems.append(Problem(path, message))
+        if isinstance(cause, LocatedError):
+            problems.extend(Problem(join_path(path, p.path), p.message) for p in cause.problems)
+        else:
+            problems.append(Problem(path, err["msg"].removeprefix("Value error, ")))
     return problems
 
 

@@ -1,7 +1,9 @@
 """The user's language: resources parsed and validated from YAML/JSON."""
 
 from sluicegate.spec._duration import Duration, format_duration, parse_duration
+from sluicegate.spec._errors import LocatedError, join_path
 from sluicegate.spec._load import load_file, parse_document
+from sluicegate.spec._model import SpecModel, check, unknown_key_message
 from sluicegate.spec.alarm import (
     AGGREGATE_STATISTICS,
     COMPARISONS,
@@ -73,6 +75,7 @@ __all__ = [
     "LinearConfig",
     "ListenerSpec",
     "LocalComputeSpec",
+    "LocatedError",
     "MatchSpec",
     "MetricQuery",
     "MetricSpec",
@@ -81,6 +84,7 @@ __all__ = [
     "ServiceAlarmSpec",
     "ServiceListenerSpec",
     "ServiceSpec",
+    "SpecModel",
     "StepSpec",
     "StepsConfig",
     "StickinessSpec",
@@ -88,11 +92,14 @@ __all__ = [
     "TimeoutsSpec",
     "WeightedGroup",
     "bind_alarm",
+    "check",
     "expand_placeholders",
     "format_duration",
+    "join_path",
     "load_file",
     "parse_document",
     "parse_duration",
     "parse_statistic",
     "parse_target",
+    "unknown_key_message",
 ]

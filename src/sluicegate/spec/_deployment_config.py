@@ -10,19 +10,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    model_validator,
-)
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, ValidationError
 
 from sluicegate.errors import Problem
 from sluicegate.spec._duration import Duration, parse_duration
 from sluicegate.spec._errors import LocatedError, spec_error_from
+from sluicegate.spec._model import SpecModel, check
 
 __all__ = [
     "PREDEFINED_CONFIGS",
@@ -37,10 +30,6 @@ __all__ = [
 ]
 
 Percent = Annotated[int, Field(ge=1, le=99)]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _positive(v: float) -> float:
@@ -69,23 +58,23 @@ _CONFIG_ALIASES = {
 }
 
 
-class CanaryParams(_Model):
+class CanaryParams(SpecModel):
     percent: Percent
     interval: Annotated[Duration, AfterValidator(_positive)]
 
 
-class LinearParams(_Model):
+class LinearParams(SpecModel):
     percent: Percent
     interval: Annotated[Duration, AfterValidator(_positive)]
 
 
-class CanaryConfig(_Model):
+class CanaryConfig(SpecModel):
     """``percent`` of traffic first, all of it ``interval`` later (CodeDeploy TimeBasedCanary)."""
 
     canary: CanaryParams
 
 
-class LinearConfig(_Model):
+class LinearConfig(SpecModel):
     """``percent`` more traffic every ``interval`` until all (CodeDeploy TimeBasedLinear)."""
 
     linear: LinearParams
@@ -100,26 +89,26 @@ def _check_pause(value: Any) -> Any:
         raise ValueError(f"{exc} (or until_promoted)") from None
 
 
-class StepSpec(_Model):
+class StepSpec(SpecModel):
     """Set green's share of traffic (``weight``), then wait (``pause``); either may be left out."""
 
     weight: Annotated[int, Field(ge=0, le=100)] | None = None
     pause: Annotated[float | Literal["until_promoted"] | None, BeforeValidator(_check_pause)] = None
 
-    @model_validator(mode="after")
-    def _something(self) -> StepSpec:
+    @check
+    def _something(self) -> list[Problem]:
         if self.weight is None and self.pause is None:
-            raise ValueError("a step needs a weight, a pause, or both")
-        return self
+            return [Problem("", "a step needs a weight, a pause, or both")]
+        return []
 
 
-class StepsConfig(_Model):
+class StepsConfig(SpecModel):
     """An explicit list of steps (Argo Rollouts style)."""
 
     steps: Annotated[list[StepSpec], Field(min_length=1, max_length=100)]
 
-    @model_validator(mode="after")
-    def _non_decreasing(self) -> StepsConfig:
+    @check
+    def _non_decreasing(self) -> list[Problem]:
         problems: list[Problem] = []
         highest, where = 0, -1
         for i, step in enumerate(self.steps):
@@ -135,12 +124,10 @@ class StepsConfig(_Model):
                 )
             else:
                 highest, where = step.weight, i
-        if problems:
-            raise LocatedError(problems)
-        return self
+        return problems
 
 
-_SHAPES: dict[str, type[_Model]] = {
+_SHAPES: dict[str, type[SpecModel]] = {
     "canary": CanaryConfig,
     "linear": LinearConfig,
     "steps": StepsConfig,

@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from sluicegate.errors import Problem, SpecError
 
-__all__ = ["LocatedError", "dotted_path", "spec_error_from"]
+__all__ = ["LocatedError", "dotted_path", "join_path", "spec_error_from"]
 
 
 class LocatedError(ValueError):
@@ -34,13 +34,15 @@ def dotted_path(loc: Sequence[int | str]) -> str:
     return out
 
 
-def _join(base: str, rel: str) -> str:
+def join_path(base: str, rel: str) -> str:
+    """``join_path("alarms[0]", "name")`` -> ``alarms[0].name``; ``[1]`` joins without a dot."""
     if not base or not rel:
         return base or rel
     return base + rel if rel.startswith("[") else f"{base}.{rel}"
 
 
 def spec_error_from(exc: ValidationError, source: str | None = None) -> SpecError:
+    """Every error of ``exc`` as a problem at its dotted path (a LocatedError's, below it)."""
     problems: list[Problem] = []
     for err in exc.errors(include_url=False):
         # Drop pydantic's internal union/validator labels from the location.
@@ -48,7 +50,7 @@ def spec_error_from(exc: ValidationError, source: str | None = None) -> SpecErro
         base = dotted_path(loc)
         cause = err.get("ctx", {}).get("error")
         if isinstance(cause, LocatedError):
-            problems.extend(Problem(_join(base, p.path), p.message) for p in cause.problems)
+            problems.extend(Problem(join_path(base, p.path), p.message) for p in cause.problems)
             continue
         message = err["msg"]
         if message.startswith("Value error, "):

@@ -29,10 +29,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import model_validator
-
 from sluicegate.errors import Problem
-from sluicegate.spec._errors import LocatedError
+from sluicegate.spec._model import check
 from sluicegate.spec._placeholders import (
     expand_placeholders,
     placeholders_in,
@@ -52,17 +50,14 @@ class ServiceAlarmSpec(AlarmSpec):
 
     guard: bool = True
 
-    @model_validator(mode="after")
-    def _placeholders(self) -> ServiceAlarmSpec:
-        problems = [
+    @check
+    def _placeholders(self) -> list[Problem]:
+        return [
             Problem(f"{where}.{field}", message)
             for where, metric in _metrics(self)
             for field, text in _texts(metric)
             if (message := unknown_placeholders(text, ALARM_PLACEHOLDERS))
         ]
-        if problems:
-            raise LocatedError(problems)
-        return self
 
     def placeholders(self) -> set[str]:
         """The placeholders this alarm's metrics use."""

@@ -42,13 +42,13 @@ import re
 from functools import cached_property
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from sluicegate.errors import Problem
 from sluicegate.spec._duration import Duration
-from sluicegate.spec._errors import LocatedError
 from sluicegate.spec._exposure_metric import exposure_metric_problems, exposure_statistic_problem
 from sluicegate.spec._expression import Expr, parse_expression, refs
+from sluicegate.spec._model import SpecModel, check
 
 __all__ = [
     "AGGREGATE_STATISTICS",
@@ -125,11 +125,7 @@ def _check_statistic(value: str) -> str:
     return parse_statistic(value)[0]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class MetricSpec(_Model):
+class MetricSpec(SpecModel):
     """Where a series comes from: the router, an app's push, or a PromQL query."""
 
     source: Literal["router", "push", "prometheus", "exposures"]
@@ -140,8 +136,8 @@ class MetricSpec(_Model):
     dimensions: dict[str, str] = Field(default_factory=dict)
     query: str | None = None
 
-    @model_validator(mode="after")
-    def _by_source(self) -> MetricSpec:
+    @check
+    def _by_source(self) -> list[Problem]:
         problems: list[Problem] = []
         if self.source == "prometheus":
             if not (self.query or "").strip():
@@ -159,9 +155,7 @@ class MetricSpec(_Model):
             problems += self._router_problems()
         if self.source == "exposures" and not problems:
             problems += exposure_metric_problems(self.name, self.dimensions)
-        if problems:
-            raise LocatedError(problems)
-        return self
+        return problems
 
     def _router_problems(self) -> list[Problem]:
         problems: list[Problem] = []
@@ -200,7 +194,7 @@ class MetricQuery(MetricSpec):
     )
 
 
-class AlarmSpec(_Model):
+class AlarmSpec(SpecModel):
     name: Annotated[str, Field(pattern=_NAME)]
     description: str = ""
     metric: MetricSpec | None = None
@@ -221,12 +215,9 @@ class AlarmSpec(_Model):
     # the alarm's state while a datapoint has fewer samples than low_sample_threshold(q).
     evaluate_low_sample_count_percentile: Literal["evaluate", "ignore"] | None = None
 
-    @model_validator(mode="before")
     @classmethod
-    def _defaults(cls, data: Any) -> Any:
+    def _prepare(cls, data: dict[str, Any]) -> dict[str, Any]:
         """M defaults to N; min_samples to 10 for percentiles and ratios, else 0."""
-        if not isinstance(data, dict):
-            return data
         data = dict(data)
         if data.get("datapoints_to_alarm") is None:
             n = data.get("evaluation_periods")
@@ -273,8 +264,8 @@ class AlarmSpec(_Model):
                 )
         return v
 
-    @model_validator(mode="after")
-    def _consistent(self) -> AlarmSpec:
+    @check
+    def _shape(self) -> list[Problem]:
         problems: list[Problem] = []
         if self.metric is not None and (self.metrics is not None or self.expression is not None):
             problems.append(
@@ -288,25 +279,36 @@ class AlarmSpec(_Model):
             problems += self._expression_problems()
         if self.metric is not None and self.statistic is None and not _is_prom(self.metric):
             problems.append(Problem("statistic", "a metric alarm needs a statistic"))
-        problems += self._prometheus_problems()
-        if self.datapoints_to_alarm > self.evaluation_periods:
-            problems.append(
-                Problem(
-                    "datapoints_to_alarm",
-                    f"datapoints_to_alarm"
-                    f" ({self.datapoints_to_alarm}) cannot exceed"
-                    f" evaluation_periods ({self.evaluation_periods})",
-                )
+        return problems
+
+    @check
+    def _m_of_n(self) -> list[Problem]:
+        if self.datapoints_to_alarm <= self.evaluation_periods:
+            return []
+        return [
+            Problem(
+                "datapoints_to_alarm",
+                f"datapoints_to_alarm ({self.datapoints_to_alarm}) cannot exceed"
+                f" evaluation_periods ({self.evaluation_periods})",
             )
+        ]
+
+    @check
+    def _span(self) -> list[Problem]:
         span = self.period * self.evaluation_periods
         limit = _MAX_SPAN_SHORT if self.period < 3600 else _MAX_SPAN_LONG
-        if span > limit:
-            problems.append(
-                Problem(
-                    "evaluation_periods",
-                    f"period x evaluation_periods is {int(span)}s, more than the {limit}s allowed",
-                )
+        if span <= limit:
+            return []
+        return [
+            Problem(
+                "evaluation_periods",
+                f"period x evaluation_periods is {int(span)}s, more than the {limit}s allowed",
             )
+        ]
+
+    @check
+    def _statistics_suit_metrics(self) -> list[Problem]:
+        problems: list[Problem] = []
         for where, (metric, stat) in self._statistics():
             if (
                 metric.source == "router"
@@ -326,18 +328,20 @@ class AlarmSpec(_Model):
                 problem = Problem("period" if self.period % 60 else where, why)
                 if problem not in problems:
                     problems.append(problem)
+        return problems
+
+    @check
+    def _low_sample_setting(self) -> list[Problem]:
         if self.evaluate_low_sample_count_percentile is not None and (
             self.metric is None or self.percentile is None
         ):
-            problems.append(
+            return [
                 Problem(
                     "evaluate_low_sample_count_percentile",
                     "only a percentile alarm on one metric has this setting",
                 )
-            )
-        if problems:
-            raise LocatedError(problems)
-        return self
+            ]
+        return []
 
     def _statistics(self) -> list[tuple[str, tuple[MetricSpec, str]]]:
         """(path of the statistic, (metric, statistic)) for each metric with a statistic."""
@@ -382,6 +386,7 @@ class AlarmSpec(_Model):
                     )
         return problems
 
+    @check
     def _prometheus_problems(self) -> list[Problem]:
         problems: list[Problem] = []
         if (

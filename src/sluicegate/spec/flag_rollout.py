@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, ValidationError
 
 from sluicegate.errors import Problem
 from sluicegate.spec._deployment_config import (
@@ -31,6 +31,7 @@ from sluicegate.spec._deployment_config import (
 )
 from sluicegate.spec._duration import Duration, format_duration
 from sluicegate.spec._errors import LocatedError, spec_error_from
+from sluicegate.spec._model import SpecModel, check
 
 __all__ = ["APPCONFIG_STRATEGIES", "MAX_ALARMS", "RolloutSpec", "RolloutStrategy"]
 
@@ -97,10 +98,8 @@ def _alarm_name(value: Any) -> Any:
     return value
 
 
-class RolloutSpec(BaseModel):
+class RolloutSpec(SpecModel):
     """A gradual publication of a flag-set version (AppConfig's deployment strategy)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     strategy: RolloutStrategy = "AllAtOnce"
     bake_time: Duration | None = Field(
@@ -112,25 +111,23 @@ class RolloutSpec(BaseModel):
         list[Annotated[str, BeforeValidator(_alarm_name)]], Field(max_length=MAX_ALARMS)
     ] = Field(default_factory=list)
 
-    @model_validator(mode="after")
-    def _one_bake(self) -> RolloutSpec:
+    @check
+    def _one_bake(self) -> list[Problem]:
         if self.bake_time is None or not isinstance(self.strategy, StepsConfig):
-            return self
+            return []
         reached = False
         for i, step in enumerate(self.strategy.steps):
             reached = reached or step.weight == 100
             if reached and isinstance(step.pause, float) and step.pause > 0:
-                raise LocatedError(
-                    [
-                        Problem(
-                            "bake_time",
-                            f"strategy.steps[{i}] already waits "
-                            f"{format_duration(step.pause)} at 100 %; give the wait at "
-                            "100 % as bake_time or as that pause, not both",
-                        )
-                    ]
-                )
-        return self
+                return [
+                    Problem(
+                        "bake_time",
+                        f"strategy.steps[{i}] already waits "
+                        f"{format_duration(step.pause)} at 100 %; give the wait at "
+                        "100 % as bake_time or as that pause, not both",
+                    )
+                ]
+        return []
 
     def as_json(self) -> dict[str, Any]:
         """The stored form (round-trips through :meth:`model_validate`)."""

@@ -9,19 +9,12 @@ import ipaddress
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    field_validator,
-    model_validator,
-)
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator
 
 from sluicegate.errors import Problem
 from sluicegate.spec._duration import Duration
 from sluicegate.spec._errors import LocatedError
+from sluicegate.spec._model import SpecModel, check
 
 __all__ = [
     "AdminSpec",
@@ -49,10 +42,6 @@ _TOKEN_CHARS = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _PORT = re.compile(r"^[0-9]{1,5}$")
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 def parse_target(value: str) -> tuple[str, int]:
     """``"127.0.0.1:9001"`` -> ``("127.0.0.1", 9001)``; ValueError names what is wrong."""
     host, sep, port = value.rpartition(":")
@@ -74,12 +63,12 @@ def _check_address(value: str) -> str:
     return value
 
 
-class WeightedGroup(_Model):
+class WeightedGroup(SpecModel):
     target_group: Name
     weight: Weight = 1
 
 
-class StickinessSpec(_Model):
+class StickinessSpec(SpecModel):
     """Target-group stickiness: the router issues a signed cookie naming the chosen group."""
 
     enabled: bool = False
@@ -101,12 +90,12 @@ class StickinessSpec(_Model):
         return v
 
 
-class ForwardSpec(_Model):
+class ForwardSpec(SpecModel):
     forward: list[WeightedGroup] = Field(min_length=1, max_length=5)
     stickiness: StickinessSpec = StickinessSpec()
 
-    @model_validator(mode="after")
-    def _weights(self) -> ForwardSpec:
+    @check
+    def _weights(self) -> list[Problem]:
         problems: list[Problem] = []
         seen: set[str] = set()
         for k, g in enumerate(self.forward):
@@ -120,9 +109,7 @@ class ForwardSpec(_Model):
             seen.add(g.target_group)
         if sum(g.weight for g in self.forward) == 0:
             problems.append(Problem("forward", "at least one target group needs a weight above 0"))
-        if problems:
-            raise LocatedError(problems)
-        return self
+        return problems
 
 
 def _check_patterns(value: Any) -> Any:
@@ -140,7 +127,7 @@ Patterns = Annotated[str | list[str], BeforeValidator(_check_patterns)]
 _FLAG_KEY = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 
 
-class UserFromSpec(_Model):
+class UserFromSpec(SpecModel):
     """Where the user id (the flag context's ``targetingKey``) is read: exactly one of
     a cookie, a header or a query parameter, by name."""
 
@@ -148,18 +135,21 @@ class UserFromSpec(_Model):
     header: str | None = None
     query: str | None = None
 
-    @model_validator(mode="after")
-    def _exactly_one(self) -> UserFromSpec:
+    @check
+    def _exactly_one(self) -> list[Problem]:
         given = [k for k in ("cookie", "header", "query") if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError(
-                "user_from needs exactly one of cookie, header or query"
-                f" (got {', '.join(given) or 'none'})"
-            )
+            return [
+                Problem(
+                    "",
+                    "user_from needs exactly one of cookie, header or query"
+                    f" (got {', '.join(given) or 'none'})",
+                )
+            ]
         value = getattr(self, given[0])
         if not value or (given[0] != "query" and not _TOKEN_CHARS.match(value)):
-            raise ValueError(f"{value!r} is not a valid {given[0]} name")
-        return self
+            return [Problem("", f"{value!r} is not a valid {given[0]} name")]
+        return []
 
     @property
     def source(self) -> tuple[str, str]:
@@ -178,7 +168,7 @@ def _check_variants(value: Any) -> Any:
     raise ValueError("expected a variant name or a non-empty list of variant names")
 
 
-class FlagMatchSpec(_Model):
+class FlagMatchSpec(SpecModel):
     """True when flag ``key``, evaluated for the request's user, serves one of ``variant``
     (in the flag set loaded into the router with ``PUT /v1/flags``)."""
 
@@ -191,7 +181,7 @@ class FlagMatchSpec(_Model):
         return frozenset([self.variant] if isinstance(self.variant, str) else self.variant)
 
 
-class MatchSpec(_Model):
+class MatchSpec(SpecModel):
     """Conditions of a rule; all given conditions must hold (values are globs, any-of lists;
     ``flag`` asks the router's flag set which variant the request's user gets)."""
 
@@ -212,23 +202,25 @@ class MatchSpec(_Model):
     @field_validator("header")
     @classmethod
     def _header_names(cls, v: dict[str, Patterns] | None) -> dict[str, Patterns] | None:
-        for name in v or {}:
-            if not _TOKEN_CHARS.match(name):
-                raise ValueError(f"{name!r} is not a valid header name")
+        bad = [name for name in v or {} if not _TOKEN_CHARS.match(name)]
+        if bad:
+            raise LocatedError(
+                [Problem("", f"{name!r} is not a valid header name") for name in bad]
+            )
         return v
 
-    @model_validator(mode="after")
-    def _not_empty(self) -> MatchSpec:
+    @check
+    def _not_empty(self) -> list[Problem]:
         if not any((self.path_prefix, self.host, self.header, self.cookie, self.query, self.flag)):
-            raise ValueError("a rule needs at least one condition")
-        return self
+            return [Problem("", "a rule needs at least one condition")]
+        return []
 
 
 class RuleSpec(ForwardSpec):
     match: MatchSpec
 
 
-class ListenerSpec(_Model):
+class ListenerSpec(SpecModel):
     name: Name
     port: Port
     address: str = "127.0.0.1"
@@ -241,7 +233,7 @@ class ListenerSpec(_Model):
 _STATUS = re.compile(r"^[1-5][0-9][0-9]$")
 
 
-class HealthCheckSpec(_Model):
+class HealthCheckSpec(SpecModel):
     enabled: bool = True
     path: str = "/"
     interval: Duration = 5.0
@@ -269,13 +261,13 @@ class HealthCheckSpec(_Model):
                 raise ValueError(f"matcher {v!r} has a range that ends before it starts")
         return v
 
-    @model_validator(mode="after")
-    def _timeout_below_interval(self) -> HealthCheckSpec:
+    @check
+    def _timeout_below_interval(self) -> list[Problem]:
         if self.interval <= 0 or self.timeout <= 0:
-            raise ValueError("interval and timeout must be above 0")
+            return [Problem("", "interval and timeout must be above 0")]
         if self.timeout > self.interval:
-            raise ValueError("timeout must not exceed interval")
-        return self
+            return [Problem("", "timeout must not exceed interval")]
+        return []
 
     def healthy_status(self, status: int) -> bool:
         for part in self.matcher.split(","):
@@ -290,7 +282,7 @@ def _check_target(value: str) -> str:
     return value
 
 
-class TargetGroupSpec(_Model):
+class TargetGroupSpec(SpecModel):
     name: Name
     targets: list[Annotated[str, AfterValidator(_check_target)]] = Field(default_factory=list)
     algorithm: Literal["round_robin", "least_outstanding_requests"] = "round_robin"
@@ -301,14 +293,17 @@ class TargetGroupSpec(_Model):
     @classmethod
     def _targets(cls, v: list[str]) -> list[str]:
         seen: set[str] = set()
+        problems: list[Problem] = []
         for k, t in enumerate(v):
             if t in seen:
-                raise LocatedError([Problem(f"[{k}]", f"target {t!r} is listed twice")])
+                problems.append(Problem(f"[{k}]", f"target {t!r} is listed twice"))
             seen.add(t)
+        if problems:
+            raise LocatedError(problems)
         return v
 
 
-class AdminSpec(_Model):
+class AdminSpec(SpecModel):
     port: Port = 9900
     address: str = "127.0.0.1"
     # The environment variable holding the admin token; never the token itself in the file.
@@ -319,7 +314,7 @@ class AdminSpec(_Model):
     _addr = field_validator("address")(classmethod(lambda cls, v: _check_address(v)))
 
 
-class TimeoutsSpec(_Model):
+class TimeoutsSpec(SpecModel):
     connect: Duration = 3.0
     request: Duration = 60.0  # upstream must answer (send the response head) within this
     idle: Duration = 60.0  # client keep-alive connection with no request in progress
@@ -327,12 +322,12 @@ class TimeoutsSpec(_Model):
     upstream_idle: Duration = 30.0  # pooled upstream connection kept open at most this long
 
 
-class LimitsSpec(_Model):
+class LimitsSpec(SpecModel):
     max_request_line: Annotated[int, Field(ge=256, le=1 << 20)] = 8192
     max_header_bytes: Annotated[int, Field(ge=1024, le=1 << 22)] = 32768
 
 
-class RouterConfig(_Model):
+class RouterConfig(SpecModel):
     # Both may start empty: the control plane starts its router before any service exists.
     listeners: list[ListenerSpec] = Field(default_factory=list)
     target_groups: list[TargetGroupSpec] = Field(default_factory=list)
@@ -344,9 +339,8 @@ class RouterConfig(_Model):
     sticky_secret_env: str = "SLUICE_STICKY_SECRET"
     metrics_window: Duration = 300.0
 
-    @model_validator(mode="after")
-    def _references(self) -> RouterConfig:
-        """Checks across sections; reports every problem at the field that causes it."""
+    @check
+    def _group_names(self) -> list[Problem]:
         problems: list[Problem] = []
         first_group: dict[str, int] = {}
         for i, g in enumerate(self.target_groups):
@@ -359,18 +353,28 @@ class RouterConfig(_Model):
                     )
                 )
             first_group.setdefault(g.name, i)
-        first_listener: dict[str, int] = {}
-        port_owner: dict[int, str] = {}
+        return problems
+
+    @check
+    def _listener_names(self) -> list[Problem]:
+        problems: list[Problem] = []
+        first: dict[str, int] = {}
         for i, lst in enumerate(self.listeners):
-            if lst.name in first_listener:
+            if lst.name in first:
                 problems.append(
                     Problem(
                         f"listeners[{i}].name",
-                        f"listener {lst.name!r} is already defined at"
-                        f" listeners[{first_listener[lst.name]}]",
+                        f"listener {lst.name!r} is already defined at listeners[{first[lst.name]}]",
                     )
                 )
-            first_listener.setdefault(lst.name, i)
+            first.setdefault(lst.name, i)
+        return problems
+
+    @check
+    def _listener_ports(self) -> list[Problem]:
+        problems: list[Problem] = []
+        port_owner: dict[int, str] = {}
+        for i, lst in enumerate(self.listeners):
             if lst.port in port_owner:
                 problems.append(
                     Problem(
@@ -379,30 +383,38 @@ class RouterConfig(_Model):
                     )
                 )
             port_owner.setdefault(lst.port, lst.name)
-        if self.admin.port in port_owner:
-            problems.append(
-                Problem(
-                    "admin.port",
-                    f"admin port {self.admin.port} is also the port of listener"
-                    f" {port_owner[self.admin.port]!r}",
-                )
+        return problems
+
+    @check
+    def _admin_port(self) -> list[Problem]:
+        owner = next((lst.name for lst in self.listeners if lst.port == self.admin.port), None)
+        if owner is None:
+            return []
+        return [
+            Problem(
+                "admin.port",
+                f"admin port {self.admin.port} is also the port of listener {owner!r}",
             )
-        known = ", ".join(sorted(first_group))
+        ]
+
+    @check
+    def _known_groups(self) -> list[Problem]:
+        problems: list[Problem] = []
+        groups = {g.name for g in self.target_groups}
+        known = ", ".join(sorted(groups))
         for i, lst in enumerate(self.listeners):
             actions: list[tuple[str, ForwardSpec]] = [("default", lst.default)]
             actions += [(f"rules[{j}]", r) for j, r in enumerate(lst.rules)]
             for where, action in actions:
                 for k, wg in enumerate(action.forward):
-                    if wg.target_group not in first_group:
+                    if wg.target_group not in groups:
                         problems.append(
                             Problem(
                                 f"listeners[{i}].{where}.forward[{k}].target_group",
                                 f"unknown target group {wg.target_group!r} (known: {known})",
                             )
                         )
-        if problems:
-            raise LocatedError(problems)
-        return self
+        return problems
 
     def target_group(self, name: str) -> TargetGroupSpec | None:
         return next((g for g in self.target_groups if g.name == name), None)

@@ -23,14 +23,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    field_validator,
-    model_validator,
-)
+from pydantic import AfterValidator, Field, field_validator
 
 from sluicegate.errors import Problem
 from sluicegate.spec._deployment_config import (
@@ -46,6 +39,7 @@ from sluicegate.spec._deployment_config import (
 )
 from sluicegate.spec._duration import Duration, format_duration
 from sluicegate.spec._errors import LocatedError
+from sluicegate.spec._model import SpecModel, check
 from sluicegate.spec._placeholders import (
     expand_placeholders,
     placeholders_in,
@@ -108,14 +102,10 @@ def _positive(what: str, limit: float | None = None) -> Any:
     return AfterValidator(check)
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 # --- listener and compute ----------------------------------------------------------------
 
 
-class ServiceListenerSpec(_Model):
+class ServiceListenerSpec(SpecModel):
     """The production port, and an optional test port that reaches green before traffic.
 
     ``flag_route`` sends the users a flag selects to green (the revision being deployed)
@@ -127,13 +117,11 @@ class ServiceListenerSpec(_Model):
     test_port: Port | None = None
     flag_route: FlagMatchSpec | None = None
 
-    @model_validator(mode="after")
-    def _distinct(self) -> ServiceListenerSpec:
+    @check
+    def _distinct(self) -> list[Problem]:
         if self.test_port == self.port:
-            raise LocatedError(
-                [Problem("test_port", f"test_port must differ from port ({self.port})")]
-            )
-        return self
+            return [Problem("test_port", f"test_port must differ from port ({self.port})")]
+        return []
 
 
 def _check_command(value: list[str]) -> list[str]:
@@ -149,7 +137,7 @@ def _check_command(value: list[str]) -> list[str]:
     return value
 
 
-class LocalComputeSpec(_Model):
+class LocalComputeSpec(SpecModel):
     """Processes on this machine, started and supervised by Sluicegate."""
 
     command: Annotated[list[str], Field(min_length=1), AfterValidator(_check_command)]
@@ -171,20 +159,17 @@ class LocalComputeSpec(_Model):
             raise LocatedError(problems)
         return v
 
-    @model_validator(mode="after")
-    def _port_reaches_process(self) -> LocalComputeSpec:
+    @check
+    def _port_reaches_process(self) -> list[Problem]:
         texts = [*self.command, *self.env.values()]
-        if not any("port" in placeholders_in(t) for t in texts):
-            raise LocatedError(
-                [
-                    Problem(
-                        "command",
-                        "the process must learn its port: put {port} in the command"
-                        " or in an env value",
-                    )
-                ]
+        if any("port" in placeholders_in(t) for t in texts):
+            return []
+        return [
+            Problem(
+                "command",
+                "the process must learn its port: put {port} in the command or in an env value",
             )
-        return self
+        ]
 
 
 def _check_targets(value: list[str]) -> list[str]:
@@ -204,7 +189,7 @@ def _check_targets(value: list[str]) -> list[str]:
     return value
 
 
-class ExternalComputeSpec(_Model):
+class ExternalComputeSpec(SpecModel):
     """Endpoints deployed by other means, listed per revision."""
 
     revisions: Annotated[
@@ -213,17 +198,17 @@ class ExternalComputeSpec(_Model):
     ]
 
 
-class ComputeSpec(_Model):
+class ComputeSpec(SpecModel):
     """Exactly one backend: ``local`` or ``external``."""
 
     local: LocalComputeSpec | None = None
     external: ExternalComputeSpec | None = None
 
-    @model_validator(mode="after")
-    def _exactly_one(self) -> ComputeSpec:
+    @check
+    def _exactly_one(self) -> list[Problem]:
         if (self.local is None) == (self.external is None):
-            raise ValueError("give exactly one compute backend: local or external")
-        return self
+            return [Problem("", "give exactly one compute backend: local or external")]
+        return []
 
     @property
     def kind(self) -> str:
@@ -234,7 +219,7 @@ class ComputeSpec(_Model):
 # --- hooks -------------------------------------------------------------------------------
 
 
-class HttpHookSpec(_Model):
+class HttpHookSpec(SpecModel):
     """GET ``path`` on green (through the test port before traffic, else the production port)."""
 
     path: str
@@ -265,7 +250,7 @@ def _check_hook_command(value: list[str]) -> list[str]:
 CommandHookSpec = Annotated[list[str], Field(min_length=1), AfterValidator(_check_hook_command)]
 
 
-class HookSpec(_Model):
+class HookSpec(SpecModel):
     """One lifecycle hook: ``{http: {path, expect_status, timeout}}`` or ``{command, timeout}``.
 
     A command succeeds when it exits 0 within its timeout.
@@ -275,15 +260,13 @@ class HookSpec(_Model):
     command: CommandHookSpec | None = None
     timeout: Annotated[Duration, _positive("timeout", _MAX_HOOK_TIMEOUT)] | None = None
 
-    @model_validator(mode="after")
-    def _one_kind(self) -> HookSpec:
+    @check
+    def _one_kind(self) -> list[Problem]:
         if (self.http is None) == (self.command is None):
-            raise ValueError("a hook is either {http: {...}} or {command: [...]}")
+            return [Problem("", "a hook is either {http: {...}} or {command: [...]}")]
         if self.http is not None and self.timeout is not None:
-            raise LocatedError(
-                [Problem("timeout", "for an http hook, put timeout inside http: {...}")]
-            )
-        return self
+            return [Problem("timeout", "for an http hook, put timeout inside http: {...}")]
+        return []
 
     @property
     def effective_timeout(self) -> float:
@@ -293,12 +276,12 @@ class HookSpec(_Model):
         return self.timeout if self.timeout is not None else 300.0
 
 
-class HooksSpec(_Model):
+class HooksSpec(SpecModel):
     before_allow_traffic: list[HookSpec] = Field(default_factory=list)
     after_allow_traffic: list[HookSpec] = Field(default_factory=list)
 
 
-class DeploymentSpec(_Model):
+class DeploymentSpec(SpecModel):
     config: DeploymentConfig = "AllAtOnce"
     # Keep blue running this long after success: rollback stays a single weight flip.
     termination_wait: Annotated[
@@ -321,7 +304,7 @@ def _max(what: str, v: float, limit: float) -> float:
 # --- the service -------------------------------------------------------------------------
 
 
-class ServiceSpec(_Model):
+class ServiceSpec(SpecModel):
     """One service: what ``sluice apply -f`` reads."""
 
     service: Name
@@ -333,8 +316,8 @@ class ServiceSpec(_Model):
     # Alarms of this service (docs/monitor.md); `apply` replaces the set, kept ones keep state.
     alarms: list[ServiceAlarmSpec] = Field(default_factory=list, max_length=50)
 
-    @model_validator(mode="after")
-    def _cross_checks(self) -> ServiceSpec:
+    @check
+    def _alarm_names(self) -> list[Problem]:
         problems: list[Problem] = []
         seen: set[str] = set()
         for i, alarm in enumerate(self.alarms):
@@ -343,16 +326,18 @@ class ServiceSpec(_Model):
                     Problem(f"alarms[{i}].name", f"another alarm is named {alarm.name!r}")
                 )
             seen.add(alarm.name)
-        if self.listener.test_port is None:
-            for i, hook in enumerate(self.deployment.hooks.before_allow_traffic):
-                if hook.http is not None:
-                    problems.append(
-                        Problem(
-                            f"deployment.hooks.before_allow_traffic[{i}].http",
-                            "an http hook before traffic runs through the test listener:"
-                            " set listener.test_port",
-                        )
-                    )
-        if problems:
-            raise LocatedError(problems)
-        return self
+        return problems
+
+    @check
+    def _test_port_for_http_hooks(self) -> list[Problem]:
+        if self.listener.test_port is not None:
+            return []
+        return [
+            Problem(
+                f"deployment.hooks.before_allow_traffic[{i}].http",
+                "an http hook before traffic runs through the test listener:"
+                " set listener.test_port",
+            )
+            for i, hook in enumerate(self.deployment.hooks.before_allow_traffic)
+            if hook.http is not None
+        ]
