@@ -4,6 +4,7 @@ their field), the CLI, and a deployment whose events reach a real receiver, sign
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -92,10 +93,34 @@ def test_bad_webhook_settings_are_refused_at_their_field(server: Server) -> None
         {"url": "ftp://x", "events": ["Deploy*", "ok.*"], "secret": "short"},
     )
     assert r.status_code == 422
-    assert [p["path"] for p in r.json()["problems"]] == ["url", "events[0]", "secret"]
+    problems = r.json()["problems"]
+    assert [p["path"] for p in problems] == ["url", "events[0]", "events[1]", "secret"]
+    assert problems[2]["message"].startswith("'ok.*' matches no event kind")
     r = call(server, "POST", "/webhooks", {"url": "http://x/", "events": ["*"], "sign": "x"})
     assert r.status_code == 422 and r.json()["problems"][0]["path"] == "sign"
     assert call(server, "GET", "/webhooks/wh_nope").status_code == 404
+
+
+SLUICE = (sys.executable, "-m", "sluicegate")
+
+
+def test_sluice_webhooks_add_refuses_a_misspelt_event_family_with_a_suggestion(
+    server: Server,
+) -> None:
+    out = subprocess.run(
+        [*SLUICE, "webhooks", "add", "http://127.0.0.1:9/x", "--events", "deploymnet.*"],
+        env={**os.environ, "SLUICE_URL": server.url, "SLUICE_TOKEN": server.token},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode != 0
+    assert (
+        "events[0]: 'deploymnet.*' matches no event kind; did you mean 'deployment.*'?"
+        in out.stderr
+    )
+    assert all("deploymnet.*" not in w["events"] for w in call(server, "GET", "/webhooks").json())
 
 
 def test_webhooks_are_for_admins_only(server: Server) -> None:

@@ -31,7 +31,9 @@ def webhooks() -> None:
     multiple=True,
     required=True,
     metavar="PATTERN",
-    help="Event kinds to send, e.g. 'deployment.*', 'alarm.*', 'alarm.state' or '*' (repeatable).",
+    help="Event kinds to send, e.g. 'deployment.*', 'alarm.*', 'alarm.state' or '*' (repeatable);"
+    " families: service, deployment, replica, alarm, flags, webhook. A pattern that matches"
+    " no event kind is refused.",
 )
 @click.option(
     "--secret-env",

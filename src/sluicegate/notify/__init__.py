@@ -1,11 +1,13 @@
 """Notifications: the event log delivered to webhooks, signed, retried, at least once.
 
 Pure parts: :mod:`sluicegate.notify.signing` (``sign``/``verify``, usable by a receiver
-written in Python) and the rules in ``_rules`` (who gets what, the retry schedule, the body).
+written in Python), the rules in ``_rules`` (who gets what, the retry schedule, the body)
+and ``_kinds``, the one list of event kinds a webhook's patterns are checked against.
 The engine, :class:`~sluicegate.notify.webhooks.WebhookEngine`, runs beside the deployment
 controller in ``sluice server``.
 """
 
+from sluicegate.notify._kinds import EVENT_FAMILIES, EVENT_KINDS, pattern_problem
 from sluicegate.notify._rules import (
     FAILED_KIND,
     TEST_KIND,
@@ -22,6 +24,8 @@ from sluicegate.notify.signing import new_secret, sign, verify
 from sluicegate.notify.webhooks import TickResult, WebhookEngine
 
 __all__ = [
+    "EVENT_FAMILIES",
+    "EVENT_KINDS",
     "FAILED_KIND",
     "TEST_KIND",
     "Outcome",
@@ -33,6 +37,7 @@ __all__ = [
     "check_subscription",
     "matches",
     "new_secret",
+    "pattern_problem",
     "redact",
     "sign",
     "verify",

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sluicegate.errors import Problem
+from sluicegate.notify._kinds import pattern_problem
 
 __all__ = [
     "FAILED_KIND",
@@ -136,8 +137,8 @@ def redact(url: str) -> str:
 
 
 def check_subscription(url: str, patterns: Sequence[str], secret: str | None) -> list[Problem]:
-    """Every problem with a webhook's settings, at its field (``url``, ``events[i]``,
-    ``secret``); an empty list when they are fine."""
+    """Every problem with a webhook's settings, at its field (``url``, ``events[i]``: also a
+    pattern that matches no event kind, ``secret``); an empty list when they are fine."""
     problems: list[Problem] = []
     try:
         parts = urlsplit(url)
@@ -169,6 +170,8 @@ def check_subscription(url: str, patterns: Sequence[str], secret: str | None) ->
                     " (e.g. 'deployment.*')",
                 )
             )
+        elif why := pattern_problem(p):
+            problems.append(Problem(f"events[{i}]", why))
     if secret is not None and not (
         MIN_SECRET <= len(secret) <= MAX_SECRET and secret.isprintable() and not secret.isspace()
     ):
