@@ -269,7 +269,7 @@ def deploy(
     )
 
 
-def test_green_and_blue_follow_the_deployment_and_a_new_binding_starts_afresh(
+def test_green_and_blue_follow_the_deployment_and_a_new_binding_is_judged_on_its_own_data(
     world: World,
 ) -> None:
     world.apply(RATIO)
@@ -283,13 +283,11 @@ def test_green_and_blue_follow_the_deployment_and_a_new_binding_starts_afresh(
         world.tick_to(world.clock.now() + 1)
     assert world.state("green-errors") == "ALARM"
     transitions = [(old, new) for old, new, _ in world.history("green-errors")]
-    assert transitions == [
-        ("INSUFFICIENT_DATA", "OK"),
-        ("OK", "INSUFFICIENT_DATA"),
-        ("INSUFFICIENT_DATA", "ALARM"),
-    ]
+    assert transitions == [("INSUFFICIENT_DATA", "OK"), ("OK", "ALARM")]
     rebound = world.history("green-errors")[1][2]
-    assert "now watching green shop.v2, blue shop.v1" in rebound
+    assert rebound.startswith("Threshold Crossed")
+    assert "Now watching green shop.v2, blue shop.v1 (deployment" in rebound
+    assert "the earlier state was reached on green shop.v1, blue -." in rebound
     alarm = world.store.alarms.get("shop", "green-errors")
     assert alarm.binding["deployment"] == dep.id
 
@@ -301,6 +299,58 @@ def test_green_and_blue_follow_the_deployment_and_a_new_binding_starts_afresh(
     assert evidence.data["datapoints"][-1]["value"] == 4.0
     other = deploy(world, "v3", "v2", active=False, phase="rolled_back")
     assert asyncio.run(guards(other)) is None  # bound to another deployment
+
+
+def test_a_deployment_re_binds_its_alarms_without_a_state_change_unless_the_data_changes(
+    world: World,
+) -> None:
+    green_5xx = {
+        "name": "green-5xx",
+        "metric": {
+            "source": "push",
+            "name": "errors",
+            "dimensions": {"revision": "{green_revision}"},
+        },
+        "statistic": "Sum",
+        "period": 1,
+        "evaluation_periods": 2,
+        "threshold": 3,
+        "comparison": "GreaterThanThreshold",
+    }
+    world.apply(green_5xx)
+
+    def second(errors: dict[str, float]) -> None:
+        for revision, value in errors.items():
+            world.push("errors", value, {"revision": revision})
+        world.tick_to(world.clock.now() + 1)
+
+    deploy(world, "v1", None, active=False, phase="succeeded")
+    for _ in range(3):
+        second({"v1": 1})
+    assert world.history("green-5xx")[-1][:2] == ("INSUFFICIENT_DATA", "OK")
+    before = len(world.history("green-5xx"))
+
+    v2 = deploy(world, "v2", "v1")  # start: green is now shop.v2, blue shop.v1
+    for _ in range(3):
+        second({"v1": 1, "v2": 1})
+    assert world.store.alarms.get("shop", "green-5xx").binding["green"] == "shop.v2"
+    world.store.deployments.update(v2.id, v2.version, phase="succeeded", active=False)
+    for _ in range(3):
+        second({"v2": 1})
+    v3 = deploy(world, "v3", "v2")  # another start, then a rollback: back to shop.v2
+    for _ in range(3):
+        second({"v2": 1, "v3": 2})
+    assert world.store.alarms.get("shop", "green-5xx").binding["green"] == "shop.v3"
+    world.store.deployments.update(v3.id, v3.version, phase="rolled_back", active=False)
+    for _ in range(3):
+        second({"v2": 1})
+    assert world.store.alarms.get("shop", "green-5xx").binding["green"] == "shop.v2"
+    assert world.state("green-5xx") == "OK"
+    assert len(world.history("green-5xx")) == before  # three re-bindings, no event
+
+    second({"v2": 9})  # the data changes: that is an event
+    second({"v2": 9})
+    assert world.history("green-5xx")[before:][0][:2] == ("OK", "ALARM")
 
 
 def test_a_non_guarding_alarm_never_rolls_back_and_the_default_guard_is_asked(

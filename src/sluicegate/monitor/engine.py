@@ -8,9 +8,10 @@ and blue, fetch ``evaluation_range`` datapoints per metric through :class:`Sourc
 an ``alarm.state`` event (subject ``shop/high-5xx``, message the reason, data old/new state
 and the datapoints) written in the same transaction as the new state.
 
-When green or blue changes (a deployment starts or ends), an alarm naming them watches other
-series: it goes to INSUFFICIENT_DATA first (an event saying so), so a state reached on the
-old revision's numbers never judges the new one.
+When green or blue changes (a deployment starts, or is rolled back), an alarm naming them
+watches other series: they are evaluated afresh (as from INSUFFICIENT_DATA), so a state
+reached on the old revision's numbers never judges the new one, and only the outcome is
+recorded: a re-binding whose numbers tell the same is no ``alarm.state`` event.
 
 A metric source that fails leaves the state as it is, with the error as the reason, until it
 has failed for the alarm's whole evaluation range (period x (N + 2)); then the alarm is
@@ -129,23 +130,16 @@ class AlarmEngine:
     async def _evaluate(
         self, alarm: Alarm, spec: ServiceAlarmSpec, end: int, binding: dict[str, Any], now: float
     ) -> list[Recorded]:
-        out: list[Recorded] = []
-        previous = AlarmState(alarm.state)
         bound_to = _bound_to(spec, binding)
-        if (
+        rebound = bool(
             bound_to["revision_bound"]
             and alarm.binding
             and _watched(alarm.binding) != _watched(bound_to)
-        ):
-            if previous is not AlarmState.INSUFFICIENT_DATA:
-                reason = (
-                    f"Insufficient Data: now watching {_describe(bound_to)}; the"
-                    f" earlier state was reached on {_describe(alarm.binding)}."
-                )
-                out += self._record(
-                    alarm, AlarmState.INSUFFICIENT_DATA, reason, now, binding=bound_to
-                )
-            previous = AlarmState.INSUFFICIENT_DATA
+        )
+        # Re-bound: the state was reached on other series and must not judge these ones, so
+        # they are evaluated afresh (as from INSUFFICIENT_DATA); only the outcome is recorded,
+        # so a re-binding whose numbers tell the same is no state change at all.
+        previous = AlarmState.INSUFFICIENT_DATA if rebound else AlarmState(alarm.state)
         values = {k: v for k, v in binding.items() if k != "deployment"}
         bound, unbound = bind_alarm(spec, values)
         period, count = int(spec.period), evaluation_range(spec)
@@ -155,15 +149,20 @@ class AlarmEngine:
         )
         datapoints = combine(bound, dict(zip(ids, fetched, strict=True)))
         evaluation = evaluate(bound, datapoints, previous)
-        out += self._record(
+        reason = evaluation.reason
+        if rebound:
+            reason += (
+                f" Now watching {_describe(bound_to)}; the earlier state was reached on"
+                f" {_describe(alarm.binding)}."
+            )
+        return self._record(
             alarm,
             evaluation.state,
-            evaluation.reason,
+            reason,
             now,
             binding=bound_to,
             evaluation=_evaluation_json(evaluation, datapoints, end),
         )
-        return out
 
     async def _series(
         self,
