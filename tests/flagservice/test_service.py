@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from sluicegate.errors import ConflictError, NotFoundError, SpecError
+from sluicegate.flags.rollout import RolloutCommand
 from sluicegate.flagservice import FlagService
 from sluicegate.spec.flag_rollout import RolloutSpec
 from sluicegate.store import Store
@@ -167,7 +168,7 @@ async def test_a_change_during_a_rollout_is_refused(store: Store, prod: FlagServ
         await prod.revert("prod", 1, actor="bob")
 
 
-async def test_diff_defaults_to_the_newest_version_against_the_one_before(
+async def test_diff_defaults_to_the_current_version_against_the_one_before(
     prod: FlagService,
 ) -> None:
     for value in ("one", "two", "three"):
@@ -178,6 +179,27 @@ async def test_diff_defaults_to_the_newest_version_against_the_one_before(
     assert "'one' -> 'three'" in str(diff)
     frm, to, diff = prod.diff("prod", None, 1)
     assert (frm, to) == (0, 1) and {c.change for c in diff.changes} == {"added"}
+
+
+async def test_diff_defaults_to_the_versions_users_got_skipping_those_never_live(
+    prod: FlagService,
+) -> None:
+    gradually = RolloutSpec.model_validate({"strategy": {"steps": [{"weight": 10}]}})
+    await prod.apply("prod", flag_set("one"), actor="alice")  # v1, live
+    await prod.apply("prod", flag_set("two"), actor="alice", rollout=gradually)  # v2
+    await prod.rollouts.command("prod", RolloutCommand.ROLLBACK, "bob")  # v2 never live
+    await prod.apply("prod", flag_set("three"), actor="alice", rollout=gradually)  # v3
+    await prod.rollouts.command("prod", RolloutCommand.STOP, "bob")  # v3 never live
+    await prod.apply("prod", flag_set("four"), actor="alice")  # v4, live (current)
+    frm, to, diff = prod.diff("prod", None, None)
+    assert (frm, to, str(diff)) == (1, 4, "flag checkout: changed\n  variants.v: 'one' -> 'four'")
+    # --to alone: against the version live before it
+    assert prod.diff("prod", None, 3)[:2] == (1, 3)
+    # while a rollout is in progress, the default is what it rolls out against the live one
+    await prod.apply("prod", flag_set("five"), actor="alice", rollout=gradually)  # v5
+    assert prod.diff("prod", None, None)[:2] == (4, 5)
+    # explicit versions are compared as given
+    assert prod.diff("prod", 2, 3)[:2] == (2, 3)
 
 
 async def test_evaluate_explains_which_rule_matched(prod: FlagService) -> None:

@@ -341,17 +341,26 @@ def history(env: str, limit: int, url: str, token: str | None) -> None:
     "frm",
     type=click.IntRange(0),
     metavar="N",
-    help="Older version (default: the one before --to).",
+    help="Older version (default: the one live before --to; versions rolled back, stopped or"
+    " still rolling out were never live and are skipped).",
 )
 @click.option(
-    "--to", "to", type=click.IntRange(1), metavar="M", help="Newer version (default: the newest)."
+    "--to",
+    "to",
+    type=click.IntRange(1),
+    metavar="M",
+    help="Newer version (default: the one being rolled out, else the current one).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the changes as JSON.")
 @api_options
 def diff(
     env: str, frm: int | None, to: int | None, as_json: bool, url: str, token: str | None
 ) -> None:
-    """What changed between two versions, flag by flag and segment by segment."""
+    """What changed between two versions, flag by flag and segment by segment.
+
+    Without --from/--to: what users get now (or what a rollout in progress brings them)
+    against what they got before it.
+    """
     params = {k: v for k, v in {"from": frm, "to": to}.items() if v is not None}
     data = Api(url, token).call("GET", f"/flags/{env}/diff", params=params)
     if as_json:

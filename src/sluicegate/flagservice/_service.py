@@ -273,15 +273,31 @@ class FlagService:
     def diff(
         self, env: str, from_version: int | None, to_version: int | None
     ) -> tuple[int, int, FlagSetDiff]:
-        """Versions ``from`` → ``to``; default ``to`` the newest, ``from`` the one before."""
-        latest = self.store.flags.environment(env).latest_version
-        if latest is None:
+        """Versions ``from`` → ``to``. By default ``to`` is what users get: the version being
+        rolled out, else the current one; ``from`` is the version that was live before
+        ``to``, skipping versions that never were (rolled back, stopped, rolling out); 0,
+        the empty set, when there is none."""
+        info = self.store.flags.environment(env)
+        if info.latest_version is None or info.current_version is None:
             raise NotFoundError(f"flag environment {env!r} has no versions yet")
-        to_version = latest if to_version is None else to_version
-        from_version = to_version - 1 if from_version is None else from_version
+        if to_version is None:
+            active = self.store.flag_rollouts.active_for(env)
+            to_version = info.current_version if active is None else active.to_version
+        if from_version is None:
+            never = self._never_live(env)
+            from_version = next((v for v in range(to_version - 1, 0, -1) if v not in never), 0)
         new = self.store.flags.version(env, to_version).document
         old = self.store.flags.version(env, from_version).document if from_version >= 1 else {}
         return from_version, to_version, diff_flag_sets(old, new)
+
+    def _never_live(self, env: str) -> set[int]:
+        """Versions that have not been everyone's: their rollout was rolled back, stopped,
+        or is still in progress (a version is published at most once)."""
+        return {
+            r.to_version
+            for r in self.store.flag_rollouts.list(env, limit=1000)
+            if r.active or r.phase in ("rolled_back", "stopped")
+        }
 
     def history(self, env: str, limit: int = 50) -> list[dict[str, Any]]:
         """Versions newest first, each with what became of it: ``current``, ``rolling out``,
