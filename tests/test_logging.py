@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from sluicegate._logging import configure_logging, redact
+from sluicegate._logging import LogSettings, configure_logging, redact
 
 TEXT_LINE = re.compile(
     r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (?P<level>[A-Z]+) (?P<name>\S+): (?P<msg>.*)$"
@@ -159,3 +159,25 @@ def test_redact_shows_at_most_the_first_4_characters(secret: str, shown: str) ->
 def test_redact_never_contains_the_rest_of_the_secret() -> None:
     secret = "tok_" + "X" * 40
     assert "X" not in redact(secret)
+
+
+def test_log_settings_handed_on_by_environment_come_back_the_same() -> None:
+    for settings in (LogSettings(), LogSettings("debug", json=True), LogSettings("warning")):
+        assert LogSettings.from_env(settings.env()) == settings
+    assert LogSettings.from_env({}) == LogSettings("info", json=False)
+
+
+def test_log_settings_as_sluice_options_go_before_the_command() -> None:
+    assert LogSettings().argv() == ["--log-level", "info"]
+    assert LogSettings("debug", json=True).argv() == ["--log-level", "debug", "--log-json"]
+
+
+def test_a_tag_names_the_process_in_text_and_in_json(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("info", tag="worker-3")
+    logging.getLogger("sluicegate.router").info("up")
+    _, err = capsys.readouterr()
+    assert err.strip().endswith(" INFO worker-3 sluicegate.router: up")
+    configure_logging("info", json=True, tag="worker-3")
+    logging.getLogger("sluicegate.router").info("up")
+    _, err = capsys.readouterr()
+    assert json.loads(err)["tag"] == "worker-3"

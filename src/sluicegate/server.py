@@ -22,11 +22,13 @@ import os
 import signal
 import socket
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import uvicorn
 
 from sluicegate._heap import freeze_startup_heap
+from sluicegate._logging import LogSettings
 from sluicegate._startup import StateDirLock, StateWatch, bind_api_socket
 from sluicegate.api import create_app
 from sluicegate.clock import SystemClock
@@ -58,45 +60,32 @@ __all__ = ["ServerSettings", "run_server", "serve"]
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
 class ServerSettings:
-    def __init__(
-        self,
-        state_dir: Path,
-        port: int = 7070,
-        host: str = "127.0.0.1",
-        database: str | None = None,
-        insecure: bool = False,
-        router_admin_port: int | None = None,
-        tick: float = 0.25,
-        default_guards: bool = True,
-        push_window: int = DEFAULT_WINDOW,
-        push_max_series: int = DEFAULT_MAX_SERIES,
-        prometheus_url: str | None = None,
-        prometheus_token: str | None = None,
-        webhook_timeout: float = 10.0,
-        webhook_attempts: int = 12,
-        router_flags_env: str = "prod",
-        failure_bound: float = FAILURE_BOUND,
-    ) -> None:
-        self.state_dir = Path(state_dir)
-        self.port = port
-        self.host = host
-        self.database = database or str(self.state_dir / "sluicegate.db")
-        self.insecure = insecure
-        self.router_admin_port = router_admin_port
-        self.tick = tick
-        self.default_guards = default_guards
-        self.push_window = push_window
-        self.push_max_series = push_max_series
-        self.prometheus_url = prometheus_url  # alarms with source: prometheus query it
-        self.prometheus_token = prometheus_token
-        self.webhook_timeout = webhook_timeout
-        self.webhook_attempts = webhook_attempts
-        self.router_flags_env = router_flags_env  # flag rules evaluate it; "" = none
-        self.failure_bound = failure_bound  # a deployment failing to apply this long: FAILED
+    """What ``sluice server`` is told: where state lives, its ports, engines and logging."""
 
-    def __repr__(self) -> str:  # never shows the Prometheus token
-        return f"ServerSettings({self.state_dir!s}, port={self.port})"
+    state_dir: Path
+    port: int = 7070
+    host: str = "127.0.0.1"
+    database: str = ""  # sqlite path or postgresql:// URL; "" = <state_dir>/sluicegate.db
+    insecure: bool = False
+    router_admin_port: int | None = None
+    tick: float = 0.25
+    default_guards: bool = True
+    push_window: int = DEFAULT_WINDOW
+    push_max_series: int = DEFAULT_MAX_SERIES
+    prometheus_url: str | None = None  # alarms with source: prometheus query it
+    prometheus_token: str | None = field(default=None, repr=False)  # never in a log line
+    webhook_timeout: float = 10.0
+    webhook_attempts: int = 12
+    router_flags_env: str = "prod"  # flag rules evaluate it; "" = none
+    failure_bound: float = FAILURE_BOUND  # a deployment failing to apply this long: FAILED
+    log: LogSettings = field(default_factory=LogSettings)  # also the router's
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "state_dir", Path(self.state_dir))
+        if not self.database:
+            object.__setattr__(self, "database", str(self.state_dir / "sluicegate.db"))
 
 
 async def serve(
@@ -125,7 +114,7 @@ async def _serve(
     flag_alarms: AlarmLookup | None,
     sock: socket.socket,
 ) -> None:
-    supervisor = RouterSupervisor(settings.state_dir, settings.router_admin_port)
+    supervisor = RouterSupervisor(settings.state_dir, settings.router_admin_port, log=settings.log)
     supervisor.refuse_strays()  # before the store: a deleted state dir is not made afresh
     store = Store.open(settings.database)
     watch = StateWatch(settings.state_dir, settings.database)

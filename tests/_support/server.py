@@ -34,9 +34,12 @@ def server_marker(state: Path) -> str:
 
 
 class Server:
-    def __init__(self, state: Path, port: int, args: Sequence[str] = ()) -> None:
+    def __init__(
+        self, state: Path, port: int, args: Sequence[str] = (), global_args: Sequence[str] = ()
+    ) -> None:
         self.state, self.port = state, port
         self.args = list(args)  # extra `sluice server` options, e.g. --no-default-guards
+        self.global_args = list(global_args)  # `sluice` options before `server`: --log-json
         self.url = f"http://127.0.0.1:{port}"
         self.proc: subprocess.Popen[str] | None = None
         self.token = ""
@@ -49,6 +52,7 @@ class Server:
                     sys.executable,
                     "-m",
                     "sluicegate",
+                    *self.global_args,
                     "server",
                     "--port",
                     str(self.port),
@@ -115,10 +119,12 @@ class Server:
 
 
 @contextlib.contextmanager
-def running_server(state: Path, args: Sequence[str] = ()) -> Iterator[Server]:
+def running_server(
+    state: Path, args: Sequence[str] = (), global_args: Sequence[str] = ()
+) -> Iterator[Server]:
     """A started ``sluice server`` on a free port; on exit it stops, and so does everything
     it started (router, replicas), as ``stop_everything``."""
-    server = Server(state, free_port(), args)
+    server = Server(state, free_port(), args, global_args)
     try:
         server.start()
         yield server

@@ -8,7 +8,7 @@ import sys
 import click
 
 from sluicegate import __version__
-from sluicegate._logging import configure_logging
+from sluicegate._logging import LogSettings, configure_logging
 from sluicegate.cli import (
     _agent_cmds,
     _alarm_cmds,
@@ -32,9 +32,12 @@ __all__ = ["main"]
     help="How much the process logs to stderr.",
 )
 @click.option("--log-json", is_flag=True, help="Log one JSON object per line.")
-def cli(log_level: str, log_json: bool) -> None:
+@click.pass_context
+def cli(ctx: click.Context, log_level: str, log_json: bool) -> None:
     """Sluicegate: release web services safely, on one machine or many."""
     configure_logging(log_level, json=log_json)
+    # Commands that start other Sluicegate processes hand these on (ctx.find_object).
+    ctx.obj = LogSettings(log_level, log_json)
     # The CLI's own HTTP calls are not news; their failures are reported as errors.
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
@@ -62,7 +65,8 @@ def cli(log_level: str, log_json: bool) -> None:
     help="Serve the admin API without a token. For local development only.",
 )
 @click.option("--check", is_flag=True, help="Validate the config and exit.")
-def router(config_path: str, workers: int, insecure: bool, check: bool) -> None:
+@click.pass_context
+def router(ctx: click.Context, config_path: str, workers: int, insecure: bool, check: bool) -> None:
     """Run the router standalone: listeners, target groups, admin API.
 
     The admin token is read from the environment variable named by admin.token_env
@@ -79,7 +83,8 @@ def router(config_path: str, workers: int, insecure: bool, check: bool) -> None:
             f"{len(config.target_groups)} target group(s))"
         )
         return
-    settings = RouterSettings.from_env(config, workers=workers, insecure=insecure)
+    log_settings = ctx.find_object(LogSettings) or LogSettings()
+    settings = RouterSettings.from_env(config, workers, insecure, log_settings)
     run_router(config, settings)
 
 

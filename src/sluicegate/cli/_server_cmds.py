@@ -3,31 +3,75 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
+from sluicegate._logging import LogSettings
 from sluicegate.cli._api import Api, api_options
 
 
+def _duration(
+    low: tuple[float, str], high: tuple[float, str] | None = None
+) -> Callable[[click.Context, click.Parameter, str], float]:
+    """An option callback: a duration (``90s``, ``3h``) in seconds, at least ``low`` and at
+    most ``high`` (each with how it is written in the message)."""
+
+    def convert(ctx: click.Context, param: click.Parameter, value: str) -> float:
+        from sluicegate.spec import parse_duration
+
+        try:
+            seconds = parse_duration(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from exc
+        if high is None and seconds < low[0]:
+            raise click.BadParameter(f"at least {low[1]}")
+        if high is not None and not low[0] <= seconds <= high[0]:
+            raise click.BadParameter(f"from {low[1]} to {high[1]}")
+        return seconds
+
+    return convert
+
+
+def _token_from_env(ctx: click.Context, param: click.Parameter, var: str | None) -> str | None:
+    """``--prometheus-token-env VAR`` -> the token in VAR (never on the command line)."""
+    if var is None:
+        return None
+    token = os.environ.get(var)
+    if not token:
+        raise click.BadParameter(f"environment variable {var} is not set or empty")
+    return token
+
+
+def _http_url(ctx: click.Context, param: click.Parameter, url: str | None) -> str | None:
+    if url and not url.startswith(("http://", "https://")):
+        raise click.BadParameter(f"{url!r} is not an http:// or https:// URL")
+    return url
+
+
+# Each option's parameter name is a ServerSettings field: the command passes them on as given.
 @click.command()
 @click.option("--port", default=7070, show_default=True, help="API port.")
 @click.option(
     "--state-dir",
     default=".sluicegate",
     show_default=True,
-    type=click.Path(file_okay=False),
+    type=click.Path(file_okay=False, path_type=Path),
     help="Where state, logs and secrets live.",
 )
 @click.option(
     "--database",
-    default=None,
+    default="",
     help="sqlite path or postgresql://… URL (default: <state-dir>/sluicegate.db).",
 )
 @click.option("--insecure", is_flag=True, help="Serve the API without tokens (development only).")
 @click.option(
     "--no-default-guards",
-    is_flag=True,
+    "default_guards",
+    flag_value=False,
+    default=True,
     help="Do not judge green against blue automatically (for benchmarks that compare "
     "other detection strategies).",
 )
@@ -35,6 +79,8 @@ from sluicegate.cli._api import Api, api_options
     "--push-window",
     default="3h",
     show_default=True,
+    metavar="DURATION",
+    callback=_duration((60, "1m")),
     help="How long pushed metrics are kept in memory (e.g. 30m, 3h).",
 )
 @click.option(
@@ -48,13 +94,16 @@ from sluicegate.cli._api import Api, api_options
     "--prometheus-url",
     metavar="URL",
     default=None,
+    callback=_http_url,
     help="Prometheus server that alarms with `source: prometheus` query, e.g. "
     "http://127.0.0.1:9090.",
 )
 @click.option(
     "--prometheus-token-env",
+    "prometheus_token",
     metavar="VAR",
     default=None,
+    callback=_token_from_env,
     help="Send the bearer token in environment variable VAR to Prometheus (for one "
     "behind an authenticating proxy).",
 )
@@ -83,76 +132,25 @@ from sluicegate.cli._api import Api, api_options
 )
 @click.option(
     "--give-up-after",
+    "failure_bound",
     default="60s",
     show_default=True,
     metavar="DURATION",
+    callback=_duration((1, "1s"), (86400, "1d")),
     help="A deployment whose steps keep failing to apply (the router does not "
     "answer, a bug) for this long is given up: traffic back to blue, FAILED. "
     "Each failure is an event meanwhile.",
 )
-def server(
-    port: int,
-    state_dir: str,
-    database: str | None,
-    insecure: bool,
-    no_default_guards: bool,
-    push_window: str,
-    push_max_series: int,
-    prometheus_url: str | None,
-    prometheus_token_env: str | None,
-    webhook_timeout: float,
-    webhook_attempts: int,
-    router_flags_env: str,
-    give_up_after: str,
-) -> None:
+@click.pass_context
+def server(ctx: click.Context, /, push_window: float, **options: Any) -> None:
     """Run the embedded server: API, controller, alarm loop, flag rollouts, webhooks, router
     process and local compute. Guarding alarms (a service spec's `alarms:` and Alertmanager
     alerts) roll deployments back; --no-default-guards disables only the built-in canary
     guard."""
     from sluicegate.server import ServerSettings, run_server
-    from sluicegate.spec import parse_duration
 
-    try:
-        window = int(parse_duration(push_window))
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--push-window") from exc
-    if window < 60:
-        raise click.BadParameter("at least 1m", param_hint="--push-window")
-    try:
-        failure_bound = parse_duration(give_up_after)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--give-up-after") from exc
-    if not 1 <= failure_bound <= 86400:
-        raise click.BadParameter("from 1s to 1d", param_hint="--give-up-after")
-    prometheus_token = None
-    if prometheus_token_env:
-        prometheus_token = os.environ.get(prometheus_token_env)
-        if not prometheus_token:
-            raise click.BadParameter(
-                f"environment variable {prometheus_token_env} is not set or empty",
-                param_hint="--prometheus-token-env",
-            )
-    if prometheus_url and not prometheus_url.startswith(("http://", "https://")):
-        raise click.BadParameter(
-            f"{prometheus_url!r} is not an http:// or https:// URL", param_hint="--prometheus-url"
-        )
-    run_server(
-        ServerSettings(
-            Path(state_dir),
-            port=port,
-            database=database,
-            insecure=insecure,
-            default_guards=not no_default_guards,
-            push_window=window,
-            push_max_series=push_max_series,
-            prometheus_url=prometheus_url,
-            prometheus_token=prometheus_token,
-            webhook_timeout=webhook_timeout,
-            webhook_attempts=webhook_attempts,
-            router_flags_env=router_flags_env,
-            failure_bound=failure_bound,
-        )
-    )
+    log = ctx.find_object(LogSettings) or LogSettings()
+    run_server(ServerSettings(push_window=int(push_window), log=log, **options))
 
 
 @click.group()

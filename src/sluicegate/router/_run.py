@@ -10,8 +10,10 @@ import secrets
 import signal
 import socket
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from sluicegate._heap import freeze_startup_heap
+from sluicegate._logging import DEFAULT_LOG, LogSettings
 from sluicegate.clock import SystemClock
 from sluicegate.errors import AuthError, TransientError
 from sluicegate.router._admin_http import serve_admin
@@ -27,28 +29,29 @@ __all__ = ["RouterSettings", "run_router", "serve_router"]
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
 class RouterSettings:
-    """Everything outside the config file: process layout and secrets (from the environment)."""
+    """Everything outside the config file: process layout, secrets (from the environment)
+    and how the router and its workers log."""
 
-    def __init__(
-        self,
-        workers: int = 1,
-        insecure: bool = False,
-        token: str | None = None,
-        sticky_key: bytes | None = None,
-        metrics: bool = True,
-    ) -> None:
-        if workers < 1:
+    workers: int = 1
+    insecure: bool = False
+    token: str | None = field(default=None, repr=False)
+    sticky_key: bytes | None = field(default=None, repr=False)
+    metrics: bool = True
+    log: LogSettings = field(default_factory=LogSettings)
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
             raise ValueError("workers must be at least 1")
-        self.workers = workers
-        self.insecure = insecure
-        self.token = token
-        self.sticky_key = sticky_key
-        self.metrics = metrics
 
     @classmethod
     def from_env(
-        cls, config: RouterConfig, workers: int = 1, insecure: bool = False
+        cls,
+        config: RouterConfig,
+        workers: int = 1,
+        insecure: bool = False,
+        log_settings: LogSettings = DEFAULT_LOG,
     ) -> RouterSettings:
         token = os.environ.get(config.admin.token_env) or None
         if token is None and not insecure:
@@ -67,7 +70,7 @@ class RouterSettings:
             )
             key = secrets.token_bytes(32)
         metrics = os.environ.get("SLUICE_ROUTER_METRICS", "1") != "0"
-        return cls(workers, insecure, None if insecure else token, key, metrics)
+        return cls(workers, insecure, None if insecure else token, key, metrics, log_settings)
 
 
 async def serve_router(
@@ -81,6 +84,7 @@ async def serve_router(
     Every port is tried before anything starts: one that cannot be opened raises
     TransientError naming it and its field, and leaves no worker behind.
     """
+    log.debug("router starting with %s", settings)
     admin_sock = _open_ports(config, settings)
     key = settings.sticky_key or secrets.token_bytes(32)
     planes: list[PlaneHandle] = []
@@ -98,6 +102,7 @@ async def serve_router(
                     settings.metrics,
                     lambda: controller.config if controller else config,
                     lambda: controller.flag_document if controller else None,
+                    log=settings.log,
                 )
                 planes.append(worker)
                 await worker.start()

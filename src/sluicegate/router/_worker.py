@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from sluicegate._heap import freeze_startup_heap
+from sluicegate._logging import LogSettings, configure_logging
 from sluicegate.clock import SystemClock
 from sluicegate.errors import SluicegateError
 from sluicegate.router._dataplane import DataPlane
@@ -94,10 +95,9 @@ async def serve(fd: int) -> None:
 
 def main() -> None:
     fd, index = int(sys.argv[1]), sys.argv[2]
-    logging.basicConfig(
-        level=os.environ.get("SLUICE_LOG_LEVEL", "INFO").upper(),
-        format=f"%(asctime)s %(levelname)s worker-{index} %(name)s: %(message)s",
-    )
+    settings = LogSettings.from_env(os.environ)  # the router's, handed on by WorkerPlane
+    configure_logging(settings.level, json=settings.json, tag=f"worker-{index}")
+    log.debug("router worker %s starting (pid %d)", index, os.getpid())
     # The parent handles signals and tells workers to stop by closing the channel.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from sluicegate._logging import DEFAULT_LOG, LogSettings
 from sluicegate.errors import (
     ConflictError,
     NotFoundError,
@@ -62,9 +63,12 @@ class WorkerPlane:
         metrics: bool,
         current: Callable[[], RouterConfig],
         current_flags: Callable[[], tuple[int, Mapping[str, Any]] | None] = (lambda: None),
+        log: LogSettings = DEFAULT_LOG,
     ) -> None:
-        """``current``/``current_flags``: what a (re)started worker is given first."""
+        """``current``/``current_flags``: what a (re)started worker is given first; ``log``
+        how it logs."""
         self.index = index
+        self._log = log
         self._current_flags = current_flags
         self._key = sticky_key
         self._metrics = metrics
@@ -87,6 +91,7 @@ class WorkerPlane:
         # The key reaches the worker through its environment, never its argv (visible in ps).
         env["SLUICE_WORKER_STICKY_KEY"] = self._key.hex()
         env["SLUICE_ROUTER_METRICS"] = "1" if self._metrics else "0"
+        env.update(self._log.env())
         self._proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",

@@ -22,6 +22,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from sluicegate._logging import DEFAULT_LOG, LogSettings
 from sluicegate.errors import ConflictError, RouterUnavailableError
 from sluicegate.router.client import RouterClient
 
@@ -82,8 +83,16 @@ def _free_port() -> int:
 class RouterSupervisor:
     """Start or adopt the control plane's router; restart it if it dies."""
 
-    def __init__(self, state_dir: Path, admin_port: int | None = None, workers: int = 1) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        admin_port: int | None = None,
+        workers: int = 1,
+        log: LogSettings = DEFAULT_LOG,
+    ) -> None:
+        """``log``: how the router it starts (and its workers) log, the server's own way."""
         self.dir = Path(state_dir) / "router"
+        self.log = log
         self.dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.dir, 0o700)
         self.token = _secret_file(self.dir / "admin.token")
@@ -185,6 +194,7 @@ class RouterSupervisor:
                     sys.executable,
                     "-m",
                     "sluicegate",
+                    *self.log.argv(),
                     "router",
                     "--config",
                     os.path.abspath(config),
