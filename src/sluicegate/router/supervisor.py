@@ -104,6 +104,14 @@ class RouterSupervisor:
     async def aclose(self) -> None:
         """Close the handle; the router process keeps running."""
         await self._client.aclose()
+        self._let_go()
+
+    def _let_go(self) -> None:
+        """Drop our Popen of the router: reap it if it died, else leave it running (it
+        outlives us by design, in its own session) without Popen warning that it runs."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.returncode = 0  # not ours to wait for any more
 
     async def ensure(self) -> RouterProcessInfo:
         """Adopt the recorded router if it is alive and answers, else start a new one."""
@@ -199,6 +207,7 @@ class RouterSupervisor:
             )
         finally:
             log_file.close()
+        self._let_go()  # a router that died before this one
         self._proc = proc
         start_time = process_start_time(proc.pid)
         info = RouterProcessInfo(proc.pid, start_time or 0, f"http://127.0.0.1:{port}", port)
