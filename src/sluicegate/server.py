@@ -27,6 +27,7 @@ from pathlib import Path
 import uvicorn
 
 from sluicegate._heap import freeze_startup_heap
+from sluicegate._private import private_dir
 from sluicegate._startup import StateDirLock, StateWatch, bind_api_socket
 from sluicegate.api import create_app
 from sluicegate.clock import SystemClock
@@ -108,7 +109,7 @@ async def serve(
     sock = bind_api_socket(settings.host, settings.port)  # before any side effect
     lock: StateDirLock | None = None
     try:
-        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.state_dir)  # secrets and logs inside: owner only
         lock = StateDirLock(settings.state_dir)
         lock.acquire()
         await _serve(settings, stop, announce, flag_alarms, sock)

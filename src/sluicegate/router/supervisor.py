@@ -22,6 +22,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from sluicegate._private import open_append
 from sluicegate.errors import ConflictError, RouterUnavailableError
 from sluicegate.router.client import RouterClient
 
@@ -186,7 +187,7 @@ class RouterSupervisor:
             "SLUICE_ADMIN_TOKEN": self.token,
             "SLUICE_STICKY_SECRET": self.sticky_secret,
         }
-        log_file = open(self.dir / "router.log", "ab")  # noqa: SIM115 - handed to the child
+        log_file = open(open_append(self.dir / "router.log"), "ab")  # noqa: SIM115 - to the child
         try:
             proc = subprocess.Popen(
                 [
