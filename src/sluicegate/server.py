@@ -237,8 +237,14 @@ async def _serve(
         )
         app.state.sources = sources
         # Long requests get 5 s to finish on shutdown; flag streams are ended before that.
+        # At most 1,024 requests in flight (more get 503 at once), idle keep-alive 5 s.
         config = uvicorn.Config(
-            app, log_level="warning", lifespan="off", timeout_graceful_shutdown=5
+            app,
+            log_level="warning",
+            lifespan="off",
+            timeout_graceful_shutdown=5,
+            limit_concurrency=1024,
+            timeout_keep_alive=5,
         )
         server = uvicorn.Server(config)
         engines.start()
