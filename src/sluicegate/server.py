@@ -78,6 +78,7 @@ class ServerSettings:
         webhook_attempts: int = 12,
         router_flags_env: str = "prod",
         failure_bound: float = FAILURE_BOUND,
+        allow_private_webhooks: bool = False,
     ) -> None:
         self.state_dir = Path(state_dir)
         self.port = port
@@ -95,6 +96,7 @@ class ServerSettings:
         self.webhook_attempts = webhook_attempts
         self.router_flags_env = router_flags_env  # flag rules evaluate it; "" = none
         self.failure_bound = failure_bound  # a deployment failing to apply this long: FAILED
+        self.allow_private_webhooks = allow_private_webhooks
 
     def __repr__(self) -> str:  # never shows the Prometheus token
         return f"ServerSettings({self.state_dir!s}, port={self.port})"
@@ -181,6 +183,7 @@ async def _serve(
             clock,
             timeout=settings.webhook_timeout,
             policy=RetryPolicy(max_attempts=settings.webhook_attempts),
+            allow_private=settings.allow_private_webhooks,
         )
 
         async def watch_router() -> None:
