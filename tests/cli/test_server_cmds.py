@@ -58,6 +58,7 @@ def test_every_option_reaches_the_settings_and_the_log_options_too(
         "staging",
         "--give-up-after",
         "2m",
+        "--allow-private-webhooks",
     )
     assert code == 0, out
     [settings] = started
@@ -74,6 +75,7 @@ def test_every_option_reaches_the_settings_and_the_log_options_too(
         webhook_attempts=3,
         router_flags_env="staging",
         failure_bound=120.0,
+        allow_private_webhooks=True,
         log=LogSettings("debug", json=True),
     )
     assert "prom-secret-token" not in repr(settings)

@@ -131,6 +131,12 @@ def _http_url(ctx: click.Context, param: click.Parameter, url: str | None) -> st
     'pushed at start and on every change ("" to push none).',
 )
 @click.option(
+    "--allow-private-webhooks",
+    is_flag=True,
+    help="Let webhooks reach loopback, private and link-local addresses (this host, the "
+    "private network, cloud metadata). Off: such targets are refused.",
+)
+@click.option(
     "--give-up-after",
     "failure_bound",
     default="60s",
