@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import httpx
 import pytest
@@ -38,7 +39,10 @@ def call(
 
 
 def token(server: Server, role: str) -> str:
-    r = call(server, "POST", "/v1/tokens", body={"role": role, "name": f"t-{role}"})
+    """A new token of ``role`` (names are unique among valid tokens: one per call)."""
+    r = call(
+        server, "POST", "/v1/tokens", body={"role": role, "name": f"t-{role}-{uuid4().hex[:8]}"}
+    )
     assert r.status_code == 201, r.text
     value: str = r.json()["token"]
     return value
