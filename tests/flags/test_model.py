@@ -495,3 +495,15 @@ def test_a_json_file_is_read_too(tmp_path: Path) -> None:
     path = tmp_path / "flags.json"
     path.write_text(json.dumps({"flags": {"f": {"type": "boolean", "default_variant": "on"}}}))
     assert load_flag_set(path).compile().evaluate("f").value is True
+
+
+def test_a_number_flag_serves_one_json_number_kind_to_every_user() -> None:
+    def served(variants: dict[str, object]) -> list[str]:
+        rules = [{"when": {"attribute": "k", "op": "eq", "value": v}, "variant": v} for v in "bc"]
+        flag = {"type": "number", "variants": variants, "default_variant": "a", "rules": rules}
+        flags = validate_flag_set({"flags": {"n": flag}})
+        compiled = flags.compile()
+        return [json.dumps(compiled.evaluate("n", {"k": k}).value) for k in ("a", "b", "c")]
+
+    assert served({"a": 4, "b": 4.0, "c": 2.5}) == ["4.0", "4.0", "2.5"]  # all floats
+    assert served({"a": 4, "b": 8, "c": 16}) == ["4", "8", "16"]  # all integers

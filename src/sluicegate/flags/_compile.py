@@ -97,6 +97,16 @@ def _in_order(graph: Mapping[str, list[str]], what: str) -> list[str]:
 # --- flags ------------------------------------------------------------------------------------
 
 
+def one_number_kind(variants: Mapping[str, Any]) -> dict[str, Any]:
+    """A number flag serves one JSON number kind to every user: floats when any variant is
+    written as a float (``4``, ``4.0``, ``2.5`` → ``4.0``, ``4.0``, ``2.5``), else integers.
+    A typed client (OpenFeature's ``get_float``/``get_integer`` over OFREP) then gets the same
+    answer or the same type error for every user, never some of each."""
+    if any(type(v) is float for v in variants.values()):
+        return {k: float(v) if type(v) is int else v for k, v in variants.items()}
+    return dict(variants)
+
+
 class _FlagCompiler:
     """Builds the resolver of one flag; every Resolution is made here, once."""
 
@@ -104,6 +114,8 @@ class _FlagCompiler:
         self.key = key
         self.type = FlagType(spec["type"])
         self.variants: Mapping[str, Any] = spec["variants"]
+        if self.type is FlagType.NUMBER:
+            self.variants = one_number_kind(self.variants)
         self.default_variant: str = spec["default_variant"]
         if self.default_variant not in self.variants:
             raise ValueError(f"unknown default variant {self.default_variant!r}")

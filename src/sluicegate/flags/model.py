@@ -40,6 +40,7 @@ from pydantic import (
 
 from sluicegate.errors import Problem, SpecError
 from sluicegate.flags._checks import semantic_problems
+from sluicegate.flags._compile import one_number_kind
 from sluicegate.flags._load import load_text, read_file
 from sluicegate.flags._values import is_number, is_scalar, json_kind, parse_instant, parse_semver
 from sluicegate.spec import LocatedError, SpecModel, check, join_path
@@ -337,6 +338,8 @@ class Flag(_Model):
         if data.get("type") == "boolean" and "variants" not in data:
             data = {**data, "variants": {"on": True, "off": False}}
             data.setdefault("default_variant", "off")
+        if data.get("type") == "number" and isinstance(data.get("variants"), dict):
+            data = {**data, "variants": one_number_kind(data["variants"])}
         return data
 
 
