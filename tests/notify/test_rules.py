@@ -108,13 +108,16 @@ def test_a_signature_is_hmac_sha256_of_timestamp_dot_body() -> None:
         "sha256=b359aca471a76d908e046c23b6367555fdb372fb6e4cbf8d14568613b79a2c89"
     )
     signature = sign(secret, 1700000000, body)
-    assert verify(secret, "1700000000", body, signature)
+    assert verify(secret, "1700000000", body, signature, now=1700000000)
+    assert not verify(secret, "1700000000", body, signature)  # the current time: too old
+    assert verify(secret, "1700000000", body, signature, tolerance=None)  # replay on purpose
     assert verify(secret, 1700000000, body, signature, now=1700000299)
     assert not verify(secret, 1700000000, body, signature, now=1700000301)  # too old: replay
-    assert not verify(secret, "1700000001", body, signature)  # another timestamp
-    assert not verify(secret, "1700000000", b'{"id":2}', signature)  # another body
-    assert not verify("another-secret-0123", "1700000000", body, signature)
-    assert not verify(secret, "soon", body, signature)
+    at = {"now": 1700000000}
+    assert not verify(secret, "1700000001", body, signature, **at)  # another timestamp
+    assert not verify(secret, "1700000000", b'{"id":2}', signature, **at)  # another body
+    assert not verify("another-secret-0123", "1700000000", body, signature, **at)
+    assert not verify(secret, "soon", body, signature, **at)
 
 
 def test_urls_in_logs_lose_credentials_and_query() -> None:
@@ -168,6 +171,9 @@ def test_the_verification_snippet_in_the_docs_accepts_our_signatures_only() -> N
     assert callable(check)
     secret, body = "whsec_docs_example_0123", b'{"id":5,"kind":"alarm.state"}'
     now = int(time.time())
-    assert check(secret, body, str(now), sign(secret, now, body)) is True
-    assert check(secret, body + b" ", str(now), sign(secret, now, body)) is False
-    assert check(secret, body, str(now - 3600), sign(secret, now - 3600, body)) is False
+    # The same argument order as sluicegate.notify.verify, and the same answers.
+    assert check(secret, str(now), body, sign(secret, now, body)) is True
+    assert verify(secret, str(now), body, sign(secret, now, body)) is True
+    assert check(secret, str(now), body + b" ", sign(secret, now, body)) is False
+    assert check(secret, str(now - 3600), body, sign(secret, now - 3600, body)) is False
+    assert verify(secret, str(now - 3600), body, sign(secret, now - 3600, body)) is False

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 
 __all__ = ["SIGNATURE_PREFIX", "new_secret", "sign", "verify"]
 
@@ -29,16 +30,20 @@ def verify(
     signature: str,
     *,
     now: float | None = None,
-    tolerance: float = 300.0,
+    tolerance: float | None = 300.0,
 ) -> bool:
     """Whether ``signature`` is ours for this body and timestamp (compared in constant time)
-    and, when ``now`` is given, the timestamp is within ``tolerance`` seconds of it."""
+    and the timestamp is within ``tolerance`` seconds of ``now`` (default: the current
+    time), so a captured request cannot be replayed later. ``tolerance=None`` skips that
+    check (only for replaying stored deliveries on purpose)."""
     try:
         ts = int(timestamp)
     except (TypeError, ValueError):
         return False
-    if now is not None and abs(now - ts) > tolerance:
-        return False
+    if tolerance is not None:
+        current = time.time() if now is None else now  # a receiver's library default
+        if abs(current - ts) > tolerance:
+            return False
     return hmac.compare_digest(sign(secret, ts, body), signature)
 
 
