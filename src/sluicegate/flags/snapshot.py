@@ -3,8 +3,8 @@ compiled view that evaluates it (including a flag-set rollout in progress).
 
 A snapshot is plain JSON (``docs/agent.md``)::
 
-    {"env": "prod", "version": 7, "etag": "\\"7-r3-40\\"", "document": {...},
-     "rollout": null | {"id": "3", "from_version": 6, "to_version": 7, "percent": 40,
+    {"env": "prod", "version": 7, "etag": "\\"7-rfr-7a009f3c482d-40\\"", "document": {...},
+     "rollout": null | {"id": "fr-7a009f3c482d", "from_version": 6, "to_version": 7, "percent": 40,
                         "from_document": {...}}}
 
 ``document`` is the newest version (N+1 during a rollout); a rollout serves it to the users
