@@ -540,9 +540,17 @@ def test_healthy_status_follows_the_matcher(
 
 def test_health_check_timeout_above_interval_is_rejected() -> None:
     assert only_problem(health(interval="2s", timeout="3s")) == (
-        "target_groups[0].health_check",
-        "timeout must not exceed interval",
+        "target_groups[0].health_check.timeout",
+        "timeout (3s) must not exceed interval (2s)",
     )
+
+
+@pytest.mark.parametrize(("interval", "timeout"), [("1s", 1.0), ("500ms", 0.5), ("10s", 2.0)])
+def test_an_unset_health_check_timeout_is_at_most_the_interval(
+    interval: str, timeout: float
+) -> None:
+    config = parse_document(RouterConfig, health(interval=interval))
+    assert config.target_groups[0].health_check.timeout == timeout
 
 
 def test_health_check_timeout_equal_to_interval_is_accepted() -> None:

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator
 
 from sluicegate.errors import Problem
-from sluicegate.spec._duration import Duration
+from sluicegate.spec._duration import Duration, parse_duration
 from sluicegate.spec._errors import LocatedError
 from sluicegate.spec._model import SpecModel, check
 
@@ -243,6 +243,18 @@ class HealthCheckSpec(SpecModel):
     # Status codes that count as healthy, ALB-style: "200", "200-399", "200,204".
     matcher: str = "200-399"
 
+    @classmethod
+    def _prepare(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """An unset timeout is min(2 s, interval): ``{interval: 1s}`` alone is valid (the
+        default 2 s would exceed it, and the user never wrote a timeout)."""
+        if "timeout" in data or "interval" not in data:
+            return data
+        try:
+            interval = parse_duration(data["interval"])
+        except (TypeError, ValueError):
+            return data  # the interval's own problem is reported where it belongs
+        return {**data, "timeout": min(2.0, interval)}
+
     @field_validator("path")
     @classmethod
     def _path(cls, v: str) -> str:
@@ -266,7 +278,12 @@ class HealthCheckSpec(SpecModel):
         if self.interval <= 0 or self.timeout <= 0:
             return [Problem("", "interval and timeout must be above 0")]
         if self.timeout > self.interval:
-            return [Problem("", "timeout must not exceed interval")]
+            return [
+                Problem(
+                    "timeout",
+                    f"timeout ({self.timeout:g}s) must not exceed interval ({self.interval:g}s)",
+                )
+            ]
         return []
 
     def healthy_status(self, status: int) -> bool:
