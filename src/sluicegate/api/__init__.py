@@ -6,8 +6,6 @@ invalid input (with field paths), 404 unknown, 409 conflict, 401/403 auth, 503 t
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -19,15 +17,11 @@ from sluicegate.api._deployment_routes import router as deployment_router
 from sluicegate.api._event_routes import router as event_router
 from sluicegate.api._exposure_routes import router as exposure_router
 from sluicegate.api._flag_routes import router as flag_router
-from sluicegate.api._flag_sync_routes import (
-    STREAM_OPERATION,
-    STREAM_PATH,
-    SnapshotProvider,
-    add_flag_sync_routes,
-)
+from sluicegate.api._flag_sync_routes import SnapshotProvider, add_flag_sync_routes
 from sluicegate.api._handlers import install_error_handlers
 from sluicegate.api._health_routes import router as health_router
 from sluicegate.api._metrics_routes import router as metrics_router
+from sluicegate.api._openapi import install_openapi
 from sluicegate.api._service_routes import router as service_router
 from sluicegate.api._token_routes import router as token_router
 from sluicegate.api._webhook_routes import router as webhook_router
@@ -109,13 +103,5 @@ def create_app(
         app.add_middleware(_RefuseChangesWhilePaused, engines=engines)
 
     install_error_handlers(app)
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = FastAPI.openapi(app)
-            schema["paths"][STREAM_PATH] = STREAM_OPERATION  # a plain route: added by hand
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
+    install_openapi(app)
     return app

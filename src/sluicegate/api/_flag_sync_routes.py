@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 
 from sluicegate.api._auth import require_flag_reader
 from sluicegate.api._flag_stream import HEARTBEAT_SECONDS, SnapshotStreams
-from sluicegate.api._shapes import AUTH_ERRORS, errors
+from sluicegate.api._shapes import AUTH_ERRORS, errors, json_errors
 from sluicegate.flags.snapshot import Snapshot
 from sluicegate.flagservice.snapshots import ChangeSignal
 
@@ -75,15 +75,7 @@ STREAM_OPERATION: dict[str, Any] = {
                 "description": "An endless stream of snapshot events",
                 "content": {"text/event-stream": {"schema": {"type": "string"}}},
             },
-            **{
-                str(code): {
-                    "description": answer["description"],
-                    "content": {
-                        "application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}
-                    },
-                }
-                for code, answer in errors(401, 403, 503).items()
-            },
+            **{str(code): answer for code, answer in json_errors(401, 403, 503).items()},
         },
     }
 }

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
 from sluicegate.api._deps import Reader
-from sluicegate.api._shapes import errors
+from sluicegate.api._shapes import json_errors
 from sluicegate.engines import EngineHealth, EngineSupervisor
 
 __all__ = ["router"]
@@ -92,7 +92,7 @@ def healthz(request: Request) -> JSONResponse:
     response_class=PlainTextResponse,
     responses={
         200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
-        **errors(401, 403, 503),
+        **json_errors(401, 403, 503),
     },
 )
 def metrics(request: Request, caller: Reader) -> PlainTextResponse:

@@ -20,6 +20,7 @@ __all__ = [
     "ProblemOut",
     "described_as",
     "errors",
+    "json_errors",
     "non_negative_query",
 ]
 
@@ -68,6 +69,16 @@ _WHY = {
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     """``responses=`` for the given error statuses, each with :class:`ErrorBody`."""
     return {code: {"model": ErrorBody, "description": _WHY[code]} for code in codes}
+
+
+def json_errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """:func:`errors` spelled out as JSON, for routes whose own answer is not JSON (FastAPI
+    would describe their errors in the route's media type)."""
+    ref = {"$ref": "#/components/schemas/ErrorBody"}
+    return {
+        code: {"description": _WHY[code], "content": {"application/json": {"schema": ref}}}
+        for code in codes
+    }
 
 
 #: What every route behind a token may answer besides its own errors.
