@@ -298,7 +298,7 @@ class AlarmSpec(_Model):
                     f" evaluation_periods ({self.evaluation_periods})",
                 )
             )
-        span = self.period * self.evaluation_periods
+        span = int(self.period) * self.evaluation_periods  # exact: a float overflows
         limit = _MAX_SPAN_SHORT if self.period < 3600 else _MAX_SPAN_LONG
         if span > limit:
             problems.append(
