@@ -31,7 +31,7 @@ Reporter = Annotated[Caller, Depends(require_flag_reader)]
 MAX_COUNTS = 1000
 #: Evaluations of one (flag, variant) in one report: far above any agent's, far enough below
 #: 2**63 that the per-minute sums the store keeps cannot overflow.
-MAX_COUNT = 10**12
+MAX_COUNT = 10**9
 _NAME_LENGTH = 200
 
 

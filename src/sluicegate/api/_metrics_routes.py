@@ -12,7 +12,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from sluicegate.api._deps import Deployer, Reader, now_of, store_of
 from sluicegate.api._shapes import AUTH_ERRORS, INT64_MAX, described_as, errors
 from sluicegate.errors import Problem, SpecError
-from sluicegate.monitor._push_batch import MAX_DIMENSIONS, MAX_ENTRIES, MAX_VALUES, parse_batch
+from sluicegate.monitor._push_batch import (
+    MAX_COUNT,
+    MAX_DIMENSIONS,
+    MAX_ENTRIES,
+    MAX_VALUES,
+    parse_batch,
+)
 from sluicegate.monitor.rollups import rollup_datapoints
 from sluicegate.monitor.series import SeriesStore
 from sluicegate.spec import parse_statistic
@@ -26,7 +32,7 @@ MAX_DATAPOINTS = 1440
 class StatisticValues(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    sample_count: int = Field(ge=1)
+    sample_count: int = Field(ge=1, le=MAX_COUNT)
     sum: float
     minimum: float
     maximum: float
@@ -45,7 +51,9 @@ class MetricEntry(BaseModel):
     )
     value: float | None = None
     values: list[float] | None = Field(None, max_length=MAX_VALUES)
-    counts: list[int] | None = Field(None, max_length=MAX_VALUES)
+    counts: list[Annotated[int, Field(ge=0, le=MAX_COUNT)]] | None = Field(
+        None, max_length=MAX_VALUES
+    )
     statistic_values: StatisticValues | None = None
 
 
