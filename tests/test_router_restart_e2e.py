@@ -50,6 +50,8 @@ def test_a_killed_router_is_restarted_with_its_routes_and_the_guards_still_judge
             time.sleep(0.2)
         assert _router_pid(state) != old
         assert api.ok("GET", "/healthz")["engines"]["router-watch"]["ok"]
+        log = (tmp_path / "server.err").read_text()
+        assert "Traceback" not in log, log  # the restart re-adopted nothing twice
 
         stop = threading.Event()
 

@@ -24,7 +24,9 @@ from tests._support.server import Server, running_server
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with running_server(tmp_path_factory.mktemp("webhooks") / "state") as s:
+    with running_server(
+        tmp_path_factory.mktemp("webhooks") / "state", ["--allow-private-webhooks"]
+    ) as s:
         yield s
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 import uvicorn
 
 from sluicegate._heap import freeze_startup_heap
+from sluicegate._private import private_dir
 from sluicegate._startup import StateDirLock, StateWatch, bind_api_socket
 from sluicegate.api import create_app
 from sluicegate.clock import SystemClock
@@ -77,6 +78,7 @@ class ServerSettings:
         webhook_attempts: int = 12,
         router_flags_env: str = "prod",
         failure_bound: float = FAILURE_BOUND,
+        allow_private_webhooks: bool = False,
     ) -> None:
         self.state_dir = Path(state_dir)
         self.port = port
@@ -94,6 +96,7 @@ class ServerSettings:
         self.webhook_attempts = webhook_attempts
         self.router_flags_env = router_flags_env  # flag rules evaluate it; "" = none
         self.failure_bound = failure_bound  # a deployment failing to apply this long: FAILED
+        self.allow_private_webhooks = allow_private_webhooks
 
     def __repr__(self) -> str:  # never shows the Prometheus token
         return f"ServerSettings({self.state_dir!s}, port={self.port})"
@@ -108,7 +111,7 @@ async def serve(
     sock = bind_api_socket(settings.host, settings.port)  # before any side effect
     lock: StateDirLock | None = None
     try:
-        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.state_dir)  # secrets and logs inside: owner only
         lock = StateDirLock(settings.state_dir)
         lock.acquire()
         await _serve(settings, stop, announce, flag_alarms, sock)
@@ -180,6 +183,7 @@ async def _serve(
             clock,
             timeout=settings.webhook_timeout,
             policy=RetryPolicy(max_attempts=settings.webhook_attempts),
+            allow_private=settings.allow_private_webhooks,
         )
 
         async def watch_router() -> None:
@@ -237,8 +241,14 @@ async def _serve(
         )
         app.state.sources = sources
         # Long requests get 5 s to finish on shutdown; flag streams are ended before that.
+        # At most 1,024 requests in flight (more get 503 at once), idle keep-alive 5 s.
         config = uvicorn.Config(
-            app, log_level="warning", lifespan="off", timeout_graceful_shutdown=5
+            app,
+            log_level="warning",
+            lifespan="off",
+            timeout_graceful_shutdown=5,
+            limit_concurrency=1024,
+            timeout_keep_alive=5,
         )
         server = uvicorn.Server(config)
         engines.start()

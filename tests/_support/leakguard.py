@@ -179,6 +179,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     stash[_leftovers] = []
     inherited = os.environ.get(MARK_VAR)
     os.environ[MARK_VAR] = f"{inherited}:{run_id}" if inherited else run_id
+    # Replicas and hooks get an explicit environment; let the markers through on purpose.
+    passed = os.environ.get("SLUICE_PASS_ENV", "")
+    if "SLUICEGATE_TEST_*" not in passed.split():
+        os.environ["SLUICE_PASS_ENV"] = f"{passed} SLUICEGATE_TEST_*".strip()
 
 
 @pytest.hookimpl(wrapper=True)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -159,3 +161,25 @@ async def test_deleting_a_service_is_refused_mid_deployment_then_stops_it_and_cl
         await env.versions(1)  # the listener is closed
     deleted = env.store.events.list(subject="shop", kind="service.deleted")
     assert deleted[0].message == "service shop deleted; stopped v1"
+
+
+async def test_a_port_taken_after_the_deploy_check_fails_the_first_deployment_with_the_cause(
+    env: Env,
+) -> None:
+    ctl = await env.start()
+    slow_hook = {
+        "before_allow_traffic": [
+            {"command": [sys.executable, "-c", "import time; time.sleep(1.5)"]}
+        ]
+    }
+    await ctl.apply_service(shop(env.port, env.test_port, hooks=slow_hook), actor="test")
+    first = await ctl.deploy("shop", "v1", actor="test")
+    await env.until(first.id, lambda p: p == Phase.BEFORE_ALLOW_TRAFFIC)
+    with socket.socket() as squatter:  # another program takes the port meanwhile
+        squatter.bind(("127.0.0.1", env.port))
+        squatter.listen()
+        assert await env.until(first.id, lambda p: Phase(p).terminal) == "failed"
+    reason = env.store.deployments.get(first.id).state["reason"]
+    assert reason.startswith("the router refused the routes of shop: listener.port: ")
+    assert f"127.0.0.1:{env.port}" in reason
+    assert ctl.world.running("shop", "v1") == []

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from sluicegate.clock import ManualClock
+from sluicegate.errors import SpecError
 from sluicegate.notify import RetryPolicy, WebhookEngine, verify
+from sluicegate.notify._targets import check_target
 from sluicegate.store import Store
 from tests._support.receiver import Hang, Receiver
 
@@ -39,6 +41,7 @@ def receiver() -> Iterator[Receiver]:
 def engine(store: Store, clock: ManualClock, **kw: object) -> WebhookEngine:
     kw.setdefault("policy", RetryPolicy(max_attempts=5, base=1, cap=60))
     kw.setdefault("timeout", 30.0)  # receivers here answer at once; no timing in a verdict
+    kw.setdefault("allow_private", True)  # the receivers listen on 127.0.0.1
     return WebhookEngine(store, clock, **kw)  # type: ignore[arg-type]
 
 
@@ -133,7 +136,8 @@ def test_after_the_last_attempt_the_delivery_is_given_up_with_a_webhook_failed_e
     assert [r.answered for r in receiver.to("/down")] == [503, 503, 503]
     delivery = store.webhook_deliveries.list(failing.id)[0]
     assert (delivery.status, delivery.attempts, delivery.last_status) == ("failed", 3, 503)
-    assert delivery.last_error == "HTTP 503: failing on purpose: 503"
+    assert delivery.last_error == "HTTP 503"  # the status only: never the receiver's reply
+    assert "failing on purpose" not in str(store.events.list(limit=1000))
     (failed,) = store.events.list(kind="webhook.failed")
     assert failed.subject == failing.id
     assert failed.data["event_id"] == event.id and failed.data["attempts"] == 3
@@ -340,3 +344,44 @@ def test_the_loop_sends_a_webhooks_next_delivery_as_soon_as_one_ends(
         return [json.loads(r.body)["message"] for r in receiver.to("/hook")]
 
     assert asyncio.run(asyncio.wait_for(scenario(), 30)) == ["step 0", "step 1", "step 2"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/hook",
+        "http://2130706433/hook",  # 127.0.0.1 as one decimal number
+        "http://0x7f.1/hook",
+        "http://[::ffff:127.0.0.1]/hook",
+        "http://localhost/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "http://10.0.0.7/hook",
+        "http://[fd00:ec2::254]/hook",
+    ],
+)
+def test_a_target_on_this_host_or_a_private_network_is_refused_in_every_spelling(
+    url: str,
+) -> None:
+    with pytest.raises(SpecError) as err:
+        asyncio.run(check_target(url, allow_private=False))
+    assert err.value.problems[0].path == "url"
+    assert "--allow-private-webhooks" in err.value.problems[0].message
+    asyncio.run(check_target(url, allow_private=True))  # the operator allowed it
+
+
+def test_a_delivery_to_a_private_target_fails_its_attempt_without_sending(
+    store: Store, clock: ManualClock, receiver: Receiver
+) -> None:
+    hook = store.webhooks.create(receiver.url("/private"), ["alarm.*"], "s3cret")
+    store.events.append("alarm.state", "shop/high-5xx", "ALARM", actor="alarms")
+
+    async def scenario() -> None:
+        e = engine(store, clock, allow_private=False)
+        await step(e)
+        await e.close()
+
+    asyncio.run(scenario())
+    assert receiver.to("/private") == []
+    delivery = store.webhook_deliveries.list(hook.id)[0]
+    assert delivery.last_status is None
+    assert "a loopback address" in (delivery.last_error or "")

@@ -1,4 +1,5 @@
-"""The store imports only sluicegate.errors and sluicegate.clock from Sluicegate."""
+"""The store imports only sluicegate.errors, sluicegate.clock and sluicegate._private (file
+modes) from Sluicegate."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import sluicegate.store
 
-ALLOWED = {"sluicegate.errors", "sluicegate.clock"}
+ALLOWED = {"sluicegate.errors", "sluicegate.clock", "sluicegate._private"}
 
 
 def test_store_imports_nothing_above_it() -> None:

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from sluicegate.clock import ManualClock
-from sluicegate.errors import NotFoundError, SpecError
+from sluicegate.errors import ConflictError, NotFoundError, SpecError
 from sluicegate.store import Store, hash_token
 
 
@@ -92,3 +92,39 @@ def test_an_agent_token_needs_an_environment_and_only_agents_have_one(store: Sto
     with pytest.raises(SpecError):
         store.tokens.create("reader", "r", env="prod")
     assert store.tokens.list() == []
+
+
+def test_a_token_with_a_ttl_stops_working_when_it_expires(store: Store, clock: ManualClock) -> None:
+    token = store.tokens.create("reader", "ci-read", ttl=90 * 86400)
+    assert store.tokens.authenticate(token) is not None
+    clock.advance(90 * 86400 - 1)
+    assert store.tokens.verify(token) == "reader"
+    clock.advance(1)
+    assert store.tokens.authenticate(token) is None
+    assert store.tokens.verify(token) is None
+
+
+def test_narrow_roles_carry_their_scope(store: Store) -> None:
+    push = store.tokens.create("metrics", "app-shop", service="shop")
+    am = store.tokens.create("alertmanager", "am")
+    found = store.tokens.authenticate(push)
+    assert found is not None and (found.role, found.service, found.name) == (
+        "metrics",
+        "shop",
+        "app-shop",
+    )
+    assert store.tokens.verify(am) == "alertmanager"
+    with pytest.raises(SpecError, match="only metrics tokens have a service"):
+        store.tokens.create("reader", "r", service="shop")
+
+
+def test_names_are_unique_among_valid_tokens_and_revocable_by_name(store: Store) -> None:
+    first = store.tokens.create("deployer", "pipeline")
+    with pytest.raises(ConflictError, match="'pipeline' exists"):
+        store.tokens.create("reader", "pipeline")
+    revoked = store.tokens.revoke_named("pipeline")
+    assert revoked.revoked and store.tokens.authenticate(first) is None
+    second = store.tokens.create("deployer", "pipeline")  # the name is free again
+    assert store.tokens.authenticate(second) is not None
+    with pytest.raises(NotFoundError, match="no valid token named 'nobody'"):
+        store.tokens.revoke_named("nobody")

@@ -20,6 +20,7 @@ from sluicegate.api._flag_routes import router as flag_router
 from sluicegate.api._flag_sync_routes import SnapshotProvider, add_flag_sync_routes
 from sluicegate.api._handlers import install_error_handlers
 from sluicegate.api._health_routes import router as health_router
+from sluicegate.api._limits import DEFAULT_MAX_BODY, BodyLimit
 from sluicegate.api._metrics_routes import router as metrics_router
 from sluicegate.api._openapi import install_openapi
 from sluicegate.api._service_routes import router as service_router
@@ -63,6 +64,7 @@ def create_app(
     snapshots: SnapshotProvider | None = None,
     engines: EngineSupervisor | None = None,
     router_flags_env: str | None = None,
+    max_body: int = DEFAULT_MAX_BODY,
 ) -> FastAPI:
     """The API over the controller and store; ``series`` receives pushed metrics,
     ``engine`` (the alarm loop) takes forced alarm states, ``flags`` is the flag service
@@ -101,6 +103,7 @@ def create_app(
 
     if engines is not None:
         app.add_middleware(_RefuseChangesWhilePaused, engines=engines)
+    app.add_middleware(BodyLimit, max_body=max_body)  # outermost: before routing and auth
 
     install_error_handlers(app)
     install_openapi(app)

@@ -82,6 +82,12 @@ from sluicegate.cli._api import Api, api_options
     'pushed at start and on every change ("" to push none).',
 )
 @click.option(
+    "--allow-private-webhooks",
+    is_flag=True,
+    help="Let webhooks reach loopback, private and link-local addresses (this host, the "
+    "private network, cloud metadata). Off: such targets are refused.",
+)
+@click.option(
     "--give-up-after",
     default="60s",
     show_default=True,
@@ -104,6 +110,7 @@ def server(
     webhook_attempts: int,
     router_flags_env: str,
     give_up_after: str,
+    allow_private_webhooks: bool,
 ) -> None:
     """Run the embedded server: API, controller, alarm loop, flag rollouts, webhooks, router
     process and local compute. Guarding alarms (a service spec's `alarms:` and Alertmanager
@@ -151,6 +158,7 @@ def server(
             webhook_attempts=webhook_attempts,
             router_flags_env=router_flags_env,
             failure_bound=failure_bound,
+            allow_private_webhooks=allow_private_webhooks,
         )
     )
 

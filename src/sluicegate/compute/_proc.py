@@ -13,6 +13,8 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from sluicegate._private import open_append
+
 __all__ = ["Exit", "ProcStat", "describe_exit", "is_alive", "kill_group", "spawn", "stat"]
 
 
@@ -111,7 +113,7 @@ def spawn(
     """Start ``command`` in a new session (its own process group, so it outlives us and can be
     signalled as a group), stdout and stderr appended to ``log_path``; returns (pid,
     start_time). Raises OSError when the program cannot be run."""
-    with open(log_path, "ab", buffering=0) as log:
+    with open(open_append(log_path), "ab", buffering=0) as log:
         child = _Child(
             list(command),
             stdin=subprocess.DEVNULL,

@@ -126,7 +126,8 @@ class LocalSpec:
 
     ``command`` and the values of ``env`` may contain the placeholders ``{port}``,
     ``{revision}``, ``{replica}`` (the index, from 0) and ``{service}``; any other text in
-    braces is left alone. ``env`` is added to the control plane's environment.
+    braces is left alone. ``env`` is laid over a short allowlist of the control plane's
+    environment (``sluicegate._child_env``), never its whole environment.
     """
 
     command: Sequence[str]

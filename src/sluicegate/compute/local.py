@@ -31,6 +31,8 @@ from pathlib import Path
 
 import httpx
 
+from sluicegate._child_env import child_env
+from sluicegate._private import open_append
 from sluicegate.clock import Clock, SystemClock
 from sluicegate.compute import _http, _logfiles, _ports, _proc
 from sluicegate.compute._bound import Bound
@@ -434,7 +436,7 @@ class LocalCompute:
 
         spec = rev.spec
         command = [render(arg) for arg in spec.command]
-        env = {**os.environ, **{k: render(v) for k, v in spec.env.items()}}
+        env = child_env({k: render(v) for k, v in spec.env.items()})
         log_path = self._log_path(rev, index)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         _logfiles.rotate_if_large(log_path, self._log_max, self._log_backups)
@@ -469,7 +471,7 @@ class LocalCompute:
         when = _dt.datetime.fromtimestamp(self._clock.now(), tz=_dt.UTC)
         line = f"[sluicegate {when.isoformat(timespec='seconds')}] replica {replica.index}: "
         try:
-            with open(replica.log_path, "a", encoding="utf-8") as f:
+            with open(open_append(replica.log_path), "a", encoding="utf-8") as f:
                 f.write(line + message + "\n")
         except OSError as exc:
             log.warning("cannot write to %s: %s", replica.log_path, exc)

@@ -162,6 +162,8 @@ class World:
     async def adopt(self, service: str, revision: str, records: Sequence[Replica]) -> None:
         """After a restart: take the recorded replicas over, start the missing ones."""
         placement = self.place(self.spec_of(service), revision)
+        if placement.endpoints():
+            return  # supervised here already (recover after a router restart)
         adoption = await placement.adopt(records)
         for gone in adoption.gone:
             self.store.replicas.remove(gone.service, gone.revision, gone.index)

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from sluicegate._child_env import child_env
+
 __all__ = ["HookResult", "run_command_hook", "run_http_hook"]
 
 _OUTPUT_TAIL = 2000
@@ -53,7 +55,7 @@ async def run_command_hook(
         proc = await asyncio.create_subprocess_exec(
             *argv,
             cwd=cwd,
-            env={**os.environ, **env},
+            env=child_env(env),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,

@@ -37,7 +37,7 @@ import httpx
 
 from sluicegate import __version__
 from sluicegate.clock import Clock
-from sluicegate.errors import SluicegateError
+from sluicegate.errors import SluicegateError, SpecError
 from sluicegate.notify._rules import (
     FAILED_KIND,
     RetryPolicy,
@@ -46,6 +46,7 @@ from sluicegate.notify._rules import (
     redact,
     wants,
 )
+from sluicegate.notify._targets import check_target
 from sluicegate.notify.signing import sign
 from sluicegate.store import Delivery, Event, Store, Webhook
 
@@ -75,7 +76,11 @@ class WebhookEngine:
         concurrency: int = 16,
         per_webhook: int = 1,
         batch: int = 500,
+        allow_private: bool = False,
     ) -> None:
+        """``allow_private``: also deliver to loopback, private and link-local addresses
+        (``sluice server --allow-private-webhooks``); off, such a target fails its attempt."""
+        self.allow_private = allow_private
         self.store = store
         self.clock = clock
         self.policy = policy or RetryPolicy()
@@ -284,14 +289,18 @@ class WebhookEngine:
             "X-Sluicegate-Signature": sign(hook.secret, timestamp, body),
         }
         try:
+            await check_target(hook.url, self.allow_private)
+        except SpecError as exc:  # resolves to a private address now: not sent
+            return None, exc.problems[0].message
+        try:
             async with asyncio.timeout(self.timeout):
                 async with self._http().stream(
                     "POST", hook.url, content=body, headers=headers
                 ) as r:
-                    if 200 <= r.status_code < 300:
-                        return r.status_code, None
-                    text = await _head(r)
-                    return r.status_code, f"HTTP {r.status_code}" + (f": {text}" if text else "")
+                    # The status only: a receiver's answer is not ours to store or show.
+                    return r.status_code, None if 200 <= r.status_code < 300 else (
+                        f"HTTP {r.status_code}"
+                    )
         except TimeoutError:
             return None, f"no answer within {self.timeout:g}s"
         except httpx.HTTPError as exc:
@@ -306,16 +315,6 @@ class WebhookEngine:
                 timeout=self.timeout, limits=limits, follow_redirects=False
             )
         return self._client
-
-
-async def _head(response: httpx.Response) -> str:
-    """The start of a response body, decoded leniently (receivers' errors can be long)."""
-    data = b""
-    async for chunk in response.aiter_bytes():
-        data += chunk
-        if len(data) >= _MAX_ERROR:
-            break
-    return data[:_MAX_ERROR].decode(errors="replace").strip()
 
 
 def _event_json(e: Event) -> dict[str, Any]:

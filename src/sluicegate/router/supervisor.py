@@ -22,6 +22,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from sluicegate._private import open_append
 from sluicegate.errors import ConflictError, RouterUnavailableError
 from sluicegate.router.client import RouterClient
 
@@ -104,6 +105,14 @@ class RouterSupervisor:
     async def aclose(self) -> None:
         """Close the handle; the router process keeps running."""
         await self._client.aclose()
+        self._let_go()
+
+    def _let_go(self) -> None:
+        """Drop our Popen of the router: reap it if it died, else leave it running (it
+        outlives us by design, in its own session) without Popen warning that it runs."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.returncode = 0  # not ours to wait for any more
 
     async def ensure(self) -> RouterProcessInfo:
         """Adopt the recorded router if it is alive and answers, else start a new one."""
@@ -178,7 +187,7 @@ class RouterSupervisor:
             "SLUICE_ADMIN_TOKEN": self.token,
             "SLUICE_STICKY_SECRET": self.sticky_secret,
         }
-        log_file = open(self.dir / "router.log", "ab")  # noqa: SIM115 - handed to the child
+        log_file = open(open_append(self.dir / "router.log"), "ab")  # noqa: SIM115 - to the child
         try:
             proc = subprocess.Popen(
                 [
@@ -199,6 +208,7 @@ class RouterSupervisor:
             )
         finally:
             log_file.close()
+        self._let_go()  # a router that died before this one
         self._proc = proc
         start_time = process_start_time(proc.pid)
         info = RouterProcessInfo(proc.pid, start_time or 0, f"http://127.0.0.1:{port}", port)

@@ -31,7 +31,7 @@ __all__ = [
     "Webhook",
 ]
 
-Role = Literal["admin", "deployer", "reader", "agent"]
+Role = Literal["admin", "deployer", "reader", "agent", "metrics", "alertmanager"]
 
 
 @dataclass(frozen=True)
@@ -126,10 +126,16 @@ class Token:
     created_at: float
     revoked_at: float | None
     env: str | None = None  # the environment an agent token may read
+    service: str | None = None  # the one service a metrics token may push for
+    expires_at: float | None = None
 
     @property
     def revoked(self) -> bool:
         return self.revoked_at is not None
+
+    def valid_at(self, now: float) -> bool:
+        """Neither revoked nor expired at ``now``."""
+        return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
 
 
 @dataclass(frozen=True)

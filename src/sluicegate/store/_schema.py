@@ -50,9 +50,11 @@ VERSION_TABLE = "sluicegate_schema_version"
 #: States of a webhook delivery.
 DELIVERY_STATUSES = ("pending", "delivered", "failed")
 
-#: API roles, most powerful first.
-#: ``agent`` tokens are read-only and scoped to one environment's flags (``tokens.env``).
-ROLES = ("admin", "deployer", "reader", "agent")
+#: API roles, most powerful first. The last three are narrow credentials for one job each:
+#: ``agent`` reads one environment's flags (``tokens.env``) and reports its exposures,
+#: ``metrics`` pushes datapoints (optionally of one service, ``tokens.service``),
+#: ``alertmanager`` feeds the Alertmanager receiver.
+ROLES = ("admin", "deployer", "reader", "agent", "metrics", "alertmanager")
 
 #: An alarm's states (CloudWatch's).
 ALARM_STATES = ("OK", "ALARM", "INSUFFICIENT_DATA")
@@ -191,7 +193,12 @@ tokens = sa.Table(
     sa.Column("created_at", sa.Double(), nullable=False),
     sa.Column("revoked_at", sa.Double(), nullable=True),
     sa.Column("env", sa.String(200), nullable=True),  # agent tokens: the one env they read
-    sa.CheckConstraint("role IN ('admin', 'deployer', 'reader', 'agent')", name="role"),
+    sa.Column("service", sa.String(200), nullable=True),  # metrics tokens: one service only
+    sa.Column("expires_at", sa.Double(), nullable=True),
+    sa.CheckConstraint(
+        "role IN ('admin', 'deployer', 'reader', 'agent', 'metrics', 'alertmanager')",
+        name="role",
+    ),
 )
 
 router_state = sa.Table(

@@ -24,6 +24,7 @@ from typing import Self
 
 from sqlalchemy.engine import Connection, Engine
 
+from sluicegate._private import private_file
 from sluicegate.clock import Clock, SystemClock
 
 from ._base import Db
@@ -137,12 +138,16 @@ class Store(_Repositories):
         reached, :class:`~sluicegate.errors.ConflictError` when its schema is newer than
         this Sluicegate.
         """
-        engine = make_engine(to_url(url_or_path))
+        url = to_url(url_or_path)
+        engine = make_engine(url)
         try:
             upgrade(engine)
         except BaseException:
             engine.dispose()
             raise
+        if url.get_backend_name() == "sqlite" and url.database:
+            for suffix in ("", "-wal", "-shm"):  # token hashes, webhook secrets: owner only
+                private_file(Path(url.database + suffix))
         return cls(engine, clock or SystemClock())
 
     @property
