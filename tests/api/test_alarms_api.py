@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 import time
@@ -37,8 +38,11 @@ def call(
     )
 
 
+_serial = itertools.count(1)  # token names are unique among valid tokens
+
+
 def token(server: Server, role: str) -> str:
-    r = call(server, "POST", "/v1/tokens", body={"role": role, "name": f"t-{role}"})
+    r = call(server, "POST", "/v1/tokens", body={"role": role, "name": f"t-{role}-{next(_serial)}"})
     assert r.status_code == 201, r.text
     value: str = r.json()["token"]
     return value

@@ -47,7 +47,8 @@ def test_a_50_mb_unauthenticated_body_is_refused_413_before_it_is_read(tmp_path:
         assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
         assert b"larger than 1048576 bytes" in answer
         chunked = (b"PUT /v1/services/shop HTTP/1.1\r\nHost: x\r\n"
-                   b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")  # fmt: skip
+                   b"Content-Type: application/json\r\n"
+                   b"Transfer-Encoding: chunked\r\n\r\n")  # fmt: skip
         piece = b"100000\r\n" + b"x" * 0x100000 + b"\r\n"
         answer = _send(server.port, chunked, 50, piece)
         assert answer.startswith(b"HTTP/1.1 413"), answer[:200]

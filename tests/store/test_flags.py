@@ -263,7 +263,7 @@ def test_deleting_an_environment_takes_its_versions_and_rollouts_and_frees_its_n
         store.flags.delete_environment("nope")
 
 
-def test_an_environment_in_use_is_not_deleted(store: Store) -> None:
+def test_an_environment_in_use_is_not_deleted(store: Store, clock: ManualClock) -> None:
     store.flags.create_environment("prod")
     store.flags.append_version("prod", doc(1), actor="alice")
     r = rollout(store)
@@ -274,4 +274,8 @@ def test_an_environment_in_use_is_not_deleted(store: Store) -> None:
     with pytest.raises(ConflictError, match=r"read by 1 agent token \(edge-agent\); revoke"):
         store.flags.delete_environment("prod")
     store.tokens.revoke(store.tokens.list()[0].id)
+    store.tokens.create("agent", "old-agent", "prod", ttl=60)
+    with pytest.raises(ConflictError, match=r"old-agent"):
+        store.flags.delete_environment("prod")
+    clock.advance(61)  # an expired token reads nothing
     assert store.flags.delete_environment("prod") == 2

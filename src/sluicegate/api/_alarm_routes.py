@@ -8,14 +8,14 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from sluicegate.api._deps import Deployer, Reader, store_of
-from sluicegate.api._shapes import AUTH_ERRORS, errors
+from sluicegate.api._shapes import COMMON_ERRORS, errors
 from sluicegate.errors import TransientError
 from sluicegate.monitor.engine import AlarmEngine
 from sluicegate.store import Alarm as AlarmRecord
 
 __all__ = ["Alarm", "alarm_json", "router"]
 
-router = APIRouter(prefix="/v1", tags=["alarms"], responses=AUTH_ERRORS)
+router = APIRouter(prefix="/v1", tags=["alarms"], responses=COMMON_ERRORS)
 AlarmStateName = Literal["OK", "ALARM", "INSUFFICIENT_DATA"]
 
 

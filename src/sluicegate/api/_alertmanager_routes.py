@@ -16,13 +16,13 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from sluicegate.api._deps import Deployer
-from sluicegate.api._shapes import AUTH_ERRORS
+from sluicegate.api._shapes import COMMON_ERRORS
 from sluicegate.errors import NotFoundError, TransientError
 from sluicegate.monitor.alarms import AlarmState
 from sluicegate.monitor.engine import AlarmEngine
 from sluicegate.store import Store
 
-router = APIRouter(prefix="/v1", tags=["alarms"], responses=AUTH_ERRORS)
+router = APIRouter(prefix="/v1", tags=["alarms"], responses=COMMON_ERRORS)
 
 SERVICE_LABEL = "sluicegate_service"
 PREFIX = "alertmanager:"

@@ -15,14 +15,14 @@ from sluicegate.api._deploy_views import (
 )
 from sluicegate.api._deps import Deployer, Reader, ctl_of, store_of
 from sluicegate.api._service_routes import CommandName
-from sluicegate.api._shapes import AUTH_ERRORS, errors
+from sluicegate.api._shapes import COMMON_ERRORS, errors
 from sluicegate.deploy import Command
 from sluicegate.store import Deployment as DeploymentRecord
 from sluicegate.store import Store
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1", tags=["deployments"], responses=AUTH_ERRORS)
+router = APIRouter(prefix="/v1", tags=["deployments"], responses=COMMON_ERRORS)
 
 
 def _listed(

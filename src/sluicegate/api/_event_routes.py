@@ -8,11 +8,11 @@ from fastapi import APIRouter, Query, Request
 
 from sluicegate.api._deploy_views import EventOut, event_view
 from sluicegate.api._deps import Reader, store_of
-from sluicegate.api._shapes import AUTH_ERRORS, non_negative_query
+from sluicegate.api._shapes import COMMON_ERRORS, non_negative_query
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1", tags=["events"], responses=AUTH_ERRORS)
+router = APIRouter(prefix="/v1", tags=["events"], responses=COMMON_ERRORS)
 
 KIND_PATTERN = r"^(\*|[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*(\.\*)?)$"
 

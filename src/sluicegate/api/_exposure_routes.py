@@ -20,11 +20,11 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationInfo, fi
 
 from sluicegate.api._auth import Caller, require_flag_reader
 from sluicegate.api._deps import Reader, now_of, store_of
-from sluicegate.api._shapes import AUTH_ERRORS, INT64_MAX, errors
+from sluicegate.api._shapes import COMMON_ERRORS, INT64_MAX, errors
 
 __all__ = ["MAX_COUNT", "MAX_COUNTS", "router"]
 
-router = APIRouter(prefix="/v1/flags", tags=["flags"], responses=AUTH_ERRORS)
+router = APIRouter(prefix="/v1/flags", tags=["flags"], responses=COMMON_ERRORS)
 Reporter = Annotated[Caller, Depends(require_flag_reader)]
 
 #: (flag, variant) pairs in one report (the agent sends at most this many at a time).

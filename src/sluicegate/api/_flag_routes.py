@@ -33,7 +33,7 @@ from sluicegate.api._flag_models import (
     applied_json,
     env_json,
 )
-from sluicegate.api._shapes import AUTH_ERRORS, INT64_MAX, errors
+from sluicegate.api._shapes import COMMON_ERRORS, INT64_MAX, errors
 from sluicegate.errors import NotFoundError, Problem, SpecError
 from sluicegate.flags import flag_set_schema
 from sluicegate.flags.rollout import RolloutCommand
@@ -57,7 +57,7 @@ _CHANGE_ANSWERS: dict[int | str, dict[str, Any]] = {
         "model": FlagSetApplied,
         "headers": _ETAG_HEADER,
     },
-    **AUTH_ERRORS,
+    **COMMON_ERRORS,
     **errors(404, 409),
 }
 
@@ -95,14 +95,14 @@ def schema() -> dict[str, Any]:
     return flag_set_schema()
 
 
-@router.get("/envs", response_model=list[FlagEnv], responses=AUTH_ERRORS)
+@router.get("/envs", response_model=list[FlagEnv], responses=COMMON_ERRORS)
 def list_envs(request: Request, caller: Reader) -> list[dict[str, Any]]:
     service = _flags(request)
     return [env_json(service, e) for e in service.store.flags.environments()]
 
 
 @router.post(
-    "/envs", status_code=201, response_model=FlagEnv, responses={**AUTH_ERRORS, **errors(409)}
+    "/envs", status_code=201, response_model=FlagEnv, responses={**COMMON_ERRORS, **errors(409)}
 )
 def create_env(req: EnvRequest, request: Request, caller: Deployer) -> dict[str, Any]:
     service = _flags(request)
@@ -110,7 +110,7 @@ def create_env(req: EnvRequest, request: Request, caller: Deployer) -> dict[str,
 
 
 @router.delete(
-    "/envs/{env}", response_model=EnvDeleted, responses={**AUTH_ERRORS, **errors(404, 409)}
+    "/envs/{env}", response_model=EnvDeleted, responses={**COMMON_ERRORS, **errors(404, 409)}
 )
 def delete_env(env: str, request: Request, caller: Admin) -> dict[str, Any]:
     """Delete the environment with its versions and rollouts; refused (409) while it is in
@@ -119,7 +119,7 @@ def delete_env(env: str, request: Request, caller: Admin) -> dict[str, Any]:
     return {"env": env, "deleted": True}
 
 
-@router.get("/{env}", response_model=FlagSet, responses={**AUTH_ERRORS, **errors(404)})
+@router.get("/{env}", response_model=FlagSet, responses={**COMMON_ERRORS, **errors(404)})
 def get_flag_set(env: str, request: Request, response: Response, caller: Reader) -> dict[str, Any]:
     """The current version everyone is served (outside a rollout's share), and the rollout
     in progress if any: agents evaluate ``rollout.to_version`` for the users in its share."""
@@ -193,7 +193,7 @@ async def revert(
 @router.get(
     "/{env}/versions",
     response_model=list[VersionInfo],
-    responses={**AUTH_ERRORS, **errors(404)},
+    responses={**COMMON_ERRORS, **errors(404)},
 )
 def versions(
     env: str, request: Request, caller: Reader, limit: Annotated[int, Query(ge=1, le=1000)] = 50
@@ -205,7 +205,7 @@ def versions(
 @router.get(
     "/{env}/versions/{number}",
     response_model=FlagSetVersion,
-    responses={**AUTH_ERRORS, **errors(404)},
+    responses={**COMMON_ERRORS, **errors(404)},
 )
 def version(
     env: str,
@@ -224,7 +224,7 @@ def version(
     }
 
 
-@router.get("/{env}/diff", response_model=FlagSetDiff, responses={**AUTH_ERRORS, **errors(404)})
+@router.get("/{env}/diff", response_model=FlagSetDiff, responses={**COMMON_ERRORS, **errors(404)})
 def diff(
     env: str,
     request: Request,
@@ -246,7 +246,9 @@ def diff(
     }
 
 
-@router.post("/{env}/evaluate", response_model=Evaluation, responses={**AUTH_ERRORS, **errors(404)})
+@router.post(
+    "/{env}/evaluate", response_model=Evaluation, responses={**COMMON_ERRORS, **errors(404)}
+)
 def evaluate(env: str, req: EvaluateRequest, request: Request, caller: Reader) -> dict[str, Any]:
     """Evaluate a flag for a context server-side, as an agent would serve it."""
     return _flags(request).evaluate(
@@ -255,7 +257,7 @@ def evaluate(env: str, req: EvaluateRequest, request: Request, caller: Reader) -
 
 
 @router.get(
-    "/{env}/rollout", response_model=RolloutDetail, responses={**AUTH_ERRORS, **errors(404)}
+    "/{env}/rollout", response_model=RolloutDetail, responses={**COMMON_ERRORS, **errors(404)}
 )
 def rollout(env: str, request: Request, caller: Reader) -> dict[str, Any]:
     """The rollout in progress, else the newest one."""
@@ -274,7 +276,7 @@ def rollout(env: str, request: Request, caller: Reader) -> dict[str, Any]:
 
 
 @router.get(
-    "/{env}/rollouts", response_model=list[FlagRollout], responses={**AUTH_ERRORS, **errors(404)}
+    "/{env}/rollouts", response_model=list[FlagRollout], responses={**COMMON_ERRORS, **errors(404)}
 )
 def rollouts(
     env: str, request: Request, caller: Reader, limit: Annotated[int, Query(ge=1, le=1000)] = 20
@@ -288,7 +290,7 @@ def rollouts(
 @router.post(
     "/{env}/rollout/{command}",
     response_model=FlagRollout,
-    responses={**AUTH_ERRORS, **errors(404, 409)},
+    responses={**COMMON_ERRORS, **errors(404, 409)},
 )
 async def rollout_command(
     env: str, command: RolloutCommand, request: Request, caller: Deployer

@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 
 from sluicegate.api._auth import require_flag_reader
 from sluicegate.api._flag_stream import HEARTBEAT_SECONDS, SnapshotStreams
-from sluicegate.api._shapes import AUTH_ERRORS, errors, json_errors
+from sluicegate.api._shapes import COMMON_ERRORS, errors, json_errors
 from sluicegate.flags.snapshot import Snapshot
 from sluicegate.flagservice.snapshots import ChangeSignal
 
@@ -75,7 +75,7 @@ STREAM_OPERATION: dict[str, Any] = {
                 "description": "An endless stream of snapshot events",
                 "content": {"text/event-stream": {"schema": {"type": "string"}}},
             },
-            **{str(code): answer for code, answer in json_errors(401, 403, 503).items()},
+            **{str(code): answer for code, answer in json_errors(401, 403, 413, 503).items()},
         },
     }
 }
@@ -137,7 +137,7 @@ def add_flag_sync_routes(
     """Add the sync routes over ``provider`` to ``app``; they take a reader (or higher)
     token, or an agent token scoped to the path's env. Returns the stream fan-out."""
     router = APIRouter(
-        tags=["flag sync"], dependencies=[Depends(require_flag_reader)], responses=AUTH_ERRORS
+        tags=["flag sync"], dependencies=[Depends(require_flag_reader)], responses=COMMON_ERRORS
     )
 
     @router.get(

@@ -92,7 +92,7 @@ def healthz(request: Request) -> JSONResponse:
     response_class=PlainTextResponse,
     responses={
         200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
-        **json_errors(401, 403, 503),
+        **json_errors(401, 403, 413, 503),
     },
 )
 def metrics(request: Request, caller: Reader) -> PlainTextResponse:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Body, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from sluicegate.api._deps import Deployer, Reader, now_of, store_of
-from sluicegate.api._shapes import AUTH_ERRORS, INT64_MAX, described_as, errors
+from sluicegate.api._shapes import COMMON_ERRORS, INT64_MAX, described_as, errors
 from sluicegate.errors import Problem, SpecError
 from sluicegate.monitor._push_batch import (
     MAX_COUNT,
@@ -25,7 +25,7 @@ from sluicegate.spec import parse_statistic
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1", tags=["metrics"], responses=AUTH_ERRORS)
+router = APIRouter(prefix="/v1", tags=["metrics"], responses=COMMON_ERRORS)
 MAX_DATAPOINTS = 1440
 
 

@@ -15,7 +15,7 @@ from sluicegate.api._deploy_views import (
     deployment_view,
 )
 from sluicegate.api._deps import Deployer, Reader, ctl_of, store_of
-from sluicegate.api._shapes import AUTH_ERRORS, INT64_MAX, described_as, errors
+from sluicegate.api._shapes import COMMON_ERRORS, INT64_MAX, described_as, errors
 from sluicegate.deploy import Command, describe, plan_for
 from sluicegate.errors import ConflictError, Problem, SpecError
 from sluicegate.monitor._alarm_records import sync_alarms_in
@@ -24,7 +24,7 @@ from sluicegate.spec.service import DeploymentConfig, DeploymentSpec, ServiceSpe
 
 __all__ = ["CommandName", "router"]
 
-router = APIRouter(prefix="/v1", tags=["services"], responses=AUTH_ERRORS)
+router = APIRouter(prefix="/v1", tags=["services"], responses=COMMON_ERRORS)
 CommandName = Literal["promote", "promote_full", "rollback", "stop"]
 
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, GetPydanticSchema, TypeAdapte
 from pydantic_core import core_schema
 
 __all__ = [
-    "AUTH_ERRORS",
+    "COMMON_ERRORS",
     "INT64_MAX",
     "ErrorBody",
     "Int64",
@@ -60,6 +60,7 @@ _WHY = {
     403: "The token's role may not make this call.",
     404: "A named thing does not exist.",
     409: "The call contradicts the current state (an active deployment, a version moved on...).",
+    413: "The request body is larger than the server takes (sluice server --max-body).",
     422: "Invalid input: every problem, with the path of its field.",
     503: "Temporarily unable: the server paused changes (state dir or database gone), or a "
     "part it needs (the alarm loop, the router) is not running or not answering.",
@@ -82,7 +83,7 @@ def json_errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 #: What every route behind a token may answer besides its own errors.
-AUTH_ERRORS = errors(401, 403, 422, 503)
+COMMON_ERRORS = errors(401, 403, 413, 422, 503)
 
 
 def described_as(tp: Any) -> GetPydanticSchema:

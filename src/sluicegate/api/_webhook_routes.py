@@ -9,14 +9,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sluicegate.api._deps import Admin
 from sluicegate.api._deps import store_of as _store
-from sluicegate.api._shapes import AUTH_ERRORS, errors
+from sluicegate.api._shapes import COMMON_ERRORS, errors
 from sluicegate.errors import ConflictError, SpecError
 from sluicegate.notify import TEST_KIND, check_subscription, new_secret, redact
 from sluicegate.store import Delivery, Webhook
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], responses=AUTH_ERRORS)
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], responses=COMMON_ERRORS)
 DeliveryStatus = Literal["pending", "delivered", "failed"]
 
 

@@ -80,15 +80,21 @@ class FlagRepository(Repository):
     def delete_environment(self, name: str) -> int:
         """Delete an environment with its versions and rollouts; returns how many versions
         it had. :class:`NotFoundError` for an unknown one; :class:`ConflictError` while it
-        is in use: a rollout in progress, or unrevoked agent tokens that read it."""
+        is in use: a rollout in progress, or valid (unrevoked, unexpired) agent tokens that
+        read it."""
         with self._db.write() as conn:
             _lock_env(conn, name)
             active = _active_rollout_row(conn, name)
             if active is not None:
                 raise _rollout_in_progress(active)
+            now = self._clock.now()
             readers = conn.execute(
                 sa.select(tokens.c.name)
-                .where(tokens.c.env == name, tokens.c.revoked_at.is_(None))
+                .where(
+                    tokens.c.env == name,
+                    tokens.c.revoked_at.is_(None),
+                    sa.or_(tokens.c.expires_at.is_(None), tokens.c.expires_at > now),
+                )
                 .order_by(tokens.c.created_at, tokens.c.id)
             ).scalars()
             names = list(readers)
