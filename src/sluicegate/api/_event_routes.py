@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 
 from sluicegate.api._deploy_views import EventOut, event_view
 from sluicegate.api._deps import Reader, store_of
-from sluicegate.api._shapes import COMMON_ERRORS, non_negative_query
+from sluicegate.api._shapes import COMMON_ERRORS, INT64_MAX
 
 __all__ = ["router"]
 
@@ -21,7 +21,9 @@ KIND_PATTERN = r"^(\*|[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*(\.\*)?)$"
 def events(
     request: Request,
     caller: Reader,
-    since: Annotated[int, non_negative_query("only events whose id is larger")] = 0,
+    since: Annotated[
+        int, Query(ge=0, le=INT64_MAX, description="only events whose id is larger")
+    ] = 0,
     kind: Annotated[
         str | None,
         Query(

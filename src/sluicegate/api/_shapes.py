@@ -1,12 +1,11 @@
 """Shapes every route shares: the one error body, the error answers a route declares in the
-OpenAPI schema, and integers bounded to 64 bits (larger ones are 422, never a 500 from the
-database)."""
+OpenAPI schema, the 64-bit bound of integers (beyond it: 422, never a 500 from the
+database), and bodies described by a type the route validates itself."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field, GetPydanticSchema, TypeAdapter
 from pydantic_core import core_schema
 
@@ -14,27 +13,14 @@ __all__ = [
     "COMMON_ERRORS",
     "INT64_MAX",
     "ErrorBody",
-    "Int64",
-    "NonNegative",
-    "Positive",
     "ProblemOut",
     "described_as",
     "errors",
     "json_errors",
-    "non_negative_query",
 ]
 
+#: The largest integer the store holds (SQLite's and PostgreSQL's BIGINT are signed 64-bit).
 INT64_MAX = 2**63 - 1
-
-#: An integer the store can hold (SQLite and PostgreSQL BIGINT are signed 64-bit).
-Int64 = Annotated[int, Field(ge=-INT64_MAX - 1, le=INT64_MAX)]
-NonNegative = Annotated[int, Field(ge=0, le=INT64_MAX)]
-Positive = Annotated[int, Field(ge=1, le=INT64_MAX)]
-
-
-def non_negative_query(description: str | None = None) -> Any:
-    """A query parameter holding a 64-bit integer >= 0."""
-    return Query(ge=0, le=INT64_MAX, description=description)
 
 
 class ProblemOut(BaseModel):
