@@ -212,8 +212,10 @@ class Evaluation(BaseModel):
     error_code: str | None
     error_message: str | None
     flag_metadata: dict[str, Any]
-    steps: list[ExplainStep] | None = Field(None, description="with explain: how it was decided")
-    text: str | None = Field(None, description="with explain: the same, for a person")
+    steps: list[ExplainStep] | None = Field(
+        None, description="with explain (else absent): how it was decided"
+    )
+    text: str | None = Field(None, description="with explain (else absent): the same, for a person")
 
 
 class EnvDeleted(BaseModel):

@@ -247,7 +247,10 @@ def diff(
 
 
 @router.post(
-    "/{env}/evaluate", response_model=Evaluation, responses={**COMMON_ERRORS, **errors(404)}
+    "/{env}/evaluate",
+    response_model=Evaluation,
+    response_model_exclude_unset=True,  # steps and text only with explain
+    responses={**COMMON_ERRORS, **errors(404)},
 )
 def evaluate(env: str, req: EvaluateRequest, request: Request, caller: Reader) -> dict[str, Any]:
     """Evaluate a flag for a context server-side, as an agent would serve it."""
