@@ -269,7 +269,7 @@ def test_a_command_that_does_not_exist_fails_at_once_with_its_cause_in_events_an
     dep = api.until(api.deploy("ghost", "v1"), {"failed"}, timeout=20)
     assert time.monotonic() - started < 15  # not the 60 s health timeout
     cause = "cannot run '/nonexistent/bin/shop': [Errno 2] No such file or directory"
-    assert cause in dep["state"]["reason"]
+    assert cause in dep["reason"]
     failed = [e for e in dep["events"] if e["kind"] == "deployment.green_failed"]
     assert len(failed) == 1 and cause in failed[0]["message"]
     logs = api.ok("GET", "/services/ghost/logs?revision=v1")["logs"]
@@ -292,8 +292,8 @@ def test_a_command_that_crashes_at_once_fails_when_compute_gives_up_with_its_las
     started = time.monotonic()
     dep = api.until(api.deploy("crasher", "v1"), {"failed"}, timeout=40)
     assert time.monotonic() - started < 30  # the restarts' back-off, not the 60 s timeout
-    assert "crashed 5 times in a row, gave up" in dep["state"]["reason"]
-    assert "exited with code 3" in dep["state"]["reason"]
+    assert "crashed 5 times in a row, gave up" in dep["reason"]
+    assert "exited with code 3" in dep["reason"]
     failed = next(e for e in dep["events"] if e["kind"] == "deployment.green_failed")
     assert any("boom: no config at" in line for line in failed["data"]["logs"])
 
@@ -360,7 +360,7 @@ def test_a_deployment_whose_state_makes_its_tick_raise_harms_no_one_and_is_given
     retrying = next(e for e in api.events(dep) if e["kind"] == "deployment.retrying")
     assert "internal error: TypeError" in retrying["message"]
     ended = api.until(dep, {"failed"}, timeout=15)  # given up after --give-up-after 3s
-    assert "kept failing" in ended["state"]["reason"]
+    assert "kept failing" in ended["reason"]
     assert versions(port) == {"v1"}  # traffic back on blue
     health = api.ok("GET", "/healthz")
     assert health["engines"]["deploy"]["ok"] is True
@@ -414,7 +414,7 @@ def test_a_rollback_accepted_just_before_a_crash_is_applied_after_the_restart(en
     env.server.kill()  # SIGKILL, within milliseconds of the 202
     env.server.start()
     ended = api.until(dep, {"rolled_back"}, timeout=20)
-    assert ended["state"]["reason"] == "rolled back by admin"
+    assert ended["reason"] == "rolled back by admin"
     assert versions(port) == {"v1"}
     with contextlib.closing(sqlite3.connect(env.state / "sluicegate.db")) as db:
         pending = db.execute(

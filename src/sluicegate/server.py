@@ -225,6 +225,7 @@ async def _serve(
             engine=alarm_engine,
             flags=flags,
             engines=engines,
+            router_flags_env=settings.router_flags_env,
         )
         app.state.sources = sources
         # Long requests get 5 s to finish on shutdown; flag streams are ended before that.

@@ -342,3 +342,60 @@ def test_the_schema_is_published(server: Server) -> None:
     schema = call(server, "GET", "/v1/flags/schema").json()
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert "flags" in schema["properties"]
+
+
+def test_an_environment_is_deleted_with_its_versions_and_its_name_is_free_again(
+    server: Server, tokens: dict[str, str]
+) -> None:
+    new_env(server, tokens, "gone")
+    put = call(server, "PUT", "/v1/flags/gone", tokens["deployer"], {"document": flag_set("old")})
+    assert put.status_code == 201
+    ctx = {"key": "checkout", "context": {"targetingKey": "u1"}}
+    assert (
+        call(server, "POST", "/v1/flags/gone/evaluate", tokens["reader"], ctx).json()["value"]
+        == "old"
+    )
+    assert call(server, "DELETE", "/v1/flags/envs/gone", tokens["deployer"]).status_code == 403
+    r = call(server, "DELETE", "/v1/flags/envs/gone", tokens["admin"])
+    assert r.status_code == 200 and r.json() == {"env": "gone", "deleted": True}
+    assert call(server, "GET", "/v1/flags/gone", tokens["reader"]).status_code == 404
+    assert call(server, "DELETE", "/v1/flags/envs/gone", tokens["admin"]).status_code == 404
+    events = call(
+        server, "GET", "/v1/events", tokens["reader"], params={"kind": "flags.env_deleted"}
+    ).json()
+    assert [(e["subject"], e["actor"], e["data"]) for e in events] == [
+        ("flags/gone", "admin", {"env": "gone", "versions": 1})
+    ]
+    # a new environment of the same name starts over: its version 1 is its own
+    new_env(server, tokens, "gone")
+    put = call(server, "PUT", "/v1/flags/gone", tokens["deployer"], {"document": flag_set("new")})
+    assert put.json()["version"] == 1
+    assert (
+        call(server, "POST", "/v1/flags/gone/evaluate", tokens["reader"], ctx).json()["value"]
+        == "new"
+    )
+
+
+def test_an_environment_in_use_is_not_deleted(server: Server, tokens: dict[str, str]) -> None:
+    admin = tokens["admin"]
+    new_env(server, tokens, "prod")  # the router's flag env (sluice server --router-flags-env)
+    r = call(server, "DELETE", "/v1/flags/envs/prod", admin)
+    assert r.status_code == 409 and "--router-flags-env" in r.json()["error"]
+    new_env(server, tokens, "busy")
+    call(server, "PUT", "/v1/flags/busy", tokens["deployer"], {"document": flag_set("old")})
+    slow = {"strategy": {"steps": [{"weight": 10, "pause": "10m"}]}}
+    r = call(
+        server,
+        "PUT",
+        "/v1/flags/busy",
+        tokens["deployer"],
+        {"document": flag_set("new"), "rollout": slow},
+    )
+    assert r.status_code == 201 and r.json()["rollout"]["active"]
+    r = call(server, "DELETE", "/v1/flags/envs/busy", admin)
+    assert r.status_code == 409 and "in progress" in r.json()["error"]
+    call(server, "POST", "/v1/flags/busy/rollout/stop", tokens["deployer"])
+    call(server, "POST", "/v1/tokens", admin, {"role": "agent", "env": "busy", "name": "edge"})
+    r = call(server, "DELETE", "/v1/flags/envs/busy", admin)
+    assert r.status_code == 409 and "agent token (edge)" in r.json()["error"]
+    assert call(server, "GET", "/v1/flags/busy", tokens["reader"]).json()["version"] == 1

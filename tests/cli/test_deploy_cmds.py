@@ -150,3 +150,25 @@ def test_watching_an_unknown_deployment_exits_2(server: Server) -> None:
     out = sluice(server, "deployments", "get", "no-such-deployment", "--watch")
     assert out.returncode == 2, out.stderr + out.stdout
     assert "no-such-deployment" in out.stderr
+
+
+def test_rollback_by_service_name_reaches_its_active_deployment(
+    server: Server, tmp_path: Path
+) -> None:
+    apply(
+        server, tmp_path, "byname", config={"steps": [{"weight": 10}, {"pause": "until_promoted"}]}
+    )
+    server.wait_phase(deploy_id(server.cli("deploy", "byname", "-r", "v1")), {"succeeded"})
+    dep = deploy_id(server.cli("deploy", "byname", "-r", "v2"))
+    server.wait_phase(dep, {"paused_until_promoted"})
+    out = sluice(server, "deployments", "get", dep)
+    assert out.returncode == 0, out.stderr
+    assert "10% green" in out.stdout and "2 of 3 (Custom steps)" in out.stdout, out.stdout
+    said = server.cli("rollback", "byname")
+    assert said.strip() == f"rollback requested for byname (deployment {dep})"
+    assert server.wait_phase(dep, {"rolled_back"})["reason"] == "rolled back by admin"
+    nothing = sluice(server, "stop", "byname")
+    assert nothing.returncode == 2 and "no active deployment" in nothing.stderr
+    events = sluice(server, "events", "--service", "byname", "--kind", "deployment.rolled_back")
+    assert dep in events.stdout and "deployment.rolled_back" in events.stdout, events.stdout
+    assert "service.applied" not in events.stdout

@@ -275,6 +275,29 @@ def test_batch_limits_are_enforced() -> None:
     )
 
 
+def test_counts_that_would_overflow_the_stored_rollups_are_refused() -> None:
+    found = problems(
+        {
+            "metrics": [
+                {"name": "a", "values": [1, 2], "counts": [10**9, 10**20]},
+                {
+                    "name": "b",
+                    "statistic_values": {
+                        "sample_count": 1e300,
+                        "sum": 1e300,
+                        "minimum": 1,
+                        "maximum": 1,
+                    },
+                },
+            ]
+        }
+    )
+    assert found == {
+        "metrics[0].counts[1]": "must be at most 1,000,000,000",
+        "metrics[1].statistic_values.sample_count": "must be at most 1,000,000,000",
+    }
+
+
 def test_pushes_to_the_same_second_merge_their_values_and_buckets() -> None:
     store = SeriesStore()
     store.put([obs(T0, 1.0), obs(T0, 1.0)], now=T0)  # one bucket, twice

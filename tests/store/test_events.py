@@ -99,3 +99,47 @@ def test_commit_listeners_hear_each_committed_write_after_it_is_visible(store: S
     remove()
     store.events.append("e", "s", "unheard")
     assert seen == [first.id, second.id]  # the listener read what had just committed
+
+
+def test_a_query_gives_the_newest_matches_after_an_id_oldest_first(store: Store) -> None:
+    ids = [store.events.append("deployment.step", "d-1", str(i)).id for i in range(6)]
+    assert [e.id for e in store.events.query(limit=3)] == ids[3:]
+    assert [e.id for e in store.events.query(after_id=ids[1], limit=2)] == ids[4:]
+    assert [e.id for e in store.events.query(after_id=ids[1], limit=100)] == ids[2:]
+    assert store.events.query(after_id=ids[-1]) == []
+
+
+def test_a_query_matches_a_kind_exactly_or_by_prefix(store: Store) -> None:
+    for kind in ("deployment.created", "deployment.step", "deploymentXstep", "flags.version"):
+        store.events.append(kind, "s", kind)
+    store.events.append("flags_x.version", "s", "an underscore is not a wildcard")
+
+    def kinds(pattern: str) -> list[str]:
+        return [e.kind for e in store.events.query(kind=pattern)]
+
+    assert kinds("deployment.step") == ["deployment.step"]
+    assert kinds("deployment.*") == ["deployment.created", "deployment.step"]
+    assert kinds("flags_.*") == []
+    assert kinds("flags_x.*") == ["flags_x.version"]
+    assert len(kinds("*")) == 5
+
+
+def test_a_query_by_service_includes_its_deployments_events(store: Store) -> None:
+    store.services.put("shop", {"service": "shop"})
+    store.services.put("cart", {"service": "cart"})
+    dep = store.deployments.create(
+        "shop", "v1", config={}, state={}, phase="provisioning", status="in_progress"
+    )
+    other = store.deployments.create(
+        "cart", "v1", config={}, state={}, phase="provisioning", status="in_progress"
+    )
+    store.events.append("service.applied", "shop", "shop applied")
+    store.events.append("deployment.created", dep.id, "shop's deployment")
+    store.events.append("deployment.created", other.id, "cart's deployment")
+    store.events.append("service.applied", "cart", "cart applied")
+    found = store.events.query(service="shop")
+    assert [e.message for e in found] == ["shop applied", "shop's deployment"]
+    assert [e.message for e in store.events.query(service="shop", kind="deployment.*")] == [
+        "shop's deployment"
+    ]
+    assert [e.message for e in store.events.query(subject=other.id)] == ["cart's deployment"]

@@ -239,3 +239,43 @@ def test_concurrent_editors_without_expected_versions_get_distinct_numbers(store
     results = _race(store, 6, expected=None)
     assert sorted(r for r in results if isinstance(r, int)) == [1, 2, 3, 4, 5, 6]
     assert store.flags.environment("prod").current_version == 6
+
+
+def test_deleting_an_environment_takes_its_versions_and_rollouts_and_frees_its_name(
+    store: Store,
+) -> None:
+    store.flags.create_environment("prod")
+    store.flags.create_environment("staging")
+    store.flags.append_version("prod", doc(1), actor="alice")
+    store.flags.append_version("staging", doc(1), actor="alice")
+    r = rollout(store)
+    store.flag_rollouts.update(r.id, r.version, state={}, phase="completed", active=False)
+    assert store.flags.delete_environment("prod") == 2
+    with pytest.raises(NotFoundError):
+        store.flags.environment("prod")
+    with pytest.raises(NotFoundError):
+        store.flag_rollouts.get(r.id)
+    assert [e.name for e in store.flags.environments()] == ["staging"]
+    assert store.flags.version("staging", 1).document == doc(1)  # the other one is untouched
+    store.flags.create_environment("prod")
+    assert store.flags.append_version("prod", doc(7), actor="bob").version == 1
+    with pytest.raises(NotFoundError, match="'nope' not found"):
+        store.flags.delete_environment("nope")
+
+
+def test_an_environment_in_use_is_not_deleted(store: Store, clock: ManualClock) -> None:
+    store.flags.create_environment("prod")
+    store.flags.append_version("prod", doc(1), actor="alice")
+    r = rollout(store)
+    with pytest.raises(ConflictError, match="in progress"):
+        store.flags.delete_environment("prod")
+    store.flag_rollouts.update(r.id, r.version, state={}, phase="stopped", active=False)
+    store.tokens.create("agent", "edge-agent", "prod")
+    with pytest.raises(ConflictError, match=r"read by 1 agent token \(edge-agent\); revoke"):
+        store.flags.delete_environment("prod")
+    store.tokens.revoke(store.tokens.list()[0].id)
+    store.tokens.create("agent", "old-agent", "prod", ttl=60)
+    with pytest.raises(ConflictError, match=r"old-agent"):
+        store.flags.delete_environment("prod")
+    clock.advance(61)  # an expired token reads nothing
+    assert store.flags.delete_environment("prod") == 2

@@ -6,38 +6,32 @@ invalid input (with field paths), 404 unknown, 409 conflict, 401/403 auth, 503 t
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sluicegate import __version__
 from sluicegate.api._alarm_routes import router as alarm_router
 from sluicegate.api._alertmanager_routes import router as alertmanager_router
+from sluicegate.api._deployment_routes import router as deployment_router
+from sluicegate.api._event_routes import router as event_router
 from sluicegate.api._exposure_routes import router as exposure_router
 from sluicegate.api._flag_routes import router as flag_router
 from sluicegate.api._flag_sync_routes import SnapshotProvider, add_flag_sync_routes
+from sluicegate.api._handlers import install_error_handlers
 from sluicegate.api._health_routes import router as health_router
 from sluicegate.api._limits import DEFAULT_MAX_BODY, BodyLimit
 from sluicegate.api._metrics_routes import router as metrics_router
-from sluicegate.api._routes import router
+from sluicegate.api._openapi import install_openapi
+from sluicegate.api._service_routes import router as service_router
+from sluicegate.api._token_routes import router as token_router
 from sluicegate.api._webhook_routes import router as webhook_router
 from sluicegate.deploy.controller import Controller
 from sluicegate.engines import EngineSupervisor
-from sluicegate.errors import (
-    AuthError,
-    ConflictError,
-    NotFoundError,
-    SluicegateError,
-    SpecError,
-    TransientError,
-)
 from sluicegate.flagservice import FlagService
 from sluicegate.flagservice.snapshots import StoreSnapshotProvider
 from sluicegate.monitor.engine import AlarmEngine
 from sluicegate.monitor.series import SeriesStore
-from sluicegate.spec._errors import dotted_path
 from sluicegate.store import Store
 
 __all__ = ["create_app"]
@@ -69,6 +63,7 @@ def create_app(
     flags: FlagService | None = None,
     snapshots: SnapshotProvider | None = None,
     engines: EngineSupervisor | None = None,
+    router_flags_env: str | None = None,
     max_body: int = DEFAULT_MAX_BODY,
 ) -> FastAPI:
     """The API over the controller and store; ``series`` receives pushed metrics,
@@ -76,7 +71,8 @@ def create_app(
     (without one, a service whose rollouts only advance if someone runs its engine),
     ``snapshots`` feeds agents and SDKs (default: read from the flag store), ``engines``
     (the server's supervisor) answers health; while it is paused, every change is refused
-    with 503 and the reason."""
+    with 503 and the reason. ``router_flags_env`` is the flag environment the router's flag
+    rules evaluate: it cannot be deleted."""
     app = FastAPI(
         title="Sluicegate",
         version=__version__,
@@ -90,8 +86,12 @@ def create_app(
     app.state.engine = engine
     app.state.flags = flags if flags is not None else FlagService(store, controller.clock)
     app.state.engines = engines
+    app.state.router_flags_env = router_flags_env or None
     app.include_router(health_router)
-    app.include_router(router)
+    app.include_router(service_router)
+    app.include_router(deployment_router)
+    app.include_router(event_router)
+    app.include_router(token_router)
     app.include_router(metrics_router)
     app.include_router(alarm_router)
     app.include_router(alertmanager_router)
@@ -105,36 +105,6 @@ def create_app(
         app.add_middleware(_RefuseChangesWhilePaused, engines=engines)
     app.add_middleware(BodyLimit, max_body=max_body)  # outermost: before routing and auth
 
-    @app.exception_handler(SluicegateError)
-    async def _sluicegate_error(request: Request, exc: SluicegateError) -> JSONResponse:
-        status = 400
-        body: dict[str, object] = {"error": str(exc)}
-        if isinstance(exc, SpecError):
-            status = 422
-            body = {
-                "error": "invalid input",
-                "problems": [{"path": p.path, "message": p.message} for p in exc.problems],
-            }
-        elif isinstance(exc, NotFoundError):
-            status = 404
-        elif isinstance(exc, ConflictError):
-            status = 409
-        elif isinstance(exc, AuthError):
-            status = 401
-        elif isinstance(exc, TransientError):
-            status = 503
-        return JSONResponse(body, status_code=status)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [
-            {"path": dotted_path([p for p in e["loc"] if p != "body"]), "message": e["msg"]}
-            for e in exc.errors()
-        ]
-        return JSONResponse({"error": "invalid input", "problems": problems}, status_code=422)
-
+    install_error_handlers(app)
+    install_openapi(app)
     return app

@@ -12,17 +12,17 @@ from __future__ import annotations
 import hashlib
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from sluicegate.api._auth import Caller, require
+from sluicegate.api._deps import Deployer
+from sluicegate.api._shapes import COMMON_ERRORS
 from sluicegate.errors import NotFoundError, TransientError
 from sluicegate.monitor.alarms import AlarmState
 from sluicegate.monitor.engine import AlarmEngine
 from sluicegate.store import Store
 
-router = APIRouter(prefix="/v1")
-Deployer = Annotated[Caller, Depends(require("deployer"))]
+router = APIRouter(prefix="/v1", tags=["alarms"], responses=COMMON_ERRORS)
 
 SERVICE_LABEL = "sluicegate_service"
 PREFIX = "alertmanager:"
@@ -46,7 +46,22 @@ class AmPayload(_Loose):
     alerts: Annotated[list[AmAlert], Field(max_length=10_000)]
 
 
-@router.post("/alertmanager")
+class AppliedAlert(BaseModel):
+    alarm: str = Field(description="the external alarm, service/alertmanager:<alertname>")
+    state: Literal["OK", "ALARM", "INSUFFICIENT_DATA"]
+
+
+class IgnoredAlert(BaseModel):
+    alert: str
+    why: str
+
+
+class AlertmanagerResult(BaseModel):
+    applied: list[AppliedAlert]
+    ignored: list[IgnoredAlert]
+
+
+@router.post("/alertmanager", response_model=AlertmanagerResult)
 def alertmanager(payload: AmPayload, request: Request, caller: Deployer) -> dict[str, Any]:
     """Apply a webhook's alerts to the services' external alarms."""
     engine: AlarmEngine | None = request.app.state.engine

@@ -18,17 +18,20 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationInfo, field_validator
 
-from sluicegate.api._auth import Caller, require, require_flag_reader
-from sluicegate.api._routes import _now, _store
+from sluicegate.api._auth import Caller, require_flag_reader
+from sluicegate.api._deps import Reader, now_of, store_of
+from sluicegate.api._shapes import COMMON_ERRORS, INT64_MAX, errors
 
-__all__ = ["MAX_COUNTS", "router"]
+__all__ = ["MAX_COUNT", "MAX_COUNTS", "router"]
 
-router = APIRouter(prefix="/v1/flags", tags=["flags"])
-Reader = Annotated[Caller, Depends(require("reader"))]
+router = APIRouter(prefix="/v1/flags", tags=["flags"], responses=COMMON_ERRORS)
 Reporter = Annotated[Caller, Depends(require_flag_reader)]
 
 #: (flag, variant) pairs in one report (the agent sends at most this many at a time).
 MAX_COUNTS = 1000
+#: Evaluations of one (flag, variant) in one report: far above any agent's, far enough below
+#: 2**63 that the per-minute sums the store keeps cannot overflow.
+MAX_COUNT = 10**9
 _NAME_LENGTH = 200
 
 
@@ -39,7 +42,7 @@ class ExposureCount(BaseModel):
     variant: Annotated[
         str, Field(max_length=_NAME_LENGTH, description="the variant, or error:CODE for a failure")
     ]
-    count: Annotated[StrictInt, Field(ge=0)]
+    count: Annotated[StrictInt, Field(ge=0, le=MAX_COUNT)]
 
 
 class ExposureReport(BaseModel):
@@ -52,7 +55,8 @@ class ExposureReport(BaseModel):
         str | None, Field(min_length=1, max_length=64, description="the agent process")
     ] = None
     seq: Annotated[
-        StrictInt | None, Field(ge=1, description="the instance's report number, from 1")
+        StrictInt | None,
+        Field(ge=1, le=INT64_MAX, description="the instance's report number, from 1"),
     ] = None
     start: Annotated[float, Field(ge=0)]
     end: Annotated[float, Field(ge=0)]
@@ -81,14 +85,51 @@ class ExposureReport(BaseModel):
         return v
 
 
-@router.post("/{env}/exposures", summary="Report flag evaluations (agents)")
+class ExposureStored(BaseModel):
+    env: str
+    minute: int = Field(description="the minute (its start, epoch seconds) the counts went to")
+    stored: bool = Field(description="false: this instance's report seq was stored before")
+    evaluations: int = Field(description="evaluations added")
+
+
+class VariantTotal(BaseModel):
+    flag: str
+    variant: str = Field(description="the variant, or error:CODE for a failure")
+    count: int
+    last_minute: int = Field(description="the newest minute it was seen in (epoch seconds)")
+
+
+class ExposureAgent(BaseModel):
+    agent: str
+    instance: str
+    reports: int = Field(description="the newest report number of the instance")
+    first_seen: float
+    last_seen: float
+
+
+class Exposures(BaseModel):
+    env: str
+    flag: str | None
+    since: int = Field(description="the first minute counted (epoch seconds)")
+    now: float
+    evaluations: int
+    variants: list[VariantTotal]
+    agents: list[ExposureAgent] = Field(description="the agents that reported in the range")
+
+
+@router.post(
+    "/{env}/exposures",
+    summary="Report flag evaluations (agents)",
+    response_model=ExposureStored,
+    responses=errors(404),
+)
 def report_exposures(
     env: str, report: ExposureReport, request: Request, caller: Reporter
 ) -> dict[str, Any]:
     """Add an agent's counts to ``env``'s minute of the report's end."""
-    store = _store(request)
+    store = store_of(request)
     store.flags.environment(env)  # 404 for an unknown environment
-    minute = int(min(report.end, _now(request))) // 60 * 60
+    minute = int(min(report.end, now_of(request))) // 60 * 60
     counts = [(c.flag, c.variant, c.count) for c in report.counts]
     if report.instance is not None and report.seq is not None:
         stored = store.flag_exposures.add_report(
@@ -105,21 +146,26 @@ def report_exposures(
     }
 
 
-@router.get("/{env}/exposures", summary="Flag evaluations per flag and variant")
+@router.get(
+    "/{env}/exposures",
+    summary="Flag evaluations per flag and variant",
+    response_model=Exposures,
+    responses=errors(404),
+)
 def get_exposures(
     env: str,
     request: Request,
     caller: Reader,
     flag: str | None = None,
     since: Annotated[
-        int | None, Query(ge=0, description="epoch seconds; default: an hour ago")
+        int | None, Query(ge=0, le=INT64_MAX, description="epoch seconds; default: an hour ago")
     ] = None,
 ) -> dict[str, Any]:
     """Totals per flag x variant over the minutes from the one holding ``since`` on, with
     the newest minute each was seen in."""
-    store = _store(request)
+    store = store_of(request)
     store.flags.environment(env)
-    now = _now(request)
+    now = now_of(request)
     start = (int(now) - 3600 if since is None else since) // 60 * 60
     totals = store.flag_exposures.totals(env, start, flag)
     return {

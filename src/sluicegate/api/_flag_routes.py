@@ -1,10 +1,10 @@
 """The flags API: environments, versions (ETag/If-Match), diffs, evaluation, rollouts.
 
-Readers read and evaluate; deployers create environments and change flag sets. A flag set
-travels as a JSON document; problems with it are reported at paths inside the document
-(``flags.new-checkout.rules[0].when``), problems with the rollout under ``rollout.``.
-``ETag`` is always the environment's current version (``"0"`` before the first);
-``If-Match`` on a change must name it, or the change is refused with 409.
+Readers read and evaluate; deployers create environments and change flag sets; admins
+delete environments. A flag set travels as a JSON document; problems with it are reported
+at paths inside the document (``flags.new-checkout.rules[0].when``), problems with the
+rollout under ``rollout.``. ``ETag`` is always the environment's current version (``"0"``
+before the first); ``If-Match`` on a change must name it, or the change is refused with 409.
 """
 
 from __future__ import annotations
@@ -12,21 +12,54 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 
-from sluicegate.api._auth import Caller, require
+from sluicegate.api._deps import Admin, Deployer, Reader
+from sluicegate.api._flag_models import (
+    ApplyRequest,
+    EnvDeleted,
+    EnvRequest,
+    EvaluateRequest,
+    Evaluation,
+    FlagEnv,
+    FlagRollout,
+    FlagSet,
+    FlagSetApplied,
+    FlagSetDiff,
+    FlagSetVersion,
+    RevertRequest,
+    RolloutDetail,
+    VersionInfo,
+    applied_json,
+    env_json,
+)
+from sluicegate.api._shapes import COMMON_ERRORS, INT64_MAX, errors
 from sluicegate.errors import NotFoundError, Problem, SpecError
 from sluicegate.flags import flag_set_schema
 from sluicegate.flags.rollout import RolloutCommand
-from sluicegate.flagservice import Applied, FlagService
-from sluicegate.store import FlagEnvironment
+from sluicegate.flagservice import FlagService
+
+__all__ = ["router"]
 
 router = APIRouter(prefix="/v1/flags", tags=["flags"])
-Reader = Annotated[Caller, Depends(require("reader"))]
-Deployer = Annotated[Caller, Depends(require("deployer"))]
 IfMatch = Annotated[str | None, Header(description='the current version, like "7"')]
 _ETAG = re.compile(r'^(?:W/)?"?(\d{1,9})"?$')
+_ETAG_HEADER = {
+    "ETag": {"description": 'the current version, like "7"', "schema": {"type": "string"}}
+}
+_CHANGE_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Unchanged: the document equals the current version",
+        "headers": _ETAG_HEADER,
+    },
+    201: {
+        "description": "Saved as a new version",
+        "model": FlagSetApplied,
+        "headers": _ETAG_HEADER,
+    },
+    **COMMON_ERRORS,
+    **errors(404, 409),
+}
 
 
 def _flags(request: Request) -> FlagService:
@@ -56,55 +89,37 @@ def _etag(response: Response, service: FlagService, env: str) -> None:
     response.headers["ETag"] = f'"{current or 0}"'
 
 
-def env_json(service: FlagService, env: FlagEnvironment) -> dict[str, Any]:
-    active = service.store.flag_rollouts.active_for(env.name)
-    return {
-        "name": env.name,
-        "description": env.description,
-        "current_version": env.current_version,
-        "latest_version": env.latest_version,
-        "created_at": env.created_at,
-        "rollout": service.rollout_json(active) if active else None,
-    }
-
-
-def _applied_json(service: FlagService, applied: Applied) -> dict[str, Any]:
-    return {
-        "env": applied.env,
-        "version": applied.version.version,
-        "previous_version": applied.previous,
-        "changed": applied.changed,
-        "note": applied.note,
-        "diff": applied.diff.as_dict(),
-        "diff_text": str(applied.diff),
-        "rollout": service.rollout_json(applied.rollout) if applied.rollout else None,
-    }
-
-
-@router.get("/schema")
+@router.get("/schema", response_model=dict[str, Any])
 def schema() -> dict[str, Any]:
     """The flag-set document's JSON Schema (draft 2020-12); public, like the docs."""
     return flag_set_schema()
 
 
-@router.get("/envs")
+@router.get("/envs", response_model=list[FlagEnv], responses=COMMON_ERRORS)
 def list_envs(request: Request, caller: Reader) -> list[dict[str, Any]]:
     service = _flags(request)
     return [env_json(service, e) for e in service.store.flags.environments()]
 
 
-class EnvRequest(BaseModel):
-    name: str
-    description: str = ""
-
-
-@router.post("/envs", status_code=201)
+@router.post(
+    "/envs", status_code=201, response_model=FlagEnv, responses={**COMMON_ERRORS, **errors(409)}
+)
 def create_env(req: EnvRequest, request: Request, caller: Deployer) -> dict[str, Any]:
     service = _flags(request)
     return env_json(service, service.create_environment(req.name, req.description, caller.name))
 
 
-@router.get("/{env}")
+@router.delete(
+    "/envs/{env}", response_model=EnvDeleted, responses={**COMMON_ERRORS, **errors(404, 409)}
+)
+def delete_env(env: str, request: Request, caller: Admin) -> dict[str, Any]:
+    """Delete the environment with its versions and rollouts; refused (409) while it is in
+    use: a rollout in progress, agent tokens scoped to it, or the router's flag env."""
+    _flags(request).delete_environment(env, caller.name, keep=request.app.state.router_flags_env)
+    return {"env": env, "deleted": True}
+
+
+@router.get("/{env}", response_model=FlagSet, responses={**COMMON_ERRORS, **errors(404)})
 def get_flag_set(env: str, request: Request, response: Response, caller: Reader) -> dict[str, Any]:
     """The current version everyone is served (outside a rollout's share), and the rollout
     in progress if any: agents evaluate ``rollout.to_version`` for the users in its share."""
@@ -126,17 +141,7 @@ def get_flag_set(env: str, request: Request, response: Response, caller: Reader)
     return out
 
 
-class ApplyRequest(BaseModel):
-    document: Any = Field(description="the flag set (JSON); validated, stored in normal form")
-    message: str = Field("", max_length=2000)
-    rollout: dict[str, Any] | None = Field(
-        None,
-        description="publish gradually: {strategy, bake_time, alarms}; "
-        "without it the version is published at once",
-    )
-
-
-@router.put("/{env}")
+@router.put("/{env}", response_model=FlagSetApplied, responses=_CHANGE_ANSWERS)
 async def put_flag_set(
     env: str,
     req: ApplyRequest,
@@ -145,6 +150,7 @@ async def put_flag_set(
     caller: Deployer,
     if_match: IfMatch = None,
 ) -> dict[str, Any]:
+    """Save the document as version N+1 (201), or nothing when it is unchanged (200)."""
     service = _flags(request)
     expected = _expected(if_match)
     applied = await service.apply(
@@ -157,16 +163,10 @@ async def put_flag_set(
     )
     response.status_code = 201 if applied.changed else 200
     _etag(response, service, env)
-    return _applied_json(service, applied)
+    return applied_json(service, applied)
 
 
-class RevertRequest(BaseModel):
-    to: int = Field(ge=1)
-    message: str = Field("", max_length=2000)
-    rollout: dict[str, Any] | None = None
-
-
-@router.post("/{env}/revert")
+@router.post("/{env}/revert", response_model=FlagSetApplied, responses=_CHANGE_ANSWERS)
 async def revert(
     env: str,
     req: RevertRequest,
@@ -175,6 +175,7 @@ async def revert(
     caller: Deployer,
     if_match: IfMatch = None,
 ) -> dict[str, Any]:
+    """Save version ``to``'s document again as version N+1."""
     service = _flags(request)
     applied = await service.revert(
         env,
@@ -186,18 +187,32 @@ async def revert(
     )
     response.status_code = 201 if applied.changed else 200
     _etag(response, service, env)
-    return _applied_json(service, applied)
+    return applied_json(service, applied)
 
 
-@router.get("/{env}/versions")
+@router.get(
+    "/{env}/versions",
+    response_model=list[VersionInfo],
+    responses={**COMMON_ERRORS, **errors(404)},
+)
 def versions(
     env: str, request: Request, caller: Reader, limit: Annotated[int, Query(ge=1, le=1000)] = 50
 ) -> list[dict[str, Any]]:
+    """Newest first, each with what became of it."""
     return _flags(request).history(env, limit)
 
 
-@router.get("/{env}/versions/{number}")
-def version(env: str, number: int, request: Request, caller: Reader) -> dict[str, Any]:
+@router.get(
+    "/{env}/versions/{number}",
+    response_model=FlagSetVersion,
+    responses={**COMMON_ERRORS, **errors(404)},
+)
+def version(
+    env: str,
+    number: Annotated[int, Path(ge=1, le=INT64_MAX)],
+    request: Request,
+    caller: Reader,
+) -> dict[str, Any]:
     v = _flags(request).store.flags.version(env, number)
     return {
         "env": v.env,
@@ -209,13 +224,13 @@ def version(env: str, number: int, request: Request, caller: Reader) -> dict[str
     }
 
 
-@router.get("/{env}/diff")
+@router.get("/{env}/diff", response_model=FlagSetDiff, responses={**COMMON_ERRORS, **errors(404)})
 def diff(
     env: str,
     request: Request,
     caller: Reader,
-    from_version: Annotated[int | None, Query(alias="from", ge=0)] = None,
-    to_version: Annotated[int | None, Query(alias="to", ge=1)] = None,
+    from_version: Annotated[int | None, Query(alias="from", ge=0, le=INT64_MAX)] = None,
+    to_version: Annotated[int | None, Query(alias="to", ge=1, le=INT64_MAX)] = None,
 ) -> dict[str, Any]:
     """``from`` → ``to``; default the newest version against the one before it."""
     frm, to, d = _flags(request).diff(env, from_version, to_version)
@@ -231,21 +246,22 @@ def diff(
     }
 
 
-class EvaluateRequest(BaseModel):
-    key: str = Field(min_length=1)
-    context: dict[str, Any] = Field(default_factory=dict)
-    explain: bool = False
-    version: int | None = Field(None, ge=1, description="default: what this context gets now")
-
-
-@router.post("/{env}/evaluate")
+@router.post(
+    "/{env}/evaluate",
+    response_model=Evaluation,
+    response_model_exclude_unset=True,  # steps and text only with explain
+    responses={**COMMON_ERRORS, **errors(404)},
+)
 def evaluate(env: str, req: EvaluateRequest, request: Request, caller: Reader) -> dict[str, Any]:
+    """Evaluate a flag for a context server-side, as an agent would serve it."""
     return _flags(request).evaluate(
         env, req.key, req.context, version=req.version, explain=req.explain
     )
 
 
-@router.get("/{env}/rollout")
+@router.get(
+    "/{env}/rollout", response_model=RolloutDetail, responses={**COMMON_ERRORS, **errors(404)}
+)
 def rollout(env: str, request: Request, caller: Reader) -> dict[str, Any]:
     """The rollout in progress, else the newest one."""
     service = _flags(request)
@@ -262,16 +278,23 @@ def rollout(env: str, request: Request, caller: Reader) -> dict[str, Any]:
     return out
 
 
-@router.get("/{env}/rollouts")
+@router.get(
+    "/{env}/rollouts", response_model=list[FlagRollout], responses={**COMMON_ERRORS, **errors(404)}
+)
 def rollouts(
     env: str, request: Request, caller: Reader, limit: Annotated[int, Query(ge=1, le=1000)] = 20
 ) -> list[dict[str, Any]]:
+    """Newest first."""
     service = _flags(request)
     service.store.flags.environment(env)
     return [service.rollout_json(r) for r in service.store.flag_rollouts.list(env, limit=limit)]
 
 
-@router.post("/{env}/rollout/{command}")
+@router.post(
+    "/{env}/rollout/{command}",
+    response_model=FlagRollout,
+    responses={**COMMON_ERRORS, **errors(404, 409)},
+)
 async def rollout_command(
     env: str, command: RolloutCommand, request: Request, caller: Deployer
 ) -> dict[str, Any]:

@@ -13,13 +13,15 @@ the tests use; ``sluice server`` uses the store-backed
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from sluicegate.api._auth import require_flag_reader
 from sluicegate.api._flag_stream import HEARTBEAT_SECONDS, SnapshotStreams
+from sluicegate.api._shapes import COMMON_ERRORS, errors, json_errors
 from sluicegate.flags.snapshot import Snapshot
 from sluicegate.flagservice.snapshots import ChangeSignal
 
@@ -29,6 +31,54 @@ __all__ = [
     "SnapshotProvider",
     "add_flag_sync_routes",
 ]
+
+
+class SnapshotRollout(BaseModel):
+    id: str
+    from_version: int
+    to_version: int
+    percent: float = Field(description="the share of users on to_version, %")
+    from_document: dict[str, Any] = Field(description="the flag set of from_version")
+
+
+class FlagSnapshot(BaseModel):
+    """What an environment serves now: its flag set, and during a rollout the old one with
+    the share of users that get the new one."""
+
+    env: str
+    version: int
+    etag: str
+    document: dict[str, Any]
+    rollout: SnapshotRollout | None
+
+
+STREAM_PATH = "/v1/flags/{env}/stream"
+STREAM_OPERATION: dict[str, Any] = {
+    "get": {
+        "tags": ["flag sync"],
+        "summary": "The environment's flag snapshots as server-sent events",
+        "description": "One `snapshot` event per change (`id:` = its etag, `data:` = the "
+        "snapshot as JSON), a heartbeat comment every 15 s; with `Last-Event-ID` = the "
+        "current etag, nothing until the next change. The stream never ends by itself.",
+        "operationId": "flag_stream",
+        "parameters": [
+            {"name": "env", "in": "path", "required": True, "schema": {"type": "string"}},
+            {
+                "name": "Last-Event-ID",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string"},
+            },
+        ],
+        "responses": {
+            "200": {
+                "description": "An endless stream of snapshot events",
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            },
+            **{str(code): answer for code, answer in json_errors(401, 403, 413, 503).items()},
+        },
+    }
+}
 
 
 class SnapshotProvider(Protocol):
@@ -86,10 +136,23 @@ def add_flag_sync_routes(
 ) -> SnapshotStreams:
     """Add the sync routes over ``provider`` to ``app``; they take a reader (or higher)
     token, or an agent token scoped to the path's env. Returns the stream fan-out."""
-    router = APIRouter(tags=["flag sync"], dependencies=[Depends(require_flag_reader)])
+    router = APIRouter(
+        tags=["flag sync"], dependencies=[Depends(require_flag_reader)], responses=COMMON_ERRORS
+    )
 
-    @router.get("/v1/flags/{env}/snapshot", summary="The environment's flag snapshot")
+    @router.get(
+        "/v1/flags/{env}/snapshot",
+        summary="The environment's flag snapshot",
+        response_model=FlagSnapshot,
+        responses={
+            200: {"headers": {"ETag": {"schema": {"type": "string"}}}},
+            304: {"description": "If-None-Match names the current snapshot"},
+            **errors(404),
+        },
+    )
     async def snapshot(env: str, request: Request) -> Response:
+        """The current snapshot with its ETag; 304 for a matching ``If-None-Match``; 404
+        before the environment has a flag set."""
         current = await provider.current(env)
         if current is None:
             return JSONResponse({"error": f"no flag set for environment {env}"}, status_code=404)
@@ -99,5 +162,5 @@ def add_flag_sync_routes(
 
     app.include_router(router)
     streams = SnapshotStreams(provider, require_flag_reader, heartbeat)
-    app.router.routes.append(streams.route())
+    app.router.routes.append(streams.route(STREAM_PATH))  # a plain route: in no schema
     return streams

@@ -8,18 +8,34 @@ same as Prometheus series, with each engine's restart count.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel, Field
 
-from sluicegate.api._auth import Caller, require
+from sluicegate.api._deps import Reader
+from sluicegate.api._shapes import json_errors
 from sluicegate.engines import EngineHealth, EngineSupervisor
 
 __all__ = ["router"]
 
-router = APIRouter()
-Reader = Annotated[Caller, Depends(require("reader"))]
+router = APIRouter(tags=["health"])
+
+
+class EngineState(BaseModel):
+    ok: bool
+    last_good_tick: float | None
+    seconds_since_good_tick: float | None
+    restarts: int = Field(description="restarts after a failed tick or task")
+    last_error: str | None
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unhealthy"]
+    problems: list[str] = Field(default_factory=list, description="what is wrong, for a person")
+    paused: str | None = Field(description="why the server stopped acting, if it did")
+    engines: dict[str, EngineState]
 
 
 def _engines(request: Request) -> EngineSupervisor | None:
@@ -27,9 +43,9 @@ def _engines(request: Request) -> EngineSupervisor | None:
     return engines
 
 
-def _report(engines: EngineSupervisor | None) -> tuple[bool, dict[str, Any]]:
+def _report(engines: EngineSupervisor | None) -> Health:
     if engines is None:  # an app without a server around it (tests, tools)
-        return True, {"status": "ok", "engines": {}, "paused": None}
+        return Health(status="ok", paused=None, engines={})
     health = engines.health()
     problems = [
         f"engine {h.name} stalled: no good tick for "
@@ -40,33 +56,47 @@ def _report(engines: EngineSupervisor | None) -> tuple[bool, dict[str, Any]]:
     ]
     if engines.paused:
         problems.insert(0, engines.paused)
-    body = {
-        "status": "ok" if not problems else "unhealthy",
-        "problems": problems,
-        "paused": engines.paused,
-        "engines": {h.name: _engine_json(h) for h in health},
-    }
-    return not problems, body
+    return Health(
+        status="ok" if not problems else "unhealthy",
+        problems=problems,
+        paused=engines.paused,
+        engines={h.name: _engine(h) for h in health},
+    )
 
 
-def _engine_json(h: EngineHealth) -> dict[str, Any]:
-    return {
-        "ok": h.ok,
-        "last_good_tick": h.last_good_tick,
-        "seconds_since_good_tick": h.seconds_since_good_tick,
-        "restarts": h.restarts,
-        "last_error": h.last_error,
-    }
+def _engine(h: EngineHealth) -> EngineState:
+    return EngineState(
+        ok=h.ok,
+        last_good_tick=h.last_good_tick,
+        seconds_since_good_tick=h.seconds_since_good_tick,
+        restarts=h.restarts,
+        last_error=h.last_error,
+    )
 
 
-@router.get("/v1/healthz")
+@router.get(
+    "/v1/healthz",
+    response_model=Health,
+    responses={503: {"model": Health, "description": "An engine stalled, or the server paused"}},
+)
 def healthz(request: Request) -> JSONResponse:
-    ok, body = _report(_engines(request))
-    return JSONResponse(body, status_code=200 if ok else 503)
+    """No token needed: 200 when every engine ticks and the store takes writes, else 503."""
+    report = _report(_engines(request))
+    return JSONResponse(
+        report.model_dump(mode="json"), status_code=200 if report.status == "ok" else 503
+    )
 
 
-@router.get("/metrics", response_class=PlainTextResponse)
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+        **json_errors(401, 403, 413, 503),
+    },
+)
 def metrics(request: Request, caller: Reader) -> PlainTextResponse:
+    """The engines' health as Prometheus series (text exposition format 0.0.4)."""
     engines = _engines(request)
     lines = [
         "# HELP sluicegate_engine_up 1 while the engine ticks, 0 when it is stalled.",

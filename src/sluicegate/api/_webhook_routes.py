@@ -2,19 +2,61 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
 
-from sluicegate.api._auth import Caller, require
-from sluicegate.api._routes import _store
-from sluicegate.errors import ConflictError, Problem, SpecError
+from sluicegate.api._deps import Admin
+from sluicegate.api._deps import store_of as _store
+from sluicegate.api._shapes import COMMON_ERRORS, errors
+from sluicegate.errors import ConflictError, SpecError
 from sluicegate.notify import TEST_KIND, check_subscription, new_secret, redact
-from sluicegate.store import DELIVERY_STATUSES, Delivery, Webhook
+from sluicegate.store import Delivery, Webhook
 
-router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
-Admin = Annotated[Caller, Depends(require("admin"))]
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], responses=COMMON_ERRORS)
+DeliveryStatus = Literal["pending", "delivered", "failed"]
+
+
+class WebhookOut(BaseModel):
+    """A webhook subscription; its secret is never shown again."""
+
+    id: str
+    url: str
+    events: list[str] = Field(description="event-kind patterns, e.g. deployment.*")
+    enabled: bool
+    created_at: float
+    updated_at: float
+
+
+class WebhookCreated(WebhookOut):
+    secret: str = Field(description="the signing secret, shown this once")
+
+
+class DeliveryOut(BaseModel):
+    id: int
+    webhook: str
+    event_id: int
+    kind: str
+    status: DeliveryStatus
+    attempts: int
+    last_status: int | None = Field(description="the receiver's HTTP status, if it answered")
+    last_error: str | None
+    next_attempt_at: float | None
+    delivered_at: float | None
+    created_at: float
+    updated_at: float
+
+
+class WebhookDeleted(BaseModel):
+    deleted: str
+
+
+class WebhookTested(BaseModel):
+    webhook: str
+    event_id: int = Field(description="the webhook.test event; see the deliveries")
 
 
 def webhook_json(w: Webhook) -> dict[str, Any]:
@@ -61,7 +103,7 @@ class WebhookChange(BaseModel):
     enabled: bool
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=WebhookCreated)
 def create_webhook(req: WebhookRequest, request: Request, caller: Admin) -> dict[str, Any]:
     """Subscribe ``url`` to event kinds matching ``events``; the answer holds the signing
     secret, shown this once."""
@@ -81,17 +123,17 @@ def create_webhook(req: WebhookRequest, request: Request, caller: Admin) -> dict
     return {**webhook_json(hook), "secret": secret}
 
 
-@router.get("")
+@router.get("", response_model=list[WebhookOut])
 def list_webhooks(request: Request, caller: Admin) -> list[dict[str, Any]]:
     return [webhook_json(w) for w in _store(request).webhooks.list()]
 
 
-@router.get("/{webhook_id}")
+@router.get("/{webhook_id}", response_model=WebhookOut, responses=errors(404))
 def get_webhook(webhook_id: str, request: Request, caller: Admin) -> dict[str, Any]:
     return webhook_json(_store(request).webhooks.get(webhook_id))
 
 
-@router.patch("/{webhook_id}")
+@router.patch("/{webhook_id}", response_model=WebhookOut, responses=errors(404))
 def change_webhook(
     webhook_id: str, change: WebhookChange, request: Request, caller: Admin
 ) -> dict[str, Any]:
@@ -107,7 +149,7 @@ def change_webhook(
     return webhook_json(hook)
 
 
-@router.delete("/{webhook_id}")
+@router.delete("/{webhook_id}", response_model=WebhookDeleted, responses=errors(404))
 def delete_webhook(webhook_id: str, request: Request, caller: Admin) -> dict[str, str]:
     store = _store(request)
     hook = store.webhooks.get(webhook_id)
@@ -121,7 +163,9 @@ def delete_webhook(webhook_id: str, request: Request, caller: Admin) -> dict[str
     return {"deleted": webhook_id}
 
 
-@router.post("/{webhook_id}/test", status_code=202)
+@router.post(
+    "/{webhook_id}/test", status_code=202, response_model=WebhookTested, responses=errors(404, 409)
+)
 def test_webhook(webhook_id: str, request: Request, caller: Admin) -> dict[str, Any]:
     """Append a ``webhook.test`` event, delivered to this webhook only (whatever its event
     patterns); see its deliveries for the outcome."""
@@ -139,19 +183,17 @@ def test_webhook(webhook_id: str, request: Request, caller: Admin) -> dict[str, 
     return {"webhook": hook.id, "event_id": event.id}
 
 
-@router.get("/{webhook_id}/deliveries")
+@router.get("/{webhook_id}/deliveries", response_model=list[DeliveryOut], responses=errors(404))
 def list_deliveries(
     webhook_id: str,
     request: Request,
     caller: Admin,
-    status: str | None = None,
+    status: DeliveryStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> list[dict[str, Any]]:
     """The webhook's latest deliveries, newest first (optionally only one status)."""
     store = _store(request)
     store.webhooks.get(webhook_id)  # 404 for an unknown webhook, not an empty list
-    if status is not None and status not in DELIVERY_STATUSES:
-        raise SpecError([Problem("status", f"must be one of {', '.join(DELIVERY_STATUSES)}")])
     return [
         delivery_json(d)
         for d in store.webhook_deliveries.list(webhook_id, status=status, limit=limit)

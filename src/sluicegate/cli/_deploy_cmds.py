@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from datetime import UTC, datetime
@@ -105,20 +106,24 @@ def deploy(
 
 
 def _view(dep: dict[str, Any]) -> Group:
-    state = dep["state"]
+    """A deployment's public fields (the API's ``Deployment``) as a live view."""
     table = Table(show_header=False, box=None)
-    table.add_row(
-        "phase",
-        f"[bold]{dep['phase']}[/]" + (f" ({state['reason']})" if state.get("reason") else ""),
-    )
+    reason = dep.get("reason")
+    table.add_row("phase", f"[bold]{dep['phase']}[/]" + (f" ({reason})" if reason else ""))
     table.add_row("revisions", f"{dep['from_revision'] or '-'} → {dep['revision']}")
-    green = state.get("green_weight", 0)
+    green = dep.get("green_weight", 0)
     bar = "█" * (green // 5) + "░" * (20 - green // 5)
     table.add_row("traffic", f"{100 - green}% blue  {bar}  {green}% green")
-    step = str(state.get("step_index", 0) + 1)
+    step = str(dep.get("step_index", 0) + 1)
+    if dep.get("step_count"):
+        step += f" of {dep['step_count']}"
+    if dep.get("plan_name"):
+        step += f" ({dep['plan_name']})"
     if dep.get("next_step_in") is not None:
-        step += f"  (next in {dep['next_step_in']:.0f}s)"
+        step += f"  next in {dep['next_step_in']:.0f}s"
     table.add_row("step", step)
+    if dep.get("holding"):
+        table.add_row("holding", dep["holding"])
     for revision, replicas in (dep.get("replicas") or {}).items():
         marks = " ".join("[green]●[/]" if r["healthy"] else "[red]●[/]" for r in replicas)
         table.add_row(f"replicas {revision}", marks)
@@ -140,7 +145,7 @@ def _watch(api: Api, dep_id: str) -> None:
             time.sleep(0.5)
     if not console.is_terminal:  # Live ends its last frame with a newline only on a terminal
         console.line()
-    phase, reason = dep["phase"], dep["state"].get("reason")
+    phase, reason = dep["phase"], dep.get("reason")
     code = EXIT_CODES.get(phase, EXIT_CODES["failed"])
     how = phase.replace("_", " ") if phase in EXIT_CODES else f"ended in phase {phase}"
     console.print(
@@ -172,30 +177,51 @@ def status(service: str, url: str, token: str | None) -> None:
     console.print(table)
 
 
+_DEPLOYMENT_ID = re.compile(r"^d-[0-9a-f]{12}$")
+
+
+def _send(api: Api, target: str, command: str) -> str:
+    """Give ``command`` to a deployment (by id) or to a service's active deployment; says
+    which deployment got it."""
+    if _DEPLOYMENT_ID.match(target):
+        api.call("POST", f"/deployments/{target}/{command}")
+        return target
+    accepted = api.call("POST", f"/services/{target}/{command}")
+    return f"{target} (deployment {accepted['deployment']})"
+
+
 def _command(name: str, doc: str) -> click.Command:
     @click.command(name=name.replace("_", "-"), help=doc)
-    @click.argument("deployment")
+    @click.argument("target", metavar="DEPLOYMENT|SERVICE")
     @api_options
-    def cmd(deployment: str, url: str, token: str | None) -> None:
-        Api(url, token).call("POST", f"/deployments/{deployment}/{name}")
-        console.print(f"{name.replace('_', ' ')} requested for {deployment}")
+    def cmd(target: str, url: str, token: str | None) -> None:
+        which = _send(Api(url, token), target, name)
+        console.print(f"{name.replace('_', ' ')} requested for {which}")
 
     return cmd
 
 
 @click.command()
-@click.argument("deployment")
+@click.argument("target", metavar="DEPLOYMENT|SERVICE")
 @click.option("--full", is_flag=True, help="Skip the remaining steps: all traffic to green now.")
 @api_options
-def promote(deployment: str, full: bool, url: str, token: str | None) -> None:
-    """Go to the next step now (ends a pause or the termination wait)."""
-    name = "promote_full" if full else "promote"
-    Api(url, token).call("POST", f"/deployments/{deployment}/{name}")
-    console.print(f"{'full promotion' if full else 'promotion'} requested for {deployment}")
+def promote(target: str, full: bool, url: str, token: str | None) -> None:
+    """Go to the next step now (ends a pause or the termination wait). TARGET is a
+    deployment id or a service (its active deployment)."""
+    which = _send(Api(url, token), target, "promote_full" if full else "promote")
+    console.print(f"{'full promotion' if full else 'promotion'} requested for {which}")
 
 
-rollback = _command("rollback", "Send all traffic back to blue in one call and stop green.")
-stop = _command("stop", "Stop the deployment: traffic back to blue, green stopped.")
+rollback = _command(
+    "rollback",
+    "Send all traffic back to blue in one call and stop green. TARGET is a deployment id "
+    "or a service (its active deployment).",
+)
+stop = _command(
+    "stop",
+    "Stop the deployment: traffic back to blue, green stopped. TARGET is a deployment id or "
+    "a service (its active deployment).",
+)
 
 
 @click.command()
@@ -208,13 +234,28 @@ def retry(deployment: str, url: str, token: str | None) -> None:
 
 
 @click.command()
-@click.option("--subject", help="Only events about this deployment or service.")
+@click.option("--subject", help="Only events about this deployment, alarm or flags/ENV.")
+@click.option("--service", help="Only events about this service and its deployments.")
+@click.option("--kind", help="Only events of this kind, or under a prefix (deployment.*).")
 @click.option("--since", default=0, help="Only events after this id.")
+@click.option("--limit", default=200, show_default=True, help="The newest this many.")
 @api_options
-def events(subject: str | None, since: int, url: str, token: str | None) -> None:
+def events(
+    subject: str | None,
+    service: str | None,
+    kind: str | None,
+    since: int,
+    limit: int,
+    url: str,
+    token: str | None,
+) -> None:
     """The append-only event log: who did what, when, and why."""
     table = Table("id", "time", "actor", "kind", "subject", "message")
-    for e in Api(url, token).call("GET", "/events", params={"since": since, "subject": subject}):
+    params = {"since": since, "limit": limit, "subject": subject, "service": service, "kind": kind}
+    found = Api(url, token).call(
+        "GET", "/events", params={k: v for k, v in params.items() if v is not None}
+    )
+    for e in found:
         table.add_row(
             str(e["id"]), _when(e["at"]), e["actor"], e["kind"], e["subject"], e["message"]
         )

@@ -131,7 +131,7 @@ def _rollout_line(rollout: dict[str, Any] | None) -> str | None:
 def evaluation(result: dict[str, Any]) -> list[str]:
     """An evaluation for people: the value and why, and which version answered."""
     line = _rollout_line(result.get("rollout"))
-    if "text" in result:
+    if result.get("text"):  # explained
         head, *rest = result["text"].splitlines()
         lines = [f"{head}  [{result['env']} v{result['version']}]", *rest]
     else:

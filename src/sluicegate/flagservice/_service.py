@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from sluicegate.clock import Clock
-from sluicegate.errors import NotFoundError, Problem, SpecError
+from sluicegate.errors import ConflictError, NotFoundError, Problem, SpecError
 from sluicegate.flags import (
     CompiledFlagSet,
     FlagSetDiff,
@@ -87,6 +87,31 @@ class FlagService:
                 actor=actor,
             )
         return env
+
+    def delete_environment(self, name: str, actor: str, *, keep: str | None = None) -> None:
+        """Delete ``name`` with its versions and rollouts (event ``flags.env_deleted``).
+
+        Refused (:class:`ConflictError`) while it is in use: it is ``keep`` (the router's
+        flag environment), a rollout is in progress, or agent tokens read it."""
+        if keep and name == keep:
+            self.store.flags.environment(name)  # an unknown one is 404 all the same
+            raise ConflictError(
+                f"flag environment {name!r} is the one the router's flag rules evaluate "
+                "(sluice server --router-flags-env); it cannot be deleted while the server "
+                "uses it"
+            )
+        with self.store.transaction() as tx:
+            versions = tx.flags.delete_environment(name)
+            tx.events.append(
+                "flags.env_deleted",
+                subject_of(name),
+                f"flag environment {name} deleted with its {versions} "
+                f"version{'s' if versions != 1 else ''}",
+                actor=actor,
+                data={"env": name, "versions": versions},
+            )
+        for key in [k for k in self._compiled if k[0] == name]:  # a new env may reuse the name
+            del self._compiled[key]
 
     # -- changes ----------------------------------------------------------------------------
 

@@ -12,10 +12,11 @@
 
 Every problem is reported with its path (``metrics[3].value``) and nothing is stored when
 there is one. Limits: CloudWatch's (1 000 entries per push, 150 values per entry, 30
-dimensions, 255 characters per name); a timestamp (epoch seconds or ISO 8601, default now)
-may be at most ``window`` old -- older seconds are already dropped, nothing could read it --
-and at most 5 minutes ahead: further is a clock or unit mistake (milliseconds for seconds)
-whose data would sit unseen until its time came.
+dimensions, 255 characters per name), a count or sample_count of at most a billion (the
+minute sums the rollups store are 64-bit); a timestamp (epoch seconds or ISO 8601, default
+now) may be at most ``window`` old -- older seconds are already dropped, nothing could read
+it -- and at most 5 minutes ahead: further is a clock or unit mistake (milliseconds for
+seconds) whose data would sit unseen until its time came.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 from sluicegate.errors import Problem, SpecError
 
 __all__ = [
+    "MAX_COUNT",
     "MAX_DIMENSIONS",
     "MAX_ENTRIES",
     "MAX_FUTURE",
@@ -42,6 +44,9 @@ MAX_VALUES = 150
 MAX_DIMENSIONS = 30
 MAX_NAME = 255
 MAX_FUTURE = 300
+#: Samples one count or sample_count stands for: far above any real push, and low enough
+#: that a minute's sums (64-bit in the store's rollups) cannot overflow.
+MAX_COUNT = 10**9
 _KEYS = {"name", "dimensions", "timestamp", "value", "values", "counts", "statistic_values"}
 _STAT_KEYS = ("sample_count", "sum", "minimum", "maximum")
 
@@ -215,6 +220,8 @@ def _values(
     for j, c in enumerate(counts_raw):
         if isinstance(c, bool) or not isinstance(c, int | float) or c < 0 or c != int(c):
             problems.append(Problem(f"{at}.counts[{j}]", "must be a whole number >= 0"))
+        elif c > MAX_COUNT:
+            problems.append(Problem(f"{at}.counts[{j}]", f"must be at most {MAX_COUNT:,}"))
         else:
             counts.append(int(c))
     return [v for v in values if v is not None], counts
@@ -240,6 +247,9 @@ def _stats(value: Any, at: str, problems: list[Problem]) -> tuple[int, float, fl
     n, total, low, high = (nums[k] for k in _STAT_KEYS)
     if n < 1 or n != int(n):
         problems.append(Problem(f"{at}.sample_count", "must be a whole number >= 1"))
+        return None
+    if n > MAX_COUNT:
+        problems.append(Problem(f"{at}.sample_count", f"must be at most {MAX_COUNT:,}"))
         return None
     if low > high:
         problems.append(Problem(f"{at}.minimum", f"is above maximum ({high:g})"))

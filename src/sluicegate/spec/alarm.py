@@ -295,7 +295,7 @@ class AlarmSpec(SpecModel):
 
     @check
     def _span(self) -> list[Problem]:
-        span = self.period * self.evaluation_periods
+        span = int(self.period) * self.evaluation_periods  # exact: a float overflows
         limit = _MAX_SPAN_SHORT if self.period < 3600 else _MAX_SPAN_LONG
         if span <= limit:
             return []

@@ -9,13 +9,14 @@ and DELETE (a trigger, installed by the first migration).
 
 from __future__ import annotations
 
+import builtins
 from typing import Any
 
 import sqlalchemy as sa
 
 from ._base import Repository
 from ._records import Event
-from ._schema import events
+from ._schema import deployments, events
 
 __all__ = ["EventRepository"]
 
@@ -66,6 +67,36 @@ class EventRepository(Repository):
             query = query.where(events.c.subject == subject)
         if kind is not None:
             query = query.where(events.c.kind == kind)
+        with self._db.read() as conn:
+            rows = [_event(r) for r in conn.execute(query).mappings()]
+        rows.reverse()
+        return rows
+
+    def query(
+        self,
+        *,
+        after_id: int = 0,
+        kind: str | None = None,
+        subject: str | None = None,
+        service: str | None = None,
+        limit: int = 200,
+    ) -> builtins.list[Event]:
+        """The newest ``limit`` events with ``id > after_id`` that match every filter given,
+        oldest first. ``kind`` is exact, or ``prefix.*`` for every kind under ``prefix.``
+        (``*`` alone: any); ``service`` matches the service's own events and those of its
+        deployments (their ids are the subjects)."""
+        query = sa.select(events).where(events.c.id > after_id)
+        if kind is not None and kind != "*":
+            if kind.endswith(".*"):
+                query = query.where(events.c.kind.startswith(kind[:-1], autoescape=True))
+            else:
+                query = query.where(events.c.kind == kind)
+        if subject is not None:
+            query = query.where(events.c.subject == subject)
+        if service is not None:
+            ids = sa.select(deployments.c.id).where(deployments.c.service == service)
+            query = query.where(sa.or_(events.c.subject == service, events.c.subject.in_(ids)))
+        query = query.order_by(events.c.id.desc()).limit(limit)
         with self._db.read() as conn:
             rows = [_event(r) for r in conn.execute(query).mappings()]
         rows.reverse()

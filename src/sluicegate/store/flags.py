@@ -3,7 +3,8 @@
 Rules enforced here, checked first for a clear message and backed by the database:
 
 - **versions are immutable and numbered** 1, 2, 3 … per environment (primary key
-  ``(env, version)``); nothing here updates or deletes one;
+  ``(env, version)``); nothing here updates one, and only deleting the whole environment
+  (refused while it is in use) deletes them;
 - **no lost edits**: :meth:`FlagRepository.append_version` with ``expected_version`` fails
   with :class:`ConflictError` unless the environment's current version is still that one;
 - **one change in flight**: no version is appended while a rollout is in progress, and at
@@ -29,7 +30,7 @@ from sluicegate.errors import ConflictError, NotFoundError
 
 from ._base import Repository
 from ._records import FlagEnvironment, FlagRollout, FlagSetVersion, FlagVersionInfo
-from ._schema import flag_environments, flag_rollouts, flag_set_versions
+from ._schema import flag_environments, flag_rollouts, flag_set_versions, tokens
 
 __all__ = ["FlagRepository", "FlagRolloutRepository", "new_rollout_id"]
 
@@ -75,6 +76,39 @@ class FlagRepository(Repository):
             if row is None:
                 raise _no_env(name)
             return _environment(row, _latest(conn, name))
+
+    def delete_environment(self, name: str) -> int:
+        """Delete an environment with its versions and rollouts; returns how many versions
+        it had. :class:`NotFoundError` for an unknown one; :class:`ConflictError` while it
+        is in use: a rollout in progress, or valid (unrevoked, unexpired) agent tokens that
+        read it."""
+        with self._db.write() as conn:
+            _lock_env(conn, name)
+            active = _active_rollout_row(conn, name)
+            if active is not None:
+                raise _rollout_in_progress(active)
+            now = self._clock.now()
+            readers = conn.execute(
+                sa.select(tokens.c.name)
+                .where(
+                    tokens.c.env == name,
+                    tokens.c.revoked_at.is_(None),
+                    sa.or_(tokens.c.expires_at.is_(None), tokens.c.expires_at > now),
+                )
+                .order_by(tokens.c.created_at, tokens.c.id)
+            ).scalars()
+            names = list(readers)
+            if names:
+                raise ConflictError(
+                    f"flag environment {name!r} is read by {len(names)} agent "
+                    f"token{'s' if len(names) != 1 else ''} ({', '.join(names[:5])}"
+                    f"{', ...' if len(names) > 5 else ''}); revoke them first"
+                )
+            count = _latest(conn, name) or 0
+            conn.execute(sa.delete(flag_rollouts).where(flag_rollouts.c.env == name))
+            conn.execute(sa.delete(flag_set_versions).where(flag_set_versions.c.env == name))
+            conn.execute(sa.delete(flag_environments).where(flag_environments.c.name == name))
+        return count
 
     def environments(self) -> list[FlagEnvironment]:
         latest = (
