@@ -56,7 +56,14 @@ def test_rotation_keeps_the_given_number_of_backups(tmp_path: Path) -> None:
         log.write_text("".join(f"r{round_} line {i}\n" for i in range(100)))
         assert _logfiles.rotate_if_large(log, max_bytes=500, backups=2)
         assert log.stat().st_size == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["0.log", "0.log.1", "0.log.2"]
+    # .rotated: where the live file begins in the replica's output (for following it)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "0.log",
+        "0.log.1",
+        "0.log.2",
+        "0.log.rotated",
+    ]
+    assert (tmp_path / "0.log.rotated").stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "0.log.1").read_text().startswith("r3 line 0")
     assert (tmp_path / "0.log.2").read_text().startswith("r2 line 0")
     log.write_text("new 1\nnew 2\n")

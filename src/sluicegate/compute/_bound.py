@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from sluicegate.compute._logfiles import LogRead, LogReader
 from sluicegate.compute.base import Adoption, Compute, ExternalSpec, Replica, ReplicaHealth
 from sluicegate.errors import NotFoundError
 
@@ -43,6 +44,19 @@ class Bound(Generic[SpecT]):
 
     def logs(self, replica: int | None = None, tail: int = 100) -> str:
         return self.backend.logs(self.service, self.revision, replica, tail)
+
+    def read_logs(
+        self,
+        replica: int | None = None,
+        after: Mapping[int, int] | None = None,
+        count: int = 100,
+    ) -> LogRead:
+        """Lines with positions from a backend that keeps them (:class:`LogReader`); from
+        any other, its tail as a ``note`` (nothing to follow)."""
+        backend = self.backend
+        if isinstance(backend, LogReader):
+            return backend.read_logs(self.service, self.revision, replica, after, count)
+        return LogRead(note=self.logs(replica, count))
 
 
 @dataclass(frozen=True)

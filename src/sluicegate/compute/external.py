@@ -13,6 +13,7 @@ import httpx
 
 from sluicegate.compute import _http
 from sluicegate.compute._bound import BoundExternal
+from sluicegate.compute._logfiles import LogRead
 from sluicegate.compute.base import (
     Adoption,
     ExternalSpec,
@@ -93,6 +94,17 @@ class ExternalCompute:
     def logs(self, service: str, revision: str, replica: int | None = None, tail: int = 100) -> str:
         self._get(service, revision)
         return f"{service} revision {revision} runs outside Sluicegate: no logs captured here"
+
+    def read_logs(
+        self,
+        service: str,
+        revision: str,
+        replica: int | None = None,
+        after: Mapping[int, int] | None = None,
+        count: int = 100,
+    ) -> LogRead:
+        """No lines to read: a note that says why (see ``logs``)."""
+        return LogRead(note=self.logs(service, revision, replica, count))
 
     async def aclose(self) -> None:
         return None

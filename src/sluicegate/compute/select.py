@@ -13,11 +13,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
+from sluicegate.compute._logfiles import LogLines, LogRead
 from sluicegate.compute.base import Adoption, Replica, ReplicaHealth
 from sluicegate.errors import Problem, SpecError
 from sluicegate.spec.service import ServiceSpec
 
-__all__ = ["Backend", "ComputeSelector", "Placement"]
+__all__ = ["Backend", "ComputeSelector", "LogLines", "LogRead", "Placement"]
 
 
 class Placement(Protocol):
@@ -48,6 +49,17 @@ class Placement(Protocol):
         ...
 
     def logs(self, replica: int | None = None, tail: int = 100) -> str: ...
+
+    def read_logs(
+        self,
+        replica: int | None = None,
+        after: Mapping[int, int] | None = None,
+        count: int = 100,
+    ) -> LogRead:
+        """Per replica, the last ``count`` complete lines, or with ``after`` (positions by
+        replica index) at most ``count`` after each position, with the position after them:
+        a follower passes those back and sees every line once, across log rotations."""
+        ...
 
 
 class Backend(Protocol):

@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 
 from sluicegate.clock import Clock
 from sluicegate.compute.base import EventKind, Replica, ReplicaEvent, ReplicaHealth
-from sluicegate.compute.select import ComputeSelector, Placement
+from sluicegate.compute.select import ComputeSelector, LogRead, Placement
 from sluicegate.deploy._lifecycle_model import HookOutcome, HookStage, RunHook
 from sluicegate.deploy._routing import route_for
 from sluicegate.deploy.hooks import HookResult, run_command_hook, run_http_hook
@@ -172,6 +172,17 @@ class World:
 
     def logs(self, service: str, revision: str, replica: int | None = None, tail: int = 100) -> str:
         return self.place(self.spec_of(service), revision).logs(replica, tail)
+
+    def read_logs(
+        self,
+        service: str,
+        revision: str,
+        replica: int | None = None,
+        after: Mapping[int, int] | None = None,
+        count: int = 100,
+    ) -> LogRead:
+        """A revision's output with positions, to follow it (``Placement.read_logs``)."""
+        return self.place(self.spec_of(service), revision).read_logs(replica, after, count)
 
     def last_lines(
         self, service: str, revision: str, replica: int | None = None
