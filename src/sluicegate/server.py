@@ -226,6 +226,7 @@ async def _serve(
             flags=flags,
             engines=engines,
             router_flags_env=settings.router_flags_env,
+            default_guards=settings.default_guards,
         )
         app.state.sources = sources
         # Long requests get 5 s to finish on shutdown; flag streams are ended before that.

@@ -189,6 +189,123 @@ def test_events_since_and_limit_give_the_newest_after_since_oldest_first(server:
     assert [e["id"] for e in after_all] == ids[-3:]
 
 
+def test_event_pages_read_forward_from_since_and_skip_none(server: Server) -> None:
+    start = max([e["id"] for e in ok(server, "GET", "/v1/events", params={"limit": 1})], default=0)
+    for name in ("paged-a", "paged-b", "paged-c"):
+        declare(server, name)
+    everything = ok(server, "GET", "/v1/events", params={"since": start, "limit": 10000})
+    assert len(everything) >= 3
+    read: list[dict[str, Any]] = []
+    since = start
+    while True:  # two at a time: /events would give the newest two, a page the oldest two
+        page = ok(server, "GET", "/v1/events/page", params={"since": since, "limit": 2})
+        read += page["events"]
+        since = page["next"]
+        if not page["more"]:
+            break
+    assert read == everything
+    assert since == everything[-1]["id"]
+
+
+def test_an_event_page_filters_as_the_event_list_does(server: Server) -> None:
+    first, second = paused_at_the_gate(server, "paged-filter")
+    for params in (
+        {"service": "paged-filter"},
+        {"service": "paged-filter", "kind": "deployment.*"},
+        {"kind": "deployment.created"},
+        {"subject": second},
+        {"kind": "*", "subject": first},
+    ):
+        listed = ok(server, "GET", "/v1/events", params={**params, "limit": 10000})
+        page = ok(server, "GET", "/v1/events/page", params={**params, "limit": 10000})
+        assert page["events"] == listed and listed, params
+        assert page["more"] is False
+    ok(server, "POST", f"/v1/deployments/{second}/rollback")
+    server.wait_phase(second, {"rolled_back"})
+
+
+def test_an_event_page_that_matches_nothing_still_says_how_far_it_read(server: Server) -> None:
+    declare(server, "paged-nothing")
+    newest = ok(server, "GET", "/v1/events", params={"limit": 1})[-1]["id"]
+    page = ok(server, "GET", "/v1/events/page", params={"kind": "no.such.kind"})
+    assert page["events"] == [] and page["more"] is False and page["next"] >= newest
+
+
+# A replica that prints what it is asked to: GET /say/<text> prints <text>.
+SAYER = """
+import http.server, sys
+class Say(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path.startswith('/say/'):
+            print(self.path[5:], flush=True)
+        self.send_response(200)
+        self.send_header('Content-Length', '2')
+        self.end_headers()
+        self.wfile.write(b'ok')
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(('127.0.0.1', int(sys.argv[1])), Say).serve_forever()
+"""
+
+
+def test_logs_answer_a_cursor_after_which_only_new_lines_come(server: Server) -> None:
+    port = free_port()
+    spec = {
+        "service": "sayer",
+        "listener": {"port": port},
+        "health_check": {"path": "/healthz", "interval": "500ms", "timeout": "400ms"},
+        "compute": {
+            "local": {
+                "command": [sys.executable, "-c", SAYER, "{port}"],
+                "replicas": 2,
+                "stop_grace": "1s",
+            }
+        },
+        "deployment": {"termination_wait": "0s"},
+    }
+    ok(server, "PUT", "/v1/services/sayer", spec)
+    dep = ok(server, "POST", "/v1/services/sayer/deployments", {"revision": "v1"})
+    server.wait_phase(dep["id"], {"succeeded"})
+    for i in range(3):
+        assert httpx.get(f"http://127.0.0.1:{port}/say/before-{i}").status_code == 200
+    tail = ok(server, "GET", "/v1/services/sayer/logs", params={"revision": "v1", "tail": 3})
+    assert [r["replica"] for r in tail["replicas"]] == [0, 1]
+    said = [line for r in tail["replicas"] for line in r["lines"] if line.startswith("before")]
+    assert sorted(said) == ["before-0", "before-1", "before-2"]
+    assert "==> replica 0 <==" in tail["logs"] and "before-0" in tail["logs"]
+    positions = {r["replica"]: r["position"] for r in tail["replicas"]}
+    assert tail["cursor"] == f"0:{positions[0]},1:{positions[1]}"
+
+    def after(cursor: str) -> dict[str, Any]:
+        params = {"revision": "v1", "after": cursor}
+        answer: dict[str, Any] = ok(server, "GET", "/v1/services/sayer/logs", params=params)
+        return answer
+
+    quiet = after(tail["cursor"])
+    assert quiet["cursor"] == tail["cursor"] and quiet["logs"] == ""
+    assert all(r["lines"] == [] and r["skipped"] == 0 for r in quiet["replicas"])
+    for i in range(6):
+        httpx.get(f"http://127.0.0.1:{port}/say/after-{i}")
+    new = after(tail["cursor"])
+    lines = [line for r in new["replicas"] for line in r["lines"]]
+    assert sorted(lines) == [f"after-{i}" for i in range(6)]
+    assert after(new["cursor"])["replicas"][0]["lines"] == []
+    one = ok(
+        server,
+        "GET",
+        "/v1/services/sayer/logs",
+        params={"revision": "v1", "replica": 1, "after": "0:0,1:0", "limit": 1},
+    )
+    assert [r["replica"] for r in one["replicas"]] == [1]
+    assert one["replicas"][0]["more"] and len(one["replicas"][0]["lines"]) == 1
+    assert one["cursor"] == f"0:0,1:{one['replicas'][0]['position']}"  # the rest kept as given
+    for bad in ("0:x", "0:1,", "0:99999999999999999999", "0:9223372036854775808"):
+        r = call(server, "GET", "/v1/services/sayer/logs", params={"revision": "v1", "after": bad})
+        assert r.status_code == 422, (bad, r.text)
+        assert "after" in r.json()["problems"][0]["path"], r.text
+    ok(server, "DELETE", "/v1/services/sayer")
+
+
 @pytest.mark.parametrize(
     ("method", "path", "params", "body"),
     [

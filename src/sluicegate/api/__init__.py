@@ -65,6 +65,7 @@ def create_app(
     engines: EngineSupervisor | None = None,
     router_flags_env: str | None = None,
     max_body: int = DEFAULT_MAX_BODY,
+    default_guards: bool = True,
 ) -> FastAPI:
     """The API over the controller and store; ``series`` receives pushed metrics,
     ``engine`` (the alarm loop) takes forced alarm states, ``flags`` is the flag service
@@ -72,7 +73,9 @@ def create_app(
     ``snapshots`` feeds agents and SDKs (default: read from the flag store), ``engines``
     (the server's supervisor) answers health; while it is paused, every change is refused
     with 503 and the reason. ``router_flags_env`` is the flag environment the router's flag
-    rules evaluate: it cannot be deleted."""
+    rules evaluate: it cannot be deleted. ``default_guards`` says whether the controller
+    runs the default canary guard (``sluice server --no-default-guards``: not), so that a new
+    deployment's plan says truly what rolls it back."""
     app = FastAPI(
         title="Sluicegate",
         version=__version__,
@@ -87,6 +90,7 @@ def create_app(
     app.state.flags = flags if flags is not None else FlagService(store, controller.clock)
     app.state.engines = engines
     app.state.router_flags_env = router_flags_env or None
+    app.state.default_guards = default_guards
     app.include_router(health_router)
     app.include_router(service_router)
     app.include_router(deployment_router)

@@ -13,8 +13,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from sluicegate.deploy import Phase, plan_for
-from sluicegate.spec.service import DeploymentSpec
+from sluicegate.deploy import Phase, Plan, describe, plan_for
+from sluicegate.spec import format_duration
+from sluicegate.spec.service import DeploymentSpec, ServiceSpec
 from sluicegate.store import Deployment as DeploymentRecord
 from sluicegate.store import Event
 
@@ -27,6 +28,7 @@ __all__ = [
     "ReplicaHealth",
     "deployment_view",
     "event_view",
+    "plan_lines",
 ]
 
 Status = Literal["in_progress", "succeeded", "rolled_back", "failed", "stopped"]
@@ -171,3 +173,75 @@ def event_view(e: Event) -> dict[str, Any]:
         "message": e.message,
         "data": e.data,
     }
+
+
+def _hooks(count: int, stage: str) -> str:
+    return f"run the {stage} hook" if count == 1 else f"run the {count} {stage} hooks"
+
+
+def _first_deployment(spec: ServiceSpec, revision: str, plan: Plan) -> list[str]:
+    """A service's first deployment: no blue, so no steps, no guards, nothing to roll back
+    to (``lifecycle``: all traffic at once after the before-traffic hooks)."""
+    hooks = spec.deployment.hooks
+    steps = [
+        f"start {revision} and wait until every replica is healthy "
+        f"(at most {format_duration(spec.deployment.health_timeout)})"
+    ]
+    if hooks.before_allow_traffic:
+        steps.append(_hooks(len(hooks.before_allow_traffic), "before_allow_traffic"))
+    steps.append(f"all traffic to {revision} at once")
+    if hooks.after_allow_traffic:
+        steps.append(_hooks(len(hooks.after_allow_traffic), "after_allow_traffic"))
+    return [
+        f"First deployment of {spec.service}: there is no previous revision to compare "
+        f"{revision} with, so it gets all traffic at once; plan {plan.name} applies from the "
+        "next deployment on.",
+        *(f"  {i:>2}. {step}" for i, step in enumerate(steps, 1)),
+        f"Rollback: none, there is no previous revision to return to (`sluice rollback` and "
+        f"`sluice stop` are refused once {revision} has traffic) and no guard or alarm judges "
+        f"it. If {revision} cannot start, is not healthy in time or a hook fails, the "
+        f"deployment fails and {revision} is stopped.",
+    ]
+
+
+def _rollback_line(guarding: list[str], default_guards: bool) -> str:
+    """How a deployment with a blue to go back to is rolled back, automatically or not."""
+    line = "Rollback: `sluice rollback` returns all traffic to blue in one router call"
+    alarms = ", ".join(guarding)
+    if default_guards and guarding:
+        return (
+            f"{line}; automatic when the default canary guard finds green's errors or latency "
+            f"worse than blue's, or a guarding alarm is in ALARM: {alarms}"
+        )
+    if default_guards:
+        return (
+            f"{line}; automatic when the default canary guard finds green's errors or latency "
+            "worse than blue's (no guarding alarm is declared: spec `alarms:`)"
+        )
+    if guarding:
+        return (
+            f"{line}; automatic when a guarding alarm is in ALARM: {alarms} (the default "
+            "canary guard is off: the server runs with --no-default-guards)"
+        )
+    return (
+        f"{line}; nothing rolls back automatically: the server runs with --no-default-guards "
+        "and no guarding alarm is declared (spec `alarms:`)"
+    )
+
+
+def plan_lines(
+    spec: ServiceSpec,
+    revision: str,
+    plan: Plan,
+    *,
+    first: bool,
+    guarding: list[str],
+    default_guards: bool,
+) -> list[str]:
+    """What a new deployment of ``revision`` will really do, line by line, and how it is
+    rolled back: the plan's steps, or for a service's ``first`` deployment (no previous
+    revision) all traffic at once. ``guarding`` names the service's guarding alarms;
+    ``default_guards`` says whether the server runs the default canary guard."""
+    if first:
+        return _first_deployment(spec, revision, plan)
+    return [*describe(plan), _rollback_line(guarding, default_guards)]

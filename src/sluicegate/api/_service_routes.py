@@ -13,10 +13,11 @@ from sluicegate.api._deploy_views import (
     Deployment,
     DeploymentCreated,
     deployment_view,
+    plan_lines,
 )
 from sluicegate.api._deps import Deployer, Reader, ctl_of, store_of
 from sluicegate.api._shapes import COMMON_ERRORS, INT64_MAX, described_as, errors
-from sluicegate.deploy import Command, describe, plan_for
+from sluicegate.deploy import Command, plan_for
 from sluicegate.errors import ConflictError, Problem, SpecError
 from sluicegate.monitor._alarm_records import sync_alarms_in
 from sluicegate.spec._errors import spec_error_from
@@ -72,10 +73,60 @@ class DeployRequest(BaseModel):
     )
 
 
+class ReplicaLog(BaseModel):
+    """One replica's lines in this answer and where they end."""
+
+    replica: int = Field(ge=0)
+    lines: list[str] = Field(
+        description="complete lines, oldest first (a line is given once its newline is written)"
+    )
+    position: int = Field(
+        ge=0,
+        description="bytes of this replica's output up to the end of the last line given, "
+        "counted from its first byte across log rotations",
+    )
+    skipped: int = Field(
+        ge=0,
+        description="bytes between the position asked for and the oldest output still kept: "
+        "rotated away before they were read (0 normally)",
+    )
+    more: bool = Field(description="more lines are there already: ask again at once")
+
+
 class Logs(BaseModel):
     service: str
     revision: str
-    logs: str = Field(description="the last lines of each replica's output")
+    logs: str = Field(
+        description="the lines of this answer as one text; without `replica`, each replica's "
+        "under a `==> replica N <==` line (with `after`, only replicas with new lines)"
+    )
+    replicas: list[ReplicaLog] = Field(
+        description="per replica, its lines and position; empty for a revision whose output "
+        "is not captured here (then `logs` says why)"
+    )
+    cursor: str = Field(
+        description="pass as `after` to get only what was written since: `REPLICA:POSITION` "
+        "pairs, comma-separated"
+    )
+
+
+# At most 64 replicas (the spec's bound) of ``index:position``: well under 2,000 characters.
+CURSOR_PATTERN = r"^([0-9]{1,9}:[0-9]{1,19}(,[0-9]{1,9}:[0-9]{1,19}){0,63})?$"
+
+
+def parse_cursor(cursor: str) -> dict[int, int]:
+    """``"0:1234,1:88"`` → ``{0: 1234, 1: 88}`` (the shape ``CURSOR_PATTERN`` checked)."""
+    positions = {}
+    for i, pair in enumerate(p for p in cursor.split(",") if p):
+        replica, _, position = pair.partition(":")
+        if int(position) > INT64_MAX:
+            raise SpecError([Problem("after", f"pair {i + 1}: position beyond 64 bits")])
+        positions[int(replica)] = int(position)
+    return positions
+
+
+def format_cursor(positions: dict[int, int]) -> str:
+    return ",".join(f"{replica}:{position}" for replica, position in sorted(positions.items()))
 
 
 @router.put("/services/{name}", response_model=ServiceApplied)
@@ -164,16 +215,15 @@ async def create_deployment(
             raise spec_error_from(exc, "request body") from exc
     ctl = ctl_of(request)
     dep = await ctl.deploy(name, req.revision, caller.name, config, req.env)
-    plan_config = config if config is not None else ctl.spec_of(name).deployment.config
-    plan = describe(plan_for(plan_config))
-    guarding = [f"{a.id}" for a in store_of(request).alarms.list(name) if a.guard]
-    plan.append(
-        "Rollback: `sluice rollback` returns all traffic to blue in one router call"
-        + (
-            f"; automatic when a guarding alarm is in ALARM: {', '.join(guarding)}"
-            if guarding
-            else "; no guarding alarm is declared (spec `alarms:`)"
-        )
+    spec = ctl.spec_of(name)
+    guarding = [a.id for a in store_of(request).alarms.list(name) if a.guard]
+    plan = plan_lines(
+        spec,
+        req.revision,
+        plan_for(config if config is not None else spec.deployment.config),
+        first=dep.from_revision is None,
+        guarding=guarding,
+        default_guards=request.app.state.default_guards,
     )
     return {**deployment_view(dep), "plan": plan}
 
@@ -211,8 +261,51 @@ def logs(
     request: Request,
     caller: Reader,
     replica: Annotated[int | None, Query(ge=0, le=INT64_MAX)] = None,
-    tail: Annotated[int, Query(ge=1, le=10000)] = 100,
+    tail: Annotated[
+        int, Query(ge=1, le=10000, description="without `after`: the last this many lines")
+    ] = 100,
+    after: Annotated[
+        str | None,
+        Query(
+            max_length=2000,
+            pattern=CURSOR_PATTERN,
+            description="a `cursor` from an earlier answer: only lines written after it (a "
+            "replica not in it: from its oldest line kept); empty: from the oldest kept",
+        ),
+    ] = None,
+    limit: Annotated[
+        int, Query(ge=1, le=10000, description="with `after`: at most this many lines per replica")
+    ] = 1000,
 ) -> dict[str, Any]:
-    """The last ``tail`` lines each replica of ``revision`` wrote (or one replica's)."""
-    text = ctl_of(request).world.logs(name, revision, replica, tail)
-    return {"service": name, "revision": revision, "logs": text}
+    """The last ``tail`` lines each replica of ``revision`` wrote (or one replica's), with a
+    ``cursor``. To follow the output, ask again with ``after`` = the last ``cursor``: each
+    line comes once, none is left out across log rotations (unless it was rotated away
+    before it was read: ``skipped`` says how much)."""
+    positions = parse_cursor(after) if after is not None else None
+    read = ctl_of(request).world.read_logs(
+        name, revision, replica, positions, limit if positions is not None else tail
+    )
+    cursor = dict(positions or {})
+    parts = []
+    for r in read.replicas:
+        cursor[r.replica] = r.position
+        if replica is not None:
+            parts.append("\n".join(r.lines))
+        elif r.lines or positions is None:
+            parts.append("\n".join([f"==> replica {r.replica} <==", *r.lines]))
+    return {
+        "service": name,
+        "revision": revision,
+        "logs": "\n\n".join(parts) if read.replicas else read.note,
+        "replicas": [
+            {
+                "replica": r.replica,
+                "lines": list(r.lines),
+                "position": r.position,
+                "skipped": r.skipped,
+                "more": r.more,
+            }
+            for r in read.replicas
+        ],
+        "cursor": format_cursor(cursor),
+    }
