@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
 from urllib.parse import quote
 
 import click
@@ -11,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sluicegate.cli._api import Api, api_options
-from sluicegate.cli._format import when
+from sluicegate.cli._format import emit, json_option, when
 
 console = Console()
 _COLOURS = {"OK": "green", "ALARM": "red", "INSUFFICIENT_DATA": "yellow"}
@@ -32,10 +30,6 @@ def _path(alarm: str) -> str:
     return f"/alarms/{quote(service, safe='')}/{quote(name, safe='')}"
 
 
-def _json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=True))
-
-
 @click.group()
 def alarms() -> None:
     """Alarms: their state, why, and their history (docs/monitor.md)."""
@@ -43,14 +37,14 @@ def alarms() -> None:
 
 @alarms.command("list")
 @click.option("--service", "-s", default=None, help="Only this service's alarms.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@json_option
 @api_options
 def alarms_list(service: str | None, as_json: bool, url: str, token: str | None) -> None:
     """Every alarm with its state and reason."""
     params = {"service": service} if service else None
     data = Api(url, token).call("GET", "/alarms", params=params)
     if as_json:
-        _json(data)
+        emit(data)
         return
     table = Table("alarm", "state", "guard", "since", "reason")
     for a in data:
@@ -66,13 +60,13 @@ def alarms_list(service: str | None, as_json: bool, url: str, token: str | None)
 
 @alarms.command("get")
 @click.argument("alarm")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@json_option
 @api_options
 def alarms_get(alarm: str, as_json: bool, url: str, token: str | None) -> None:
     """One alarm (SERVICE/NAME): state, reason and the datapoints of its last evaluation."""
     a = Api(url, token).call("GET", _path(alarm))
     if as_json:
-        _json(a)
+        emit(a)
         return
     head = Table(show_header=False, box=None)
     guard = "on" if a["guard"] else "off"
@@ -110,13 +104,13 @@ def alarms_get(alarm: str, as_json: bool, url: str, token: str | None) -> None:
 @alarms.command("history")
 @click.argument("alarm")
 @click.option("--limit", default=100, show_default=True, help="The latest N changes.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@json_option
 @api_options
 def alarms_history(alarm: str, limit: int, as_json: bool, url: str, token: str | None) -> None:
     """State changes of one alarm (SERVICE/NAME), oldest first, with who and why."""
     data = Api(url, token).call("GET", _path(alarm) + "/history", params={"limit": limit})
     if as_json:
-        _json(data)
+        emit(data)
         return
     table = Table("time", "change", "by", "reason")
     for h in data:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 import click
@@ -10,6 +9,7 @@ from rich.console import Console
 
 from sluicegate.cli._api import Api, api_options
 from sluicegate.cli._flag_views import exposure_table
+from sluicegate.cli._format import emit, json_option
 
 console = Console()
 
@@ -34,7 +34,7 @@ def since_epoch(value: str, now: float) -> int:
     show_default=True,
     help="How far back: 15m, 1h, 7d (the server keeps 14 days, per minute).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the server's answer as JSON.")
+@json_option
 @api_options
 def exposures(
     env: str, flag: str | None, since: str, as_json: bool, url: str, token: str | None
@@ -54,6 +54,6 @@ def exposures(
         params["flag"] = flag
     data = Api(url, token).call("GET", f"/flags/{env}/exposures", params=params)
     if as_json:
-        click.echo(json.dumps(data, indent=2))
+        emit(data)
     else:
         console.print(exposure_table(data))

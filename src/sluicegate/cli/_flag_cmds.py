@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import click
 import yaml
 from rich.console import Console
-from rich.live import Live
 
 from sluicegate.cli._api import Api, api_options
 from sluicegate.cli._exposure_cmds import exposures
+from sluicegate.cli._flag_env_cmds import envs
+from sluicegate.cli._flag_rollout_cmds import rollout, watch_rollout
 from sluicegate.cli._flag_views import (
     compact,
     diff_lines,
     evaluation,
     history_table,
-    rollout_view,
     when,
 )
+from sluicegate.cli._format import emit, json_option
 
 console = Console()
 
@@ -49,43 +49,6 @@ def flags() -> None:
     sluice flags rollout status prod
     sluice flags exposures prod --since 15m
     """
-
-
-# -- environments ----------------------------------------------------------------------------
-
-
-@flags.group(invoke_without_command=True)
-@api_options
-@click.pass_context
-def envs(ctx: click.Context, url: str, token: str | None) -> None:
-    """List the flag environments (or create one: envs create NAME)."""
-    if ctx.invoked_subcommand is not None:
-        return
-    rows = Api(url, token).call("GET", "/flags/envs")
-    from rich.table import Table
-
-    table = Table("environment", "version", "newest", "rollout", "description")
-    for e in rows:
-        r = e["rollout"]
-        rollout = f"{r['percent']}% of v{r['to_version']} ({r['phase']})" if r else "-"
-        table.add_row(
-            e["name"],
-            str(e["current_version"] or "-"),
-            str(e["latest_version"] or "-"),
-            rollout,
-            e["description"],
-        )
-    console.print(table)
-
-
-@envs.command("create")
-@click.argument("name")
-@click.option("--description", "-d", default="", help="What the environment is for.")
-@api_options
-def envs_create(name: str, description: str, url: str, token: str | None) -> None:
-    """Create flag environment NAME (it has no flag set until the first apply)."""
-    Api(url, token).call("POST", "/flags/envs", {"name": name, "description": description})
-    console.print(f"flag environment [bold]{name}[/] created")
 
 
 # -- changes ---------------------------------------------------------------------------------
@@ -242,7 +205,7 @@ def apply(
     )
     _print_applied(data, "saved")
     if watch and data.get("rollout"):
-        _watch(api, env)
+        watch_rollout(api, env)
 
 
 @flags.command()
@@ -327,10 +290,14 @@ def get(env: str, number: int | None, fmt: str, full: bool, url: str, token: str
 @flags.command()
 @click.option("--env", "-e", required=True, help=_ENV_HELP)
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
+@json_option
 @api_options
-def history(env: str, limit: int, url: str, token: str | None) -> None:
+def history(env: str, limit: int, as_json: bool, url: str, token: str | None) -> None:
     """ENV's versions, newest first: who saved each, why, and what became of it."""
     rows = Api(url, token).call("GET", f"/flags/{env}/versions", params={"limit": limit})
+    if as_json:
+        emit(rows)
+        return
     console.print(history_table(env, rows))
 
 
@@ -351,7 +318,7 @@ def history(env: str, limit: int, url: str, token: str | None) -> None:
     metavar="M",
     help="Newer version (default: the one being rolled out, else the current one).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the changes as JSON.")
+@json_option
 @api_options
 def diff(
     env: str, frm: int | None, to: int | None, as_json: bool, url: str, token: str | None
@@ -364,7 +331,7 @@ def diff(
     params = {k: v for k, v in {"from": frm, "to": to}.items() if v is not None}
     data = Api(url, token).call("GET", f"/flags/{env}/diff", params=params)
     if as_json:
-        click.echo(json.dumps(data, indent=2))
+        emit(data)
         return
     console.print(f"[bold]{env}[/]: version {data['from']} → {data['to']}")
     for line in diff_lines(data["changes"], data.get("description")):
@@ -412,7 +379,7 @@ def _context(items: tuple[str, ...]) -> dict[str, Any]:
     "following a rollout in progress).",
 )
 @click.option("--explain", is_flag=True, help="Say which rule matched and why.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@json_option
 @api_options
 def eval_(
     key: str,
@@ -428,7 +395,7 @@ def eval_(
     body = {"key": key, "context": _context(ctx), "explain": explain, "version": number}
     result = Api(url, token).call("POST", f"/flags/{env}/evaluate", body)
     if as_json:
-        click.echo(json.dumps(result, indent=2))
+        emit(result)
         return
     for line in evaluation(result):
         click.echo(line)
@@ -442,62 +409,8 @@ def schema() -> None:
     click.echo(json.dumps(flag_set_schema(), indent=2))
 
 
-# -- rollouts --------------------------------------------------------------------------------
-
-
-@flags.group()
-def rollout() -> None:
-    """Follow, stop or roll back ENV's rollout of a new flag-set version."""
-
-
-def _watch(api: Api, env: str) -> None:
-    with Live(console=console, refresh_per_second=4) as live:
-        while True:
-            r = api.call("GET", f"/flags/{env}/rollout")
-            live.update(rollout_view(r))
-            if not r["active"]:
-                return
-            time.sleep(0.5)
-
-
-@rollout.command("status")
-@click.argument("env")
-@click.option("--watch", is_flag=True, help="Follow it live until it ends.")
-@click.option("--json", "as_json", is_flag=True, help="Print it as JSON.")
-@api_options
-def rollout_status(env: str, watch: bool, as_json: bool, url: str, token: str | None) -> None:
-    """ENV's rollout in progress (or the last one): share, step, alarms, events."""
-    api = Api(url, token)
-    if watch:
-        _watch(api, env)
-        return
-    r = api.call("GET", f"/flags/{env}/rollout")
-    if as_json:
-        click.echo(json.dumps(r, indent=2))
-    else:
-        console.print(rollout_view(r))
-
-
-def _rollout_command(name: str, doc: str) -> click.Command:
-    @rollout.command(name, help=doc)
-    @click.argument("env")
-    @api_options
-    def cmd(env: str, url: str, token: str | None) -> None:
-        r = Api(url, token).call("POST", f"/flags/{env}/rollout/{name}")
-        console.print(
-            f"rollout {r['id']} {r['phase'].replace('_', ' ')}: everyone is back on "
-            f"version {r['from_version']}"
-        )
-
-    return cmd
-
-
-_rollout_command("stop", "Call ENV's rollout off: everyone back on the current version now.")
-_rollout_command(
-    "rollback",
-    "The new version is bad: everyone back on the current version now (recorded as rolled back).",
-)
-
+flags.add_command(envs)
+flags.add_command(rollout)
 flags.add_command(exposures)
 
 COMMANDS = [flags]

@@ -13,8 +13,12 @@ from sluicegate.cli import (
     _agent_cmds,
     _alarm_cmds,
     _deploy_cmds,
+    _deployment_cmds,
+    _event_cmds,
     _flag_cmds,
+    _log_cmds,
     _server_cmds,
+    _service_cmds,
     _webhook_cmds,
 )
 from sluicegate.errors import SluicegateError
@@ -91,6 +95,10 @@ def router(ctx: click.Context, config_path: str, workers: int, insecure: bool, c
 for _command in (
     *_agent_cmds.COMMANDS,
     *_deploy_cmds.COMMANDS,
+    *_deployment_cmds.COMMANDS,
+    *_service_cmds.COMMANDS,
+    *_event_cmds.COMMANDS,
+    *_log_cmds.COMMANDS,
     *_flag_cmds.COMMANDS,
     *_server_cmds.COMMANDS,
     *_alarm_cmds.COMMANDS,

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Column, Table
 
 from sluicegate.cli._api import Api, api_options
-from sluicegate.cli._format import when
+from sluicegate.cli._format import emit, json_option, when
 
 console = Console()
 
@@ -72,11 +72,16 @@ def add(
 
 
 @webhooks.command("list")
+@json_option
 @api_options
-def list_(url: str, token: str | None) -> None:
+def list_(as_json: bool, url: str, token: str | None) -> None:
     """Every webhook (secrets are never shown again)."""
+    found = Api(url, token).call("GET", "/webhooks")
+    if as_json:
+        emit(found)
+        return
     table = Table(Column("id", no_wrap=True), "url", "events", "enabled", "created")
-    for h in Api(url, token).call("GET", "/webhooks"):
+    for h in found:
         table.add_row(
             h["id"],
             h["url"],
@@ -113,12 +118,19 @@ def test(webhook: str, url: str, token: str | None) -> None:
     help="Only deliveries in this state.",
 )
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
+@json_option
 @api_options
-def deliveries(webhook: str, status: str | None, limit: int, url: str, token: str | None) -> None:
+def deliveries(
+    webhook: str, status: str | None, limit: int, as_json: bool, url: str, token: str | None
+) -> None:
     """A webhook's latest deliveries, newest first: status, attempts, the receiver's answer."""
     params: dict[str, object] = {"limit": limit}
     if status:
         params["status"] = status
+    found = Api(url, token).call("GET", f"/webhooks/{webhook}/deliveries", params=params)
+    if as_json:
+        emit(found)
+        return
     table = Table(
         "delivery",
         "event",
@@ -129,7 +141,7 @@ def deliveries(webhook: str, status: str | None, limit: int, url: str, token: st
         "next attempt",
         "delivered",
     )
-    for d in Api(url, token).call("GET", f"/webhooks/{webhook}/deliveries", params=params):
+    for d in found:
         answer = d["last_error"] or (str(d["last_status"]) if d["last_status"] else "-")
         table.add_row(
             str(d["id"]),
