@@ -41,9 +41,10 @@ def json_option(f: F) -> F:
 def emit(data: Any, *, line: bool = False) -> None:
     """Print ``data`` as JSON on stdout, unchanged: indented as one document, or with
     ``line`` compact on one line (one object per line when following), flushed at once so a
-    reader of a pipe sees each object as it comes."""
+    reader of a pipe sees each object as it comes. Non-ASCII text is escaped (``\u2192``),
+    so the output is valid whatever the terminal's encoding."""
     if line:
-        click.echo(json.dumps(data, separators=(",", ":"), ensure_ascii=False))
+        click.echo(json.dumps(data, separators=(",", ":")))
     else:
-        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        click.echo(json.dumps(data, indent=2))
     sys.stdout.flush()
