@@ -29,7 +29,7 @@ import uvicorn
 
 from sluicegate._heap import freeze_startup_heap
 from sluicegate._logging import LogSettings
-from sluicegate._private import private_dir
+from sluicegate._private import private_dir, write_secret
 from sluicegate._startup import StateDirLock, StateWatch, bind_api_socket
 from sluicegate.api import create_app
 from sluicegate.clock import SystemClock
@@ -82,6 +82,7 @@ class ServerSettings:
     router_flags_env: str = "prod"  # flag rules evaluate it; "" = none
     failure_bound: float = FAILURE_BOUND  # a deployment failing to apply this long: FAILED
     allow_private_webhooks: bool = False  # webhooks may reach loopback/private addresses
+    admin_token_file: Path | None = None  # the first admin token goes there (0600), not stdout
     log: LogSettings = field(default_factory=LogSettings)  # also the router's
 
     def __post_init__(self) -> None:
@@ -249,7 +250,11 @@ async def _serve(
         ready = True
         if not store.tokens.list() and not settings.insecure:  # made once all is up
             token = store.tokens.create("admin", "first-admin")
-            announce(f"admin token (shown once, store it safely): {token}")
+            if settings.admin_token_file is not None:
+                write_secret(settings.admin_token_file, token)
+                announce(f"admin token written to {settings.admin_token_file} (0600)")
+            else:
+                announce(f"admin token (shown once, store it safely): {token}")
         freeze_startup_heap()
         announce(
             f"sluice server ready on http://{settings.host}:{settings.port}"

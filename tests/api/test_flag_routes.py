@@ -361,10 +361,10 @@ def test_an_environment_is_deleted_with_its_versions_and_its_name_is_free_again(
     assert call(server, "GET", "/v1/flags/gone", tokens["reader"]).status_code == 404
     assert call(server, "DELETE", "/v1/flags/envs/gone", tokens["admin"]).status_code == 404
     events = call(
-        server, "GET", "/v1/events", tokens["reader"], params={"kind": "flags.env_deleted"}
+        server, "GET", "/v1/events", tokens["reader"], params={"kind": "flags.env.deleted"}
     ).json()
     assert [(e["subject"], e["actor"], e["data"]) for e in events] == [
-        ("flags/gone", "admin", {"env": "gone", "versions": 1})
+        ("flags/gone", "first-admin", {"env": "gone", "versions": 1})
     ]
     # a new environment of the same name starts over: its version 1 is its own
     new_env(server, tokens, "gone")

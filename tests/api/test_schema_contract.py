@@ -124,7 +124,9 @@ def _sample_data(server: Server) -> dict[str, Any]:
     call(server, "POST", "/v1/flags/envs", {"name": ENV, "description": "schema test"})
     flags = {"flags": {"checkout": {"type": "boolean", "default_variant": "off"}}}
     call(server, "PUT", f"/v1/flags/{ENV}", {"document": flags})
-    hook = call(server, "POST", "/v1/webhooks", {"url": CLOSED_PORT_URL, "events": ["webhook.test"]})
+    hook = call(
+        server, "POST", "/v1/webhooks", {"url": CLOSED_PORT_URL, "events": ["webhook.test"]}
+    )
     return {
         "service": SERVICE,
         "env": ENV,

@@ -15,6 +15,7 @@ from sluicegate.cli import (
     _deploy_cmds,
     _flag_cmds,
     _server_cmds,
+    _token_cmds,
     _webhook_cmds,
 )
 from sluicegate.errors import SluicegateError
@@ -93,6 +94,7 @@ for _command in (
     *_deploy_cmds.COMMANDS,
     *_flag_cmds.COMMANDS,
     *_server_cmds.COMMANDS,
+    *_token_cmds.COMMANDS,
     *_alarm_cmds.COMMANDS,
     *_webhook_cmds.COMMANDS,
 ):

@@ -89,7 +89,7 @@ class FlagService:
         return env
 
     def delete_environment(self, name: str, actor: str, *, keep: str | None = None) -> None:
-        """Delete ``name`` with its versions and rollouts (event ``flags.env_deleted``).
+        """Delete ``name`` with its versions and rollouts (event ``flags.env.deleted``).
 
         Refused (:class:`ConflictError`) while it is in use: it is ``keep`` (the router's
         flag environment), a rollout is in progress, or agent tokens read it."""
@@ -103,7 +103,7 @@ class FlagService:
         with self.store.transaction() as tx:
             versions = tx.flags.delete_environment(name)
             tx.events.append(
-                "flags.env_deleted",
+                "flags.env.deleted",
                 subject_of(name),
                 f"flag environment {name} deleted with its {versions} "
                 f"version{'s' if versions != 1 else ''}",
