@@ -73,6 +73,7 @@ class ClientProtocol(asyncio.Protocol):
         "ip",
         "listener",
         "parser",
+        "pending",
         "plane",
         "queue",
         "read_paused",
@@ -97,6 +98,7 @@ class ClientProtocol(asyncio.Protocol):
         self.ex: Exchange | None = None  # the exchange whose request is being parsed
         self.active: Exchange | None = None  # the exchange being served
         self.queue: deque[Exchange] | None = None  # pipelined exchanges waiting their turn
+        self.pending: bytes | None = None  # read but not parsed while the queue is full
         self.tunnel: asyncio.Transport | None = None  # after a 101: the upstream transport
         self.read_paused = False
         self.upstream_paused = False
@@ -139,6 +141,7 @@ class ClientProtocol(asyncio.Protocol):
         ex = self.active
         self.active = None
         self.queue = None
+        self.pending = None
         if ex is not None and ex.upstream is not None:
             ex.upstream.abandon(ex)
         self.transport = None
@@ -151,22 +154,10 @@ class ClientProtocol(asyncio.Protocol):
         if ex is not None and ex.upgrade and ex.body_done:
             ex.tunnel_data.append(data)  # bytes for the upstream once it agrees to upgrade
             return
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade as exc:
-            up = self.active
-            if up is not None and up.upgrade:
-                up.tunnel_data.append(data[exc.args[0] :])
-        except httptools.HttpParserCallbackError as exc:
-            ctx = exc.__context__
-            if isinstance(ctx, RejectError):
-                self._reject(ctx.status, ctx.reason)
-            else:
-                self.plane.log.exception("request handling failed", exc_info=ctx)
-                self._reject(500, "internal error")
-        except httptools.HttpParserError as exc:
-            self._reject(400, str(exc) or "malformed request")
+        if self.pending is not None:  # reading is paused while these wait; never reached
+            self.pending += data
             return
+        self._feed(data)
         if self.in_head:
             if self.hbytes < 0:
                 self.hbytes = 0  # the read that began the message: at most one read's worth
@@ -175,6 +166,58 @@ class ClientProtocol(asyncio.Protocol):
                 plane = self.plane
                 if self.hbytes > plane.max_header_bytes + plane.max_request_line:
                     self._reject(431, "request headers too large")
+
+    def _feed(self, data: bytes) -> None:
+        """Parse ``data``, cut after each request head, so that no more than
+        ``max_pipelined`` requests ever wait behind the one being served.
+
+        A single read can carry thousands of pipelined requests; once the queue is full the
+        rest of the read waits unparsed in ``pending`` (reading paused) until it empties.
+        A cut at a head's end is always a valid place to stop feeding llhttp.
+        """
+        parser = self.parser
+        limit = self.plane.max_pipelined
+        end = len(data)
+        start = 0
+        while True:
+            queue = self.queue
+            if queue is not None and len(queue) >= limit:
+                self.pending = data[start:]
+                self._pause()
+                return
+            cut = data.find(b"\r\n\r\n", start)
+            stop = end if cut < 0 else cut + 4
+            try:
+                parser.feed_data(data if stop - start == end else memoryview(data)[start:stop])
+            except httptools.HttpParserUpgrade as exc:
+                up = self.active
+                if up is not None and up.upgrade:
+                    up.tunnel_data.append(data[start + exc.args[0] :])
+                return
+            except httptools.HttpParserCallbackError as exc:
+                ctx = exc.__context__
+                if isinstance(ctx, RejectError):
+                    self._reject(ctx.status, ctx.reason)
+                else:
+                    self.plane.log.exception("request handling failed", exc_info=ctx)
+                    self._reject(500, "internal error")
+                return
+            except httptools.HttpParserError as exc:
+                self._reject(400, str(exc) or "malformed request")
+                return
+            if stop == end:
+                return
+            start = stop
+
+    def _drain(self) -> None:
+        """The queue emptied: parse what was held back, then read again if nothing waits."""
+        data, self.pending = self.pending, None
+        if data is None or self.transport is None:
+            return
+        self._feed(data)
+        active = self.active
+        if self.pending is None and not self.queue and (active is None or active.keep_alive):
+            self._resume()
 
     def pause_writing(self) -> None:
         if self.tunnel is not None:
@@ -489,6 +532,9 @@ class ClientProtocol(asyncio.Protocol):
 
     def _resume(self) -> None:
         if self.read_paused and self.transport is not None and self.rejected is None:
+            if self.pending is not None:  # bytes already read come first; reading waits
+                self.plane.loop.call_soon(self._drain)
+                return
             self.read_paused = False
             if not self.upstream_paused:
                 self.transport.resume_reading()

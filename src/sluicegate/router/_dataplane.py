@@ -96,6 +96,7 @@ class DataPlane:
         self.upstream_idle = 30.0
         self.max_request_line = 8192
         self.max_header_bytes = 32768
+        self.max_pipelined = 16
         self.drain_timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self.on_fail_open: Callable[[str], None] = lambda name: log.warning(
             "target group %s has no healthy target: failing open to all its targets", name
@@ -196,6 +197,7 @@ class DataPlane:
         self.upstream_idle = t.upstream_idle
         self.max_request_line = config.limits.max_request_line
         self.max_header_bytes = config.limits.max_header_bytes
+        self.max_pipelined = config.limits.max_pipelined
         self.metrics.window = int(config.metrics_window)
         for gspec in config.target_groups:
             group = self.groups.get(gspec.name)

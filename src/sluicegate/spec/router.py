@@ -330,6 +330,8 @@ class TimeoutsSpec(_Model):
 class LimitsSpec(_Model):
     max_request_line: Annotated[int, Field(ge=256, le=1 << 20)] = 8192
     max_header_bytes: Annotated[int, Field(ge=1024, le=1 << 22)] = 32768
+    # Pipelined requests parsed ahead of the one being served, per client connection.
+    max_pipelined: Annotated[int, Field(ge=1, le=1024)] = 16
 
 
 class RouterConfig(_Model):
