@@ -60,6 +60,7 @@ _PAUSE_BODY_BUFFER = 256 * 1024
 class ClientProtocol(asyncio.Protocol):
     __slots__ = (
         "active",
+        "admitted",
         "cookie",
         "deadline",
         "dkind",
@@ -93,6 +94,7 @@ class ClientProtocol(asyncio.Protocol):
     def __init__(self, plane: DataPlane, listener: ListenerState) -> None:
         self.plane = plane
         self.listener = listener
+        self.admitted = False  # counted in listener.connections (not refused at once)
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.ex: Exchange | None = None  # the exchange whose request is being parsed
@@ -130,13 +132,26 @@ class ClientProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        plane = self.plane
+        listener = self.listener
+        refusal = plane.admission.admit(listener, len(plane.clients) + plane.upstreams, plane.now)
+        if refusal is not None:
+            listener.unrouted.record(503, 0.0)
+            self.transport.write(refusal)
+            self.transport.close()
+            return
+        self.admitted = True
+        listener.connections += 1
         peer = transport.get_extra_info("peername")
         if peer:
             self.ip = str(peer[0]).encode()
-        self.plane.clients.add(self)
-        self.deadline = self.plane.now + self.plane.idle_timeout
+        plane.clients.add(self)
+        self.deadline = plane.now + plane.idle_timeout
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.admitted:
+            self.admitted = False
+            self.listener.connections -= 1
         self.plane.clients.discard(self)
         ex = self.active
         self.active = None
@@ -456,12 +471,15 @@ class ClientProtocol(asyncio.Protocol):
         if self.read_paused:
             self._resume()
 
-    def router_error(self, ex: Exchange, status: int, reason: str) -> None:
-        """Answer ``ex`` with a router-generated error (502/503/504) and count it."""
+    def router_error(self, ex: Exchange, status: int, reason: str, blame: bool = True) -> None:
+        """Answer ``ex`` with a router-generated error (502/503/504) and count it: against
+        its target group, or (``blame`` False: the router's own trouble) as unrouted."""
         if ex is not self.active or self.transport is None:
             return
         latency = perf_counter() - ex.start
-        if status in (502, 504):
+        if not blame:
+            self.listener.unrouted.record(status, latency)
+        elif status in (502, 504):
             ex.entry.series.record_router_error(status, latency)
         else:
             ex.entry.series.record(status, latency)

@@ -15,8 +15,10 @@ from typing import Any
 
 from sluicegate.clock import Clock
 from sluicegate.errors import ConflictError, NotFoundError, Problem, SpecError, TransientError
+from sluicegate.router._admission import Admission
 from sluicegate.router._client import ClientProtocol
 from sluicegate.router._exchange import Exchange
+from sluicegate.router._fds import is_fd_exhaustion
 from sluicegate.router._flagslot import FlagSlot, compile_document
 from sluicegate.router._listen import host_port, open_listener, reason
 from sluicegate.router._metrics import NO_GROUP, MetricsRegistry, Series
@@ -34,14 +36,17 @@ _TICK = 0.25  # seconds between sweeps: timeouts, metric rotation, pool expiry
 class ListenerState:
     """A listening socket and the routing snapshot its connections read per request."""
 
-    __slots__ = ("name", "route", "socket", "spec", "unrouted")
+    __slots__ = ("connections", "name", "route", "socket", "spec", "unrouted")
 
     def __init__(self, spec: ListenerSpec, route: ListenerRoute, unrouted: Series) -> None:
         self.name = spec.name
         self.spec = spec
         self.route = route
-        self.unrouted = unrouted  # requests rejected before routing (400, 408, 414, 431)
+        # Requests rejected before routing (400, 408, 414, 431) or by the router's own
+        # limits (503 for max_connections or file descriptors).
+        self.unrouted = unrouted
         self.socket: _Socket | None = None
+        self.connections = 0  # client connections accepted for this listener and still open
 
 
 class _Socket:
@@ -84,6 +89,8 @@ class DataPlane:
         self.groups: dict[str, TargetGroup] = {}
         self.listeners: dict[str, ListenerState] = {}
         self.clients: set[ClientProtocol] = set()
+        self.upstreams = 0  # upstream connections open (with clients: descriptors held)
+        self.admission = Admission(log)
         self.config: RouterConfig | None = None
         self.metrics = MetricsRegistry(enabled=metrics_enabled)
         self.flags = FlagSlot()  # outlives configs: routes rebuilt on reload share it
@@ -245,6 +252,7 @@ class DataPlane:
         for sock in opened.values():
             assert sock.server is not None
             await sock.server.start_serving()
+        self.admission.fds.recount(len(self.clients) + self.upstreams, self.now)
 
     def _held(self) -> dict[_Key, _Socket]:
         return {
@@ -430,6 +438,15 @@ class DataPlane:
             timeout = isinstance(exc, asyncio.TimeoutError)
             if ex.client.active is not ex:
                 return
+            if is_fd_exhaustion(exc):
+                # Ours, not the target's: no retry elsewhere, and not counted against the
+                # target group (a canary guard must not blame a release for it).
+                held = len(self.clients) + self.upstreams
+                self.admission.out_of_fds(
+                    f"answering 503 instead of connecting to {target.addr}", held, self.now
+                )
+                ex.client.router_error(ex, 503, "the router is out of file descriptors", False)
+                return
             if not ex.retried:
                 ex.retried = True
                 self.dispatch(ex, exclude=target)
@@ -483,6 +500,7 @@ class DataPlane:
         now = self.now = self.loop.time()
         for client in [c for c in self.clients if c.dkind != 3 and c.deadline < now]:
             client.timed_out()
+        self.admission.tick(len(self.clients) + self.upstreams, now)
         limit = now - self.upstream_idle
         for group in self.groups.values():
             for target in group.targets.values():

@@ -232,6 +232,8 @@ class ListenerSpec(_Model):
     name: Name
     port: Port
     address: str = "127.0.0.1"
+    # Client connections open at once, per data-plane process; beyond it: 503 and close.
+    max_connections: Annotated[int, Field(ge=1, le=1 << 20)] = 10_000
     rules: list[RuleSpec] = Field(default_factory=list)
     default: ForwardSpec
 
