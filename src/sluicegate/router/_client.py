@@ -21,11 +21,16 @@ from sluicegate.router._exchange import Exchange
 from sluicegate.router._head import (
     RejectError,
     check_transfer_encoding,
-    origin_form,
     request_view,
     strip_named,
 )
+from sluicegate.router._listen import host_port
 from sluicegate.router._responses import error_response
+from sluicegate.router._target import (
+    allowed_upgrade,
+    is_request_line_without_version,
+    resolve_target,
+)
 
 if TYPE_CHECKING:
     from sluicegate.router._dataplane import DataPlane, ListenerState
@@ -86,6 +91,7 @@ class ClientProtocol(asyncio.Protocol):
         "transport",
         "tunnel",
         "upgrade_hdr",
+        "upgrading",
         "upstream_paused",
         "url",
         "xff",
@@ -102,6 +108,8 @@ class ClientProtocol(asyncio.Protocol):
         self.queue: deque[Exchange] | None = None  # pipelined exchanges waiting their turn
         self.pending: bytes | None = None  # read but not parsed while the queue is full
         self.tunnel: asyncio.Transport | None = None  # after a 101: the upstream transport
+        # An exchange allowed to upgrade: every byte after its request is for the new protocol.
+        self.upgrading: Exchange | None = None
         self.read_paused = False
         self.upstream_paused = False
         self.rejected: bytes | None = None  # an error answer due after the requests before it
@@ -165,9 +173,9 @@ class ClientProtocol(asyncio.Protocol):
         if self.tunnel is not None:
             self.tunnel.write(data)
             return
-        ex = self.active
-        if ex is not None and ex.upgrade and ex.body_done:
-            ex.tunnel_data.append(data)  # bytes for the upstream once it agrees to upgrade
+        up = self.upgrading
+        if up is not None and up.body_done:
+            up.tunnel_data.append(data)  # bytes for the upstream once it agrees to upgrade
             return
         if self.pending is not None:  # reading is paused while these wait; never reached
             self.pending += data
@@ -202,12 +210,25 @@ class ClientProtocol(asyncio.Protocol):
                 return
             cut = data.find(b"\r\n\r\n", start)
             stop = end if cut < 0 else cut + 4
+            # A request that begins here without its whole head (a rare path): HTTP/0.9?
+            if (
+                cut < 0
+                and not self.in_head
+                and self.ex is None
+                and is_request_line_without_version(data, start, end)
+            ):
+                self._reject(400, "HTTP/0.9 requests are not supported")
+                return
             try:
                 parser.feed_data(data if stop - start == end else memoryview(data)[start:stop])
             except httptools.HttpParserUpgrade as exc:
-                up = self.active
-                if up is not None and up.upgrade:
-                    up.tunnel_data.append(data[start + exc.args[0] :])
+                start += exc.args[0]
+                up = self.upgrading
+                if up is not None:
+                    up.tunnel_data.append(data[start:])
+                    return
+                if start < end:  # an Upgrade left out: HTTP/1.1 goes on after it
+                    continue
                 return
             except httptools.HttpParserCallbackError as exc:
                 ctx = exc.__context__
@@ -328,9 +349,16 @@ class ClientProtocol(asyncio.Protocol):
         method: bytes = parser.get_method()
         if method == b"CONNECT":
             raise RejectError(405, "CONNECT is not supported")
-        if self.url[:1] != b"/" and self.url != b"*":
-            self._origin_form()
-        upgrade = bool(parser.should_upgrade()) and self.upgrade_hdr is not None
+        self.url, self.host, self.hparts, self.headers = resolve_target(
+            self.url, self.host, self.hparts, self.headers, self._local_host
+        )
+        upgrade = False
+        if self.upgrade_hdr is not None and parser.should_upgrade():
+            # Only protocols the listener allows; any other Upgrade (h2c) is left out and
+            # the request goes upstream as plain HTTP/1.1, as a server ignoring it would.
+            allowed = frozenset(p.lower().encode() for p in self.listener.spec.upgrades)
+            self.upgrade_hdr = allowed_upgrade(self.upgrade_hdr, allowed)
+            upgrade = self.upgrade_hdr is not None
         has_body = self.te_chunked or self.has_cl
         plane = self.plane
         route = self.listener.route
@@ -344,8 +372,7 @@ class ClientProtocol(asyncio.Protocol):
             hparts = strip_named(hparts, self.tokens)
         xff = self.ip if self.xff is None else self.xff + b", " + self.ip
         tail = [b"X-Forwarded-For: ", xff, b"\r\nX-Forwarded-Proto: http\r\n"]
-        if self.host is not None:
-            tail += (b"X-Forwarded-Host: ", self.host, b"\r\n")
+        tail += (b"X-Forwarded-Host: ", self.host, b"\r\n")
         if self.te_chunked:
             tail.append(b"Transfer-Encoding: chunked\r\n")
         if upgrade:
@@ -366,6 +393,8 @@ class ClientProtocol(asyncio.Protocol):
             perf_counter(),
         )
         self.ex = ex
+        if upgrade:
+            self.upgrading = ex
         if self.active is None:
             self.active = ex
             self.deadline = plane.now + plane.request_timeout
@@ -509,10 +538,11 @@ class ClientProtocol(asyncio.Protocol):
 
     # -- helpers -------------------------------------------------------------------------------
 
-    def _origin_form(self) -> None:
-        self.url, self.host, self.hparts, self.headers = origin_form(
-            self.url, self.hparts, self.headers
-        )
+    def _local_host(self) -> bytes:
+        """``address:port`` the client connected to: the Host of a request without one."""
+        assert self.transport is not None
+        local = self.transport.get_extra_info("sockname")
+        return host_port(str(local[0]), int(local[1])).encode()
 
     def _reject(self, status: int, reason: str) -> None:
         self.in_head = False

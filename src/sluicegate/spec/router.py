@@ -234,10 +234,20 @@ class ListenerSpec(_Model):
     address: str = "127.0.0.1"
     # Client connections open at once, per data-plane process; beyond it: 503 and close.
     max_connections: Annotated[int, Field(ge=1, le=1 << 20)] = 10_000
+    # Protocols an Upgrade request may switch to; other Upgrade headers are not forwarded.
+    upgrades: list[str] = Field(default_factory=lambda: ["websocket"])
     rules: list[RuleSpec] = Field(default_factory=list)
     default: ForwardSpec
 
     _addr = field_validator("address")(classmethod(lambda cls, v: _check_address(v)))
+
+    @field_validator("upgrades")
+    @classmethod
+    def _upgrade_tokens(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if not _TOKEN_CHARS.match(name):
+                raise ValueError(f"{name!r} is not a protocol name (like websocket)")
+        return v
 
 
 _STATUS = re.compile(r"^[1-5][0-9][0-9]$")
