@@ -192,8 +192,9 @@ class FlagMatchSpec(_Model):
 
 
 class MatchSpec(_Model):
-    """Conditions of a rule; all given conditions must hold (values are globs, any-of lists;
-    ``flag`` asks the router's flag set which variant the request's user gets)."""
+    """Conditions of a rule; all given conditions must hold (``path_prefix`` is a plain
+    prefix; the other values are globs, any-of lists; ``flag`` asks the router's flag set
+    which variant the request's user gets)."""
 
     path_prefix: str | None = None
     host: Patterns | None = None
@@ -204,9 +205,26 @@ class MatchSpec(_Model):
 
     @field_validator("path_prefix")
     @classmethod
-    def _slash(cls, v: str | None) -> str | None:
-        if v is not None and not v.startswith("/"):
+    def _prefix(cls, v: str | None) -> str | None:
+        """A plain prefix of the normalized path, not a glob: ``/admin*`` would never match
+        (no path has a ``*``), so it is refused rather than accepted and dead."""
+        if v is None:
+            return v
+        if not v.startswith("/"):
             raise ValueError("path_prefix must start with /")
+        glob = next((c for c in "*?[" if c in v), None)
+        if glob is not None:
+            plain = v.split(glob, 1)[0]
+            raise ValueError(
+                f"path_prefix {v!r} is a prefix, not a glob: {glob!r} is not allowed"
+                f" (write {plain!r}: a prefix matches every path that starts with it)"
+            )
+        segments = v.split("/")
+        if "." in segments or ".." in segments:
+            raise ValueError(
+                f"path_prefix {v!r} has a '.' or '..' segment; requests are matched after"
+                " those are removed, so it could never match"
+            )
         return v
 
     @field_validator("header")
