@@ -14,7 +14,7 @@ from collections.abc import Callable
 from sluicegate._heap import freeze_startup_heap
 from sluicegate.clock import SystemClock
 from sluicegate.errors import AuthError, TransientError
-from sluicegate.router._admin_http import serve_admin
+from sluicegate.router._admin_http import AdminLimits, serve_admin
 from sluicegate.router._control import RouterController
 from sluicegate.router._dataplane import DataPlane
 from sluicegate.router._fds import RESERVE, raise_nofile_limit
@@ -114,6 +114,7 @@ async def serve_router(
             settings.token,
             public,
             sock=admin_sock,
+            limits=admin_limits(config),
         )
     except BaseException:
         admin_sock.close()
@@ -138,6 +139,19 @@ async def serve_router(
     log.info("router stopping")
     admin.close()
     await controller.stop()
+
+
+def admin_limits(config: RouterConfig) -> AdminLimits:
+    """The admin port's bounds: its own section, and the listeners' size and time limits."""
+    return AdminLimits(
+        max_url=config.limits.max_request_line,
+        max_header_bytes=config.limits.max_header_bytes,
+        max_body=config.admin.max_body_bytes,
+        header_timeout=config.timeouts.header,
+        body_timeout=config.admin.body_timeout,
+        idle_timeout=config.timeouts.idle,
+        max_connections=config.admin.max_connections,
+    )
 
 
 def _open_ports(config: RouterConfig, settings: RouterSettings) -> socket.socket:

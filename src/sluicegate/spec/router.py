@@ -345,6 +345,11 @@ class AdminSpec(_Model):
     token_env: str = "SLUICE_ADMIN_TOKEN"
     # Serve GET /metrics without a token (for a Prometheus scrape on a trusted host).
     public_metrics: bool = False
+    # Bounds of the admin port (with limits.max_request_line/max_header_bytes and
+    # timeouts.header/idle, shared with the listeners).
+    max_connections: Annotated[int, Field(ge=1, le=4096)] = 64
+    max_body_bytes: Annotated[int, Field(ge=1024, le=1 << 30)] = 4 * 1024 * 1024
+    body_timeout: Duration = 30.0
 
     _addr = field_validator("address")(classmethod(lambda cls, v: _check_address(v)))
 
