@@ -123,7 +123,14 @@ class ClientProtocol(RequestParsing, asyncio.Protocol):
         if self.pending is not None:  # reading is paused while these wait; never reached
             self.pending += data
             return
-        self._feed(data)
+        if self.queue is None and data.find(b"\r\n\r\n") + 4 == len(data):
+            # One request head, at the end (nearly every read): nothing to cut.
+            try:
+                self.parser.feed_data(data)
+            except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+                self._parse_failed(exc, data, 0)
+        else:
+            self._feed(data)
         if self.in_head:
             if self.hbytes < 0:
                 self.hbytes = 0  # the read that began the message: at most one read's worth
@@ -141,13 +148,11 @@ class ClientProtocol(RequestParsing, asyncio.Protocol):
         rest of the read waits unparsed in ``pending`` (reading paused) until it empties.
         A cut at a head's end is always a valid place to stop feeding llhttp.
         """
-        parser = self.parser
-        limit = self.plane.max_pipelined
         end = len(data)
         start = 0
         while True:
             queue = self.queue
-            if queue is not None and len(queue) >= limit:
+            if queue and len(queue) >= self.plane.max_pipelined:
                 self.pending = data[start:]
                 self._pause()
                 return
@@ -163,30 +168,33 @@ class ClientProtocol(RequestParsing, asyncio.Protocol):
                 self._reject(400, "HTTP/0.9 requests are not supported")
                 return
             try:
-                parser.feed_data(data if stop - start == end else memoryview(data)[start:stop])
-            except httptools.HttpParserUpgrade as exc:
-                start += exc.args[0]
-                up = self.upgrading
-                if up is not None:
-                    up.tunnel_data.append(data[start:])
-                    return
-                if start < end:  # an Upgrade left out: HTTP/1.1 goes on after it
-                    continue
-                return
-            except httptools.HttpParserCallbackError as exc:
-                ctx = exc.__context__
-                if isinstance(ctx, RejectError):
-                    self._reject(ctx.status, ctx.reason)
-                else:
-                    self.plane.log.exception("request handling failed", exc_info=ctx)
-                    self._reject(500, "internal error")
-                return
-            except httptools.HttpParserError as exc:
-                self._reject(400, str(exc) or "malformed request")
+                self.parser.feed_data(data if stop - start == end else memoryview(data)[start:stop])
+            except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+                self._parse_failed(exc, data, start)
                 return
             if stop == end:
                 return
             start = stop
+
+    def _parse_failed(self, exc: Exception, data: bytes, start: int) -> None:
+        """llhttp stopped in ``data[start:]``: at the end of an Upgrade request (what follows is
+        the new protocol's, or more HTTP if the upgrade was left out), or at an error."""
+        if isinstance(exc, httptools.HttpParserUpgrade):
+            start += exc.args[0]
+            up = self.upgrading
+            if up is not None:
+                up.tunnel_data.append(data[start:])
+            elif start < len(data):  # an Upgrade left out: HTTP/1.1 goes on after it
+                self._feed(data[start:])
+        elif isinstance(exc, httptools.HttpParserCallbackError):
+            ctx = exc.__context__
+            if isinstance(ctx, RejectError):
+                self._reject(ctx.status, ctx.reason)
+            else:
+                self.plane.log.exception("request handling failed", exc_info=ctx)
+                self._reject(500, "internal error")
+        else:
+            self._reject(400, str(exc) or "malformed request")
 
     def _drain(self) -> None:
         """The queue emptied: parse what was held back, then read again if nothing waits."""

@@ -17,7 +17,7 @@ import httptools
 from sluicegate.router._exchange import Exchange
 from sluicegate.router._head import RejectError, check_transfer_encoding, request_view, strip_named
 from sluicegate.router._listen import host_port
-from sluicegate.router._target import allowed_upgrade, resolve_target
+from sluicegate.router._target import VALID_HOSTS, allowed_upgrade, resolve_target
 
 if TYPE_CHECKING:
     from sluicegate.router._client import ClientProtocol
@@ -180,9 +180,16 @@ class RequestParsing:
         method: bytes = parser.get_method()
         if method == b"CONNECT":
             raise RejectError(405, "CONNECT is not supported")
-        self.url, self.host, self.hparts, self.headers = resolve_target(
-            self.url, self.host, self.hparts, self.headers, self._local_host
-        )
+        url = self.url
+        if (
+            url[0] != 0x2F  # not "/": absolute form (or "*"); llhttp never gives an empty one
+            or self.host not in VALID_HOSTS  # also None: no Host
+            or b"%" in url
+            or b"/." in url
+        ):  # else (nearly always) there is nothing to check or normalize
+            self.url, self.host, self.hparts, self.headers = resolve_target(
+                url, self.host, self.hparts, self.headers, self._local_host
+            )
         upgrade = False
         if self.upgrade_hdr is not None and parser.should_upgrade():
             # Only protocols the listener allows; any other Upgrade (h2c) is left out and

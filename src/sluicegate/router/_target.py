@@ -14,6 +14,7 @@ from collections.abc import Callable
 from sluicegate.router._head import RejectError, origin_form
 
 __all__ = [
+    "VALID_HOSTS",
     "allowed_upgrade",
     "check_host",
     "is_request_line_without_version",
@@ -29,7 +30,7 @@ _HEX = frozenset(b"0123456789abcdefABCDEF")
 _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 # Hosts already found valid: keep-alive clients send the same few, so most requests skip
 # the regex. Bounded; a process that sees more distinct hosts just checks the rest.
-_VALID_HOSTS: set[bytes] = set()
+VALID_HOSTS: set[bytes] = set()
 _VALID_HOSTS_MAX = 1024
 
 Headers = list[tuple[bytes, bytes]]
@@ -53,10 +54,10 @@ def resolve_target(
         hparts = [*hparts, b"Host", b": ", host, b"\r\n"]
         if headers is not None:
             headers.append((b"host", host))
-    elif host not in _VALID_HOSTS:
+    elif host not in VALID_HOSTS:
         check_host(host)
-        if len(_VALID_HOSTS) < _VALID_HOSTS_MAX:
-            _VALID_HOSTS.add(host)
+        if len(VALID_HOSTS) < _VALID_HOSTS_MAX:
+            VALID_HOSTS.add(host)
     if b"%" in url or b"/." in url:
         path, sep, query = url.partition(b"?")
         url = normalize_path(path) + sep + query
