@@ -61,15 +61,20 @@ class Connections:
         self.limits = limits
         self.open: set[Connection] = set()
         self._sweeper: asyncio.TimerHandle | None = None
+        # Coarse loop time for deadlines (updated by the sweep): a clock read per request
+        # would cost more than a deadline a quarter of a second late.
+        self.now = 0.0
 
     def add(self, conn: Connection) -> None:
         self.open.add(conn)
         if self._sweeper is None:
-            self._sweeper = asyncio.get_running_loop().call_later(_SWEEP, self._sweep)
+            loop = asyncio.get_running_loop()
+            self.now = loop.time()
+            self._sweeper = loop.call_later(_SWEEP, self._sweep)
 
     def _sweep(self) -> None:
         loop = asyncio.get_running_loop()
-        now = loop.time()
+        now = self.now = loop.time()
         for conn in [c for c in self.open if c.kind != _STREAM and c.deadline < now]:
             conn.expired()
         self._sweeper = loop.call_later(_SWEEP, self._sweep) if self.open else None
@@ -84,7 +89,9 @@ class Connection(asyncio.Protocol):
     __slots__ = (
         "app",
         "body",
+        "body_digits",
         "body_size",
+        "conns",
         "deadline",
         "head_bytes",
         "head_size",
@@ -94,6 +101,7 @@ class Connection(asyncio.Protocol):
         "last_event_id",
         "limits",
         "loop",
+        "max_header_bytes",
         "parser",
         "pending",
         "transport",
@@ -103,7 +111,11 @@ class Connection(asyncio.Protocol):
 
     def __init__(self, app: AgentHttp) -> None:
         self.app = app
+        self.conns = app.connections
         self.limits = app.connections.limits
+        # Header bytes as counted by on_header (names and values, not ": " and CRLF).
+        self.max_header_bytes = self.limits.max_header_bytes
+        self.body_digits = len(str(self.limits.max_body))
         self.loop = asyncio.get_running_loop()
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
@@ -118,7 +130,7 @@ class Connection(asyncio.Protocol):
         self.body: list[bytes] = []
         self.body_size = 0
         self.head_size = 0
-        self.head_bytes = 0  # bytes received while a head is incomplete
+        self.head_bytes = -1  # bytes received while a head is incomplete (see _feed)
         self.in_head = False
         self.if_none_match: str | None = None
         self.last_event_id: str | None = None
@@ -161,36 +173,57 @@ class Connection(asyncio.Protocol):
         self._feed(data)
 
     def _feed(self, data: bytes) -> None:
-        """Parse ``data`` one request head at a time; stop while answers wait unsent."""
+        """Parse ``data``; while answers wait unsent, stop and keep the rest unparsed."""
+        if data.count(b"\r\n\r\n") > 1 or self.write_paused:
+            if not self._feed_heads(data):
+                return
+        else:  # at most one request head in it (nearly every read): nothing to cut
+            try:
+                self.parser.feed_data(data)
+            except httptools.HttpParserError as exc:
+                self._parse_failed(exc)
+                return
+        if self.in_head:
+            # httptools holds a header until its end before calling on_header: count the
+            # bytes of an unfinished head as they come, from the read after the one in which
+            # it began (that one is at most a read's worth).
+            if self.head_bytes < 0:
+                self.head_bytes = 0
+            else:
+                self.head_bytes += len(data)
+                if self.head_bytes > self.limits.max_url + self.limits.max_header_bytes:
+                    self._refuse(431, "request headers too large")
+
+    def _feed_heads(self, data: bytes) -> bool:
+        """Parse ``data`` cut after each request head, each answered before the next is
+        parsed; False when it stopped early (answers wait unsent, a stream, an error)."""
         start, end = 0, len(data)
         while start < end:
             if self.write_paused or self.kind == _STREAM:
                 if self.kind != _STREAM and self.transport is not None:
                     self.pending = data[start:]
                     self.transport.pause_reading()
-                return
+                return False
             cut = data.find(b"\r\n\r\n", start)
             stop = end if cut < 0 else cut + 4
             try:
-                self.parser.feed_data(data if stop - start == end else memoryview(data)[start:stop])
-            except httptools.HttpParserCallbackError as exc:
-                ctx = exc.__context__
-                if isinstance(ctx, _RefuseError):
-                    self._refuse(ctx.status, str(ctx))
-                else:
-                    log.error("request parsing failed", exc_info=ctx)
-                    self._refuse(500, "internal error; see the agent log")
-                return
-            except httptools.HttpParserError:
-                self._refuse(400, "malformed request")
-                return
-            if self.in_head:
-                # httptools holds a header until its end before calling on_header.
-                self.head_bytes += stop - start
-                if self.head_bytes > self.limits.max_url + self.limits.max_header_bytes:
-                    self._refuse(431, "request headers too large")
-                    return
+                self.parser.feed_data(memoryview(data)[start:stop])
+            except httptools.HttpParserError as exc:
+                self._parse_failed(exc)
+                return False
             start = stop
+        return True
+
+    def _parse_failed(self, exc: Exception) -> None:
+        if isinstance(exc, httptools.HttpParserCallbackError):
+            ctx = exc.__context__
+            if isinstance(ctx, _RefuseError):
+                self._refuse(ctx.status, str(ctx))
+            else:
+                log.error("request parsing failed", exc_info=ctx)
+                self._refuse(500, "internal error; see the agent log")
+        else:
+            self._refuse(400, "malformed request")
 
     def _drain(self) -> None:
         pending, self.pending = self.pending, None
@@ -218,7 +251,7 @@ class Connection(asyncio.Protocol):
         self._reset()
         self.in_head = True
         self.kind = _HEAD
-        self.deadline = self.loop.time() + self.limits.header_timeout
+        self.deadline = self.conns.now + self.limits.header_timeout
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -226,16 +259,19 @@ class Connection(asyncio.Protocol):
             raise _RefuseError(414, f"request line over {self.limits.max_url} bytes")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.head_size += len(name) + len(value) + 4
-        if self.head_size > self.limits.max_header_bytes:
+        size = self.head_size = self.head_size + len(name) + len(value)
+        if size > self.max_header_bytes:
             raise _RefuseError(431, "request headers too large")
         lname = name.lower()
-        if lname == b"if-none-match":
+        if lname == b"content-length":
+            # Refused before a byte of the body is read. (Fewer digits than the limit has:
+            # under it, without parsing; llhttp has already refused a malformed value.)
+            if len(value) >= self.body_digits and int(value) > self.limits.max_body:
+                raise _RefuseError(413, f"body over {self.limits.max_body} bytes")
+        elif lname == b"if-none-match":
             self.if_none_match = value.decode("latin-1")
         elif lname == b"last-event-id":
             self.last_event_id = value.decode("utf-8", "replace")
-        elif lname == b"content-length" and value.isdigit() and int(value) > self.limits.max_body:
-            raise _RefuseError(413, f"body over {self.limits.max_body} bytes")
 
     def on_headers_complete(self) -> None:
         self.in_head = False
@@ -264,7 +300,7 @@ class Connection(asyncio.Protocol):
             transport.set_write_buffer_limits(high=self.limits.max_stream_backlog)
             return
         self.kind = _IDLE
-        self.deadline = self.loop.time() + self.limits.idle_timeout
+        self.deadline = self.conns.now + self.limits.idle_timeout
         transport.write(reply)
         if not keep:
             transport.close()

@@ -85,7 +85,11 @@ def _context(body: bytes) -> Mapping[str, Any]:
     except (ValueError, UnicodeDecodeError) as exc:
         raise _BadRequestError(ErrorCode.PARSE_ERROR, f"the body is not JSON: {exc}") from exc
     # Counting brackets (in C) spares the walk for every ordinary body.
-    if body.count(b"[") + body.count(b"{") > _MAX_DEPTH and _deeper_than(data, _MAX_DEPTH):
+    if (
+        len(body) > 2 * _MAX_DEPTH
+        and body.count(b"[") + body.count(b"{") > _MAX_DEPTH
+        and _deeper_than(data, _MAX_DEPTH)
+    ):
         raise _BadRequestError(ErrorCode.PARSE_ERROR, too_deep)
     if not isinstance(data, dict):
         raise _BadRequestError(ErrorCode.PARSE_ERROR, 'the body must be an object {"context": {}}')
