@@ -1,15 +1,21 @@
 #!/usr/bin/env python3
-"""CPU the router's client side spends per request, this tree against a git ref (A/B).
+"""CPU per request on the router's client side and the agent's OFREP path, this tree
+against a git ref (A/B).
 
 Network benchmarks on this shared 2-core machine move ±15 % between runs, far more than a
-change to the request path costs. This one takes the network out: it feeds the same
-keep-alive GET (one per read, as wrk sends them) straight into ``ClientProtocol`` of a data
-plane whose dispatch answers at once, and times the Python work (parse, checks, routing,
-head building, exchange). Both trees run in child processes, interleaved, in the same run.
+change to a request path costs. This one takes the network out:
+
+- ``router``: the same keep-alive GET (one per read, as wrk sends them) fed straight into
+  ``ClientProtocol`` of a data plane whose dispatch answers at once: parse, checks,
+  routing, head building, exchange;
+- ``agent``: the same OFREP POST fed into the agent's connection protocol: parse, checks,
+  JSON, evaluation, answer.
+
+Both trees run in child processes, interleaved, in the same run.
 
 Run from the repository root:  .venv/bin/python bench/parse_cost.py [--ref main]
-Prints µs per request (median and best of the repetitions) for each tree and the
-difference. Never asserts.
+Prints µs per request (median and best of the repetitions) for each path and tree, and
+the difference. Never asserts.
 """
 
 from __future__ import annotations
@@ -45,6 +51,9 @@ class _Transport:
     def close(self) -> None:
         pass
 
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
     def pause_reading(self) -> None:
         pass
 
@@ -53,6 +62,46 @@ class _Transport:
 
     def is_closing(self) -> bool:
         return False
+
+
+def _timed(feed: Any, data: bytes, n: int, reps: int) -> list[float]:
+    out = []
+    for _ in range(reps):
+        started = time.perf_counter()
+        for _ in range(n):
+            feed(data)
+        out.append((time.perf_counter() - started) / n * 1e6)
+    return out
+
+
+async def _measure_agent(n: int, reps: int) -> list[float]:
+    """µs per OFREP evaluation for ``reps`` rounds of ``n``, in this process's tree."""
+    from sluicegate.agent import _http
+    from sluicegate.agent._state import AgentState
+    from sluicegate.clock import SystemClock
+    from sluicegate.flags.snapshot import Snapshot, parse_snapshot, snapshot_etag
+
+    flag = {"type": "boolean", "variants": {"on": True, "off": False}, "default_variant": "off"}
+    flag["rules"] = [{"when": {"segment": "beta"}, "variant": "on"}]
+    document = {"flags": {"new-checkout": flag}, "segments": {"beta": {"ids": ["alice"]}}}
+    snapshot = Snapshot("prod", 1, snapshot_etag(1, None), document, None)
+    state = AgentState("prod", SystemClock(), 30.0)
+    state.apply(parse_snapshot(snapshot.to_json())[1], "cache")
+    app = _http.AgentHttp(state)
+    # Refs before the agent's connection moved to _conn.py have it as _http._Protocol.
+    factory = getattr(_http, "_Protocol", None)
+    if factory is None:
+        from sluicegate.agent._conn import Connection
+
+        factory = Connection
+    conn = factory(app)
+    conn.connection_made(_Transport())
+    body = b'{"context":{"targetingKey":"bob","plan":"pro"}}'
+    request = (
+        b"POST /ofrep/v1/evaluate/flags/new-checkout HTTP/1.1\r\nHost: 127.0.0.1:2772\r\n"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%b" % (len(body), body)
+    )
+    return _timed(conn.data_received, request, n, reps)
 
 
 async def _measure(n: int, reps: int) -> list[float]:
@@ -96,13 +145,7 @@ async def _measure(n: int, reps: int) -> list[float]:
     plane.dispatch = answer_at_once  # type: ignore[method-assign]
     client = ClientProtocol(plane, state)
     client.connection_made(_Transport())  # type: ignore[arg-type]
-    out = []
-    for _ in range(reps):
-        started = time.perf_counter()
-        for _ in range(n):
-            client.data_received(REQUEST)
-        out.append((time.perf_counter() - started) / n * 1e6)
-    return out
+    return _timed(client.data_received, REQUEST, n, reps)
 
 
 def _export(ref: str, into: Path) -> Path:
@@ -119,12 +162,12 @@ def _export(ref: str, into: Path) -> Path:
     return into / "src"
 
 
-def _run(src: Path | None, n: int, reps: int) -> list[float]:
+def _run(src: Path | None, path: str, n: int, reps: int) -> list[float]:
     env = dict(os.environ)
     if src is not None:
         env["PYTHONPATH"] = str(src)  # ahead of the editable install of this tree
     out = subprocess.run(
-        [sys.executable, __file__, "--child", str(n), str(reps)],
+        [sys.executable, __file__, "--child", path, str(n), str(reps)],
         check=True,
         capture_output=True,
         text=True,
@@ -140,27 +183,34 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=200_000, help="per repetition")
     ap.add_argument("--reps", type=int, default=5, help="repetitions per round")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds per tree")
-    ap.add_argument("--child", nargs=2, type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(*asyncio.run(_measure(*args.child)))
+        path, n, reps = args.child
+        measure = _measure if path == "router" else _measure_agent
+        print(*asyncio.run(measure(int(n), int(reps))))
         return
     with tempfile.TemporaryDirectory(prefix="sluice-parse-cost-") as tmp:
         base_src = _export(args.ref, Path(tmp))
         trees: dict[str, Path | None] = {args.ref: base_src, "this tree": None}
-        results: dict[str, list[float]] = {name: [] for name in trees}
+        paths = ("router", "agent")
+        results: dict[tuple[str, str], list[float]] = {
+            (path, name): [] for path in paths for name in trees
+        }
         for i in range(args.rounds):
             order = list(trees) if i % 2 == 0 else list(reversed(trees))
-            for name in order:
-                results[name] += _run(trees[name], args.requests, args.reps)
-    base = statistics.median(results[args.ref])
-    print(f"\nclient side CPU per keep-alive GET ({args.rounds} × {args.reps} × {args.requests})")
-    print("| tree | µs/request (median) | best | vs base |")
-    print("|---|---:|---:|---:|")
-    for name, values in results.items():
+            for path in paths:
+                for name in order:
+                    results[path, name] += _run(trees[name], path, args.requests, args.reps)
+    print(f"\nCPU per request in-process ({args.rounds} rounds × {args.reps} × {args.requests})")
+    print("| path | tree | µs/request (median) | best | vs base |")
+    print("|---|---|---:|---:|---:|")
+    for (path, name), values in results.items():
         med = statistics.median(values)
+        base = statistics.median(results[path, args.ref])
         diff = f"{med - base:+.2f} µs ({med / base - 1:+.0%})"
-        print(f"| {name} | {med:.2f} | {min(values):.2f} | {diff} |")
+        what = "router client GET" if path == "router" else "agent OFREP POST"
+        print(f"| {what} | {name} | {med:.2f} | {min(values):.2f} | {diff} |")
 
 
 if __name__ == "__main__":
