@@ -172,12 +172,19 @@ class _AdminProtocol(asyncio.Protocol):
         """Parse up to the end of each request head at a time, so that a request completing
         stops parsing: what follows waits in ``pending`` until the answer is out."""
         start, end = 0, len(data)
+        head_cap = self.limits.max_url + self.limits.max_header_bytes
         while start < end:
             if self.busy:
                 self.pending = data[start:]
                 return
-            cut = data.find(b"\r\n\r\n", start)
-            stop = end if cut < 0 else cut + 4
+            if self.kind == _BODY:
+                cut = data.find(b"\r\n\r\n", start)
+                stop = end if cut < 0 else cut + 4
+            else:
+                # A head is at most head_cap bytes: neither search nor parse further at once
+                # (a flood of one endless line then costs a few KiB of parsing per read).
+                cut = data.find(b"\r\n\r\n", start, start + head_cap + 4)
+                stop = min(end, start + head_cap + 1) if cut < 0 else cut + 4
             try:
                 self.parser.feed_data(memoryview(data)[start:stop])
             except httptools.HttpParserCallbackError as exc:
@@ -195,7 +202,7 @@ class _AdminProtocol(asyncio.Protocol):
                 # httptools holds a header until its end before calling on_header: count the
                 # bytes of an unfinished head here, or an endless header would be buffered.
                 self.received += stop - start
-                if self.received > self.limits.max_url + self.limits.max_header_bytes:
+                if self.received > head_cap:
                     self._send(error(431, "request headers too large"), keep_alive=False)
                     return
             start = stop
