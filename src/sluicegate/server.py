@@ -82,6 +82,7 @@ class ServerSettings:
     router_flags_env: str = "prod"  # flag rules evaluate it; "" = none
     failure_bound: float = FAILURE_BOUND  # a deployment failing to apply this long: FAILED
     allow_private_webhooks: bool = False  # webhooks may reach loopback/private addresses
+    allow_link_local_endpoints: bool = False  # external endpoints on link-local addresses
     admin_token_file: Path | None = None  # the first admin token goes there (0600), not stdout
     log: LogSettings = field(default_factory=LogSettings)  # also the router's
 
@@ -133,7 +134,10 @@ async def _serve(
                 c.on_replica_event(event)
 
         compute = LocalCompute(settings.state_dir, on_change=on_change, supervise=False)
-        computes = ComputeSelector(local=compute, external=ExternalCompute())
+        computes = ComputeSelector(
+            local=compute,
+            external=ExternalCompute(allow_link_local=settings.allow_link_local_endpoints),
+        )
         clock = SystemClock()
         # One traffic driver over the one router handle, given to everyone who routes or
         # reads traffic; both follow the router across restarts.

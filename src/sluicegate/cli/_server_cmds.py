@@ -145,6 +145,12 @@ def _http_url(ctx: click.Context, param: click.Parameter, url: str | None) -> st
     "private network, cloud metadata). Off: such targets are refused.",
 )
 @click.option(
+    "--allow-link-local-endpoints",
+    is_flag=True,
+    help="Let services' external endpoints be link-local addresses (169.254.0.0/16, "
+    "fe80::/10) or cloud metadata names. Off: refused at apply.",
+)
+@click.option(
     "--give-up-after",
     "failure_bound",
     default="60s",

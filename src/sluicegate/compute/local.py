@@ -126,6 +126,11 @@ class LocalCompute:
         self._task: asyncio.Task[None] | None = None
         self._self_supervise = supervise  # False: the caller runs ``check`` on its own loop
 
+    def problems_of(self, service: ServiceSpec) -> list[Problem]:
+        """What this backend refuses in the spec at apply: nothing beyond its schema (a
+        command that cannot start fails its deployment at once, with the cause)."""
+        return []
+
     def place(
         self, service: ServiceSpec, revision: str, env: Mapping[str, str]
     ) -> Bound[LocalSpec]:

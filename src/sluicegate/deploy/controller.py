@@ -125,7 +125,7 @@ class Controller:
         same transaction (the spec's alarms) and its result is returned."""
         async with self._lock:
             specs, _ = self.world.specs()
-            problems = port_conflicts(spec, specs.values())
+            problems = port_conflicts(spec, specs.values()) + self.world.computes.problems_of(spec)
             if problems:
                 raise SpecError(problems)
             routes, keep = self.world.routes(override=spec)
