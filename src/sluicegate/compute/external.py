@@ -37,6 +37,10 @@ class ExternalCompute:
         self._revisions: dict[tuple[str, str], tuple[ExternalSpec, list[Replica]]] = {}
         self.allow_link_local = allow_link_local
 
+    def secrets_of(self, service: ServiceSpec) -> list[str]:
+        """Nothing secret goes to endpoints someone else runs."""
+        return []
+
     def problems_of(self, service: ServiceSpec) -> list[Problem]:
         """What this backend refuses in the spec, every revision at once (at apply)."""
         external = service.compute.external

@@ -36,6 +36,7 @@ from sluicegate._private import open_append
 from sluicegate.clock import Clock, SystemClock
 from sluicegate.compute import _http, _logfiles, _ports, _proc
 from sluicegate.compute._bound import Bound
+from sluicegate.compute._secrets import resolve_env
 from sluicegate.compute.base import (
     Adoption,
     EventKind,
@@ -127,9 +128,17 @@ class LocalCompute:
         self._self_supervise = supervise  # False: the caller runs ``check`` on its own loop
 
     def problems_of(self, service: ServiceSpec) -> list[Problem]:
-        """What this backend refuses in the spec at apply: nothing beyond its schema (a
-        command that cannot start fails its deployment at once, with the cause)."""
-        return []
+        """What this backend refuses in the spec at apply: secret env values it cannot read
+        (a command that cannot start fails its deployment at once, with the cause)."""
+        local = service.compute.local
+        if local is None:
+            return []
+        return resolve_env(local.env, "compute.local.env")[2]
+
+    def secrets_of(self, service: ServiceSpec) -> list[str]:
+        """The secret values the spec's replicas get (to redact them from events)."""
+        local = service.compute.local
+        return [] if local is None else list(resolve_env(local.env, "")[1].values())
 
     def place(
         self, service: ServiceSpec, revision: str, env: Mapping[str, str]
@@ -139,9 +148,12 @@ class LocalCompute:
         local = service.compute.local
         if local is None:
             raise SpecError([Problem("compute.local", "the service does not run locally")])
+        plain, secret, problems = resolve_env(local.env, "compute.local.env")
+        if problems:
+            raise SpecError(problems)
         spec = LocalSpec(
             command=list(local.command),
-            env={**local.env, **env},
+            env={**plain, **env, **secret},
             replicas=local.replicas,
             cwd=local.cwd,
             health_path=service.health_check.path,

@@ -51,6 +51,10 @@ class Placement(Protocol):
 
 
 class Backend(Protocol):
+    def secrets_of(self, service: ServiceSpec) -> list[str]:
+        """Secret values the spec hands its replicas (redacted from events)."""
+        ...
+
     def problems_of(self, service: ServiceSpec) -> list[Problem]:
         """What this backend refuses in ``service``'s spec, found before it is stored."""
         ...
@@ -85,6 +89,10 @@ class ComputeSelector:
                 ]
             )
         return backend.place(spec, revision, env or {})
+
+    def secrets_of(self, spec: ServiceSpec) -> list[str]:
+        backend = self.backends.get(spec.compute.kind)
+        return [] if backend is None else backend.secrets_of(spec)
 
     def problems_of(self, spec: ServiceSpec) -> list[Problem]:
         """What the backend the spec names refuses in it (no backend: that, said)."""

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Sequence
 
 from sluicegate.clock import Clock
+from sluicegate.compute import redact
 from sluicegate.compute.base import EventKind, Replica, ReplicaEvent, ReplicaHealth
 from sluicegate.compute.select import ComputeSelector, Placement
 from sluicegate.deploy._lifecycle_model import HookOutcome, HookStage, RunHook
@@ -114,6 +115,13 @@ class World:
         """``revision`` bound to the backend its spec names (SpecError if it cannot run)."""
         return self.computes.compute_for(spec, revision, self.env_of(spec.service, revision))
 
+    def secrets_of(self, service: str) -> list[str]:
+        """The secret values the service's replicas get, to redact from events."""
+        try:
+            return self.computes.secrets_of(self.spec_of(service))
+        except (NotFoundError, ValueError):
+            return []
+
     def running(self, service: str, revision: str) -> list[str]:
         """The revision's endpoints (by the stored spec); empty when nothing runs."""
         return self._endpoints(service, self.spec_of(service), revision)
@@ -171,7 +179,10 @@ class World:
             await placement.start()  # fills the gaps
 
     def logs(self, service: str, revision: str, replica: int | None = None, tail: int = 100) -> str:
-        return self.place(self.spec_of(service), revision).logs(replica, tail)
+        """What the replicas wrote, with the secret values they were given redacted."""
+        spec = self.spec_of(service)
+        text = self.place(spec, revision).logs(replica, tail)
+        return redact(text, self.computes.secrets_of(spec))
 
     def last_lines(
         self, service: str, revision: str, replica: int | None = None

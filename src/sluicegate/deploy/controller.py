@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from sluicegate.clock import Clock
+from sluicegate.compute import redact
 from sluicegate.compute.base import Replica, ReplicaEvent, ReplicaState
 from sluicegate.compute.select import ComputeSelector
 from sluicegate.deploy._checks import port_conflicts
@@ -411,6 +412,7 @@ class Controller:
         changed = new != old
         if not changed and not events and command is None:
             return dep
+        secrets = self.world.secrets_of(dep.service) if events else []  # before the write lock
         with self.store.transaction() as tx:
             if changed:
                 dep = tx.deployments.update(
@@ -421,13 +423,13 @@ class Controller:
                     status=_status(new.phase),
                     active=not new.phase.terminal,
                 )
-            for e in events:
+            for e in events:  # what hooks and replicas said, never a secret they were given
                 tx.events.append(
                     actor="controller",
                     kind=f"deployment.{e.kind}",
                     subject=dep.id,
-                    message=e.message,
-                    data={"logs": list(e.logs)} if e.logs else None,
+                    message=redact(e.message, secrets),
+                    data={"logs": [redact(line, secrets) for line in e.logs]} if e.logs else None,
                 )
             if command is not None:
                 tx.commands.mark_handled(command.id)
