@@ -28,6 +28,7 @@ from pathlib import Path
 import uvicorn
 
 from sluicegate._heap import freeze_startup_heap
+from sluicegate._http_head import HEADER_TIMEOUT, bounded_h11
 from sluicegate._logging import LogSettings
 from sluicegate._private import private_dir, write_secret
 from sluicegate._startup import StateDirLock, StateWatch, bind_api_socket
@@ -83,6 +84,7 @@ class ServerSettings:
     failure_bound: float = FAILURE_BOUND  # a deployment failing to apply this long: FAILED
     allow_private_webhooks: bool = False  # webhooks may reach loopback/private addresses
     allow_link_local_endpoints: bool = False  # external endpoints on link-local addresses
+    header_timeout: float = HEADER_TIMEOUT  # a request head must arrive within this
     admin_token_file: Path | None = None  # the first admin token goes there (0600), not stdout
     log: LogSettings = field(default_factory=LogSettings)  # also the router's
 
@@ -242,6 +244,7 @@ async def _serve(
             timeout_graceful_shutdown=5,
             limit_concurrency=1024,
             timeout_keep_alive=5,
+            http=bounded_h11(settings.header_timeout),
         )
         server = uvicorn.Server(config)
         engines.start()

@@ -151,6 +151,14 @@ def _http_url(ctx: click.Context, param: click.Parameter, url: str | None) -> st
     "fe80::/10) or cloud metadata names. Off: refused at apply.",
 )
 @click.option(
+    "--header-timeout",
+    default="10s",
+    show_default=True,
+    metavar="DURATION",
+    callback=_duration((0.1, "100ms"), (300, "5m")),
+    help="A client must send a request's head within this (slow clients are closed).",
+)
+@click.option(
     "--give-up-after",
     "failure_bound",
     default="60s",
