@@ -41,6 +41,7 @@ MATRIX: dict[str, str] = {
     "PUT /v1/flags/{env}": "deployer",
     "GET /v1/flags/{env}/diff": "reader",
     "POST /v1/flags/{env}/evaluate": "reader",
+    "POST /v1/flags/{env}/evaluate/batch": "reader",
     "POST /v1/flags/{env}/exposures": "exposure-reporter",
     "GET /v1/flags/{env}/exposures": "reader",
     "POST /v1/flags/{env}/revert": "deployer",
