@@ -233,6 +233,7 @@ async def _serve(
             flags=flags,
             engines=engines,
             router_flags_env=settings.router_flags_env,
+            allow_private_webhooks=settings.allow_private_webhooks,
         )
         app.state.sources = sources
         # Long requests get 5 s to finish on shutdown; flag streams are ended before that.
