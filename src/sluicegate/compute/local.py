@@ -435,8 +435,9 @@ class LocalCompute:
             else:
                 detail = "stopping"
             return ReplicaHealth(replica, False, None, detail, slot.state, slot.restarts)
+        restarts = slot.restarts  # as of the probe: the supervisor may change the slot meanwhile
         healthy, code, detail = await _http.probe(http, replica.address, rev.spec.health_path)
-        return ReplicaHealth(replica, healthy, code, detail, slot.state, slot.restarts)
+        return ReplicaHealth(replica, healthy, code, detail, ReplicaState.RUNNING, restarts)
 
     # -- helpers -------------------------------------------------------------------------
 
