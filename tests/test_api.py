@@ -94,7 +94,7 @@ def test_a_second_deployment_while_one_is_active_is_a_conflict(server: Server) -
     r = call(server, "POST", f"/v1/deployments/{second.json()['id']}/rollback", server.token)
     assert r.status_code == 202
     done = server.wait_phase(second.json()["id"], {"rolled_back"})
-    assert done["reason"].endswith("by admin")
+    assert done["reason"].endswith("by first-admin")
 
 
 def test_unknown_things_are_404_and_bad_commands_422(server: Server) -> None:

@@ -414,7 +414,7 @@ def test_a_rollback_accepted_just_before_a_crash_is_applied_after_the_restart(en
     env.server.kill()  # SIGKILL, within milliseconds of the 202
     env.server.start()
     ended = api.until(dep, {"rolled_back"}, timeout=20)
-    assert ended["reason"] == "rolled back by admin"
+    assert ended["reason"] == "rolled back by first-admin"
     assert versions(port) == {"v1"}
     with contextlib.closing(sqlite3.connect(env.state / "sluicegate.db")) as db:
         pending = db.execute(

@@ -67,3 +67,38 @@ def test_a_canary_in_the_servers_environment_reaches_nothing_it_was_not_given(
     assert stat.S_IMODE(os.stat(state).st_mode) == 0o700
     for name in ("sluicegate.db", "server.lock", "router/router.log", "logs/shop/v1/0.log"):
         assert stat.S_IMODE(os.stat(state / name).st_mode) == 0o600, name
+
+
+@pytest.mark.slow
+def test_a_secret_env_value_reaches_the_replica_and_nothing_else(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "pw-3b9f1c77e0"
+    monkeypatch.setenv("SHOP_DB_PASSWORD", secret)  # the server's environment holds it
+    crash = [sys.executable, "-c",
+             "import os, sys; print('connecting with', os.environ['DB_PASSWORD']); sys.exit(3)",
+             "{port}"]  # fmt: skip
+    with running_server(tmp_path / "state") as server:
+        api = Api(server)
+        missing = spec("shop", free_port(), compute={"local": {
+            "command": crash, "env": {"DB_PASSWORD": {"secret": "NOT_SET_ANYWHERE"}}}})  # fmt: skip
+        r = api.apply(missing)
+        assert r.status_code == 422
+        assert r.json()["problems"] == [{"path": "compute.local.env.DB_PASSWORD", "message": (
+            "the server's environment has no NOT_SET_ANYWHERE (start sluice server with it "
+            "set)")}]  # fmt: skip
+        data = spec("shop", free_port(), compute={"local": {
+            "command": crash, "env": {"DB_PASSWORD": {"secret": "SHOP_DB_PASSWORD"}}}})  # fmt: skip
+        assert api.apply(data).status_code == 200
+        dep = api.until(api.deploy("shop", "v1"), {"failed"}, timeout=40)
+        failed = next(e for e in dep["events"] if e["kind"] == "deployment.green_failed")
+        assert any("connecting with [secret]" in line for line in failed["data"]["logs"])
+        logs = api.ok("GET", "/services/shop/logs?revision=v1")["logs"]
+        assert "connecting with [secret]" in logs  # the replica had it; the API hides it
+        stored = api.ok("GET", "/services/shop")["spec"]["compute"]["local"]["env"]
+        assert stored == {"DB_PASSWORD": {"secret": "SHOP_DB_PASSWORD", "file": None}}
+        for text in (str(api.ok("GET", "/events?limit=10000")), str(dep), logs):
+            assert secret not in text
+    assert secret not in (tmp_path / "state" / "sluicegate.db").read_bytes().decode(
+        errors="replace"
+    )

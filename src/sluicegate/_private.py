@@ -11,7 +11,7 @@ import contextlib
 import os
 from pathlib import Path
 
-__all__ = ["open_append", "private_dir", "private_file"]
+__all__ = ["open_append", "private_dir", "private_file", "write_secret"]
 
 
 def private_dir(path: Path) -> Path:
@@ -32,3 +32,12 @@ def open_append(path: str | os.PathLike[str]) -> int:
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
     os.fchmod(fd, 0o600)
     return fd
+
+
+def write_secret(path: Path, secret: str) -> None:
+    """Write ``secret`` to a new file only the owner can read (replacing an old one)."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secret + "\n")
+    os.replace(tmp, path)

@@ -28,8 +28,9 @@ from pathlib import Path
 import uvicorn
 
 from sluicegate._heap import freeze_startup_heap
+from sluicegate._http_head import HEADER_TIMEOUT, bounded_h11
 from sluicegate._logging import LogSettings
-from sluicegate._private import private_dir
+from sluicegate._private import private_dir, write_secret
 from sluicegate._startup import StateDirLock, StateWatch, bind_api_socket
 from sluicegate.api import create_app
 from sluicegate.clock import SystemClock
@@ -82,6 +83,9 @@ class ServerSettings:
     router_flags_env: str = "prod"  # flag rules evaluate it; "" = none
     failure_bound: float = FAILURE_BOUND  # a deployment failing to apply this long: FAILED
     allow_private_webhooks: bool = False  # webhooks may reach loopback/private addresses
+    allow_link_local_endpoints: bool = False  # external endpoints on link-local addresses
+    header_timeout: float = HEADER_TIMEOUT  # a request head must arrive within this
+    admin_token_file: Path | None = None  # the first admin token goes there (0600), not stdout
     log: LogSettings = field(default_factory=LogSettings)  # also the router's
 
     def __post_init__(self) -> None:
@@ -132,7 +136,10 @@ async def _serve(
                 c.on_replica_event(event)
 
         compute = LocalCompute(settings.state_dir, on_change=on_change, supervise=False)
-        computes = ComputeSelector(local=compute, external=ExternalCompute())
+        computes = ComputeSelector(
+            local=compute,
+            external=ExternalCompute(allow_link_local=settings.allow_link_local_endpoints),
+        )
         clock = SystemClock()
         # One traffic driver over the one router handle, given to everyone who routes or
         # reads traffic; both follow the router across restarts.
@@ -227,6 +234,7 @@ async def _serve(
             engines=engines,
             router_flags_env=settings.router_flags_env,
             default_guards=settings.default_guards,
+            allow_private_webhooks=settings.allow_private_webhooks,
         )
         app.state.sources = sources
         # Long requests get 5 s to finish on shutdown; flag streams are ended before that.
@@ -238,6 +246,7 @@ async def _serve(
             timeout_graceful_shutdown=5,
             limit_concurrency=1024,
             timeout_keep_alive=5,
+            http=bounded_h11(settings.header_timeout),
         )
         server = uvicorn.Server(config)
         engines.start()
@@ -250,7 +259,11 @@ async def _serve(
         ready = True
         if not store.tokens.list() and not settings.insecure:  # made once all is up
             token = store.tokens.create("admin", "first-admin")
-            announce(f"admin token (shown once, store it safely): {token}")
+            if settings.admin_token_file is not None:
+                write_secret(settings.admin_token_file, token)
+                announce(f"admin token written to {settings.admin_token_file} (0600)")
+            else:
+                announce(f"admin token (shown once, store it safely): {token}")
         freeze_startup_heap()
         announce(
             f"sluice server ready on http://{settings.host}:{settings.port}"

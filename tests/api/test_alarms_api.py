@@ -231,7 +231,7 @@ def test_set_state_by_a_deployer_is_kept_with_its_actor_and_readers_can_only_rea
         "ALARM",
         "rollback drill",
         True,
-        "admin",
+        "first-admin",  # the token's name, not its role
     )
     assert call(server, "GET", "/v1/alarms/cart/nope").status_code == 404
 

@@ -1,5 +1,6 @@
-"""The exposures API through a real server: who may report for which environment, bad
-reports refused by field, counts summed per minute and read back per flag x variant."""
+"""The exposures API through a real server: only an environment's own agent keys report,
+only series the environment can have are counted, bad reports are refused by field, counts
+are summed per minute and read back per flag x variant."""
 
 from __future__ import annotations
 
@@ -19,13 +20,37 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         for env in ("prod", "staging"):
             r = call(s, "POST", "/v1/flags/envs", s.token, {"name": env})
             assert r.status_code == 201, r.text
+            r = call(s, "PUT", f"/v1/flags/{env}", s.token, {"document": FLAGS})
+            assert r.status_code in (200, 201), r.text
         yield s
+
+
+def _boolean(*keys: str) -> dict[str, Any]:
+    return {k: {"type": "boolean", "default_variant": "off"} for k in keys}
+
+
+# The flags the reports below count: a report may only add series the environment can have.
+FLAGS = {
+    "flags": {
+        **_boolean("search", "banner", "resent", "ahead", "valid-but-refused", "x"),
+        "checkout": {
+            "type": "string",
+            "variants": {"old": "o", "new": "n"},
+            "default_variant": "old",
+        },
+    }
+}
 
 
 @pytest.fixture(scope="module")
 def tokens(server: Server) -> dict[str, str]:
     out = {"admin": server.token}
-    for role, env in (("reader", None), ("agent", "prod"), ("agent", "staging")):
+    for role, env in (
+        ("reader", None),
+        ("deployer", None),
+        ("agent", "prod"),
+        ("agent", "staging"),
+    ):
         r = call(
             server,
             "POST",
@@ -35,6 +60,7 @@ def tokens(server: Server) -> dict[str, str]:
         )
         assert r.status_code == 201, r.text
         out[role if env is None else f"agent-{env}"] = r.json()["token"]
+    out["agent-prod-name"] = "agent-prod"
     return out
 
 
@@ -69,16 +95,14 @@ def test_an_agent_key_reports_only_for_its_own_environment(
     assert totals(server, "staging", tokens["reader"]) == {("checkout", "new"): 3}
 
 
-def test_readers_may_report_but_agents_may_not_read_the_totals(
+def test_only_agent_keys_report_and_agents_may_not_read_the_totals(
     server: Server, tokens: dict[str, str]
 ) -> None:
-    r = call(
-        server,
-        "POST",
-        "/v1/flags/prod/exposures",
-        tokens["reader"],
-        report(("search", "on", 2), ("search", "off", 5)),
-    )
+    body = report(("search", "on", 2), ("search", "off", 5))
+    for broad in ("reader", "deployer", "admin"):  # counts drive alarms: no forged reports
+        r = call(server, "POST", "/v1/flags/prod/exposures", tokens[broad], body)
+        assert r.status_code == 403, (broad, r.text)
+    r = call(server, "POST", "/v1/flags/prod/exposures", tokens["agent-prod"], body)
     assert r.status_code == 200, r.text
     r = call(server, "GET", "/v1/flags/prod/exposures", tokens["agent-prod"])
     assert r.status_code == 403
@@ -142,7 +166,7 @@ def test_a_numbered_report_sent_again_is_acknowledged_and_counted_once(
     assert totals(server, "prod", tokens["reader"], flag="resent") == {("resent", "on"): 5}
     r = call(server, "GET", "/v1/flags/prod/exposures", tokens["reader"])
     assert [(a["agent"], a["instance"], a["reports"]) for a in r.json()["agents"]] == [
-        ("host-a:2772", "i-1", 2)
+        ("agent-prod/host-a:2772", "i-1", 2)  # the reporting key's name, then the agent's
     ]
 
 
@@ -189,7 +213,22 @@ def test_a_bad_report_is_refused_naming_the_field_and_stores_nothing(
 
 
 def test_an_unknown_environment_is_404_for_readers(server: Server, tokens: dict[str, str]) -> None:
-    r = call(server, "POST", "/v1/flags/nope/exposures", tokens["reader"], report(("x", "on", 1)))
-    assert r.status_code == 404
     r = call(server, "GET", "/v1/flags/nope/exposures", tokens["reader"])
     assert r.status_code == 404
+
+
+def test_series_the_environment_cannot_have_are_ignored_and_counted_as_such(
+    server: Server, tokens: dict[str, str]
+) -> None:
+    body = report(
+        ("checkout", "new", 1),  # a real variant
+        ("checkout", "error:TYPE_MISMATCH", 1),  # an error code: real too
+        ("checkout", "forged", 9),  # not a variant of checkout
+        ("no-such-flag", "error:FLAG_NOT_FOUND", 2),  # an app asking for a missing flag
+        ("no-such-flag", "on", 9),  # not an error of a missing flag: invented
+    )
+    r = call(server, "POST", "/v1/flags/prod/exposures", tokens["agent-prod"], body)
+    assert r.status_code == 200, r.text
+    assert (r.json()["evaluations"], r.json()["ignored"]) == (4, 2)
+    got = totals(server, "prod", tokens["reader"], flag="checkout")
+    assert got.get(("checkout", "forged")) is None and got[("checkout", "new")] >= 1

@@ -361,10 +361,10 @@ def test_an_environment_is_deleted_with_its_versions_and_its_name_is_free_again(
     assert call(server, "GET", "/v1/flags/gone", tokens["reader"]).status_code == 404
     assert call(server, "DELETE", "/v1/flags/envs/gone", tokens["admin"]).status_code == 404
     events = call(
-        server, "GET", "/v1/events", tokens["reader"], params={"kind": "flags.env_deleted"}
+        server, "GET", "/v1/events", tokens["reader"], params={"kind": "flags.env.deleted"}
     ).json()
     assert [(e["subject"], e["actor"], e["data"]) for e in events] == [
-        ("flags/gone", "admin", {"env": "gone", "versions": 1})
+        ("flags/gone", "first-admin", {"env": "gone", "versions": 1})
     ]
     # a new environment of the same name starts over: its version 1 is its own
     new_env(server, tokens, "gone")
@@ -399,3 +399,32 @@ def test_an_environment_in_use_is_not_deleted(server: Server, tokens: dict[str, 
     r = call(server, "DELETE", "/v1/flags/envs/busy", admin)
     assert r.status_code == 409 and "agent token (edge)" in r.json()["error"]
     assert call(server, "GET", "/v1/flags/busy", tokens["reader"]).json()["version"] == 1
+
+
+def test_a_batch_evaluates_many_contexts_in_one_call_as_single_calls_would(
+    server: Server, tokens: dict[str, str]
+) -> None:
+    new_env(server, tokens, "batch")
+    r = call(server, "PUT", "/v1/flags/batch", tokens["deployer"], {"document": flag_set()})
+    assert r.status_code in (200, 201), r.text
+    users = ["alice", "carol", "bob"]
+    items = [{"key": "new-search", "context": {"targetingKey": u}} for u in users]
+    items.append({"key": "nope", "context": {}})
+    r = call(server, "POST", "/v1/flags/batch/evaluate/batch", tokens["reader"],
+             {"requests": items})  # fmt: skip
+    assert r.status_code == 200, r.text
+    answers = r.json()
+    got = [(a["flag"], a["variant"]) for a in answers]
+    assert got == [
+        ("new-search", "on"),
+        ("new-search", "off"),
+        ("new-search", "on"),
+        ("nope", None),
+    ]
+    assert answers[3]["error_code"] == "FLAG_NOT_FOUND"
+    for item, answer in zip(items, answers, strict=True):
+        single = call(server, "POST", "/v1/flags/batch/evaluate", tokens["reader"], item).json()
+        assert single == answer
+    too_many = {"requests": [items[0]] * 1001}
+    r = call(server, "POST", "/v1/flags/batch/evaluate/batch", tokens["reader"], too_many)
+    assert r.status_code == 422 and r.json()["problems"][0]["path"] == "requests"

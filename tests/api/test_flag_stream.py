@@ -183,7 +183,7 @@ def test_the_stream_refuses_missing_tokens_and_agent_keys_of_another_environment
 ) -> None:
     r = httpx.get(f"{server.url}/v1/flags/prod/stream", timeout=5)
     assert r.status_code == 401
-    assert "missing or unknown bearer token" in r.text
+    assert "missing, unknown, revoked or expired bearer token" in r.text
     r = httpx.get(
         f"{server.url}/v1/flags/prod/stream",
         timeout=5,

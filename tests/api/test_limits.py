@@ -54,3 +54,16 @@ def test_a_50_mb_unauthenticated_body_is_refused_413_before_it_is_read(tmp_path:
         answer = _send(server.port, chunked, 50, piece)
         assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
         assert rss_kib(server.proc.pid) - before < 20 * 1024  # nothing like 50 MB was held
+
+
+def test_a_client_that_sends_its_head_too_slowly_is_closed(tmp_path: Path) -> None:
+    with running_server(tmp_path / "state", ["--header-timeout", "1s"]) as server:
+        silent = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        slow = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        slow.sendall(b"GET /v1/healthz HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
+        for sock in (silent, slow):
+            with sock:
+                assert sock.recv(1024) == b""  # closed by the server, not by our timeout
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as ok:
+            ok.sendall(b"GET /v1/healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert ok.recv(1024).startswith(b"HTTP/1.1 ")  # a prompt client is served

@@ -139,7 +139,7 @@ def _sample_data(server: Server) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     state = tmp_path_factory.mktemp("schema-contract") / "state"
-    with running_server(state, ["--no-default-guards"]) as server:
+    with running_server(state, ["--no-default-guards", "--allow-private-webhooks"]) as server:
         reader = call(server, "POST", "/v1/tokens", {"role": "reader", "name": "fuzz"})["token"]
         names = _sample_data(server)
         schema = schemathesis.openapi.from_url(server.url + "/openapi.json")

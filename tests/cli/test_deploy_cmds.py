@@ -143,7 +143,7 @@ def test_a_stopped_deployment_exits_5_for_deployments_get_watch(
             if watch.poll() is None:
                 watch.kill()
     assert watch.returncode == 5, stderr + stdout
-    assert stdout.strip().splitlines()[-1] == f"deployment {dep} stopped: stopped by admin"
+    assert stdout.strip().splitlines()[-1] == f"deployment {dep} stopped: stopped by first-admin"
 
 
 def test_watching_an_unknown_deployment_exits_2(server: Server) -> None:
@@ -166,7 +166,7 @@ def test_rollback_by_service_name_reaches_its_active_deployment(
     assert "10% green" in out.stdout and "2 of 3 (Custom steps)" in out.stdout, out.stdout
     said = server.cli("rollback", "byname")
     assert said.strip() == f"rollback requested for byname (deployment {dep})"
-    assert server.wait_phase(dep, {"rolled_back"})["reason"] == "rolled back by admin"
+    assert server.wait_phase(dep, {"rolled_back"})["reason"] == "rolled back by first-admin"
     nothing = sluice(server, "stop", "byname")
     assert nothing.returncode == 2 and "no active deployment" in nothing.stderr
     events = sluice(server, "events", "--service", "byname", "--kind", "deployment.rolled_back")

@@ -67,3 +67,18 @@ def test_a_backend_the_server_does_not_have_is_a_clear_error(tmp_path: Path) -> 
     assert str(err.value.problems[0]) == (
         "compute.external: this server has no 'external' compute backend (it has: local)"
     )
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["169.254.169.254:80", "[fe80::1]:8080", "metadata.google.internal:80"]
+)
+def test_an_external_endpoint_on_cloud_metadata_is_refused_unless_allowed(endpoint: str) -> None:
+    spec = service({"external": {"revisions": {"v1": ["10.0.0.1:80", endpoint]}}})
+    problems = ComputeSelector(external=ExternalCompute()).problems_of(spec)
+    assert [p.path for p in problems] == ["compute.external.revisions.v1[1]"]
+    assert "--allow-link-local-endpoints" in problems[0].message
+    with pytest.raises(SpecError):
+        ComputeSelector(external=ExternalCompute()).compute_for(spec, "v1")
+    allowed = ComputeSelector(external=ExternalCompute(allow_link_local=True))
+    assert allowed.problems_of(spec) == []
+    assert allowed.compute_for(spec, "v1").endpoints() == ["10.0.0.1:80", endpoint]

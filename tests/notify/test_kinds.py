@@ -197,7 +197,7 @@ def test_a_pattern_matching_some_kind_is_accepted(pattern: str) -> None:
     assert pattern_problem(pattern) is None
 
 
-FAMILIES = "(families: alarm.*, deployment.*, flags.*, replica.*, service.*, webhook.*)"
+FAMILIES = "(families: alarm.*, deployment.*, flags.*, replica.*, service.*, token.*, webhook.*)"
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from sluicegate.clock import ManualClock
@@ -385,3 +386,15 @@ def test_a_delivery_to_a_private_target_fails_its_attempt_without_sending(
     delivery = store.webhook_deliveries.list(hook.id)[0]
     assert delivery.last_status is None
     assert "a loopback address" in (delivery.last_error or "")
+
+
+def test_the_api_refuses_a_private_webhook_at_creation_unless_allowed(tmp_path: Path) -> None:
+    from tests._support.server import running_server
+
+    body = {"url": "http://169.254.169.254/latest/meta-data", "events": ["alarm.*"]}
+    with running_server(tmp_path / "state") as server:
+        r = httpx.post(f"{server.url}/v1/webhooks", json=body,
+                       headers={"Authorization": f"Bearer {server.token}"})  # fmt: skip
+        assert r.status_code == 422
+        assert r.json()["problems"][0]["path"] == "url"
+        assert "--allow-private-webhooks" in r.json()["problems"][0]["message"]

@@ -170,6 +170,30 @@ def test_check_flag_validates_a_config_file_and_names_the_problem(tmp_path: obje
     assert path in proc.stderr
 
 
+def test_check_flag_refuses_a_glob_in_path_prefix_naming_the_field(tmp_path: object) -> None:
+    """``path_prefix: /admin*`` used to pass --check and then match nothing."""
+    path = os.path.join(str(tmp_path), "router.yaml")
+    with open(path, "w") as f:
+        f.write(
+            "listeners:\n  - name: web\n    port: 8080\n    rules:\n"
+            "      - match: {path_prefix: /admin*}\n        forward: [{target_group: blue}]\n"
+            "    default:\n      forward: [{target_group: blue}]\n"
+            "target_groups: [{name: blue}]\n"
+        )
+    proc = subprocess.run(
+        [sys.executable, "-m", "sluicegate", "router", "--config", path, "--check"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert (
+        "listeners[0].rules[0].match.path_prefix: path_prefix '/admin*' is a prefix, not a glob"
+        in proc.stderr
+    )
+
+
 def test_a_bad_deregistration_delay_is_refused_with_the_field_named(
     router: RouterProcess, app: AppProcess
 ) -> None:

@@ -51,6 +51,45 @@ def test_path_prefix_and_query_must_both_hold() -> None:
     assert not rule(view(path="/web", query="canary=1"))
 
 
+def test_path_prefix_is_a_plain_string_prefix_of_the_path() -> None:
+    rule = compile_match(MatchSpec(path_prefix="/api"))
+    assert rule(view(path="/api")) and rule(view(path="/api/orders")) and rule(view(path="/apis"))
+    assert not rule(view(path="/ap")) and not rule(view(path="/v1/api"))
+
+
+@pytest.mark.parametrize(
+    ("prefix", "message"),
+    [
+        ("/admin*", "path_prefix '/admin*' is a prefix, not a glob: '*' is not allowed"
+         " (write '/admin'"),
+        ("/a?b", "'?' is not allowed (write '/a'"),
+        ("/public/../admin", "has a '.' or '..' segment"),
+        ("admin", "path_prefix must start with /"),
+    ],
+)  # fmt: skip
+def test_a_path_prefix_that_could_never_match_is_refused_naming_the_field(
+    prefix: str, message: str
+) -> None:
+    from sluicegate.spec import RouterConfig, parse_document
+
+    config = {
+        "listeners": [
+            {
+                "name": "web",
+                "port": 8080,
+                "rules": [{"match": {"path_prefix": prefix}, "forward": [{"target_group": "a"}]}],
+                "default": {"forward": [{"target_group": "a"}]},
+            }
+        ],
+        "target_groups": [{"name": "a"}],
+    }
+    with pytest.raises(SpecError) as caught:
+        parse_document(RouterConfig, config, "router.yaml")
+    [problem] = caught.value.problems
+    assert problem.path == "listeners[0].rules[0].match.path_prefix"
+    assert message in problem.message
+
+
 def test_cookie_match_reads_the_named_cookie_only() -> None:
     rule = compile_match(MatchSpec(cookie={"plan": "pro"}))
     assert rule(view(cookie=["a=1; plan=pro"]))

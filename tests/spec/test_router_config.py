@@ -598,7 +598,11 @@ def test_a_non_finite_deregistration_delay_is_rejected() -> None:
             "weight",
             "listeners, target_groups, admin, timeouts, limits, sticky_secret_env, metrics_window",
         ),
-        (lambda d: d["listeners"][0], "listeners[0].weight", "name, port, address, rules, default"),
+        (
+            lambda d: d["listeners"][0],
+            "listeners[0].weight",
+            "name, port, address, max_connections, upgrades, rules, default",
+        ),
         (
             lambda d: d["listeners"][0]["default"],
             "listeners[0].default.weight",

@@ -1,9 +1,10 @@
 """The agent's local HTTP API: OFREP evaluation, curl-friendly reads, the snapshot and its
 stream for in-process SDKs, health and metrics.
 
-Built for the hot path like the router: an asyncio protocol parsing with httptools and
-answering synchronously inside the parser callback (so pipelined requests are answered in
-order), no framework, no task per request. No auth: it listens on 127.0.0.1 by default.
+Built for the hot path like the router: one bounded asyncio protocol per connection
+(``_conn``) parsing with httptools and asking :meth:`AgentHttp.dispatch` for each answer
+synchronously, no framework, no task per request. No auth: it listens on 127.0.0.1 by
+default.
 """
 
 from __future__ import annotations
@@ -15,14 +16,13 @@ import json
 import logging
 import socket
 from collections.abc import Mapping
-from http import HTTPStatus
-from typing import Any, cast
+from typing import Any
 from urllib.parse import parse_qs, unquote
 
-import httptools
-
+from sluicegate.agent._conn import AgentLimits, Connection, Connections
 from sluicegate.agent._metrics import UNKNOWN_FLAG
 from sluicegate.agent._state import AgentState
+from sluicegate.agent._wire import JSON, dumps, json_response, response
 from sluicegate.errors import TransientError
 from sluicegate.flags.evaluator import ErrorCode, Resolution
 from sluicegate.flags.snapshot import ServingSet
@@ -31,16 +31,16 @@ __all__ = ["AgentHttp"]
 
 log = logging.getLogger(__name__)
 
-_MAX_BODY = 1024 * 1024
 _HEARTBEAT = 15.0
 _SINGLE = b"/ofrep/v1/evaluate/flags/"
 _BULK = b"/ofrep/v1/evaluate/flags"
 _GET_FLAG = b"/v1/flags/"
-_JSON = b"application/json"
 _CONFIGURATION_PATH = b"/ofrep/v1/configuration"
-_PHRASES = {s.value: s.phrase.encode() for s in HTTPStatus}
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _loads = json.JSONDecoder().decode
+# A context nested deeper than this is refused (PARSE_ERROR): contexts are a few flat
+# attributes, and a deep one (or 100k nested arrays, which the JSON decoder answers with a
+# RecursionError) would otherwise be a 500.
+_MAX_DEPTH = 32
 
 # OFREP provider configuration (GET /ofrep/v1/configuration), true of every agent, so built
 # once. Polling: the bulk endpoint answers If-None-Match with 304, and a poll more often
@@ -58,26 +58,8 @@ _CONFIGURATION: Mapping[str, Any] = {
         "caching": {"enabled": False},
     },
 }
-_CONFIGURATION_BODY = _dumps(_CONFIGURATION).encode()
+_CONFIGURATION_BODY = dumps(_CONFIGURATION).encode()
 _CONFIGURATION_ETAG = f'"{hashlib.blake2b(_CONFIGURATION_BODY, digest_size=8).hexdigest()}"'
-
-
-def _response(
-    status: int, body: bytes, keep_alive: bool, content_type: bytes = _JSON, extra: bytes = b""
-) -> bytes:
-    return b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s%s\r\n%s" % (
-        status,
-        _PHRASES.get(status, b"Unknown"),
-        content_type,
-        len(body),
-        extra,
-        b"" if keep_alive else b"Connection: close\r\n",
-        body,
-    )
-
-
-def _json(status: int, data: Any, keep_alive: bool, extra: bytes = b"") -> bytes:
-    return _response(status, _dumps(data).encode(), keep_alive, _JSON, extra)
 
 
 def _failure(key: str, code: str, details: str) -> dict[str, Any]:
@@ -95,10 +77,20 @@ def _context(body: bytes) -> Mapping[str, Any]:
     """The OFREP request's ``context`` (an absent body or context is the empty context)."""
     if not body:
         return {}
+    too_deep = f"the body is nested deeper than {_MAX_DEPTH} levels"
     try:
         data = _loads(body.decode())
+    except RecursionError as exc:
+        raise _BadRequestError(ErrorCode.PARSE_ERROR, too_deep) from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise _BadRequestError(ErrorCode.PARSE_ERROR, f"the body is not JSON: {exc}") from exc
+    # Counting brackets (in C) spares the walk for every ordinary body.
+    if (
+        len(body) > 2 * _MAX_DEPTH
+        and body.count(b"[") + body.count(b"{") > _MAX_DEPTH
+        and _deeper_than(data, _MAX_DEPTH)
+    ):
+        raise _BadRequestError(ErrorCode.PARSE_ERROR, too_deep)
     if not isinstance(data, dict):
         raise _BadRequestError(ErrorCode.PARSE_ERROR, 'the body must be an object {"context": {}}')
     context = data.get("context")
@@ -109,11 +101,26 @@ def _context(body: bytes) -> Mapping[str, Any]:
     return context
 
 
+def _deeper_than(value: Any, limit: int) -> bool:
+    """True when ``value`` nests lists/objects more than ``limit`` levels (iteratively)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if not isinstance(item, (dict, list)):
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
 class AgentHttp:
     """The server: shared state, the SSE subscribers and a cached snapshot body."""
 
-    def __init__(self, state: AgentState) -> None:
+    def __init__(self, state: AgentState, limits: AgentLimits | None = None) -> None:
         self.state = state
+        self.connections = Connections(limits or AgentLimits())
         self.subscribers: set[asyncio.Transport] = set()
         self._snapshot_cache: tuple[str, bytes] = ("", b"")
         self._server: asyncio.Server | None = None
@@ -126,7 +133,7 @@ class AgentHttp:
         loop = asyncio.get_running_loop()
         try:
             self._server = await loop.create_server(
-                lambda: _Protocol(self), host, port, reuse_address=True, backlog=1024
+                lambda: Connection(self), host, port, reuse_address=True, backlog=1024
             )
         except OSError as exc:
             where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -145,6 +152,7 @@ class AgentHttp:
     async def close(self) -> None:
         if self._heartbeat is not None:
             self._heartbeat.cancel()
+        self.connections.close()
         for transport in list(self.subscribers):
             transport.close()
         if self._server is not None:
@@ -175,18 +183,20 @@ class AgentHttp:
     def evaluate_one(self, key: str, body: bytes, keep: bool) -> bytes:
         serving = self.state.serving
         if serving is None:
-            return _json(503, _failure(key, "GENERAL", "the agent holds no flag set yet"), keep)
+            return json_response(
+                503, _failure(key, "GENERAL", "the agent holds no flag set yet"), keep
+            )
         try:
             context = _context(body)
         except _BadRequestError as exc:
-            return _json(400, _failure(key, exc.code, exc.details), keep)
+            return json_response(400, _failure(key, exc.code, exc.details), keep)
         status, data = self.resolution_body(key, serving.evaluate(key, context))
-        return _json(status, data, keep)
+        return json_response(status, data, keep)
 
     def evaluate_bulk(self, body: bytes, if_none_match: str | None, keep: bool) -> bytes:
         serving = self.state.serving
         if serving is None:
-            return _json(
+            return json_response(
                 503,
                 {"errorCode": "GENERAL", "errorDetails": "the agent holds no flag set yet"},
                 keep,
@@ -194,28 +204,30 @@ class AgentHttp:
         try:
             context = _context(body)
         except _BadRequestError as exc:
-            return _json(400, {"errorCode": exc.code, "errorDetails": exc.details}, keep)
+            return json_response(400, {"errorCode": exc.code, "errorDetails": exc.details}, keep)
         digest = hashlib.blake2b(
             json.dumps(context, sort_keys=True, default=str).encode(), digest_size=8
         ).hexdigest()
         etag = f'"{serving.etag.strip(chr(34))}-{digest}"'
         extra = b"ETag: %s\r\n" % etag.encode()
         if if_none_match is not None and etag in (t.strip() for t in if_none_match.split(",")):
-            return _response(304, b"", keep, _JSON, extra)
+            return response(304, b"", keep, JSON, extra)
         flags = []
         chosen = serving.flags_for(context)  # the version serving this context, once
         for key in serving.current:
             _, data = self.resolution_body(key, chosen.evaluate(key, context))
             flags.append(data)
-        return _json(200, {"flags": flags}, keep, extra)
+        return json_response(200, {"flags": flags}, keep, extra)
 
     def get_flag(self, key: str, query: str, keep: bool) -> bytes:
         serving = self.state.serving
         if serving is None:
-            return _json(503, _failure(key, "GENERAL", "the agent holds no flag set yet"), keep)
+            return json_response(
+                503, _failure(key, "GENERAL", "the agent holds no flag set yet"), keep
+            )
         context = {name: values[-1] for name, values in parse_qs(query).items()}
         status, data = self.resolution_body(key, serving.evaluate(key, context))
-        return _json(status, data, keep)
+        return json_response(status, data, keep)
 
     # -- snapshot and stream --------------------------------------------------------------
 
@@ -229,13 +241,13 @@ class AgentHttp:
     def snapshot(self, if_none_match: str | None, keep: bool) -> bytes:
         serving = self.state.serving
         if serving is None:
-            return _json(503, {"error": "the agent holds no flag set yet"}, keep)
+            return json_response(503, {"error": "the agent holds no flag set yet"}, keep)
         extra = b"ETag: %s\r\n" % serving.etag.encode()
         if if_none_match is not None and serving.etag in (
             t.strip() for t in if_none_match.split(",")
         ):
-            return _response(304, b"", keep, _JSON, extra)
-        return _response(200, self.snapshot_bytes(serving), keep, _JSON, extra)
+            return response(304, b"", keep, JSON, extra)
+        return response(200, self.snapshot_bytes(serving), keep, JSON, extra)
 
     def event(self, serving: ServingSet) -> bytes:
         return b"id: %s\nevent: snapshot\ndata: %s\n\n" % (
@@ -273,138 +285,55 @@ class AgentHttp:
         if if_none_match is not None and _CONFIGURATION_ETAG in (
             t.strip() for t in if_none_match.split(",")
         ):
-            return _response(304, b"", keep, _JSON, extra)
-        return _response(200, _CONFIGURATION_BODY, keep, _JSON, extra)
+            return response(304, b"", keep, JSON, extra)
+        return response(200, _CONFIGURATION_BODY, keep, JSON, extra)
 
     def health(self, keep: bool) -> bytes:
         health = self.state.health()
-        return _json(200 if health.ready else 503, health.body, keep)
+        return json_response(200 if health.ready else 503, health.body, keep)
 
     def metrics(self, keep: bool) -> bytes:
-        return _response(
+        return response(
             200,
             self.state.render_metrics().encode(),
             keep,
             b"text/plain; version=0.0.4; charset=utf-8",
         )
 
+    # -- routing --------------------------------------------------------------------------
 
-class _Protocol(asyncio.Protocol):
-    __slots__ = (
-        "app",
-        "body",
-        "if_none_match",
-        "last_event_id",
-        "parser",
-        "streaming",
-        "transport",
-        "url",
-    )
-
-    def __init__(self, app: AgentHttp) -> None:
-        self.app = app
-        self.parser = httptools.HttpRequestParser(self)
-        self.transport: asyncio.Transport | None = None
-        self.url = b""
-        self.body = b""
-        self.if_none_match: str | None = None
-        self.last_event_id: str | None = None
-        self.streaming = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.streaming and self.transport is not None:
-            self.app.subscribers.discard(self.transport)
-        self.transport = None
-
-    def data_received(self, data: bytes) -> None:
-        if self.streaming:
-            return
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserError:
-            if self.transport is not None:
-                self.transport.write(_json(400, {"error": "malformed request"}, False))
-                self.transport.close()
-
-    def on_message_begin(self) -> None:
-        self.url = b""
-        self.body = b""
-        self.if_none_match = None
-        self.last_event_id = None
-
-    def on_url(self, url: bytes) -> None:
-        self.url += url
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        lname = name.lower()
-        if lname == b"if-none-match":
-            self.if_none_match = value.decode("latin-1")
-        elif lname == b"last-event-id":
-            self.last_event_id = value.decode("utf-8", "replace")
-
-    def on_body(self, body: bytes) -> None:
-        if len(self.body) <= _MAX_BODY:
-            self.body += body
-
-    def on_message_complete(self) -> None:
-        transport = self.transport
-        if transport is None or self.streaming:
-            return
-        keep = bool(self.parser.should_keep_alive())
-        try:
-            reply = self._dispatch(keep)
-        except Exception:
-            log.exception("request %r failed", self.url[:200])
-            reply = _json(500, {"errorDetails": "internal error; see the agent log"}, False)
-            keep = False
-        if reply is None:  # became a stream
-            return
-        transport.write(reply)
-        if not keep:
-            transport.close()
-
-    def _dispatch(self, keep: bool) -> bytes | None:
-        app = self.app
-        method = self.parser.get_method()
-        path, _, query = self.url.partition(b"?")
-        if len(self.body) > _MAX_BODY:
-            return _json(
-                413,
-                {"errorCode": "PARSE_ERROR", "errorDetails": f"body over {_MAX_BODY} bytes"},
-                False,
-            )
+    def dispatch(self, conn: Connection, keep: bool, body: bytes) -> bytes | None:
+        """The answer to the request ``conn`` has just parsed; None when it became a stream."""
+        method = conn.parser.get_method()
+        path, _, query = conn.url.partition(b"?")
         if path.startswith(_SINGLE):
             if method != b"POST":
-                return _json(405, {"error": "use POST"}, keep, b"Allow: POST\r\n")
-            return app.evaluate_one(
-                unquote(path[len(_SINGLE) :].decode("utf-8", "replace")), self.body, keep
+                return json_response(405, {"error": "use POST"}, keep, b"Allow: POST\r\n")
+            return self.evaluate_one(
+                unquote(path[len(_SINGLE) :].decode("utf-8", "replace")), body, keep
             )
         if path == _BULK:
             if method != b"POST":
-                return _json(405, {"error": "use POST"}, keep, b"Allow: POST\r\n")
-            return app.evaluate_bulk(self.body, self.if_none_match, keep)
+                return json_response(405, {"error": "use POST"}, keep, b"Allow: POST\r\n")
+            return self.evaluate_bulk(body, conn.if_none_match, keep)
         if method not in (b"GET", b"HEAD"):
-            return _json(405, {"error": "use GET"}, keep, b"Allow: GET\r\n")
+            return json_response(405, {"error": "use GET"}, keep, b"Allow: GET\r\n")
         if path.startswith(_GET_FLAG):
-            return app.get_flag(
+            return self.get_flag(
                 unquote(path[len(_GET_FLAG) :].decode("utf-8", "replace")),
                 query.decode("latin-1"),
                 keep,
             )
         if path == _CONFIGURATION_PATH:
-            return app.configuration(self.if_none_match, keep)
+            return self.configuration(conn.if_none_match, keep)
         if path == b"/v1/snapshot":
-            return app.snapshot(self.if_none_match, keep)
+            return self.snapshot(conn.if_none_match, keep)
         if path == b"/v1/stream":
-            assert self.transport is not None
-            self.streaming = True
-            app.subscribe(self.transport, self.last_event_id)
+            assert conn.transport is not None
+            self.subscribe(conn.transport, conn.last_event_id)
             return None
         if path == b"/healthz":
-            return app.health(keep)
+            return self.health(keep)
         if path == b"/metrics":
-            return app.metrics(keep)
-        return _json(404, {"error": f"no route {path.decode('latin-1')[:200]}"}, keep)
+            return self.metrics(keep)
+        return json_response(404, {"error": f"no route {path.decode('latin-1')[:200]}"}, keep)

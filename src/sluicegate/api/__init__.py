@@ -66,6 +66,7 @@ def create_app(
     router_flags_env: str | None = None,
     max_body: int = DEFAULT_MAX_BODY,
     default_guards: bool = True,
+    allow_private_webhooks: bool = False,
 ) -> FastAPI:
     """The API over the controller and store; ``series`` receives pushed metrics,
     ``engine`` (the alarm loop) takes forced alarm states, ``flags`` is the flag service
@@ -91,6 +92,7 @@ def create_app(
     app.state.engines = engines
     app.state.router_flags_env = router_flags_env or None
     app.state.default_guards = default_guards
+    app.state.allow_private_webhooks = allow_private_webhooks
     app.include_router(health_router)
     app.include_router(service_router)
     app.include_router(deployment_router)

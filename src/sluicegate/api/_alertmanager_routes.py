@@ -12,10 +12,10 @@ from __future__ import annotations
 import hashlib
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from sluicegate.api._deps import Deployer
+from sluicegate.api._auth import Caller, require_alertmanager
 from sluicegate.api._shapes import COMMON_ERRORS
 from sluicegate.errors import NotFoundError, TransientError
 from sluicegate.monitor.alarms import AlarmState
@@ -62,7 +62,11 @@ class AlertmanagerResult(BaseModel):
 
 
 @router.post("/alertmanager", response_model=AlertmanagerResult)
-def alertmanager(payload: AmPayload, request: Request, caller: Deployer) -> dict[str, Any]:
+def alertmanager(
+    payload: AmPayload,
+    request: Request,
+    caller: Annotated[Caller, Depends(require_alertmanager)],
+) -> dict[str, Any]:
     """Apply a webhook's alerts to the services' external alarms."""
     engine: AlarmEngine | None = request.app.state.engine
     store: Store = request.app.state.store

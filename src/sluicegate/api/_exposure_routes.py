@@ -1,8 +1,9 @@
 """Flag exposures: agents report how often they evaluated each flag's variants, the server
 sums them per minute (``store.flag_exposures``), readers see the totals.
 
-``POST /v1/flags/{env}/exposures`` takes one agent report: an agent token of ``env`` (or a
-reader or higher token) may send it. The counts land in the minute holding the report's
+``POST /v1/flags/{env}/exposures`` takes one agent report: only an agent token of ``env``
+may send it (its name is recorded as the reporter), and what it may add is bounded
+(:mod:`._exposure_guard`). The counts land in the minute holding the report's
 ``end`` (the server's current minute when ``end`` lies in the future: an agent's clock may
 run ahead). A report with ``instance`` and ``seq`` (agents send both) is stored once: sent
 again because its answer was lost, it is acknowledged and not counted a second time.
@@ -18,14 +19,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationInfo, field_validator
 
-from sluicegate.api._auth import Caller, require_flag_reader
+from sluicegate.api._auth import Caller, require_exposure_reporter
 from sluicegate.api._deps import Reader, now_of, store_of
+from sluicegate.api._exposure_guard import ExposureGuard
 from sluicegate.api._shapes import COMMON_ERRORS, INT64_MAX, errors
 
 __all__ = ["MAX_COUNT", "MAX_COUNTS", "router"]
 
 router = APIRouter(prefix="/v1/flags", tags=["flags"], responses=COMMON_ERRORS)
-Reporter = Annotated[Caller, Depends(require_flag_reader)]
+Reporter = Annotated[Caller, Depends(require_exposure_reporter)]
 
 #: (flag, variant) pairs in one report (the agent sends at most this many at a time).
 MAX_COUNTS = 1000
@@ -90,6 +92,9 @@ class ExposureStored(BaseModel):
     minute: int = Field(description="the minute (its start, epoch seconds) the counts went to")
     stored: bool = Field(description="false: this instance's report seq was stored before")
     evaluations: int = Field(description="evaluations added")
+    ignored: int = Field(
+        0, description="counts of series this environment cannot have (unknown flags/variants)"
+    )
 
 
 class VariantTotal(BaseModel):
@@ -129,11 +134,14 @@ def report_exposures(
     """Add an agent's counts to ``env``'s minute of the report's end."""
     store = store_of(request)
     store.flags.environment(env)  # 404 for an unknown environment
+    guard = _guard(request)
+    guard.admit(env, caller.name)
     minute = int(min(report.end, now_of(request))) // 60 * 60
-    counts = [(c.flag, c.variant, c.count) for c in report.counts]
+    counts, ignored = guard.keep(env, [(c.flag, c.variant, c.count) for c in report.counts])
+    agent = report.agent if caller.role != "agent" else f"{caller.name}/{report.agent}"
     if report.instance is not None and report.seq is not None:
         stored = store.flag_exposures.add_report(
-            env, minute, counts, agent=report.agent, instance=report.instance, seq=report.seq
+            env, minute, counts, agent=agent, instance=report.instance, seq=report.seq
         )
     else:
         store.flag_exposures.add(env, minute, counts)
@@ -142,8 +150,16 @@ def report_exposures(
         "env": env,
         "minute": minute,
         "stored": stored,
-        "evaluations": sum(c.count for c in report.counts) if stored else 0,
+        "evaluations": sum(c for _, _, c in counts) if stored else 0,
+        "ignored": ignored,
     }
+
+
+def _guard(request: Request) -> ExposureGuard:
+    guard: ExposureGuard | None = getattr(request.app.state, "exposure_guard", None)
+    if guard is None:
+        guard = request.app.state.exposure_guard = ExposureGuard(store_of(request))
+    return guard
 
 
 @router.get(

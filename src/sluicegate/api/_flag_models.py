@@ -71,6 +71,18 @@ class EvaluateRequest(BaseModel):
     version: Version | None = Field(None, description="default: what this context gets now")
 
 
+class BatchItem(BaseModel):
+    key: str = Field(min_length=1)
+    context: dict[str, Any] = Field(default_factory=dict)
+
+
+class EvaluateBatchRequest(BaseModel):
+    """Many evaluations in one call (at most 1,000): for tools and tests. Apps evaluate with
+    the agent or the SDK, locally, in microseconds."""
+
+    requests: list[BatchItem] = Field(min_length=1, max_length=1000)
+
+
 # -- answers -----------------------------------------------------------------------------
 
 

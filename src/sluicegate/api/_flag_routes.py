@@ -19,6 +19,7 @@ from sluicegate.api._flag_models import (
     ApplyRequest,
     EnvDeleted,
     EnvRequest,
+    EvaluateBatchRequest,
     EvaluateRequest,
     Evaluation,
     FlagEnv,
@@ -257,6 +258,20 @@ def evaluate(env: str, req: EvaluateRequest, request: Request, caller: Reader) -
     return _flags(request).evaluate(
         env, req.key, req.context, version=req.version, explain=req.explain
     )
+
+
+@router.post(
+    "/{env}/evaluate/batch",
+    response_model=list[Evaluation],
+    response_model_exclude_unset=True,
+    responses={**COMMON_ERRORS, **errors(404)},
+)
+def evaluate_batch(
+    env: str, req: EvaluateBatchRequest, request: Request, caller: Reader
+) -> list[dict[str, Any]]:
+    """Evaluate up to 1,000 (flag, context) pairs in one call, as an agent would serve each
+    (the environment and its rollout are read once)."""
+    return _flags(request).evaluate_many(env, [(r.key, r.context) for r in req.requests])
 
 
 @router.get(

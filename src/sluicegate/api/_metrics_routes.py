@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from sluicegate.api._deps import Deployer, Reader, now_of, store_of
+from sluicegate.api._auth import Caller, require_metrics_pusher
+from sluicegate.api._deps import Reader, now_of, store_of
 from sluicegate.api._shapes import COMMON_ERRORS, INT64_MAX, described_as, errors
 from sluicegate.errors import Problem, SpecError
 from sluicegate.monitor._push_batch import (
@@ -86,17 +87,30 @@ class MetricHistory(BaseModel):
     datapoints: list[Datapoint]
 
 
+Pusher = Annotated[Caller, Depends(require_metrics_pusher)]
+
+
 @router.post("/metrics", response_model=PushAccepted, responses=errors(409))
 async def push_metrics(
     request: Request,
-    caller: Deployer,
+    caller: Pusher,
     body: Annotated[Any, Body(), described_as(MetricPush)],
 ) -> dict[str, int]:
     """Store datapoints (CloudWatch PutMetricData's shape): all of the batch, or nothing;
-    409 when it would create more series than the server keeps."""
+    409 when it would create more series than the server keeps. A ``metrics`` token limited
+    to one service pushes only datapoints whose ``service`` dimension names it (403)."""
     series: SeriesStore = request.app.state.series
     now = now_of(request)
     batch = parse_batch(body, now, series.window)
+    if caller.service is not None:
+        for i, point in enumerate(batch):
+            if point.dimensions.get("service") != caller.service:
+                raise HTTPException(
+                    403,
+                    f"metrics[{i}]: the token {caller.name!r} pushes for service "
+                    f"{caller.service!r} only; give the datapoint dimensions.service: "
+                    f"{caller.service}",
+                )
     created = series.put(batch, now)
     return {"accepted": len(batch), "new_series": created, "series": len(series)}
 

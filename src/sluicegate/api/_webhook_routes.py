@@ -11,7 +11,7 @@ from sluicegate.api._deps import Admin
 from sluicegate.api._deps import store_of as _store
 from sluicegate.api._shapes import COMMON_ERRORS, errors
 from sluicegate.errors import ConflictError, SpecError
-from sluicegate.notify import TEST_KIND, check_subscription, new_secret, redact
+from sluicegate.notify import TEST_KIND, check_subscription, check_target, new_secret, redact
 from sluicegate.store import Delivery, Webhook
 
 __all__ = ["router"]
@@ -104,10 +104,16 @@ class WebhookChange(BaseModel):
 
 
 @router.post("", status_code=201, response_model=WebhookCreated)
-def create_webhook(req: WebhookRequest, request: Request, caller: Admin) -> dict[str, Any]:
+async def create_webhook(req: WebhookRequest, request: Request, caller: Admin) -> dict[str, Any]:
     """Subscribe ``url`` to event kinds matching ``events``; the answer holds the signing
-    secret, shown this once."""
+    secret, shown this once. A URL on this host or a private network is refused unless the
+    server runs with ``--allow-private-webhooks``."""
     problems = check_subscription(req.url, req.events, req.secret)
+    if not problems:
+        try:
+            await check_target(req.url, request.app.state.allow_private_webhooks)
+        except SpecError as exc:
+            problems = list(exc.problems)
     if problems:
         raise SpecError(problems, source="request body")
     secret = req.secret or new_secret()

@@ -1,21 +1,44 @@
-"""The CLI's HTTP client: the server from --url/SLUICE_URL, the token from --token/SLUICE_TOKEN."""
+"""The CLI's HTTP client: the server from --url/SLUICE_URL; the token from --token/SLUICE_TOKEN
+or, to keep it off command lines and out of shell history, --token-file/SLUICE_TOKEN_FILE."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import click
 import httpx
 
-from sluicegate.errors import TransientError, error_from_response
+from sluicegate.errors import SluicegateError, TransientError, error_from_response
 
 __all__ = ["Api", "api_options"]
 
 DEFAULT_URL = "http://127.0.0.1:7070"
 
 
+_TOKEN_FILE = "sluice_token_file"
+
+
+def _read_token_file(path: str) -> str:
+    try:
+        token = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise SluicegateError(f"cannot read the token file {path}: {exc.strerror or exc}") from exc
+    if not token:
+        raise SluicegateError(f"the token file {path} is empty")
+    return token
+
+
 class Api:
     def __init__(self, url: str, token: str | None) -> None:
+        if token is None:
+            ctx = click.get_current_context(silent=True)
+            path = (ctx.meta.get(_TOKEN_FILE) if ctx else None) or os.environ.get(
+                "SLUICE_TOKEN_FILE"
+            )
+            if path:
+                token = _read_token_file(path)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.url = url.rstrip("/")
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=30)
@@ -46,7 +69,20 @@ class Api:
         )
 
 
+def _remember_token_file(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
+    if value:
+        ctx.meta[_TOKEN_FILE] = value
+
+
 def api_options(f: Any) -> Any:
+    f = click.option(
+        "--token-file",
+        metavar="PATH",
+        expose_value=False,
+        callback=_remember_token_file,
+        help="Read the API token from this file (or SLUICE_TOKEN_FILE): no secret on the "
+        "command line.",
+    )(f)
     f = click.option("--token", envvar="SLUICE_TOKEN", help="API token (or SLUICE_TOKEN).")(f)
     f = click.option(
         "--url",

@@ -19,6 +19,7 @@ from sluicegate.cli import (
     _log_cmds,
     _server_cmds,
     _service_cmds,
+    _token_cmds,
     _webhook_cmds,
 )
 from sluicegate.errors import SluicegateError
@@ -101,6 +102,7 @@ for _command in (
     *_log_cmds.COMMANDS,
     *_flag_cmds.COMMANDS,
     *_server_cmds.COMMANDS,
+    *_token_cmds.COMMANDS,
     *_alarm_cmds.COMMANDS,
     *_webhook_cmds.COMMANDS,
 ):

@@ -10,7 +10,6 @@ from typing import Any
 import click
 
 from sluicegate._logging import LogSettings
-from sluicegate.cli._api import Api, api_options
 
 
 def _duration(
@@ -64,7 +63,16 @@ def _http_url(ctx: click.Context, param: click.Parameter, url: str | None) -> st
 @click.option(
     "--database",
     default="",
-    help="sqlite path or postgresql://… URL (default: <state-dir>/sluicegate.db).",
+    envvar="SLUICE_DATABASE_URL",
+    help="sqlite path or postgresql://… URL (default: <state-dir>/sluicegate.db); or "
+    "SLUICE_DATABASE_URL, which keeps a password off the command line.",
+)
+@click.option(
+    "--admin-token-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="On first start, write the admin token to this file (0600) instead of printing it "
+    "(unattended set-ups).",
 )
 @click.option("--insecure", is_flag=True, help="Serve the API without tokens (development only).")
 @click.option(
@@ -137,6 +145,20 @@ def _http_url(ctx: click.Context, param: click.Parameter, url: str | None) -> st
     "private network, cloud metadata). Off: such targets are refused.",
 )
 @click.option(
+    "--allow-link-local-endpoints",
+    is_flag=True,
+    help="Let services' external endpoints be link-local addresses (169.254.0.0/16, "
+    "fe80::/10) or cloud metadata names. Off: refused at apply.",
+)
+@click.option(
+    "--header-timeout",
+    default="10s",
+    show_default=True,
+    metavar="DURATION",
+    callback=_duration((0.1, "100ms"), (300, "5m")),
+    help="A client must send a request's head within this (slow clients are closed).",
+)
+@click.option(
     "--give-up-after",
     "failure_bound",
     default="60s",
@@ -159,39 +181,4 @@ def server(ctx: click.Context, /, push_window: float, **options: Any) -> None:
     run_server(ServerSettings(push_window=int(push_window), log=log, **options))
 
 
-@click.group()
-def token() -> None:
-    """API tokens."""
-
-
-@token.command("create")
-@click.option("--role", required=True, type=click.Choice(["admin", "deployer", "reader", "agent"]))
-@click.option("--name", default="", help="What the token is for.")
-@click.option(
-    "--env", default=None, help="For --role agent: the one environment whose flags the token reads."
-)
-@api_options
-def token_create(role: str, name: str, env: str | None, url: str, token: str | None) -> None:
-    """Create a token and print it (only its hash is stored)."""
-    body: dict[str, str] = {"role": role, "name": name}
-    if env is not None:
-        body["env"] = env
-    click.echo(Api(url, token).call("POST", "/tokens", body)["token"])
-
-
-@click.group()
-def keys() -> None:
-    """Agent keys: read-only tokens for `sluice agent`, scoped to one environment."""
-
-
-@keys.command("create")
-@click.option("--env", required=True, help="The environment whose flags the key reads.")
-@click.option("--name", default="", help="What the key is for (default agent-<env>).")
-@api_options
-def keys_create(env: str, name: str, url: str, token: str | None) -> None:
-    """Create an agent key and print it: pass it to `sluice agent --key`."""
-    body = {"role": "agent", "name": name, "env": env}
-    click.echo(Api(url, token).call("POST", "/tokens", body)["token"])
-
-
-COMMANDS = [server, token, keys]
+COMMANDS = [server]

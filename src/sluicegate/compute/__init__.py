@@ -7,6 +7,7 @@ after a control-plane restart ``adopt`` can take the replicas over. A backend im
 :class:`Compute` and ``place``; adding one is a new module and one line in the server.
 """
 
+from sluicegate.compute._secrets import redact
 from sluicegate.compute.base import (
     Adoption,
     Compute,
@@ -40,4 +41,5 @@ __all__ = [
     "ReplicaState",
     "RestartPolicy",
     "parse_address",
+    "redact",
 ]

@@ -7,6 +7,7 @@ endpoints, ``stop`` forgets them, ``health`` is a real HTTP GET of each endpoint
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from collections.abc import Mapping, Sequence
 
 import httpx
@@ -31,8 +32,27 @@ __all__ = ["ExternalCompute"]
 class ExternalCompute:
     """Endpoints given per revision (implements ``Compute[ExternalSpec]``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, allow_link_local: bool = False) -> None:
+        """``allow_link_local``: accept endpoints on link-local addresses (169.254.0.0/16,
+        fe80::/10), where cloud metadata services answer; off, they are refused."""
         self._revisions: dict[tuple[str, str], tuple[ExternalSpec, list[Replica]]] = {}
+        self.allow_link_local = allow_link_local
+
+    def secrets_of(self, service: ServiceSpec) -> list[str]:
+        """Nothing secret goes to endpoints someone else runs."""
+        return []
+
+    def problems_of(self, service: ServiceSpec) -> list[Problem]:
+        """What this backend refuses in the spec, every revision at once (at apply)."""
+        external = service.compute.external
+        if external is None or self.allow_link_local:
+            return []
+        return [
+            Problem(f"compute.external.revisions.{revision}[{i}]", why)
+            for revision, endpoints in external.revisions.items()
+            for i, endpoint in enumerate(endpoints)
+            if (why := _link_local(endpoint))
+        ]
 
     def place(self, service: ServiceSpec, revision: str, env: Mapping[str, str]) -> BoundExternal:
         """``revision`` of ``service`` (the selector's ``external`` backend): its endpoints as
@@ -49,6 +69,10 @@ class ExternalCompute:
                     )
                 ]
             )
+        problems = [p for p in self.problems_of(service) if p.path.startswith(
+            f"compute.external.revisions.{revision}[")]  # fmt: skip
+        if problems:
+            raise SpecError(problems)
         spec = ExternalSpec(endpoints, health_path=service.health_check.path)
         return BoundExternal(self, service.service, revision, spec)
 
@@ -114,3 +138,25 @@ class ExternalCompute:
             return self._revisions[(service, revision)]
         except KeyError:
             raise NotFoundError(f"{service} revision {revision} is not known here") from None
+
+
+_METADATA_NAMES = frozenset({"metadata", "metadata.google.internal", "instance-data"})
+
+
+def _link_local(endpoint: str) -> str | None:
+    """Why ``endpoint`` may not be routed to: a link-local address or a cloud metadata name
+    (the router would hand users' requests, or a hook's, to the instance's credentials)."""
+    host, _ = parse_address(endpoint)
+    if host.lower().rstrip(".") in _METADATA_NAMES:
+        return f"{host} is a cloud metadata service; {_ALLOW}"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None  # a name: resolved by the router when it connects
+    mapped = getattr(address, "ipv4_mapped", None) or address
+    if mapped.is_link_local:
+        return f"{host} is link-local (cloud metadata lives there); {_ALLOW}"
+    return None
+
+
+_ALLOW = "allowed only with sluice server --allow-link-local-endpoints"

@@ -37,6 +37,7 @@ from sluicegate.clock import Clock, SystemClock
 from sluicegate.compute import _http, _logfiles, _ports, _proc
 from sluicegate.compute._bound import Bound
 from sluicegate.compute._logfiles import LogRead
+from sluicegate.compute._secrets import resolve_env
 from sluicegate.compute.base import (
     Adoption,
     EventKind,
@@ -127,6 +128,19 @@ class LocalCompute:
         self._task: asyncio.Task[None] | None = None
         self._self_supervise = supervise  # False: the caller runs ``check`` on its own loop
 
+    def problems_of(self, service: ServiceSpec) -> list[Problem]:
+        """What this backend refuses in the spec at apply: secret env values it cannot read
+        (a command that cannot start fails its deployment at once, with the cause)."""
+        local = service.compute.local
+        if local is None:
+            return []
+        return resolve_env(local.env, "compute.local.env")[2]
+
+    def secrets_of(self, service: ServiceSpec) -> list[str]:
+        """The secret values the spec's replicas get (to redact them from events)."""
+        local = service.compute.local
+        return [] if local is None else list(resolve_env(local.env, "")[1].values())
+
     def place(
         self, service: ServiceSpec, revision: str, env: Mapping[str, str]
     ) -> Bound[LocalSpec]:
@@ -135,9 +149,12 @@ class LocalCompute:
         local = service.compute.local
         if local is None:
             raise SpecError([Problem("compute.local", "the service does not run locally")])
+        plain, secret, problems = resolve_env(local.env, "compute.local.env")
+        if problems:
+            raise SpecError(problems)
         spec = LocalSpec(
             command=list(local.command),
-            env={**local.env, **env},
+            env={**plain, **env, **secret},
             replicas=local.replicas,
             cwd=local.cwd,
             health_path=service.health_check.path,
@@ -446,8 +463,9 @@ class LocalCompute:
             else:
                 detail = "stopping"
             return ReplicaHealth(replica, False, None, detail, slot.state, slot.restarts)
+        restarts = slot.restarts  # as of the probe: the supervisor may change the slot meanwhile
         healthy, code, detail = await _http.probe(http, replica.address, rev.spec.health_path)
-        return ReplicaHealth(replica, healthy, code, detail, slot.state, slot.restarts)
+        return ReplicaHealth(replica, healthy, code, detail, ReplicaState.RUNNING, restarts)
 
     # -- helpers -------------------------------------------------------------------------
 

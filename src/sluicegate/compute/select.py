@@ -63,6 +63,14 @@ class Placement(Protocol):
 
 
 class Backend(Protocol):
+    def secrets_of(self, service: ServiceSpec) -> list[str]:
+        """Secret values the spec hands its replicas (redacted from events)."""
+        ...
+
+    def problems_of(self, service: ServiceSpec) -> list[Problem]:
+        """What this backend refuses in ``service``'s spec, found before it is stored."""
+        ...
+
     def place(self, service: ServiceSpec, revision: str, env: Mapping[str, str]) -> Placement:
         """``revision`` of ``service`` on this backend (``env``: the revision's own
         settings, ``--set env.KEY=VAL``). SpecError when the spec cannot be run here."""
@@ -93,6 +101,20 @@ class ComputeSelector:
                 ]
             )
         return backend.place(spec, revision, env or {})
+
+    def secrets_of(self, spec: ServiceSpec) -> list[str]:
+        backend = self.backends.get(spec.compute.kind)
+        return [] if backend is None else backend.secrets_of(spec)
+
+    def problems_of(self, spec: ServiceSpec) -> list[Problem]:
+        """What the backend the spec names refuses in it (no backend: that, said)."""
+        backend = self.backends.get(spec.compute.kind)
+        if backend is None:
+            known = ", ".join(sorted(self.backends)) or "none"
+            return [Problem(f"compute.{spec.compute.kind}",
+                            f"this server has no {spec.compute.kind!r} compute backend "
+                            f"(it has: {known})")]  # fmt: skip
+        return backend.problems_of(spec)
 
     async def aclose(self) -> None:
         for backend in self.backends.values():

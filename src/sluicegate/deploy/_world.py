@@ -8,11 +8,13 @@ decisions need (green's health, its last log lines, the stored specs) live here 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 from collections.abc import Awaitable, Mapping, Sequence
 
 from sluicegate.clock import Clock
+from sluicegate.compute import redact
 from sluicegate.compute.base import EventKind, Replica, ReplicaEvent, ReplicaHealth
 from sluicegate.compute.select import ComputeSelector, LogRead, Placement
 from sluicegate.deploy._lifecycle_model import HookOutcome, HookStage, RunHook
@@ -114,6 +116,13 @@ class World:
         """``revision`` bound to the backend its spec names (SpecError if it cannot run)."""
         return self.computes.compute_for(spec, revision, self.env_of(spec.service, revision))
 
+    def secrets_of(self, service: str) -> list[str]:
+        """The secret values the service's replicas get, to redact from events."""
+        try:
+            return self.computes.secrets_of(self.spec_of(service))
+        except (NotFoundError, ValueError):
+            return []
+
     def running(self, service: str, revision: str) -> list[str]:
         """The revision's endpoints (by the stored spec); empty when nothing runs."""
         return self._endpoints(service, self.spec_of(service), revision)
@@ -171,7 +180,10 @@ class World:
             await placement.start()  # fills the gaps
 
     def logs(self, service: str, revision: str, replica: int | None = None, tail: int = 100) -> str:
-        return self.place(self.spec_of(service), revision).logs(replica, tail)
+        """What the replicas wrote, with the secret values they were given redacted."""
+        spec = self.spec_of(service)
+        text = self.place(spec, revision).logs(replica, tail)
+        return redact(text, self.computes.secrets_of(spec))
 
     def read_logs(
         self,
@@ -181,8 +193,22 @@ class World:
         after: Mapping[int, int] | None = None,
         count: int = 100,
     ) -> LogRead:
-        """A revision's output with positions, to follow it (``Placement.read_logs``)."""
-        return self.place(self.spec_of(service), revision).read_logs(replica, after, count)
+        """A revision's output with positions, to follow it (``Placement.read_logs``), with
+        the secret values its replicas were given redacted from every line (a secret of
+        several lines, line by line: a follower's reads may part it)."""
+        spec = self.spec_of(service)
+        read = self.place(spec, revision).read_logs(replica, after, count)
+        secrets = self.computes.secrets_of(spec)
+        if not secrets:
+            return read
+        parts = {part for value in secrets for part in (value, *value.splitlines())}
+        return dataclasses.replace(
+            read,
+            replicas=tuple(
+                dataclasses.replace(r, lines=tuple(redact(line, parts) for line in r.lines))
+                for r in read.replicas
+            ),
+        )
 
     def last_lines(
         self, service: str, revision: str, replica: int | None = None

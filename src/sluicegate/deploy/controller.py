@@ -20,14 +20,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
 
 from sluicegate.clock import Clock
+from sluicegate.compute import redact
 from sluicegate.compute.base import Replica, ReplicaEvent, ReplicaState
 from sluicegate.compute.select import ComputeSelector
-from sluicegate.deploy._checks import port_conflicts
-from sluicegate.deploy._routing import probe_route, state_from_json, state_to_json
+from sluicegate.deploy._routing import state_from_json, state_to_json
 from sluicegate.deploy._troubles import Troubles
+from sluicegate.deploy._verbs import Verbs, config_from_json
 from sluicegate.deploy._world import World
 from sluicegate.deploy.lifecycle import (
     Action,
@@ -44,26 +44,22 @@ from sluicegate.deploy.lifecycle import (
     StopGreen,
     decide,
     resume,
-    start,
 )
 from sluicegate.deploy.strategies import plan_for
 from sluicegate.errors import (
-    ConflictError,
-    Problem,
     RouteRefusedError,
     SluicegateError,
     SpecError,
 )
 from sluicegate.router.traffic import TrafficControl
-from sluicegate.spec.service import DeploymentSpec, ServiceSpec
-from sluicegate.store import Deployment, DeploymentCommand, Store, Transaction
+from sluicegate.spec.service import ServiceSpec
+from sluicegate.store import Deployment, DeploymentCommand, Store
 
 __all__ = ["AlarmCheck", "Controller", "HoldCheck", "state_from_json", "state_to_json"]
 
 log = logging.getLogger(__name__)
 AlarmCheck = Callable[[Deployment], Awaitable[str | None]]  # the firing guard alarm, if any
 HoldCheck = Callable[[Deployment], str | None]  # why a step must wait for a verdict
-T = TypeVar("T")
 _MAX_DECISIONS_PER_TICK = 20
 FAILURE_BOUND = 60.0
 """Seconds a deployment may keep failing to apply (router errors, bugs) before it is given up."""
@@ -73,7 +69,7 @@ def _status(phase: Phase) -> str:
     return phase.value if phase.terminal else "in_progress"
 
 
-class Controller:
+class Controller(Verbs):
     def __init__(
         self,
         store: Store,
@@ -108,180 +104,6 @@ class Controller:
     @property
     def traffic(self) -> TrafficControl:
         return self.world.traffic
-
-    # -- the user's verbs ---------------------------------------------------------------------
-
-    def spec_of(self, service: str) -> ServiceSpec:
-        return self.world.spec_of(service)
-
-    def current_revision(self, service: str) -> str | None:
-        return self.world.current_revision(service)
-
-    async def apply_service(
-        self, spec: ServiceSpec, actor: str, also: Callable[[Transaction], T] | None = None
-    ) -> T | None:
-        """Store ``spec`` — all or nothing. Refused (nothing stored, no event) when a port is
-        another service's or the router cannot listen on it; ``also`` writes more in the
-        same transaction (the spec's alarms) and its result is returned."""
-        async with self._lock:
-            specs, _ = self.world.specs()
-            problems = port_conflicts(spec, specs.values())
-            if problems:
-                raise SpecError(problems)
-            routes, keep = self.world.routes(override=spec)
-            live = any(r.service == spec.service for r in routes)
-            await self.world.traffic.check(routes if live else [*routes, probe_route(spec)])
-            if live:  # a serving service takes its new ports and settings now
-                await self.world.traffic.apply(routes, keep)
-            try:
-                with self.store.transaction() as tx:
-                    tx.services.put(spec.service, spec.model_dump(mode="json"))
-                    tx.events.append(
-                        actor=actor,
-                        kind="service.applied",
-                        subject=spec.service,
-                        message=f"service {spec.service} applied",
-                    )
-                    return also(tx) if also is not None else None
-            except BaseException:
-                if live:  # put the router back as the store still describes it
-                    await self.world.route()
-                raise
-
-    async def delete_service(self, service: str, actor: str) -> list[str]:
-        """Stop the service's revisions, forget it (history, alarms), close its listeners.
-
-        Refused (409) while a deployment of it is active: stop or finish that first.
-        Returns the revisions that were stopped.
-        """
-        async with self._lock:
-            spec = self.spec_of(service)  # NotFoundError for an unknown service
-            active = self.store.deployments.active_for(service)
-            if active is not None:
-                raise ConflictError(
-                    f"service {service!r} has an active deployment {active.id} "
-                    f"({active.phase}); stop it or let it finish, then delete the service"
-                )
-            running = sorted(
-                {r.revision for r in self.store.replicas.list(service)}
-                | {rev for rev in [self.current_revision(service)] if rev is not None}
-            )
-            for revision in running:
-                await self.world.stop(service, revision, spec)
-            with self.store.transaction() as tx:
-                tx.services.delete(service)
-                tx.events.append(
-                    actor=actor,
-                    kind="service.deleted",
-                    subject=service,
-                    message=f"service {service} deleted"
-                    + (f"; stopped {', '.join(running)}" if running else ""),
-                )
-            await self.world.route()
-            return running
-
-    async def deploy(
-        self,
-        service: str,
-        revision: str,
-        actor: str,
-        config: Any = None,
-        env: dict[str, str] | None = None,
-    ) -> Deployment:
-        """Create a deployment (409 if the service already has an active one).
-
-        Refused at once when it cannot work: an external revision without endpoints, ports
-        the router cannot listen on. ``env`` (``--set env.KEY=VAL``) becomes part of the
-        revision, which is immutable: the same revision name with other settings is a
-        conflict.
-        """
-        async with self._lock:
-            spec = self.spec_of(service)
-            current = self.current_revision(service)
-            if current == revision:
-                raise ConflictError(f"{service} already runs revision {revision}")
-            try:  # what can be known now: a revision its backend cannot run at all
-                self.world.place(spec, revision)
-            except SpecError as exc:
-                raise SpecError(
-                    [
-                        Problem("revision", f"{p}; fix the spec and apply it first")
-                        for p in exc.problems
-                    ]
-                ) from exc
-            routes, _ = self.world.routes()
-            if not any(r.service == service for r in routes):  # its ports are opened later
-                await self.world.traffic.check([*routes, probe_route(spec)])
-            plan_config = config if config is not None else spec.deployment.config
-            plan = plan_for(plan_config)
-            state = start(self.clock.now(), has_blue=current is not None)
-            with self.store.transaction() as tx:
-                tx.revisions.create(service, revision, {"env": dict(env or {})})
-                dep = tx.deployments.create(
-                    service,
-                    revision,
-                    from_revision=current,
-                    config={"plan": _config_json(plan_config), "actor": actor},
-                    state=state_to_json(state),
-                    phase=state.phase.value,
-                    status="in_progress",
-                )
-                tx.events.append(
-                    actor=actor,
-                    kind="deployment.created",
-                    subject=dep.id,
-                    message=f"deploy {service} {current or '-'} -> {revision} with {plan.name}",
-                )
-            return dep
-
-    async def retry(self, deployment_id: str, actor: str) -> Deployment:
-        """Deploy a failed, rolled-back or stopped deployment's revision again, as it was."""
-        old = self.store.deployments.get(deployment_id)
-        if old.active or old.phase == Phase.SUCCEEDED.value:
-            raise ConflictError(
-                f"deployment {deployment_id} is {old.phase}; only a failed, "
-                "rolled-back or stopped deployment can be retried"
-            )
-        config = _config_from_json(old.config["plan"])
-        return await self.deploy(
-            old.service, old.revision, actor, config, self.world.env_of(old.service, old.revision)
-        )
-
-    def command(self, deployment_id: str, command: Command, actor: str) -> DeploymentCommand:
-        """Store the command; the engine applies it on its next tick (after a crash too)."""
-        dep = self.store.deployments.get(deployment_id)
-        if not dep.active:
-            raise ConflictError(f"deployment {deployment_id} is {dep.status}; nothing to do")
-        return self.store.commands.add(deployment_id, command.value, actor)
-
-    async def progress(self, dep: Deployment) -> dict[str, Any]:
-        """For live views: seconds to the next timed step, and the replicas' health."""
-        state = state_from_json(dep.state)
-        next_in = None
-        if state.phase is Phase.SHIFTING:
-            steps = plan_for(_config_from_json(dep.config["plan"])).steps
-            if state.step_index < len(steps) and steps[state.step_index].pause:
-                pause = steps[state.step_index].pause or 0.0
-                next_in = max(0.0, state.step_started_at + pause - self.clock.now())
-        elif state.phase is Phase.TERMINATION_WAIT:
-            wait = self.spec_of(dep.service).deployment.termination_wait
-            next_in = max(0.0, state.phase_started_at + wait - self.clock.now())
-        replicas: dict[str, list[dict[str, Any]]] = {}
-        spec = self.spec_of(dep.service)
-        for revision in filter(None, (dep.from_revision, dep.revision)):
-            health = await self.world.health(dep, spec, revision)
-            if not health:
-                continue
-            replicas[revision] = [
-                {
-                    "address": h.replica.address,
-                    "healthy": h.healthy,
-                    "detail": h.detail,
-                    "restarts": h.restarts,
-                }
-                for h in health
-            ]
-        return {"next_step_in": next_in, "holding": state.holding, "replicas": replicas}
 
     def on_replica_event(self, event: ReplicaEvent) -> None:
         """Pass as compute's ``on_change``: keeps replica records true (see World)."""
@@ -341,7 +163,7 @@ class Controller:
 
     async def _advance(self, dep: Deployment) -> None:
         spec = self.spec_of(dep.service)
-        plan = plan_for(_config_from_json(dep.config["plan"]))
+        plan = plan_for(config_from_json(dep.config["plan"]))
         if dep.id in self._unsettled:
             # The world may lag the record (an action failed): make it match, then go on.
             replay = resume(state_from_json(dep.state), spec, self.clock.now())
@@ -411,6 +233,7 @@ class Controller:
         changed = new != old
         if not changed and not events and command is None:
             return dep
+        secrets = self.world.secrets_of(dep.service) if events else []  # before the write lock
         with self.store.transaction() as tx:
             if changed:
                 dep = tx.deployments.update(
@@ -421,13 +244,13 @@ class Controller:
                     status=_status(new.phase),
                     active=not new.phase.terminal,
                 )
-            for e in events:
+            for e in events:  # what hooks and replicas said, never a secret they were given
                 tx.events.append(
                     actor="controller",
                     kind=f"deployment.{e.kind}",
                     subject=dep.id,
-                    message=e.message,
-                    data={"logs": list(e.logs)} if e.logs else None,
+                    message=redact(e.message, secrets),
+                    data={"logs": [redact(line, secrets) for line in e.logs]} if e.logs else None,
                 )
             if command is not None:
                 tx.commands.mark_handled(command.id)
@@ -505,11 +328,3 @@ class Controller:
             f" decision to roll back ({state.reason})",
             data={"decided_at": state.phase_started_at, "restored_at": now, "reason": state.reason},
         )
-
-
-def _config_json(config: Any) -> Any:
-    return config if isinstance(config, str) else config.model_dump(mode="json")
-
-
-def _config_from_json(data: Any) -> Any:
-    return DeploymentSpec.model_validate({"config": data}).config

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,7 +89,7 @@ class FlagService:
         return env
 
     def delete_environment(self, name: str, actor: str, *, keep: str | None = None) -> None:
-        """Delete ``name`` with its versions and rollouts (event ``flags.env_deleted``).
+        """Delete ``name`` with its versions and rollouts (event ``flags.env.deleted``).
 
         Refused (:class:`ConflictError`) while it is in use: it is ``keep`` (the router's
         flag environment), a rollout is in progress, or agent tokens read it."""
@@ -103,7 +103,7 @@ class FlagService:
         with self.store.transaction() as tx:
             versions = tx.flags.delete_environment(name)
             tx.events.append(
-                "flags.env_deleted",
+                "flags.env.deleted",
                 subject_of(name),
                 f"flag environment {name} deleted with its {versions} "
                 f"version{'s' if versions != 1 else ''}",
@@ -266,18 +266,42 @@ class FlagService:
         """Evaluate flag ``key`` server-side: in ``version``, or in what this context gets
         now (the current version, or the rollout's new one when the context is in its
         share — exactly what an agent would serve)."""
-        rollout_info = None
-        if version is None:
-            current = self.store.flags.environment(env).current_version
-            if current is None:
-                raise NotFoundError(f"flag environment {env!r} has no flag set yet")
-            version = current
-            active = self.store.flag_rollouts.active_for(env)
-            if active is not None:
-                view = rollout_view(active)
+        if version is not None:
+            return self._evaluated(env, version, None, key, context, explain)
+        return self.evaluate_many(env, [(key, context)], explain=explain)[0]
+
+    def evaluate_many(
+        self,
+        env: str,
+        requests: Sequence[tuple[str, Mapping[str, Any]]],
+        *,
+        explain: bool = False,
+    ) -> list[dict[str, Any]]:
+        """:meth:`evaluate` for many (key, context) pairs, the environment read once."""
+        current = self.store.flags.environment(env).current_version
+        if current is None:
+            raise NotFoundError(f"flag environment {env!r} has no flag set yet")
+        active = self.store.flag_rollouts.active_for(env)
+        view = rollout_view(active) if active is not None else None
+        out = []
+        for key, context in requests:
+            version, info = current, None
+            if view is not None:
                 new = gets_new_version(view, context)
-                rollout_info = {**_view_json(view), "gets_new_version": new}
+                info = {**_view_json(view), "gets_new_version": new}
                 version = view.to_version if new else view.from_version
+            out.append(self._evaluated(env, version, info, key, context, explain))
+        return out
+
+    def _evaluated(
+        self,
+        env: str,
+        version: int,
+        rollout_info: dict[str, Any] | None,
+        key: str,
+        context: Mapping[str, Any],
+        explain: bool,
+    ) -> dict[str, Any]:
         flags = self.compiled(env, version)
         out: dict[str, Any] = {"env": env, "version": version, "rollout": rollout_info}
         if explain:

@@ -20,6 +20,7 @@ from sluicegate.notify._rules import (
     redact,
     wants,
 )
+from sluicegate.notify._targets import check_target
 from sluicegate.notify.signing import new_secret, sign, verify
 from sluicegate.notify.webhooks import TickResult, WebhookEngine
 
@@ -35,6 +36,7 @@ __all__ = [
     "after_attempt",
     "body_of",
     "check_subscription",
+    "check_target",
     "matches",
     "new_secret",
     "pattern_problem",

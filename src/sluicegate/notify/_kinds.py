@@ -53,6 +53,7 @@ EVENT_FAMILIES: dict[str, tuple[str, ...]] = {
     # flag environments, versions and gradual rollouts (flags.rollout RecordEvent kinds)
     "flags": (
         "env.created",
+        "env.deleted",
         "version",
         "rollout.started",
         "rollout.step",
@@ -64,6 +65,8 @@ EVENT_FAMILIES: dict[str, tuple[str, ...]] = {
     ),
     # webhooks themselves: changes, test deliveries, deliveries given up
     "webhook": ("created", "enabled", "disabled", "deleted", "test", "failed"),
+    # API tokens made and revoked (by whom: the event's actor)
+    "token": ("created", "revoked"),
 }
 """Family -> the kinds in it (without the family's prefix)."""
 

@@ -1,4 +1,5 @@
-"""The client side of the proxy: parse a request, route it, stream it upstream (hot path).
+"""The client side of the proxy: read a connection, parse and route its requests (the
+callbacks in ``_request``), serve them one at a time, stream bodies both ways (hot path).
 
 One ``ClientProtocol`` per accepted connection. llhttp (via httptools) is strict and already
 rejects the request-smuggling vectors (CL with TE, duplicate CL, bad chunk sizes, obs-fold,
@@ -18,86 +19,45 @@ from typing import TYPE_CHECKING, cast
 import httptools
 
 from sluicegate.router._exchange import Exchange
-from sluicegate.router._head import (
-    RejectError,
-    check_transfer_encoding,
-    origin_form,
-    request_view,
-    strip_named,
-)
+from sluicegate.router._head import RejectError
+from sluicegate.router._request import HEADER, IDLE, NONE, UPSTREAM, RequestParsing
 from sluicegate.router._responses import error_response
+from sluicegate.router._target import is_request_line_without_version
 
 if TYPE_CHECKING:
     from sluicegate.router._dataplane import DataPlane, ListenerState
 
-__all__ = ["ClientProtocol"]
-
-# Header codes: what on_header does with a request header beyond copying it upstream.
-_COPY, _DROP, _HOST, _COOKIE, _XFF, _CONNECTION, _UPGRADE, _TE, _CL = range(9)
-_SPECIAL = {
-    b"content-length": _CL,
-    b"host": _HOST,
-    b"cookie": _COOKIE,
-    b"x-forwarded-for": _XFF,
-    b"x-forwarded-proto": _DROP,
-    b"x-forwarded-host": _DROP,
-    b"connection": _CONNECTION,
-    b"upgrade": _UPGRADE,
-    b"transfer-encoding": _TE,
-    b"keep-alive": _DROP,
-    b"proxy-connection": _DROP,
-    b"te": _DROP,
-    b"trailer": _DROP,
-}
-# Connection tokens that name no header to strip, and the headers a Connection token must never
-# strip: without Content-Length the upstream would read the body as the next request (smuggling).
-
-# Deadline kinds for the data plane's timeout sweep.
-IDLE, HEADER, UPSTREAM, NONE = 0, 1, 2, 3
-_PAUSE_BODY_BUFFER = 256 * 1024
+__all__ = ["NONE", "ClientProtocol"]
 
 
-class ClientProtocol(asyncio.Protocol):
+class ClientProtocol(RequestParsing, asyncio.Protocol):
     __slots__ = (
-        "active",
-        "cookie",
-        "deadline",
-        "dkind",
-        "ex",
-        "has_cl",
-        "hbytes",
-        "headers",
-        "host",
-        "hparts",
-        "in_head",
+        "admitted",
         "ip",
         "listener",
         "parser",
+        "pending",
         "plane",
-        "queue",
         "read_paused",
         "rejected",
-        "size",
-        "te",
-        "te_chunked",
-        "tokens",
         "transport",
         "tunnel",
-        "upgrade_hdr",
         "upstream_paused",
-        "url",
-        "xff",
     )
 
     def __init__(self, plane: DataPlane, listener: ListenerState) -> None:
         self.plane = plane
         self.listener = listener
+        self.admitted = False  # counted in listener.connections (not refused at once)
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.ex: Exchange | None = None  # the exchange whose request is being parsed
         self.active: Exchange | None = None  # the exchange being served
         self.queue: deque[Exchange] | None = None  # pipelined exchanges waiting their turn
+        self.pending: bytes | None = None  # read but not parsed while the queue is full
         self.tunnel: asyncio.Transport | None = None  # after a 101: the upstream transport
+        # An exchange allowed to upgrade: every byte after its request is for the new protocol.
+        self.upgrading: Exchange | None = None
         self.read_paused = False
         self.upstream_paused = False
         self.rejected: bytes | None = None  # an error answer due after the requests before it
@@ -105,9 +65,6 @@ class ClientProtocol(asyncio.Protocol):
         self.deadline = 0.0
         self.dkind = IDLE
         self.in_head = False  # between on_message_begin and on_headers_complete
-        self._reset_head()
-
-    def _reset_head(self) -> None:
         self.url = b""
         self.hparts: list[bytes] = []
         self.headers: list[tuple[bytes, bytes]] | None = None
@@ -119,8 +76,6 @@ class ClientProtocol(asyncio.Protocol):
         self.upgrade_hdr: bytes | None = None
         self.te: bytes | None = None
         self.te_chunked = False
-        # Head bytes received after the read in which the message began. httptools buffers
-        # a header until its end before calling on_header, so the limit is enforced here.
         self.hbytes = -1
         self.has_cl = False
 
@@ -128,17 +83,31 @@ class ClientProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        plane = self.plane
+        listener = self.listener
+        refusal = plane.admission.admit(listener, len(plane.clients) + plane.upstreams, plane.now)
+        if refusal is not None:
+            listener.unrouted.record(503, 0.0)
+            self.transport.write(refusal)
+            self.transport.close()
+            return
+        self.admitted = True
+        listener.connections += 1
         peer = transport.get_extra_info("peername")
         if peer:
             self.ip = str(peer[0]).encode()
-        self.plane.clients.add(self)
-        self.deadline = self.plane.now + self.plane.idle_timeout
+        plane.clients.add(self)
+        self.deadline = plane.now + plane.idle_timeout
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.admitted:
+            self.admitted = False
+            self.listener.connections -= 1
         self.plane.clients.discard(self)
         ex = self.active
         self.active = None
         self.queue = None
+        self.pending = None
         if ex is not None and ex.upstream is not None:
             ex.upstream.abandon(ex)
         self.transport = None
@@ -147,26 +116,21 @@ class ClientProtocol(asyncio.Protocol):
         if self.tunnel is not None:
             self.tunnel.write(data)
             return
-        ex = self.active
-        if ex is not None and ex.upgrade and ex.body_done:
-            ex.tunnel_data.append(data)  # bytes for the upstream once it agrees to upgrade
+        up = self.upgrading
+        if up is not None and up.body_done:
+            up.tunnel_data.append(data)  # bytes for the upstream once it agrees to upgrade
             return
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade as exc:
-            up = self.active
-            if up is not None and up.upgrade:
-                up.tunnel_data.append(data[exc.args[0] :])
-        except httptools.HttpParserCallbackError as exc:
-            ctx = exc.__context__
-            if isinstance(ctx, RejectError):
-                self._reject(ctx.status, ctx.reason)
-            else:
-                self.plane.log.exception("request handling failed", exc_info=ctx)
-                self._reject(500, "internal error")
-        except httptools.HttpParserError as exc:
-            self._reject(400, str(exc) or "malformed request")
+        if self.pending is not None:  # reading is paused while these wait; never reached
+            self.pending += data
             return
+        if self.queue is None and data.find(b"\r\n\r\n") + 4 == len(data):
+            # One request head, at the end (nearly every read): nothing to cut.
+            try:
+                self.parser.feed_data(data)
+            except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+                self._parse_failed(exc, data, 0)
+        else:
+            self._feed(data)
         if self.in_head:
             if self.hbytes < 0:
                 self.hbytes = 0  # the read that began the message: at most one read's worth
@@ -175,6 +139,72 @@ class ClientProtocol(asyncio.Protocol):
                 plane = self.plane
                 if self.hbytes > plane.max_header_bytes + plane.max_request_line:
                     self._reject(431, "request headers too large")
+
+    def _feed(self, data: bytes) -> None:
+        """Parse ``data``, cut after each request head, so that no more than
+        ``max_pipelined`` requests ever wait behind the one being served.
+
+        A single read can carry thousands of pipelined requests; once the queue is full the
+        rest of the read waits unparsed in ``pending`` (reading paused) until it empties.
+        A cut at a head's end is always a valid place to stop feeding llhttp.
+        """
+        end = len(data)
+        start = 0
+        while True:
+            queue = self.queue
+            if queue and len(queue) >= self.plane.max_pipelined:
+                self.pending = data[start:]
+                self._pause()
+                return
+            cut = data.find(b"\r\n\r\n", start)
+            stop = end if cut < 0 else cut + 4
+            # A request that begins here without its whole head (a rare path): HTTP/0.9?
+            if (
+                cut < 0
+                and not self.in_head
+                and self.ex is None
+                and is_request_line_without_version(data, start, end)
+            ):
+                self._reject(400, "HTTP/0.9 requests are not supported")
+                return
+            try:
+                self.parser.feed_data(data if stop - start == end else memoryview(data)[start:stop])
+            except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+                self._parse_failed(exc, data, start)
+                return
+            if stop == end:
+                return
+            start = stop
+
+    def _parse_failed(self, exc: Exception, data: bytes, start: int) -> None:
+        """llhttp stopped in ``data[start:]``: at the end of an Upgrade request (what follows is
+        the new protocol's, or more HTTP if the upgrade was left out), or at an error."""
+        if isinstance(exc, httptools.HttpParserUpgrade):
+            start += exc.args[0]
+            up = self.upgrading
+            if up is not None:
+                up.tunnel_data.append(data[start:])
+            elif start < len(data):  # an Upgrade left out: HTTP/1.1 goes on after it
+                self._feed(data[start:])
+        elif isinstance(exc, httptools.HttpParserCallbackError):
+            ctx = exc.__context__
+            if isinstance(ctx, RejectError):
+                self._reject(ctx.status, ctx.reason)
+            else:
+                self.plane.log.exception("request handling failed", exc_info=ctx)
+                self._reject(500, "internal error")
+        else:
+            self._reject(400, str(exc) or "malformed request")
+
+    def _drain(self) -> None:
+        """The queue emptied: parse what was held back, then read again if nothing waits."""
+        data, self.pending = self.pending, None
+        if data is None or self.transport is None:
+            return
+        self._feed(data)
+        active = self.active
+        if self.pending is None and not self.queue and (active is None or active.keep_alive):
+            self._resume()
 
     def pause_writing(self) -> None:
         if self.tunnel is not None:
@@ -208,151 +238,6 @@ class ClientProtocol(asyncio.Protocol):
             self.upstream_paused = False
             if not self.read_paused and self.transport is not None:
                 self.transport.resume_reading()
-
-    # -- httptools callbacks -----------------------------------------------------------------
-
-    def on_message_begin(self) -> None:
-        self._reset_head()
-        self.in_head = True
-        if self.listener.route.rules:
-            self.headers = []
-        if self.active is None:  # else the request in progress keeps its own deadline
-            self.deadline = self.plane.now + self.plane.header_timeout
-            self.dkind = HEADER
-
-    def on_url(self, url: bytes) -> None:
-        self.url += url
-        if len(self.url) > self.plane.max_request_line:
-            raise RejectError(414, "request line too long")
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.size += len(name) + len(value) + 4
-        if self.size > self.plane.max_header_bytes:
-            raise RejectError(431, "request headers too large")
-        lname = name.lower()
-        code = _SPECIAL.get(lname, _COPY)
-        if self.headers is not None:
-            self.headers.append((lname, value))
-        if code == _COPY:
-            self.hparts += (name, b": ", value, b"\r\n")
-        elif code == _HOST:
-            if self.host is not None:
-                raise RejectError(400, "more than one Host header")
-            self.host = value
-            self.hparts += (name, b": ", value, b"\r\n")
-        elif code == _COOKIE:
-            self.cookie = value if self.cookie is None else self.cookie + b"; " + value
-            self.hparts += (name, b": ", value, b"\r\n")
-        elif code == _XFF:
-            self.xff = value if self.xff is None else self.xff + b", " + value
-        elif code == _CONNECTION:
-            self.tokens = value if self.tokens is None else self.tokens + b"," + value
-        elif code == _UPGRADE:
-            self.upgrade_hdr = value
-        elif code == _TE:
-            self.te = value if self.te is None else self.te + b"," + value
-        elif code == _CL:
-            self.hparts += (name, b": ", value, b"\r\n")
-            self.has_cl = value.strip() not in (b"0", b"")
-
-    def on_headers_complete(self) -> None:
-        self.in_head = False
-        parser = self.parser
-        version = parser.get_http_version()
-        http11 = version == "1.1"
-        if not http11 and version != "1.0":
-            raise RejectError(505 if version > "1.1" else 400, "unsupported HTTP version")
-        if http11 and self.host is None:
-            raise RejectError(400, "missing Host header")
-        if self.te is not None:
-            check_transfer_encoding(self.te, http11)
-            self.te_chunked = True
-        method: bytes = parser.get_method()
-        if method == b"CONNECT":
-            raise RejectError(405, "CONNECT is not supported")
-        if self.url[:1] != b"/" and self.url != b"*":
-            self._origin_form()
-        upgrade = bool(parser.should_upgrade()) and self.upgrade_hdr is not None
-        has_body = self.te_chunked or self.has_cl
-        plane = self.plane
-        route = self.listener.route
-        view = None
-        if self.headers is not None and route.rules:
-            view = request_view(self.url, self.host, self.headers)
-        action = route.choose(view)
-        entry, set_cookie = action.decide(self.cookie, plane.now_sec)
-        hparts = self.hparts
-        if self.tokens is not None:
-            hparts = strip_named(hparts, self.tokens)
-        xff = self.ip if self.xff is None else self.xff + b", " + self.ip
-        tail = [b"X-Forwarded-For: ", xff, b"\r\nX-Forwarded-Proto: http\r\n"]
-        if self.host is not None:
-            tail += (b"X-Forwarded-Host: ", self.host, b"\r\n")
-        if self.te_chunked:
-            tail.append(b"Transfer-Encoding: chunked\r\n")
-        if upgrade:
-            tail += (b"Connection: upgrade\r\nUpgrade: ", self.upgrade_hdr or b"", b"\r\n")
-        tail.append(b"\r\n")
-        head = b"".join((method, b" ", self.url, b" HTTP/1.1\r\n", *hparts, *tail))
-        ex = Exchange(
-            self,
-            method,
-            head,
-            entry,
-            set_cookie,
-            bool(parser.should_keep_alive()),
-            http11,
-            self.te_chunked,
-            has_body,
-            upgrade,
-            perf_counter(),
-        )
-        self.ex = ex
-        if self.active is None:
-            self.active = ex
-            self.deadline = plane.now + plane.request_timeout
-            self.dkind = UPSTREAM
-            plane.dispatch(ex)
-        else:
-            if self.queue is None:
-                self.queue = deque()
-            # Routed now, served later: remember what the decision rested on, so it can be
-            # made again if the routing changes meanwhile (a rollback must not wait).
-            ex.routed = (route, view, self.cookie)
-            self.queue.append(ex)
-            self._pause()
-
-    def on_body(self, body: bytes) -> None:
-        ex = self.ex
-        if ex is None:
-            return
-        data = b"%x\r\n%b\r\n" % (len(body), body) if ex.chunked else body
-        up = ex.upstream
-        if up is not None and up.transport is not None and ex is self.active:
-            up.transport.write(data)
-            # timeouts.request counts from the end of the request: a long upload that keeps
-            # moving slides the deadline instead of getting a 504 half-way.
-            self.deadline = self.plane.now + self.plane.request_timeout
-        else:
-            ex.body.append(data)
-            ex.buffered += len(data)
-            if ex.buffered > _PAUSE_BODY_BUFFER:
-                self._pause()
-
-    def on_message_complete(self) -> None:
-        ex = self.ex
-        if ex is None:
-            return
-        self.ex = None
-        if ex.chunked:
-            up = ex.upstream
-            if up is not None and up.transport is not None and ex is self.active:
-                up.transport.write(b"0\r\n\r\n")
-            else:
-                ex.body.append(b"0\r\n\r\n")
-        ex.body_done = True
-        if not ex.keep_alive:
-            self._pause()  # nothing after a Connection: close request is read
 
     # -- called by the upstream side -----------------------------------------------------------
 
@@ -413,12 +298,15 @@ class ClientProtocol(asyncio.Protocol):
         if self.read_paused:
             self._resume()
 
-    def router_error(self, ex: Exchange, status: int, reason: str) -> None:
-        """Answer ``ex`` with a router-generated error (502/503/504) and count it."""
+    def router_error(self, ex: Exchange, status: int, reason: str, blame: bool = True) -> None:
+        """Answer ``ex`` with a router-generated error (502/503/504) and count it: against
+        its target group, or (``blame`` False: the router's own trouble) as unrouted."""
         if ex is not self.active or self.transport is None:
             return
         latency = perf_counter() - ex.start
-        if status in (502, 504):
+        if not blame:
+            self.listener.unrouted.record(status, latency)
+        elif status in (502, 504):
             ex.entry.series.record_router_error(status, latency)
         else:
             ex.entry.series.record(status, latency)
@@ -447,11 +335,6 @@ class ClientProtocol(asyncio.Protocol):
             transport.close()
 
     # -- helpers -------------------------------------------------------------------------------
-
-    def _origin_form(self) -> None:
-        self.url, self.host, self.hparts, self.headers = origin_form(
-            self.url, self.hparts, self.headers
-        )
 
     def _reject(self, status: int, reason: str) -> None:
         self.in_head = False
@@ -489,6 +372,9 @@ class ClientProtocol(asyncio.Protocol):
 
     def _resume(self) -> None:
         if self.read_paused and self.transport is not None and self.rejected is None:
+            if self.pending is not None:  # bytes already read come first; reading waits
+                self.plane.loop.call_soon(self._drain)
+                return
             self.read_paused = False
             if not self.upstream_paused:
                 self.transport.resume_reading()

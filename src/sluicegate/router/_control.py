@@ -205,6 +205,7 @@ class RouterController:
             for addr, t in g["targets"].items():
                 state = self.health.states.get((gname, addr))
                 t["last_check_error"] = state.last_error if state else ""
+                t["checks_skipped"] = state.skipped if state else 0
         for other in statuses[1:]:
             for k, v in other["flags"]["unmatched"].items():
                 merged["flags"]["unmatched"][k] += v

@@ -14,16 +14,19 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from sluicegate.clock import Clock
-from sluicegate.errors import ConflictError, NotFoundError, Problem, SpecError, TransientError
+from sluicegate.errors import NotFoundError, Problem, SpecError, TransientError
+from sluicegate.router._admission import Admission
 from sluicegate.router._client import ClientProtocol
 from sluicegate.router._exchange import Exchange
+from sluicegate.router._fds import is_fd_exhaustion
 from sluicegate.router._flagslot import FlagSlot, compile_document
 from sluicegate.router._listen import host_port, open_listener, reason
 from sluicegate.router._metrics import NO_GROUP, MetricsRegistry, Series
 from sluicegate.router._sticky import StickyCodec
 from sluicegate.router._table import ListenerRoute, Target, TargetGroup, build_route, reweigh
+from sluicegate.router._targets import TargetRegistry
 from sluicegate.router._upstream import UpstreamProtocol
-from sluicegate.spec.router import ListenerSpec, RouterConfig, parse_target
+from sluicegate.spec.router import ListenerSpec, RouterConfig
 
 __all__ = ["DataPlane", "ListenerState"]
 
@@ -34,14 +37,17 @@ _TICK = 0.25  # seconds between sweeps: timeouts, metric rotation, pool expiry
 class ListenerState:
     """A listening socket and the routing snapshot its connections read per request."""
 
-    __slots__ = ("name", "route", "socket", "spec", "unrouted")
+    __slots__ = ("connections", "name", "route", "socket", "spec", "unrouted")
 
     def __init__(self, spec: ListenerSpec, route: ListenerRoute, unrouted: Series) -> None:
         self.name = spec.name
         self.spec = spec
         self.route = route
-        self.unrouted = unrouted  # requests rejected before routing (400, 408, 414, 431)
+        # Requests rejected before routing (400, 408, 414, 431) or by the router's own
+        # limits (503 for max_connections or file descriptors).
+        self.unrouted = unrouted
         self.socket: _Socket | None = None
+        self.connections = 0  # client connections accepted for this listener and still open
 
 
 class _Socket:
@@ -67,7 +73,7 @@ class _Socket:
 _Key = tuple[str, int]  # (address, port) of a listening socket
 
 
-class DataPlane:
+class DataPlane(TargetRegistry):
     def __init__(
         self,
         sticky_key: bytes,
@@ -84,6 +90,8 @@ class DataPlane:
         self.groups: dict[str, TargetGroup] = {}
         self.listeners: dict[str, ListenerState] = {}
         self.clients: set[ClientProtocol] = set()
+        self.upstreams = 0  # upstream connections open (with clients: descriptors held)
+        self.admission = Admission(log)
         self.config: RouterConfig | None = None
         self.metrics = MetricsRegistry(enabled=metrics_enabled)
         self.flags = FlagSlot()  # outlives configs: routes rebuilt on reload share it
@@ -96,6 +104,7 @@ class DataPlane:
         self.upstream_idle = 30.0
         self.max_request_line = 8192
         self.max_header_bytes = 32768
+        self.max_pipelined = 16
         self.drain_timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self.on_fail_open: Callable[[str], None] = lambda name: log.warning(
             "target group %s has no healthy target: failing open to all its targets", name
@@ -196,6 +205,7 @@ class DataPlane:
         self.upstream_idle = t.upstream_idle
         self.max_request_line = config.limits.max_request_line
         self.max_header_bytes = config.limits.max_header_bytes
+        self.max_pipelined = config.limits.max_pipelined
         self.metrics.window = int(config.metrics_window)
         for gspec in config.target_groups:
             group = self.groups.get(gspec.name)
@@ -243,6 +253,7 @@ class DataPlane:
         for sock in opened.values():
             assert sock.server is not None
             await sock.server.start_serving()
+        self.admission.fds.recount(len(self.clients) + self.upstreams, self.now)
 
     def _held(self) -> dict[_Key, _Socket]:
         return {
@@ -297,101 +308,6 @@ class DataPlane:
         action = state.route.default if rule is None else state.route.rules[rule][1]
         return action.weights()
 
-    # -- targets -------------------------------------------------------------------------------
-
-    def _register(self, group: TargetGroup, addr: str) -> None:
-        timer = self.drain_timers.pop((group.name, addr), None)
-        if timer is not None:
-            timer.cancel()
-        host, port = parse_target(addr)
-        existing = group.targets.get(addr)
-        if existing is not None and existing.draining:
-            existing.draining = False  # re-registered while draining: back in service
-            return
-        group.targets[addr] = Target(host, port)
-
-    def register(self, group_name: str, addr: str) -> None:
-        group = self._group(group_name)
-        if addr in group.targets and not group.targets[addr].draining:
-            raise ConflictError(f"{addr} is already registered in {group_name}")
-        self._register(group, addr)
-        group.refresh()
-
-    def deregister(self, group_name: str, addr: str, delay: float | None = None) -> None:
-        group = self._group(group_name)
-        if addr not in group.targets or group.targets[addr].draining:
-            raise NotFoundError(f"{addr} is not registered in {group_name}")
-        self._deregister(group, addr, group.spec.deregistration_delay if delay is None else delay)
-
-    def _deregister(self, group: TargetGroup, addr: str, delay: float) -> None:
-        """Out of rotation now; in-flight requests get ``delay`` seconds to finish."""
-        target = group.targets[addr]
-        target.draining = True
-        group.refresh()
-        for up in target.idle:
-            if up.transport is not None:
-                up.transport.close()
-        target.idle.clear()
-        key = (group.name, addr)
-        old = self.drain_timers.pop(key, None)
-        if old is not None:
-            old.cancel()
-        self.drain_timers[key] = self.loop.call_later(delay, self._drained, group, addr)
-
-    def _drained(self, group: TargetGroup, addr: str) -> None:
-        self.drain_timers.pop((group.name, addr), None)
-        target = group.targets.get(addr)
-        if target is None or not target.draining:
-            return
-        for up in list(target.active):
-            if up.transport is not None:
-                up.transport.abort()  # the delay is over: whatever is left is cut
-        del group.targets[addr]
-
-    def set_health(self, group_name: str, addr: str, healthy: bool) -> None:
-        group = self.groups.get(group_name)
-        target = group.targets.get(addr) if group is not None else None
-        if group is None or target is None:
-            return  # deregistered meanwhile
-        target.healthy = healthy
-        if group.refresh():
-            self.on_fail_open(group.name)
-
-    def _group(self, name: str) -> TargetGroup:
-        group = self.groups.get(name)
-        if group is None:
-            raise NotFoundError(f"no target group named {name!r}")
-        return group
-
-    def status(self) -> dict[str, Any]:
-        return {
-            "groups": {
-                g.name: {
-                    "fail_open": g.fail_open,
-                    "targets": {
-                        t.addr: {
-                            "healthy": t.healthy,
-                            "draining": t.draining,
-                            "in_flight": t.in_flight,
-                            "connections": len(t.active),
-                            "idle": len(t.idle),
-                        }
-                        for t in g.targets.values()
-                    },
-                }
-                for g in self.groups.values()
-            },
-            "listeners": {
-                name: {
-                    "default": s.route.default.weights(),
-                    "rules": [a.weights() for _, a in s.route.rules],
-                }
-                for name, s in self.listeners.items()
-            },
-            "clients": len(self.clients),
-            "flags": self.flags.status(),
-        }
-
     # -- request dispatch (hot path) -------------------------------------------------------------
 
     def dispatch(self, ex: Exchange, exclude: Target | None = None) -> None:
@@ -427,6 +343,15 @@ class DataPlane:
             target.in_flight -= 1
             timeout = isinstance(exc, asyncio.TimeoutError)
             if ex.client.active is not ex:
+                return
+            if is_fd_exhaustion(exc):
+                # Ours, not the target's: no retry elsewhere, and not counted against the
+                # target group (a canary guard must not blame a release for it).
+                held = len(self.clients) + self.upstreams
+                self.admission.out_of_fds(
+                    f"answering 503 instead of connecting to {target.addr}", held, self.now
+                )
+                ex.client.router_error(ex, 503, "the router is out of file descriptors", False)
                 return
             if not ex.retried:
                 ex.retried = True
@@ -481,6 +406,7 @@ class DataPlane:
         now = self.now = self.loop.time()
         for client in [c for c in self.clients if c.dkind != 3 and c.deadline < now]:
             client.timed_out()
+        self.admission.tick(len(self.clients) + self.upstreams, now)
         limit = now - self.upstream_idle
         for group in self.groups.values():
             for target in group.targets.values():

@@ -1,12 +1,20 @@
-"""Active HTTP health checks: a pure threshold state machine and a thin async prober."""
+"""Active HTTP health checks: a pure threshold state machine and a thin async prober.
+
+A check the router could not make for want of file descriptors (EMFILE/ENFILE) says nothing
+about the target: it is skipped, counted and logged as the router's own problem, and never
+moves a target towards unhealthy.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sluicegate.router._fds import is_fd_exhaustion
+from sluicegate.router._ratelog import RateLimitedLog
 from sluicegate.spec.router import HealthCheckSpec, TargetGroupSpec, parse_target
 
 __all__ = ["HealthChecker", "HealthState", "probe"]
@@ -21,6 +29,7 @@ class HealthState:
     healthy: bool = True
     streak: int = 0  # consecutive results disagreeing with the current state
     last_error: str = ""
+    skipped: int = 0  # checks not made: the router was out of file descriptors
 
     def observe(self, ok: bool, spec: HealthCheckSpec, error: str = "") -> bool:
         """Record one check result; returns True when the state flips."""
@@ -40,8 +49,9 @@ class HealthState:
         return False
 
 
-async def probe(host: str, port: int, spec: HealthCheckSpec) -> tuple[bool, str]:
-    """One GET of the check path; (healthy, reason). Never raises."""
+async def probe(host: str, port: int, spec: HealthCheckSpec) -> tuple[bool | None, str]:
+    """One GET of the check path; (healthy, reason), healthy None when the router could not
+    check (out of file descriptors). Never raises."""
     writer = None
     try:
         async with asyncio.timeout(spec.timeout):
@@ -61,6 +71,8 @@ async def probe(host: str, port: int, spec: HealthCheckSpec) -> tuple[bool, str]
     except TimeoutError:
         return False, f"timed out after {spec.timeout:g}s"
     except OSError as exc:
+        if is_fd_exhaustion(exc):
+            return None, exc.strerror or "out of file descriptors"
         return False, exc.strerror or type(exc).__name__
     finally:
         if writer is not None:
@@ -77,6 +89,7 @@ class HealthChecker:
         self._report = report
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self.states: dict[tuple[str, str], HealthState] = {}
+        self._said = RateLimitedLog(log)
 
     def configure(self, groups: list[TargetGroupSpec], extra: dict[str, set[str]]) -> None:
         """(Re)start checks for ``groups``; ``extra`` adds targets registered at runtime."""
@@ -104,6 +117,16 @@ class HealthChecker:
             results = await asyncio.gather(*(probe(*parse_target(t), spec) for t in targets))
             for target, (ok, why) in zip(targets, results, strict=True):
                 state = self.states.setdefault((group, target), HealthState())
+                if ok is None:
+                    state.skipped += 1
+                    self._said.warn(
+                        "fds",
+                        f"health check of {target} in {group} skipped: the router is out of"
+                        f" file descriptors ({why}); its own limit, not counted against the"
+                        " target",
+                        time.monotonic(),
+                    )
+                    continue
                 if state.observe(ok, spec, why):
                     if ok:
                         log.info("target %s in %s is healthy again", target, group)

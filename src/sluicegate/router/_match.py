@@ -51,6 +51,14 @@ class RequestView:
 Predicate = Callable[[RequestView], bool]
 
 
+def bare_host(host: str) -> str:
+    """The host a ``host`` rule matches: without the port (``[::1]:80`` is ``[::1]``) and
+    without a trailing dot (``shop.example.`` is ``shop.example``)."""
+    if host.startswith("["):
+        return host[: host.find("]") + 1] or host
+    return host.partition(":")[0].rstrip(".")
+
+
 def _globs(patterns: str | list[str], ignore_case: bool) -> re.Pattern[str]:
     items = [patterns] if isinstance(patterns, str) else patterns
     flags = re.IGNORECASE if ignore_case else 0
@@ -69,7 +77,7 @@ def compile_match(spec: MatchSpec, flags: FlagSlot | None = None) -> Predicate:
     if spec.host is not None:
         host_re = _globs(spec.host, ignore_case=True)
         # The port is not part of the host match, as on ALB.
-        checks.append(lambda r: bool(host_re.match(r.host.rsplit(":", 1)[0])))
+        checks.append(lambda r: bool(host_re.match(bare_host(r.host))))
     for name, patterns in (spec.header or {}).items():
         checks.append(_header_check(name.lower(), _globs(patterns, ignore_case=True)))
     for name, patterns in (spec.cookie or {}).items():

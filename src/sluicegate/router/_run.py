@@ -16,9 +16,10 @@ from sluicegate._heap import freeze_startup_heap
 from sluicegate._logging import DEFAULT_LOG, LogSettings
 from sluicegate.clock import SystemClock
 from sluicegate.errors import AuthError, TransientError
-from sluicegate.router._admin_http import serve_admin
+from sluicegate.router._admin_http import AdminLimits, serve_admin
 from sluicegate.router._control import RouterController
 from sluicegate.router._dataplane import DataPlane
+from sluicegate.router._fds import RESERVE, raise_nofile_limit
 from sluicegate.router._listen import check_ports, host_port, open_listener, reason
 from sluicegate.router._planes import LocalPlane, PlaneHandle
 from sluicegate.router._workers import WorkerPlane
@@ -118,6 +119,7 @@ async def serve_router(
             settings.token,
             public,
             sock=admin_sock,
+            limits=admin_limits(config),
         )
     except BaseException:
         admin_sock.close()
@@ -142,6 +144,19 @@ async def serve_router(
     log.info("router stopping")
     admin.close()
     await controller.stop()
+
+
+def admin_limits(config: RouterConfig) -> AdminLimits:
+    """The admin port's bounds: its own section, and the listeners' size and time limits."""
+    return AdminLimits(
+        max_url=config.limits.max_request_line,
+        max_header_bytes=config.limits.max_header_bytes,
+        max_body=config.admin.max_body_bytes,
+        header_timeout=config.timeouts.header,
+        body_timeout=config.admin.body_timeout,
+        idle_timeout=config.timeouts.idle,
+        max_connections=config.admin.max_connections,
+    )
 
 
 def _open_ports(config: RouterConfig, settings: RouterSettings) -> socket.socket:
@@ -171,8 +186,11 @@ def _open_ports(config: RouterConfig, settings: RouterSettings) -> socket.socket
 def run_router(
     config: RouterConfig, settings: RouterSettings, on_ready: Callable[[], None] | None = None
 ) -> None:
-    """Blocking entry point for the CLI: uvloop, SIGTERM/SIGINT handling."""
+    """Blocking entry point for the CLI: uvloop, SIGTERM/SIGINT handling, and the most file
+    descriptors the process may have (workers inherit the limit)."""
     import uvloop
+
+    _raise_fd_limit(config)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -182,3 +200,23 @@ def run_router(
         await serve_router(config, settings, stop, on_ready)
 
     uvloop.run(main())
+
+
+def _raise_fd_limit(config: RouterConfig) -> None:
+    """Raise RLIMIT_NOFILE's soft limit to the hard one, and say what the listeners' caps
+    need: a client connection takes a descriptor and usually one more upstream."""
+    before, after = raise_nofile_limit()
+    if after != before:
+        log.info("open-file limit (RLIMIT_NOFILE) raised from %d to %d", before, after)
+    else:
+        log.info("open-file limit (RLIMIT_NOFILE) is %d (the hard limit)", after)
+    wanted = sum(lst.max_connections for lst in config.listeners)
+    if 2 * wanted + RESERVE > after:
+        log.warning(
+            "listeners may hold %d client connections (their max_connections) but with an"
+            " open-file limit of %d each process refuses new ones at about %d: raise the hard"
+            " limit (LimitNOFILE=, ulimit -Hn) or lower max_connections",
+            wanted,
+            after,
+            max(0, (after - RESERVE) // 2),
+        )

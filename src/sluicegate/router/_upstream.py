@@ -91,9 +91,11 @@ class UpstreamProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         self.target.active.add(self)
+        self.plane.upstreams += 1
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
+        self.plane.upstreams -= 1
         target = self.target
         target.active.discard(self)
         if self in target.idle:

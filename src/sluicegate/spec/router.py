@@ -182,8 +182,9 @@ class FlagMatchSpec(SpecModel):
 
 
 class MatchSpec(SpecModel):
-    """Conditions of a rule; all given conditions must hold (values are globs, any-of lists;
-    ``flag`` asks the router's flag set which variant the request's user gets)."""
+    """Conditions of a rule; all given conditions must hold (``path_prefix`` is a plain
+    prefix; the other values are globs, any-of lists; ``flag`` asks the router's flag set
+    which variant the request's user gets)."""
 
     path_prefix: str | None = None
     host: Patterns | None = None
@@ -194,9 +195,26 @@ class MatchSpec(SpecModel):
 
     @field_validator("path_prefix")
     @classmethod
-    def _slash(cls, v: str | None) -> str | None:
-        if v is not None and not v.startswith("/"):
+    def _prefix(cls, v: str | None) -> str | None:
+        """A plain prefix of the normalized path, not a glob: ``/admin*`` would never match
+        (no path has a ``*``), so it is refused rather than accepted and dead."""
+        if v is None:
+            return v
+        if not v.startswith("/"):
             raise ValueError("path_prefix must start with /")
+        glob = next((c for c in "*?[" if c in v), None)
+        if glob is not None:
+            plain = v.split(glob, 1)[0]
+            raise ValueError(
+                f"path_prefix {v!r} is a prefix, not a glob: {glob!r} is not allowed"
+                f" (write {plain!r}: a prefix matches every path that starts with it)"
+            )
+        segments = v.split("/")
+        if "." in segments or ".." in segments:
+            raise ValueError(
+                f"path_prefix {v!r} has a '.' or '..' segment; requests are matched after"
+                " those are removed, so it could never match"
+            )
         return v
 
     @field_validator("header")
@@ -224,10 +242,22 @@ class ListenerSpec(SpecModel):
     name: Name
     port: Port
     address: str = "127.0.0.1"
+    # Client connections open at once, per data-plane process; beyond it: 503 and close.
+    max_connections: Annotated[int, Field(ge=1, le=1 << 20)] = 10_000
+    # Protocols an Upgrade request may switch to; other Upgrade headers are not forwarded.
+    upgrades: list[str] = Field(default_factory=lambda: ["websocket"])
     rules: list[RuleSpec] = Field(default_factory=list)
     default: ForwardSpec
 
     _addr = field_validator("address")(classmethod(lambda cls, v: _check_address(v)))
+
+    @field_validator("upgrades")
+    @classmethod
+    def _upgrade_tokens(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if not _TOKEN_CHARS.match(name):
+                raise ValueError(f"{name!r} is not a protocol name (like websocket)")
+        return v
 
 
 _STATUS = re.compile(r"^[1-5][0-9][0-9]$")
@@ -327,6 +357,11 @@ class AdminSpec(SpecModel):
     token_env: str = "SLUICE_ADMIN_TOKEN"
     # Serve GET /metrics without a token (for a Prometheus scrape on a trusted host).
     public_metrics: bool = False
+    # Bounds of the admin port (with limits.max_request_line/max_header_bytes and
+    # timeouts.header/idle, shared with the listeners).
+    max_connections: Annotated[int, Field(ge=1, le=4096)] = 64
+    max_body_bytes: Annotated[int, Field(ge=1024, le=1 << 30)] = 4 * 1024 * 1024
+    body_timeout: Duration = 30.0
 
     _addr = field_validator("address")(classmethod(lambda cls, v: _check_address(v)))
 
@@ -342,6 +377,8 @@ class TimeoutsSpec(SpecModel):
 class LimitsSpec(SpecModel):
     max_request_line: Annotated[int, Field(ge=256, le=1 << 20)] = 8192
     max_header_bytes: Annotated[int, Field(ge=1024, le=1 << 22)] = 32768
+    # Pipelined requests parsed ahead of the one being served, per client connection.
+    max_pipelined: Annotated[int, Field(ge=1, le=1024)] = 16
 
 
 class RouterConfig(SpecModel):

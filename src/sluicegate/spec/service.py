@@ -137,23 +137,40 @@ def _check_command(value: list[str]) -> list[str]:
     return value
 
 
+class SecretRef(SpecModel):
+    """An env value that is a secret: read when a replica starts, never stored, shown or
+    logged. ``secret: NAME`` takes the server's environment variable NAME; ``file: PATH``
+    the contents of a file (its trailing newline dropped)."""
+
+    secret: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = None
+    file: str | None = None
+
+    @check
+    def _one(self) -> list[Problem]:
+        if (self.secret is None) == (self.file is None):
+            return [Problem("", "give exactly one of secret: NAME or file: PATH")]
+        return []
+
+
 class LocalComputeSpec(SpecModel):
     """Processes on this machine, started and supervised by Sluicegate."""
 
     command: Annotated[list[str], Field(min_length=1), AfterValidator(_check_command)]
-    env: dict[str, str] = Field(default_factory=dict)
+    env: dict[str, str | SecretRef] = Field(default_factory=dict)
     replicas: Annotated[int, Field(ge=1, le=64)] = 1
     cwd: str | None = None
     stop_grace: Annotated[Duration, _positive("stop_grace", 600.0)] = 10.0  # SIGTERM → SIGKILL
 
     @field_validator("env")
     @classmethod
-    def _env(cls, v: dict[str, str]) -> dict[str, str]:
+    def _env(cls, v: dict[str, str | SecretRef]) -> dict[str, str | SecretRef]:
         problems: list[Problem] = []
         for key, value in v.items():
             if not _ENV_NAME.match(key):
                 problems.append(Problem(key, f"{key!r} is not an environment variable name"))
-            elif msg := unknown_placeholders(value, COMPUTE_PLACEHOLDERS):
+            elif isinstance(value, str) and (
+                msg := unknown_placeholders(value, COMPUTE_PLACEHOLDERS)
+            ):
                 problems.append(Problem(key, msg))
         if problems:
             raise LocatedError(problems)
@@ -161,7 +178,7 @@ class LocalComputeSpec(SpecModel):
 
     @check
     def _port_reaches_process(self) -> list[Problem]:
-        texts = [*self.command, *self.env.values()]
+        texts = [*self.command, *(v for v in self.env.values() if isinstance(v, str))]
         if any("port" in placeholders_in(t) for t in texts):
             return []
         return [
