@@ -33,6 +33,7 @@ MATRIX: dict[str, str] = {
     "POST /v1/deployments/{dep_id}/retry": "deployer",
     "POST /v1/deployments/{dep_id}/{command}": "deployer",
     "GET /v1/events": "reader",
+    "GET /v1/events/page": "reader",
     "GET /v1/flags/envs": "reader",
     "POST /v1/flags/envs": "deployer",
     "DELETE /v1/flags/envs/{env}": "admin",
