@@ -63,7 +63,8 @@ def test_rotation_keeps_the_given_number_of_backups(tmp_path: Path) -> None:
         "0.log.2",
         "0.log.rotated",
     ]
-    assert (tmp_path / "0.log.rotated").stat().st_mode & 0o777 == 0o600
+    for private in ("0.log.1", "0.log.2", "0.log.rotated"):  # as private as the log itself
+        assert (tmp_path / private).stat().st_mode & 0o777 == 0o600, private
     assert (tmp_path / "0.log.1").read_text().startswith("r3 line 0")
     assert (tmp_path / "0.log.2").read_text().startswith("r2 line 0")
     log.write_text("new 1\nnew 2\n")

@@ -175,7 +175,10 @@ def rotate_if_large(path: Path, max_bytes: int, backups: int) -> bool:
             with contextlib.suppress(FileNotFoundError):
                 os.replace(older, path.with_name(f"{path.name}.{n + 1}"))
         copy = path.with_name(f"{path.name}.1")
-        shutil.copyfile(path, copy)
+        fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        os.fchmod(fd, 0o600)  # what an app printed stays the server user's (like the log)
+        with open(path, "rb") as src, open(fd, "wb") as dst:
+            shutil.copyfileobj(src, dst)
         copied = copy.stat().st_size
         with open(path, "r+b") as f:
             f.truncate(0)
