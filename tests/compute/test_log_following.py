@@ -30,7 +30,9 @@ class Follower:
 
     def __init__(self, path: Path, backups: int, count: int = 1000) -> None:
         self.path, self.backups, self.count = path, backups, count
-        self.position: int | None = None
+        # 0, not None: from the first byte ever written, so what rotation dropped before the
+        # first read counts as skipped too (None reads from the oldest kept, skipping nothing).
+        self.position: int | None = 0
         self.lines: list[str] = []
         self.skipped = 0
 
