@@ -279,6 +279,30 @@ def test_flags_envs_delete_asks_and_says_why_an_env_in_use_stays(server: Server)
     assert unknown.returncode == 2 and "nowhere" in unknown.stderr
 
 
+def test_every_flag_command_takes_the_env_as_option_or_bare_argument(
+    server: Server, shop: str
+) -> None:
+    spellings = (["--env", "prod"], ["-e", "prod"], ["prod"])
+    answers = [json.loads(ok(server, "flags", "exposures", *env, "--json")) for env in spellings]
+    for answer in answers:
+        answer.pop("now")  # the server's clock
+        assert answer == answers[0] and answer["env"] == "prod"
+    no_rollout = [sluice(server, "flags", "rollout", "status", *env) for env in spellings]
+    for out in no_rollout:
+        assert out.returncode == 2
+        assert "flag environment 'prod' has had no rollout yet" in out.stderr
+    for command in (["flags", "exposures"], ["flags", "rollout", "status"]):
+        none = sluice(server, *command)
+        assert none.returncode == 2 and "which environment? give --env ENV" in none.stderr
+        both = sluice(server, *command, "prod", "--env", "staging")
+        assert both.returncode == 2
+        assert "two environments given: ENV 'prod' and --env 'staging'" in both.stderr
+    assert ok(server, "flags", "envs", "create", "by-option")
+    assert ok(server, "flags", "envs", "delete", "--env", "by-option", "--yes").strip() == (
+        "flag environment by-option deleted"
+    )
+
+
 class Following:
     """A ``sluice ... --follow`` process whose stdout lines arrive on a queue."""
 

@@ -8,6 +8,7 @@ import click
 from rich.console import Console
 
 from sluicegate.cli._api import Api, api_options
+from sluicegate.cli._env_param import env_param
 from sluicegate.cli._flag_views import exposure_table
 from sluicegate.cli._format import emit, json_option
 
@@ -26,7 +27,7 @@ def since_epoch(value: str, now: float) -> int:
 
 
 @click.command()
-@click.argument("env")
+@env_param
 @click.option("--flag", "-f", "flag", default=None, help="Only this flag.")
 @click.option(
     "--since",
@@ -46,8 +47,8 @@ def exposures(
     app asked for that do not exist as flag (unknown).
 
     \b
-    sluice flags exposures prod
-    sluice flags exposures prod --flag new-checkout --since 15m
+    sluice flags exposures --env prod
+    sluice flags exposures --env prod --flag new-checkout --since 15m
     """
     params: dict[str, str | int] = {"since": since_epoch(since, time.time())}
     if flag is not None:

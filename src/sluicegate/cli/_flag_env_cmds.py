@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sluicegate.cli._api import Api, api_options
+from sluicegate.cli._env_param import env_param
 from sluicegate.cli._format import emit, json_option
 
 __all__ = ["envs"]
@@ -77,7 +78,7 @@ def _versions(env: dict[str, Any]) -> str:
 
 
 @envs.command("delete")
-@click.argument("env")
+@env_param
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @api_options
 def envs_delete(env: str, yes: bool, url: str, token: str | None) -> None:

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.live import Live
 
 from sluicegate.cli._api import Api, api_options
+from sluicegate.cli._env_param import env_param
 from sluicegate.cli._flag_views import rollout_view
 from sluicegate.cli._format import emit, json_option
 
@@ -19,7 +20,7 @@ console = Console()
 
 @click.group()
 def rollout() -> None:
-    """Follow, stop or roll back ENV's rollout of a new flag-set version."""
+    """Follow, stop or roll back ENV's rollout of a new flag-set version (--env ENV or ENV)."""
 
 
 def watch_rollout(api: Api, env: str, *, as_json: bool = False) -> None:
@@ -39,7 +40,7 @@ def watch_rollout(api: Api, env: str, *, as_json: bool = False) -> None:
 
 
 @rollout.command("status")
-@click.argument("env")
+@env_param
 @click.option("--watch", is_flag=True, help="Follow it live until it ends.")
 @json_option
 @api_options
@@ -61,7 +62,7 @@ def rollout_status(env: str, watch: bool, as_json: bool, url: str, token: str | 
 
 def _rollout_command(name: str, doc: str) -> click.Command:
     @rollout.command(name, help=doc)
-    @click.argument("env")
+    @env_param
     @api_options
     def cmd(env: str, url: str, token: str | None) -> None:
         r = Api(url, token).call("POST", f"/flags/{env}/rollout/{name}")
