@@ -39,6 +39,7 @@ EVENT_FAMILIES: dict[str, tuple[str, ...]] = {
         "green_failed",
         "failed_to_apply",
         "retrying",
+        "command",
         "command_ignored",
         "command_refused",
         "rolled_back",
