@@ -83,7 +83,7 @@ def _stream(
 
 
 @router.get("/overview")
-def live_overview(request: Request, filter: str = "all") -> StreamingResponse:
+async def live_overview(request: Request, filter: str = "all") -> StreamingResponse:
     store: Store = request.app.state.store
     ctl: Controller = request.app.state.controller
     console = console_of(request)
@@ -99,7 +99,7 @@ def live_overview(request: Request, filter: str = "all") -> StreamingResponse:
 
 
 @router.get("/deployments/{dep_id}")
-def live_deployment(request: Request, dep_id: str) -> StreamingResponse:
+async def live_deployment(request: Request, dep_id: str) -> StreamingResponse:
     store: Store = request.app.state.store
     ctl: Controller = request.app.state.controller
     console = console_of(request)

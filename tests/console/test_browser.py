@@ -1,0 +1,199 @@
+"""The console in a real browser (Playwright driving Debian's chromium) against a real
+``sluice server``: log in, watch a canary advance live, roll it back with a reason, find the
+reason and the token's name in the activity; a reader sees no buttons and is refused.
+
+One server and one browser for the module; every case reuses them. Skipped when chromium
+or Playwright is missing, unless SLUICEGATE_REQUIRE_ALL=1 (then it fails).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from tests._support import APP_PATH, free_port, require
+from tests._support.rawhttp import get_many
+from tests._support.server import Server, running_server
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+try:
+    from playwright.sync_api import Browser, Page, expect, sync_playwright
+except ImportError:  # pragma: no cover - the skip below says why
+    sync_playwright = None  # type: ignore[assignment]
+
+pytestmark = pytest.mark.slow
+
+
+def shop(port: int, gate: bool = True) -> dict[str, Any]:
+    steps: list[dict[str, Any]] = [{"weight": 20, "pause": "2s"}, {"weight": 50}]
+    steps.append({"pause": "until_promoted"} if gate else {"weight": 100})
+    return {
+        "service": "shop",
+        "listener": {"port": port},
+        "health_check": {"path": "/healthz", "interval": "500ms", "timeout": "400ms"},
+        "compute": {
+            "local": {
+                "command": [
+                    sys.executable,
+                    str(APP_PATH),
+                    "--port",
+                    "{port}",
+                    "--version",
+                    "{revision}",
+                ],
+                "replicas": 1,
+                "stop_grace": "1s",
+            }
+        },
+        "deployment": {"config": {"steps": steps}, "termination_wait": "0s"},
+    }
+
+
+class Load:
+    """Steady requests through the router, so the guard has something to judge."""
+
+    def __init__(self, port: int) -> None:
+        self.port, self.stop = port, threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        while not self.stop.wait(0.05):
+            with contextlib.suppress(OSError):
+                get_many(self.port, 20, batch=10)
+
+
+def token(server: Server, role: str, name: str) -> str:
+    r = httpx.post(
+        server.url + "/v1/tokens",
+        json={"role": role, "name": name},
+        headers={"Authorization": f"Bearer {server.token}"},
+        timeout=30,
+    )
+    assert r.status_code == 201, r.text
+    value: str = r.json()["token"]
+    return value
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    require(Path(CHROMIUM).exists(), "chromium is not installed (apt-get install chromium)")
+    require(sync_playwright is not None, "playwright is not installed (pip install playwright)")
+    tmp = tmp_path_factory.mktemp("console-browser")
+    port = free_port()
+    with running_server(tmp / "state") as server:
+        spec = tmp / "shop.yaml"
+        spec.write_text(yaml.safe_dump(shop(port)))
+        server.cli("apply", "-f", str(spec))
+        first = re.search(r"deployment (\S+):", server.cli("deploy", "shop", "--revision", "v1"))
+        assert first
+        server.wait_phase(first.group(1), {"succeeded"})
+        load = Load(port)
+        load.thread.start()
+        with sync_playwright() as pw:
+            # launch() gives chromium a fresh temporary user-data-dir of its own
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            try:
+                yield {
+                    "server": server,
+                    "browser": browser,
+                    "deployer": token(server, "deployer", "alice"),
+                    "reader": token(server, "reader", "rita"),
+                    "tmp": tmp,
+                }
+            finally:
+                browser.close()
+                load.stop.set()
+                load.thread.join(10)
+
+
+def logged_in(browser: Browser, server: Server, tok: str) -> Page:
+    page = browser.new_context(base_url=server.url).new_page()
+    page.set_default_timeout(15_000)
+    page.goto("/ui/")
+    expect(page).to_have_url(re.compile(r"/ui/login$"))
+    page.fill("#token", tok)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(re.compile(r"/ui/$"))
+    return page
+
+
+def test_a_canary_advances_live_and_rolls_back_by_click_with_the_reason_in_the_activity(
+    world: dict[str, Any],
+) -> None:
+    server, browser = world["server"], world["browser"]
+    page = logged_in(browser, server, world["deployer"])
+    expect(page.locator("#who")).to_have_text("alice (deployer)")
+    row = page.locator("#svc-shop")
+    expect(row).to_have_attribute("data-phase", "succeeded")
+    page.evaluate("window.notReloaded = true")
+
+    out = server.cli("deploy", "shop", "--revision", "v2")
+    dep = re.search(r"deployment (\S+):", out)
+    assert dep
+    # the row follows the deployment without a reload: 20 %, then 50 % at the gate
+    expect(row.locator(".weight-text")).to_have_attribute("data-set", "20")
+    expect(row.locator(".weight-text")).to_have_attribute("data-set", "50")
+    expect(row).to_have_attribute("data-phase", "paused_until_promoted")
+    expect(row.locator("td.needs")).to_have_text("waiting for promote")
+    assert page.evaluate("window.notReloaded") is True
+
+    row.locator("a", has_text="paused_until_promoted").click()
+    expect(page.locator("h1")).to_contain_text("v1 → v2")
+    expect(page.locator("#verdicts")).to_contain_text("Errors (5xx): green answered")
+    page.locator("input[aria-label='reason for rollback']").fill("checkout looks slow")
+    page.click("#do-rollback")
+    expect(page.locator("#phase")).to_have_text("rolled_back")
+    expect(page.locator("ol.timeline")).to_contain_text("rollback asked by alice")
+
+    page.goto("/ui/activity?actor=alice")
+    activity = page.locator("#activity")
+    expect(activity).to_contain_text("rollback asked by alice: checkout looks slow")
+    expect(activity.locator("td.actor").first).to_have_text("alice")
+
+
+def test_a_reader_sees_no_action_and_a_forged_post_is_refused(world: dict[str, Any]) -> None:
+    server, browser = world["server"], world["browser"]
+    dep = server.api("/deployments?service=shop&limit=1")[0]["id"]
+    page = logged_in(browser, server, world["reader"])
+    page.goto(f"/ui/deployments/{dep}")
+    expect(page.locator("h1")).to_contain_text("shop")
+    assert page.locator("#actions").count() == 0
+    assert page.locator("form.action").count() == 0
+    csrf = page.locator("input[name=csrf]").first.get_attribute("value")
+    assert csrf
+    # the reader's own session and CSRF token: the role still says no
+    forged = page.request.post(
+        f"/ui/deployments/{dep}/retry",
+        form={"csrf": csrf, "reason": "let me"},
+        headers={"Origin": server.url},
+    )
+    assert forged.status == 403, forged.text()
+    assert "deployer" in forged.text()
+    # a deployer's session without the CSRF token is refused too
+    alice = logged_in(browser, server, world["deployer"])
+    no_csrf = alice.request.post(
+        f"/ui/deployments/{dep}/retry", form={"reason": "x"}, headers={"Origin": server.url}
+    )
+    assert no_csrf.status == 403, no_csrf.text()
+    assert "CSRF" in no_csrf.text()
+    assert server.api("/deployments?service=shop&limit=1")[0]["id"] == dep  # nothing new
