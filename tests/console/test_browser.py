@@ -9,6 +9,7 @@ or Playwright is missing, unless SLUICEGATE_REQUIRE_ALL=1 (then it fails).
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import sys
 import threading
@@ -126,6 +127,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                 load.thread.join(10)
 
 
+def shot(page: Page, name: str) -> None:
+    """With SLUICEGATE_CONSOLE_SCREENSHOTS=DIR, save the page (how docs/console/*.png are
+    made: ``SLUICEGATE_CONSOLE_SCREENSHOTS=docs/console pytest tests/console/test_browser.py``)."""
+    where = os.environ.get("SLUICEGATE_CONSOLE_SCREENSHOTS")
+    if where:
+        page.set_viewport_size({"width": 1280, "height": 900})
+        page.screenshot(path=str(Path(where) / f"{name}.png"), full_page=True)
+
+
 def logged_in(browser: Browser, server: Server, tok: str) -> Page:
     page = browser.new_context(base_url=server.url).new_page()
     page.set_default_timeout(15_000)
@@ -155,6 +165,7 @@ def test_a_canary_advances_live_and_rolls_back_by_click_with_the_reason_in_the_a
     expect(row.locator(".weight-text")).to_have_attribute("data-set", "50")
     expect(row).to_have_attribute("data-phase", "paused_until_promoted")
     expect(row.locator("td.needs")).to_have_text("waiting for promote")
+    shot(page, "overview")
     assert page.evaluate("window.notReloaded") is True
 
     row.locator("a", has_text="paused_until_promoted").click()
@@ -169,6 +180,7 @@ def test_a_canary_advances_live_and_rolls_back_by_click_with_the_reason_in_the_a
     activity = page.locator("#activity")
     expect(activity).to_contain_text("rollback asked by alice: checkout looks slow")
     expect(activity.locator("td.actor").first).to_have_text("alice")
+    shot(page, "activity")
 
 
 def test_a_reader_sees_no_action_and_a_forged_post_is_refused(world: dict[str, Any]) -> None:
@@ -197,3 +209,25 @@ def test_a_reader_sees_no_action_and_a_forged_post_is_refused(world: dict[str, A
     assert no_csrf.status == 403, no_csrf.text()
     assert "CSRF" in no_csrf.text()
     assert server.api("/deployments?service=shop&limit=1")[0]["id"] == dep  # nothing new
+
+
+def test_a_bad_release_is_rolled_back_by_the_guard_and_its_page_says_why_with_numbers(
+    world: dict[str, Any],
+) -> None:
+    server, browser = world["server"], world["browser"]
+    page = logged_in(browser, server, world["reader"])
+    out = server.cli("deploy", "shop", "--revision", "v3", "--set", "env.SHOP_FAIL_PERCENT=60")
+    dep = re.search(r"deployment (\S+):", out)
+    assert dep
+    page.goto(f"/ui/deployments/{dep.group(1)}")
+    expect(page.locator("#phase")).to_have_text("rolled_back", timeout=30_000)
+    verdicts = page.locator("#verdicts")
+    expect(verdicts).to_contain_text("guard fired: default canary guard")
+    expect(verdicts).to_contain_text(
+        re.compile(r"green answered \d+ of \d+ requests with an error")
+    )
+    expect(verdicts).to_contain_text("Verdict: green is worse than blue.")
+    expect(verdicts).to_contain_text(re.compile(r"p-value \S+ is below the bound"))
+    shot(page, "deployment-guard-fired")
+    page.goto("/ui/")
+    expect(page.locator("#svc-shop")).to_have_attribute("data-phase", "rolled_back")

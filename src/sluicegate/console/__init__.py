@@ -17,6 +17,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sluicegate.clock import Clock
+from sluicegate.console._flag_alarm_pages import router as flag_alarm_router
 from sluicegate.console._live import router as live_router
 from sluicegate.console._pages import router as pages_router
 from sluicegate.console._session import COOKIE, Sessions
@@ -96,6 +97,7 @@ def install_console(
         )
 
     app.include_router(pages_router)
+    app.include_router(flag_alarm_router)
     app.include_router(live_router)
 
     @app.exception_handler(LoginRequired)

@@ -8,7 +8,7 @@ import contextlib
 from typing import Any
 
 from sluicegate.api import deployment_view
-from sluicegate.console._explain import explain_guard_text, explain_judgement
+from sluicegate.console._explain import explain_alarm, explain_guard_text, explain_judgement
 from sluicegate.console._model import (
     OverviewRow,
     actual_weight,
@@ -78,6 +78,17 @@ async def overview(
     return rows
 
 
+def _evidence_lines(data: dict[str, Any]) -> list[str]:
+    """A guarding alarm's evidence event, in words (its rule is not in the event)."""
+    return explain_alarm(
+        str(data.get("alarm", "?")),
+        str(data.get("state", "ALARM")),
+        str(data.get("reason", "")),
+        None,
+        [p for p in data.get("datapoints", []) if isinstance(p, dict)],
+    )
+
+
 _DECISIONS = {
     "deployment.alarm",
     "deployment.rollback",
@@ -100,7 +111,9 @@ async def deployment_page(
     if dep.active and full:
         with contextlib.suppress(SluicegateError, OSError):
             progress = await ctl.progress(dep)
-    green, blue = await _seconds(guards, dep) if dep.active else ([], [])
+    # the router keeps a minute of seconds: an ended deployment shows what the guard saw
+    recent = dep.active or dep.updated_at > ctl.clock.now() - WINDOW
+    green, blue = await _seconds(guards, dep) if recent else ([], [])
     charts = []
     if green or blue:
         series = second_series(green, blue)
@@ -117,11 +130,13 @@ async def deployment_page(
         "green weight (%) over time", [Series("green", "green", weights)], unit="%", y_max=100
     )
     verdict = _verdict(guards, dep) if dep.active else None
-    decisions = [
-        {"event": e, "why": explain_guard_text(e.message)}
-        for e in events
-        if e.kind in _DECISIONS or e.kind == "deployment.alarm_evidence"
-    ]
+    decisions, said = [], set()
+    for e in events:
+        if e.kind in _DECISIONS and e.message not in said:  # a rollback repeats its alarm
+            said.add(e.message)
+            decisions.append({"event": e, "why": explain_guard_text(e.message)})
+        elif e.kind == "deployment.alarm_evidence":
+            decisions.append({"event": e, "why": _evidence_lines(e.data)})
     hooks = [e for e in events if e.kind.startswith("deployment.hook_")]
     logs: dict[str, list[str]] = {}
     for revision in filter(None, (dep.from_revision, dep.revision) if full else ()):
