@@ -182,6 +182,18 @@ def test_a_canary_advances_live_and_rolls_back_by_click_with_the_reason_in_the_a
     expect(activity.locator("td.actor").first).to_have_text("alice")
     shot(page, "activity")
 
+    # retry it by click, then promote it past its gate by click
+    page.goto(f"/ui/deployments/{dep.group(1)}")
+    page.locator("input[aria-label='reason for retry']").fill("fixed the slow query")
+    page.click("#do-retry")
+    expect(page.locator("h1")).to_contain_text("v1 → v2")
+    expect(page.locator("#phase")).to_have_text("paused_until_promoted", timeout=30_000)
+    assert dep.group(1) not in page.url
+    page.locator("input[aria-label='reason for promote']").fill("numbers look good")
+    page.click("#do-promote")
+    expect(page.locator("#phase")).to_have_text("succeeded", timeout=30_000)
+    expect(page.locator("ol.timeline")).to_contain_text("promote asked by alice: numbers look good")
+
 
 def test_a_reader_sees_no_action_and_a_forged_post_is_refused(world: dict[str, Any]) -> None:
     server, browser = world["server"], world["browser"]
@@ -231,3 +243,54 @@ def test_a_bad_release_is_rolled_back_by_the_guard_and_its_page_says_why_with_nu
     shot(page, "deployment-guard-fired")
     page.goto("/ui/")
     expect(page.locator("#svc-shop")).to_have_attribute("data-phase", "rolled_back")
+
+
+def test_without_javascript_the_pages_still_read_and_link(world: dict[str, Any]) -> None:
+    server, browser = world["server"], world["browser"]
+    context = browser.new_context(base_url=server.url, java_script_enabled=False)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    page.goto("/ui/login")
+    page.fill("#token", world["reader"])
+    page.click("button[type=submit]")
+    expect(page.locator("#svc-shop")).to_be_visible()
+    page.locator("#svc-shop td a").nth(1).click()  # the phase links to the deployment
+    expect(page.locator("h1")).to_contain_text("shop:")
+    page.click("text=Activity")
+    expect(page.locator("#activity")).to_contain_text("deployment.")
+    context.close()
+
+
+def test_flags_diff_two_versions_and_follow_a_rollout(world: dict[str, Any]) -> None:
+    server, browser = world["server"], world["browser"]
+    admin = {"Authorization": f"Bearer {server.token}"}
+
+    def put(value: str, rollout: dict[str, Any] | None = None) -> None:
+        doc = {"flags": {"banner": {"type": "string", "variants": {"v": value},
+                                    "default_variant": "v"}}}  # fmt: skip
+        body: dict[str, Any] = {"document": doc, "message": value}
+        if rollout:
+            body["rollout"] = rollout
+        r = httpx.put(server.url + "/v1/flags/web", json=body, headers=admin, timeout=30)
+        assert r.status_code == 201, r.text
+
+    r = httpx.post(server.url + "/v1/flags/envs", json={"name": "web"}, headers=admin)
+    assert r.status_code == 201, r.text
+    put("hello")
+    put("hi")
+    put("hey", {"strategy": {"steps": [{"weight": 40, "pause": "1h"}]}})
+    page = logged_in(browser, server, world["deployer"])
+    page.click("text=Flags")
+    page.click("a[href='/ui/flags/web']")
+    expect(page.locator("#rollout-phase")).to_have_text("rolling_out")
+    expect(page.locator("#rollout")).to_contain_text("40 % of users on the new version")
+    page.check("input[aria-label='diff from 1']")
+    page.check("input[aria-label='diff to 3']")
+    page.click("#show-diff")
+    expect(page.locator("#diff")).to_contain_text("hello")
+    expect(page.locator("#diff")).to_contain_text("hey")
+    shot(page, "flags")
+    page.locator("input[aria-label='reason for rollout rollback']").fill("typo in the banner")
+    page.click("#do-rollout-rollback")
+    expect(page.locator("#rollout-phase")).to_have_text("rolled_back")
+    expect(page.locator("#rollout")).to_contain_text("rollback asked by alice: typo in the banner")
