@@ -10,7 +10,6 @@ every 15 s keeps proxies from closing a quiet stream.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from fastapi import APIRouter, HTTPException, Request
@@ -53,7 +52,7 @@ def _stream(
         try:
             started = last_sent = loop.time()
             previous = None
-            while not console.closing.is_set() and loop.time() - started < console.stream_lifetime:
+            while not console.closed and loop.time() - started < console.stream_lifetime:
                 if await request.is_disconnected():
                     return
                 try:
@@ -70,8 +69,7 @@ def _stream(
                 elif loop.time() - last_sent > KEEPALIVE:
                     last_sent = loop.time()
                     yield ": keep-alive\n\n"
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(console.closing.wait(), INTERVAL)
+                await asyncio.sleep(INTERVAL)
         finally:
             console.streams -= 1
 

@@ -8,7 +8,6 @@ one, an ``Origin`` of this server. The role is read from the store on every requ
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,12 +69,12 @@ class ConsoleState:
     max_streams: int = 64
     stream_lifetime: float = 300.0
     streams: int = 0
-    closing: asyncio.Event = field(default_factory=asyncio.Event)
+    closed: bool = False  # a flag, not an asyncio.Event: no loop is bound to it
     templates: Environment = field(default_factory=templates)
 
     def close(self) -> None:
-        """End every live stream (server shutdown)."""
-        self.closing.set()
+        """End every live stream (server shutdown) within one interval."""
+        self.closed = True
 
 
 class LoginRequired(Exception):  # noqa: N818 - a signal to the handler, not an error

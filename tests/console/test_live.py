@@ -1,0 +1,64 @@
+"""Live views over Server-Sent Events: the message format, the first message carries the
+current fragment, and the bounds (stream count, lifetime, the server closing)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sluicegate.console._live import sse_message
+from tests.console.test_pages import World
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    w = World(tmp_path)
+    w.console.stream_lifetime = 0.6  # each stream ends soon: the test reads it to its end
+    yield w
+    w.store.close()
+
+
+def test_every_line_of_a_fragment_is_its_own_data_line() -> None:
+    assert sse_message("overview", "<tr>\n<td>a</td>\n</tr>") == (
+        "event: overview\ndata: <tr>\ndata: <td>a</td>\ndata: </tr>\n\n"
+    )
+    assert sse_message("x", "") == "event: x\ndata: \n\n"
+
+
+def test_the_overview_stream_sends_the_rows_once_until_they_change_and_then_ends(
+    world: World,
+) -> None:
+    c = world.client("reader")
+    with c.stream("GET", "/ui/live/overview") as r:
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/event-stream")
+        assert r.headers["content-security-policy"]
+        body = "".join(r.iter_text())
+    assert body.count("event: overview") == 1  # nothing changed: sent once
+    assert 'data: <tr id="svc-shop" data-phase="paused_until_promoted">' in body
+    assert world.console.streams == 0  # the stream ended at its lifetime and was counted off
+
+
+def test_the_deployment_stream_sends_its_live_panel(world: World) -> None:
+    c = world.client("reader")
+    with c.stream("GET", f"/ui/live/deployments/{world.dep.id}") as r:
+        body = "".join(r.iter_text())
+    assert "event: deployment" in body and 'id="phase">paused_until_promoted' in body
+    assert c.get("/ui/live/deployments/d-000000000000").status_code == 404
+
+
+def test_streams_past_the_bound_are_refused_and_without_a_session_too(world: World) -> None:
+    world.console.max_streams = 0
+    c = world.client("reader")
+    r = c.get("/ui/live/overview")
+    assert r.status_code == 503 and "at most 0 live views" in r.text
+    assert world.client().get("/ui/live/overview").status_code == 401
+
+
+def test_a_closing_server_ends_its_streams(world: World) -> None:
+    world.console.stream_lifetime = 60.0
+    world.console.close()
+    with world.client("reader").stream("GET", "/ui/live/overview") as r:
+        assert "".join(r.iter_text()) == ""
