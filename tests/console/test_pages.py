@@ -240,3 +240,19 @@ def test_static_files_are_served_and_unknown_ones_are_not(world: World) -> None:
 def test_console_routes_are_not_in_the_api_schema(world: World) -> None:
     paths: dict[str, Any] = world.client().get("/openapi.json").json()["paths"]
     assert not [p for p in paths if p.startswith("/ui")]
+
+
+def test_a_mistake_in_the_console_is_a_page_naming_it_and_the_api_keeps_its_json(
+    world: World,
+) -> None:
+    c = world.client("deployer")
+    r = c.post(f"/ui/deployments/{world.dep.id}/rollback", data={"csrf": csrf_of(c)})
+    assert r.status_code == 422 and r.headers["content-type"].startswith("text/html")
+    assert 'id="error">reason: required' in r.text and "Nothing was changed." in r.text
+    r = c.get("/ui/deployments/d-000000000000")
+    assert r.status_code == 404 and "not found" in r.text and "<h1>404: not found</h1>" in r.text
+    r = c.post(f"/ui/deployments/{world.dep.id}/retry",
+               data={"csrf": csrf_of(c), "reason": "again"})  # fmt: skip
+    assert r.status_code == 409 and "can be retried" in r.text  # it is still active
+    api = TestClient(world.app).get("/v1/services")
+    assert api.status_code == 401 and api.json()["error"]

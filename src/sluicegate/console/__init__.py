@@ -10,10 +10,14 @@ reads and acts through the same store repositories, controller and flag service 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sluicegate.clock import Clock
@@ -21,7 +25,8 @@ from sluicegate.console._flag_alarm_pages import router as flag_alarm_router
 from sluicegate.console._live import router as live_router
 from sluicegate.console._pages import router as pages_router
 from sluicegate.console._session import COOKIE, Sessions
-from sluicegate.console._web import ConsoleState, LoginRequired
+from sluicegate.console._web import ConsoleState, LoginRequired, render
+from sluicegate.errors import SluicegateError
 from sluicegate.monitor.guards import DefaultGuards
 
 __all__ = ["COOKIE", "CSP", "ConsoleState", "Sessions", "install_console"]
@@ -104,5 +109,36 @@ def install_console(
     def to_login(request: Request, exc: LoginRequired) -> Response:
         return RedirectResponse("/ui/login", status_code=303)
 
+    _html_errors(app)
     app.add_middleware(_ConsoleHeaders)
     return state
+
+
+_TITLES = {401: "not logged in", 403: "refused", 404: "not found", 409: "conflict",
+           422: "invalid input", 503: "unavailable"}  # fmt: skip
+
+
+def _html_errors(app: FastAPI) -> None:
+    """The API's error answers, as a page for the console's pages and forms (the streams
+    and static files keep the API's JSON): same status, same message."""
+    for kind in (SluicegateError, StarletteHTTPException, RequestValidationError):
+        previous = app.exception_handlers[kind]
+
+        async def handler(request: Request, exc: Exception, previous: Any = previous) -> Response:
+            answer: Response = await previous(request, exc)
+            path = request.url.path
+            if not path.startswith("/ui/") or path.startswith(("/ui/live/", "/ui/static/")):
+                return answer
+            data = json.loads(bytes(answer.body))
+            return render(
+                request,
+                "error.html",
+                status=answer.status_code,
+                code=answer.status_code,
+                viewer=None,
+                title=_TITLES.get(answer.status_code, "error"),
+                error=data.get("error", ""),
+                problems=data.get("problems", []),
+            )
+
+        app.add_exception_handler(kind, handler)
