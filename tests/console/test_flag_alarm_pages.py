@@ -155,3 +155,18 @@ SPEC_WITH_ALARM = {
     "compute": {"local": {"command": ["true", "{port}"], "replicas": 1}},
     "alarms": [ALARM],
 }
+
+
+def test_exposures_by_variant_are_charted_per_minute(world: World) -> None:
+    minute = int(world.clock.now()) // 60 * 60
+    world.store.flag_exposures.add("prod", minute - 120, [("new-search", "on", 5)])
+    world.store.flag_exposures.add(
+        "prod", minute, [("new-search", "on", 7), ("new-search", "off", 30)]
+    )
+    page = world.client("reader").get("/ui/flags/prod?key=new-search&user=bob").text
+    chart = page.split('id="exposures">', 1)[1].split("</svg>", 1)[0]
+    assert "exposures of new-search by variant" in chart
+    assert 'data-series="on"' in chart  # two minutes: a line
+    assert ">off</text>" in chart  # one minute: a point, and its legend
+    empty = world.client("reader").get("/ui/flags/prod?key=checkout&user=bob").text
+    assert "no data yet" in empty.split('id="exposures">', 1)[1]

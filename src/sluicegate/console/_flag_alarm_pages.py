@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response
+from markupsafe import Markup
 
 from sluicegate.console._explain import explain_alarm
 from sluicegate.console._svg import Series, line_chart
@@ -127,6 +128,10 @@ def flag_env(
             explained = flags.evaluate(env, key, {"targetingKey": user}, explain=True)
         except SluicegateError as exc:
             problem = f"explain: {exc}"
+    shown = key or (keys[0] if keys else None)
+    exposures = (
+        _exposure_chart(flags.store, env, shown, request.app.state.clock.now()) if shown else None
+    )
     rollouts = flags.store.flag_rollouts.list(env, limit=1)
     rollout = flags.rollout_json(rollouts[0]) if rollouts else None
     progress = flags.rollouts.progress(rollouts[0]) if rollouts and rollouts[0].active else None
@@ -147,10 +152,32 @@ def flag_env(
         key=key or "",
         user=user or "",
         explained=explained,
+        exposures=exposures,
         rollout=rollout,
         progress=progress,
         rollout_events=list(reversed(events)),
     )
+
+
+EXPOSURE_WINDOW = 3600  # the exposure chart's last hour, per minute
+_PALETTE = ("green", "blue", "orange", "purple", "other")
+
+
+def _exposure_chart(store: Store, env: str, flag: str, now: float) -> Markup:
+    """What agents served of ``flag`` by variant, per minute over the last hour."""
+    start = int(now - EXPOSURE_WINDOW) // 60 * 60
+    end = int(now) // 60 * 60 + 60
+    series = []
+    for i, total in enumerate(store.flag_exposures.totals(env, start, flag)):
+        counts = store.flag_exposures.minutes(env, start, end, flag, total.variant)
+        series.append(
+            Series(
+                total.variant,
+                _PALETTE[i % len(_PALETTE)],
+                [(float(m), float(n)) for m, n in sorted(counts.items())],
+            )
+        )
+    return line_chart(f"exposures of {flag} by variant, per minute (last hour)", series)
 
 
 @router.post("/flags/{env}/revert")

@@ -14,7 +14,14 @@ from markupsafe import Markup, escape
 
 __all__ = ["Series", "line_chart", "weight_bar"]
 
-COLOURS = {"green": "#1a7f37", "blue": "#0b5cad", "threshold": "#b42318", "other": "#6e7781"}
+COLOURS = {
+    "green": "#1a7f37",
+    "blue": "#0b5cad",
+    "orange": "#bc4c00",
+    "purple": "#8250df",
+    "threshold": "#b42318",
+    "other": "#6e7781",
+}
 
 
 @dataclass(frozen=True)
