@@ -170,3 +170,20 @@ def test_exposures_by_variant_are_charted_per_minute(world: World) -> None:
     assert ">off</text>" in chart  # one minute: a point, and its legend
     empty = world.client("reader").get("/ui/flags/prod?key=checkout&user=bob").text
     assert "no data yet" in empty.split('id="exposures">', 1)[1]
+
+
+def test_a_deployer_drills_an_alarm_and_its_history_names_who_and_why(tmp_path: Path) -> None:
+    w = World(tmp_path, engine=True)
+    with w.store.transaction() as tx:
+        sync_alarms_in(tx, ServiceSpec.model_validate(SPEC_WITH_ALARM), "test")
+    c = w.client("deployer")
+    r = c.post("/ui/alarms/shop/errors/state",
+               data={"csrf": csrf_of(c), "state": "ALARM", "reason": "game day"},
+               follow_redirects=False)  # fmt: skip
+    assert r.status_code == 303
+    assert w.store.alarms.get("shop", "errors").state == "ALARM"
+    page = c.get("/ui/alarms/shop/errors").text
+    assert 'id="alarm-state">ALARM' in page
+    history = page.split("<h2>History</h2>", 1)[1]
+    assert "deployer-1" in history and "game day" in history and "(forced)" in history
+    w.store.close()

@@ -20,6 +20,8 @@ from sluicegate.console import CSP, install_console
 from sluicegate.deploy import Phase
 from sluicegate.deploy.controller import Controller
 from sluicegate.deploy.lifecycle import start
+from sluicegate.monitor.engine import AlarmEngine
+from sluicegate.monitor.sources import Sources
 from sluicegate.router.supervisor import RouterSupervisor
 from sluicegate.router.traffic import RouterTraffic
 from sluicegate.store import Store
@@ -44,13 +46,15 @@ def gated_state(now: float) -> dict[str, Any]:
 
 
 class World:
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, *, engine: bool = False) -> None:
         self.clock = ManualClock()
         self.store = Store.open(tmp / "db.sqlite", clock=self.clock)
         computes = ComputeSelector(local=LocalCompute(tmp), external=ExternalCompute())
         traffic = RouterTraffic(RouterSupervisor(tmp).client())  # never called here
         self.ctl = Controller(self.store, computes, traffic, self.clock)
-        self.app = create_app(self.ctl, self.store)
+        # the alarm loop's engine, for forced states (no source: it never evaluates here)
+        alarms = AlarmEngine(self.store, Sources(), self.clock) if engine else None
+        self.app = create_app(self.ctl, self.store, engine=alarms)
         self.console = install_console(self.app, self.clock)
         self.store.services.put("shop", SPEC)
         self.store.deployments.create(
