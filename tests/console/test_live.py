@@ -3,12 +3,14 @@ current fragment, and the bounds (stream count, lifetime, the server closing).""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from sluicegate.console._live import sse_message
+from sluicegate.console._shared import Shared
 from tests.console.test_pages import World
 
 
@@ -62,3 +64,24 @@ def test_a_closing_server_ends_its_streams(world: World) -> None:
     world.console.close()
     with world.client("reader").stream("GET", "/ui/live/overview") as r:
         assert "".join(r.iter_text()) == ""
+
+
+def test_a_rendering_is_shared_between_streams_within_its_age() -> None:
+    made: list[int] = []
+
+    async def make() -> str:
+        made.append(1)
+        return f"v{len(made)}"
+
+    async def run() -> list[str]:
+        shared = Shared(max_age=0.2, max_keys=2)
+        return [
+            await shared.get("a", 10.0, make),
+            await shared.get("a", 10.1, make),  # young enough: the same rendering
+            await shared.get("a", 10.3, make),  # too old: made again
+            await shared.get("b", 10.3, make),
+            await shared.get("c", 10.3, make),  # past max_keys: the old keys are forgotten
+            await shared.get("a", 10.3, make),
+        ]
+
+    assert asyncio.run(run()) == ["v1", "v1", "v2", "v3", "v4", "v5"]

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 
 from sluicegate.console._gather import deployment_page, overview
@@ -24,6 +25,11 @@ from sluicegate.store import Store
 __all__ = ["router", "sse_message"]
 
 router = APIRouter(prefix="/ui/live", include_in_schema=False)
+
+
+def loop_time() -> float:
+    return asyncio.get_running_loop().time()
+
 
 INTERVAL = 0.25  # how often the fragment is rendered again (a step shows within 1 s)
 KEEPALIVE = 15.0
@@ -81,17 +87,22 @@ def _stream(
 
 
 @router.get("/overview")
-async def live_overview(request: Request, filter: str = "all") -> StreamingResponse:
+async def live_overview(
+    request: Request, filter: Annotated[str, Query(pattern="^(all|needs-action)$")] = "all"
+) -> StreamingResponse:
     store: Store = request.app.state.store
     ctl: Controller = request.app.state.controller
     console = console_of(request)
     template = console.templates.get_template("_overview_rows.html")
 
-    async def render() -> str:
+    async def make() -> str:
         rows = await overview(store, ctl, console.guards)
         if filter == "needs-action":
             rows = [r for r in rows if r.needs_action]
         return template.render(rows=rows)
+
+    async def render() -> str:
+        return await console.shared.get(f"overview:{filter}", loop_time(), make)
 
     return _stream(request, "overview", render)
 
@@ -104,8 +115,11 @@ async def live_deployment(request: Request, dep_id: str) -> StreamingResponse:
     store.deployments.get(dep_id)  # 404 before the stream starts
     template = console.templates.get_template("_deployment_live.html")
 
-    async def render() -> str:
+    async def make() -> str:
         page = await deployment_page(store, ctl, console.guards, dep_id, full=False)
         return template.render(**page)
+
+    async def render() -> str:
+        return await console.shared.get(f"deployment:{dep_id}", loop_time(), make)
 
     return _stream(request, "deployment", render)

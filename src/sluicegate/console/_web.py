@@ -20,6 +20,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from sluicegate.console._explain import verdict_word
 from sluicegate.console._session import COOKIE, Session, Sessions
+from sluicegate.console._shared import Shared
 from sluicegate.console._svg import weight_bar
 from sluicegate.monitor.guards import DefaultGuards
 from sluicegate.store import Store
@@ -70,6 +71,7 @@ class ConsoleState:
     stream_lifetime: float = 300.0
     streams: int = 0
     closed: bool = False  # a flag, not an asyncio.Event: no loop is bound to it
+    shared: Shared = field(default_factory=lambda: Shared(max_age=0.2))  # live views
     templates: Environment = field(default_factory=templates)
 
     def close(self) -> None:
