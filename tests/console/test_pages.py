@@ -260,3 +260,19 @@ def test_a_mistake_in_the_console_is_a_page_naming_it_and_the_api_keeps_its_json
     assert r.status_code == 409 and "can be retried" in r.text  # it is still active
     api = TestClient(world.app).get("/v1/services")
     assert api.status_code == 401 and api.json()["error"]
+
+
+def test_an_insecure_server_lets_anyone_in_as_admin_but_still_wants_csrf(world: World) -> None:
+    world.app.state.insecure = True  # sluice server --insecure: no token needed
+    c = world.client()
+    r = c.post("/ui/login", data={"token": "anything"}, follow_redirects=False)
+    assert r.status_code == 303
+    assert "insecure (admin)" in c.get("/ui/").text
+    url = f"/ui/deployments/{world.dep.id}/stop"
+    assert c.post(url, data={"reason": "x"}).status_code == 403
+    assert (
+        c.post(url, data={"reason": "x", "csrf": csrf_of(c)}, follow_redirects=False).status_code
+        == 303
+    )
+    [cmd] = world.store.commands.pending(world.dep.id)
+    assert (cmd.command, cmd.actor) == ("stop", "insecure")
