@@ -187,3 +187,41 @@ def test_a_deployer_drills_an_alarm_and_its_history_names_who_and_why(tmp_path: 
     history = page.split("<h2>History</h2>", 1)[1]
     assert "deployer-1" in history and "game day" in history and "(forced)" in history
     w.store.close()
+
+
+def apply_form(c: TestClient, **fields: str) -> dict[str, str]:
+    page = c.get("/ui/flags/prod").text
+    expected = page.split('name="expected" value="', 1)[1].split('"', 1)[0]
+    return {"csrf": csrf_of(c, "/ui/flags/prod"), "expected": expected, **fields}
+
+
+def test_a_deployer_saves_a_pasted_flag_set_and_the_mistakes_save_nothing(world: World) -> None:
+    c = world.client("deployer")
+    c.post("/ui/flags/prod/rollout/stop", data={"csrf": csrf_of(c), "reason": "x"})
+    page = c.get("/ui/flags/prod").text
+    assert "default_variant: v" in page  # the form starts from the current document
+    url = "/ui/flags/prod/apply"
+    good = "flags:\n  checkout: {type: string, variants: {v: newest}, default_variant: v}\n"
+    mistakes = [
+        ({"document": "", "reason": "x"}, "required: paste the flag set"),
+        ({"document": "flags: [\n", "reason": "x"}, "not YAML at line"),
+        ({"document": "a: &x [1]\nb: *x\n", "reason": "x"}, "aliases (*name) are not accepted"),
+        ({"document": "flags: {checkout: {type: strin}}", "reason": "x"}, "flags.checkout"),
+        ({"document": good, "reason": "x", "strategy": "Slowly"}, "rollout.strategy"),
+        ({"document": good, "reason": ""}, "reason: required"),
+    ]
+    for fields, problem in mistakes:
+        r = c.post(url, data=apply_form(c, **fields))
+        assert r.status_code == 422 and problem in r.text, (fields, r.text[-600:])
+    stale = {**apply_form(c, document=good, reason="x"), "expected": "1"}
+    r = c.post(url, data=stale)
+    assert r.status_code == 409  # someone saved a version since this form was made
+    assert world.store.flags.environment("prod").latest_version == 3  # nothing saved
+    r = c.post(url, data=apply_form(c, document=good, reason="new price copy"),
+               follow_redirects=False)  # fmt: skip
+    assert r.status_code == 303
+    v = world.store.flags.version("prod")
+    assert (v.version, v.actor, v.message) == (4, "deployer-1", "new price copy")
+    assert v.document["flags"]["checkout"]["variants"] == {"v": "newest"}
+    reader = world.client("reader")
+    assert 'id="apply-form"' not in reader.get("/ui/flags/prod").text

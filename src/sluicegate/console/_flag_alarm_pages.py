@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import yaml
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from markupsafe import Markup
@@ -13,7 +14,7 @@ from markupsafe import Markup
 from sluicegate.console._explain import explain_alarm
 from sluicegate.console._svg import Series, line_chart
 from sluicegate.console._web import reason_of, render, require_action, viewer_of
-from sluicegate.errors import SluicegateError
+from sluicegate.errors import Problem, SluicegateError, SpecError
 from sluicegate.flags.rollout import RolloutCommand
 from sluicegate.flagservice import FlagService
 from sluicegate.monitor.engine import AlarmEngine
@@ -119,9 +120,11 @@ def flag_env(
         except SluicegateError as exc:
             problem = f"diff: {exc}"
     keys: list[str] = []
+    current_text = ""
     if info.current_version is not None:
         document = flags.store.flags.version(env, info.current_version).document
         keys = sorted((document.get("flags") or {}).keys())
+        current_text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
     explained = None
     if key and user is not None:
         try:
@@ -153,6 +156,7 @@ def flag_env(
         user=user or "",
         explained=explained,
         exposures=exposures,
+        current_text=current_text,
         rollout=rollout,
         progress=progress,
         rollout_events=list(reversed(events)),
@@ -178,6 +182,58 @@ def _exposure_chart(store: Store, env: str, flag: str, now: float) -> Markup:
             )
         )
     return line_chart(f"exposures of {flag} by variant, per minute (last hour)", series)
+
+
+class _NoAliases(yaml.SafeLoader):
+    """YAML without anchors and aliases: a pasted "billion laughs" cannot grow into a huge
+    document when it is stored as JSON."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not accepted here", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+
+def _document(text: str) -> Any:
+    """The pasted flag set (YAML or JSON); a parse error names the line."""
+    if not text.strip():
+        raise SpecError([Problem("document", "required: paste the flag set (YAML or JSON)")])
+    try:
+        return yaml.load(text, Loader=_NoAliases)  # a SafeLoader without aliases
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise SpecError([Problem("document", f"not YAML{where}: {exc}")]) from exc
+
+
+@router.post("/flags/{env}/apply")
+async def flag_apply(request: Request, env: str) -> Response:
+    """Save a pasted flag set as the next version, at once or rolled out by a strategy;
+    validated like ``PUT /v1/flags/{env}`` (every problem named, nothing saved). The version
+    the form was made from guards against overwriting someone else's change."""
+    viewer, form = await require_action(request)
+    reason = reason_of(form)
+    document = _document(form.get("document", ""))
+    expected = form.get("expected", "")
+    if not expected.isdigit():
+        raise SpecError([Problem("expected", "the version this edit started from: reload")])
+    rollout: dict[str, Any] | None = None
+    strategy = form.get("strategy", "").strip()
+    if strategy:
+        alarms = [a.strip() for a in form.get("alarms", "").split(",") if a.strip()]
+        rollout = {"strategy": strategy, "alarms": alarms}
+    await _flags(request).apply(
+        env,
+        document,
+        actor=viewer.name,
+        message=reason,
+        expected_version=int(expected),
+        rollout=rollout,
+    )
+    return RedirectResponse(f"/ui/flags/{env}", status_code=303)
 
 
 @router.post("/flags/{env}/revert")
