@@ -85,3 +85,14 @@ def test_a_rendering_is_shared_between_streams_within_its_age() -> None:
         ]
 
     assert asyncio.run(run()) == ["v1", "v1", "v2", "v3", "v4", "v5"]
+
+
+def test_the_activity_stream_sends_the_filtered_rows(world: World) -> None:
+    world.store.events.append("service.applied", "other", "other applied", actor="bob")
+    world.store.events.append("token.created", "t", "made a token", actor="carol")
+    c = world.client("reader")
+    page = c.get("/ui/activity?actor=bob").text
+    assert 'sse-connect="/ui/live/activity?actor=bob"' in page
+    with c.stream("GET", "/ui/live/activity?actor=bob") as r:
+        body = "".join(r.iter_text())
+    assert "event: activity" in body and "other applied" in body and "made a token" not in body

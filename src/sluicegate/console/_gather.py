@@ -23,9 +23,9 @@ from sluicegate.monitor.canary import Judgement
 from sluicegate.monitor.guards import DefaultGuards
 from sluicegate.monitor.sources import Second
 from sluicegate.router.traffic import group_name
-from sluicegate.store import Deployment, Store
+from sluicegate.store import Deployment, Event, Store
 
-__all__ = ["deployment_page", "overview"]
+__all__ = ["activity_events", "deployment_page", "overview"]
 
 WINDOW = 60  # seconds of router metrics the guard judges, and the charts show
 
@@ -159,3 +159,16 @@ async def deployment_page(
         "hooks": hooks,
         "logs": logs,
     }
+
+
+def activity_events(
+    store: Store, kind: str | None, service: str | None, actor: str | None, limit: int
+) -> list[Event]:
+    """The event log newest first, by kind (exact or ``prefix.*``), service and who; who
+    is matched among the newest 1,000 events of that kind and service."""
+    found = store.events.query(
+        kind=kind or None, service=service or None, limit=limit if not actor else 1000
+    )
+    if actor:
+        found = [e for e in found if e.actor == actor][-limit:]
+    return list(reversed(found))

@@ -16,7 +16,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 
-from sluicegate.console._gather import deployment_page, overview
+from sluicegate.console._gather import activity_events, deployment_page, overview
 from sluicegate.console._web import LoginRequired, console_of, viewer_of
 from sluicegate.deploy.controller import Controller
 from sluicegate.errors import SluicegateError
@@ -123,3 +123,24 @@ async def live_deployment(request: Request, dep_id: str) -> StreamingResponse:
         return await console.shared.get(f"deployment:{dep_id}", loop_time(), make)
 
     return _stream(request, "deployment", render)
+
+
+@router.get("/activity")
+async def live_activity(
+    request: Request,
+    kind: Annotated[str | None, Query(max_length=100)] = None,
+    service: Annotated[str | None, Query(max_length=200)] = None,
+    actor: Annotated[str | None, Query(max_length=200)] = None,
+) -> StreamingResponse:
+    store: Store = request.app.state.store
+    console = console_of(request)
+    template = console.templates.get_template("_activity_rows.html")
+
+    async def make() -> str:
+        return template.render(events=activity_events(store, kind, service, actor, 200))
+
+    async def render() -> str:
+        key = f"activity:{kind}:{service}:{actor}"
+        return await console.shared.get(key, loop_time(), make)
+
+    return _stream(request, "activity", render)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from sluicegate.console._gather import deployment_page, overview
+from sluicegate.console._gather import activity_events, deployment_page, overview
 from sluicegate.console._session import COOKIE
 from sluicegate.console._web import (
     RANK,
@@ -148,17 +149,16 @@ def activity(
     """The one event stream, newest first, filtered by kind (``deployment.*``), service
     and actor (the token's name)."""
     viewer = viewer_of(request)
-    found = _store(request).events.query(
-        kind=kind or None, service=service or None, limit=limit if not actor else 1000
-    )
-    if actor:
-        found = [e for e in found if e.actor == actor][-limit:]
+    found = activity_events(_store(request), kind, service, actor, limit)
     return render(
         request,
         "activity.html",
         viewer=viewer,
-        events=list(reversed(found)),
+        events=found,
         kind=kind or "",
         service=service or "",
         actor=actor or "",
+        query=urlencode(
+            {k: v for k, v in (("kind", kind), ("service", service), ("actor", actor)) if v}
+        ),
     )
