@@ -96,3 +96,20 @@ def test_the_activity_stream_sends_the_filtered_rows(world: World) -> None:
     with c.stream("GET", "/ui/live/activity?actor=bob") as r:
         body = "".join(r.iter_text())
     assert "event: activity" in body and "other applied" in body and "made a token" not in body
+
+
+def test_the_flag_rollout_panel_is_sent_live(world: World) -> None:
+    api = world.client()
+    headers = {"Authorization": f"Bearer {world.tokens['admin']}"}
+    assert api.post("/v1/flags/envs", json={"name": "web"}, headers=headers).status_code == 201
+    doc = {"flags": {"b": {"type": "string", "variants": {"v": "x"}, "default_variant": "v"}}}
+    assert api.put("/v1/flags/web", json={"document": doc}, headers=headers).status_code == 201
+    doc["flags"]["b"]["variants"]["v"] = "y"
+    slow = {"strategy": {"steps": [{"weight": 30, "pause": "1h"}]}}
+    r = api.put("/v1/flags/web", json={"document": doc, "rollout": slow}, headers=headers)
+    assert r.status_code == 201
+    c = world.client("reader")
+    with c.stream("GET", "/ui/live/flags/web") as r:
+        body = "".join(r.iter_text())
+    assert "event: rollout" in body and 'id="rollout-phase">rolling_out' in body
+    assert c.get("/ui/live/flags/nope").status_code == 404

@@ -20,7 +20,7 @@ from sluicegate.flagservice import FlagService
 from sluicegate.monitor.engine import AlarmEngine
 from sluicegate.store import Store
 
-__all__ = ["router"]
+__all__ = ["flag_rollout", "router"]
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
@@ -90,6 +90,20 @@ async def alarm_state(request: Request, service: str, name: str) -> Response:
     return RedirectResponse(f"/ui/alarms/{service}/{name}", status_code=303)
 
 
+def flag_rollout(flags: FlagService, env: str) -> dict[str, Any]:
+    """An environment's rollout in progress (else its latest): its view, progress and
+    events, newest first (the rollout panel, also sent live)."""
+    rollouts = flags.store.flag_rollouts.list(env, limit=1)
+    rollout = flags.rollout_json(rollouts[0]) if rollouts else None
+    progress = flags.rollouts.progress(rollouts[0]) if rollouts and rollouts[0].active else None
+    events = [
+        e
+        for e in flags.store.events.list(subject=f"flags/{env}", limit=200)
+        if rollout is not None and e.data.get("rollout") == rollout["id"]
+    ]
+    return {"rollout": rollout, "progress": progress, "rollout_events": list(reversed(events))}
+
+
 @router.get("/flags")
 def flag_envs(request: Request) -> Response:
     viewer = viewer_of(request)
@@ -135,14 +149,6 @@ def flag_env(
     exposures = (
         _exposure_chart(flags.store, env, shown, request.app.state.clock.now()) if shown else None
     )
-    rollouts = flags.store.flag_rollouts.list(env, limit=1)
-    rollout = flags.rollout_json(rollouts[0]) if rollouts else None
-    progress = flags.rollouts.progress(rollouts[0]) if rollouts and rollouts[0].active else None
-    events = [
-        e
-        for e in flags.store.events.list(subject=f"flags/{env}", limit=200)
-        if rollout is not None and e.data.get("rollout") == rollout["id"]
-    ]
     return render(
         request,
         "flag_env.html",
@@ -157,9 +163,7 @@ def flag_env(
         explained=explained,
         exposures=exposures,
         current_text=current_text,
-        rollout=rollout,
-        progress=progress,
-        rollout_events=list(reversed(events)),
+        **flag_rollout(flags, env),
     )
 
 

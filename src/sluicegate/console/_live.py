@@ -16,10 +16,12 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 
+from sluicegate.console._flag_alarm_pages import flag_rollout
 from sluicegate.console._gather import activity_events, deployment_page, overview
 from sluicegate.console._web import LoginRequired, console_of, viewer_of
 from sluicegate.deploy.controller import Controller
 from sluicegate.errors import SluicegateError
+from sluicegate.flagservice import FlagService
 from sluicegate.store import Store
 
 __all__ = ["router", "sse_message"]
@@ -144,3 +146,19 @@ async def live_activity(
         return await console.shared.get(key, loop_time(), make)
 
     return _stream(request, "activity", render)
+
+
+@router.get("/flags/{env}")
+async def live_flag_rollout(request: Request, env: str) -> StreamingResponse:
+    flags: FlagService = request.app.state.flags
+    flags.store.flags.environment(env)  # 404 before the stream starts
+    console = console_of(request)
+    template = console.templates.get_template("_flag_rollout.html")
+
+    async def make() -> str:
+        return template.render(**flag_rollout(flags, env))
+
+    async def render() -> str:
+        return await console.shared.get(f"flags:{env}", loop_time(), make)
+
+    return _stream(request, "rollout", render)
