@@ -225,3 +225,14 @@ def test_a_deployer_saves_a_pasted_flag_set_and_the_mistakes_save_nothing(world:
     assert v.document["flags"]["checkout"]["variants"] == {"v": "newest"}
     reader = world.client("reader")
     assert 'id="apply-form"' not in reader.get("/ui/flags/prod").text
+
+
+def test_the_alarm_panel_is_sent_live(world: World) -> None:
+    world.console.stream_lifetime = 0.6
+    with world.store.transaction() as tx:
+        sync_alarms_in(tx, ServiceSpec.model_validate(SPEC_WITH_ALARM), "test")
+    c = world.client("reader")
+    with c.stream("GET", "/ui/live/alarms/shop/errors") as r:
+        body = "".join(r.iter_text())
+    assert "event: alarm" in body and "Rule: Sum" in body and "<h2>History</h2>" in body
+    assert c.get("/ui/live/alarms/shop/nope").status_code == 404

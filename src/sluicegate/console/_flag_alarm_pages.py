@@ -20,7 +20,7 @@ from sluicegate.flagservice import FlagService
 from sluicegate.monitor.engine import AlarmEngine
 from sluicegate.store import Store
 
-__all__ = ["flag_rollout", "router"]
+__all__ = ["alarm_view", "flag_rollout", "router"]
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
@@ -43,13 +43,13 @@ def alarms(request: Request) -> Response:
     return render(request, "alarms.html", viewer=viewer, alarms=_store(request).alarms.list())
 
 
-@router.get("/alarms/{service}/{name}")
-def alarm(request: Request, service: str, name: str) -> Response:
-    viewer = viewer_of(request)
-    store = _store(request)
+def alarm_view(store: Store, service: str, name: str) -> dict[str, Any]:
+    """One alarm: its record, the rule and judged datapoints in words, the datapoints
+    against the threshold as a chart, and its state history newest first."""
     a = store.alarms.get(service, name)
     points = [p for p in a.evaluation.get("range", []) if isinstance(p, dict)]
     spec = a.spec or {}
+    threshold = spec.get("threshold")
     chart = line_chart(
         f"{a.id}: datapoints against the threshold",
         [
@@ -59,20 +59,23 @@ def alarm(request: Request, service: str, name: str) -> Response:
                 [(float(p["timestamp"]), p.get("value")) for p in points if "timestamp" in p],
             )
         ],
-        threshold=spec.get("threshold") if isinstance(spec.get("threshold"), int | float) else None,
+        threshold=threshold if isinstance(threshold, int | float) else None,
     )
     judged = [p for p in a.evaluation.get("datapoints", []) if isinstance(p, dict)]
     history = list(reversed(store.events.list(subject=a.id, kind="alarm.state", limit=100)))
-    return render(
-        request,
-        "alarm.html",
-        viewer=viewer,
-        alarm=a,
-        chart=chart,
-        why=explain_alarm(a.id, a.state, a.reason, spec, judged),
-        history=history,
-        states=ALARM_STATES,
-    )
+    return {
+        "alarm": a,
+        "chart": chart,
+        "why": explain_alarm(a.id, a.state, a.reason, spec, judged),
+        "history": history,
+    }
+
+
+@router.get("/alarms/{service}/{name}")
+def alarm(request: Request, service: str, name: str) -> Response:
+    viewer = viewer_of(request)
+    view = alarm_view(_store(request), service, name)
+    return render(request, "alarm.html", viewer=viewer, states=ALARM_STATES, **view)
 
 
 @router.post("/alarms/{service}/{name}/state")

@@ -16,7 +16,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 
-from sluicegate.console._flag_alarm_pages import flag_rollout
+from sluicegate.console._flag_alarm_pages import alarm_view, flag_rollout
 from sluicegate.console._gather import activity_events, deployment_page, overview
 from sluicegate.console._web import LoginRequired, console_of, viewer_of
 from sluicegate.deploy.controller import Controller
@@ -162,3 +162,19 @@ async def live_flag_rollout(request: Request, env: str) -> StreamingResponse:
         return await console.shared.get(f"flags:{env}", loop_time(), make)
 
     return _stream(request, "rollout", render)
+
+
+@router.get("/alarms/{service}/{name}")
+async def live_alarm(request: Request, service: str, name: str) -> StreamingResponse:
+    store: Store = request.app.state.store
+    store.alarms.get(service, name)  # 404 before the stream starts
+    console = console_of(request)
+    template = console.templates.get_template("_alarm_live.html")
+
+    async def make() -> str:
+        return template.render(**alarm_view(store, service, name))
+
+    async def render() -> str:
+        return await console.shared.get(f"alarm:{service}/{name}", loop_time(), make)
+
+    return _stream(request, "alarm", render)
