@@ -67,6 +67,22 @@ def shop(port: int, gate: bool = True) -> dict[str, Any]:
             }
         },
         "deployment": {"config": {"steps": steps}, "termination_wait": "0s"},
+        "alarms": [  # watched, never rolls back: the alarm page's story
+            {
+                "name": "busy",
+                "metric": {
+                    "source": "router",
+                    "name": "requests",
+                    "dimensions": {"listener": "{service}"},
+                },
+                "statistic": "Sum",
+                "period": "2s",
+                "evaluation_periods": 2,
+                "threshold": 5000,
+                "comparison": "GreaterThanThreshold",
+                "guard": False,
+            }
+        ],
     }
 
 
@@ -294,3 +310,20 @@ def test_flags_diff_two_versions_and_follow_a_rollout(world: dict[str, Any]) -> 
     page.click("#do-rollout-rollback")
     expect(page.locator("#rollout-phase")).to_have_text("rolled_back")
     expect(page.locator("#rollout")).to_contain_text("rollback asked by alice: typo in the banner")
+
+
+def test_an_alarm_shows_its_datapoints_and_a_drill_by_click_lands_in_its_history(
+    world: dict[str, Any],
+) -> None:
+    server, browser = world["server"], world["browser"]
+    page = logged_in(browser, server, world["deployer"])
+    page.click("text=Alarms")
+    page.click("a[href='/ui/alarms/shop/busy']")
+    expect(page.locator("#why")).to_contain_text("Rule: Sum GreaterThanThreshold 5000")
+    page.select_option("select[name=state]", "ALARM")
+    page.locator("input[aria-label='reason for the state']").fill("game day")
+    page.click("#do-set-state")
+    expect(page.locator("#alarm-state")).to_have_text("ALARM")
+    expect(page.locator("#alarm-live")).to_contain_text("game day")
+    expect(page.locator("#alarm-live")).to_contain_text("alice")
+    shot(page, "alarm")
