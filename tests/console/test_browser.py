@@ -327,3 +327,16 @@ def test_an_alarm_shows_its_datapoints_and_a_drill_by_click_lands_in_its_history
     expect(page.locator("#alarm-live")).to_contain_text("game day")
     expect(page.locator("#alarm-live")).to_contain_text("alice")
     shot(page, "alarm")
+
+
+def test_the_cli_reason_shows_in_the_console_under_the_token_name(world: dict[str, Any]) -> None:
+    server, browser = world["server"], world["browser"]
+    dep = re.search(r"deployment (\S+):", server.cli("deploy", "shop", "--revision", "v4"))
+    assert dep
+    server.wait_phase(dep.group(1), {"paused_until_promoted"})
+    out = server.cli("rollback", "shop", "--reason", "not today")
+    assert "rollback requested" in out
+    page = logged_in(browser, server, world["reader"])
+    page.goto(f"/ui/deployments/{dep.group(1)}")
+    expect(page.locator("#phase")).to_have_text("rolled_back")
+    expect(page.locator("ol.timeline")).to_contain_text("rollback asked by first-admin: not today")
