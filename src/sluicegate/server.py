@@ -36,6 +36,7 @@ from sluicegate.api import create_app
 from sluicegate.clock import SystemClock
 from sluicegate.compute import ComputeSelector, ExternalCompute, LocalCompute
 from sluicegate.compute.base import ReplicaEvent
+from sluicegate.console import install_console
 from sluicegate.deploy.controller import FAILURE_BOUND, Controller
 from sluicegate.engines import EngineSupervisor, every
 from sluicegate.errors import SluicegateError
@@ -237,6 +238,7 @@ async def _serve(
             allow_private_webhooks=settings.allow_private_webhooks,
         )
         app.state.sources = sources
+        console = install_console(app, clock, guards=guards)  # /ui/: the web console
         # Long requests get 5 s to finish on shutdown; flag streams are ended before that.
         # At most 1,024 requests in flight (more get 503 at once), idle keep-alive 5 s.
         config = uvicorn.Config(
@@ -274,6 +276,7 @@ async def _serve(
         await asyncio.wait([stopper, api_task], return_when=asyncio.FIRST_COMPLETED)
         stopper.cancel()
         app.state.flag_streams.close()
+        console.close()  # its live views end too
         server.should_exit = True
         await engines.stop()
         with contextlib.suppress(asyncio.CancelledError):

@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from sluicegate import __version__
 from sluicegate.api._alarm_routes import router as alarm_router
 from sluicegate.api._alertmanager_routes import router as alertmanager_router
+from sluicegate.api._deploy_views import deployment_view, event_view
 from sluicegate.api._deployment_routes import router as deployment_router
 from sluicegate.api._event_routes import router as event_router
 from sluicegate.api._exposure_routes import router as exposure_router
@@ -34,7 +35,7 @@ from sluicegate.monitor.engine import AlarmEngine
 from sluicegate.monitor.series import SeriesStore
 from sluicegate.store import Store
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "deployment_view", "event_view"]
 
 
 class _RefuseChangesWhilePaused:

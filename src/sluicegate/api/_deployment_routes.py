@@ -14,7 +14,7 @@ from sluicegate.api._deploy_views import (
     event_view,
 )
 from sluicegate.api._deps import Deployer, Reader, ctl_of, store_of
-from sluicegate.api._service_routes import CommandName
+from sluicegate.api._service_routes import CommandName, Reason, one_line
 from sluicegate.api._shapes import COMMON_ERRORS, errors
 from sluicegate.deploy import Command
 from sluicegate.store import Deployment as DeploymentRecord
@@ -73,9 +73,11 @@ async def get_deployment(dep_id: str, request: Request, caller: Reader) -> dict[
     response_model=Deployment,
     responses=errors(404, 409),
 )
-async def retry(dep_id: str, request: Request, caller: Deployer) -> dict[str, Any]:
+async def retry(
+    dep_id: str, request: Request, caller: Deployer, reason: Reason = ""
+) -> dict[str, Any]:
     """Deploy a failed, rolled-back or stopped deployment's revision again, as it was."""
-    return deployment_view(await ctl_of(request).retry(dep_id, caller.name))
+    return deployment_view(await ctl_of(request).retry(dep_id, caller.name, one_line(reason)))
 
 
 @router.post(
@@ -85,11 +87,11 @@ async def retry(dep_id: str, request: Request, caller: Deployer) -> dict[str, An
     responses=errors(404, 409),
 )
 def command(
-    dep_id: str, command: CommandName, request: Request, caller: Deployer
+    dep_id: str, command: CommandName, request: Request, caller: Deployer, reason: Reason = ""
 ) -> dict[str, Any]:
     """Accepted means stored: the engine applies it on its next tick, after a crash too."""
     ctl = ctl_of(request)
-    stored = ctl.command(dep_id, Command(command), caller.name)
+    stored = ctl.command(dep_id, Command(command), caller.name, one_line(reason))
     service = store_of(request).deployments.get(dep_id).service
     return {
         "service": service,

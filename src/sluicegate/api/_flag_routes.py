@@ -311,8 +311,19 @@ def rollouts(
     responses={**COMMON_ERRORS, **errors(404, 409)},
 )
 async def rollout_command(
-    env: str, command: RolloutCommand, request: Request, caller: Deployer
+    env: str,
+    command: RolloutCommand,
+    request: Request,
+    caller: Deployer,
+    reason: Annotated[
+        str,
+        Query(
+            max_length=500,
+            description="why: recorded with the token's name in a `flags.rollout.command` event",
+        ),
+    ] = "",
 ) -> dict[str, Any]:
     """``stop`` or ``rollback``: everyone back on the current version at once."""
     service = _flags(request)
-    return service.rollout_json(await service.rollouts.command(env, command, caller.name))
+    why = " ".join(reason.split())
+    return service.rollout_json(await service.rollouts.command(env, command, caller.name, why))

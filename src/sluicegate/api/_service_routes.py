@@ -23,10 +23,22 @@ from sluicegate.monitor._alarm_records import sync_alarms_in
 from sluicegate.spec._errors import spec_error_from
 from sluicegate.spec.service import DeploymentConfig, DeploymentSpec, ServiceSpec
 
-__all__ = ["CommandName", "router"]
+__all__ = ["CommandName", "Reason", "one_line", "router"]
 
 router = APIRouter(prefix="/v1", tags=["services"], responses=COMMON_ERRORS)
 CommandName = Literal["promote", "promote_full", "rollback", "stop"]
+Reason = Annotated[
+    str,
+    Query(
+        max_length=500,
+        description="why: recorded with the token's name in a `deployment.command` event",
+    ),
+]
+
+
+def one_line(reason: str) -> str:
+    """A reason as one line (newlines and runs of spaces become one space)."""
+    return " ".join(reason.split())
 
 
 class AlarmChanges(BaseModel):
@@ -235,7 +247,7 @@ async def create_deployment(
     responses=errors(404, 409),
 )
 def service_command(
-    name: str, command: CommandName, request: Request, caller: Deployer
+    name: str, command: CommandName, request: Request, caller: Deployer, reason: Reason = ""
 ) -> dict[str, Any]:
     """The command for the service's active deployment (409 when it has none); accepted
     means stored: the engine applies it on its next tick."""
@@ -244,7 +256,7 @@ def service_command(
     active = store.deployments.active_for(name)
     if active is None:
         raise ConflictError(f"service {name!r} has no active deployment to {command}")
-    stored = ctl_of(request).command(active.id, Command(command), caller.name)
+    stored = ctl_of(request).command(active.id, Command(command), caller.name, one_line(reason))
     return {
         "service": name,
         "deployment": active.id,

@@ -109,22 +109,29 @@ def deploy(
 _DEPLOYMENT_ID = re.compile(r"^d-[0-9a-f]{12}$")
 
 
-def _send(api: Api, target: str, command: str) -> str:
+_REASON = click.option(
+    "--reason", default="", help="Why: the event log records it with your token's name."
+)
+
+
+def _send(api: Api, target: str, command: str, reason: str = "") -> str:
     """Give ``command`` to a deployment (by id) or to a service's active deployment; says
     which deployment got it."""
+    params = {"reason": reason} if reason else None
     if _DEPLOYMENT_ID.match(target):
-        api.call("POST", f"/deployments/{target}/{command}")
+        api.call("POST", f"/deployments/{target}/{command}", params=params)
         return target
-    accepted = api.call("POST", f"/services/{target}/{command}")
+    accepted = api.call("POST", f"/services/{target}/{command}", params=params)
     return f"{target} (deployment {accepted['deployment']})"
 
 
 def _command(name: str, doc: str) -> click.Command:
     @click.command(name=name.replace("_", "-"), help=doc)
     @click.argument("target", metavar="DEPLOYMENT|SERVICE")
+    @_REASON
     @api_options
-    def cmd(target: str, url: str, token: str | None) -> None:
-        which = _send(Api(url, token), target, name)
+    def cmd(target: str, reason: str, url: str, token: str | None) -> None:
+        which = _send(Api(url, token), target, name, reason)
         console.print(f"{name.replace('_', ' ')} requested for {which}")
 
     return cmd
@@ -133,11 +140,12 @@ def _command(name: str, doc: str) -> click.Command:
 @click.command()
 @click.argument("target", metavar="DEPLOYMENT|SERVICE")
 @click.option("--full", is_flag=True, help="Skip the remaining steps: all traffic to green now.")
+@_REASON
 @api_options
-def promote(target: str, full: bool, url: str, token: str | None) -> None:
+def promote(target: str, full: bool, reason: str, url: str, token: str | None) -> None:
     """Go to the next step now (ends a pause or the termination wait). TARGET is a
     deployment id or a service (its active deployment)."""
-    which = _send(Api(url, token), target, "promote_full" if full else "promote")
+    which = _send(Api(url, token), target, "promote_full" if full else "promote", reason)
     console.print(f"{'full promotion' if full else 'promotion'} requested for {which}")
 
 
@@ -155,10 +163,12 @@ stop = _command(
 
 @click.command()
 @click.argument("deployment")
+@_REASON
 @api_options
-def retry(deployment: str, url: str, token: str | None) -> None:
+def retry(deployment: str, reason: str, url: str, token: str | None) -> None:
     """Deploy a failed, rolled-back or stopped deployment's revision again."""
-    dep = Api(url, token).call("POST", f"/deployments/{deployment}/retry")
+    params = {"reason": reason} if reason else None
+    dep = Api(url, token).call("POST", f"/deployments/{deployment}/retry", params=params)
     console.print(f"deployment [bold]{dep['id']}[/] retries {dep['service']} {dep['revision']}")
 
 

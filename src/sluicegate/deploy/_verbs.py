@@ -156,8 +156,9 @@ class Verbs:
                 )
             return dep
 
-    async def retry(self, deployment_id: str, actor: str) -> Deployment:
-        """Deploy a failed, rolled-back or stopped deployment's revision again, as it was."""
+    async def retry(self, deployment_id: str, actor: str, reason: str = "") -> Deployment:
+        """Deploy a failed, rolled-back or stopped deployment's revision again, as it was.
+        A ``reason`` is recorded on the old deployment (``deployment.command``)."""
         old = self.store.deployments.get(deployment_id)
         if old.active or old.phase == Phase.SUCCEEDED.value:
             raise ConflictError(
@@ -165,16 +166,40 @@ class Verbs:
                 "rolled-back or stopped deployment can be retried"
             )
         config = config_from_json(old.config["plan"])
-        return await self.deploy(
+        new = await self.deploy(
             old.service, old.revision, actor, config, self.world.env_of(old.service, old.revision)
         )
+        if reason:
+            self.store.events.append(
+                "deployment.command",
+                deployment_id,
+                f"retry asked by {actor} as {new.id}: {reason}",
+                actor=actor,
+                data={"command": "retry", "reason": reason, "deployment": new.id},
+            )
+        return new
 
-    def command(self, deployment_id: str, command: Command, actor: str) -> DeploymentCommand:
-        """Store the command; the engine applies it on its next tick (after a crash too)."""
+    def command(
+        self, deployment_id: str, command: Command, actor: str, reason: str = ""
+    ) -> DeploymentCommand:
+        """Store the command; the engine applies it on its next tick (after a crash too).
+        With a ``reason``, a ``deployment.command`` event records who asked for what and why,
+        in the same transaction."""
         dep = self.store.deployments.get(deployment_id)
         if not dep.active:
             raise ConflictError(f"deployment {deployment_id} is {dep.status}; nothing to do")
-        return self.store.commands.add(deployment_id, command.value, actor)
+        if not reason:
+            return self.store.commands.add(deployment_id, command.value, actor)
+        with self.store.transaction() as tx:
+            stored = tx.commands.add(deployment_id, command.value, actor)
+            tx.events.append(
+                "deployment.command",
+                deployment_id,
+                f"{command.value} asked by {actor}: {reason}",
+                actor=actor,
+                data={"command": command.value, "reason": reason, "command_id": stored.id},
+            )
+        return stored
 
     async def progress(self, dep: Deployment) -> dict[str, Any]:
         """For live views: seconds to the next timed step, and the replicas' health."""

@@ -96,13 +96,24 @@ class RolloutEngine:
                 "it would be reverted at once"
             )
 
-    async def command(self, env: str, command: RolloutCommand, actor: str) -> FlagRollout:
-        """Stop or roll back the environment's rollout now; returns it as recorded."""
+    async def command(
+        self, env: str, command: RolloutCommand, actor: str, reason: str = ""
+    ) -> FlagRollout:
+        """Stop or roll back the environment's rollout now; returns it as recorded. A
+        ``reason`` is recorded first, as a ``flags.rollout.command`` event by ``actor``."""
         async with self._lock:
             rollout = self.store.flag_rollouts.active_for(env)
             if rollout is None:
                 self.store.flags.environment(env)  # NotFoundError for an unknown env
                 raise ConflictError(f"no flag rollout is in progress in {env!r}")
+            if reason:
+                self.store.events.append(
+                    "flags.rollout.command",
+                    subject_of(env),
+                    f"{command} asked by {actor}: {reason}",
+                    actor=actor,
+                    data={"env": env, "rollout": rollout.id, "command": command, "reason": reason},
+                )
             state = RolloutState.from_json(rollout.state)
             obs = RolloutObservation(self.clock.now(), command=command, actor=actor)
             decision = decide(state, _plan(rollout), obs)

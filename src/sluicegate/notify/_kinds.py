@@ -39,6 +39,7 @@ EVENT_FAMILIES: dict[str, tuple[str, ...]] = {
         "green_failed",
         "failed_to_apply",
         "retrying",
+        "command",
         "command_ignored",
         "command_refused",
         "rolled_back",
@@ -62,6 +63,7 @@ EVENT_FAMILIES: dict[str, tuple[str, ...]] = {
         "rollout.completed",
         "rollout.rolled_back",
         "rollout.stopped",
+        "rollout.command",
     ),
     # webhooks themselves: changes, test deliveries, deliveries given up
     "webhook": ("created", "enabled", "disabled", "deleted", "test", "failed"),
