@@ -34,7 +34,7 @@ from sluicegate._private import private_dir, write_secret
 from sluicegate._startup import StateDirLock, StateWatch, bind_api_socket
 from sluicegate.api import create_app
 from sluicegate.clock import SystemClock
-from sluicegate.compute import ComputeSelector, ExternalCompute, LocalCompute
+from sluicegate.compute import ComputeSelector, ContainerCompute, ExternalCompute, LocalCompute
 from sluicegate.compute.base import ReplicaEvent
 from sluicegate.deploy.controller import FAILURE_BOUND, Controller
 from sluicegate.engines import EngineSupervisor, every
@@ -84,6 +84,7 @@ class ServerSettings:
     failure_bound: float = FAILURE_BOUND  # a deployment failing to apply this long: FAILED
     allow_private_webhooks: bool = False  # webhooks may reach loopback/private addresses
     allow_link_local_endpoints: bool = False  # external endpoints on link-local addresses
+    container_host: str | None = None  # engine for compute.container without hosts
     header_timeout: float = HEADER_TIMEOUT  # a request head must arrive within this
     admin_token_file: Path | None = None  # the first admin token goes there (0600), not stdout
     log: LogSettings = field(default_factory=LogSettings)  # also the router's
@@ -136,9 +137,11 @@ async def _serve(
                 c.on_replica_event(event)
 
         compute = LocalCompute(settings.state_dir, on_change=on_change, supervise=False)
+        containers = ContainerCompute(default_host=settings.container_host, on_change=on_change)
         computes = ComputeSelector(
             local=compute,
             external=ExternalCompute(allow_link_local=settings.allow_link_local_endpoints),
+            container=containers,
         )
         clock = SystemClock()
         # One traffic driver over the one router handle, given to everyone who routes or
@@ -199,6 +202,7 @@ async def _serve(
 
         async def check_replicas() -> None:
             compute.check()
+            await containers.check()
 
         engines.add("deploy", controller.tick, every(settings.tick), timeout=600, stall_after=120)
         engines.add("flag-rollouts", flags.rollouts.tick, every(settings.tick))

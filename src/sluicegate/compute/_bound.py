@@ -24,7 +24,7 @@ class Bound(Generic[SpecT]):
     revision: str
     spec: SpecT
 
-    async def start(self) -> list[Replica]:
+    async def start(self, deployment: str | None = None) -> list[Replica]:
         return await self.backend.start(self.service, self.revision, self.spec)
 
     async def health(self) -> list[ReplicaHealth]:
