@@ -11,6 +11,7 @@ Without podman, runc or busybox-static the tests skip (fail with SLUICEGATE_REQU
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -24,7 +25,7 @@ import httpx
 
 from tests._support import require
 
-__all__ = ["APP_IMAGE", "PodmanService", "build_app_images", "podman_service"]
+__all__ = ["APP_IMAGE", "Container", "PodmanService", "build_app_images", "podman_service"]
 
 APP_IMAGE = "localhost/sluice-test-app"
 _BUSYBOX = "/bin/busybox"
@@ -49,6 +50,17 @@ printf 'Content-Type: text/plain\\r\\nX-Version: %s\\r\\n\\r\\n%s\\n' "$APP_VERS
 """
 
 
+@dataclass(frozen=True)
+class Container:
+    id: str
+    state: str  # running, exited, ...
+    labels: dict[str, str]
+
+    @property
+    def revision(self) -> str:
+        return self.labels.get("sluicegate.revision", "")
+
+
 @dataclass
 class PodmanService:
     """A running ``podman system service``: its socket and the environment of its store."""
@@ -71,11 +83,15 @@ class PodmanService:
             raise AssertionError(f"podman {' '.join(args)}: {out.stderr.strip()}")
         return out.stdout
 
-    def labelled(self, service: str) -> list[str]:
-        """``id state`` of every container (running or not) of ``service``."""
+    def labelled(self, service: str) -> list[Container]:
+        """Every container (running or not) of ``service``, by id."""
         text = self.podman("ps", "-a", "--filter", f"label=sluicegate.service={service}",
-                           "--format", "{{.ID}} {{.State}} {{.Labels}}")  # fmt: skip
-        return [line for line in text.splitlines() if line.strip()]
+                           "--format", "json")  # fmt: skip
+        found = [
+            Container(str(c["Id"]), str(c["State"]), dict(c.get("Labels") or {}))
+            for c in json.loads(text or "[]")
+        ]
+        return sorted(found, key=lambda c: c.id)
 
 
 def _env(root: Path) -> dict[str, str]:

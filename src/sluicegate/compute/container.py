@@ -225,7 +225,11 @@ class ContainerCompute:
         its containers are found by label on the spec's hosts."""
         if (service, revision) not in self._revisions:
             rev = _Revision(service, revision, spec, {})
-            await self._find(rev, remove_stopped=True)
+            try:
+                await self._find(rev, remove_stopped=True)
+            except SpecError as exc:  # a host that never answered ran nothing of ours
+                log.warning("stop %s %s: %s", service, revision, exc)
+                return
             self._revisions[(service, revision)] = rev
         await self.stop(service, revision, spec.stop_grace)
 

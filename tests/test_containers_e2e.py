@@ -1,0 +1,131 @@
+"""Container revisions end to end: `sluice server`, its router and a real Podman API service.
+
+One story per test: a canary of v2 over v1 under load that survives a server SIGKILL (no
+failed request, adopted by label, blue's containers removed, no orphan); and the mistakes a
+user makes with containers, each FAILED at once with its cause while blue keeps serving.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests._support import free_port
+from tests._support.podman import APP_IMAGE, PodmanService
+from tests._support.rawhttp import get_many
+from tests._support.server import Server, running_server
+from tests.test_mistakes_e2e import Api
+from tests.test_server_e2e import Load
+
+pytestmark = pytest.mark.slow
+
+
+def spec(name: str, listen: int, **container: Any) -> dict[str, Any]:
+    return {
+        "service": name,
+        "listener": {"port": listen},
+        "health_check": {"path": "/healthz", "interval": "500ms", "timeout": "400ms"},
+        "compute": {
+            "container": {
+                "image": f"{APP_IMAGE}:{{revision}}",
+                "port": 8080,
+                "env": {"APP_VERSION": "{revision}"},
+                "replicas": 2,
+                "stop_grace": "2s",
+                "pull": "never",
+                **container,
+            }
+        },
+        "deployment": {
+            "config": {"steps": [{"weight": 50, "pause": "3s"}, {"weight": 100}]},
+            "termination_wait": "1s",
+            "health_timeout": "4s",
+        },
+    }
+
+
+@pytest.fixture
+def server(tmp_path: Path, podman: PodmanService) -> Iterator[Server]:
+    with running_server(tmp_path / "state", ["--container-host", podman.url]) as s:
+        try:
+            yield s
+        finally:
+            with contextlib.suppress(AssertionError):
+                ids = podman.podman("ps", "-aq", "--filter", "label=sluicegate.service").split()
+                if ids:
+                    podman.podman("rm", "-f", "-t", "0", *ids)
+
+
+def containers(podman: PodmanService, service: str) -> Counter[str]:
+    """Running containers of ``service`` by revision (stopped ones count as ``stopped``)."""
+    return Counter(c.revision if c.state == "running" else c.state
+                   for c in podman.labelled(service))  # fmt: skip
+
+
+def test_a_canary_of_containers_shifts_under_load_survives_a_server_sigkill_and_leaves_no_orphan(
+    server: Server, podman: PodmanService, tmp_path: Path
+) -> None:
+    api = Api(server)
+    port = free_port()
+    assert api.apply(spec("shop", port)).status_code == 200
+    api.until(api.deploy("shop", "v1"), {"succeeded"}, timeout=60)
+    assert Counter(r.version for r in get_many(port, 20)) == {"v1": 20}
+    assert containers(podman, "shop") == {"v1": 2}
+
+    load = Load(port)
+    load.thread.start()
+    dep = api.deploy("shop", "v2")
+    api.until(dep, {"shifting"}, timeout=60)
+    green = {c.id for c in podman.labelled("shop") if c.revision == "v2"}
+    server.kill()  # mid-shift: the router and the containers keep serving
+    time.sleep(1.0)
+    server.start()
+    api = Api(server)
+    final = api.until(dep, {"succeeded", "rolled_back", "failed"}, timeout=60)
+    time.sleep(2.0)  # termination_wait, then blue is stopped
+    load.stop.set()
+    load.thread.join(10)
+    assert final["phase"] == "succeeded", final["events"]
+    assert Counter(r.version for r in get_many(port, 20)) == {"v2": 20}
+    assert set(load.seen) <= {"v1", "v2"}, load.seen  # not one failed request
+    assert load.seen["v1"] > 0 and load.seen["v2"] > 0
+    assert containers(podman, "shop") == {"v2": 2}  # blue removed, no duplicate, no orphan
+    assert {c.id for c in podman.labelled("shop")} == green  # adopted, not restarted
+
+
+def test_container_mistakes_fail_at_once_with_their_cause_and_blue_keeps_serving(
+    server: Server, podman: PodmanService, tmp_path: Path
+) -> None:
+    api = Api(server)
+    port = free_port()
+    assert api.apply(spec("shop", port, replicas=1)).status_code == 200
+    api.until(api.deploy("shop", "v1"), {"succeeded"}, timeout=60)
+    blue = podman.labelled("shop")
+
+    def failed(revision: str, data: dict[str, Any], timeout: float = 20) -> str:
+        assert api.apply(data).status_code == 200
+        dep = api.until(api.deploy("shop", revision), {"failed"}, timeout=timeout)
+        story = [f"{e['message']} {' '.join((e.get('data') or {}).get('logs', []))}"
+                 for e in dep["events"]]  # fmt: skip
+        assert {r.version for r in get_many(port, 10)} == {"v1"}  # blue untouched
+        assert podman.labelled("shop") == blue  # green removed, blue the same
+        return f"{dep['reason']}\n" + "\n".join(story)
+
+    story = failed("nosuch", spec("shop", port, replicas=1))
+    assert f"image {APP_IMAGE}:nosuch does not exist" in story and "pull is never" in story
+
+    story = failed("v2", spec("shop", port, replicas=1, hosts=[f"unix://{tmp_path}/no.sock"]))
+    assert f"the container engine at unix://{tmp_path}/no.sock is unreachable" in story
+
+    story = failed("v2", spec("shop", port, replicas=1, port=9999))
+    assert "health" in story.lower()
+
+    crash = ["/bin/sh", "-c", "echo no config at /etc/shop.toml; exit 3"]
+    story = failed("v2", spec("shop", port, replicas=1, command=crash))
+    assert "exited with status 3" in story and "no config at /etc/shop.toml" in story
