@@ -98,6 +98,17 @@ def test_a_canary_of_containers_shifts_under_load_survives_a_server_sigkill_and_
     assert containers(podman, "shop") == {"v2": 2}  # blue removed, no duplicate, no orphan
     assert {c.id for c in podman.labelled("shop")} == green  # adopted, not restarted
 
+    logs = server.cli("logs", "shop", "-r", "v2")  # the containers' output, through the API
+    assert "==> replica 0 <==" in logs and "response:200" in logs
+    replicas = api.ok("GET", "/services/shop")["replicas"]
+    assert {(r["revision"], r["container"], r["host"], r["state"], r["healthy"], r["restarts"])
+            for r in replicas} == {("v2", cid, podman.url, "running", True, 0)
+                                   for cid in green}  # fmt: skip
+    assert all(r["image"].startswith("sha256:") for r in replicas)
+    status = server.cli("status", "shop")
+    assert all(f"container {cid[:12]}, image sha256:" in status for cid in green), status
+    assert f"host {podman.url}" in status and "running, healthy, 0 restarts" in status
+
 
 def test_container_mistakes_fail_at_once_with_their_cause_and_blue_keeps_serving(
     server: Server, podman: PodmanService, tmp_path: Path

@@ -394,7 +394,9 @@ class ContainerCompute:
                     await engine.stop(str(c["Id"]), rev.spec.stop_grace)  # a duplicate
                     await engine.remove(str(c["Id"]))
                     continue
-                replica = Replica(rev.service, rev.revision, index, port, host=host.address)
+                replica = Replica(rev.service, rev.revision, index, port, host=host.address,
+                                  container=str(c["Id"]), image=_digest(c.get("ImageID")),
+                                  engine=host.url)  # fmt: skip
                 rev.boxes[index] = _Box(
                     replica, host, str(c["Id"]), ReplicaState.RUNNING,
                     self._clock.monotonic() - self._policy.min_uptime, healthy_once=True,
@@ -428,11 +430,13 @@ class ContainerCompute:
             except EngineError:
                 await engine.remove(cid)
                 raise
+            info = await engine.inspect(cid) or {}
         except EngineError as exc:
             raise SpecError([Problem(_WHERE, f"replica {index}: {exc} ({host.chosen})")]) from exc
         replica = Replica(
             rev.service, rev.revision, index, port, host=host.address,
-            started_at=self._clock.now(),
+            started_at=self._clock.now(), container=cid, image=_digest(info.get("Image")),
+            engine=host.url,
         )  # fmt: skip
         box = _Box(replica, host, cid, ReplicaState.RUNNING, self._clock.monotonic())
         rev.boxes[index] = box
@@ -513,6 +517,12 @@ class ContainerCompute:
              "restarts": b.restarts}
             for i, b in sorted(rev.boxes.items())
         ]  # fmt: skip
+
+
+def _digest(image_id: object) -> str | None:
+    """``sha256:<hex>`` whether the engine wrote the prefix or not (Podman lists it bare)."""
+    text = str(image_id or "")
+    return f"sha256:{text.removeprefix('sha256:')}" if text else None
 
 
 def _published_port(container: Mapping[str, object], port: int) -> int | None:
