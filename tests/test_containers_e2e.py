@@ -109,6 +109,18 @@ def test_a_canary_of_containers_shifts_under_load_survives_a_server_sigkill_and_
     assert all(f"container {cid[:12]}, image sha256:" in status for cid in green), status
     assert f"host {podman.url}" in status and "running, healthy, 0 restarts" in status
 
+    podman.podman("kill", "sluicegate-shop-v2-0")  # a crash: the server starts it again
+    deadline = time.monotonic() + 20
+    while True:
+        replica = api.ok("GET", "/services/shop")["replicas"][0]
+        if replica["restarts"] == 1 and replica["healthy"]:
+            break
+        assert time.monotonic() < deadline, replica
+        time.sleep(0.2)
+    assert replica["container"] in green  # the same container, started again
+    restarted = [e for e in api.events("shop") if e["kind"] == "replica.restarted"]
+    assert len(restarted) == 1 and "v2 replica 0" in restarted[0]["message"]
+
 
 def test_container_mistakes_fail_at_once_with_their_cause_and_blue_keeps_serving(
     server: Server, podman: PodmanService, tmp_path: Path
