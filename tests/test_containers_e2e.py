@@ -152,3 +152,37 @@ def test_container_mistakes_fail_at_once_with_their_cause_and_blue_keeps_serving
     crash = ["/bin/sh", "-c", "echo no config at /etc/shop.toml; exit 3"]
     story = failed("v2", spec("shop", port, replicas=1, command=crash))
     assert "exited with status 3" in story and "no config at /etc/shop.toml" in story
+
+
+def test_scaling_the_serving_revision_out_and_in_under_load_fails_no_request(
+    server: Server, podman: PodmanService
+) -> None:
+    api = Api(server)
+    port = free_port()
+    assert api.apply(spec("shop", port)).status_code == 200
+    api.until(api.deploy("shop", "v1"), {"succeeded"}, timeout=60)
+    load = Load(port)
+    load.thread.start()
+    try:
+        assert "shop v1: 2 → 3 replicas" in server.cli("scale", "shop", "--replicas", "3")
+        assert containers(podman, "shop") == {"v1": 3}
+        assert [r["healthy"] for r in api.ok("GET", "/services/shop")["replicas"]] == [True] * 3
+        assert "shop v1: 3 → 1 replicas" in server.cli("scale", "shop", "-n", "1")
+        assert containers(podman, "shop") == {"v1": 1}
+        time.sleep(0.5)
+    finally:
+        load.stop.set()
+        load.thread.join(10)
+    assert set(load.seen) == {"v1"}, load.seen  # not one failed request
+    stored = api.ok("GET", "/services/shop")["spec"]["compute"]["container"]["replicas"]
+    assert stored == 1  # the next deployment starts as many
+
+    refused = api.call("POST", "/services/shop/scale", {"replicas": 0})
+    assert refused.status_code == 422 and "replicas" in refused.text
+    assert api.call("POST", "/services/nope/scale", {"replicas": 2}).status_code == 404
+    dep = api.deploy("shop", "v2")
+    busy = api.call("POST", "/services/shop/scale", {"replicas": 2})
+    assert busy.status_code == 409 and "active deployment" in busy.text
+    api.ok("POST", "/services/shop/rollback")
+    api.until(dep, {"rolled_back"}, timeout=60)
+    assert containers(podman, "shop") == {"v1": 1}

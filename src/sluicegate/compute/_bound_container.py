@@ -37,10 +37,13 @@ class BoundContainer:
         await self.backend.stop_spec(self.service, self.revision, self.spec)
 
     def endpoints(self) -> list[str]:
+        """Those of the replicas within the spec's count: after a scale-in the router lets
+        go of the others before they are stopped."""
         try:
-            return self.backend.endpoints(self.service, self.revision)
+            replicas = self.backend.replicas(self.service, self.revision)
         except NotFoundError:
             return []
+        return [r.address for r in replicas if r.index < self.spec.replicas]
 
     async def adopt(self, records: Sequence[Replica]) -> Adoption:
         return await self.backend.adopt(self.service, self.revision, self.spec, records)
