@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,7 +16,7 @@ import pytest
 from sluicegate.compute import ContainerCompute, ContainerSpec, HostRef, ReplicaEvent
 from sluicegate.compute.base import EventKind, ReplicaState
 from sluicegate.errors import NotFoundError, SpecError
-from tests._support.podman import APP_IMAGE, PodmanService
+from tests._support.podman import APP_IMAGE, PodmanService, build_app_images, podman_service
 from tests.compute.conftest import run
 
 
@@ -199,3 +200,32 @@ def test_a_killed_container_is_started_again_and_its_restarts_counted(
     run(scenario())
     kinds = [e.kind for e in events]
     assert kinds[:3] == [EventKind.STARTED, EventKind.EXITED, EventKind.RESTARTED], events
+
+
+def test_replicas_spread_over_two_hosts_in_turn_and_each_host_runs_its_own(
+    podman: PodmanService, tmp_path: Path
+) -> None:
+    shop = service_name()
+    with podman_service(tmp_path / "second", name="second") as second:
+        build_app_images(second, tmp_path, ("v1",))
+
+        async def scenario() -> None:
+            compute = ContainerCompute()
+            hosts = (HostRef(podman.url), HostRef(second.url))
+            try:
+                spec = spec_on(podman, hosts=hosts, replicas=3)
+                replicas = await compute.start(shop, "v1", spec)
+                assert [r.engine for r in replicas] == [podman.url, second.url, podman.url]
+                for _ in range(50):
+                    if all(h.healthy for h in await compute.health(shop, "v1")):
+                        break
+                assert all(h.healthy for h in await compute.health(shop, "v1"))
+                on_first = {c.labels["sluicegate.replica"] for c in podman.labelled(shop)}
+                on_second = {c.labels["sluicegate.replica"] for c in second.labelled(shop)}
+                assert (on_first, on_second) == ({"0", "2"}, {"1"})
+                await compute.stop(shop, "v1")
+                assert podman.labelled(shop) == [] and second.labelled(shop) == []
+            finally:
+                await compute.aclose()
+
+        run(scenario())
