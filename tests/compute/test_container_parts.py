@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import struct
 
+import pytest
+
+from sluicegate.compute import ContainerCompute
 from sluicegate.compute._container_parts import (
     ContainerSpec,
     HostRef,
@@ -12,6 +15,9 @@ from sluicegate.compute._container_parts import (
     find_default_host,
 )
 from sluicegate.compute._engine import demux_logs
+from sluicegate.errors import SpecError
+from sluicegate.spec import parse_document
+from sluicegate.spec.service import ServiceSpec
 
 
 def test_a_replica_container_is_labelled_limited_published_on_its_host_and_has_an_init() -> None:
@@ -75,3 +81,43 @@ def test_exits_are_described_in_words() -> None:
     assert describe_exit({"OOMKilled": True, "ExitCode": 137}).startswith(
         "was killed: out of memory"
     )
+
+
+def test_secret_env_reaches_the_container_spec_and_is_named_for_redaction(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = {
+        "service": "shop",
+        "listener": {"port": 8000},
+        "compute": {"container": {
+            "image": "localhost/shop:{revision}", "port": 8080,
+            "env": {"TOKEN": {"secret": "SHOP_TOKEN"}, "MODE": "prod"},
+            "hosts": ["unix:///a.sock"],
+        }},
+    }  # fmt: skip
+    spec = parse_document(ServiceSpec, data)
+    compute = ContainerCompute()
+    monkeypatch.delenv("SHOP_TOKEN", raising=False)
+    assert [p.path for p in compute.problems_of(spec)] == ["compute.container.env.TOKEN"]
+    with pytest.raises(SpecError, match="has no SHOP_TOKEN"):
+        compute.place(spec, "v1", {})
+    monkeypatch.setenv("SHOP_TOKEN", "hunter22")
+    placed = compute.place(spec, "v1", {"MODE": "canary"})
+    assert dict(placed.spec.env) == {"MODE": "canary", "TOKEN": "hunter22"}
+    assert compute.secrets_of(spec) == ["hunter22"]
+
+
+def test_without_hosts_and_without_any_engine_apply_is_refused_naming_what_was_tried() -> None:
+    data = {
+        "service": "shop",
+        "listener": {"port": 8000},
+        "compute": {"container": {"image": "localhost/shop:{revision}", "port": 8080}},
+    }
+    spec = parse_document(ServiceSpec, data)
+    compute = ContainerCompute(
+        environ={"XDG_RUNTIME_DIR": "/nonexistent/run"}, socket_exists=lambda path: False
+    )
+    (problem,) = compute.problems_of(spec)
+    assert problem.path == "compute.container.hosts"
+    assert "no --container-host, no CONTAINER_HOST or DOCKER_HOST" in problem.message
+    assert "/nonexistent/run/podman/podman.sock" in problem.message

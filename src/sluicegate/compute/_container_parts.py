@@ -7,9 +7,8 @@ replica's index and its host port, tested with plain values.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from sluicegate.errors import Problem
@@ -143,7 +142,9 @@ def default_socket_candidates(environ: Mapping[str, str]) -> list[str]:
 
 
 def find_default_host(
-    configured: str | None, environ: Mapping[str, str], exists: Any = None
+    configured: str | None,
+    environ: Mapping[str, str],
+    exists: Callable[[str], bool] = os.path.exists,
 ) -> tuple[HostRef | None, str]:
     """The host for a spec without ``hosts``: ``--container-host``, else CONTAINER_HOST /
     DOCKER_HOST, else the first local socket that exists. ``(None, what was tried)`` when
@@ -154,10 +155,9 @@ def find_default_host(
         value = environ.get(name)
         if value:
             return HostRef(value, chosen=f"from {name}"), value
-    check = exists or os.path.exists
     candidates = default_socket_candidates(environ)
     for path in candidates:
-        if check(path):
+        if exists(path):
             return HostRef(f"unix://{path}", chosen="found on this machine"), path
     return None, ", ".join(candidates)
 
@@ -176,7 +176,3 @@ def describe_exit(state: Mapping[str, Any]) -> str:
     if error:
         text += f": {error}"
     return text
-
-
-def is_socket_path(path: str) -> bool:
-    return Path(path).is_socket()

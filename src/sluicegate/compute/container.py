@@ -86,7 +86,8 @@ class ContainerCompute:
     """Runs revisions as containers (implements ``Compute[ContainerSpec]``).
 
     ``default_host``: ``sluice server --container-host``; without it, CONTAINER_HOST /
-    DOCKER_HOST or a local socket is used for specs that name no ``hosts``.
+    DOCKER_HOST (from ``environ``) or a local socket (one ``socket_exists`` finds) is used
+    for specs that name no ``hosts``.
     """
 
     def __init__(
@@ -97,9 +98,11 @@ class ContainerCompute:
         on_change: Callable[[ReplicaEvent], object] | None = None,
         restart: RestartPolicy | None = None,
         environ: Mapping[str, str] | None = None,
+        socket_exists: Callable[[str], bool] = os.path.exists,
     ) -> None:
         self._default_host = default_host
         self._environ = os.environ if environ is None else environ
+        self._exists = socket_exists
         self._clock: Clock = clock or SystemClock()
         self._on_change = on_change
         self._policy = restart or RestartPolicy()
@@ -115,7 +118,7 @@ class ContainerCompute:
             return [], []
         if container.hosts:
             return [HostRef(h.url, h.address) for h in container.hosts], []
-        found, tried = find_default_host(self._default_host, self._environ)
+        found, tried = find_default_host(self._default_host, self._environ, self._exists)
         if found is None:
             return [], [Problem(f"{_WHERE}.hosts", (
                 f"no container host: none given here, no --container-host, no CONTAINER_HOST"
