@@ -1,0 +1,144 @@
+"""Container replicas: start → healthy, and memory per replica, against local processes.
+
+Runs its own ``podman system service`` (as the tests do: runc, a vfs store in a temp dir)
+and the tests' image (busybox httpd on scratch). The baseline, measured in the same run,
+is the same busybox httpd started as a local process by ``LocalCompute``: the difference is
+what a container costs. Prints a table; not a test.
+
+    python bench/containers.py [--runs 20] [--replicas 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sluicegate.compute import (  # noqa: E402
+    ContainerCompute,
+    ContainerSpec,
+    HostRef,
+    LocalCompute,
+    LocalSpec,
+)
+from tests._support.podman import (  # noqa: E402
+    APP_IMAGE,
+    PodmanService,
+    build_app_images,
+    podman_service,
+)
+
+
+async def until_healthy(compute: ContainerCompute | LocalCompute, service: str) -> None:
+    deadline = time.monotonic() + 30
+    while not all(h.healthy for h in await compute.health(service, "v1", timeout=1)):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{service} not healthy in 30 s")
+        await asyncio.sleep(0.01)
+
+
+async def start_times(
+    compute: ContainerCompute | LocalCompute, spec: ContainerSpec | LocalSpec, runs: int
+) -> list[float]:
+    times = []
+    for i in range(runs):
+        service = f"bench{i}"
+        started = time.perf_counter()
+        await compute.start(service, "v1", spec)  # type: ignore[arg-type]
+        await until_healthy(compute, service)
+        times.append(time.perf_counter() - started)
+        await compute.stop(service, "v1", 0.0)
+    return times
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (from /proc/*/stat)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def container_rss(podman: PodmanService, service: str) -> list[int]:
+    """Per container: RSS of its conmon and every process under it (init, app)."""
+    ids = podman.podman("ps", "-q", "--no-trunc", "--filter",
+                        f"label=sluicegate.service={service}").split()  # fmt: skip
+    out = []
+    for info in json.loads(podman.podman("inspect", *ids)):
+        conmon = int(info["State"]["ConmonPid"])
+        out.append(sum(rss_kib(p) for p in tree(conmon)))
+    return out
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def main(runs: int, replicas: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp, podman_service(Path(tmp) / "podman") as podman:
+        build_app_images(podman, Path(tmp), ("v1",))
+        www = Path(tmp) / "app-image" / "www"
+        containers = ContainerCompute()
+        local = LocalCompute(Path(tmp) / "state")
+        cspec = ContainerSpec(image=f"{APP_IMAGE}:v1", port=8080, hosts=(HostRef(podman.url),),
+                              pull="never", stop_grace=1.0)  # fmt: skip
+        lspec = LocalSpec(command=["/bin/busybox", "httpd", "-f", "-p", "127.0.0.1:{port}",
+                                   "-h", str(www)], stop_grace=1.0)  # fmt: skip
+        try:
+            c_times = await start_times(containers, cspec, runs)
+            l_times = await start_times(local, lspec, runs)
+            await containers.start("mem", "v1", ContainerSpec(**{**cspec.__dict__,
+                                                                 "replicas": replicas}))  # fmt: skip
+            await until_healthy(containers, "mem")
+            c_rss = container_rss(podman, "mem")
+            reps = await local.start("mem", "v1", LocalSpec(**{**lspec.__dict__,
+                                                             "replicas": replicas}))  # fmt: skip
+            l_rss = [sum(rss_kib(p) for p in tree(r.pid or 0)) for r in reps]
+            await containers.stop("mem", "v1", 0.0)
+            await local.stop("mem", "v1", 0.0)
+        finally:
+            await containers.aclose()
+            await local.aclose()
+    print(f"machine: {os.cpu_count()} cores, podman (runc, vfs), {runs} runs each, "
+          f"{replicas} replicas for memory")  # fmt: skip
+    print(f"{'':32} {'p50':>9} {'p95':>9} {'max':>9}")
+    for name, times in (("container start→healthy (s)", c_times),
+                        ("local process start→healthy (s)", l_times)):  # fmt: skip
+        print(f"{name:32} {statistics.median(times):9.3f} {pct(times, 0.95):9.3f}"
+              f" {max(times):9.3f}")
+    print(f"{'RSS per replica (KiB), median':32} container {statistics.median(c_rss):.0f}"
+          f" (conmon+init+httpd), local {statistics.median(l_rss):.0f} (httpd)")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--replicas", type=int, default=5)
+    args = parser.parse_args()
+    asyncio.run(main(args.runs, args.replicas))
