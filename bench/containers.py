@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import statistics
@@ -22,14 +23,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sluicegate.compute import (  # noqa: E402
+from sluicegate.compute import (
     ContainerCompute,
     ContainerSpec,
     HostRef,
     LocalCompute,
     LocalSpec,
 )
-from tests._support.podman import (  # noqa: E402
+from tests._support.podman import (
     APP_IMAGE,
     PodmanService,
     build_app_images,
@@ -113,12 +114,10 @@ async def main(runs: int, replicas: int) -> None:
         try:
             c_times = await start_times(containers, cspec, runs)
             l_times = await start_times(local, lspec, runs)
-            await containers.start("mem", "v1", ContainerSpec(**{**cspec.__dict__,
-                                                                 "replicas": replicas}))  # fmt: skip
+            await containers.start("mem", "v1", dataclasses.replace(cspec, replicas=replicas))
             await until_healthy(containers, "mem")
             c_rss = container_rss(podman, "mem")
-            reps = await local.start("mem", "v1", LocalSpec(**{**lspec.__dict__,
-                                                             "replicas": replicas}))  # fmt: skip
+            reps = await local.start("mem", "v1", dataclasses.replace(lspec, replicas=replicas))
             l_rss = [sum(rss_kib(p) for p in tree(r.pid or 0)) for r in reps]
             await containers.stop("mem", "v1", 0.0)
             await local.stop("mem", "v1", 0.0)
@@ -130,10 +129,13 @@ async def main(runs: int, replicas: int) -> None:
     print(f"{'':32} {'p50':>9} {'p95':>9} {'max':>9}")
     for name, times in (("container start→healthy (s)", c_times),
                         ("local process start→healthy (s)", l_times)):  # fmt: skip
-        print(f"{name:32} {statistics.median(times):9.3f} {pct(times, 0.95):9.3f}"
-              f" {max(times):9.3f}")
-    print(f"{'RSS per replica (KiB), median':32} container {statistics.median(c_rss):.0f}"
-          f" (conmon+init+httpd), local {statistics.median(l_rss):.0f} (httpd)")
+        print(
+            f"{name:32} {statistics.median(times):9.3f} {pct(times, 0.95):9.3f} {max(times):9.3f}"
+        )
+    print(
+        f"{'RSS per replica (KiB), median':32} container {statistics.median(c_rss):.0f}"
+        f" (conmon+init+httpd), local {statistics.median(l_rss):.0f} (httpd)"
+    )
 
 
 if __name__ == "__main__":
