@@ -186,3 +186,24 @@ def test_scaling_the_serving_revision_out_and_in_under_load_fails_no_request(
     api.ok("POST", "/services/shop/rollback")
     api.until(dep, {"rolled_back"}, timeout=60)
     assert containers(podman, "shop") == {"v1": 1}
+
+
+def test_a_container_release_failing_30_percent_is_rolled_back_by_the_default_guards(
+    server: Server, podman: PodmanService
+) -> None:
+    api = Api(server)
+    port = free_port()
+    assert api.apply(spec("shop", port)).status_code == 200
+    api.until(api.deploy("shop", "v1"), {"succeeded"}, timeout=60)
+    load = Load(port)
+    load.thread.start()
+    try:
+        dep = api.deploy("shop", "v2", env={"FAIL_PERCENT": "30"})
+        final = api.until(dep, {"rolled_back", "succeeded", "failed"}, timeout=60)
+    finally:
+        load.stop.set()
+        load.thread.join(10)
+    assert final["phase"] == "rolled_back", final["events"]
+    assert load.seen["500"] > 0 and load.seen["v1"] > 0  # it was bad, and blue served on
+    assert {r.version for r in get_many(port, 20)} == {"v1"}
+    assert containers(podman, "shop") == {"v1": 2}  # green's containers removed

@@ -4,7 +4,8 @@
 ``containers.conf`` (runtime runc, no default ulimits: crun and raising rlimits are refused
 on these machines) and its own image store (vfs), so the tests leave nothing in the
 machine's. The test app is busybox's ``httpd`` (Debian's ``busybox-static``) on a scratch
-image: ``/healthz`` answers ``ok``, ``/`` answers ``$APP_VERSION`` in body and ``X-Version``.
+image: ``/healthz`` answers ``ok``, ``/`` answers ``$APP_VERSION`` in body and ``X-Version``
+(and fails ``$FAIL_PERCENT`` % of requests with a 500: a bad release).
 Without podman, runc or busybox-static the tests skip (fail with SLUICEGATE_REQUIRE_ALL=1).
 """
 
@@ -46,6 +47,9 @@ CMD ["/bin/busybox", "httpd", "-f", "-v", "-p", "8080", "-h", "/www"]
 """
 _INDEX_CGI = """\
 #!/bin/sh
+if [ $((RANDOM % 100)) -lt "${FAIL_PERCENT:-0}" ]; then
+  printf 'HTTP/1.1 500 Internal Server Error\\r\\n'
+fi
 printf 'Content-Type: text/plain\\r\\nX-Version: %s\\r\\n\\r\\n%s\\n' "$APP_VERSION" "$APP_VERSION"
 """
 
