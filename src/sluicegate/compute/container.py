@@ -319,14 +319,21 @@ class ContainerCompute:
                     if seen is None:
                         continue  # the engine did not answer: nothing known, nothing done
                     if box.state is ReplicaState.RUNNING and seen.get(box.cid) != "running":
-                        await self._exited(rev, box, now, seen.get(box.cid))
+                        await self._exited(rev, box, now)
                     elif box.state is ReplicaState.RESTARTING and now >= box.restart_at:
                         await self._restart(rev, box)
 
-    async def _exited(self, rev: _Revision, box: _Box, now: float, listed: str | None) -> None:
-        info = await self._engine(box.host.url).inspect(box.cid) if listed else None
+    async def _exited(self, rev: _Revision, box: _Box, now: float) -> None:
+        # Asked again, one by one: the list may predate a container started meanwhile.
+        try:
+            info = await self._engine(box.host.url).inspect(box.cid)
+        except EngineError as exc:
+            log.warning("container check: %s", exc)
+            return
+        if box.state is not ReplicaState.RUNNING or rev.boxes.get(box.replica.index) is not box:
+            return  # stopped or replaced while we asked
         if info is not None and info.get("State", {}).get("Running"):
-            return  # started again meanwhile
+            return
         how = describe_exit(info.get("State", {})) if info else "was removed"
         uptime = now - box.started_at
         box.last_exit = f"container {box.cid[:12]} {how} after {uptime:.1f}s"
