@@ -20,7 +20,7 @@ LINT_PATHS  := src tests bench examples
 # The Node OFREP interop test's packages (tests/agent/test_node_ofrep_interop.py).
 NODE_INTEROP := tests/interop/node
 
-.PHONY: help venv node-interop test lint fmt demo bench clean distclean
+.PHONY: help venv node-interop test lint fmt demo demo-containers bench clean distclean
 
 help:
 	@echo "make demo    the router at 90/10 with sticky users, then a canary deployment v1 -> v2"
@@ -100,6 +100,9 @@ fmt: venv
 demo: venv
 	$(BIN)/python examples/demo.py
 	$(BIN)/python examples/deploy_demo.py
+
+demo-containers: venv
+	$(BIN)/python examples/deploy_demo.py --containers
 
 bench: venv
 	$(BIN)/python bench/router.py $(BENCH_ARGS)

@@ -9,6 +9,10 @@ fails 30 % of its requests, with Canary10Percent5Minutes: the default guards (gr
 blue, every second) roll it back by themselves; the demo prints the blast radius. Everything
 is stopped at the end, on failure and on Ctrl-C too (``sluice server`` leaves the router and
 replicas running by design; the demo stops them, see examples/_cleanup.py).
+
+With ``--containers`` (``make demo-containers``) the same story runs with every revision as
+containers: the demo starts a Podman API service of its own, builds the shop image locally
+(examples/_containers.py) and points ``sluice server --container-host`` at it.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from pathlib import Path
 import httpx
 import yaml
 from _cleanup import DEMO_VAR, new_run_id, stop_marked  # beside this script
+from _containers import Podman, container_compute
 from rich.console import Console
 from rich.table import Table
 
@@ -52,6 +57,7 @@ class Demo:
         self.server: subprocess.Popen[str] | None = None
         # The server and everything it starts (router, replicas, hooks) carry this marker.
         self.run_id = new_run_id()
+        self.server_args: list[str] = []
 
     def start_server(self) -> None:
         console.print(f"[bold]sluice server[/] --state-dir {self.state} --port {self.api_port}")
@@ -67,6 +73,7 @@ class Demo:
                     str(self.state),
                     "--port",
                     str(self.api_port),
+                    *self.server_args,
                 ],
                 stdout=subprocess.PIPE,
                 stderr=err,
@@ -233,12 +240,20 @@ def main() -> int:
     spec = yaml.safe_load((HERE / "shop.yaml").read_text())
     spec["listener"] = {"port": port, "test_port": test_port}
     spec["compute"]["local"]["command"][:2] = [sys.executable, str(HERE / "app.py")]
+    podman = Podman(workdir) if "--containers" in sys.argv[1:] else None
+    if podman is not None:
+        spec["compute"] = container_compute()
+        demo.server_args = ["--container-host", podman.url]
     spec_path = workdir / "shop.yaml"
     spec_path.write_text(yaml.safe_dump(spec))
     ok, code = False, 1
     # SIGTERM (from make or CI) cleans up like Ctrl-C does.
     signal.signal(signal.SIGTERM, _interrupt)
     try:
+        if podman is not None:
+            console.print(f"[bold]podman system service[/] {podman.url}; building the image")
+            podman.start()
+            podman.build(("v1", "v2", "v3"))
         demo.start_server()
         console.print(demo.sluice("apply", "-f", str(spec_path)).strip())
         out = demo.sluice("deploy", "shop", "--revision", "v1")
@@ -299,6 +314,8 @@ def main() -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         demo.stop()
+        if podman is not None:
+            console.print(f"removed {podman.stop()} containers and stopped the podman service")
     return code
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests._support import AppProcess, RouterProcess, start_app, start_router
+from tests._support.podman import PodmanService, build_app_images, podman_service
 from tests._support.postgres import PostgresServer, require_postgres_bin
 
 # No process started by the run may outlive it (see the module's docstring); pytester runs
@@ -60,3 +61,13 @@ def pg_server() -> Iterator[PostgresServer]:
     server = PostgresServer.start(require_postgres_bin())
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PodmanService]:
+    """A Podman API service of the session's own, with the test app's images v1 and v2
+    built once (``tests._support.podman``; skips without podman)."""
+    root = tmp_path_factory.mktemp("podman")
+    with podman_service(root) as service:
+        build_app_images(service, root, ("v1", "v2"))
+        yield service

@@ -34,7 +34,7 @@ from sluicegate._private import private_dir, write_secret
 from sluicegate._startup import StateDirLock, StateWatch, bind_api_socket
 from sluicegate.api import create_app
 from sluicegate.clock import SystemClock
-from sluicegate.compute import ComputeSelector, ExternalCompute, LocalCompute
+from sluicegate.compute import ComputeSelector, ContainerCompute, ExternalCompute, LocalCompute
 from sluicegate.compute.base import ReplicaEvent
 from sluicegate.console import install_console
 from sluicegate.deploy.controller import FAILURE_BOUND, Controller
@@ -85,6 +85,7 @@ class ServerSettings:
     failure_bound: float = FAILURE_BOUND  # a deployment failing to apply this long: FAILED
     allow_private_webhooks: bool = False  # webhooks may reach loopback/private addresses
     allow_link_local_endpoints: bool = False  # external endpoints on link-local addresses
+    container_host: str | None = None  # engine for compute.container without hosts
     header_timeout: float = HEADER_TIMEOUT  # a request head must arrive within this
     admin_token_file: Path | None = None  # the first admin token goes there (0600), not stdout
     log: LogSettings = field(default_factory=LogSettings)  # also the router's
@@ -137,9 +138,11 @@ async def _serve(
                 c.on_replica_event(event)
 
         compute = LocalCompute(settings.state_dir, on_change=on_change, supervise=False)
+        containers = ContainerCompute(default_host=settings.container_host, on_change=on_change)
         computes = ComputeSelector(
             local=compute,
             external=ExternalCompute(allow_link_local=settings.allow_link_local_endpoints),
+            container=containers,
         )
         clock = SystemClock()
         # One traffic driver over the one router handle, given to everyone who routes or
@@ -200,6 +203,7 @@ async def _serve(
 
         async def check_replicas() -> None:
             compute.check()
+            await containers.check()
 
         engines.add("deploy", controller.tick, every(settings.tick), timeout=600, stall_after=120)
         engines.add("flag-rollouts", flags.rollouts.tick, every(settings.tick))

@@ -60,6 +60,7 @@ MATRIX: dict[str, str] = {
     "GET /v1/services/{name}": "reader",
     "DELETE /v1/services/{name}": "deployer",
     "POST /v1/services/{name}/deployments": "deployer",
+    "POST /v1/services/{name}/scale": "deployer",
     "GET /v1/services/{name}/logs": "reader",
     "POST /v1/services/{name}/{command}": "deployer",
     "GET /v1/tokens": "admin",

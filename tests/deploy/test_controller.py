@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from sluicegate.clock import SystemClock
-from sluicegate.compute import ComputeSelector, ExternalCompute
+from sluicegate.compute import ComputeSelector, ContainerCompute, ExternalCompute
 from sluicegate.compute.local import LocalCompute
 from sluicegate.deploy import Command, Phase
 from sluicegate.deploy.controller import Controller
@@ -27,11 +27,14 @@ from sluicegate.spec.service import ServiceSpec
 from sluicegate.store import Store
 from tests._support import APP_PATH, free_port
 from tests._support.leakguard import processes_killed_at_exit
+from tests._support.podman import APP_IMAGE, PodmanService
 from tests._support.rawhttp import get_many
 
 
-def shop(port: int, test_port: int, **deployment: Any) -> ServiceSpec:
-    return ServiceSpec.model_validate(
+def shop(port: int, test_port: int, *, on: str | None = None, **deployment: Any) -> ServiceSpec:
+    """The sample service; ``on``: a container engine's URL to run it there instead (the
+    test image answers its revision like the sample app, tests/_support/podman.py)."""
+    spec = ServiceSpec.model_validate(
         {
             "service": "shop",
             "listener": {"port": port, "test_port": test_port},
@@ -54,17 +57,32 @@ def shop(port: int, test_port: int, **deployment: Any) -> ServiceSpec:
             "deployment": {"termination_wait": "1s", "health_timeout": "20s", **deployment},
         }
     )
+    if on is None:
+        return spec
+    data = spec.model_dump(mode="json")
+    data["compute"] = {"container": {
+        "image": f"{APP_IMAGE}:{{revision}}", "port": 8080, "env": {"APP_VERSION": "{revision}"},
+        "replicas": 2, "stop_grace": "2s", "pull": "never", "hosts": [on],
+    }}  # fmt: skip
+    return ServiceSpec.model_validate(data)
 
 
 class Env:
-    def __init__(self, tmp: Path, database: str | None = None) -> None:
+    def __init__(
+        self, tmp: Path, database: str | None = None, podman: PodmanService | None = None
+    ) -> None:
         self.tmp = tmp
         self.port, self.test_port = free_port(), free_port()
         self.router = RouterSupervisor(tmp / "state")
         self.store = Store.open(database or tmp / "state" / "sluicegate.db")
         self.compute = LocalCompute(tmp / "state", poll_interval=0.1)
-        self.computes = ComputeSelector(local=self.compute, external=ExternalCompute())
+        self.containers = ContainerCompute()
+        self.computes = ComputeSelector(
+            local=self.compute, external=ExternalCompute(), container=self.containers
+        )
         self.controller: Controller | None = None
+        self.podman = podman  # set: the service runs as containers there
+        self.on = podman.url if podman is not None else None
 
     async def start(self) -> Controller:
         await self.router.ensure()
@@ -90,6 +108,11 @@ class Env:
         for service, revision in {(r.service, r.revision) for r in self.store.replicas.list()}:
             await self.compute.stop(service, revision, grace=2)
         await self.compute.aclose()
+        await self.containers.aclose()
+        if self.podman is not None:
+            ids = self.podman.podman("ps", "-aq", "--filter", "label=sluicegate.service=shop")
+            if ids.split():
+                self.podman.podman("rm", "-f", "-t", "0", *ids.split())
         self.router.stop()
         await self.router.aclose()
         self.store.close()
@@ -107,6 +130,18 @@ async def any_env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         database = request.getfixturevalue("pg_server").create_database()
     with processes_killed_at_exit():  # and whatever a failed test left unrecorded
         e = Env(tmp_path, database)
+        try:
+            yield e
+        finally:
+            await e.close()
+
+
+@pytest.fixture(params=["local", "container"])
+async def any_compute_env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Env]:
+    """The same story with local processes and with containers (a Podman API service)."""
+    podman = request.getfixturevalue("podman") if request.param == "container" else None
+    with processes_killed_at_exit():
+        e = Env(tmp_path, podman=podman)
         try:
             yield e
         finally:
@@ -158,10 +193,13 @@ async def test_first_deployment_then_a_canary_that_succeeds(any_env: Env) -> Non
     assert kinds[0] == "deployment.created" and "deployment.succeeded" in kinds
 
 
-async def test_manual_rollback_returns_all_traffic_to_blue_and_stops_green(env: Env) -> None:
+async def test_manual_rollback_returns_all_traffic_to_blue_and_stops_green(
+    any_compute_env: Env,
+) -> None:
+    env = any_compute_env
     ctl = await env.start()
     steps = {"steps": [{"weight": 30}, {"pause": "until_promoted"}, {"weight": 100}]}
-    await ctl.apply_service(shop(env.port, env.test_port, config=steps), actor="test")
+    await ctl.apply_service(shop(env.port, env.test_port, on=env.on, config=steps), actor="test")
     first = await ctl.deploy("shop", "v1", actor="test")
     await env.until(first.id, lambda p: p == Phase.SUCCEEDED)
     second = await ctl.deploy("shop", "v2", actor="test")

@@ -122,7 +122,7 @@ def test_a_misspelt_key_is_not_also_reported_as_the_key_it_meant_being_absent() 
     with pytest.raises(SpecError) as info:
         parse_document(ServiceSpec, data)
     assert [str(p) for p in info.value.problems] == [
-        "compute.lokal: unknown key; did you mean 'local'? (valid: local, external)"
+        "compute.lokal: unknown key; did you mean 'local'? (valid: local, external, container)"
     ]
 
 

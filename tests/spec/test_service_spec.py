@@ -305,7 +305,7 @@ def test_exactly_one_compute_backend() -> None:
         "local": {"command": ["app", "{port}"]},
         "external": {"revisions": {"v1": ["127.0.0.1:9001"]}},
     }
-    message = "give exactly one compute backend: local or external"
+    message = "give exactly one compute backend: local, external or container"
     assert only_problem(doc(compute=both)) == ("compute", message)
     assert only_problem(doc(compute={})) == ("compute", message)
 

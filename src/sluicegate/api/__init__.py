@@ -24,6 +24,7 @@ from sluicegate.api._health_routes import router as health_router
 from sluicegate.api._limits import DEFAULT_MAX_BODY, BodyLimit
 from sluicegate.api._metrics_routes import router as metrics_router
 from sluicegate.api._openapi import install_openapi
+from sluicegate.api._scale_routes import router as scale_router
 from sluicegate.api._service_routes import router as service_router
 from sluicegate.api._token_routes import router as token_router
 from sluicegate.api._webhook_routes import router as webhook_router
@@ -95,6 +96,7 @@ def create_app(
     app.state.default_guards = default_guards
     app.state.allow_private_webhooks = allow_private_webhooks
     app.include_router(health_router)
+    app.include_router(scale_router)  # before the services' /{command} route
     app.include_router(service_router)
     app.include_router(deployment_router)
     app.include_router(event_router)

@@ -16,6 +16,7 @@ from sluicegate.api._deploy_views import (
     plan_lines,
 )
 from sluicegate.api._deps import Deployer, Reader, ctl_of, store_of
+from sluicegate.api._replica_status import ReplicaStatus, replica_status
 from sluicegate.api._shapes import COMMON_ERRORS, INT64_MAX, described_as, errors
 from sluicegate.deploy import Command, plan_for
 from sluicegate.errors import ConflictError, Problem, SpecError
@@ -67,6 +68,10 @@ class ServiceDetail(BaseModel):
     revision: str | None = Field(description="the revision serving now; null before the first")
     active_deployment: Deployment | None
     deployments: list[Deployment] = Field(description="the latest five, newest first")
+    replicas: list[ReplicaStatus] = Field(
+        default_factory=list,
+        description="the replicas of the serving revision and of the active deployment's",
+    )
 
 
 class ServiceDeleted(BaseModel):
@@ -187,7 +192,7 @@ def list_services(request: Request, caller: Reader) -> list[dict[str, Any]]:
 
 
 @router.get("/services/{name}", response_model=ServiceDetail, responses=errors(404))
-def get_service(name: str, request: Request, caller: Reader) -> dict[str, Any]:
+async def get_service(name: str, request: Request, caller: Reader) -> dict[str, Any]:
     ctl, store = ctl_of(request), store_of(request)
     spec = store.services.get(name).spec
     active = store.deployments.active_for(name)
@@ -198,6 +203,7 @@ def get_service(name: str, request: Request, caller: Reader) -> dict[str, Any]:
         "revision": ctl.current_revision(name),
         "active_deployment": deployment_view(active) if active else None,
         "deployments": recent,
+        "replicas": await replica_status(ctl, name),
     }
 
 

@@ -39,6 +39,22 @@ def deployments_table(found: list[dict[str, Any]], *, service: bool = True) -> T
     return table
 
 
+def replica_lines(found: list[dict[str, Any]]) -> list[str]:
+    """Per replica (the API's ``ReplicaStatus``), two lines: its state and health, then
+    where it runs (a table would truncate container ids and engine URLs)."""
+    lines = []
+    for r in found:
+        health = "healthy" if r["healthy"] else f"unhealthy ({r['detail']})"
+        lines.append(f"replica {r['revision']}/{r['replica']} at {r['address']}: {r['state']}, "
+                     f"{health}, {r['restarts']} restarts")  # fmt: skip
+        if r["container"]:
+            lines.append(f"  container {r['container'][:12]}, image {(r['image'] or '-')[:19]},"
+                         f" host {r['host']}")  # fmt: skip
+        elif r["pid"]:
+            lines.append(f"  pid {r['pid']}, host {r['host']}")
+    return lines
+
+
 @click.command()
 @click.argument("service")
 @json_option
@@ -56,6 +72,8 @@ def status(service: str, as_json: bool, url: str, token: str | None) -> None:
     console.print(f"[bold]{service}[/]: revision {data['revision'] or '(none yet)'}")
     if data["active_deployment"]:
         console.print(deployment_view(data["active_deployment"]))
+    for line in replica_lines(data.get("replicas") or []):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
     console.print(deployments_table(data["deployments"], service=False))
 
 

@@ -151,6 +151,14 @@ def _http_url(ctx: click.Context, param: click.Parameter, url: str | None) -> st
     "fe80::/10) or cloud metadata names. Off: refused at apply.",
 )
 @click.option(
+    "--container-host",
+    metavar="URL",
+    default=None,
+    help="Engine API for services with compute.container and no hosts: "
+    "unix:///run/podman/podman.sock or tcp://host:2375. Default: CONTAINER_HOST, "
+    "DOCKER_HOST, else the local Podman or Docker socket.",
+)
+@click.option(
     "--header-timeout",
     default="10s",
     show_default=True,

@@ -58,6 +58,9 @@ def _compute(spec: dict[str, Any]) -> str:
     compute = spec.get("compute") or {}
     if compute.get("local"):
         return f"local, {compute['local'].get('replicas', 1)} replica(s)"
+    if compute.get("container"):
+        container = compute["container"]
+        return f"container {container.get('image')}, {container.get('replicas', 1)} replica(s)"
     if compute.get("external"):
         return f"external ({len(compute['external'].get('revisions', {}))} revision(s) listed)"
     return ", ".join(compute) or "-"
@@ -125,4 +128,20 @@ def services_delete(name: str, yes: bool, url: str, token: str | None) -> None:
     )
 
 
-COMMANDS = [services]
+@click.command()
+@click.argument("service")
+@click.option("--replicas", "-n", required=True, type=click.IntRange(1, 64),
+              help="How many replicas the serving revision runs.")  # fmt: skip
+@api_options
+def scale(service: str, replicas: int, url: str, token: str | None) -> None:
+    """Run N replicas of SERVICE's serving revision (and of its next deployments).
+
+    Scaling in takes replicas out of the router before it stops them; scaling out adds
+    the new ones to the router once they are healthy. Refused during a deployment.
+    """
+    out = Api(url, token).call("POST", f"/services/{service}/scale", {"replicas": replicas})
+    console.print(f"{service} {out['revision']}: {out['was']} → {out['replicas']} replicas",
+                  markup=False, highlight=False)  # fmt: skip
+
+
+COMMANDS = [services, scale]

@@ -1,4 +1,4 @@
-"""Where a revision runs: local processes (default) or external endpoints.
+"""Where a revision runs: local processes (default), external endpoints or containers.
 
 The deploy controller asks the :class:`ComputeSelector` for a revision's
 :class:`Placement` (the backend its spec names, with that backend's spec) and records the
@@ -20,6 +20,7 @@ from sluicegate.compute.base import (
     ReplicaState,
     parse_address,
 )
+from sluicegate.compute.container import ContainerCompute, ContainerSpec, HostRef
 from sluicegate.compute.external import ExternalCompute
 from sluicegate.compute.local import LocalCompute, RestartPolicy
 from sluicegate.compute.select import Backend, ComputeSelector, Placement
@@ -29,9 +30,12 @@ __all__ = [
     "Backend",
     "Compute",
     "ComputeSelector",
+    "ContainerCompute",
+    "ContainerSpec",
     "EventKind",
     "ExternalCompute",
     "ExternalSpec",
+    "HostRef",
     "LocalCompute",
     "LocalSpec",
     "Placement",

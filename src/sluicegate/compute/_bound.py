@@ -24,7 +24,7 @@ class Bound(Generic[SpecT]):
     revision: str
     spec: SpecT
 
-    async def start(self) -> list[Replica]:
+    async def start(self, deployment: str | None = None) -> list[Replica]:
         return await self.backend.start(self.service, self.revision, self.spec)
 
     async def health(self) -> list[ReplicaHealth]:
@@ -34,10 +34,13 @@ class Bound(Generic[SpecT]):
         await self.backend.stop(self.service, self.revision, getattr(self.spec, "stop_grace", None))
 
     def endpoints(self) -> list[str]:
+        """Those of the replicas within the spec's count (by index): after a scale-in the
+        router lets go of the others before they are stopped."""
         try:
-            return self.backend.endpoints(self.service, self.revision)
+            found = self.backend.endpoints(self.service, self.revision)
         except NotFoundError:
             return []
+        return found[: getattr(self.spec, "replicas", len(found))]
 
     async def adopt(self, records: Sequence[Replica]) -> Adoption:
         return await self.backend.adopt(self.service, self.revision, self.spec, records)

@@ -44,7 +44,8 @@ class Replica:
     ``pid``/``pid_start_time`` (the process start time in clock ticks since boot, field 22 of
     ``/proc/PID/stat``) identify a local process across PID reuse; both are ``None`` for an
     external endpoint, and so are ``log_path`` and ``started_at``. A start time read back
-    from a store as a float is fine: it is compared as an integer.
+    from a store as a float is fine: it is compared as an integer. ``container``, ``image``
+    (its image id, a digest) and ``engine`` (the engine's URL) are set for a container.
     """
 
     service: str
@@ -56,6 +57,9 @@ class Replica:
     log_path: str | None = None
     host: str = LOCALHOST
     started_at: float | None = None  # wall-clock seconds (the injected clock's ``now``)
+    container: str | None = None
+    image: str | None = None
+    engine: str | None = None
 
     @property
     def address(self) -> str:

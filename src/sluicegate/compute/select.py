@@ -30,8 +30,9 @@ class Placement(Protocol):
     @property
     def revision(self) -> str: ...
 
-    async def start(self) -> list[Replica]:
-        """Start what is missing (SpecError: it cannot run at all)."""
+    async def start(self, deployment: str | None = None) -> list[Replica]:
+        """Start what is missing (SpecError: it cannot run at all); ``deployment``: the id
+        of the deployment starting it, for backends that label what they start."""
         ...
 
     async def health(self) -> list[ReplicaHealth]:

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from sluicegate.clock import Clock
 from sluicegate.deploy._checks import port_conflicts
 from sluicegate.deploy._routing import probe_route, state_from_json, state_to_json
+from sluicegate.deploy._scale import DRAIN, SCALE_WAIT, scaled_spec
 from sluicegate.deploy._world import World
 from sluicegate.deploy.lifecycle import Command, Phase, start
 from sluicegate.deploy.strategies import plan_for
@@ -69,6 +70,53 @@ class Verbs:
                 if live:  # put the router back as the store still describes it
                     await self.world.route()
                 raise
+
+    async def scale(self, service: str, replicas: int, actor: str) -> tuple[str, int]:
+        """Run ``replicas`` of the serving revision, and store the count in the spec (the
+        next deployment starts as many); returns the revision and the count it had.
+
+        Scaling in takes the extra replicas out of the router first and stops them after
+        :data:`DRAIN`. Scaling out routes to the new ones once they are healthy (within the
+        health timeout, at most :data:`SCALE_WAIT`; else ConflictError, and they stay out
+        of the router). Refused (409) while a deployment of the service is active.
+        """
+        async with self._lock:
+            spec = self.spec_of(service)
+            active = self.store.deployments.active_for(service)
+            if active is not None:
+                raise ConflictError(f"service {service!r} has an active deployment {active.id};"
+                                    " scale it once that has ended")  # fmt: skip
+            revision = self.current_revision(service)
+            if revision is None:
+                raise ConflictError(f"service {service!r} serves no revision yet: deploy one")
+            new = scaled_spec(spec, replicas)
+            was = len(self.world.place(spec, revision).endpoints())
+            with self.store.transaction() as tx:
+                tx.services.put(service, new.model_dump(mode="json"))
+                message = f"{service} {revision}: {was} → {replicas} replicas"
+                tx.events.append(
+                    actor=actor, kind="service.scaled", subject=service, message=message
+                )
+            placement = self.world.place(new, revision)
+            if replicas < was:
+                await self.world.route()  # the extra ones leave the router first
+                await asyncio.sleep(DRAIN)
+                await placement.start()  # stops the replicas beyond the count
+                return revision, was
+            await placement.start()
+            deadline = self.clock.monotonic() + min(spec.deployment.health_timeout, SCALE_WAIT)
+            while True:
+                health = await placement.health()
+                if all(h.healthy for h in health):
+                    break
+                if self.clock.monotonic() >= deadline:
+                    sick = [f"replica {h.replica.index}: {h.detail}" for h in health
+                            if not h.healthy]  # fmt: skip
+                    raise ConflictError(f"{service} {revision} scaled to {replicas}, but not"
+                                        f" healthy in time: {'; '.join(sick)}")  # fmt: skip
+                await asyncio.sleep(0.2)
+            await self.world.route()
+            return revision, was
 
     async def delete_service(self, service: str, actor: str) -> list[str]:
         """Stop the service's revisions, forget it (history, alarms), close its listeners.

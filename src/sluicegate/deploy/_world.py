@@ -138,7 +138,7 @@ class World:
         placement = self.place(spec, dep.revision)
         if placement.endpoints():
             return  # already running (a replayed StartGreen)
-        for r in await placement.start():
+        for r in await placement.start(dep.id):
             if r.pid is not None:  # a process of ours: adopted again after a restart
                 self.store.replicas.record(
                     r.service,

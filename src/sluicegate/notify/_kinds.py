@@ -14,7 +14,7 @@ __all__ = ["EVENT_FAMILIES", "EVENT_KINDS", "pattern_problem"]
 
 EVENT_FAMILIES: dict[str, tuple[str, ...]] = {
     # sluice apply / delete (deploy.controller)
-    "service": ("applied", "deleted"),
+    "service": ("applied", "deleted", "scaled"),
     # the deployment controller and its lifecycle (deploy.lifecycle RecordEvent kinds)
     "deployment": (
         "created",

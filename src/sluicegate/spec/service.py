@@ -26,6 +26,13 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field, field_validator
 
 from sluicegate.errors import Problem
+from sluicegate.spec._container import (
+    CONTAINER_PLACEHOLDERS,
+    ContainerComputeSpec,
+    ContainerHostSpec,
+    parse_host_url,
+    parse_memory,
+)
 from sluicegate.spec._deployment_config import (
     PREDEFINED_CONFIGS,
     UNTIL_PROMOTED,
@@ -45,12 +52,14 @@ from sluicegate.spec._placeholders import (
     placeholders_in,
     unknown_placeholders,
 )
+from sluicegate.spec._secret_ref import SecretRef
 from sluicegate.spec._service_alarm import ALARM_PLACEHOLDERS, ServiceAlarmSpec, bind_alarm
 from sluicegate.spec.router import FlagMatchSpec, HealthCheckSpec, StickinessSpec, parse_target
 
 __all__ = [
     "ALARM_PLACEHOLDERS",
     "COMPUTE_PLACEHOLDERS",
+    "CONTAINER_PLACEHOLDERS",
     "HOOK_PLACEHOLDERS",
     "PREDEFINED_CONFIGS",
     "UNTIL_PROMOTED",
@@ -58,6 +67,8 @@ __all__ = [
     "CanaryParams",
     "CommandHookSpec",
     "ComputeSpec",
+    "ContainerComputeSpec",
+    "ContainerHostSpec",
     "DeploymentConfig",
     "DeploymentSpec",
     "ExternalComputeSpec",
@@ -67,6 +78,7 @@ __all__ = [
     "LinearConfig",
     "LinearParams",
     "LocalComputeSpec",
+    "SecretRef",
     "ServiceAlarmSpec",
     "ServiceListenerSpec",
     "ServiceSpec",
@@ -74,6 +86,8 @@ __all__ = [
     "StepsConfig",
     "bind_alarm",
     "expand_placeholders",
+    "parse_host_url",
+    "parse_memory",
     "placeholders_in",
 ]
 
@@ -135,21 +149,6 @@ def _check_command(value: list[str]) -> list[str]:
     if problems:
         raise LocatedError(problems)
     return value
-
-
-class SecretRef(SpecModel):
-    """An env value that is a secret: read when a replica starts, never stored, shown or
-    logged. ``secret: NAME`` takes the server's environment variable NAME; ``file: PATH``
-    the contents of a file (its trailing newline dropped)."""
-
-    secret: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = None
-    file: str | None = None
-
-    @check
-    def _one(self) -> list[Problem]:
-        if (self.secret is None) == (self.file is None):
-            return [Problem("", "give exactly one of secret: NAME or file: PATH")]
-        return []
 
 
 class LocalComputeSpec(SpecModel):
@@ -216,20 +215,22 @@ class ExternalComputeSpec(SpecModel):
 
 
 class ComputeSpec(SpecModel):
-    """Exactly one backend: ``local`` or ``external``."""
+    """Exactly one backend: ``local``, ``external`` or ``container``."""
 
     local: LocalComputeSpec | None = None
     external: ExternalComputeSpec | None = None
+    container: ContainerComputeSpec | None = None
 
     @check
     def _exactly_one(self) -> list[Problem]:
-        if (self.local is None) == (self.external is None):
-            return [Problem("", "give exactly one compute backend: local or external")]
+        given = [k for k in ("local", "external", "container") if getattr(self, k) is not None]
+        if len(given) != 1:
+            return [Problem("", "give exactly one compute backend: local, external or container")]
         return []
 
     @property
     def kind(self) -> str:
-        """The backend's name: the one key given (``local``, ``external``)."""
+        """The backend's name: the one key given (``local``, ``external``, ``container``)."""
         return next(k for k in type(self).model_fields if getattr(self, k) is not None)
 
 
