@@ -62,6 +62,12 @@ def server(tmp_path: Path, podman: PodmanService) -> Iterator[Server]:
                     podman.podman("rm", "-f", "-t", "0", *ids)
 
 
+@pytest.fixture
+def api(server: Server) -> Iterator[Api]:
+    with Api(server) as client:  # it reconnects by itself after a server restart
+        yield client
+
+
 def containers(podman: PodmanService, service: str) -> Counter[str]:
     """Running containers of ``service`` by revision (stopped ones count as ``stopped``)."""
     return Counter(c.revision if c.state == "running" else c.state
@@ -69,9 +75,8 @@ def containers(podman: PodmanService, service: str) -> Counter[str]:
 
 
 def test_a_canary_of_containers_shifts_under_load_survives_a_server_sigkill_and_leaves_no_orphan(
-    server: Server, podman: PodmanService, tmp_path: Path
+    server: Server, api: Api, podman: PodmanService, tmp_path: Path
 ) -> None:
-    api = Api(server)
     port = free_port()
     assert api.apply(spec("shop", port)).status_code == 200
     api.until(api.deploy("shop", "v1"), {"succeeded"}, timeout=60)
@@ -86,7 +91,6 @@ def test_a_canary_of_containers_shifts_under_load_survives_a_server_sigkill_and_
     server.kill()  # mid-shift: the router and the containers keep serving
     time.sleep(1.0)
     server.start()
-    api = Api(server)
     final = api.until(dep, {"succeeded", "rolled_back", "failed"}, timeout=60)
     time.sleep(2.0)  # termination_wait, then blue is stopped
     load.stop.set()
@@ -123,9 +127,8 @@ def test_a_canary_of_containers_shifts_under_load_survives_a_server_sigkill_and_
 
 
 def test_container_mistakes_fail_at_once_with_their_cause_and_blue_keeps_serving(
-    server: Server, podman: PodmanService, tmp_path: Path
+    server: Server, api: Api, podman: PodmanService, tmp_path: Path
 ) -> None:
-    api = Api(server)
     port = free_port()
     assert api.apply(spec("shop", port, replicas=1)).status_code == 200
     api.until(api.deploy("shop", "v1"), {"succeeded"}, timeout=60)
@@ -155,9 +158,8 @@ def test_container_mistakes_fail_at_once_with_their_cause_and_blue_keeps_serving
 
 
 def test_scaling_the_serving_revision_out_and_in_under_load_fails_no_request(
-    server: Server, podman: PodmanService
+    server: Server, api: Api, podman: PodmanService
 ) -> None:
-    api = Api(server)
     port = free_port()
     assert api.apply(spec("shop", port)).status_code == 200
     api.until(api.deploy("shop", "v1"), {"succeeded"}, timeout=60)
@@ -189,9 +191,8 @@ def test_scaling_the_serving_revision_out_and_in_under_load_fails_no_request(
 
 
 def test_a_container_release_failing_30_percent_is_rolled_back_by_the_default_guards(
-    server: Server, podman: PodmanService
+    server: Server, api: Api, podman: PodmanService
 ) -> None:
-    api = Api(server)
     port = free_port()
     assert api.apply(spec("shop", port)).status_code == 200
     api.until(api.deploy("shop", "v1"), {"succeeded"}, timeout=60)
