@@ -41,6 +41,7 @@ class ClientProtocol(RequestParsing, asyncio.Protocol):
         "read_paused",
         "rejected",
         "transport",
+        "trusted",
         "tunnel",
         "upstream_paused",
     )
@@ -62,6 +63,7 @@ class ClientProtocol(RequestParsing, asyncio.Protocol):
         self.upstream_paused = False
         self.rejected: bytes | None = None  # an error answer due after the requests before it
         self.ip = b"unknown"
+        self.trusted = False
         self.deadline = 0.0
         self.dkind = IDLE
         self.in_head = False  # between on_message_begin and on_headers_complete
@@ -72,6 +74,7 @@ class ClientProtocol(RequestParsing, asyncio.Protocol):
         self.host: bytes | None = None
         self.cookie: bytes | None = None
         self.xff: bytes | None = None
+        self.xfp = False
         self.tokens: bytes | None = None
         self.upgrade_hdr: bytes | None = None
         self.te: bytes | None = None
@@ -96,6 +99,7 @@ class ClientProtocol(RequestParsing, asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         if peer:
             self.ip = str(peer[0]).encode()
+            self.trusted = listener.trusts(self.ip)
         plane.clients.add(self)
         self.deadline = plane.now + plane.idle_timeout
 

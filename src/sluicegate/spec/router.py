@@ -17,17 +17,21 @@ from sluicegate.spec._errors import LocatedError
 from sluicegate.spec._model import SpecModel, check
 
 __all__ = [
+    "CIPHER_POLICIES",
     "AdminSpec",
+    "CertificateSpec",
     "FlagMatchSpec",
     "ForwardSpec",
     "HealthCheckSpec",
     "ListenerSpec",
     "MatchSpec",
+    "RedirectSpec",
     "RouterConfig",
     "RuleSpec",
     "StickinessSpec",
     "TargetGroupSpec",
     "TimeoutsSpec",
+    "TlsSpec",
     "UserFromSpec",
     "WeightedGroup",
     "parse_target",
@@ -238,18 +242,111 @@ class RuleSpec(ForwardSpec):
     match: MatchSpec
 
 
+# Named cipher policies for TLS 1.2 (OpenSSL cipher strings), like ALB's security policies.
+# TLS 1.3 always uses OpenSSL's own AEAD suites (Python cannot narrow them). docs/tls.md
+CIPHER_POLICIES: dict[str, str] = {
+    # Forward secrecy and AEAD only: ECDHE with AES-GCM or ChaCha20-Poly1305.
+    "default": "ECDHE+AESGCM:ECDHE+CHACHA20",
+    # Adds ECDHE with AES-CBC for old clients (still forward secret; no RSA key exchange).
+    "compatible": "ECDHE+AESGCM:ECDHE+CHACHA20:ECDHE+AES",
+}
+
+
+class CertificateSpec(SpecModel):
+    """A PEM certificate chain file and its private key file. The names it serves are read
+    from the certificate's subjectAltName DNS entries, not repeated here."""
+
+    cert: Annotated[str, Field(min_length=1)]
+    key: Annotated[str, Field(min_length=1)]
+
+
+def _tls_version(value: Any) -> Any:
+    # YAML reads an unquoted 1.2 as a float; "1.2" and 1.2 mean the same version.
+    if isinstance(value, float | int) and not isinstance(value, bool):
+        value = f"{value:.1f}"
+    if value in ("1.0", "1.1"):
+        raise ValueError(f"TLS {value} is refused (deprecated by RFC 8996): use 1.2 or 1.3")
+    return value
+
+
+class TlsSpec(SpecModel):
+    """TLS termination on a listener: the first certificate is the default, the others are
+    chosen by the server name the client sends (SNI)."""
+
+    certificates: list[CertificateSpec] = Field(min_length=1, max_length=256)
+    min_version: Annotated[Literal["1.2", "1.3"], BeforeValidator(_tls_version)] = "1.2"
+    ciphers: str = "default"
+
+    @field_validator("ciphers")
+    @classmethod
+    def _policy(cls, v: str) -> str:
+        if v not in CIPHER_POLICIES:
+            raise ValueError(f"unknown cipher policy {v!r} (known: {', '.join(CIPHER_POLICIES)})")
+        return v
+
+
+class RedirectSpec(SpecModel):
+    """Answer every request with a redirect to the same host and path on another port
+    (HTTP to HTTPS): ``{to_port: 8443, status: 308}``."""
+
+    to_port: Port
+    status: Literal[301, 302, 303, 307, 308] = 308
+    scheme: Literal["https", "http"] = "https"
+
+
+def _check_network(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not an IP address or network (like 10.0.0.0/8)") from exc
+    return value
+
+
 class ListenerSpec(SpecModel):
     name: Name
     port: Port
     address: str = "127.0.0.1"
+    tls: TlsSpec | None = None
+    # Instead of forwarding: redirect every request (then no default and no rules).
+    redirect: RedirectSpec | None = None
+    # Clients whose X-Forwarded-For/-Proto/-Port are believed (a load balancer in front);
+    # from anyone else those headers are replaced by what this router sees.
+    trusted_proxies: list[Annotated[str, AfterValidator(_check_network)]] = Field(
+        default_factory=list
+    )
     # Client connections open at once, per data-plane process; beyond it: 503 and close.
     max_connections: Annotated[int, Field(ge=1, le=1 << 20)] = 10_000
     # Protocols an Upgrade request may switch to; other Upgrade headers are not forwarded.
     upgrades: list[str] = Field(default_factory=lambda: ["websocket"])
     rules: list[RuleSpec] = Field(default_factory=list)
-    default: ForwardSpec
+    default: ForwardSpec | None = None
 
     _addr = field_validator("address")(classmethod(lambda cls, v: _check_address(v)))
+
+    @check
+    def _forward_or_redirect(self) -> list[Problem]:
+        if self.redirect is None:
+            if self.default is None:
+                return [Problem("default", "a listener needs a default action (or a redirect)")]
+            return []
+        problems = []
+        if self.default is not None:
+            problems.append(Problem("redirect", "a redirect listener has no default action"))
+        if self.rules:
+            problems.append(Problem("redirect", "a redirect listener has no rules"))
+        if self.redirect.to_port == self.port and (self.tls is not None) == (
+            self.redirect.scheme == "https"
+        ):
+            problems.append(
+                Problem("redirect.to_port", "redirects to itself: every request would loop")
+            )
+        return problems
+
+    @property
+    def action(self) -> ForwardSpec:
+        """The default action; only for listeners that forward (not redirect)."""
+        assert self.default is not None, "a redirect listener has no default action"
+        return self.default
 
     @field_validator("upgrades")
     @classmethod
@@ -457,7 +554,9 @@ class RouterConfig(SpecModel):
         groups = {g.name for g in self.target_groups}
         known = ", ".join(sorted(groups))
         for i, lst in enumerate(self.listeners):
-            actions: list[tuple[str, ForwardSpec]] = [("default", lst.default)]
+            actions: list[tuple[str, ForwardSpec]] = []
+            if lst.default is not None:
+                actions.append(("default", lst.default))
             actions += [(f"rules[{j}]", r) for j, r in enumerate(lst.rules)]
             for where, action in actions:
                 for k, wg in enumerate(action.forward):
