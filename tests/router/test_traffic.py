@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections import Counter
 
 import pytest
 
-from sluicegate.errors import SluicegateError
+from sluicegate.errors import Problem, SluicegateError, SpecError
 from sluicegate.router import RouterClient
-from sluicegate.router.traffic import RevisionGroup, RouterTraffic, ServiceRoute, router_config
+from sluicegate.router.traffic import (
+    RevisionGroup,
+    RouterTraffic,
+    ServiceRoute,
+    refusal,
+    router_config,
+)
 from sluicegate.spec import RouterConfig, parse_document
 from tests._support import free_port
 from tests._support import router_config as base_router_config
@@ -89,3 +96,25 @@ def test_router_traffic_applies_routes_and_requests_follow(
         "v2": 100,
     }
     assert Counter(x.version for x in get_many(port, 20)) == {"v2": 20}
+
+
+def test_a_service_tls_block_goes_on_its_listener_and_test_listener() -> None:
+    tls = {
+        "certificates": [{"cert": "/etc/shop.pem", "key": "/etc/shop.key"}],
+        "min_version": "1.3",
+    }
+    route = dataclasses.replace(shop(100, 0), tls=tls)
+    parsed = parse_document(RouterConfig, router_config([route], {"port": 9900}))
+    for listener in parsed.listeners:
+        assert listener.tls is not None
+        assert listener.tls.min_version == "1.3"
+        assert listener.tls.certificates[0].cert == "/etc/shop.pem"
+
+
+def test_a_router_refusal_of_a_certificate_names_the_service_spec_field() -> None:
+    desired = router_config([shop(100, 0)], {"port": 9900})
+    exc = SpecError([Problem("listeners[1].tls.certificates[0].key", "shop.key: no such file")])
+    refused = refusal(exc, desired)
+    assert [(p.path, p.message) for p in refused.problems] == [
+        ("listener.tls.certificates[0].key", "shop.key: no such file (service 'shop')")
+    ]

@@ -59,6 +59,7 @@ class ServiceRoute:
     extra: Mapping[str, Any] = field(default_factory=dict)
     green: str | None = None  # the revision being deployed, when a deployment is active
     flag_route: Mapping[str, Any] | None = None  # a flag match: its users reach green
+    tls: Mapping[str, Any] | None = None  # the listeners' tls block (router config form)
 
     def weights(self) -> dict[str, int]:
         return {g.revision: g.weight for g in self.groups}
@@ -153,6 +154,7 @@ def router_config(
                 "name": r.service,
                 "port": r.port,
                 "address": r.address,
+                **({"tls": dict(r.tls)} if r.tls is not None else {}),
                 "default": {
                     "forward": [
                         {"target_group": group_name(r.service, g.revision), "weight": g.weight}
@@ -179,6 +181,7 @@ def router_config(
                     "name": f"{r.service}-test",
                     "port": r.test_port,
                     "address": r.address,
+                    **({"tls": dict(r.tls)} if r.tls is not None else {}),
                     "default": {
                         "forward": [
                             {"target_group": group_name(r.service, test_rev), "weight": 100}

@@ -46,7 +46,13 @@ from sluicegate.spec._placeholders import (
     unknown_placeholders,
 )
 from sluicegate.spec._service_alarm import ALARM_PLACEHOLDERS, ServiceAlarmSpec, bind_alarm
-from sluicegate.spec.router import FlagMatchSpec, HealthCheckSpec, StickinessSpec, parse_target
+from sluicegate.spec.router import (
+    FlagMatchSpec,
+    HealthCheckSpec,
+    StickinessSpec,
+    TlsSpec,
+    parse_target,
+)
 
 __all__ = [
     "ALARM_PLACEHOLDERS",
@@ -111,11 +117,15 @@ class ServiceListenerSpec(SpecModel):
     ``flag_route`` sends the users a flag selects to green (the revision being deployed)
     whatever the weights, from the moment green takes test traffic until the deployment
     ends: ``{key: new-checkout, variant: "on", user_from: {cookie: uid}}``, evaluated by the
-    router in the flag environment ``sluice server --router-flags-env`` names."""
+    router in the flag environment ``sluice server --router-flags-env`` names.
+
+    ``tls`` makes both ports HTTPS, as a router listener's ``tls:`` block (docs/tls.md):
+    certificate files are read by the router, relative to its working directory."""
 
     port: Port
     test_port: Port | None = None
     flag_route: FlagMatchSpec | None = None
+    tls: TlsSpec | None = None
 
     @check
     def _distinct(self) -> list[Problem]:
