@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sluicegate._heap import freeze_startup_heap
+from sluicegate._trust import ca_context
 from sluicegate.agent._cache import SnapshotCache
 from sluicegate.agent._http import AgentHttp
 from sluicegate.agent._reporter import ExposureReporter
@@ -44,6 +45,7 @@ class AgentSettings:
     cache_dir: Path = Path(".sluice-agent")
     poll_interval: float = 30.0
     report_interval: float = 10.0  # exposure reports; 0 = never
+    ca_file: str | None = None  # trust the server certificates this CA signed (https)
 
 
 def _accept_from_thread(
@@ -118,6 +120,7 @@ async def serve_agent(
         poll_interval=settings.poll_interval,
         name="sluicegate-agent-sync",
         monotonic=clock.monotonic,
+        ca_file=settings.ca_file,
     )
     state.sync = sync.status  # the sync thread updates this object in place
     sync.start()
@@ -131,6 +134,7 @@ async def serve_agent(
             state.metrics.evaluations,
             clock,
             settings.report_interval,
+            verify=ca_context(settings.ca_file),
         )
         reporter.start()
     if ready is not None:

@@ -17,6 +17,14 @@ import click
 )
 @click.option("--env", "env", required=True, help="The environment whose flags to serve.")
 @click.option(
+    "--ca-file",
+    envvar="SLUICE_CA_FILE",
+    default=None,
+    metavar="PATH",
+    help="Trust the server certificates this CA file (PEM) signed, for an https:// server"
+    " with a private CA (or SLUICE_CA_FILE). The certificate is always verified.",
+)
+@click.option(
     "--key",
     envvar="SLUICE_AGENT_KEY",
     default=None,
@@ -65,6 +73,7 @@ def agent(
     cache_dir: str,
     poll_interval: str,
     report_interval: str,
+    ca_file: str | None,
 ) -> None:
     """Serve an environment's flags on localhost, kept in sync with the server.
 
@@ -97,7 +106,11 @@ def agent(
         cache_dir=Path(cache_dir),
         poll_interval=interval,
         report_interval=report_every,
+        ca_file=ca_file,
     )
+    from sluicegate._trust import ca_context
+
+    ca_context(ca_file)  # a bad --ca-file stops the agent now, not in its sync thread
     run_agent(settings, announce=click.echo)
 
 

@@ -1,5 +1,7 @@
 """The CLI's HTTP client: the server from --url/SLUICE_URL; the token from --token/SLUICE_TOKEN
-or, to keep it off command lines and out of shell history, --token-file/SLUICE_TOKEN_FILE."""
+or, to keep it off command lines and out of shell history, --token-file/SLUICE_TOKEN_FILE.
+An https:// server's certificate is always verified: against --ca-file/SLUICE_CA_FILE when
+given, else the system's trust (SSL_CERT_FILE)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import Any
 import click
 import httpx
 
+from sluicegate._trust import ca_context, untrusted_reason
 from sluicegate.errors import SluicegateError, TransientError, error_from_response
 
 __all__ = ["Api", "api_options"]
@@ -18,6 +21,7 @@ DEFAULT_URL = "http://127.0.0.1:7070"
 
 
 _TOKEN_FILE = "sluice_token_file"
+_CA_FILE = "sluice_ca_file"
 
 
 def _read_token_file(path: str) -> str:
@@ -41,7 +45,10 @@ class Api:
                 token = _read_token_file(path)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.url = url.rstrip("/")
-        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=30)
+        ctx = click.get_current_context(silent=True)
+        ca_file = (ctx.meta.get(_CA_FILE) if ctx else None) or os.environ.get("SLUICE_CA_FILE")
+        verify = ca_context(ca_file)
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=30, verify=verify)
 
     def call(
         self,
@@ -54,6 +61,9 @@ class Api:
         try:
             r = self._http.request(method, "/v1" + path, json=body, params=params, headers=headers)
         except httpx.HTTPError as exc:
+            untrusted = untrusted_reason(exc, self.url)
+            if untrusted is not None:
+                raise SluicegateError(untrusted) from exc
             raise TransientError(
                 f"cannot reach the server at {self.url} ({exc!r}); "
                 "is `sluice server` running? (--url / SLUICE_URL)"
@@ -74,7 +84,20 @@ def _remember_token_file(ctx: click.Context, _: click.Parameter, value: str | No
         ctx.meta[_TOKEN_FILE] = value
 
 
+def _remember_ca_file(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
+    if value:
+        ctx.meta[_CA_FILE] = value
+
+
 def api_options(f: Any) -> Any:
+    f = click.option(
+        "--ca-file",
+        metavar="PATH",
+        expose_value=False,
+        callback=_remember_ca_file,
+        help="Trust the server certificates this CA file (PEM) signed, e.g. a private CA"
+        " (or SLUICE_CA_FILE; SSL_CERT_FILE replaces the system's trust).",
+    )(f)
     f = click.option(
         "--token-file",
         metavar="PATH",
