@@ -18,6 +18,8 @@ from tests._support.server import Server, running_server
 from tests._support.tls import write_leaf
 from tests.test_flags_e2e import V1
 
+SLUICE = [sys.executable, "-m", "sluicegate"]
+
 
 @pytest.fixture(scope="module")
 def ca() -> trustme.CA:
@@ -111,10 +113,13 @@ def test_an_agent_syncs_over_https_with_its_env_key(
         untrusting.stop()
 
 
+def _port_and_state(tmp_path: Path) -> list[str]:
+    return ["--port", str(free_port()), "--state-dir", str(tmp_path / "state")]
+
+
 def test_the_server_refuses_plain_http_beyond_loopback(tmp_path: Path) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "sluicegate", "server", "--host", "0.0.0.0"]
-        + ["--port", str(free_port()), "--state-dir", str(tmp_path / "state")],
+        [*SLUICE, "server", "--host", "0.0.0.0", *_port_and_state(tmp_path)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -134,8 +139,15 @@ def test_a_tls_key_that_does_not_match_is_refused_naming_the_option(
     a = write_leaf(tmp_path, "a", ca.issue_cert("localhost"))
     b = write_leaf(tmp_path, "b", ca.issue_cert("localhost"))
     out = subprocess.run(
-        [sys.executable, "-m", "sluicegate", "server", "--port", str(free_port())]
-        + ["--state-dir", str(tmp_path / "state"), "--tls-cert", a["cert"], "--tls-key", b["key"]],
+        [
+            *SLUICE,
+            "server",
+            *_port_and_state(tmp_path),
+            "--tls-cert",
+            a["cert"],
+            "--tls-key",
+            b["key"],
+        ],
         capture_output=True,
         text=True,
         timeout=60,
