@@ -12,6 +12,7 @@ from sluicegate._logging import LogSettings, configure_logging
 from sluicegate.cli import (
     _agent_cmds,
     _alarm_cmds,
+    _certs_cmds,
     _deploy_cmds,
     _deployment_cmds,
     _event_cmds,
@@ -102,6 +103,7 @@ for _command in (
     *_log_cmds.COMMANDS,
     *_flag_cmds.COMMANDS,
     *_server_cmds.COMMANDS,
+    *_certs_cmds.COMMANDS,
     *_token_cmds.COMMANDS,
     *_alarm_cmds.COMMANDS,
     *_webhook_cmds.COMMANDS,
