@@ -369,3 +369,38 @@ def test_a_bad_replacement_certificate_is_refused_and_the_old_one_keeps_serving(
         assert "new certificate files refused" in router.logs()
     finally:
         key.write_bytes(good_key)
+
+
+def test_each_worker_serves_tls_with_the_certificates_by_sni(
+    apps: tuple[AppProcess, AppProcess], ca: trustme.CA, certs: dict[str, Any]
+) -> None:
+    v1, _ = apps
+    port = free_port()
+    config = {
+        "listeners": [
+            {
+                "name": "web",
+                "port": port,
+                "tls": {"certificates": [certs["shop"], certs["api"]]},
+                "default": {"forward": [{"target_group": "v1"}]},
+            }
+        ],
+        "target_groups": [
+            {"name": "v1", "targets": [v1.address], "health_check": {"enabled": False}}
+        ],
+    }
+    with start_router(config, workers=2) as r:
+        ctx = client_context(ca)
+        for _ in range(10):  # new connections: SO_REUSEPORT spreads them over both workers
+            c = HTTPS(port, "api.example.com", ctx)
+            assert c.get("/").status == 200
+            assert peer_names(c.sock) == ["api.example.com"]  # type: ignore[arg-type]
+            c.close()
+        bad = json.loads(json.dumps(config))
+        bad["listeners"][0]["tls"]["certificates"][0]["key"] = certs["api"]["key"]
+        refused = r.admin("PUT", "/v1/config", bad)
+        assert refused.status_code == 422
+        assert "listeners[0].tls.certificates[0].key" in refused.text
+        c = HTTPS(port, "shop.example", ctx)
+        assert c.get("/").status == 200
+        c.close()
