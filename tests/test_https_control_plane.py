@@ -4,11 +4,13 @@ driven by the CLI and synced from by an agent, both verifying its certificate.""
 from __future__ import annotations
 
 import os
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import trustme
 
@@ -156,3 +158,20 @@ def test_a_tls_key_that_does_not_match_is_refused_naming_the_option(
     )
     assert out.returncode != 0
     assert f"--tls-key {b['key']} is not the private key of {a['cert']}" in out.stderr
+
+
+def test_with_a_client_ca_the_api_asks_for_a_client_certificate(
+    ca: trustme.CA, ca_file: str, tmp_path: Path
+) -> None:
+    files = write_leaf(tmp_path, "server", ca.issue_cert("127.0.0.1"))
+    clients = trustme.CA()
+    clients_ca = tmp_path / "clients-ca.pem"
+    clients.cert_pem.write_to_path(str(clients_ca))
+    args = ["--tls-cert", files["cert"], "--tls-key", files["key"]]
+    with running_server(tmp_path / "state", [*args, "--tls-client-ca", str(clients_ca)]) as s:
+        url = f"https://127.0.0.1:{s.port}/v1/healthz"
+        with pytest.raises(httpx.HTTPError):  # no client certificate: the handshake fails
+            httpx.get(url, verify=ssl.create_default_context(cafile=ca_file)).raise_for_status()
+        ctx = ssl.create_default_context(cafile=ca_file)
+        clients.issue_cert("ops@example").configure_cert(ctx)
+        assert httpx.get(url, verify=ctx).status_code == 200
