@@ -25,7 +25,8 @@ from sluicegate.router._responses import error_response
 from sluicegate.router._target import is_request_line_without_version
 
 if TYPE_CHECKING:
-    from sluicegate.router._dataplane import DataPlane, ListenerState
+    from sluicegate.router._dataplane import DataPlane
+    from sluicegate.router._listener import ListenerState
 
 __all__ = ["NONE", "ClientProtocol"]
 

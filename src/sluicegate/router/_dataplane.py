@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import ipaddress
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -23,109 +22,25 @@ from sluicegate.router._exchange import Exchange
 from sluicegate.router._fds import is_fd_exhaustion
 from sluicegate.router._flagslot import FlagSlot, compile_document
 from sluicegate.router._listen import host_port, open_listener, reason
-from sluicegate.router._metrics import NO_GROUP, MetricsRegistry, Series
+from sluicegate.router._listener import ListenerState, Socket
+from sluicegate.router._metrics import NO_GROUP, MetricsRegistry
 from sluicegate.router._sticky import StickyCodec
-from sluicegate.router._table import ListenerRoute, Target, TargetGroup, build_route, reweigh
+from sluicegate.router._table import Target, TargetGroup, build_route, reweigh
 from sluicegate.router._targets import TargetRegistry
 from sluicegate.router._tls import (
     CertificateSet,
     Stamp,
-    TlsTerminator,
     load_certificates,
     stamp,
 )
 from sluicegate.router._upstream import UpstreamProtocol
 from sluicegate.spec.router import ListenerSpec, RouterConfig
 
-__all__ = ["DataPlane", "ListenerState"]
+__all__ = ["DataPlane", "ListenerState"]  # ListenerState from _listener, for old imports
 
 log = logging.getLogger(__name__)
 _TICK = 0.25  # seconds between sweeps: timeouts, metric rotation, pool expiry
 _CERT_CHECK_TICKS = 4  # certificate files are looked at every 4th sweep (1 s)
-
-
-class ListenerState:
-    """A listening socket and the routing snapshot its connections read per request."""
-
-    __slots__ = (
-        "connections",
-        "forwarded",
-        "name",
-        "redirect",
-        "route",
-        "socket",
-        "spec",
-        "trusted",
-        "unrouted",
-    )
-
-    def __init__(self, spec: ListenerSpec, route: ListenerRoute, unrouted: Series) -> None:
-        self.name = spec.name
-        # Requests rejected before routing (400, 408, 414, 431), redirected, or refused by
-        # the router's own limits (503 for max_connections or file descriptors).
-        self.unrouted = unrouted
-        self.socket: _Socket | None = None
-        self.connections = 0  # client connections accepted for this listener and still open
-        self.configure(spec, route)
-
-    def configure(self, spec: ListenerSpec, route: ListenerRoute) -> None:
-        """Take ``spec`` and its routing; precompute what each request adds from them."""
-        self.spec = spec
-        self.route = route
-        proto = b"https" if spec.tls is not None else b"http"
-        # Appended to every forwarded head (after X-Forwarded-For).
-        self.forwarded = b"X-Forwarded-Proto: %b\r\nX-Forwarded-Port: %d\r\n" % (proto, spec.port)
-        self.trusted = tuple(ipaddress.ip_network(n, strict=False) for n in spec.trusted_proxies)
-        r = spec.redirect
-        # (status line, scheme://, :port or b"" when the scheme's default port)
-        self.redirect: tuple[bytes, bytes, bytes] | None = None
-        if r is not None:
-            default_port = 443 if r.scheme == "https" else 80
-            self.redirect = (
-                b"HTTP/1.1 %d %b\r\n" % (r.status, _REASONS[r.status]),
-                r.scheme.encode() + b"://",
-                b"" if r.to_port == default_port else b":%d" % r.to_port,
-            )
-
-    def trusts(self, ip: bytes) -> bool:
-        """Whether a client at ``ip`` is a trusted proxy (its X-Forwarded-* are kept)."""
-        if not self.trusted:
-            return False
-        try:
-            addr = ipaddress.ip_address(ip.decode())
-        except ValueError:
-            return False
-        return any(addr in net for net in self.trusted)
-
-
-_REASONS = {
-    301: b"Moved Permanently",
-    302: b"Found",
-    303: b"See Other",
-    307: b"Temporary Redirect",
-    308: b"Permanent Redirect",
-}
-
-
-class _Socket:
-    """One listening socket and the listener its new connections belong to. A reload can
-    hand the socket to another listener (a rename, two listeners swapping ports)."""
-
-    __slots__ = ("plane", "server", "state", "tls")
-
-    def __init__(self, plane: DataPlane, tls: bool) -> None:
-        self.plane = plane
-        self.state: ListenerState | None = None
-        self.server: asyncio.Server | None = None
-        self.tls = TlsTerminator() if tls else None
-
-    def __call__(self) -> ClientProtocol:  # the server's protocol factory
-        assert self.state is not None  # serving starts only once a listener owns the socket
-        return ClientProtocol(self.plane, self.state)
-
-    def close(self) -> None:
-        if self.server is not None:
-            self.server.close()
 
 
 _Key = tuple[str, int, bool]  # (address, port, TLS?) of a listening socket
@@ -173,7 +88,7 @@ class DataPlane(TargetRegistry):
         # A prepared change: its config, the sockets opened for it (not yet serving), and
         # the certificates loaded for its TLS listeners (by listener name).
         self._pending: (
-            tuple[RouterConfig, dict[_Key, _Socket], dict[str, tuple[CertificateSet, Stamp]]] | None
+            tuple[RouterConfig, dict[_Key, Socket], dict[str, tuple[CertificateSet, Stamp]]] | None
         ) = None
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -225,7 +140,7 @@ class DataPlane(TargetRegistry):
         """
         self.abort_config()
         held = self._held()
-        opened: dict[_Key, _Socket] = {}
+        opened: dict[_Key, Socket] = {}
         problems: list[Problem] = []
         # Certificates are read on every change: a config PUT also reloads them.
         certs: dict[str, tuple[CertificateSet, Stamp]] = {}
@@ -330,16 +245,16 @@ class DataPlane(TargetRegistry):
             await sock.server.start_serving()
         self.admission.fds.recount(len(self.clients) + self.upstreams, self.now)
 
-    def _held(self) -> dict[_Key, _Socket]:
+    def _held(self) -> dict[_Key, Socket]:
         return {
             (s.spec.address, s.spec.port, s.spec.tls is not None): s.socket
             for s in self.listeners.values()
             if s.socket is not None
         }
 
-    async def _listen(self, key: _Key) -> _Socket:
+    async def _listen(self, key: _Key) -> Socket:
         address, port, tls = key
-        sock = _Socket(self, tls)
+        sock = Socket(self, tls)
         raw = open_listener(address, port, self.reuse_port)
         try:
             # Not serving until commit_config has installed the listener's routing (and,
@@ -524,24 +439,4 @@ class DataPlane(TargetRegistry):
             sock, tls = (state.socket, spec.tls) if state is not None else (None, None)
             if sock is None or sock.tls is None or tls is None:
                 continue
-            files = stamp(tls.certificates)
-            if files == sock.tls.stamp:
-                continue
-            sock.tls.stamp = files  # tried once per change, not once per second
-            try:
-                certs = load_certificates(tls, f"listeners[{i}].tls")
-            except SpecError as exc:
-                sock.tls.error = "; ".join(f"{p.path}: {p.message}" for p in exc.problems)
-                log.error(
-                    "listener %s: new certificate files refused, the previous ones keep"
-                    " serving: %s",
-                    spec.name,
-                    sock.tls.error,
-                )
-                continue
-            sock.tls.install(tls, certs, files)
-            log.info(
-                "listener %s: certificates reloaded (%s)",
-                spec.name,
-                ", ".join(",".join(c.names) for c in certs.certificates),
-            )
+            sock.tls.refresh(spec.name, tls, f"listeners[{i}].tls", log)

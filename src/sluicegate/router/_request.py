@@ -21,7 +21,8 @@ from sluicegate.router._target import VALID_HOSTS, allowed_upgrade, resolve_targ
 
 if TYPE_CHECKING:
     from sluicegate.router._client import ClientProtocol
-    from sluicegate.router._dataplane import DataPlane, ListenerState
+    from sluicegate.router._dataplane import DataPlane
+    from sluicegate.router._listener import ListenerState
 
 __all__ = ["HEADER", "IDLE", "NONE", "UPSTREAM", "RequestParsing"]
 

@@ -16,7 +16,7 @@ from sluicegate.spec.router import parse_target
 
 if TYPE_CHECKING:
     from sluicegate.router._client import ClientProtocol
-    from sluicegate.router._dataplane import ListenerState
+    from sluicegate.router._listener import ListenerState
 
 __all__ = ["TargetRegistry"]
 

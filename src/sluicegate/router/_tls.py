@@ -13,6 +13,7 @@ SpecError naming the field; the previous certificates stay in force.
 from __future__ import annotations
 
 import datetime
+import logging
 import os
 import ssl
 from collections.abc import Sequence
@@ -187,6 +188,28 @@ class TlsTerminator:
     def install(self, tls: TlsSpec, certs: CertificateSet, files: Stamp) -> None:
         configure(self.context, tls)
         self.spec, self.certs, self.stamp, self.error = tls, certs, files, None
+
+    def refresh(self, listener: str, tls: TlsSpec, where: str, log: logging.Logger) -> None:
+        """Load the files again if they changed since last tried. A set that cannot serve is
+        refused (logged, kept in ``error``), the old one keeps serving, and it is tried again
+        when the files change once more."""
+        files = stamp(tls.certificates)
+        if files == self.stamp:
+            return
+        self.stamp = files  # tried once per change, not once per second
+        try:
+            certs = load_certificates(tls, where)
+        except SpecError as exc:
+            self.error = "; ".join(f"{p.path}: {p.message}" for p in exc.problems)
+            log.error(
+                "listener %s: new certificate files refused, the previous ones keep serving: %s",
+                listener,
+                self.error,
+            )
+            return
+        self.install(tls, certs, files)
+        names = ", ".join(",".join(c.names) for c in certs.certificates)
+        log.info("listener %s: certificates reloaded (%s)", listener, names)
 
     def _sni(self, conn: Any, server_name: str | None, _ctx: ssl.SSLContext) -> None:
         certs = self.certs
