@@ -118,3 +118,17 @@ def test_a_router_refusal_of_a_certificate_names_the_service_spec_field() -> Non
     assert [(p.path, p.message) for p in refused.problems] == [
         ("listener.tls.certificates[0].key", "shop.key: no such file (service 'shop')")
     ]
+
+
+def test_a_service_redirect_port_becomes_a_redirect_listener_to_its_https_port() -> None:
+    tls = {"certificates": [{"cert": "/etc/shop.pem", "key": "/etc/shop.key"}]}
+    route = dataclasses.replace(shop(100, 0, port=8443), tls=tls, redirect_port=8080)
+    parsed = parse_document(RouterConfig, router_config([route], {"port": 9900}))
+    redirect = next(lst for lst in parsed.listeners if lst.name == "shop-redirect")
+    assert (redirect.port, redirect.tls, redirect.default) == (8080, None, None)
+    assert redirect.redirect is not None
+    assert (redirect.redirect.to_port, redirect.redirect.status) == (8443, 308)
+    exc = SpecError([Problem("listeners[1].port", "cannot listen on 127.0.0.1:8080: in use")])
+    refused = refusal(exc, router_config([route], {"port": 9900}))
+    assert refused.problems[0].path == "listener.redirect_port"
+    assert refused.services == ("shop",)

@@ -402,3 +402,10 @@ def test_listener_tls_refuses_tls_1_1_and_an_empty_certificate_list() -> None:
         ("listener.tls.certificates", "List should have at least 1 item after validation, not 0"),
         ("listener.tls.min_version", "TLS 1.1 is refused (deprecated by RFC 8996): use 1.2 or 1.3"),
     ]
+
+
+def test_a_redirect_port_needs_tls_and_its_own_port() -> None:
+    assert problems_of(doc(listener={"port": 8443, "redirect_port": 8443})) == [
+        ("listener.redirect_port", "redirects to HTTPS: the listener needs tls"),
+        ("listener.redirect_port", "redirect_port must differ from port and test_port"),
+    ]

@@ -95,4 +95,5 @@ def _route(
             if spec.listener.tls is None
             else spec.listener.tls.model_dump(mode="json", exclude_none=True)
         ),
+        redirect_port=spec.listener.redirect_port,
     )
