@@ -18,7 +18,6 @@ from tests._support import APP_PATH, free_port
 from tests._support.server import running_server
 from tests._support.tls import client_context, peer_names, write_leaf
 
-
 APP = [sys.executable, str(APP_PATH)]
 
 
