@@ -11,7 +11,11 @@ thread. Two traffic shapes:
                a new full TLS handshake (wrk does not resume sessions), so req/s = handshakes/s
                on one core of proxy
 Certificates: an EC P-256 server certificate from sluicegate's dev CA (sluice certs dev).
-Prints a markdown table (median of --runs) and the ratios to HAProxy; never asserts.
+Prints a markdown table (median of --runs) and the ratios to HAProxy; never asserts. Besides
+req/s it reports requests per CPU-second of the proxy (its process tree's utime+stime during
+the run): on a shared 2-core machine that is the steadier number, and in the handshake
+shape it is handshakes per CPU-second. "foreign load" is CPU used meanwhile by processes the
+benchmark did not start (above ~0.1 core the run was disturbed).
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ class Row:
     tls: bool
     shape: str  # keep-alive / handshake
     results: list[_wrk.WrkResult] = field(default_factory=list)
+    per_cpu: list[float] = field(default_factory=list)  # requests per proxy CPU-second
+    others: list[float] = field(default_factory=list)  # cores used by foreign processes
 
     @property
     def label(self) -> str:
@@ -55,6 +61,14 @@ class Row:
 
     def errors(self) -> int:
         return sum(r.errors for r in self.results)
+
+    def median_per_cpu(self) -> float:
+        return statistics.median(self.per_cpu) if self.per_cpu else 0.0
+
+
+def _proxy_ticks(pid: int) -> int:
+    """CPU clock ticks used so far by the process tree of ``pid`` (the proxy and workers)."""
+    return sum(_procs._proc_ticks(p) for p in _procs.process_tree(pid))
 
 
 def _python() -> str:
@@ -122,7 +136,7 @@ def main() -> None:
     cert.with_suffix(".key").write_bytes(made.key)
     combined = tmp / "haproxy.pem"  # HAProxy wants certificate and key in one file
     combined.write_bytes(made.cert + made.key)
-    blue, green, *ports = _procs.free_ports(8)
+    blue, green, *ports = _procs.free_ports(10)  # 4 proxies, 4 admin ports (2 used)
     rows = [
         Row(name, tls, shape)
         for shape in ("keep-alive", "handshake")
@@ -174,6 +188,8 @@ def main() -> None:
                 proc, port = servers[(row.name, row.tls)]
                 _procs.set_affinity(proc.pid, {core_b})
                 url = f"{'https' if row.tls else 'http'}://127.0.0.1:{port}/"
+                ticks = _proxy_ticks(proc.pid)
+                before = _procs.cpu_snapshot([p.pid for p in procs.procs])
                 res = _wrk.run(
                     url,
                     duration=args.duration,
@@ -181,8 +197,14 @@ def main() -> None:
                     cpus=str(core_a),
                     close=row.shape == "handshake",
                 )
+                after = _procs.cpu_snapshot([p.pid for p in procs.procs])
+                cpu = (_proxy_ticks(proc.pid) - ticks) / os.sysconf("SC_CLK_TCK")
                 row.results.append(res)
+                if res.ok and cpu > 0:
+                    row.per_cpu.append(res.requests / cpu)
+                row.others.append(_procs.foreign_cpu(before, after)["other_cores"])
                 status = f"{res.rps:,.0f} req/s" if res.ok else f"FAILED {res.error}"
+                status += f", {row.per_cpu[-1]:,.0f} per proxy CPU-s" if row.per_cpu else ""
                 print(f"  run {run + 1}: {row.shape:10} {row.label:17} {status}", flush=True)
     print()
     print(
@@ -191,15 +213,21 @@ def main() -> None:
         f" runs x {args.duration:g}s; proxy alone on CPU {core_b}, backend + wrk on CPU {core_a}"
     )
     print()
-    print("| traffic | proxy | scheme | req/s (median) | vs HAProxy same scheme | errors |")
-    print("|---|---|---|---:|---:|---:|")
+    print(
+        "| traffic | proxy | scheme | req/s (median) | vs HAProxy | req per proxy CPU-s (median)"
+        " | vs HAProxy | errors | foreign load (cores, max) |"
+    )
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         same = (row.tls, row.shape)
         base = next(r for r in rows if r.name == "haproxy-1t" and (r.tls, r.shape) == same)
         ratio = row.median() / base.median() if base.median() else 0.0
+        base_cpu = base.median_per_cpu()
+        cpu_ratio = row.median_per_cpu() / base_cpu if base_cpu else 0.0
         print(
             f"| {row.shape} | {row.name} | {'https' if row.tls else 'http'} |"
-            f" {row.median():,.0f} | {ratio:.2f}x | {row.errors()} |"
+            f" {row.median():,.0f} | {ratio:.2f}x | {row.median_per_cpu():,.0f} |"
+            f" {cpu_ratio:.2f}x | {row.errors()} | {max(row.others, default=0):.2f} |"
         )
     print()
     for name in ("haproxy-1t", "sluice-1p"):
