@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import signal
 import socket
 import ssl
 import threading
@@ -64,7 +66,18 @@ def certs(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
         "wild": write_leaf(tmp, "wild", ca.issue_cert("*.example.com")),
         "api": write_leaf(tmp, "api", ca.issue_cert("api.example.com")),
         "rot": write_leaf(tmp, "rot", ca.issue_cert("rot.example")),
+        "hup": _padded(write_leaf(tmp, "hup", ca.issue_cert("hup.example"))),
     }
+
+
+PAD = 16384  # the "hup" files are padded to this size, so new contents keep their size
+
+
+def _padded(files: dict[str, str]) -> dict[str, str]:
+    for path in files.values():
+        data = Path(path).read_bytes()
+        Path(path).write_bytes(data + b"\n" * (PAD - len(data)))
+    return files
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +119,12 @@ def router(apps: tuple[AppProcess, AppProcess], certs: dict[str, Any]) -> Iterat
                 "name": "rot",
                 "port": free_port(),
                 "tls": {"certificates": [certs["rot"]]},
+                "default": only_v1,
+            },
+            {
+                "name": "hup",
+                "port": free_port(),
+                "tls": {"certificates": [certs["hup"]]},
                 "default": only_v1,
             },
         ],
@@ -404,3 +423,41 @@ def test_each_worker_serves_tls_with_the_certificates_by_sni(
         c = HTTPS(port, "shop.example", ctx)
         assert c.get("/").status == 200
         c.close()
+        r.proc.send_signal(signal.SIGHUP)  # the parent asks each worker to re-read
+        deadline = time.monotonic() + 10
+        while "SIGHUP: certificate files re-read" not in r.logs():
+            assert r.proc.poll() is None and time.monotonic() < deadline, r.logs()
+            time.sleep(0.1)
+
+
+def test_sighup_rereads_certificates_the_file_watch_cannot_see_change(
+    router: RouterProcess, ca: trustme.CA, certs: dict[str, Any], tmp_path: Path
+) -> None:
+    """New contents written into the same files with the same size and modification time:
+    the once-a-second watch sees nothing, SIGHUP re-reads them anyway."""
+    port = router.listener_port("hup")
+
+    def served() -> bytes:
+        with handshake(port, "hup.example", client_context(ca)) as s:
+            der = s.getpeercert(binary_form=True)
+            assert der is not None
+            return der
+
+    before = served()
+    new = write_leaf(tmp_path, "next", ca.issue_cert("hup.example"))
+    for field in ("cert", "key"):
+        path = certs["hup"][field]
+        st = os.stat(path)
+        data = Path(new[field]).read_bytes()
+        with open(path, "r+b") as f:  # same inode, same size
+            f.write(data + b"\n" * (PAD - len(data)))
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # same modification time
+    want = ssl.PEM_cert_to_DER_cert(Path(new["cert"]).read_text())
+    assert want != before
+    router.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while served() != want:
+        assert time.monotonic() < deadline, "SIGHUP did not load the new certificate in 10 s"
+        time.sleep(0.1)
+    assert router.proc.poll() is None
+    assert "SIGHUP: certificate files re-read" in router.logs()

@@ -427,16 +427,20 @@ class DataPlane(TargetRegistry):
 
     # -- certificates ----------------------------------------------------------------------------
 
-    def check_certificates(self) -> None:
+    def check_certificates(self, force: bool = False) -> list[str]:
         """Reload the certificates of each TLS listener whose files changed on disk. A set
         that cannot serve is refused (logged, shown in status); the old one keeps serving,
         and it is tried again when the files change once more."""
         config = self.config
         if config is None:
-            return
+            return []
+        errors = []
         for i, spec in enumerate(config.listeners):
             state = self.listeners.get(spec.name)
             sock, tls = (state.socket, spec.tls) if state is not None else (None, None)
             if sock is None or sock.tls is None or tls is None:
                 continue
-            sock.tls.refresh(spec.name, tls, f"listeners[{i}].tls", log)
+            sock.tls.refresh(spec.name, tls, f"listeners[{i}].tls", log, force)
+            if sock.tls.error is not None:
+                errors.append(sock.tls.error)
+        return errors

@@ -189,12 +189,14 @@ class TlsTerminator:
         configure(self.context, tls)
         self.spec, self.certs, self.stamp, self.error = tls, certs, files, None
 
-    def refresh(self, listener: str, tls: TlsSpec, where: str, log: logging.Logger) -> None:
-        """Load the files again if they changed since last tried. A set that cannot serve is
-        refused (logged, kept in ``error``), the old one keeps serving, and it is tried again
-        when the files change once more."""
+    def refresh(
+        self, listener: str, tls: TlsSpec, where: str, log: logging.Logger, force: bool = False
+    ) -> None:
+        """Load the files again if they changed since last tried (or ``force``: SIGHUP). A
+        set that cannot serve is refused (logged, kept in ``error``), the old one keeps
+        serving, and it is tried again when the files change once more."""
         files = stamp(tls.certificates)
-        if files == self.stamp:
+        if files == self.stamp and not force:
             return
         self.stamp = files  # tried once per change, not once per second
         try:
