@@ -12,7 +12,7 @@ import ssl
 
 from sluicegate.errors import SluicegateError
 
-__all__ = ["ca_context", "untrusted_reason"]
+__all__ = ["ca_context", "pinned_context", "untrusted_reason"]
 
 
 def ca_context(ca_file: str | None, option: str = "--ca-file") -> ssl.SSLContext | bool:
@@ -45,3 +45,22 @@ def untrusted_reason(exc: BaseException, url: str, option: str = "--ca-file") ->
             )
         seen = seen.__cause__ or seen.__context__
     return None
+
+
+def pinned_context(cert_files: list[str]) -> ssl.SSLContext:
+    """A client context that accepts exactly the leaf certificates in ``cert_files`` (the
+    first PEM block of each) and nothing else: for Sluicegate calling its own router's TLS
+    listener on loopback (http hooks), where the name is 127.0.0.1 and the CA may be one
+    this host does not trust. Pinned, not unverified. OSError/ssl.SSLError if unusable."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False  # the exact certificates are pinned instead
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN  # a pinned leaf is its own anchor
+    end = "-----END CERTIFICATE-----"
+    for path in cert_files:
+        with open(path, encoding="ascii", errors="replace") as f:
+            text = f.read()
+        if end not in text:
+            raise ssl.SSLError(f"{path} has no PEM certificate")
+        ctx.load_verify_locations(cadata=text[: text.index(end) + len(end)] + "\n")
+    return ctx

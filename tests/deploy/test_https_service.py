@@ -27,11 +27,12 @@ def test_a_service_is_served_over_https_with_two_certificates_and_a_redirect(
     ca = trustme.CA()
     shop = write_leaf(tmp_path, "shop", ca.issue_cert("shop.example"))
     api = write_leaf(tmp_path, "api", ca.issue_cert("api.example"))
-    port, redirect = free_port(), free_port()
+    port, test_port, redirect = free_port(), free_port(), free_port()
     spec = {
         "service": "shop",
         "listener": {
             "port": port,
+            "test_port": test_port,
             "tls": {"certificates": [shop, api]},
             "redirect_port": redirect,
         },
@@ -42,7 +43,11 @@ def test_a_service_is_served_over_https_with_two_certificates_and_a_redirect(
                 "stop_grace": "2s",
             }
         },
-        "deployment": {"termination_wait": "0s"},
+        "deployment": {
+            "termination_wait": "0s",
+            # Through the TLS test listener: the hook trusts exactly the service's certificates.
+            "hooks": {"before_allow_traffic": [{"http": {"path": "/healthz"}}]},
+        },
     }
     path = tmp_path / "shop.yaml"
     path.write_text(yaml.safe_dump(spec))
@@ -51,7 +56,11 @@ def test_a_service_is_served_over_https_with_two_certificates_and_a_redirect(
         out = server.cli("deploy", "shop", "-r", "v1")
         found = re.search(r"deployment (\S+):", out)
         assert found, out
-        server.wait_phase(found.group(1), {"succeeded"})
+        done = server.wait_phase(found.group(1), {"succeeded"})
+        hook = [e["message"] for e in done["events"] if "/healthz" in e["message"]]
+        assert any(f"GET https://127.0.0.1:{test_port}/healthz answered 200" in m for m in hook), (
+            done["events"]
+        )
 
         ctx = client_context(ca)
         for name in ("shop.example", "api.example"):
