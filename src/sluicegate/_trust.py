@@ -12,7 +12,7 @@ import ssl
 
 from sluicegate.errors import SluicegateError
 
-__all__ = ["ca_context", "pinned_context", "untrusted_reason"]
+__all__ = ["ca_context", "client_tls", "pinned_context", "untrusted_reason"]
 
 
 def ca_context(ca_file: str | None, option: str = "--ca-file") -> ssl.SSLContext | bool:
@@ -28,16 +28,53 @@ def ca_context(ca_file: str | None, option: str = "--ca-file") -> ssl.SSLContext
         raise SluicegateError(f"{option} {ca_file}: not a PEM CA certificate file ({exc})") from exc
 
 
+def _no_password() -> bytes:
+    raise ValueError("encrypted private keys are not supported")
+
+
+def client_tls(
+    ca_file: str | None, client_cert: str | None = None, client_key: str | None = None
+) -> ssl.SSLContext | bool:
+    """``ca_context``, plus a client certificate to present (mutual TLS, ``sluice server
+    --tls-client-ca``). With a certificate but no CA file the system's trust is used
+    (SSL_CERT_FILE/SSL_CERT_DIR, else OpenSSL's default paths). SluicegateError naming the
+    option for a file that cannot be used."""
+    if not client_cert:
+        if client_key:
+            raise SluicegateError("--client-key needs --client-cert")
+        return ca_context(ca_file)
+    ctx = ca_context(ca_file)
+    if not isinstance(ctx, ssl.SSLContext):
+        ctx = ssl.create_default_context()
+    try:
+        ctx.load_cert_chain(client_cert, client_key or None, password=_no_password)
+    except FileNotFoundError as exc:
+        raise SluicegateError(f"--client-cert/--client-key: {exc.filename}: no such file") from exc
+    except ValueError as exc:
+        raise SluicegateError(f"--client-key {client_key}: {exc}") from exc
+    except (OSError, ssl.SSLError) as exc:
+        raise SluicegateError(
+            f"--client-cert {client_cert} / --client-key {client_key}: not a matching PEM"
+            f" certificate and key ({exc})"
+        ) from exc
+    return ctx
+
+
 def untrusted_reason(exc: BaseException, url: str, option: str = "--ca-file") -> str | None:
-    """When ``exc`` (or what caused it) is a failed certificate verification: a sentence
-    saying so and how to fix it; else None."""
+    """When ``exc`` (or what caused it) is a failed certificate verification, or the server
+    refusing us for want of a client certificate: a sentence saying so and how to fix it;
+    else None."""
     seen: BaseException | None = exc
     for _ in range(8):  # the chain httpx builds is short; bound it anyway
         if seen is None:
             break
-        if isinstance(seen, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(
-            seen
-        ):
+        text = str(seen)
+        if "CERTIFICATE_REQUIRED" in text or "ALERT_BAD_CERTIFICATE" in text:
+            return (
+                f"the server at {url} requires a client certificate its CA signed (mutual"
+                " TLS): give --client-cert PATH and --client-key PATH"
+            )
+        if isinstance(seen, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in text:
             detail = getattr(seen, "verify_message", None) or "certificate verify failed"
             return (
                 f"the server's TLS certificate at {url} is not trusted ({detail}): give the CA"

@@ -25,6 +25,20 @@ import click
     " with a private CA (or SLUICE_CA_FILE). The certificate is always verified.",
 )
 @click.option(
+    "--client-cert",
+    envvar="SLUICE_CLIENT_CERT",
+    default=None,
+    metavar="PATH",
+    help="Present this client certificate (PEM) to a server that asks for one (mutual TLS).",
+)
+@click.option(
+    "--client-key",
+    envvar="SLUICE_CLIENT_KEY",
+    default=None,
+    metavar="PATH",
+    help="The private key (PEM) of --client-cert.",
+)
+@click.option(
     "--key",
     envvar="SLUICE_AGENT_KEY",
     default=None,
@@ -74,6 +88,8 @@ def agent(
     poll_interval: str,
     report_interval: str,
     ca_file: str | None,
+    client_cert: str | None,
+    client_key: str | None,
 ) -> None:
     """Serve an environment's flags on localhost, kept in sync with the server.
 
@@ -107,10 +123,12 @@ def agent(
         poll_interval=interval,
         report_interval=report_every,
         ca_file=ca_file,
+        client_cert=client_cert,
+        client_key=client_key,
     )
-    from sluicegate._trust import ca_context
+    from sluicegate._trust import client_tls
 
-    ca_context(ca_file)  # a bad --ca-file stops the agent now, not in its sync thread
+    client_tls(ca_file, client_cert, client_key)  # bad files stop the agent now, not later
     run_agent(settings, announce=click.echo)
 
 

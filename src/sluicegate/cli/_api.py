@@ -12,7 +12,7 @@ from typing import Any
 import click
 import httpx
 
-from sluicegate._trust import ca_context, untrusted_reason
+from sluicegate._trust import client_tls, untrusted_reason
 from sluicegate.errors import SluicegateError, TransientError, error_from_response
 
 __all__ = ["Api", "api_options"]
@@ -22,6 +22,8 @@ DEFAULT_URL = "http://127.0.0.1:7070"
 
 _TOKEN_FILE = "sluice_token_file"
 _CA_FILE = "sluice_ca_file"
+_CLIENT_CERT = "sluice_client_cert"
+_CLIENT_KEY = "sluice_client_key"
 
 
 def _read_token_file(path: str) -> str:
@@ -46,8 +48,12 @@ class Api:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.url = url.rstrip("/")
         ctx = click.get_current_context(silent=True)
-        ca_file = (ctx.meta.get(_CA_FILE) if ctx else None) or os.environ.get("SLUICE_CA_FILE")
-        verify = ca_context(ca_file)
+        meta = ctx.meta if ctx else {}
+        verify = client_tls(
+            meta.get(_CA_FILE) or os.environ.get("SLUICE_CA_FILE"),
+            meta.get(_CLIENT_CERT) or os.environ.get("SLUICE_CLIENT_CERT"),
+            meta.get(_CLIENT_KEY) or os.environ.get("SLUICE_CLIENT_KEY"),
+        )
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=30, verify=verify)
 
     def call(
@@ -64,9 +70,19 @@ class Api:
             untrusted = untrusted_reason(exc, self.url)
             if untrusted is not None:
                 raise SluicegateError(untrusted) from exc
+            hint = "is `sluice server` running? (--url / SLUICE_URL)"
+            if self.url.startswith("https:") and isinstance(
+                exc, httpx.RemoteProtocolError | httpx.ReadError
+            ):
+                # A TLS 1.3 server refusing our (missing) client certificate often just
+                # closes: the alert saying so is lost.
+                hint = (
+                    "if the server requires client certificates (sluice server"
+                    " --tls-client-ca), give --client-cert and --client-key with one its CA"
+                    " signed"
+                )
             raise TransientError(
-                f"cannot reach the server at {self.url} ({exc!r}); "
-                "is `sluice server` running? (--url / SLUICE_URL)"
+                f"cannot reach the server at {self.url} ({exc!r}); {hint}"
             ) from exc
         if r.status_code < 300:
             return r.json()
@@ -84,17 +100,35 @@ def _remember_token_file(ctx: click.Context, _: click.Parameter, value: str | No
         ctx.meta[_TOKEN_FILE] = value
 
 
-def _remember_ca_file(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
-    if value:
-        ctx.meta[_CA_FILE] = value
+def _remember(key: str) -> Any:
+    def callback(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
+        if value:
+            ctx.meta[key] = value
+
+    return callback
 
 
 def api_options(f: Any) -> Any:
     f = click.option(
+        "--client-key",
+        metavar="PATH",
+        expose_value=False,
+        callback=_remember(_CLIENT_KEY),
+        help="The private key (PEM) of --client-cert (or SLUICE_CLIENT_KEY).",
+    )(f)
+    f = click.option(
+        "--client-cert",
+        metavar="PATH",
+        expose_value=False,
+        callback=_remember(_CLIENT_CERT),
+        help="Present this client certificate (PEM) to a server that asks for one (mutual"
+        " TLS; or SLUICE_CLIENT_CERT).",
+    )(f)
+    f = click.option(
         "--ca-file",
         metavar="PATH",
         expose_value=False,
-        callback=_remember_ca_file,
+        callback=_remember(_CA_FILE),
         help="Trust the server certificates this CA file (PEM) signed, e.g. a private CA"
         " (or SLUICE_CA_FILE; SSL_CERT_FILE replaces the system's trust).",
     )(f)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sluicegate._trust import ca_context, untrusted_reason
+from sluicegate._trust import client_tls, untrusted_reason
 from sluicegate.sdk._sse import SseDecoder
 
 if TYPE_CHECKING:
@@ -71,10 +71,13 @@ class SyncLoop:
         name: str = "sluicegate-sync",
         monotonic: Callable[[], float] = time.monotonic,
         ca_file: str | None = None,
+        client_cert: str | None = None,
+        client_key: str | None = None,
     ) -> None:
         """``ca_file``: trust server certificates this CA signed (else the system's trust);
-        a server whose certificate does not verify is never synced from."""
-        self.verify = ca_context(ca_file, "ca_file")
+        a server whose certificate does not verify is never synced from. ``client_cert``/
+        ``client_key``: presented to a server that asks for one (mutual TLS)."""
+        self.verify = client_tls(ca_file, client_cert, client_key)
         self.snapshot_url = snapshot_url
         self.stream_url = stream_url
         self.key = key
