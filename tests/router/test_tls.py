@@ -178,7 +178,8 @@ def test_tls_1_0_and_1_1_are_refused(router: RouterProcess, ca: trustme.CA) -> N
     ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
     with pytest.raises(ssl.SSLError) as exc:
         handshake(router.listener_port("web"), "shop.example", ctx)
-    assert "NO_PROTOCOLS_AVAILABLE" not in str(exc.value)  # it did send its hello
+    if "NO_PROTOCOLS_AVAILABLE" in str(exc.value):  # never offered: nothing was tested
+        pytest.skip("this OpenSSL cannot offer TLS 1.0/1.1 as a client")
 
 
 def test_a_min_version_1_3_listener_refuses_a_tls_1_2_client(
