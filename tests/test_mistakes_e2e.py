@@ -52,6 +52,12 @@ class Api:
             base_url=server.url, headers={"Authorization": f"Bearer {server.token}"}, timeout=30
         )
 
+    def __enter__(self) -> Api:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.http.close()
+
     def call(self, method: str, path: str, body: Any = None) -> httpx.Response:
         return self.http.request(method, "/v1" + path, json=body)
 
@@ -182,9 +188,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     try:
         yield e
     finally:
-        if e.server.proc and e.server.proc.poll() is None:
-            e.server.proc.terminate()
-            e.server.proc.wait(10)
+        e.api.http.close()
+        e.server.stop()
         stop_everything(state)
 
 
@@ -476,8 +481,10 @@ def test_a_deleted_state_dir_stops_the_engines_and_a_restart_refuses_to_start_af
         )
         assert alive(router)
     finally:
+        api.http.close()
         if server.proc and server.proc.poll() is None:
             server.kill()
+        server.release()
         with contextlib.suppress(ProcessLookupError):
             os.kill(router, signal.SIGTERM)
         stop_everything(state)

@@ -30,8 +30,7 @@ def test_a_killed_router_is_restarted_with_its_routes_and_the_guards_still_judge
     tmp_path: Path,
 ) -> None:
     state = tmp_path / "state"
-    with running_server(state) as server:
-        api = Api(server)
+    with running_server(state) as server, Api(server) as api:
         port = free_port()
         canary = {"config": {"steps": [{"weight": 50, "pause": "20s"}, {"weight": 100}]}}
         assert api.apply(spec("shop", port, deployment=canary)).status_code == 200

@@ -42,8 +42,7 @@ def test_a_canary_in_the_servers_environment_reaches_nothing_it_was_not_given(
            "{port}"]  # fmt: skip
     hook = {"before_allow_traffic": [{"command": [*show_env[:3]]}]}
     state = tmp_path / "state"
-    with running_server(state) as server:
-        api = Api(server)
+    with running_server(state) as server, Api(server) as api:
         data = spec("shop", free_port(), compute={"local": {"command": app}},
                     deployment={"hooks": hook}, listener={"test_port": free_port()})  # fmt: skip
         assert api.apply(data).status_code == 200
@@ -78,8 +77,7 @@ def test_a_secret_env_value_reaches_the_replica_and_nothing_else(
     crash = [sys.executable, "-c",
              "import os, sys; print('connecting with', os.environ['DB_PASSWORD']); sys.exit(3)",
              "{port}"]  # fmt: skip
-    with running_server(tmp_path / "state") as server:
-        api = Api(server)
+    with running_server(tmp_path / "state") as server, Api(server) as api:
         missing = spec("shop", free_port(), compute={"local": {
             "command": crash, "env": {"DB_PASSWORD": {"secret": "NOT_SET_ANYWHERE"}}}})  # fmt: skip
         r = api.apply(missing)

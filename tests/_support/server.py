@@ -43,8 +43,18 @@ class Server:
         self.url = f"http://127.0.0.1:{port}"
         self.proc: subprocess.Popen[str] | None = None
         self.token = ""
+        self._reader: threading.Thread | None = None
+
+    def release(self) -> None:
+        """Close the pipe of a server process that has ended (its reader sees EOF first)."""
+        if self.proc is None or self.proc.poll() is None or self.proc.stdout is None:
+            return
+        if self._reader is not None:
+            self._reader.join(10)
+        self.proc.stdout.close()
 
     def start(self) -> None:
+        self.release()  # the pipe of the process this one replaces
         env = {**os.environ, SERVER_VAR: server_marker(self.state)}
         with open(self.state.parent / "server.err", "a") as err:
             self.proc = subprocess.Popen(
@@ -80,12 +90,25 @@ class Server:
                 f"sluice server exited with {self.proc.wait(10)} before it "
                 f"was ready; its stderr ends:\n{said}"
             )
-        threading.Thread(target=self.proc.stdout.read, daemon=True).start()
+        self._reader = threading.Thread(target=self.proc.stdout.read, daemon=True)
+        self._reader.start()
+
+    def stop(self) -> None:
+        """SIGTERM the server if it runs, wait for it (SIGKILL after 10 s) and close its pipe."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.release()
 
     def kill(self) -> None:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(10)
+        self.release()
 
     def cli(self, *args: str) -> str:
         env = {**os.environ, "SLUICE_URL": self.url, "SLUICE_TOKEN": self.token}
@@ -129,13 +152,13 @@ def running_server(
         server.start()
         yield server
     finally:
-        if server.proc and server.proc.poll() is None:
-            server.proc.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):  # killed below
-                server.proc.wait(10)
-        stop_everything(state)
-        if server.proc:
-            server.proc.wait(10)  # reap it
+        try:
+            server.stop()
+        finally:
+            stop_everything(state)  # also what the server left behind, or a server that hung
+            if server.proc:
+                server.proc.wait(10)  # reap it
+            server.release()
 
 
 def stop_everything(state: Path) -> None:

@@ -310,6 +310,8 @@ def test_adopt_after_a_control_plane_crash(tmp_path: Path) -> None:
     finally:
         plane.kill()
         plane.wait(5)
+        if plane.stdout is not None:
+            plane.stdout.close()
     events = Events()
 
     async def scenario() -> None:

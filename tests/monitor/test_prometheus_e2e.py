@@ -65,7 +65,5 @@ def test_a_promql_alarm_rolls_back_a_bad_release_through_the_server(
     finally:
         if job is not None:
             prometheus.forget(job)
-        if server.proc and server.proc.poll() is None:
-            server.proc.terminate()
-            server.proc.wait(10)
+        server.stop()
         stop_everything(state)
