@@ -23,6 +23,9 @@ from tests.test_flags_e2e import V1
 SLUICE = [sys.executable, "-m", "sluicegate"]
 
 
+pytestmark = pytest.mark.slow  # real servers, deployments
+
+
 @pytest.fixture(scope="module")
 def ca() -> trustme.CA:
     return trustme.CA()

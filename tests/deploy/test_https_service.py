@@ -11,12 +11,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import trustme
 import yaml
 
 from tests._support import APP_PATH, free_port
 from tests._support.server import running_server
 from tests._support.tls import client_context, peer_names, write_leaf
+
+pytestmark = pytest.mark.slow  # real servers, deployments
 
 APP = [sys.executable, str(APP_PATH)]
 
