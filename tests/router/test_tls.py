@@ -462,3 +462,36 @@ def test_sighup_rereads_certificates_the_file_watch_cannot_see_change(
         time.sleep(0.1)
     assert router.proc.poll() is None
     assert "SIGHUP: certificate files re-read" in router.logs()
+
+
+def test_a_port_switches_between_plain_http_and_tls_in_one_config_change(
+    apps: tuple[AppProcess, AppProcess], ca: trustme.CA, certs: dict[str, Any]
+) -> None:
+    v1, _ = apps
+    port = free_port()
+    plain = {
+        "listeners": [
+            {"name": "web", "port": port, "default": {"forward": [{"target_group": "v1"}]}}
+        ],
+        "target_groups": [
+            {"name": "v1", "targets": [v1.address], "health_check": {"enabled": False}}
+        ],
+    }
+    tls = json.loads(json.dumps(plain))
+    tls["listeners"][0]["tls"] = {"certificates": [certs["shop"]]}
+    with start_router(plain) as r:
+        kept = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        kept.request("GET", "/")
+        assert kept.getresponse().read().startswith(b"hello from v1")
+        assert r.admin("PUT", "/v1/config", tls).status_code == 200, r.logs()
+        c = HTTPS(port, "shop.example", client_context(ca))
+        assert c.get("/").status == 200  # the same port now speaks TLS
+        c.close()
+        kept.request("GET", "/")  # a connection accepted before the change carries on
+        assert kept.getresponse().read().startswith(b"hello from v1")
+        kept.close()
+        assert r.admin("PUT", "/v1/config", plain).status_code == 200, r.logs()
+        back = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        back.request("GET", "/")
+        assert back.getresponse().status == 200
+        back.close()

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import os
+import socket
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -158,7 +160,9 @@ class DataPlane(TargetRegistry):
             if key in held or key in opened:
                 continue
             try:
-                opened[key] = await self._listen(key)
+                # Plain <-> TLS on a port this plane holds: the same listening socket, served
+                # anew (a second socket on the port could not be opened).
+                opened[key] = await self._listen(key, held.get((key[0], key[1], not key[2])))
             except OSError as exc:
                 problems.append(Problem(f"listeners[{i}].port", self._cannot_listen(spec, exc)))
         if problems:
@@ -252,10 +256,17 @@ class DataPlane(TargetRegistry):
             if s.socket is not None
         }
 
-    async def _listen(self, key: _Key) -> Socket:
+    async def _listen(self, key: _Key, twin: Socket | None = None) -> Socket:
+        """A new listening socket for ``key``, not serving yet; with ``twin`` (held, the
+        other protocol on the same port) a duplicate of its descriptor: the twin is closed
+        at commit and this one goes on listening, with no moment the port is free."""
         address, port, tls = key
         sock = Socket(self, tls)
-        raw = open_listener(address, port, self.reuse_port)
+        if twin is not None and twin.server is not None and twin.server.sockets:
+            raw = socket.socket(fileno=os.dup(twin.server.sockets[0].fileno()))
+            raw.setblocking(False)
+        else:
+            raw = open_listener(address, port, self.reuse_port)
         try:
             # Not serving until commit_config has installed the listener's routing (and,
             # for TLS, its certificates: the SNI callback reads them).
