@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -176,3 +179,44 @@ def test_trusted_proxies_must_be_addresses_or_networks() -> None:
         )
     assert exc.value.problems[0].path == "listeners[0].trusted_proxies[1]"
     assert "'lb.internal' is not an IP address or network" in exc.value.problems[0].message
+
+
+def test_router_check_reads_the_certificate_files_and_names_file_and_field(
+    files: dict[str, dict[str, str]], tmp_path: Path
+) -> None:
+    """--check used to say "valid" for a config whose certificates the router then refused."""
+    crossed = {"cert": files["shop"]["cert"], "key": files["other"]["key"]}
+    config = {
+        "listeners": [
+            {
+                "name": "web",
+                "port": 8443,
+                "tls": {"certificates": [files["shop"], crossed]},
+                "default": {"forward": [{"target_group": "blue"}]},
+            }
+        ],
+        "target_groups": [{"name": "blue"}],
+    }
+    path = tmp_path / "router.yaml"
+    path.write_text(json.dumps(config))
+    proc = subprocess.run(
+        [sys.executable, "-m", "sluicegate", "router", "--config", str(path), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert f"{path}: 1 problem" in proc.stderr
+    assert "listeners[0].tls.certificates[1].key" in proc.stderr
+    assert "is not the private key of" in proc.stderr
+    config["listeners"][0]["tls"]["certificates"] = [files["shop"]]  # type: ignore[index]
+    path.write_text(json.dumps(config))
+    ok = subprocess.run(
+        [sys.executable, "-m", "sluicegate", "router", "--config", str(path), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert ok.returncode == 0, ok.stderr

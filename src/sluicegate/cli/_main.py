@@ -79,10 +79,15 @@ def router(ctx: click.Context, config_path: str, workers: int, insecure: bool, c
     (default SLUICE_ADMIN_TOKEN); the key that signs sticky cookies from the one named by
     sticky_secret_env (default SLUICE_STICKY_SECRET).
     """
-    from sluicegate.router import RouterSettings, run_router
+    from sluicegate.errors import SpecError
+    from sluicegate.router import RouterSettings, check_listener_certificates, run_router
     from sluicegate.spec import RouterConfig, load_file
 
     config = load_file(RouterConfig, config_path)
+    try:
+        check_listener_certificates(config)  # the files, as the router will read them
+    except SpecError as exc:
+        raise SpecError(exc.problems, source=str(config_path)) from None
     if check:
         click.echo(
             f"{config_path}: valid ({len(config.listeners)} listener(s), "

@@ -22,9 +22,16 @@ from typing import Any
 from cryptography import x509
 
 from sluicegate.errors import Problem, SpecError
-from sluicegate.spec.router import CIPHER_POLICIES, CertificateSpec, TlsSpec
+from sluicegate.spec.router import CIPHER_POLICIES, CertificateSpec, RouterConfig, TlsSpec
 
-__all__ = ["Certificate", "CertificateSet", "TlsTerminator", "load_certificates", "stamp"]
+__all__ = [
+    "Certificate",
+    "CertificateSet",
+    "TlsTerminator",
+    "check_listener_certificates",
+    "load_certificates",
+    "stamp",
+]
 
 _VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 Stamp = tuple[tuple[int, int, int] | None, ...]
@@ -132,6 +139,20 @@ def load_certificates(tls: TlsSpec, where: str) -> CertificateSet:
     if problems:
         raise SpecError(problems)
     return CertificateSet(certs)
+
+
+def check_listener_certificates(config: RouterConfig) -> None:
+    """Load every TLS listener's certificates as the router would at start (``sluice router
+    --check`` and before starting): SpecError naming each field that cannot serve."""
+    problems: list[Problem] = []
+    for i, listener in enumerate(config.listeners):
+        if listener.tls is not None:
+            try:
+                load_certificates(listener.tls, f"listeners[{i}].tls")
+            except SpecError as exc:
+                problems += exc.problems
+    if problems:
+        raise SpecError(problems)
 
 
 class CertificateSet:
