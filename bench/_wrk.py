@@ -74,6 +74,7 @@ def run(
     cookie: str | None = None,
     cpus: str | None = None,
     grace: float = 30.0,
+    close: bool = False,
 ) -> WrkResult:
     """One wrk run; ``cpus`` pins it with taskset; killed after duration + ``grace`` seconds."""
     cmd: list[str] = ["taskset", "-c", cpus] if cpus else []
@@ -86,6 +87,8 @@ def run(
     ]
     if cookie:
         cmd += ["-H", f"Cookie: {cookie}"]
+    if close:  # a new connection (and TLS handshake) for every request
+        cmd += ["-H", "Connection: close"]
     cmd.append(url)
     try:
         proc = subprocess.run(

@@ -24,9 +24,11 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
+from sluicegate._api_tls import api_tls
 from sluicegate._heap import freeze_startup_heap
 from sluicegate._http_head import HEADER_TIMEOUT, bounded_h11
 from sluicegate._logging import LogSettings
@@ -88,6 +90,10 @@ class ServerSettings:
     container_host: str | None = None  # engine for compute.container without hosts
     header_timeout: float = HEADER_TIMEOUT  # a request head must arrive within this
     admin_token_file: Path | None = None  # the first admin token goes there (0600), not stdout
+    tls_cert: Path | None = None  # HTTPS for the API (with tls_key); docs/tls.md
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None  # mutual TLS: clients need a certificate this CA signed
+    insecure_http: bool = False  # plain HTTP beyond loopback (a TLS proxy in front)
     log: LogSettings = field(default_factory=LogSettings)  # also the router's
 
     def __post_init__(self) -> None:
@@ -102,13 +108,20 @@ async def serve(
     announce: Callable[[str], None] = print,
     flag_alarms: AlarmLookup | None = None,
 ) -> None:
+    tls = api_tls(  # checked before any side effect, like the port
+        settings.host,
+        settings.tls_cert,
+        settings.tls_key,
+        settings.tls_client_ca,
+        settings.insecure_http,
+    )
     sock = bind_api_socket(settings.host, settings.port)  # before any side effect
     lock: StateDirLock | None = None
     try:
         private_dir(settings.state_dir)  # secrets and logs inside: owner only
         lock = StateDirLock(settings.state_dir)
         lock.acquire()
-        await _serve(settings, stop, announce, flag_alarms, sock)
+        await _serve(settings, stop, announce, flag_alarms, sock, tls)
     finally:
         sock.close()
         if lock is not None:
@@ -121,6 +134,7 @@ async def _serve(
     announce: Callable[[str], None],
     flag_alarms: AlarmLookup | None,
     sock: socket.socket,
+    tls: dict[str, Any],
 ) -> None:
     supervisor = RouterSupervisor(settings.state_dir, settings.router_admin_port, log=settings.log)
     supervisor.refuse_strays()  # before the store: a deleted state dir is not made afresh
@@ -253,6 +267,7 @@ async def _serve(
             limit_concurrency=1024,
             timeout_keep_alive=5,
             http=bounded_h11(settings.header_timeout),
+            **tls,
         )
         server = uvicorn.Server(config)
         engines.start()
@@ -272,7 +287,7 @@ async def _serve(
                 announce(f"admin token (shown once, store it safely): {token}")
         freeze_startup_heap()
         announce(
-            f"sluice server ready on http://{settings.host}:{settings.port}"
+            f"sluice server ready on {'https' if tls else 'http'}://{settings.host}:{settings.port}"
             f"{' (INSECURE: no token needed)' if settings.insecure else ''}"
         )
         # uvicorn captures SIGINT/SIGTERM while it serves and raises them again when done.

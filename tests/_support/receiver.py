@@ -8,6 +8,7 @@ request to a path takes the next step, e.g. ``[500, 500, 200]`` fails twice then
 from __future__ import annotations
 
 import contextlib
+import ssl
 import threading
 import time
 from collections.abc import Sequence
@@ -49,8 +50,10 @@ class _State:
 class Receiver:
     """``with Receiver() as r: r.script("/hook", [500, 200]); url = r.url("/hook")``."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        """``tls``: a server context; the receiver then speaks HTTPS."""
         state = self._state = _State()
+        self.scheme = "https" if tls is not None else "http"
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
@@ -78,6 +81,8 @@ class Receiver:
                 """Quiet: tests read the recorded requests, not a log."""
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if tls is not None:  # the handshake runs in accept; a failed one is dropped
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self._server.daemon_threads = True
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(
@@ -86,7 +91,7 @@ class Receiver:
         self._thread.start()
 
     def url(self, path: str = "/hook") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"{self.scheme}://127.0.0.1:{self.port}{path}"
 
     def script(self, path: str, steps: Sequence[int | Hang]) -> None:
         with self._state.lock:

@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import os
 import socket
+import ssl
 import struct
 from types import TracebackType
 from typing import Self
@@ -38,8 +39,13 @@ class WebSocketClient:
         *,
         headers: dict[str, str] | None = None,
         timeout: float = 10.0,
+        tls: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
     ) -> None:
+        """``tls``: speak wss (TLS with this client context, SNI ``server_hostname``)."""
         self.sock = socket.create_connection((host, port), timeout=timeout)
+        if tls is not None:
+            self.sock = tls.wrap_socket(self.sock, server_hostname=server_hostname or host)
         self._buf = b""
         key = base64.b64encode(os.urandom(16)).decode()
         lines = [

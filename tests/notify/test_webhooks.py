@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+import trustme
 
 from sluicegate.clock import ManualClock
 from sluicegate.errors import SpecError
@@ -398,3 +400,34 @@ def test_the_api_refuses_a_private_webhook_at_creation_unless_allowed(tmp_path: 
         assert r.status_code == 422
         assert r.json()["problems"][0]["path"] == "url"
         assert "--allow-private-webhooks" in r.json()["problems"][0]["message"]
+
+
+def test_a_https_receiver_is_verified_and_an_untrusted_certificate_fails_the_attempt(
+    store: Store, clock: ManualClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ca = trustme.CA()
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    with Receiver(tls=server_ctx) as receiver:
+        hook = store.webhooks.create(receiver.url("/hook"), ["*"], SECRET)
+        store.events.append("deployment.created", "d-1", "created")
+
+        async def attempt() -> None:
+            e = engine(store, clock)
+            await step(e)
+            await e.close()
+
+        asyncio.run(attempt())  # the server's trust does not include this CA
+        delivery = store.webhook_deliveries.list(hook.id)[0]
+        assert delivery.status != "delivered" and delivery.attempts == 1
+        assert "CERTIFICATE_VERIFY_FAILED" in (delivery.last_error or "")
+        assert receiver.requests == []
+        ca_file = tmp_path / "ca.pem"
+        ca.cert_pem.write_to_path(str(ca_file))
+        monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))  # the server's trust: its env
+        clock.advance(10)
+        asyncio.run(attempt())
+        delivery = store.webhook_deliveries.list(hook.id)[0]
+        assert (delivery.status, delivery.attempts) == ("delivered", 2)
+        assert len(receiver.to("/hook")) == 1

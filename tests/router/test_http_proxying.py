@@ -6,6 +6,7 @@ One sample app and one router serve the whole module. The router has one listene
     pool   -> group "pool"   [app]                its own upstream pool, to count connections
     flaky  -> group "flaky"  [dead port, app]     a target that refuses connections, then a live one
     dead   -> group "dead"   [dead port]          nothing listens
+    proxied-> group "app"    [app]                trusts 127.0.0.1 as a proxy (X-Forwarded-*)
 
 A second router with ``timeouts: {request: 1s}`` covers the 504. Health checks are off, so
 only the tests talk to the app and the dead target stays in rotation.
@@ -176,6 +177,7 @@ def router(app: AppProcess, dead_target: str) -> Iterator[RouterProcess]:
             _listener("pool", "pool"),
             _listener("flaky", "flaky"),
             _listener("dead", "dead"),
+            {**_listener("proxied", "app"), "trusted_proxies": ["127.0.0.0/8"]},
         ],
         "target_groups": [
             _group("app", [app.address]),
@@ -348,7 +350,9 @@ def test_websocket_echo_through_the_router_text_and_binary(web: int) -> None:
 # -- headers -----------------------------------------------------------------------------------
 
 
-def test_x_forwarded_for_is_appended_and_proto_and_host_are_set(client: httpx.Client) -> None:
+def test_x_forwarded_headers_from_an_untrusted_client_are_replaced(
+    client: httpx.Client, web: int
+) -> None:
     r = client.get(
         "/headers",
         headers={
@@ -360,8 +364,9 @@ def test_x_forwarded_for_is_appended_and_proto_and_host_are_set(client: httpx.Cl
     )
     assert r.status_code == 200
     seen = backend_headers(r)
-    assert values(seen, "x-forwarded-for") == ["203.0.113.7, 127.0.0.1"]
+    assert values(seen, "x-forwarded-for") == ["127.0.0.1"]
     assert values(seen, "x-forwarded-proto") == ["http"]
+    assert values(seen, "x-forwarded-port") == [str(web)]
     assert values(seen, "x-forwarded-host") == ["shop.example:8080"]
     assert values(seen, "host") == ["shop.example:8080"]
 
@@ -371,8 +376,10 @@ def test_x_forwarded_for_is_the_client_address_when_absent(client: httpx.Client)
     assert values(seen, "x-forwarded-for") == ["127.0.0.1"]
 
 
-def test_several_x_forwarded_for_headers_are_joined_in_order(web: int) -> None:
-    with RawClient(web) as c:
+def test_several_x_forwarded_for_headers_from_a_trusted_proxy_are_joined_in_order(
+    router: RouterProcess,
+) -> None:
+    with RawClient(router.listener_port("proxied")) as c:
         c.send(
             b"GET /headers HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: 198.51.100.1\r\n"
             b"X-Forwarded-For: 198.51.100.2, 198.51.100.3\r\n\r\n"

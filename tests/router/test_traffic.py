@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections import Counter
 
 import pytest
 
-from sluicegate.errors import SluicegateError
+from sluicegate.errors import Problem, SluicegateError, SpecError
 from sluicegate.router import RouterClient
-from sluicegate.router.traffic import RevisionGroup, RouterTraffic, ServiceRoute, router_config
+from sluicegate.router.traffic import (
+    RevisionGroup,
+    RouterTraffic,
+    ServiceRoute,
+    refusal,
+    router_config,
+)
 from sluicegate.spec import RouterConfig, parse_document
 from tests._support import free_port
 from tests._support import router_config as base_router_config
@@ -89,3 +96,39 @@ def test_router_traffic_applies_routes_and_requests_follow(
         "v2": 100,
     }
     assert Counter(x.version for x in get_many(port, 20)) == {"v2": 20}
+
+
+def test_a_service_tls_block_goes_on_its_listener_and_test_listener() -> None:
+    tls = {
+        "certificates": [{"cert": "/etc/shop.pem", "key": "/etc/shop.key"}],
+        "min_version": "1.3",
+    }
+    route = dataclasses.replace(shop(100, 0), tls=tls)
+    parsed = parse_document(RouterConfig, router_config([route], {"port": 9900}))
+    for listener in parsed.listeners:
+        assert listener.tls is not None
+        assert listener.tls.min_version == "1.3"
+        assert listener.tls.certificates[0].cert == "/etc/shop.pem"
+
+
+def test_a_router_refusal_of_a_certificate_names_the_service_spec_field() -> None:
+    desired = router_config([shop(100, 0)], {"port": 9900})
+    exc = SpecError([Problem("listeners[1].tls.certificates[0].key", "shop.key: no such file")])
+    refused = refusal(exc, desired)
+    assert [(p.path, p.message) for p in refused.problems] == [
+        ("listener.tls.certificates[0].key", "shop.key: no such file (service 'shop')")
+    ]
+
+
+def test_a_service_redirect_port_becomes_a_redirect_listener_to_its_https_port() -> None:
+    tls = {"certificates": [{"cert": "/etc/shop.pem", "key": "/etc/shop.key"}]}
+    route = dataclasses.replace(shop(100, 0, port=8443), tls=tls, redirect_port=8080)
+    parsed = parse_document(RouterConfig, router_config([route], {"port": 9900}))
+    redirect = next(lst for lst in parsed.listeners if lst.name == "shop-redirect")
+    assert (redirect.port, redirect.tls, redirect.default) == (8080, None, None)
+    assert redirect.redirect is not None
+    assert (redirect.redirect.to_port, redirect.redirect.status) == (8443, 308)
+    exc = SpecError([Problem("listeners[1].port", "cannot listen on 127.0.0.1:8080: in use")])
+    refused = refusal(exc, router_config([route], {"port": 9900}))
+    assert refused.problems[0].path == "listener.redirect_port"
+    assert refused.services == ("shop",)

@@ -421,7 +421,7 @@ def test_missing_required_fields_are_named() -> None:
     del data["listeners"][0]["port"]
     assert problems_of(data) == [
         ("listeners[0].port", "Field required"),
-        ("listeners[0].default", "Field required"),
+        ("listeners[0].default", "a listener needs a default action (or a redirect)"),
     ]
 
 
@@ -601,7 +601,8 @@ def test_a_non_finite_deregistration_delay_is_rejected() -> None:
         (
             lambda d: d["listeners"][0],
             "listeners[0].weight",
-            "name, port, address, max_connections, upgrades, rules, default",
+            "name, port, address, tls, redirect, trusted_proxies, max_connections, upgrades, rules,"
+            " default",
         ),
         (
             lambda d: d["listeners"][0]["default"],

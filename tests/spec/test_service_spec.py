@@ -385,3 +385,27 @@ def test_expand_placeholders_fills_known_names_and_leaves_other_braces() -> None
     values = {"port": 9001, "revision": "v2", "replica": 0}
     assert expand_placeholders("--port={port} {revision}/{replica}", values) == "--port=9001 v2/0"
     assert expand_placeholders('{"a": {port}} {other}', values) == '{"a": 9001} {other}'
+
+
+def test_listener_tls_takes_the_router_tls_block() -> None:
+    tls = {"certificates": [{"cert": "certs/shop.pem", "key": "certs/shop.key"}]}
+    spec = parse_document(ServiceSpec, doc(listener={"port": 8443, "tls": tls}))
+    assert spec.listener.tls is not None
+    assert spec.listener.tls.min_version == "1.2"
+    assert spec.listener.tls.ciphers == "default"
+
+
+def test_listener_tls_refuses_tls_1_1_and_an_empty_certificate_list() -> None:
+    assert problems_of(
+        doc(listener={"port": 8443, "tls": {"certificates": [], "min_version": "1.1"}})
+    ) == [
+        ("listener.tls.certificates", "List should have at least 1 item after validation, not 0"),
+        ("listener.tls.min_version", "TLS 1.1 is refused (deprecated by RFC 8996): use 1.2 or 1.3"),
+    ]
+
+
+def test_a_redirect_port_needs_tls_and_its_own_port() -> None:
+    assert problems_of(doc(listener={"port": 8443, "redirect_port": 8443})) == [
+        ("listener.redirect_port", "redirects to HTTPS: the listener needs tls"),
+        ("listener.redirect_port", "redirect_port must differ from port and test_port"),
+    ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import uuid
 from collections.abc import Mapping
 
@@ -40,6 +41,7 @@ class ExposureReporter:
         clock: Clock,
         interval: float,
         timeout: float = 5.0,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
         self.url = f"{server.rstrip('/')}/v1/flags/{env}/exposures"
         self.agent = agent
@@ -53,7 +55,7 @@ class ExposureReporter:
         headers = {"User-Agent": f"sluicegate-agent/{__version__}"}
         if key:
             headers["Authorization"] = f"Bearer {key}"
-        self._http = httpx.AsyncClient(headers=headers, timeout=timeout)
+        self._http = httpx.AsyncClient(headers=headers, timeout=timeout, verify=verify)
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sluicegate._heap import freeze_startup_heap
+from sluicegate._trust import client_tls
 from sluicegate.agent._cache import SnapshotCache
 from sluicegate.agent._http import AgentHttp
 from sluicegate.agent._reporter import ExposureReporter
@@ -44,6 +45,9 @@ class AgentSettings:
     cache_dir: Path = Path(".sluice-agent")
     poll_interval: float = 30.0
     report_interval: float = 10.0  # exposure reports; 0 = never
+    ca_file: str | None = None  # trust the server certificates this CA signed (https)
+    client_cert: str | None = None  # presented to a server asking for one (mutual TLS)
+    client_key: str | None = None
 
 
 def _accept_from_thread(
@@ -118,6 +122,9 @@ async def serve_agent(
         poll_interval=settings.poll_interval,
         name="sluicegate-agent-sync",
         monotonic=clock.monotonic,
+        ca_file=settings.ca_file,
+        client_cert=settings.client_cert,
+        client_key=settings.client_key,
     )
     state.sync = sync.status  # the sync thread updates this object in place
     sync.start()
@@ -131,6 +138,7 @@ async def serve_agent(
             state.metrics.evaluations,
             clock,
             settings.report_interval,
+            verify=client_tls(settings.ca_file, settings.client_cert, settings.client_key),
         )
         reporter.start()
     if ready is not None:

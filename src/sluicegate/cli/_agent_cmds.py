@@ -17,6 +17,28 @@ import click
 )
 @click.option("--env", "env", required=True, help="The environment whose flags to serve.")
 @click.option(
+    "--ca-file",
+    envvar="SLUICE_CA_FILE",
+    default=None,
+    metavar="PATH",
+    help="Trust the server certificates this CA file (PEM) signed, for an https:// server"
+    " with a private CA (or SLUICE_CA_FILE). The certificate is always verified.",
+)
+@click.option(
+    "--client-cert",
+    envvar="SLUICE_CLIENT_CERT",
+    default=None,
+    metavar="PATH",
+    help="Present this client certificate (PEM) to a server that asks for one (mutual TLS).",
+)
+@click.option(
+    "--client-key",
+    envvar="SLUICE_CLIENT_KEY",
+    default=None,
+    metavar="PATH",
+    help="The private key (PEM) of --client-cert.",
+)
+@click.option(
     "--key",
     envvar="SLUICE_AGENT_KEY",
     default=None,
@@ -65,6 +87,9 @@ def agent(
     cache_dir: str,
     poll_interval: str,
     report_interval: str,
+    ca_file: str | None,
+    client_cert: str | None,
+    client_key: str | None,
 ) -> None:
     """Serve an environment's flags on localhost, kept in sync with the server.
 
@@ -97,7 +122,13 @@ def agent(
         cache_dir=Path(cache_dir),
         poll_interval=interval,
         report_interval=report_every,
+        ca_file=ca_file,
+        client_cert=client_cert,
+        client_key=client_key,
     )
+    from sluicegate._trust import client_tls
+
+    client_tls(ca_file, client_cert, client_key)  # bad files stop the agent now, not later
     run_agent(settings, announce=click.echo)
 
 

@@ -12,6 +12,7 @@ from sluicegate._logging import LogSettings, configure_logging
 from sluicegate.cli import (
     _agent_cmds,
     _alarm_cmds,
+    _certs_cmds,
     _deploy_cmds,
     _deployment_cmds,
     _event_cmds,
@@ -78,10 +79,15 @@ def router(ctx: click.Context, config_path: str, workers: int, insecure: bool, c
     (default SLUICE_ADMIN_TOKEN); the key that signs sticky cookies from the one named by
     sticky_secret_env (default SLUICE_STICKY_SECRET).
     """
-    from sluicegate.router import RouterSettings, run_router
+    from sluicegate.errors import SpecError
+    from sluicegate.router import RouterSettings, check_listener_certificates, run_router
     from sluicegate.spec import RouterConfig, load_file
 
     config = load_file(RouterConfig, config_path)
+    try:
+        check_listener_certificates(config)  # the files, as the router will read them
+    except SpecError as exc:
+        raise SpecError(exc.problems, source=str(config_path)) from None
     if check:
         click.echo(
             f"{config_path}: valid ({len(config.listeners)} listener(s), "
@@ -102,6 +108,7 @@ for _command in (
     *_log_cmds.COMMANDS,
     *_flag_cmds.COMMANDS,
     *_server_cmds.COMMANDS,
+    *_certs_cmds.COMMANDS,
     *_token_cmds.COMMANDS,
     *_alarm_cmds.COMMANDS,
     *_webhook_cmds.COMMANDS,

@@ -54,6 +54,37 @@ def _http_url(ctx: click.Context, param: click.Parameter, url: str | None) -> st
 @click.command()
 @click.option("--port", default=7070, show_default=True, help="API port.")
 @click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address the API listens on. Beyond loopback it needs --tls-cert/--tls-key (or"
+    " --insecure-http).",
+)
+@click.option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Serve the API over HTTPS with this PEM certificate chain (with --tls-key).",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The private key (PEM, not encrypted) of --tls-cert.",
+)
+@click.option(
+    "--tls-client-ca",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Mutual TLS: clients must present a certificate this CA (PEM) signed.",
+)
+@click.option(
+    "--insecure-http",
+    is_flag=True,
+    help="Allow plain HTTP on a non-loopback --host (only behind a TLS-terminating proxy:"
+    " tokens cross the network in clear otherwise).",
+)
+@click.option(
     "--state-dir",
     default=".sluicegate",
     show_default=True,

@@ -18,6 +18,8 @@ def _ports(spec: ServiceSpec) -> list[tuple[str, int]]:
     ports = [("listener.port", spec.listener.port)]
     if spec.listener.test_port is not None:
         ports.append(("listener.test_port", spec.listener.test_port))
+    if spec.listener.redirect_port is not None:
+        ports.append(("listener.redirect_port", spec.listener.redirect_port))
     return ports
 
 

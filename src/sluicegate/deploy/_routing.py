@@ -90,4 +90,10 @@ def _route(
             if spec.listener.flag_route is None
             else spec.listener.flag_route.model_dump(mode="json", exclude_none=True)
         ),
+        tls=(
+            None
+            if spec.listener.tls is None
+            else spec.listener.tls.model_dump(mode="json", exclude_none=True)
+        ),
+        redirect_port=spec.listener.redirect_port,
     )

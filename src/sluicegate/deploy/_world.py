@@ -11,8 +11,10 @@ import asyncio
 import dataclasses
 import functools
 import logging
+import ssl
 from collections.abc import Awaitable, Mapping, Sequence
 
+from sluicegate._trust import pinned_context
 from sluicegate.clock import Clock
 from sluicegate.compute import redact
 from sluicegate.compute.base import EventKind, Replica, ReplicaEvent, ReplicaHealth
@@ -265,18 +267,25 @@ class World:
             "revision": dep.revision,
             "service": dep.service,
         }
+        tls = spec.listener.tls
+        scheme = "https" if tls is not None else "http"
         env = {
             "SLUICE_SERVICE": dep.service,
             "SLUICE_REVISION": dep.revision,
-            "SLUICE_TEST_URL": f"http://127.0.0.1:{port}",
+            "SLUICE_TEST_URL": f"{scheme}://127.0.0.1:{port}",
         }
         coro: Awaitable[HookResult]
         if hook.http is not None:
-            coro = run_http_hook(
-                f"http://127.0.0.1:{port}{hook.http.path}",
-                hook.http.expect_status,
-                hook.effective_timeout,
-            )
+            url = f"{scheme}://127.0.0.1:{port}{hook.http.path}"
+            verify: ssl.SSLContext | bool = True
+            if tls is not None:  # our own router: trust exactly the service's certificates
+                try:
+                    verify = pinned_context([c.cert for c in tls.certificates])
+                except (OSError, ssl.SSLError) as exc:
+                    coro = _failed(f"GET {url}: cannot read the listener's certificates: {exc}")
+                    self._hooks[key] = asyncio.ensure_future(coro)
+                    return
+            coro = run_http_hook(url, hook.http.expect_status, hook.effective_timeout, verify)
         else:
             assert hook.command is not None
             argv = [expand_placeholders(arg, values) for arg in hook.command]
@@ -307,3 +316,7 @@ class World:
             if key[0] == dep_id:
                 task.cancel()
                 del self._hooks[key]
+
+
+async def _failed(detail: str) -> HookResult:
+    return HookResult(False, detail, 0.0)

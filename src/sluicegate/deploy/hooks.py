@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import ssl
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,11 +32,14 @@ class HookResult:
     seconds: float
 
 
-async def run_http_hook(url: str, expect_status: int, timeout: float) -> HookResult:
-    """GET ``url``; ok when the status is ``expect_status``."""
+async def run_http_hook(
+    url: str, expect_status: int, timeout: float, verify: ssl.SSLContext | bool = True
+) -> HookResult:
+    """GET ``url``; ok when the status is ``expect_status``. ``verify``: how an https
+    ``url``'s certificate is checked (see ``pinned_context`` for the service's own)."""
     started = time.monotonic()
     try:
-        async with httpx.AsyncClient(timeout=timeout) as client:
+        async with httpx.AsyncClient(timeout=timeout, verify=verify) as client:
             r = await client.get(url)
     except httpx.HTTPError as exc:
         return HookResult(False, f"GET {url} failed: {exc!r}", time.monotonic() - started)

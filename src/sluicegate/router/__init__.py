@@ -10,6 +10,7 @@ from sluicegate.router._histogram import bucket_bounds, bucket_index, percentile
 from sluicegate.router._metrics import Counts, MetricsRegistry, Series, SeriesKey
 from sluicegate.router._run import RouterSettings, run_router, serve_router
 from sluicegate.router._sticky import StickyCodec
+from sluicegate.router._tls import check_listener_certificates
 from sluicegate.router.client import RouterClient
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "StickyCodec",
     "bucket_bounds",
     "bucket_index",
+    "check_listener_certificates",
     "percentile",
     "run_router",
     "serve_router",

@@ -15,7 +15,7 @@ from sluicegate.router._ratelog import RateLimitedLog
 from sluicegate.router._responses import error_response
 
 if TYPE_CHECKING:
-    from sluicegate.router._dataplane import ListenerState
+    from sluicegate.router._listener import ListenerState
 
 __all__ = ["Admission"]
 

@@ -25,7 +25,8 @@ from sluicegate.router._responses import error_response
 from sluicegate.router._target import is_request_line_without_version
 
 if TYPE_CHECKING:
-    from sluicegate.router._dataplane import DataPlane, ListenerState
+    from sluicegate.router._dataplane import DataPlane
+    from sluicegate.router._listener import ListenerState
 
 __all__ = ["NONE", "ClientProtocol"]
 
@@ -41,6 +42,7 @@ class ClientProtocol(RequestParsing, asyncio.Protocol):
         "read_paused",
         "rejected",
         "transport",
+        "trusted",
         "tunnel",
         "upstream_paused",
     )
@@ -62,6 +64,7 @@ class ClientProtocol(RequestParsing, asyncio.Protocol):
         self.upstream_paused = False
         self.rejected: bytes | None = None  # an error answer due after the requests before it
         self.ip = b"unknown"
+        self.trusted = False
         self.deadline = 0.0
         self.dkind = IDLE
         self.in_head = False  # between on_message_begin and on_headers_complete
@@ -72,6 +75,7 @@ class ClientProtocol(RequestParsing, asyncio.Protocol):
         self.host: bytes | None = None
         self.cookie: bytes | None = None
         self.xff: bytes | None = None
+        self.xfp = False
         self.tokens: bytes | None = None
         self.upgrade_hdr: bytes | None = None
         self.te: bytes | None = None
@@ -96,6 +100,7 @@ class ClientProtocol(RequestParsing, asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         if peer:
             self.ip = str(peer[0]).encode()
+            self.trusted = listener.trusts(self.ip)
         plane.clients.add(self)
         self.deadline = plane.now + plane.idle_timeout
 

@@ -59,6 +59,13 @@ class RouterController:
             task.cancel()
         await asyncio.gather(*(p.stop() for p in self.planes), return_exceptions=True)
 
+    async def check_certificates(self) -> list[str]:
+        """Every plane re-reads its TLS listeners' certificate files now (SIGHUP); what was
+        refused, once per distinct problem (the old certificates keep serving)."""
+        async with self._lock:
+            found = await self._fan("check_certificates")
+        return sorted({e for errors in found for e in errors})
+
     def _on_health(self, group: str, target: str, healthy: bool) -> None:
         task = asyncio.get_running_loop().create_task(
             self._fan("set_health", group, target, healthy)

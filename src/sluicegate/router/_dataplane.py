@@ -2,7 +2,8 @@
 
 It is driven through plain method calls (``apply_config``, ``set_weights``, ``set_health``,
 ``deregister``...) by the control side, in-process or over a worker's control channel. It
-never reads files or the environment.
+never reads the environment, and no files but the TLS certificates the config names
+(``_tls``: loaded on every config change, and again when they change on disk).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import os
+import socket
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -21,56 +24,28 @@ from sluicegate.router._exchange import Exchange
 from sluicegate.router._fds import is_fd_exhaustion
 from sluicegate.router._flagslot import FlagSlot, compile_document
 from sluicegate.router._listen import host_port, open_listener, reason
-from sluicegate.router._metrics import NO_GROUP, MetricsRegistry, Series
+from sluicegate.router._listener import ListenerState, Socket
+from sluicegate.router._metrics import NO_GROUP, MetricsRegistry
 from sluicegate.router._sticky import StickyCodec
-from sluicegate.router._table import ListenerRoute, Target, TargetGroup, build_route, reweigh
+from sluicegate.router._table import Target, TargetGroup, build_route, reweigh
 from sluicegate.router._targets import TargetRegistry
+from sluicegate.router._tls import (
+    CertificateSet,
+    Stamp,
+    load_certificates,
+    stamp,
+)
 from sluicegate.router._upstream import UpstreamProtocol
 from sluicegate.spec.router import ListenerSpec, RouterConfig
 
-__all__ = ["DataPlane", "ListenerState"]
+__all__ = ["DataPlane", "ListenerState"]  # ListenerState from _listener, for old imports
 
 log = logging.getLogger(__name__)
 _TICK = 0.25  # seconds between sweeps: timeouts, metric rotation, pool expiry
+_CERT_CHECK_TICKS = 4  # certificate files are looked at every 4th sweep (1 s)
 
 
-class ListenerState:
-    """A listening socket and the routing snapshot its connections read per request."""
-
-    __slots__ = ("connections", "name", "route", "socket", "spec", "unrouted")
-
-    def __init__(self, spec: ListenerSpec, route: ListenerRoute, unrouted: Series) -> None:
-        self.name = spec.name
-        self.spec = spec
-        self.route = route
-        # Requests rejected before routing (400, 408, 414, 431) or by the router's own
-        # limits (503 for max_connections or file descriptors).
-        self.unrouted = unrouted
-        self.socket: _Socket | None = None
-        self.connections = 0  # client connections accepted for this listener and still open
-
-
-class _Socket:
-    """One listening socket and the listener its new connections belong to. A reload can
-    hand the socket to another listener (a rename, two listeners swapping ports)."""
-
-    __slots__ = ("plane", "server", "state")
-
-    def __init__(self, plane: DataPlane) -> None:
-        self.plane = plane
-        self.state: ListenerState | None = None
-        self.server: asyncio.Server | None = None
-
-    def __call__(self) -> ClientProtocol:  # the server's protocol factory
-        assert self.state is not None  # serving starts only once a listener owns the socket
-        return ClientProtocol(self.plane, self.state)
-
-    def close(self) -> None:
-        if self.server is not None:
-            self.server.close()
-
-
-_Key = tuple[str, int]  # (address, port) of a listening socket
+_Key = tuple[str, int, bool]  # (address, port, TLS?) of a listening socket
 
 
 class DataPlane(TargetRegistry):
@@ -111,8 +86,12 @@ class DataPlane(TargetRegistry):
         )
         self._ticker: asyncio.TimerHandle | None = None
         self._rotator: asyncio.TimerHandle | None = None
-        # A prepared change: its config and the sockets opened for it, not yet serving.
-        self._pending: tuple[RouterConfig, dict[_Key, _Socket]] | None = None
+        self._ticks = 0
+        # A prepared change: its config, the sockets opened for it (not yet serving), and
+        # the certificates loaded for its TLS listeners (by listener name).
+        self._pending: (
+            tuple[RouterConfig, dict[_Key, Socket], dict[str, tuple[CertificateSet, Stamp]]] | None
+        ) = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -163,21 +142,34 @@ class DataPlane(TargetRegistry):
         """
         self.abort_config()
         held = self._held()
-        opened: dict[_Key, _Socket] = {}
+        opened: dict[_Key, Socket] = {}
         problems: list[Problem] = []
+        # Certificates are read on every change: a config PUT also reloads them.
+        certs: dict[str, tuple[CertificateSet, Stamp]] = {}
         for i, spec in enumerate(config.listeners):
-            key = (spec.address, spec.port)
+            if spec.tls is not None:
+                files = stamp(spec.tls.certificates)
+                try:
+                    certs[spec.name] = (load_certificates(spec.tls, f"listeners[{i}].tls"), files)
+                except SpecError as exc:
+                    problems += exc.problems
+        if problems:
+            raise SpecError(problems)
+        for i, spec in enumerate(config.listeners):
+            key = (spec.address, spec.port, spec.tls is not None)
             if key in held or key in opened:
                 continue
             try:
-                opened[key] = await self._listen(spec.address, spec.port)
+                # Plain <-> TLS on a port this plane holds: the same listening socket, served
+                # anew (a second socket on the port could not be opened).
+                opened[key] = await self._listen(key, held.get((key[0], key[1], not key[2])))
             except OSError as exc:
                 problems.append(Problem(f"listeners[{i}].port", self._cannot_listen(spec, exc)))
         if problems:
             for sock in opened.values():
                 sock.close()
             raise SpecError(problems)
-        self._pending = (config, opened)
+        self._pending = (config, opened, certs)
 
     def abort_config(self) -> None:
         """Drop a prepared change: close the sockets opened for it. No-op without one."""
@@ -197,7 +189,7 @@ class DataPlane(TargetRegistry):
         """
         if self._pending is None:
             return
-        (config, opened), self._pending = self._pending, None
+        (config, opened, certs), self._pending = self._pending, None
         held = self._held()
         t = config.timeouts
         self.idle_timeout, self.header_timeout = t.idle, t.header
@@ -237,11 +229,13 @@ class DataPlane(TargetRegistry):
             if state is None:
                 state = self.listeners[spec.name] = ListenerState(spec, route, unrouted)
             else:
-                state.spec, state.route = spec, route
-            key = (spec.address, spec.port)
+                state.configure(spec, route)
+            key = (spec.address, spec.port, spec.tls is not None)
             sock = opened.get(key) or held.get(key)
             if sock is None:  # only if the plane changed between prepare and commit
                 raise TransientError(f"listener {spec.name!r} lost its socket; retry the change")
+            if sock.tls is not None and spec.tls is not None:
+                sock.tls.install(spec.tls, *certs[spec.name])
             sock.state, state.socket = state, sock
             claimed.add(key)
         for name in set(self.listeners) - {s.name for s in config.listeners}:
@@ -255,19 +249,39 @@ class DataPlane(TargetRegistry):
             await sock.server.start_serving()
         self.admission.fds.recount(len(self.clients) + self.upstreams, self.now)
 
-    def _held(self) -> dict[_Key, _Socket]:
+    def _held(self) -> dict[_Key, Socket]:
         return {
-            (s.spec.address, s.spec.port): s.socket
+            (s.spec.address, s.spec.port, s.spec.tls is not None): s.socket
             for s in self.listeners.values()
             if s.socket is not None
         }
 
-    async def _listen(self, address: str, port: int) -> _Socket:
-        sock = _Socket(self)
-        raw = open_listener(address, port, self.reuse_port)
+    async def _listen(self, key: _Key, twin: Socket | None = None) -> Socket:
+        """A new listening socket for ``key``, not serving yet; with ``twin`` (held, the
+        other protocol on the same port) a duplicate of its descriptor: the twin is closed
+        at commit and this one goes on listening, with no moment the port is free."""
+        address, port, tls = key
+        sock = Socket(self, tls)
+        if twin is not None and twin.server is not None and twin.server.sockets:
+            raw = socket.socket(fileno=os.dup(twin.server.sockets[0].fileno()))
+            raw.setblocking(False)
+        else:
+            raw = open_listener(address, port, self.reuse_port)
         try:
-            # Not serving until commit_config has installed the listener's routing.
-            sock.server = await self.loop.create_server(sock, sock=raw, start_serving=False)
+            # Not serving until commit_config has installed the listener's routing (and,
+            # for TLS, its certificates: the SNI callback reads them).
+            if sock.tls is None:
+                sock.server = await self.loop.create_server(sock, sock=raw, start_serving=False)
+            else:
+                sock.server = await self.loop.create_server(
+                    sock,
+                    sock=raw,
+                    ssl=sock.tls.context,
+                    # A handshake is part of the request head: bounded by the same timeout.
+                    ssl_handshake_timeout=self.header_timeout,
+                    ssl_shutdown_timeout=5.0,
+                    start_serving=False,
+                )
         except BaseException:
             raw.close()
             raise
@@ -292,6 +306,8 @@ class DataPlane(TargetRegistry):
         state = self.listeners.get(listener)
         if state is None:
             raise NotFoundError(f"no listener named {listener!r}")
+        if state.spec.redirect is not None:
+            raise NotFoundError(f"listener {listener!r} redirects: it has no weights to set")
         route = reweigh(
             state.route, state.spec, weights, rule, self.groups, self.metrics, self.codec
         )
@@ -404,6 +420,9 @@ class DataPlane(TargetRegistry):
     def _tick(self) -> None:
         self._ticker = self.loop.call_later(_TICK, self._tick)
         now = self.now = self.loop.time()
+        self._ticks += 1
+        if self._ticks % _CERT_CHECK_TICKS == 0:
+            self.check_certificates()
         for client in [c for c in self.clients if c.dkind != 3 and c.deadline < now]:
             client.timed_out()
         self.admission.tick(len(self.clients) + self.upstreams, now)
@@ -416,3 +435,23 @@ class DataPlane(TargetRegistry):
                         idle.remove(up)
                         if up.transport is not None:
                             up.transport.close()
+
+    # -- certificates ----------------------------------------------------------------------------
+
+    def check_certificates(self, force: bool = False) -> list[str]:
+        """Reload the certificates of each TLS listener whose files changed on disk. A set
+        that cannot serve is refused (logged, shown in status); the old one keeps serving,
+        and it is tried again when the files change once more."""
+        config = self.config
+        if config is None:
+            return []
+        errors = []
+        for i, spec in enumerate(config.listeners):
+            state = self.listeners.get(spec.name)
+            sock, tls = (state.socket, spec.tls) if state is not None else (None, None)
+            if sock is None or sock.tls is None or tls is None:
+                continue
+            sock.tls.refresh(spec.name, tls, f"listeners[{i}].tls", log, force)
+            if sock.tls.error is not None:
+                errors.append(sock.tls.error)
+        return errors

@@ -39,6 +39,10 @@ class PlaneHandle(Protocol):
 
     async def metrics(self, window: int) -> dict[str, Any]: ...
 
+    async def check_certificates(self) -> list[str]:
+        """Re-read every TLS listener's certificate files now; the refusals (kept serving
+        the old ones), as ``field: problem`` strings."""
+
     async def status(self) -> dict[str, Any]: ...
 
     async def stop(self) -> None: ...
@@ -81,6 +85,9 @@ class LocalPlane:
 
     async def metrics(self, window: int) -> dict[str, Any]:
         return self.plane.metrics.snapshot(window)
+
+    async def check_certificates(self) -> list[str]:
+        return self.plane.check_certificates(force=True)
 
     async def status(self) -> dict[str, Any]:
         return self.plane.status()

@@ -21,18 +21,21 @@ from sluicegate.router._target import VALID_HOSTS, allowed_upgrade, resolve_targ
 
 if TYPE_CHECKING:
     from sluicegate.router._client import ClientProtocol
-    from sluicegate.router._dataplane import DataPlane, ListenerState
+    from sluicegate.router._dataplane import DataPlane
+    from sluicegate.router._listener import ListenerState
 
 __all__ = ["HEADER", "IDLE", "NONE", "UPSTREAM", "RequestParsing"]
 
 # Header codes: what on_header does with a request header beyond copying it upstream.
-_COPY, _DROP, _HOST, _COOKIE, _XFF, _CONNECTION, _UPGRADE, _TE, _CL = range(9)
+_COPY, _DROP, _HOST, _COOKIE, _XFF, _CONNECTION, _UPGRADE, _TE, _CL, _XFP = range(10)
 _SPECIAL = {
     b"content-length": _CL,
     b"host": _HOST,
     b"cookie": _COOKIE,
     b"x-forwarded-for": _XFF,
-    b"x-forwarded-proto": _DROP,
+    # Kept from a trusted proxy (with its -Port), else replaced by the router's own.
+    b"x-forwarded-proto": _XFP,
+    b"x-forwarded-port": _XFP,
     b"x-forwarded-host": _DROP,
     b"connection": _CONNECTION,
     b"upgrade": _UPGRADE,
@@ -71,6 +74,7 @@ class RequestParsing:
         "upgrading",
         "url",
         "xff",
+        "xfp",
     )
 
     # ClientProtocol's own, only read here.
@@ -79,6 +83,7 @@ class RequestParsing:
     transport: asyncio.Transport | None
     parser: httptools.HttpRequestParser
     ip: bytes
+    trusted: bool  # the client is a trusted proxy: its X-Forwarded-* are kept
     # The slots above (set up by ClientProtocol.__init__).
     ex: Exchange | None
     active: Exchange | None
@@ -94,6 +99,7 @@ class RequestParsing:
     host: bytes | None
     cookie: bytes | None
     xff: bytes | None
+    xfp: bool  # a trusted proxy sent X-Forwarded-Proto or -Port
     tokens: bytes | None
     upgrade_hdr: bytes | None
     te: bytes | None
@@ -112,6 +118,7 @@ class RequestParsing:
         self.host = None
         self.cookie = None
         self.xff = None
+        self.xfp = False
         self.tokens = None
         self.upgrade_hdr = None
         self.te = None
@@ -164,6 +171,9 @@ class RequestParsing:
         elif code == _CL:
             self.hparts += (name, b": ", value, b"\r\n")
             self.has_cl = value.strip() not in (b"0", b"")
+        elif code == _XFP and self.trusted:
+            self.xfp = True
+            self.hparts += (name, b": ", value, b"\r\n")
 
     def on_headers_complete(self) -> None:
         self.in_head = False
@@ -199,7 +209,11 @@ class RequestParsing:
             upgrade = self.upgrade_hdr is not None
         has_body = self.te_chunked or self.has_cl
         plane = self.plane
-        route = self.listener.route
+        listener = self.listener
+        if listener.redirect is not None:
+            self._redirect(listener.redirect, has_body)
+            return
+        route = listener.route
         view = None
         if self.headers is not None and route.rules:
             view = request_view(self.url, self.host, self.headers)
@@ -208,8 +222,11 @@ class RequestParsing:
         hparts = self.hparts
         if self.tokens is not None:
             hparts = strip_named(hparts, self.tokens)
-        xff = self.ip if self.xff is None else self.xff + b", " + self.ip
-        tail = [b"X-Forwarded-For: ", xff, b"\r\nX-Forwarded-Proto: http\r\n"]
+        # A client's own X-Forwarded-For is believed only from a trusted proxy.
+        xff = self.xff + b", " + self.ip if self.trusted and self.xff is not None else self.ip
+        tail = [b"X-Forwarded-For: ", xff, b"\r\n"]
+        if not self.xfp:
+            tail.append(listener.forwarded)
         tail += (b"X-Forwarded-Host: ", self.host, b"\r\n")
         if self.te_chunked:
             tail.append(b"Transfer-Encoding: chunked\r\n")
@@ -246,6 +263,41 @@ class RequestParsing:
             ex.routed = (route, view, self.cookie)
             self.queue.append(ex)
             self._pause()
+
+    def _redirect(self, redirect: tuple[bytes, bytes, bytes], has_body: bool) -> None:
+        """Answer a redirect listener's request: same host (without its port), path and
+        query on the target port and scheme. A request with a body closes the connection
+        (its body is not read)."""
+        transport = self.transport
+        if transport is None:
+            return
+        status_line, scheme, port = redirect
+        host = self.host or b""
+        bracket = host.find(b"]")  # [v6]:port
+        host = host[: bracket + 1] if bracket > 0 else host.partition(b":")[0]
+        keep = bool(self.parser.should_keep_alive()) and not has_body
+        transport.write(
+            b"".join(
+                (
+                    status_line,
+                    b"Location: ",
+                    scheme,
+                    host,
+                    port,
+                    self.url if self.url[:1] == b"/" else b"/",  # OPTIONS * -> /
+                    b"\r\nContent-Length: 0\r\n",
+                    b"" if keep else b"Connection: close\r\n",
+                    b"\r\n",
+                )
+            )
+        )
+        self.listener.unrouted.record(int(status_line[9:12]), 0.0)
+        if not keep:
+            self._pause()
+            transport.close()
+            return
+        self.deadline = self.plane.now + self.plane.idle_timeout
+        self.dkind = IDLE
 
     def on_body(self, body: bytes) -> None:
         ex = self.ex

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from sluicegate._heap import freeze_startup_heap
 from sluicegate._logging import DEFAULT_LOG, LogSettings
 from sluicegate.clock import SystemClock
-from sluicegate.errors import AuthError, TransientError
+from sluicegate.errors import AuthError, SluicegateError, TransientError
 from sluicegate.router._admin_http import AdminLimits, serve_admin
 from sluicegate.router._control import RouterController
 from sluicegate.router._dataplane import DataPlane
@@ -79,8 +79,10 @@ async def serve_router(
     settings: RouterSettings,
     stop: asyncio.Event,
     on_ready: Callable[[], None] | None = None,
+    reread: asyncio.Event | None = None,
 ) -> None:
-    """Run until ``stop`` is set, then shut down gracefully.
+    """Run until ``stop`` is set, then shut down gracefully. Each time ``reread`` is set
+    (SIGHUP), every data plane re-reads its TLS certificate files.
 
     Every port is tried before anything starts: one that cannot be opened raises
     TransientError naming it and its field, and leaves no worker behind.
@@ -140,10 +142,33 @@ async def serve_router(
     freeze_startup_heap()  # a GC pause here is a latency spike for every user
     if on_ready is not None:
         on_ready()
+    rereader = None
+    if reread is not None:
+        rereader = asyncio.get_running_loop().create_task(_reread(controller, reread))
     await stop.wait()
     log.info("router stopping")
+    if rereader is not None:
+        rereader.cancel()
     admin.close()
     await controller.stop()
+
+
+async def _reread(controller: RouterController, reread: asyncio.Event) -> None:
+    while True:
+        await reread.wait()
+        reread.clear()
+        try:
+            refused = await controller.check_certificates()
+        except SluicegateError as exc:  # a worker restarting: it loads the files at start
+            log.warning("SIGHUP: not every data plane re-read its certificates: %s", exc)
+            continue
+        if refused:
+            log.error(
+                "SIGHUP: certificate files refused, the previous ones keep serving: %s",
+                "; ".join(refused),
+            )
+        else:
+            log.info("SIGHUP: certificate files re-read")
 
 
 def admin_limits(config: RouterConfig) -> AdminLimits:
@@ -193,11 +218,12 @@ def run_router(
     _raise_fd_limit(config)
 
     async def main() -> None:
-        stop = asyncio.Event()
+        stop, reread = asyncio.Event(), asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await serve_router(config, settings, stop, on_ready)
+        loop.add_signal_handler(signal.SIGHUP, reread.set)
+        await serve_router(config, settings, stop, on_ready, reread)
 
     uvloop.run(main())
 

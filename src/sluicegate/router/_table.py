@@ -16,7 +16,7 @@ from sluicegate.router._flagslot import FlagSlot
 from sluicegate.router._match import RequestView, compile_match
 from sluicegate.router._metrics import MetricsRegistry, Series
 from sluicegate.router._sticky import StickyCodec, find_cookie
-from sluicegate.spec.router import ForwardSpec, ListenerSpec, TargetGroupSpec
+from sluicegate.spec.router import ForwardSpec, ListenerSpec, StickinessSpec, TargetGroupSpec
 
 if TYPE_CHECKING:
     from sluicegate.router._upstream import UpstreamProtocol
@@ -32,6 +32,8 @@ __all__ = [
 ]
 
 Codecs = Callable[[str], StickyCodec]  # cookie name -> the codec that signs it
+# The action of a redirect listener: no groups (its requests never reach routing).
+_NO_FORWARD = ForwardSpec.model_construct(forward=[], stickiness=StickinessSpec())
 
 
 class Target:
@@ -124,8 +126,10 @@ class ForwardAction:
         spec: ForwardSpec,
         codec: StickyCodec | None,
         rand: Callable[[], float] = random.random,
+        secure: bool = False,
     ) -> None:
-        """``codec`` signs this action's cookie; ignored unless stickiness is enabled."""
+        """``codec`` signs this action's cookie; ignored unless stickiness is enabled.
+        ``secure``: the listener speaks TLS, so the cookie is only ever sent back over it."""
         self.entries = tuple(entries)
         self.by_name = {e.group.name: e for e in self.entries}
         positive = [e for e in self.entries if e.weight > 0]
@@ -140,7 +144,10 @@ class ForwardAction:
         self.cookie_name = spec.stickiness.cookie_name
         self.cookie_eq = spec.stickiness.cookie_name.encode() + b"="
         self.max_age = int(spec.stickiness.duration)
-        self.cookie_attrs = b"; Max-Age=%d; Path=/; HttpOnly; SameSite=Lax\r\n" % self.max_age
+        self.cookie_attrs = b"; Max-Age=%d; Path=/; HttpOnly; %bSameSite=Lax\r\n" % (
+            self.max_age,
+            b"Secure; " if secure else b"",
+        )
         self.rand = rand
 
     def pick(self) -> Entry:
@@ -208,6 +215,7 @@ def build_action(
     metrics: MetricsRegistry,
     codecs: Codecs,
     weights: Mapping[str, int] | None = None,
+    secure: bool = False,
 ) -> ForwardAction:
     entries = []
     for wg in spec.forward:
@@ -215,7 +223,8 @@ def build_action(
         entries.append(
             Entry(groups[wg.target_group], weight, metrics.get(listener, wg.target_group))
         )
-    return ForwardAction(entries, spec, codecs(spec.stickiness.cookie_name))
+    codec = codecs(spec.stickiness.cookie_name)
+    return ForwardAction(entries, spec, codec, secure=secure)
 
 
 def build_route(
@@ -226,11 +235,17 @@ def build_route(
     flags: FlagSlot | None = None,
 ) -> ListenerRoute:
     """``flags`` is the plane's flag set, read by flag rules at request time."""
+    secure = spec.tls is not None
     rules = [
-        (compile_match(r.match, flags), build_action(spec.name, r, groups, metrics, codecs))
+        (
+            compile_match(r.match, flags),
+            build_action(spec.name, r, groups, metrics, codecs, secure=secure),
+        )
         for r in spec.rules
     ]
-    default = build_action(spec.name, spec.default, groups, metrics, codecs)
+    if spec.default is None:  # a redirect listener: never routes
+        return ListenerRoute(spec.name, [], ForwardAction([], _NO_FORWARD, None))
+    default = build_action(spec.name, spec.default, groups, metrics, codecs, secure=secure)
     return ListenerRoute(spec.name, rules, default)
 
 
@@ -244,6 +259,10 @@ def reweigh(
     codecs: Codecs,
 ) -> ListenerRoute:
     """A new route with ``weights`` applied to one action (the default, or rule N)."""
+    if spec.default is None:
+        raise SpecError(
+            [Problem("listener", f"listener {spec.name!r} redirects; it has no weights")]
+        )
     if rule is None:
         action_spec: ForwardSpec = spec.default
         current = route.default
@@ -269,7 +288,9 @@ def reweigh(
     for name, w in merged.items():
         if not 0 <= w <= 999:
             raise SpecError([Problem(f"weights.{name}", "weight must be between 0 and 999")])
-    action = build_action(spec.name, action_spec, groups, metrics, codecs, merged)
+    action = build_action(
+        spec.name, action_spec, groups, metrics, codecs, merged, secure=spec.tls is not None
+    )
     if rule is None:
         return ListenerRoute(route.name, route.rules, action)
     rules = list(route.rules)

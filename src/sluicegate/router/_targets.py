@@ -16,7 +16,7 @@ from sluicegate.spec.router import parse_target
 
 if TYPE_CHECKING:
     from sluicegate.router._client import ClientProtocol
-    from sluicegate.router._dataplane import ListenerState
+    from sluicegate.router._listener import ListenerState
 
 __all__ = ["TargetRegistry"]
 
@@ -117,6 +117,11 @@ class TargetRegistry:
                 name: {
                     "default": s.route.default.weights(),
                     "rules": [a.weights() for _, a in s.route.rules],
+                    **(
+                        {"tls": s.socket.tls.status()}
+                        if s.socket is not None and s.socket.tls is not None
+                        else {}
+                    ),
                 }
                 for name, s in self.listeners.items()
             },

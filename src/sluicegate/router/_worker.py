@@ -56,6 +56,8 @@ async def _dispatch(plane: DataPlane, op: str, args: list[Any]) -> Any:
         return plane.metrics.snapshot(int(args[0]))
     if op == "status":
         return plane.status()
+    if op == "check_certificates":
+        return plane.check_certificates(force=True)
     raise SluicegateError(f"unknown worker operation {op!r}")
 
 
@@ -100,6 +102,7 @@ def main() -> None:
     log.debug("router worker %s starting (pid %d)", index, os.getpid())
     # The parent handles signals and tells workers to stop by closing the channel.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the parent's: it asks each worker
     try:
         import uvloop
 

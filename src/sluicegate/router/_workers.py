@@ -146,6 +146,9 @@ class WorkerPlane:
                 raise_error(reply["error"])
             return reply.get("ok")
 
+    async def check_certificates(self) -> list[str]:
+        return list(await self._call("check_certificates"))
+
     async def apply_config(self, config: RouterConfig) -> None:
         await self._call("apply_config", config.model_dump(mode="json"))
 

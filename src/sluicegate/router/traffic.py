@@ -59,6 +59,8 @@ class ServiceRoute:
     extra: Mapping[str, Any] = field(default_factory=dict)
     green: str | None = None  # the revision being deployed, when a deployment is active
     flag_route: Mapping[str, Any] | None = None  # a flag match: its users reach green
+    tls: Mapping[str, Any] | None = None  # the listeners' tls block (router config form)
+    redirect_port: int | None = None  # plain HTTP here redirects to https on ``port``
 
     def weights(self) -> dict[str, int]:
         return {g.revision: g.weight for g in self.groups}
@@ -153,6 +155,7 @@ def router_config(
                 "name": r.service,
                 "port": r.port,
                 "address": r.address,
+                **({"tls": dict(r.tls)} if r.tls is not None else {}),
                 "default": {
                     "forward": [
                         {"target_group": group_name(r.service, g.revision), "weight": g.weight}
@@ -172,6 +175,15 @@ def router_config(
                     }
                 ]
             listeners.append(listener)
+            if r.redirect_port is not None:
+                listeners.append(
+                    {
+                        "name": f"{r.service}-redirect",
+                        "port": r.redirect_port,
+                        "address": r.address,
+                        "redirect": {"to_port": r.port, "status": 308},
+                    }
+                )
         if r.test_port is not None:
             test_rev = r.test_revision or max(r.groups, key=lambda g: g.weight).revision
             listeners.append(
@@ -179,6 +191,7 @@ def router_config(
                     "name": f"{r.service}-test",
                     "port": r.test_port,
                     "address": r.address,
+                    **({"tls": dict(r.tls)} if r.tls is not None else {}),
                     "default": {
                         "forward": [
                             {"target_group": group_name(r.service, test_rev), "weight": 100}
@@ -193,7 +206,10 @@ def router_config(
 
 
 def _service_of_listener(name: str) -> str:
-    return name[: -len("-test")] if name.endswith("-test") else name
+    for suffix in ("-test", "-redirect"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
 
 
 _LISTENER_PATH = re.compile(r"^listeners\[(\d+)\](?:\.(\w+))?(.*)$")
@@ -214,6 +230,8 @@ def refusal(exc: SpecError, desired: Mapping[str, Any]) -> RouteRefusedError:
         field = m.group(2) or ""
         if field == "port" and name.endswith("-test"):
             field = "test_port"
+        elif field == "port" and name.endswith("-redirect"):
+            field = "redirect_port"
         path = f"listener.{field}{m.group(3)}" if field else "listener"
         problems.append(Problem(f"{path}", f"{p.message} (service {service!r})"))
         if service not in services:

@@ -47,8 +47,13 @@ class Client:
         *,
         poll_interval: float = 30.0,
         start: bool = True,
+        ca_file: str | None = None,
+        client_cert: str | None = None,
+        client_key: str | None = None,
     ) -> None:
         base = url.rstrip("/")
+        self.ca_file = ca_file  # a private CA for an https:// url (else the system's trust)
+        self.client_cert, self.client_key = client_cert, client_key  # mutual TLS
         if env is None:
             self.snapshot_url, self.stream_url = f"{base}/v1/snapshot", f"{base}/v1/stream"
         else:
@@ -80,6 +85,9 @@ class Client:
             poll_interval=self.poll_interval,
             on_status=self._status,
             name="sluicegate-sdk-sync",
+            ca_file=self.ca_file,
+            client_cert=self.client_cert,
+            client_key=self.client_key,
         )
         self._loop.start()
 

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sluicegate._trust import client_tls, untrusted_reason
 from sluicegate.sdk._sse import SseDecoder
 
 if TYPE_CHECKING:
@@ -69,7 +70,14 @@ class SyncLoop:
         on_status: Callable[[SyncStatus], None] | None = None,
         name: str = "sluicegate-sync",
         monotonic: Callable[[], float] = time.monotonic,
+        ca_file: str | None = None,
+        client_cert: str | None = None,
+        client_key: str | None = None,
     ) -> None:
+        """``ca_file``: trust server certificates this CA signed (else the system's trust);
+        a server whose certificate does not verify is never synced from. ``client_cert``/
+        ``client_key``: presented to a server that asks for one (mutual TLS)."""
+        self.verify = client_tls(ca_file, client_cert, client_key)
         self.snapshot_url = snapshot_url
         self.stream_url = stream_url
         self.key = key
@@ -127,7 +135,7 @@ class SyncLoop:
         timeout = httpx.Timeout(10.0, read=READ_TIMEOUT)
         failures = 0
         polls_since_stream_check = 0
-        with httpx.Client(timeout=timeout, headers=self._headers()) as client:
+        with httpx.Client(timeout=timeout, headers=self._headers(), verify=self.verify) as client:
             while not self._stop.is_set():
                 try:
                     if self.status.mode == "stream" and self.stream_url:
@@ -154,12 +162,10 @@ class SyncLoop:
                     if self._stop.is_set():
                         break
                     failures += 1
-                    self._contact(False, f"{type(exc).__name__}: {exc}")
-                    log.warning(
-                        "flag sync from %s failed (%s); retrying",
-                        self.stream_url or self.snapshot_url,
-                        exc,
-                    )
+                    url = self.stream_url or self.snapshot_url
+                    why = untrusted_reason(exc, url, "ca_file (sluice agent --ca-file)")
+                    self._contact(False, why or f"{type(exc).__name__}: {exc}")
+                    log.warning("flag sync from %s failed (%s); retrying", url, why or exc)
                 delay = backoff_delay(
                     failures, self.backoff_base, self.backoff_max, self._rand.random
                 )

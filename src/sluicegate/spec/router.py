@@ -14,20 +14,31 @@ from pydantic import AfterValidator, BeforeValidator, Field, field_validator
 from sluicegate.errors import Problem
 from sluicegate.spec._duration import Duration, parse_duration
 from sluicegate.spec._errors import LocatedError
+from sluicegate.spec._listener_tls import (
+    CIPHER_POLICIES,
+    CertificateSpec,
+    RedirectSpec,
+    TlsSpec,
+    check_network,
+)
 from sluicegate.spec._model import SpecModel, check
 
 __all__ = [
+    "CIPHER_POLICIES",
     "AdminSpec",
+    "CertificateSpec",
     "FlagMatchSpec",
     "ForwardSpec",
     "HealthCheckSpec",
     "ListenerSpec",
     "MatchSpec",
+    "RedirectSpec",
     "RouterConfig",
     "RuleSpec",
     "StickinessSpec",
     "TargetGroupSpec",
     "TimeoutsSpec",
+    "TlsSpec",
     "UserFromSpec",
     "WeightedGroup",
     "parse_target",
@@ -242,14 +253,47 @@ class ListenerSpec(SpecModel):
     name: Name
     port: Port
     address: str = "127.0.0.1"
+    tls: TlsSpec | None = None
+    # Instead of forwarding: redirect every request (then no default and no rules).
+    redirect: RedirectSpec | None = None
+    # Clients whose X-Forwarded-For/-Proto/-Port are believed (a load balancer in front);
+    # from anyone else those headers are replaced by what this router sees.
+    trusted_proxies: list[Annotated[str, AfterValidator(check_network)]] = Field(
+        default_factory=list
+    )
     # Client connections open at once, per data-plane process; beyond it: 503 and close.
     max_connections: Annotated[int, Field(ge=1, le=1 << 20)] = 10_000
     # Protocols an Upgrade request may switch to; other Upgrade headers are not forwarded.
     upgrades: list[str] = Field(default_factory=lambda: ["websocket"])
     rules: list[RuleSpec] = Field(default_factory=list)
-    default: ForwardSpec
+    default: ForwardSpec | None = None
 
     _addr = field_validator("address")(classmethod(lambda cls, v: _check_address(v)))
+
+    @check
+    def _forward_or_redirect(self) -> list[Problem]:
+        if self.redirect is None:
+            if self.default is None:
+                return [Problem("default", "a listener needs a default action (or a redirect)")]
+            return []
+        problems = []
+        if self.default is not None:
+            problems.append(Problem("redirect", "a redirect listener has no default action"))
+        if self.rules:
+            problems.append(Problem("redirect", "a redirect listener has no rules"))
+        if self.redirect.to_port == self.port and (self.tls is not None) == (
+            self.redirect.scheme == "https"
+        ):
+            problems.append(
+                Problem("redirect.to_port", "redirects to itself: every request would loop")
+            )
+        return problems
+
+    @property
+    def action(self) -> ForwardSpec:
+        """The default action; only for listeners that forward (not redirect)."""
+        assert self.default is not None, "a redirect listener has no default action"
+        return self.default
 
     @field_validator("upgrades")
     @classmethod
@@ -457,7 +501,9 @@ class RouterConfig(SpecModel):
         groups = {g.name for g in self.target_groups}
         known = ", ".join(sorted(groups))
         for i, lst in enumerate(self.listeners):
-            actions: list[tuple[str, ForwardSpec]] = [("default", lst.default)]
+            actions: list[tuple[str, ForwardSpec]] = []
+            if lst.default is not None:
+                actions.append(("default", lst.default))
             actions += [(f"rules[{j}]", r) for j, r in enumerate(lst.rules)]
             for where, action in actions:
                 for k, wg in enumerate(action.forward):

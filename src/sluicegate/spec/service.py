@@ -54,7 +54,13 @@ from sluicegate.spec._placeholders import (
 )
 from sluicegate.spec._secret_ref import SecretRef
 from sluicegate.spec._service_alarm import ALARM_PLACEHOLDERS, ServiceAlarmSpec, bind_alarm
-from sluicegate.spec.router import FlagMatchSpec, HealthCheckSpec, StickinessSpec, parse_target
+from sluicegate.spec.router import (
+    FlagMatchSpec,
+    HealthCheckSpec,
+    StickinessSpec,
+    TlsSpec,
+    parse_target,
+)
 
 __all__ = [
     "ALARM_PLACEHOLDERS",
@@ -125,17 +131,34 @@ class ServiceListenerSpec(SpecModel):
     ``flag_route`` sends the users a flag selects to green (the revision being deployed)
     whatever the weights, from the moment green takes test traffic until the deployment
     ends: ``{key: new-checkout, variant: "on", user_from: {cookie: uid}}``, evaluated by the
-    router in the flag environment ``sluice server --router-flags-env`` names."""
+    router in the flag environment ``sluice server --router-flags-env`` names.
+
+    ``tls`` makes both ports HTTPS, as a router listener's ``tls:`` block (docs/tls.md):
+    certificate files are read by the router, relative to its working directory.
+    ``redirect_port``: a plain-HTTP port whose every request is redirected (308) to the same
+    path on ``port`` over HTTPS."""
 
     port: Port
     test_port: Port | None = None
     flag_route: FlagMatchSpec | None = None
+    tls: TlsSpec | None = None
+    redirect_port: Port | None = None
 
     @check
     def _distinct(self) -> list[Problem]:
+        problems = []
         if self.test_port == self.port:
-            return [Problem("test_port", f"test_port must differ from port ({self.port})")]
-        return []
+            problems.append(Problem("test_port", f"test_port must differ from port ({self.port})"))
+        if self.redirect_port is not None:
+            if self.tls is None:
+                problems.append(
+                    Problem("redirect_port", "redirects to HTTPS: the listener needs tls")
+                )
+            if self.redirect_port in (self.port, self.test_port):
+                problems.append(
+                    Problem("redirect_port", "redirect_port must differ from port and test_port")
+                )
+        return problems
 
 
 def _check_command(value: list[str]) -> list[str]:
