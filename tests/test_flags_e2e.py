@@ -221,7 +221,10 @@ def test_a_flag_rollout_is_reverted_when_its_guarding_alarm_is_forced_into_alarm
 ) -> None:
     from tests.test_alarms_e2e import HIGH_5XX, apply, spec
 
-    apply(server, tmp_path, spec("shop", free_port(), "30s", [HIGH_5XX]))  # the alarm exists
+    # A forced state stands until the next evaluation, one period on: 10 s, not HIGH_5XX's
+    # 1 s, so a loaded machine's rollout tick cannot miss it.
+    alarm = {**HIGH_5XX, "period": "10s"}
+    apply(server, tmp_path, spec("shop", free_port(), "30s", [alarm]))  # the alarm exists
     server.cli("flags", "envs", "create", "prod")
     v1, v2 = tmp_path / "v1.yaml", tmp_path / "v2.yaml"
     v1.write_text(V1)
