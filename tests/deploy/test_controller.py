@@ -358,12 +358,11 @@ _LOCAL, _CONTAINER = "local", "container"
         (Phase.SHIFTING, _LOCAL),
         (Phase.PAUSED_UNTIL_PROMOTED, _LOCAL),
         (Phase.TERMINATION_WAIT, _LOCAL),
-        # Containers in the phases where they differ from processes: green up but not yet
-        # routed (adopted by label, not duplicated; the busybox image is healthy within the
-        # tick that starts it, so the health gate cannot be caught), mid-shift (the issue's
-        # SIGKILL case), and blue still up in the wait (removed by a compute that never
-        # started it). The other phases replay the controller's own state, alike for both.
-        (Phase.BEFORE_ALLOW_TRAFFIC, _CONTAINER),
+        # Containers in two phases (about 11 s each): mid-shift, the issue's SIGKILL case
+        # (both revisions' containers adopted by label, none duplicated), and blue still up
+        # in the wait (removed by a compute that never started it). The other phases replay
+        # the controller's own state, alike for any compute; the health gate cannot even be
+        # caught (the busybox image is healthy within the tick that starts it).
         (Phase.SHIFTING, _CONTAINER),
         (Phase.TERMINATION_WAIT, _CONTAINER),
     ],
