@@ -220,6 +220,8 @@ def test_an_apply_that_takes_another_services_port_is_refused_and_stores_nothing
         "port": own,
         "test_port": None,
         "flag_route": None,
+        "tls": None,
+        "redirect_port": None,
     }
     assert [e["kind"] for e in api.events("neighbour")] == ["service.applied"]
     env.bystander_deploys()
