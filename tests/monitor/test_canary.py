@@ -473,3 +473,17 @@ def test_checked_after_each_request_the_sequential_test_fails_a_boundary_green_a
                     step[errors] = step.get(errors, 0.0) + p * q
         alive = step
     assert 0.0 < crossed <= alpha
+
+
+def test_latency_slack_lets_a_difference_no_user_feels_pass() -> None:
+    rng = np.random.default_rng(7)
+    green = hist_of(lognormal_us(rng, 2000, 0.30))  # a cold process: 0.3 ms
+    blue = hist_of(lognormal_us(rng, 2000, 0.17))  # warm: 0.17 ms, +76 %
+    assert judge_latency(green, blue, tolerated_increase=0.5).outcome is Outcome.FAIL
+    slack = judge_latency(green, blue, tolerated_increase=0.5, slack=0.005)
+    assert slack.outcome is Outcome.PASS
+    assert "+50 % tolerated, 5 ms slack" in slack.detail
+    slow = hist_of(lognormal_us(rng, 2000, 20.0))  # 20 ms: users feel that
+    assert judge_latency(slow, blue, tolerated_increase=0.5, slack=0.005).outcome is Outcome.FAIL
+    with pytest.raises(ValueError, match="slack"):
+        judge_latency(green, blue, slack=-1.0)

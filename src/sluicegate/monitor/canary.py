@@ -317,12 +317,17 @@ def judge_latency(
     confidence: float = DEFAULT_CONFIDENCE,
     tolerated_increase: float = DEFAULT_LATENCY_TOLERANCE,
     min_samples: int = DEFAULT_MIN_SAMPLES,
+    slack: float = 0.0,
 ) -> Judgement:
-    """Is green slower than blue × (1 + ``tolerated_increase``) with ``confidence``? The
-    histograms map router bucket index -> count (``sluicegate.router._histogram``)."""
+    """Is green slower than blue × (1 + ``tolerated_increase``) + ``slack`` (seconds) with
+    ``confidence``? The slack keeps differences no user feels (a cold process answering in
+    0.3 ms instead of 0.17 ms is +80 %) from failing a release. The histograms map router
+    bucket index -> count (``sluicegate.router._histogram``)."""
     alpha = _alpha(confidence)
     if not 0.0 <= tolerated_increase < math.inf:
         raise ValueError(f"tolerated_increase must be 0 or more, got {tolerated_increase}")
+    if not 0.0 <= slack < math.inf:
+        raise ValueError(f"slack must be 0 or more seconds, got {slack}")
     if min_samples < 1:
         raise ValueError(f"min_samples must be at least 1, got {min_samples}")
     green = histogram_items(green_hist, "green latency")
@@ -351,8 +356,13 @@ def judge_latency(
             "latency",
         )
 
-    p = mann_whitney_greater(reconstruct(green), reconstruct(blue) * (1.0 + tolerated_increase))
-    stats = f"+{tolerated_increase * 100:g} % tolerated, Mann-Whitney {_verdict_text(p, alpha)}"
+    allowed = reconstruct(blue) * (1.0 + tolerated_increase) + slack * 1e6  # µs
+    p = mann_whitney_greater(reconstruct(green), allowed)
+    slack_text = f", {_ms(slack * 1e6)} slack" if slack > 0 else ""
+    stats = (
+        f"+{tolerated_increase * 100:g} % tolerated{slack_text}, "
+        f"Mann-Whitney {_verdict_text(p, alpha)}"
+    )
     if p < alpha:
         return Judgement(
             Outcome.FAIL,
@@ -388,6 +398,7 @@ def judge(
     confidence: float = DEFAULT_CONFIDENCE,
     tolerated_error_increase: float = DEFAULT_ERROR_TOLERANCE,
     tolerated_latency_increase: float = DEFAULT_LATENCY_TOLERANCE,
+    latency_slack: float = 0.0,
     min_requests: int = DEFAULT_MIN_REQUESTS,
     min_samples: int = DEFAULT_MIN_SAMPLES,
     min_errors: int = DEFAULT_MIN_ERRORS,
@@ -412,5 +423,6 @@ def judge(
         confidence=confidence,
         tolerated_increase=tolerated_latency_increase,
         min_samples=min_samples,
+        slack=latency_slack,
     )
     return combine_judgements(errors, latency)
