@@ -11,7 +11,6 @@ and is awaited with a bound. Every failure becomes an :class:`EngineError` (or
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import socket
 import threading
@@ -40,6 +39,7 @@ _PULL_TIMEOUT = 300.0  # seconds a pull may take in all
 _LOG_TIMEOUT = 5.0  # logs are read synchronously (from the deploy loop too): keep it short
 _LOG_CAP = 1 << 20  # bytes of logs kept at most from one read
 _THREADS = 4  # per engine
+_CLOSE_WAIT = 2.0  # seconds aclose waits for calls in flight
 
 
 class EngineError(SluicegateError):
@@ -65,22 +65,32 @@ class Engine:
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(_THREADS, thread_name_prefix="sluicegate-engine")
         self._closed = False
+        self._busy = 0  # calls running in the pool
 
     # -- plumbing ---------------------------------------------------------------------------
 
     def _api(self) -> docker.APIClient:
-        """The SDK client, made on first use (in a worker thread: "auto" asks the engine)."""
+        """The SDK client, made on first use (in a worker thread: "auto" asks the engine,
+        so the lock is not held meanwhile)."""
+        client = self._client
+        if client is not None:
+            return client
+        made = docker.APIClient(base_url=self.url, version=_API_VERSION, timeout=_SLOW_TIMEOUT)
+        made.trust_env = False  # no HTTP(S)_PROXY from the environment for tcp:// engines
         with self._lock:
-            if self._client is None:
-                client = docker.APIClient(
-                    base_url=self.url, version=_API_VERSION, timeout=_SLOW_TIMEOUT
-                )
-                client.trust_env = False  # no HTTP(S)_PROXY from the environment for tcp://
-                self._client = client
-            return self._client
+            if not self._closed and self._client is None:
+                self._client = made
+                return made
+            existing = None if self._closed else self._client
+        made.close()  # closed meanwhile, or another thread was first
+        if existing is None:
+            raise EngineError(f"{self.url}: the client is closed")
+        return existing
 
     def _sync(self, fn: Callable[[docker.APIClient], T]) -> T:
         """Run one SDK call; its errors translated to ours (naming the host)."""
+        with self._lock:
+            self._busy += 1
         try:
             return fn(self._api())
         except docker.errors.APIError as exc:
@@ -94,6 +104,9 @@ class Engine:
             raise self._unreachable(_reason(exc)) from exc
         except docker.errors.DockerException as exc:  # e.g. the version lookup failed
             raise self._unreachable(_reason(exc)) from exc
+        finally:
+            with self._lock:
+                self._busy -= 1
 
     async def _call(self, fn: Callable[[docker.APIClient], T], bound: float | None = None) -> T:
         if self._closed:
@@ -111,14 +124,15 @@ class Engine:
         return EngineUnreachableError(f"the container engine at {self.url} is unreachable: {why}")
 
     async def aclose(self) -> None:
-        """Let calls in flight end (bounded), then close the client's connections."""
-        self._closed = True
-        pool = self._pool
-        drained = asyncio.get_running_loop().run_in_executor(
-            None, functools.partial(pool.shutdown, wait=True, cancel_futures=True)
-        )
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(drained, _SLOW_TIMEOUT)
+        """Let calls in flight end (2 s at most), then close the client's connections; a
+        call still hung then ends by its socket timeout and its connection is closed."""
+        with self._lock:
+            self._closed = True
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for _ in range(int(_CLOSE_WAIT / 0.02)):
+            if not self._busy:
+                break
+            await asyncio.sleep(0.02)
         with self._lock:
             client, self._client = self._client, None
         if client is not None:
@@ -209,11 +223,12 @@ class Engine:
         future = self._pool.submit(
             self._sync, lambda api: api.logs(cid, stdout=True, stderr=True, tail=tail)
         )
+        wait = min(self.timeout, _LOG_TIMEOUT)
         try:
-            data: bytes = future.result(timeout=min(self.timeout, _LOG_TIMEOUT))
+            data: bytes = future.result(timeout=wait)
         except TimeoutError as exc:
             future.cancel()
-            raise self._unreachable(f"no answer in {_LOG_TIMEOUT:g}s") from exc
+            raise self._unreachable(f"no answer in {wait:g}s") from exc
         text = data[-_LOG_CAP:].decode("utf-8", "replace")
         return text.splitlines()[-tail:]
 
