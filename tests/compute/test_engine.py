@@ -105,6 +105,11 @@ def test_the_engines_refusals_carry_its_status_and_words_and_absence_is_none(
             assert err.value.status == 404
             assert str(err.value).startswith(f"{podman.url}: ")
             assert "no-such-image" in str(err.value)
+            with pytest.raises(EngineError) as err:  # no registry is reachable from here
+                await engine.pull("localhost/no-such-image:1")
+            assert str(err.value).startswith(
+                f"{podman.url}: cannot pull localhost/no-such-image:1: "
+            )
             with pytest.raises(EngineError) as err:
                 engine.logs("no-such-container", 5)
             assert err.value.status == 404 and "no-such-container" in str(err.value)

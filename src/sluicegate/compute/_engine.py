@@ -160,9 +160,13 @@ class Engine:
         The SDK reads a pull without a socket timeout: the bound here is the caller's."""
 
         def pull(api: docker.APIClient) -> None:
-            for item in api.pull(name, stream=True, decode=True):
-                if isinstance(item, dict) and item.get("error"):
-                    raise EngineError(f"{self.url}: cannot pull {name}: {item['error']}")
+            errors = [  # read to the end, so the streamed answer's connection is released
+                str(item["error"])
+                for item in api.pull(name, stream=True, decode=True)
+                if isinstance(item, dict) and item.get("error")
+            ]
+            if errors:
+                raise EngineError(f"{self.url}: cannot pull {name}: {errors[0]}")
 
         await self._call(pull, _PULL_TIMEOUT)
 
