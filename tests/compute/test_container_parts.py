@@ -1,8 +1,6 @@
-"""The container backend's pure parts: create bodies, host choice, log frames."""
+"""The container backend's pure parts: create bodies, host choice, exit words."""
 
 from __future__ import annotations
-
-import struct
 
 import pytest
 
@@ -14,7 +12,6 @@ from sluicegate.compute._container_parts import (
     describe_exit,
     find_default_host,
 )
-from sluicegate.compute._engine import demux_logs
 from sluicegate.errors import SpecError
 from sluicegate.spec import parse_document
 from sluicegate.spec.service import ServiceSpec
@@ -65,14 +62,6 @@ def test_the_default_host_is_the_flag_then_the_environment_then_a_local_socket()
     assert tried == (
         "/run/podman/podman.sock, /var/run/docker.sock, /run/user/7/podman/podman.sock"
     )
-
-
-def test_log_frames_are_joined_and_a_tty_stream_is_taken_as_it_is() -> None:
-    def frame(stream: int, text: bytes) -> bytes:
-        return bytes([stream, 0, 0, 0]) + struct.pack(">I", len(text)) + text
-
-    assert demux_logs(frame(1, b"out 1\n") + frame(2, b"err 1\n")) == "out 1\nerr 1\n"
-    assert demux_logs(b"plain tty output\n") == "plain tty output\n"
 
 
 def test_exits_are_described_in_words() -> None:

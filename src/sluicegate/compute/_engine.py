@@ -1,28 +1,45 @@
-"""A thin client of the Docker Engine API (served by Docker and by ``podman system service``).
+"""The container backend's client of the Docker Engine API (served by Docker and by
+``podman system service``): the ``docker`` SDK's low-level :class:`docker.APIClient`,
+typed and bounded.
 
-Only the calls the container backend needs, over a unix socket or plain TCP, with httpx.
-Every call has a bounded timeout; every failure becomes an :class:`EngineError` (or
+The SDK is blocking: each call runs in this engine's own small thread pool (a hung engine
+ties up its own threads, never the event loop's default pool the store's heartbeat uses)
+and is awaited with a bound. Every failure becomes an :class:`EngineError` (or
 :class:`EngineUnreachableError` when nothing answered) whose message names the host.
 """
 
 from __future__ import annotations
 
-import json
-import struct
-from collections.abc import Mapping
-from typing import Any
+import asyncio
+import functools
+import socket
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
-import httpx
+import docker
+import docker.errors
+import docker.transport.unixconn
+import requests
 
 from sluicegate.errors import SluicegateError
 from sluicegate.spec.service import parse_host_url
 
-__all__ = ["Engine", "EngineError", "EngineUnreachableError", "demux_logs"]
+__all__ = ["Engine", "EngineError", "EngineUnreachableError"]
 
-API = "/v1.41"
-_TIMEOUT = 10.0  # seconds for a plain call
+T = TypeVar("T")
+
+# "auto": the client asks the engine its API version (one GET /version, on first use).
+# Podman 4.3 serves 1.41 at most; Docker 29 refuses anything below 1.44. No pin fits both.
+_API_VERSION = "auto"
+_TIMEOUT = 10.0  # seconds a plain call may take
+_SLOW_TIMEOUT = 30  # create, start; also the SDK's own socket timeout for every call
 _PULL_TIMEOUT = 300.0  # seconds a pull may take in all
-_LOG_CAP = 1 << 20  # bytes of logs read at most in one call
+_LOG_TIMEOUT = 5.0  # logs are read synchronously (from the deploy loop too): keep it short
+_LOG_CAP = 1 << 20  # bytes of logs kept at most from one read
+_THREADS = 4  # per engine
+_CLOSE_WAIT = 2.0  # seconds aclose waits for calls in flight
 
 
 class EngineError(SluicegateError):
@@ -41,59 +58,97 @@ class Engine:
     """One engine at ``url`` (``unix:///run/podman/podman.sock``, ``tcp://host:2375``)."""
 
     def __init__(self, url: str, *, timeout: float = _TIMEOUT) -> None:
+        parse_host_url(url)  # ValueError for what the spec would refuse (TLS, ssh://)
         self.url = url
         self.timeout = timeout
-        kind, where = parse_host_url(url)
-        self._uds = where if kind == "unix" else None
-        self._base = "http://engine" if kind == "unix" else f"http://{where}"
-        self._client: httpx.AsyncClient | None = None
+        self._client: docker.APIClient | None = None
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(_THREADS, thread_name_prefix="sluicegate-engine")
+        self._closed = False
+        self._busy = 0  # calls running in the pool
 
-    def _async(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                transport=httpx.AsyncHTTPTransport(uds=self._uds) if self._uds else None,
-                base_url=self._base + API,
-                timeout=httpx.Timeout(self.timeout),
-                trust_env=False,
-                limits=httpx.Limits(max_connections=16, max_keepalive_connections=4),
-            )
-        return self._client
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _api(self) -> docker.APIClient:
+        """The SDK client, made on first use (in a worker thread: "auto" asks the engine,
+        so the lock is not held meanwhile)."""
+        client = self._client
+        if client is not None:
+            return client
+        made = docker.APIClient(base_url=self.url, version=_API_VERSION, timeout=_SLOW_TIMEOUT)
+        made.trust_env = False  # no HTTP(S)_PROXY from the environment for tcp:// engines
+        with self._lock:
+            if not self._closed and self._client is None:
+                self._client = made
+                return made
+            existing = None if self._closed else self._client
+        made.close()  # closed meanwhile, or another thread was first
+        if existing is None:
+            raise EngineError(f"{self.url}: the client is closed")
+        return existing
+
+    def _sync(self, fn: Callable[[docker.APIClient], T]) -> T:
+        """Run one SDK call; its errors translated to ours (naming the host)."""
+        with self._lock:
+            self._busy += 1
+        try:
+            return fn(self._api())
+        except docker.errors.APIError as exc:
+            message = str(exc.explanation or exc).strip()
+            raise EngineError(f"{self.url}: {message}", exc.status_code) from exc
+        except requests.exceptions.JSONDecodeError as exc:
+            raise EngineError(f"{self.url}: answered no JSON ({exc})") from exc
+        except requests.exceptions.Timeout as exc:
+            raise self._unreachable("no answer in time") from exc
+        except requests.exceptions.RequestException as exc:
+            raise self._unreachable(_reason(exc)) from exc
+        except docker.errors.DockerException as exc:  # e.g. the version lookup failed
+            raise self._unreachable(_reason(exc)) from exc
+        finally:
+            with self._lock:
+                self._busy -= 1
+
+    async def _call(self, fn: Callable[[docker.APIClient], T], bound: float | None = None) -> T:
+        if self._closed:
+            raise EngineError(f"{self.url}: the client is closed")
+        wait = bound or self.timeout
+        future = asyncio.get_running_loop().run_in_executor(
+            self._pool, functools.partial(self._sync, fn)
+        )
+        try:
+            return await asyncio.wait_for(future, wait)
+        except TimeoutError as exc:  # the thread ends by the SDK's own socket timeout
+            raise self._unreachable(f"no answer in {wait:g}s") from exc
+
+    def _unreachable(self, why: str) -> EngineUnreachableError:
+        return EngineUnreachableError(f"the container engine at {self.url} is unreachable: {why}")
 
     async def aclose(self) -> None:
-        client, self._client = self._client, None
+        """Let calls in flight end (2 s at most), then close the client's connections; a
+        call still hung then ends by its socket timeout and its connection is closed."""
+        with self._lock:
+            self._closed = True
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for _ in range(int(_CLOSE_WAIT / 0.02)):
+            if not self._busy:
+                break
+            await asyncio.sleep(0.02)
+        with self._lock:
+            client, self._client = self._client, None
         if client is not None:
-            await client.aclose()
+            client.close()
 
-    async def call(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        body: Any = None,
-        timeout: float | None = None,
-        ok: tuple[int, ...] = (200, 201, 204, 304),
-    ) -> Any:
-        """One request; the decoded JSON answer (None when empty). EngineError otherwise."""
-        try:
-            response = await self._async().request(
-                method,
-                path,
-                params=params,
-                json=body,
-                timeout=httpx.Timeout(timeout or self.timeout),
-            )
-        except httpx.HTTPError as exc:
-            raise self._unreachable(exc) from exc
-        return self._decode(method, path, response, ok)
+    # -- the calls --------------------------------------------------------------------------
 
     async def ping(self) -> None:
-        await self.call("GET", "/_ping", timeout=min(self.timeout, 5.0))
+        await self._call(lambda api: api.ping(), min(self.timeout, 5.0))
 
     async def image(self, name: str) -> dict[str, Any] | None:
         """The image's inspect answer, or None when the engine does not have it."""
         try:
-            found: dict[str, Any] = await self.call("GET", f"/images/{name}/json")
+            found: dict[str, Any] = await self._call(
+                lambda api: api.inspect_image(name)  # type: ignore[no-untyped-call]  # stub gap
+            )
         except EngineError as exc:
             if exc.status == 404:
                 return None
@@ -101,39 +156,33 @@ class Engine:
         return found
 
     async def pull(self, name: str) -> None:
-        """Pull ``name``; EngineError with the registry's words when it cannot be had."""
-        try:
-            response = await self._async().post(
-                "/images/create",
-                params={"fromImage": name},
-                timeout=httpx.Timeout(_PULL_TIMEOUT, connect=self.timeout),
-            )
-        except httpx.HTTPError as exc:
-            raise self._unreachable(exc) from exc
-        if response.status_code >= 400:
-            self._decode("POST", "/images/create", response, (200,))
-        for line in response.text.splitlines():  # progress lines; an error may be among them
-            try:
-                item = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(item, dict) and item.get("error"):
-                raise EngineError(f"{self.url}: cannot pull {name}: {item['error']}")
+        """Pull ``name``; EngineError with the registry's words when it cannot be had.
+        The SDK reads a pull without a socket timeout: the bound here is the caller's."""
+
+        def pull(api: docker.APIClient) -> None:
+            errors = [  # read to the end, so the streamed answer's connection is released
+                str(item["error"])
+                for item in api.pull(name, stream=True, decode=True)
+                if isinstance(item, dict) and item.get("error")
+            ]
+            if errors:
+                raise EngineError(f"{self.url}: cannot pull {name}: {errors[0]}")
+
+        await self._call(pull, _PULL_TIMEOUT)
 
     async def containers(self, labels: Mapping[str, str]) -> list[dict[str, Any]]:
         """Every container (running or not) carrying all of ``labels`` (a label given with
         the value ``""`` matches any value)."""
         wanted = [f"{k}={v}" if v else k for k, v in labels.items()]
-        filters = json.dumps({"label": wanted})
-        found: list[dict[str, Any]] = await self.call(
-            "GET", "/containers/json", params={"all": "1", "filters": filters}
+        found: list[dict[str, Any]] = await self._call(
+            lambda api: api.containers(all=True, filters={"label": wanted})
         )
         return found
 
     async def inspect(self, cid: str) -> dict[str, Any] | None:
         """The container's inspect answer, or None when it is gone."""
         try:
-            found: dict[str, Any] = await self.call("GET", f"/containers/{cid}/json")
+            found: dict[str, Any] = await self._call(lambda api: api.inspect_container(cid))
         except EngineError as exc:
             if exc.status == 404:
                 return None
@@ -141,104 +190,74 @@ class Engine:
         return found
 
     async def create(self, name: str, config: Mapping[str, Any]) -> str:
-        created = await self.call(
-            "POST", "/containers/create", params={"name": name}, body=dict(config), timeout=30.0
+        created = await self._call(
+            lambda api: api.create_container_from_config(  # type: ignore[no-untyped-call]
+                dict(config), name
+            ),
+            _SLOW_TIMEOUT,
         )
         return str(created["Id"])
 
     async def start(self, cid: str) -> None:
-        await self.call("POST", f"/containers/{cid}/start", timeout=30.0)
+        await self._call(lambda api: api.start(cid), _SLOW_TIMEOUT)
 
     async def stop(self, cid: str, grace: float) -> None:
         """SIGTERM, SIGKILL after ``grace`` seconds (whole seconds, rounded up)."""
         seconds = int(-(-grace // 1))
         try:
-            await self.call(
-                "POST", f"/containers/{cid}/stop", params={"t": str(seconds)},
-                timeout=seconds + 15.0,
-            )  # fmt: skip
+            await self._call(lambda api: api.stop(cid, timeout=seconds), seconds + 15.0)
         except EngineError as exc:
             if exc.status != 404:
                 raise
 
     async def remove(self, cid: str) -> None:
         try:
-            await self.call("DELETE", f"/containers/{cid}", params={"force": "1", "v": "1"})
+            await self._call(lambda api: api.remove_container(cid, v=True, force=True))
         except EngineError as exc:
             if exc.status != 404:
                 raise
 
     def logs(self, cid: str, tail: int) -> list[str]:
-        """The container's last ``tail`` lines (stdout and stderr interleaved). Blocking,
-        bounded by the timeout: the callers that need logs are synchronous."""
-        transport = httpx.HTTPTransport(uds=self._uds) if self._uds else None
+        """The container's last ``tail`` lines (stdout and stderr interleaved; the SDK takes
+        the frames apart). Blocking, at most 5 s: the callers that need logs are synchronous."""
+        if self._closed:
+            raise EngineError(f"{self.url}: the client is closed")
+        if tail <= 0:
+            return []
+        future = self._pool.submit(
+            self._sync, lambda api: api.logs(cid, stdout=True, stderr=True, tail=tail)
+        )
+        wait = min(self.timeout, _LOG_TIMEOUT)
         try:
-            with httpx.Client(
-                transport=transport,
-                base_url=self._base + API,
-                timeout=httpx.Timeout(min(self.timeout, 5.0)),
-                trust_env=False,
-            ) as client:
-                response = client.get(
-                    f"/containers/{cid}/logs",
-                    params={"stdout": "1", "stderr": "1", "tail": str(tail)},
-                )
-        except httpx.HTTPError as exc:
-            raise self._unreachable(exc) from exc
-        if response.status_code >= 400:
-            self._decode("GET", "/logs", response, (200,))
-        text = demux_logs(response.content[-_LOG_CAP:] if len(response.content) > _LOG_CAP
-                          else response.content)  # fmt: skip
-        return text.splitlines()[-tail:] if tail else []
+            data: bytes = future.result(timeout=wait)
+        except TimeoutError as exc:
+            future.cancel()
+            raise self._unreachable(f"no answer in {wait:g}s") from exc
+        text = data[-_LOG_CAP:].decode("utf-8", "replace")
+        return text.splitlines()[-tail:]
 
-    def _unreachable(self, exc: httpx.HTTPError) -> EngineUnreachableError:
-        if isinstance(exc, httpx.TimeoutException):
-            why = "no answer in time"
-        elif isinstance(exc, httpx.ConnectError):
-            why = _reason(exc)
-        else:
-            why = f"{type(exc).__name__}: {exc}"
-        return EngineUnreachableError(f"the container engine at {self.url} is unreachable: {why}")
 
-    def _decode(self, method: str, path: str, response: httpx.Response, ok: tuple[int, ...]) -> Any:
-        if response.status_code not in ok:
-            try:
-                message = str(response.json().get("message") or response.text)
-            except ValueError:
-                message = response.text[:300]
-            raise EngineError(
-                f"{self.url}: {message.strip() or response.reason_phrase}", response.status_code
-            )
-        if not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise EngineError(f"{self.url}: {method} {path} answered no JSON") from exc
+def _connect_closing_on_failure(self: docker.transport.unixconn.UnixHTTPConnection) -> None:
+    """docker 7.x's unix ``connect`` leaves its socket open when the connect fails (no
+    socket file, refused): a ResourceWarning per failed call. The same, closing it."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(self.timeout)
+        sock.connect(self.unix_socket)
+    except BaseException:
+        sock.close()
+        raise
+    self.sock = sock
+
+
+docker.transport.unixconn.UnixHTTPConnection.connect = _connect_closing_on_failure  # type: ignore[method-assign]
 
 
 def _reason(exc: BaseException) -> str:
+    """The operating system's words for a failed connection ("connection refused")."""
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, OSError) and seen.strerror:
             return seen.strerror.lower()
         seen = seen.__cause__ or seen.__context__
     return str(exc) or "connection failed"
-
-
-def _is_header(data: bytes, at: int) -> bool:
-    return data[at] in (0, 1, 2) and data[at + 1 : at + 4] == b"\0\0\0"
-
-
-def demux_logs(data: bytes) -> str:
-    """The text of a logs answer: frames ``[stream, 0, 0, 0, size(4, big-endian)]`` + payload
-    when the container has no TTY; raw bytes otherwise (told apart by the first header)."""
-    out = bytearray()
-    position = 0
-    while position + 8 <= len(data) and _is_header(data, position):
-        (size,) = struct.unpack(">I", data[position + 4 : position + 8])
-        out += data[position + 8 : position + 8 + size]
-        position += 8 + size
-    if position == 0:
-        return data.decode("utf-8", "replace")
-    return out.decode("utf-8", "replace")
