@@ -79,7 +79,11 @@ def test_kills_a_group_leader_with_its_whole_group(
     assert {p.pgrp for p in found} == {leader.pid}
     assert kill_processes([p for p in found if p.pid == leader.pid]) == [True]
     assert _state(leader.pid) == "gone"  # killed, and reaped since it is our child
-    assert pids(run_id) == set()  # the children went with the group
+    # The children got the same SIGKILL; a busy kernel may take a moment to finish them.
+    deadline = time.monotonic() + 10
+    while pids(run_id):
+        assert time.monotonic() < deadline, f"the group outlived its leader: {pids(run_id)}"
+        time.sleep(0.01)
 
 
 def test_kills_a_process_in_our_group_without_touching_the_group(
