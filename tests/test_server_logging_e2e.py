@@ -11,8 +11,8 @@ from tests._support.server import running_server
 
 def test_the_servers_router_logs_json_at_the_servers_level(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    with running_server(state, global_args=["--log-level", "debug", "--log-json"]):
-        pass
+    with running_server(state, global_args=["--log-level", "debug", "--log-json"]) as server:
+        assert server.api("/healthz")["status"] == "ok"  # up, router included; then stopped
     router_log = (state / "router" / "router.log").read_text().splitlines()
     records = [json.loads(line) for line in router_log]  # every line is JSON
     assert any(

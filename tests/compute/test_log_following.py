@@ -44,8 +44,10 @@ class Follower:
         return got
 
     def read_all(self) -> None:
-        while self.read().more:
-            pass
+        """Read on until a read says nothing more is waiting."""
+        got = self.read()
+        while got.more:
+            got = self.read()
 
 
 def test_a_follower_gets_every_line_once_while_the_log_rotates(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from sluicegate.spec._duration import Duration
 from sluicegate.spec._errors import LocatedError
 from sluicegate.spec._model import SpecModel, check
 from sluicegate.spec._placeholders import unknown_placeholders
-from sluicegate.spec._secret_ref import SecretRef
+from sluicegate.spec._secret_ref import SecretRef, check_env
 
 __all__ = [
     "CONTAINER_PLACEHOLDERS",
@@ -30,7 +30,6 @@ __all__ = [
 CONTAINER_PLACEHOLDERS: frozenset[str] = frozenset({"revision", "replica", "service"})
 """Placeholders in an image, command or env value: revision, replica index (from 0), service."""
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MEMORY = re.compile(r"^\s*(\d+)\s*([bkmg]?)\s*$", re.IGNORECASE)
 _MEMORY_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 _MIN_MEMORY = 6 << 20  # Docker refuses less than 6 MiB
@@ -129,17 +128,7 @@ class ContainerComputeSpec(SpecModel):
     @field_validator("env")
     @classmethod
     def _env(cls, v: dict[str, str | SecretRef]) -> dict[str, str | SecretRef]:
-        problems: list[Problem] = []
-        for key, value in v.items():
-            if not _ENV_NAME.match(key):
-                problems.append(Problem(key, f"{key!r} is not an environment variable name"))
-            elif isinstance(value, str) and (
-                msg := unknown_placeholders(value, CONTAINER_PLACEHOLDERS)
-            ):
-                problems.append(Problem(key, msg))
-        if problems:
-            raise LocatedError(problems)
-        return v
+        return check_env(v, CONTAINER_PLACEHOLDERS)
 
     @check
     def _distinct_hosts(self) -> list[Problem]:

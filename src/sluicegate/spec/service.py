@@ -20,7 +20,6 @@ Decisions written down here because the user sees them:
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, field_validator
@@ -52,7 +51,7 @@ from sluicegate.spec._placeholders import (
     placeholders_in,
     unknown_placeholders,
 )
-from sluicegate.spec._secret_ref import SecretRef
+from sluicegate.spec._secret_ref import SecretRef, check_env
 from sluicegate.spec._service_alarm import ALARM_PLACEHOLDERS, ServiceAlarmSpec, bind_alarm
 from sluicegate.spec.router import (
     FlagMatchSpec,
@@ -100,7 +99,6 @@ __all__ = [
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 Name = Annotated[str, Field(pattern=_NAME)]
 Port = Annotated[int, Field(ge=1, le=65535)]
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 COMPUTE_PLACEHOLDERS: frozenset[str] = frozenset({"port", "revision", "replica", "service"})
 """Placeholders in a local command/env: the replica's port, revision, index (from 0), service."""
@@ -186,17 +184,7 @@ class LocalComputeSpec(SpecModel):
     @field_validator("env")
     @classmethod
     def _env(cls, v: dict[str, str | SecretRef]) -> dict[str, str | SecretRef]:
-        problems: list[Problem] = []
-        for key, value in v.items():
-            if not _ENV_NAME.match(key):
-                problems.append(Problem(key, f"{key!r} is not an environment variable name"))
-            elif isinstance(value, str) and (
-                msg := unknown_placeholders(value, COMPUTE_PLACEHOLDERS)
-            ):
-                problems.append(Problem(key, msg))
-        if problems:
-            raise LocatedError(problems)
-        return v
+        return check_env(v, COMPUTE_PLACEHOLDERS)
 
     @check
     def _port_reaches_process(self) -> list[Problem]:
