@@ -14,8 +14,9 @@ controller re-apply a recorded decision after a crash.
 from __future__ import annotations
 
 import enum
+import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
@@ -114,6 +115,17 @@ class ReplicaEvent:
     replica: Replica
     detail: str = ""
     restarts: int = 0
+
+
+def tell(on_change: Callable[[ReplicaEvent], object] | None, event: ReplicaEvent) -> None:
+    """Hand ``event`` to a backend's ``on_change``: a failing listener is logged, never
+    allowed to break the supervision that noticed the change."""
+    if on_change is None:
+        return
+    try:
+        on_change(event)
+    except Exception:
+        logging.getLogger(__name__).exception("compute: on_change failed for %s", event.kind)
 
 
 @dataclass(frozen=True)

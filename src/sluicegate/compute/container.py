@@ -45,6 +45,7 @@ from sluicegate.compute.base import (
     ReplicaHealth,
     ReplicaState,
     check_names,
+    tell,
 )
 from sluicegate.compute.local import RestartPolicy
 from sluicegate.errors import NotFoundError, Problem, SpecError
@@ -500,12 +501,7 @@ class ContainerCompute:
         return out
 
     def _emit(self, kind: EventKind, box: _Box, detail: str) -> None:
-        if self._on_change is None:
-            return
-        try:
-            self._on_change(ReplicaEvent(kind, box.replica, detail, box.restarts))
-        except Exception:
-            log.exception("container compute: on_change failed for %s", kind)
+        tell(self._on_change, ReplicaEvent(kind, box.replica, detail, box.restarts))
 
     def _get(self, service: str, revision: str) -> _Revision:
         rev = self._revisions.get((service, revision))

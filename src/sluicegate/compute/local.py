@@ -47,6 +47,7 @@ from sluicegate.compute.base import (
     ReplicaHealth,
     ReplicaState,
     check_names,
+    tell,
 )
 from sluicegate.errors import ConflictError, NotFoundError, Problem, SpecError
 from sluicegate.spec.service import ServiceSpec
@@ -523,12 +524,7 @@ class LocalCompute:
             log.warning("cannot write to %s: %s", replica.log_path, exc)
 
     def _emit(self, kind: EventKind, slot: _Slot, detail: str) -> None:
-        if self._on_change is None:
-            return
-        try:
-            self._on_change(ReplicaEvent(kind, slot.replica, detail, slot.restarts))
-        except Exception:
-            log.exception("local compute: on_change failed for %s", kind)
+        tell(self._on_change, ReplicaEvent(kind, slot.replica, detail, slot.restarts))
 
     def _get(self, service: str, revision: str) -> _Revision:
         rev = self._revisions.get((service, revision))
